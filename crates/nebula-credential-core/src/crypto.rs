@@ -1,0 +1,397 @@
+//! Encryption: [`EncryptionKey`], [`Keyring`], AES-256-GCM with the credential id bound
+//! as associated data, and Argon2id passphrase derivation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::data::{EncryptedData, NONCE_LEN};
+use crate::error::CryptoError;
+use crate::id::CredentialId;
+
+/// Length of an AES-256 key in bytes.
+pub const KEY_LEN: usize = 32;
+/// Shortest salt accepted for passphrase derivation, in bytes.
+pub const MIN_SALT_LEN: usize = 16;
+
+/// Associated data: binds a ciphertext to its credential id and format.
+fn associated_data(id: &CredentialId) -> Vec<u8> {
+    let mut aad = b"nebula-credential/v1/".to_vec();
+    aad.extend_from_slice(id.as_str().as_bytes());
+    aad
+}
+
+fn cipher(bytes: &[u8; KEY_LEN]) -> Aes256Gcm {
+    // A 32-byte slice is always a valid AES-256 key.
+    Aes256Gcm::new_from_slice(bytes).expect("32-byte key")
+}
+
+/// A 256-bit AES key with an id. Zeroized on drop; never printed.
+///
+/// The id defaults to a key check value (the first 8 bytes of an AES-GCM tag over
+/// nothing, in hex): stable for the same key, useless for recovering it.
+///
+/// ```
+/// use nebula_credential_core::EncryptionKey;
+/// let key = EncryptionKey::generate();
+/// assert!(!format!("{key:?}").contains(&key.to_base64_unprotected()[..8]));
+/// ```
+#[derive(Clone)]
+pub struct EncryptionKey {
+    id: String,
+    bytes: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl EncryptionKey {
+    /// A fresh random key from a cryptographically secure generator.
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        rand::fill(&mut bytes[..]);
+        Self::from_array(bytes)
+    }
+
+    /// A key from exactly 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let array: [u8; KEY_LEN] = bytes.try_into().map_err(|_| CryptoError::InvalidKey {
+            reason: format!("a key must be {KEY_LEN} bytes, got {}", bytes.len()),
+        })?;
+        Ok(Self::from_array(Zeroizing::new(array)))
+    }
+
+    /// A key from standard base64 of 32 bytes (e.g. `openssl rand -base64 32`).
+    pub fn from_base64(encoded: &SecretString) -> Result<Self, CryptoError> {
+        let decoded = Zeroizing::new(
+            STANDARD
+                .decode(encoded.expose_secret().trim().as_bytes())
+                .map_err(|_| CryptoError::InvalidKey {
+                    reason: "the key is not valid base64; generate one with `openssl rand -base64 32`".into(),
+                })?,
+        );
+        Self::from_bytes(&decoded)
+    }
+
+    /// Derives a key from a passphrase with Argon2id (19 MiB, 2 passes). Slow on purpose:
+    /// derive once at startup, not per operation. Keep `salt` (≥ 16 random bytes) with
+    /// your configuration; the same passphrase and salt give the same key.
+    pub fn from_passphrase(passphrase: &SecretString, salt: &[u8]) -> Result<Self, CryptoError> {
+        if salt.len() < MIN_SALT_LEN {
+            return Err(CryptoError::InvalidKey {
+                reason: format!(
+                    "the salt has {} bytes; use at least {MIN_SALT_LEN} random bytes",
+                    salt.len()
+                ),
+            });
+        }
+        if passphrase.expose_secret().is_empty() {
+            return Err(CryptoError::InvalidKey {
+                reason: "the passphrase is empty".into(),
+            });
+        }
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        argon2::Argon2::default()
+            .hash_password_into(passphrase.expose_secret().as_bytes(), salt, &mut bytes[..])
+            .map_err(|e| CryptoError::InvalidKey {
+                reason: format!("key derivation failed: {e}"),
+            })?;
+        Ok(Self::from_array(bytes))
+    }
+
+    fn from_array(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        let check = cipher(&bytes)
+            .encrypt(
+                &Nonce::from([0u8; NONCE_LEN]),
+                Payload {
+                    msg: b"",
+                    aad: b"nebula-credential key check value",
+                },
+            )
+            .expect("encrypting nothing cannot fail");
+        let id = check[..8].iter().map(|b| format!("{b:02x}")).collect();
+        EncryptionKey { id, bytes }
+    }
+
+    /// Names the key explicitly (1..=64 characters of `[A-Za-z0-9._-]`).
+    pub fn with_id(mut self, id: impl Into<String>) -> Result<Self, CryptoError> {
+        let id = id.into();
+        let ok = (1..=64).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            return Err(CryptoError::InvalidKey {
+                reason: format!("key id {id:?} must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'"),
+            });
+        }
+        self.id = id;
+        Ok(self)
+    }
+
+    /// The key's id, stored beside each ciphertext it seals.
+    pub fn key_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key as base64, for saving a generated key. Handle the result as a secret.
+    pub fn to_base64_unprotected(&self) -> String {
+        STANDARD.encode(&self.bytes[..])
+    }
+
+    /// Encrypts `plaintext` for credential `id` with a fresh random nonce.
+    pub fn encrypt(&self, id: &CredentialId, plaintext: &[u8]) -> Result<EncryptedData, CryptoError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce);
+        let aad = associated_data(id);
+        let ciphertext = cipher(&self.bytes)
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::EncryptionFailed { id: id.clone() })?;
+        Ok(EncryptedData {
+            version: EncryptedData::CURRENT_VERSION,
+            key_id: self.id.clone(),
+            nonce,
+            ciphertext,
+        })
+    }
+
+    /// Decrypts `data` sealed for credential `id`; fails on any tampering, a wrong key,
+    /// or data sealed for another id.
+    pub fn decrypt(&self, id: &CredentialId, data: &EncryptedData) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if data.version != EncryptedData::CURRENT_VERSION {
+            return Err(CryptoError::UnsupportedVersion {
+                id: id.clone(),
+                found: data.version,
+                supported: EncryptedData::CURRENT_VERSION,
+            });
+        }
+        let aad = associated_data(id);
+        cipher(&self.bytes)
+            .decrypt(
+                &Nonce::from(data.nonce),
+                Payload {
+                    msg: &data.ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::DecryptionFailed {
+                id: id.clone(),
+                key_id: self.id.clone(),
+            })
+    }
+}
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptionKey")
+            .field("key_id", &self.id)
+            .field("bytes", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl Drop for EncryptionKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+/// One current key, used for new encryptions, and older keys by id, still able to
+/// decrypt what they sealed — so keys can rotate without losing data.
+#[derive(Clone)]
+pub struct Keyring {
+    current: EncryptionKey,
+    older: BTreeMap<String, EncryptionKey>,
+}
+
+impl Keyring {
+    /// A keyring with `current` as its only key.
+    pub fn new(current: EncryptionKey) -> Self {
+        Keyring {
+            current,
+            older: BTreeMap::new(),
+        }
+    }
+
+    /// Adds an older key that may still be needed for decryption.
+    pub fn with_old_key(mut self, key: EncryptionKey) -> Self {
+        if key.key_id() != self.current.key_id() {
+            self.older.insert(key.key_id().to_string(), key);
+        }
+        self
+    }
+
+    /// Makes `key` current; the previous current key stays available for decryption.
+    pub fn rotate_to(&mut self, key: EncryptionKey) {
+        let previous = std::mem::replace(&mut self.current, key);
+        self.older.remove(self.current.key_id());
+        if previous.key_id() != self.current.key_id() {
+            self.older.insert(previous.key_id().to_string(), previous);
+        }
+    }
+
+    /// The key used for new encryptions.
+    pub fn current(&self) -> &EncryptionKey {
+        &self.current
+    }
+
+    /// Ids of every key held, current first.
+    pub fn key_ids(&self) -> Vec<&str> {
+        std::iter::once(self.current.key_id())
+            .chain(self.older.keys().map(String::as_str))
+            .collect()
+    }
+
+    /// Encrypts with the current key.
+    pub fn encrypt(&self, id: &CredentialId, plaintext: &[u8]) -> Result<EncryptedData, CryptoError> {
+        self.current.encrypt(id, plaintext)
+    }
+
+    /// Decrypts with whichever key sealed `data`.
+    pub fn decrypt(&self, id: &CredentialId, data: &EncryptedData) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let key = if data.key_id == self.current.key_id() {
+            &self.current
+        } else {
+            self.older.get(&data.key_id).ok_or_else(|| CryptoError::UnknownKey {
+                id: id.clone(),
+                key_id: data.key_id.clone(),
+            })?
+        };
+        key.decrypt(id, data)
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &self.current.key_id())
+            .field("older", &self.older.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn id(s: &str) -> CredentialId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let key = EncryptionKey::generate();
+        let data = key.encrypt(&id("a"), b"hunter2").unwrap();
+        assert_eq!(data.ciphertext.len(), 7 + 16);
+        assert_ne!(&data.ciphertext[..7], b"hunter2");
+        assert_eq!(&key.decrypt(&id("a"), &data).unwrap()[..], b"hunter2");
+        let empty = key.encrypt(&id("a"), b"").unwrap();
+        assert!(key.decrypt(&id("a"), &empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn wrong_key_fails() {
+        let data = EncryptionKey::generate().encrypt(&id("a"), b"x").unwrap();
+        let err = EncryptionKey::generate().decrypt(&id("a"), &data).unwrap_err();
+        assert!(matches!(err, CryptoError::DecryptionFailed { .. }));
+    }
+
+    #[test]
+    fn flipped_bit_fails() {
+        let key = EncryptionKey::generate();
+        let data = key.encrypt(&id("a"), b"some secret").unwrap();
+        for i in 0..data.ciphertext.len() {
+            let mut bad = data.clone();
+            bad.ciphertext[i] ^= 0x01;
+            assert!(key.decrypt(&id("a"), &bad).is_err(), "bit flip at byte {i}");
+        }
+        let mut bad = data.clone();
+        bad.nonce[0] ^= 0x80;
+        assert!(key.decrypt(&id("a"), &bad).is_err());
+    }
+
+    #[test]
+    fn ciphertext_moved_to_another_id_fails() {
+        let key = EncryptionKey::generate();
+        let data = key.encrypt(&id("a"), b"x").unwrap();
+        assert!(matches!(
+            key.decrypt(&id("b"), &data),
+            Err(CryptoError::DecryptionFailed { .. })
+        ));
+        assert!(key.decrypt(&id("A"), &data).is_err());
+    }
+
+    #[test]
+    fn nonces_are_unique() {
+        let key = EncryptionKey::generate();
+        let id = id("a");
+        let mut seen = HashSet::with_capacity(100_000);
+        for _ in 0..100_000 {
+            assert!(seen.insert(key.encrypt(&id, b"").unwrap().nonce));
+        }
+    }
+
+    #[test]
+    fn keyring_keeps_old_keys_decrypting() {
+        let old = EncryptionKey::generate();
+        let mut ring = Keyring::new(old.clone());
+        let sealed = ring.encrypt(&id("a"), b"v1").unwrap();
+        assert_eq!(sealed.key_id, old.key_id());
+        let new = EncryptionKey::generate();
+        ring.rotate_to(new.clone());
+        assert_eq!(ring.current().key_id(), new.key_id());
+        assert_eq!(&ring.decrypt(&id("a"), &sealed).unwrap()[..], b"v1");
+        assert_eq!(ring.encrypt(&id("a"), b"v2").unwrap().key_id, new.key_id());
+        assert_eq!(ring.key_ids(), [new.key_id(), old.key_id()]);
+        let lonely = Keyring::new(new);
+        assert!(matches!(
+            lonely.decrypt(&id("a"), &sealed),
+            Err(CryptoError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn key_sources() {
+        let k = EncryptionKey::generate();
+        let b64 = SecretString::from(k.to_base64_unprotected());
+        let again = EncryptionKey::from_base64(&b64).unwrap();
+        assert_eq!(again.key_id(), k.key_id());
+        assert_eq!(k.key_id().len(), 16);
+        assert!(EncryptionKey::from_bytes(&[0; 31]).is_err());
+        assert!(EncryptionKey::from_base64(&SecretString::from("not base64!")).is_err());
+        assert_eq!(k.clone().with_id("prod-2026").unwrap().key_id(), "prod-2026");
+        assert!(k.with_id("bad id").is_err());
+
+        let pass = SecretString::from("correct horse battery staple");
+        let salt = b"0123456789abcdef";
+        let a = EncryptionKey::from_passphrase(&pass, salt).unwrap();
+        let b = EncryptionKey::from_passphrase(&pass, salt).unwrap();
+        assert_eq!(a.key_id(), b.key_id());
+        let c = EncryptionKey::from_passphrase(&pass, b"fedcba9876543210").unwrap();
+        assert_ne!(a.key_id(), c.key_id());
+        assert!(EncryptionKey::from_passphrase(&pass, b"short").is_err());
+        assert!(EncryptionKey::from_passphrase(&SecretString::from(""), salt).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_key_bytes() {
+        let k = EncryptionKey::from_bytes(&[0xAB; 32]).unwrap();
+        let ring = Keyring::new(k.clone());
+        for shown in [format!("{k:?}"), format!("{ring:?}")] {
+            assert!(!shown.contains("ab, ") && !shown.contains("171"), "{shown}");
+            assert!(!shown.contains(&k.to_base64_unprotected()), "{shown}");
+        }
+        assert!(format!("{k:?}").contains("REDACTED"));
+    }
+}

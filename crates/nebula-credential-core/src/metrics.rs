@@ -1,0 +1,229 @@
+//! [`StorageMetrics`]: lock-free counters per operation, filled by the
+//! [`Metered`](crate::layers::Metered) and [`Retry`](crate::layers::Retry) layers.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::Operation;
+
+#[derive(Debug, Default)]
+struct Counters {
+    count: AtomicU64,
+    errors: AtomicU64,
+    retries: AtomicU64,
+    latency_us: AtomicU64,
+}
+
+/// Counters of one operation, as read by [`StorageMetrics::snapshot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OperationStats {
+    /// Calls completed (successful or not).
+    pub count: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Retries performed by the retry layer (not counted in `count`).
+    pub retries: u64,
+    /// Sum of call latencies, in microseconds.
+    pub latency_sum_us: u64,
+}
+
+impl OperationStats {
+    /// Mean latency in milliseconds, 0 when nothing was counted.
+    pub fn avg_latency_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.latency_sum_us as f64 / self.count as f64 / 1_000.0
+        }
+    }
+}
+
+/// A point-in-time copy of [`StorageMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// `store` counters.
+    pub store: OperationStats,
+    /// `retrieve` counters.
+    pub retrieve: OperationStats,
+    /// `delete` counters.
+    pub delete: OperationStats,
+    /// `list` counters.
+    pub list: OperationStats,
+    /// `exists` counters.
+    pub exists: OperationStats,
+}
+
+impl MetricsSnapshot {
+    /// Counters of `operation`.
+    pub fn get(&self, operation: Operation) -> &OperationStats {
+        match operation {
+            Operation::Store => &self.store,
+            Operation::Retrieve => &self.retrieve,
+            Operation::Delete => &self.delete,
+            Operation::List => &self.list,
+            Operation::Exists => &self.exists,
+        }
+    }
+
+    fn total(&self, f: impl Fn(&OperationStats) -> u64) -> u64 {
+        Operation::ALL.iter().map(|op| f(self.get(*op))).sum()
+    }
+
+    /// All calls counted.
+    pub fn total_operations(&self) -> u64 {
+        self.total(|s| s.count)
+    }
+
+    /// All errors counted.
+    pub fn total_errors(&self) -> u64 {
+        self.total(|s| s.errors)
+    }
+
+    /// All retries counted.
+    pub fn total_retries(&self) -> u64 {
+        self.total(|s| s.retries)
+    }
+
+    /// Errors / calls over every operation, 0 when nothing was counted.
+    pub fn error_rate(&self) -> f64 {
+        let ops = self.total_operations();
+        if ops == 0 {
+            0.0
+        } else {
+            self.total_errors() as f64 / ops as f64
+        }
+    }
+}
+
+impl fmt::Display for MetricsSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for op in Operation::ALL {
+            let s = self.get(op);
+            writeln!(
+                f,
+                "{:<8} count={:<6} errors={:<4} retries={:<4} avg={:.3} ms",
+                op.as_str(),
+                s.count,
+                s.errors,
+                s.retries,
+                s.avg_latency_ms()
+            )?;
+        }
+        write!(f, "error rate {:.2} %", self.error_rate() * 100.0)
+    }
+}
+
+/// Atomic counters per operation: count, errors, retries and latency sum.
+///
+/// Share it as `Arc<StorageMetrics>` between the layers and the application.
+#[derive(Debug, Default)]
+pub struct StorageMetrics {
+    ops: [Counters; 5],
+}
+
+impl StorageMetrics {
+    /// Fresh counters, all zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one completed call of `operation`.
+    pub fn record(&self, operation: Operation, latency: Duration, failed: bool) {
+        let c = &self.ops[operation.index()];
+        c.count.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        c.latency_us.fetch_add(us, Ordering::Relaxed);
+        if failed {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one retry of `operation`.
+    pub fn record_retry(&self, operation: Operation) {
+        self.ops[operation.index()].retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let read = |op: Operation| {
+            let c = &self.ops[op.index()];
+            OperationStats {
+                count: c.count.load(Ordering::Relaxed),
+                errors: c.errors.load(Ordering::Relaxed),
+                retries: c.retries.load(Ordering::Relaxed),
+                latency_sum_us: c.latency_us.load(Ordering::Relaxed),
+            }
+        };
+        MetricsSnapshot {
+            store: read(Operation::Store),
+            retrieve: read(Operation::Retrieve),
+            delete: read(Operation::Delete),
+            list: read(Operation::List),
+            exists: read(Operation::Exists),
+        }
+    }
+
+    /// Mean `store` latency in milliseconds.
+    pub fn avg_store_latency_ms(&self) -> f64 {
+        self.snapshot().store.avg_latency_ms()
+    }
+
+    /// Mean `retrieve` latency in milliseconds.
+    pub fn avg_retrieve_latency_ms(&self) -> f64 {
+        self.snapshot().retrieve.avg_latency_ms()
+    }
+
+    /// Errors / calls over every operation.
+    pub fn error_rate(&self) -> f64 {
+        self.snapshot().error_rate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn averages_and_error_rate() {
+        let m = StorageMetrics::new();
+        assert_eq!(m.error_rate(), 0.0);
+        m.record(Operation::Store, Duration::from_millis(2), false);
+        m.record(Operation::Store, Duration::from_millis(4), true);
+        m.record(Operation::Retrieve, Duration::from_micros(500), false);
+        m.record_retry(Operation::Store);
+        assert_eq!(m.avg_store_latency_ms(), 3.0);
+        assert_eq!(m.avg_retrieve_latency_ms(), 0.5);
+        assert!((m.error_rate() - 1.0 / 3.0).abs() < 1e-12);
+        let s = m.snapshot();
+        assert_eq!(s.store.retries, 1);
+        assert!(s.to_string().contains("store"));
+    }
+
+    #[test]
+    fn exact_under_concurrency() {
+        let m = Arc::new(StorageMetrics::new());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1_000u64 {
+                        let op = Operation::ALL[(i % 5) as usize];
+                        m.record(op, Duration::from_micros(1), (i + t) % 10 == 0);
+                        m.record_retry(op);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = m.snapshot();
+        assert_eq!(s.total_operations(), 8_000);
+        assert_eq!(s.total_retries(), 8_000);
+        assert_eq!(s.total_errors(), 800);
+        assert_eq!(s.store.count, 1_600);
+        assert_eq!(s.store.latency_sum_us, 1_600);
+    }
+}

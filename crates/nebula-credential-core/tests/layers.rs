@@ -1,0 +1,249 @@
+//! The layers over a mock: retry policy in action (paused clock), timeouts, metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nebula_credential_core::layers::{Metered, Retry, Timeout};
+use nebula_credential_core::{
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, MockStorageProvider, Operation, ProviderLimits,
+    RetryPolicy, StorageError, StorageMetrics, StorageProvider, Timeouts, async_trait, layers,
+};
+
+fn id(s: &str) -> CredentialId {
+    s.parse().unwrap()
+}
+
+fn data() -> EncryptedData {
+    EncryptedData {
+        version: 1,
+        key_id: "k".into(),
+        nonce: [0; 12],
+        ciphertext: vec![1, 2, 3],
+    }
+}
+
+fn unavailable() -> StorageError {
+    StorageError::Unavailable {
+        provider: "memory",
+        operation: Operation::Retrieve,
+        id: None,
+        source: None,
+    }
+}
+
+fn no_jitter(max_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        jitter: 0.0,
+        ..RetryPolicy::default()
+    }
+}
+
+async fn seeded() -> MockStorageProvider {
+    let mock = MockStorageProvider::new();
+    mock.store(&id("a"), data(), CredentialMetadata::new()).await.unwrap();
+    mock
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_unavailable_then_succeeds_with_exact_backoff() {
+    let mock = seeded().await;
+    mock.fail_next_with(unavailable());
+    mock.fail_next_with(unavailable());
+    let metrics = Arc::new(StorageMetrics::new());
+    let retry = Retry::new(mock.clone(), no_jitter(5)).with_metrics(metrics.clone());
+    let start = tokio::time::Instant::now();
+    let (d, _) = retry.retrieve(&id("a")).await.expect("succeeds on the third attempt");
+    assert_eq!(d, data());
+    // 100 ms + 200 ms of (virtual) backoff, nothing more.
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+    assert_eq!(metrics.snapshot().retrieve.retries, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn does_not_retry_permanent_errors() {
+    for err in [
+        StorageError::NotFound {
+            provider: "memory",
+            id: id("a"),
+        },
+        StorageError::PermissionDenied {
+            provider: "memory",
+            operation: Operation::Retrieve,
+            id: Some(id("a")),
+            required: "grant read".into(),
+        },
+    ] {
+        let mock = seeded().await;
+        let kind = err.kind();
+        mock.fail_next_with(err);
+        let metrics = Arc::new(StorageMetrics::new());
+        let retry = Retry::new(mock.clone(), no_jitter(5)).with_metrics(metrics.clone());
+        let start = tokio::time::Instant::now();
+        let got = retry.retrieve(&id("a")).await.unwrap_err();
+        assert_eq!(got.kind(), kind);
+        assert_eq!(start.elapsed(), Duration::ZERO, "{kind} must not be retried");
+        assert_eq!(metrics.snapshot().total_retries(), 0);
+        // The queue is empty again: the next call reaches the data.
+        assert!(retry.retrieve(&id("a")).await.is_ok());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn gives_up_after_max_retries_with_the_last_error() {
+    let mock = seeded().await;
+    for _ in 0..3 {
+        mock.fail_next_with(unavailable());
+    }
+    mock.fail_next_with(StorageError::Throttled {
+        provider: "memory",
+        operation: Operation::Retrieve,
+        id: None,
+        retry_after: None,
+    });
+    let metrics = Arc::new(StorageMetrics::new());
+    let retry = Retry::new(mock.clone(), no_jitter(3)).with_metrics(metrics.clone());
+    let start = tokio::time::Instant::now();
+    let err = retry.retrieve(&id("a")).await.unwrap_err();
+    assert_eq!(err.kind(), "throttled", "the last error is returned");
+    assert_eq!(start.elapsed(), Duration::from_millis(100 + 200 + 400));
+    assert_eq!(metrics.snapshot().retrieve.retries, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn honours_retry_after() {
+    let mock = seeded().await;
+    mock.fail_next_with(StorageError::Throttled {
+        provider: "memory",
+        operation: Operation::Retrieve,
+        id: None,
+        retry_after: Some(Duration::from_secs(2)),
+    });
+    let retry = Retry::new(mock, no_jitter(1));
+    let start = tokio::time::Instant::now();
+    retry.retrieve(&id("a")).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+/// A provider whose calls never finish.
+#[derive(Debug)]
+struct Hanging;
+
+#[async_trait]
+impl StorageProvider for Hanging {
+    fn provider_name(&self) -> &'static str {
+        "hanging"
+    }
+    fn limits(&self) -> ProviderLimits {
+        ProviderLimits::new(1024)
+    }
+    async fn store(&self, _: &CredentialId, _: EncryptedData, _: CredentialMetadata) -> Result<(), StorageError> {
+        std::future::pending().await
+    }
+    async fn retrieve(&self, _: &CredentialId) -> Result<(EncryptedData, CredentialMetadata), StorageError> {
+        std::future::pending().await
+    }
+    async fn delete(&self, _: &CredentialId) -> Result<(), StorageError> {
+        std::future::pending().await
+    }
+    async fn list(&self, _: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+        std::future::pending().await
+    }
+    async fn exists(&self, _: &CredentialId) -> Result<bool, StorageError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_turns_a_hung_operation_into_timeout() {
+    let t = Timeout::new(
+        Hanging,
+        Timeouts {
+            read_ms: 250,
+            write_ms: 900,
+        },
+    );
+    let start = tokio::time::Instant::now();
+    match t.retrieve(&id("slow")).await {
+        Err(e @ StorageError::Timeout { .. }) => {
+            assert!(e.is_retryable());
+            let msg = e.to_string();
+            assert!(
+                msg.contains("retrieve of credential 'slow' on hanging timed out"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_eq!(start.elapsed(), Duration::from_millis(250));
+    let start = tokio::time::Instant::now();
+    assert!(matches!(
+        t.store(&id("slow"), data(), CredentialMetadata::new()).await,
+        Err(StorageError::Timeout {
+            operation: Operation::Store,
+            ..
+        })
+    ));
+    assert_eq!(start.elapsed(), Duration::from_millis(900));
+    assert!(matches!(
+        t.list(&CredentialFilter::new()).await,
+        Err(StorageError::Timeout { id: None, .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_attempt_has_its_own_deadline() {
+    let metrics = Arc::new(StorageMetrics::new());
+    let stack = layers::standard(
+        Hanging,
+        no_jitter(2),
+        Timeouts {
+            read_ms: 1_000,
+            write_ms: 1_000,
+        },
+        metrics.clone(),
+    );
+    let start = tokio::time::Instant::now();
+    let err = stack.exists(&id("x")).await.unwrap_err();
+    assert_eq!(err.kind(), "timeout");
+    // 3 attempts of 1 s each, plus 100 ms and 200 ms of backoff.
+    assert_eq!(start.elapsed(), Duration::from_millis(3_300));
+    let s = metrics.snapshot();
+    assert_eq!((s.exists.count, s.exists.errors, s.exists.retries), (1, 1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_stay_exact_under_concurrency() {
+    let metrics = Arc::new(StorageMetrics::new());
+    let mock = seeded().await;
+    let metered = Arc::new(Metered::new(mock, metrics.clone()));
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let m = metered.clone();
+            tokio::spawn(async move {
+                for i in 0..1_000 {
+                    match i % 4 {
+                        0 => m
+                            .store(&id(&format!("t{t}_{i}")), data(), CredentialMetadata::new())
+                            .await
+                            .unwrap(),
+                        1 => drop(m.retrieve(&id("a")).await.unwrap()),
+                        2 => assert!(m.retrieve(&id("missing")).await.is_err()),
+                        _ => assert!(m.exists(&id("a")).await.unwrap()),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = metrics.snapshot();
+    assert_eq!(s.store.count, 2_000);
+    assert_eq!(s.retrieve.count, 4_000);
+    assert_eq!(s.retrieve.errors, 2_000);
+    assert_eq!(s.exists.count, 2_000);
+    assert_eq!(s.total_operations(), 8_000);
+    assert_eq!(s.error_rate(), 0.25);
+    assert_eq!(metered.metrics().snapshot(), s);
+}

@@ -1,0 +1,51 @@
+//! Store and retrieve application credentials — API keys, OAuth tokens, passwords —
+//! through one async interface with interchangeable backends.
+//!
+//! Pick a backend with one configuration line, [`open`] it (validation, then the
+//! standard layers: tracing, metrics, retry, timeouts), and use it through a
+//! [`CredentialStore`], which encrypts every value with AES-256-GCM before the
+//! backend sees it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use nebula_credential::prelude::*;
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let config: StorageConfig = toml::from_str(r#"provider = "memory""#)?;
+//! let store = CredentialStore::new(open(&config).await?, Keyring::new(EncryptionKey::generate()));
+//!
+//! let id: CredentialId = "github_token".parse()?;
+//! store.put(&id, b"ghp_example", Tags::from([("env".into(), "prod".into())])).await?;
+//! let secret = store.get(&id).await?;
+//! assert_eq!(secret.expose_secret(), b"ghp_example");
+//! assert_eq!(store.list(&CredentialFilter::new().tag("env", "prod")).await?, vec![id]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Features
+//! Each backend is a cargo feature and a crate of its own; depend only on what you use.
+//! This release ships the in-memory backend (`provider = "memory"`, always available).
+
+#![deny(missing_docs)]
+
+mod config;
+mod open;
+
+pub use config::{MemoryConfig, StorageConfig};
+pub use open::{open, open_with_metrics};
+
+pub use nebula_credential_core::{
+    BoxError, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, CryptoError,
+    EncryptedData, EncryptionKey, Keyring, MetricsSnapshot, MockStorageProvider, Operation, OperationStats,
+    ProviderConfig, ProviderLimits, RetryPolicy, RotationReport, StorageError, StorageMetrics, StorageProvider,
+    StoredRecord, Tags, Timeouts, Timestamp, ValidationError, async_trait, layers, secrecy,
+};
+
+/// The names most applications need: `use nebula_credential::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, EncryptionKey, Keyring, StorageConfig,
+        StorageError, StorageMetrics, StorageProvider, Tags, open, open_with_metrics,
+    };
+    pub use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
+}

@@ -1,0 +1,42 @@
+//! [`open`]: from a [`StorageConfig`] to a provider wrapped in the standard layers.
+
+use std::sync::Arc;
+
+use nebula_credential_core::{MockStorageProvider, StorageError, StorageMetrics, StorageProvider, layers};
+
+use crate::config::StorageConfig;
+
+/// Validates `config`, builds its backend and wraps it in the standard layer stack
+/// (tracing → metrics → retry → timeout → backend). Fails with
+/// [`StorageError::Config`] naming the field before any I/O when the config is invalid.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let config: nebula_credential::StorageConfig = toml::from_str(r#"provider = "memory""#)?;
+/// let provider = nebula_credential::open(&config).await?;
+/// assert_eq!(provider.provider_name(), "memory");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn StorageProvider>, StorageError> {
+    open_with_metrics(config, Arc::new(StorageMetrics::new())).await
+}
+
+/// Like [`open`], recording calls, errors, latencies and retries into `metrics`.
+pub async fn open_with_metrics(
+    config: &StorageConfig,
+    metrics: Arc<StorageMetrics>,
+) -> Result<Arc<dyn StorageProvider>, StorageError> {
+    config.validate()?;
+    let (retry, timeouts) = (*config.retry(), *config.timeouts());
+    let provider: Arc<dyn StorageProvider> = match config {
+        StorageConfig::Memory(c) => Arc::new(layers::standard(
+            MockStorageProvider::with_limit(c.max_payload_bytes),
+            retry,
+            timeouts,
+            metrics,
+        )),
+    };
+    tracing::debug!(provider = provider.provider_name(), "storage provider opened");
+    Ok(provider)
+}

@@ -1,0 +1,87 @@
+//! The memory backend through `open()`: conformance under the full layer stack, and
+//! configuration handling.
+
+use std::sync::Arc;
+
+use nebula_credential::{
+    MemoryConfig, RetryPolicy, StorageConfig, StorageError, StorageMetrics, open, open_with_metrics,
+};
+
+nebula_credential_core::conformance_tests!(memory_via_open, |_namespace: String| async move {
+    open(&StorageConfig::Memory(MemoryConfig {
+        max_payload_bytes: 64 * 1024,
+        ..MemoryConfig::default()
+    }))
+    .await
+    .expect("open memory")
+});
+
+fn config_error(
+    result: Result<Arc<dyn nebula_credential::StorageProvider>, StorageError>,
+) -> nebula_credential::ConfigError {
+    match result {
+        Err(StorageError::Config(e)) => e,
+        other => panic!("expected a ConfigError, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn open_rejects_an_invalid_retry_policy_naming_the_field() {
+    let config: StorageConfig = toml::from_str(
+        r#"
+        provider = "memory"
+        [retry]
+        max_retries = 42
+        "#,
+    )
+    .unwrap();
+    let e = config_error(open(&config).await);
+    assert_eq!((e.provider(), e.field()), ("memory", "retry.max_retries"));
+    assert!(e.to_string().contains("must be at most 10 (got 42)"), "{e}");
+
+    let config = StorageConfig::Memory(MemoryConfig {
+        retry: RetryPolicy {
+            multiplier: 0.0,
+            ..RetryPolicy::default()
+        },
+        ..MemoryConfig::default()
+    });
+    assert_eq!(config_error(open(&config).await).field(), "retry.multiplier");
+}
+
+#[tokio::test]
+async fn open_rejects_invalid_backend_and_timeout_settings() {
+    let config: StorageConfig = toml::from_str("provider = \"memory\"\nmax_payload_bytes = 0").unwrap();
+    assert_eq!(config_error(open(&config).await).field(), "max_payload_bytes");
+    let config: StorageConfig = toml::from_str("provider = \"memory\"\n[timeouts]\nread_ms = 0").unwrap();
+    assert_eq!(config_error(open(&config).await).field(), "timeouts.read_ms");
+}
+
+#[test]
+fn unknown_providers_and_fields_are_refused_when_parsing() {
+    let e = toml::from_str::<StorageConfig>("provider = \"floppy\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("floppy") && e.contains("memory"), "{e}");
+    let e = toml::from_str::<StorageConfig>("provider = \"memory\"\nmax_payload = 5")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_payload"), "{e}");
+    let e = toml::from_str::<StorageConfig>("max_payload_bytes = 5")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("provider"), "{e}");
+}
+
+#[tokio::test]
+async fn the_opened_stack_records_metrics() {
+    let metrics = Arc::new(StorageMetrics::new());
+    let p = open_with_metrics(&StorageConfig::default(), metrics.clone())
+        .await
+        .unwrap();
+    let id = "x".parse().unwrap();
+    assert!(p.retrieve(&id).await.unwrap_err().is_not_found());
+    assert!(!p.exists(&id).await.unwrap());
+    let s = metrics.snapshot();
+    assert_eq!((s.retrieve.count, s.retrieve.errors, s.exists.count), (1, 1, 1));
+}
