@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use nebula_credential::{
-    MemoryConfig, RetryPolicy, StorageConfig, StorageError, StorageMetrics, open, open_with_metrics,
+    CredentialMetadata, EncryptedData, MemoryConfig, RetryPolicy, StorageConfig, StorageError, StorageMetrics, open,
+    open_with_metrics,
 };
 
 nebula_credential_core::conformance_tests!(memory_via_open, |_namespace: String| async move {
@@ -83,5 +84,20 @@ async fn the_opened_stack_records_metrics() {
     assert!(p.retrieve(&id).await.unwrap_err().is_not_found());
     assert!(!p.exists(&id).await.unwrap());
     let s = metrics.snapshot();
-    assert_eq!((s.retrieve.count, s.retrieve.errors, s.exists.count), (1, 1, 1));
+    assert_eq!((s.retrieve.count, s.retrieve.not_found, s.exists.count), (1, 1, 1));
+    p.store(
+        &id,
+        EncryptedData {
+            version: 1,
+            key_id: "k".into(),
+            nonce: [0; 12],
+            ciphertext: vec![0; 2 << 20],
+        },
+        CredentialMetadata::new(),
+    )
+    .await
+    .unwrap_err();
+    let s = metrics.snapshot();
+    assert_eq!((s.store.count, s.store.errors), (1, 1));
+    assert_eq!(s.error_rate(), 1.0 / 3.0);
 }

@@ -52,7 +52,7 @@ pub use id::{CredentialId, MAX_ID_LEN};
 pub use metadata::{
     CredentialMetadata, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, Tags, Timestamp, now, validate_tags,
 };
-pub use metrics::{MetricsSnapshot, OperationStats, StorageMetrics};
+pub use metrics::{MetricsSnapshot, OperationStats, Outcome, StorageMetrics};
 pub use mock::{MOCK_MAX_PAYLOAD_BYTES, MockStorageProvider};
 pub use provider::{ProviderLimits, StorageProvider};
 pub use record::StoredRecord;

@@ -7,9 +7,32 @@ use std::time::Duration;
 
 use crate::error::Operation;
 
+/// How a call ended, for [`StorageMetrics::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// It answered [`StorageError::NotFound`](crate::StorageError::NotFound): an answer, not a failure.
+    NotFound,
+    /// It failed.
+    Error,
+}
+
+impl Outcome {
+    /// The outcome of `result`.
+    pub fn of<T>(result: &Result<T, crate::StorageError>) -> Self {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(e) if e.is_not_found() => Outcome::NotFound,
+            Err(_) => Outcome::Error,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     count: AtomicU64,
+    not_found: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
     latency_us: AtomicU64,
@@ -20,7 +43,9 @@ struct Counters {
 pub struct OperationStats {
     /// Calls completed (successful or not).
     pub count: u64,
-    /// Calls that returned an error.
+    /// Calls that answered `NotFound` (not counted as errors).
+    pub not_found: u64,
+    /// Calls that failed (any error but `NotFound`).
     pub errors: u64,
     /// Retries performed by the retry layer (not counted in `count`).
     pub retries: u64,
@@ -85,7 +110,8 @@ impl MetricsSnapshot {
         self.total(|s| s.retries)
     }
 
-    /// Errors / calls over every operation, 0 when nothing was counted.
+    /// Failed calls / calls over every operation (`NotFound` is not a failure), 0 when
+    /// nothing was counted.
     pub fn error_rate(&self) -> f64 {
         let ops = self.total_operations();
         if ops == 0 {
@@ -102,9 +128,10 @@ impl fmt::Display for MetricsSnapshot {
             let s = self.get(op);
             writeln!(
                 f,
-                "{:<8} count={:<6} errors={:<4} retries={:<4} avg={:.3} ms",
+                "{:<8} count={:<6} not_found={:<4} errors={:<4} retries={:<4} avg={:.3} ms",
                 op.as_str(),
                 s.count,
+                s.not_found,
                 s.errors,
                 s.retries,
                 s.avg_latency_ms()
@@ -129,13 +156,19 @@ impl StorageMetrics {
     }
 
     /// Records one completed call of `operation`.
-    pub fn record(&self, operation: Operation, latency: Duration, failed: bool) {
+    pub fn record(&self, operation: Operation, latency: Duration, outcome: Outcome) {
         let c = &self.ops[operation.index()];
         c.count.fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         c.latency_us.fetch_add(us, Ordering::Relaxed);
-        if failed {
-            c.errors.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::NotFound => {
+                c.not_found.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Error => {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -150,6 +183,7 @@ impl StorageMetrics {
             let c = &self.ops[op.index()];
             OperationStats {
                 count: c.count.load(Ordering::Relaxed),
+                not_found: c.not_found.load(Ordering::Relaxed),
                 errors: c.errors.load(Ordering::Relaxed),
                 retries: c.retries.load(Ordering::Relaxed),
                 latency_sum_us: c.latency_us.load(Ordering::Relaxed),
@@ -189,14 +223,15 @@ mod tests {
     fn averages_and_error_rate() {
         let m = StorageMetrics::new();
         assert_eq!(m.error_rate(), 0.0);
-        m.record(Operation::Store, Duration::from_millis(2), false);
-        m.record(Operation::Store, Duration::from_millis(4), true);
-        m.record(Operation::Retrieve, Duration::from_micros(500), false);
+        m.record(Operation::Store, Duration::from_millis(2), Outcome::Ok);
+        m.record(Operation::Store, Duration::from_millis(4), Outcome::Error);
+        m.record(Operation::Retrieve, Duration::from_micros(500), Outcome::NotFound);
         m.record_retry(Operation::Store);
         assert_eq!(m.avg_store_latency_ms(), 3.0);
         assert_eq!(m.avg_retrieve_latency_ms(), 0.5);
         assert!((m.error_rate() - 1.0 / 3.0).abs() < 1e-12);
         let s = m.snapshot();
+        assert_eq!((s.retrieve.not_found, s.retrieve.errors), (1, 0));
         assert_eq!(s.store.retries, 1);
         assert!(s.to_string().contains("store"));
     }
@@ -210,7 +245,8 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..1_000u64 {
                         let op = Operation::ALL[(i % 5) as usize];
-                        m.record(op, Duration::from_micros(1), (i + t) % 10 == 0);
+                        let outcome = if (i + t) % 10 == 0 { Outcome::Error } else { Outcome::Ok };
+                        m.record(op, Duration::from_micros(1), outcome);
                         m.record_retry(op);
                     }
                 })

@@ -7,16 +7,22 @@ use nebula_credential_core::{ConfigError, MOCK_MAX_PAYLOAD_BYTES, ProviderConfig
 /// Which backend to open, and its settings. Tagged by `provider`, so one line of TOML
 /// switches backend; `retry` and `timeouts` configure the layers of every backend.
 ///
+/// Switching backend is one line (SC-001): the same settings, another `provider`.
+///
 /// ```
 /// use nebula_credential::StorageConfig;
-/// let config: StorageConfig = toml::from_str(r#"
-///     provider = "memory"
-///
+/// let settings = r#"
 ///     [retry]
 ///     max_retries = 3
-/// "#)?;
-/// assert_eq!(config.provider_name(), "memory");
-/// assert_eq!(config.retry().max_retries, 3);
+/// "#;
+/// let memory: StorageConfig = toml::from_str(&format!("provider = \"memory\"\n{settings}"))?;
+/// assert_eq!(memory.provider_name(), "memory");
+/// assert_eq!(memory.retry().max_retries, 3);
+/// # #[cfg(feature = "storage-local")] {
+/// let local: StorageConfig = toml::from_str(&format!("provider = \"local\"\n{settings}"))?;
+/// assert_eq!(local.provider_name(), "local");
+/// assert_eq!(local.retry().max_retries, 3);
+/// # }
 /// # Ok::<(), toml::de::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +31,9 @@ use nebula_credential_core::{ConfigError, MOCK_MAX_PAYLOAD_BYTES, ProviderConfig
 pub enum StorageConfig {
     /// In-memory storage, lost on exit: tests and prototypes.
     Memory(MemoryConfig),
+    /// Encrypted files in a local directory (feature `storage-local`).
+    #[cfg(feature = "storage-local")]
+    Local(nebula_credential_local::LocalStorageConfig),
 }
 
 impl StorageConfig {
@@ -32,6 +41,8 @@ impl StorageConfig {
     pub fn provider_name(&self) -> &'static str {
         match self {
             StorageConfig::Memory(c) => c.provider_name(),
+            #[cfg(feature = "storage-local")]
+            StorageConfig::Local(c) => c.provider_name(),
         }
     }
 
@@ -39,6 +50,8 @@ impl StorageConfig {
     pub fn retry(&self) -> &RetryPolicy {
         match self {
             StorageConfig::Memory(c) => &c.retry,
+            #[cfg(feature = "storage-local")]
+            StorageConfig::Local(c) => &c.retry,
         }
     }
 
@@ -46,16 +59,17 @@ impl StorageConfig {
     pub fn timeouts(&self) -> &Timeouts {
         match self {
             StorageConfig::Memory(c) => &c.timeouts,
+            #[cfg(feature = "storage-local")]
+            StorageConfig::Local(c) => &c.timeouts,
         }
     }
 
     /// Validates the backend's settings and the layer settings, without any I/O.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let provider = self.provider_name();
-        self.retry().validate(provider)?;
-        self.timeouts().validate(provider)?;
         match self {
             StorageConfig::Memory(c) => c.validate(),
+            #[cfg(feature = "storage-local")]
+            StorageConfig::Local(c) => c.validate(),
         }
     }
 }
@@ -110,6 +124,7 @@ impl ProviderConfig for MemoryConfig {
                 ),
             ));
         }
-        Ok(())
+        self.retry.validate("memory")?;
+        self.timeouts.validate("memory")
     }
 }

@@ -24,7 +24,12 @@
 //!
 //! # Features
 //! Each backend is a cargo feature and a crate of its own; depend only on what you use.
-//! This release ships the in-memory backend (`provider = "memory"`, always available).
+//!
+//! | feature | backend | `provider =` |
+//! |---|---|---|
+//! | (always) | in memory | `"memory"` |
+//! | `storage-local` (default) | encrypted local files | `"local"` |
+//! | `storage-all` | every backend above | |
 
 #![deny(missing_docs)]
 
@@ -33,6 +38,10 @@ mod open;
 
 pub use config::{MemoryConfig, StorageConfig};
 pub use open::{open, open_with_metrics};
+
+/// The local file backend (feature `storage-local`).
+#[cfg(feature = "storage-local")]
+pub use nebula_credential_local::{LocalStorageConfig, LocalStorageProvider};
 
 pub use nebula_credential_core::{
     BoxError, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, CryptoError,

@@ -36,6 +36,13 @@ pub async fn open_with_metrics(
             timeouts,
             metrics,
         )),
+        #[cfg(feature = "storage-local")]
+        StorageConfig::Local(c) => Arc::new(layers::standard(
+            nebula_credential_local::LocalStorageProvider::new(c.clone()).await?,
+            retry,
+            timeouts,
+            metrics,
+        )),
     };
     tracing::debug!(provider = provider.provider_name(), "storage provider opened");
     Ok(provider)

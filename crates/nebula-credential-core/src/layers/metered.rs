@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::StorageError;
-use crate::metrics::StorageMetrics;
+use crate::metrics::{Outcome, StorageMetrics};
 use crate::provider::StorageProvider;
 
 use super::{BoxFuture, Call, Layer, Layered, Next};
 
-/// Records every call's latency and outcome in a shared [`StorageMetrics`]. Every
-/// error counts, `NotFound` included, so the error rate is what callers saw.
+/// Records every call's latency and outcome in a shared [`StorageMetrics`]. `NotFound`
+/// is counted apart from failures: it is an answer, and `CredentialStore::put` asks it.
 pub type Metered<P> = Layered<MeteredLayer, P>;
 
 /// The layer behind [`Metered`].
@@ -40,7 +40,8 @@ impl Layer for MeteredLayer {
         Box::pin(async move {
             let start = Instant::now();
             let result = next().await;
-            self.metrics.record(call.operation, start.elapsed(), result.is_err());
+            self.metrics
+                .record(call.operation, start.elapsed(), Outcome::of(&result));
             result
         })
     }
