@@ -25,6 +25,29 @@ impl Samples {
         Samples(v)
     }
 
+    /// Runs `a` and `b` alternately `n` times each, so both see the same disk and
+    /// machine load over the run (fair ratios on a noisy, shared machine).
+    pub fn interleaved<A, FA, B, FB>(rt: &tokio::runtime::Runtime, n: usize, mut a: A, mut b: B) -> (Self, Self)
+    where
+        A: FnMut(usize) -> FA,
+        FA: Future<Output = ()>,
+        B: FnMut(usize) -> FB,
+        FB: Future<Output = ()>,
+    {
+        let (mut va, mut vb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n {
+            let start = Instant::now();
+            rt.block_on(a(i));
+            va.push(start.elapsed());
+            let start = Instant::now();
+            rt.block_on(b(i));
+            vb.push(start.elapsed());
+        }
+        va.sort();
+        vb.sort();
+        (Samples(va), Samples(vb))
+    }
+
     /// The `p`-th percentile (0..=100), nearest rank.
     pub fn percentile(&self, p: f64) -> Duration {
         assert!(!self.0.is_empty(), "no samples");

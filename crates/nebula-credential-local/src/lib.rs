@@ -29,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+mod cache;
 mod config;
 mod fs;
 mod naming;

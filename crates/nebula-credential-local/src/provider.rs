@@ -11,6 +11,7 @@ use nebula_credential_core::{
 use serde::Deserialize;
 
 use crate::PROVIDER;
+use crate::cache::{MetadataCache, Pass, Stamp};
 use crate::config::LocalStorageConfig;
 use crate::fs::{Dir, create_private_dir, probe_writable};
 use crate::naming::{file_name, parse_file_name};
@@ -42,6 +43,7 @@ struct Inner {
     dir: Dir,
     extension: String,
     limit: usize,
+    cache: MetadataCache,
 }
 
 /// Only the metadata of a record, so `list` does not decode ciphertexts.
@@ -64,6 +66,7 @@ impl LocalStorageProvider {
             },
             extension: config.file_extension.clone(),
             limit: config.max_payload_bytes,
+            cache: MetadataCache::default(),
         };
         let inner = tokio::task::spawn_blocking(move || inner.prepare(config.create_dir).map(|()| inner))
             .await
@@ -153,19 +156,25 @@ impl Inner {
         let dir = &self.dir.path;
         let entries = std::fs::read_dir(dir).map_err(|e| io_error(Operation::List, None, dir, e))?;
         let mut ids = Vec::new();
+        let mut cache = filter.needs_metadata().then(|| self.cache.pass());
         for entry in entries {
             let entry = entry.map_err(|e| io_error(Operation::List, None, dir, e))?;
-            let file_name = entry.file_name();
-            let Some(id) = file_name.to_str().and_then(|n| parse_file_name(n, &self.extension)) else {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some(id) = parse_file_name(&name, &self.extension) else {
                 continue;
             };
             if !filter.matches_id(&id) {
+                if let Some(cache) = &mut cache {
+                    cache.keep(name);
+                }
                 continue;
             }
-            if filter.needs_metadata() {
-                match self.read_metadata(&entry.path()) {
-                    Ok(Some(metadata)) if filter.matches(&id, &metadata) => {}
-                    Ok(_) => continue,
+            if let Some(cache) = &mut cache {
+                match matches_metadata(cache, &entry, name, |m| filter.matches(&id, m)) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
                     Err(reason) => {
                         tracing::warn!(
                             provider = PROVIDER,
@@ -179,20 +188,37 @@ impl Inner {
             }
             ids.push(id);
         }
+        if let Some(cache) = cache {
+            cache.finish();
+        }
         ids.sort();
         Ok(ids)
     }
+}
 
-    /// The metadata in `path`; `Ok(None)` when the file vanished meanwhile.
-    fn read_metadata(&self, path: &Path) -> Result<Option<CredentialMetadata>, String> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.to_string()),
-        };
+/// Whether the metadata of a directory entry passes `test`, read from the cache while
+/// the file is unchanged. A file that vanished meanwhile does not pass.
+fn matches_metadata(
+    cache: &mut Pass<'_>,
+    entry: &std::fs::DirEntry,
+    name: String,
+    test: impl FnOnce(&CredentialMetadata) -> bool,
+) -> Result<bool, String> {
+    let stamp = match entry.metadata() {
+        Ok(m) => Stamp::of(&m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.to_string()),
+    };
+    let load = || {
+        let bytes = std::fs::read(entry.path()).map_err(|e| e.to_string())?;
         serde_json::from_slice::<MetadataOnly>(&bytes)
-            .map(|m| Some(m.metadata))
+            .map(|m| m.metadata)
             .map_err(|e| format!("not a credential record ({e})"))
+    };
+    match cache.get_or_load(name, stamp, load) {
+        Ok(metadata) => Ok(test(metadata)),
+        Err(_) if !entry.path().exists() => Ok(false),
+        Err(reason) => Err(reason),
     }
 }
 

@@ -330,3 +330,30 @@ async fn fifty_tasks_on_distinct_ids_and_on_one_id_leave_parseable_files() {
     assert_eq!(d, data(m.tags["writer"].parse().unwrap(), 300));
     assert!(entries(tmp.path(), |n| n.ends_with(".tmp")).is_empty());
 }
+
+#[tokio::test]
+async fn list_sees_changes_made_by_other_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = open(tmp.path()).await;
+    let b = open(tmp.path()).await; // stands for another process: its own cache
+    let prod = CredentialFilter::new().tag("env", "prod");
+    a.store(&id("x"), data(1, 10), tagged("env", "prod")).await.unwrap();
+    a.store(&id("y"), data(1, 10), tagged("env", "dev")).await.unwrap();
+    assert_eq!(a.list(&prod).await.unwrap(), vec![id("x")]);
+    assert_eq!(b.list(&prod).await.unwrap(), vec![id("x")]);
+
+    b.store(&id("x"), data(2, 10), tagged("env", "dev")).await.unwrap();
+    b.store(&id("y"), data(2, 10), tagged("env", "prod")).await.unwrap();
+    assert_eq!(a.list(&prod).await.unwrap(), vec![id("y")], "a sees b's overwrites");
+
+    b.delete(&id("y")).await.unwrap();
+    assert!(a.list(&prod).await.unwrap().is_empty(), "a sees b's delete");
+
+    // An edit in place by some other program, same size, is seen too.
+    a.store(&id("z"), data(3, 10), tagged("env", "prod")).await.unwrap();
+    assert_eq!(a.list(&prod).await.unwrap(), vec![id("z")]);
+    let path = a.file_path(&id("z"));
+    let edited = std::fs::read_to_string(&path).unwrap().replace("\"prod\"", "\"qa!!\"");
+    std::fs::write(&path, edited).unwrap();
+    assert!(a.list(&prod).await.unwrap().is_empty(), "in-place edit seen");
+}

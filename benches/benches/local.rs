@@ -1,0 +1,210 @@
+//! `cargo bench --bench local`: the local backend through `open()`'s full layer stack,
+//! beside two baselines on the same disk in the same run: a raw durable write
+//! (temp file + write + fsync + rename + directory fsync with `std::fs`) and a raw read
+//! of the same bytes. Ends with `name: value unit` lines: p50/p95 per operation and size,
+//! the ratio of `store` p95 to the raw durable write p95, and `list` over 10,000
+//! credentials with a one-tag filter matching 1 %.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::Criterion;
+use nebula_credential::{
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, LocalStorageConfig, StorageConfig,
+    StorageProvider, StoredRecord, open,
+};
+use nebula_credential_benches::{Figures, Samples, micros};
+
+const SIZES: [(usize, &str); 2] = [(1024, "1k"), (10 * 1024, "10k")];
+const WRITE_SAMPLES: usize = 400;
+const READ_SAMPLES: usize = 5_000;
+const LIST_CREDENTIALS: usize = 10_000;
+const LIST_SAMPLES: usize = 20;
+
+fn data(len: usize) -> EncryptedData {
+    EncryptedData {
+        version: 1,
+        key_id: "bench".into(),
+        nonce: [3; 12],
+        ciphertext: vec![0xA5; len],
+    }
+}
+
+fn id(s: &str) -> CredentialId {
+    s.parse().expect("id")
+}
+
+fn bench_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("bench-local")
+        .join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn provider(dir: &Path) -> anyhow::Result<Arc<dyn StorageProvider>> {
+    Ok(open(&StorageConfig::Local(LocalStorageConfig::new(dir))).await?)
+}
+
+/// The baseline: what a durable atomic replace costs with nothing but `std::fs`.
+fn raw_durable_write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&temp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&temp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut figures = Figures::default();
+    let mut c = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+
+    for (size, label) in SIZES {
+        let dir = bench_dir(label)?;
+        let raw_dir = bench_dir(&format!("raw-{label}"))?;
+        let p = rt.block_on(provider(&dir))?;
+        let d = data(size);
+        let record =
+            StoredRecord::new(id("bench"), d.clone(), CredentialMetadata::new()).to_json("bench", usize::MAX)?;
+        let k = id("bench_key");
+        rt.block_on(p.store(&k, d.clone(), CredentialMetadata::new()))?;
+        raw_durable_write(&raw_dir, "raw.json", &record)?;
+
+        let mut group = c.benchmark_group(format!("local_{label}"));
+        group.sample_size(20);
+        group.bench_function("store", |b| {
+            b.iter(|| {
+                rt.block_on(p.store(&k, d.clone(), CredentialMetadata::new()))
+                    .expect("store")
+            })
+        });
+        group.bench_function("raw_durable_write", |b| {
+            b.iter(|| raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write"))
+        });
+        group.bench_function("retrieve", |b| {
+            b.iter(|| rt.block_on(p.retrieve(&k)).expect("retrieve"))
+        });
+        group.bench_function("raw_read", |b| {
+            b.iter(|| fs::read(raw_dir.join("raw.json")).expect("raw read"))
+        });
+        group.bench_function("exists", |b| b.iter(|| rt.block_on(p.exists(&k)).expect("exists")));
+        group.finish();
+
+        let (store, raw_write) = Samples::interleaved(
+            &rt,
+            WRITE_SAMPLES,
+            |_| async {
+                p.store(&k, d.clone(), CredentialMetadata::new()).await.expect("store");
+            },
+            |_| async {
+                raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write");
+            },
+        );
+        let (retrieve, raw_read) = Samples::interleaved(
+            &rt,
+            READ_SAMPLES,
+            |_| async {
+                p.retrieve(&k).await.expect("retrieve");
+            },
+            |_| async {
+                fs::read(raw_dir.join("raw.json")).expect("raw read");
+            },
+        );
+        let exists = Samples::collect(&rt, READ_SAMPLES, |_| async {
+            p.exists(&k).await.expect("exists");
+        });
+        let doomed: Vec<CredentialId> = (0..WRITE_SAMPLES).map(|i| id(&format!("doomed_{i}"))).collect();
+        for k in &doomed {
+            rt.block_on(p.store(k, d.clone(), CredentialMetadata::new()))?;
+        }
+        let delete = Samples::collect(&rt, WRITE_SAMPLES, |i| {
+            let p = p.clone();
+            let k = doomed[i].clone();
+            async move { p.delete(&k).await.expect("delete") }
+        });
+
+        for (name, s) in [
+            ("store", &store),
+            ("raw_durable_write", &raw_write),
+            ("retrieve", &retrieve),
+            ("raw_read", &raw_read),
+            ("exists", &exists),
+            ("delete", &delete),
+        ] {
+            figures.add_latency(&format!("local_{name}_{label}"), s);
+        }
+        figures.add(
+            &format!("local_store_p95_over_raw_durable_write_p95_{label}"),
+            micros(store.p95()) / micros(raw_write.p95()),
+            "x",
+        );
+    }
+
+    // list over 10,000 credentials, 1 % of them tagged team=core.
+    let dir = bench_dir("list")?;
+    let p = rt.block_on(provider(&dir))?;
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..LIST_CREDENTIALS {
+            let p = p.clone();
+            let team = if i % 100 == 0 { "core" } else { "other" };
+            let meta = CredentialMetadata::new().with_tags([("team".to_string(), team.to_string())].into());
+            tasks.spawn(async move { p.store(&id(&format!("cred_{i:05}")), data(1024), meta).await });
+            while tasks.len() >= 64 {
+                tasks.join_next().await.expect("task")??;
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        anyhow::Ok(())
+    })?;
+    let filter = CredentialFilter::new().tag("team", "core");
+    // Cold: a freshly opened provider reads every file once.
+    let cold_provider = rt.block_on(provider(&dir))?;
+    let start = std::time::Instant::now();
+    let matched = rt.block_on(cold_provider.list(&filter))?.len();
+    figures.add(
+        "local_list_10000_one_tag_cold",
+        start.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+    assert_eq!(matched, LIST_CREDENTIALS / 100);
+    let mut group = c.benchmark_group("local_list_10000");
+    group.sample_size(10);
+    group.bench_function("one_tag_1_percent", |b| {
+        b.iter(|| rt.block_on(p.list(&filter)).expect("list"))
+    });
+    group.bench_function("all_ids", |b| {
+        b.iter(|| rt.block_on(p.list(&CredentialFilter::new())).expect("list"))
+    });
+    group.finish();
+    let list = Samples::collect(&rt, LIST_SAMPLES, |_| async {
+        p.list(&filter).await.expect("list");
+    });
+    let list_ids = Samples::collect(&rt, LIST_SAMPLES, |_| async {
+        p.list(&CredentialFilter::new()).await.expect("list");
+    });
+    figures.add("local_list_10000_one_tag_p50", list.p50().as_secs_f64() * 1e3, "ms");
+    figures.add("local_list_10000_one_tag_p95", list.p95().as_secs_f64() * 1e3, "ms");
+    figures.add("local_list_10000_all_ids_p50", list_ids.p50().as_secs_f64() * 1e3, "ms");
+    figures.add("local_list_10000_all_ids_p95", list_ids.p95().as_secs_f64() * 1e3, "ms");
+
+    c.final_summary();
+    figures.print();
+    Ok(())
+}
