@@ -1,0 +1,231 @@
+//! The docker runtime: `docker-compose.test.yml` brings the emulators up (LocalStack,
+//! OpenBao, Lowkey Vault, k3s), then the same variables as the native runtime are exported.
+//! This machine kind has no Docker engine, so this path is checked only by
+//! `docker compose config` where the plugin exists, and by the unit test that keeps the
+//! compose file and xtask's table in agreement.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::emulator::{Emulator, Runtime};
+use crate::process::{run_checked, with_retries};
+use crate::state::{Running, dir, workspace_root};
+
+const ROOT_TOKEN: &str = "nebula-dev-root";
+
+fn compose() -> Command {
+    let mut c = Command::new("docker");
+    c.arg("compose")
+        .arg("-f")
+        .arg(workspace_root().join("docker-compose.test.yml"));
+    c
+}
+
+/// Starts the services of `emulators` and waits for their health checks.
+pub(crate) fn up(emulators: &[Emulator]) -> Result<BTreeMap<Emulator, Running>> {
+    let services: Vec<&str> = emulators.iter().map(|e| e.spec().docker_service).collect();
+    with_retries("docker compose up", || {
+        run_checked(
+            compose().args(["up", "--detach", "--wait"]).args(&services),
+            "docker compose up",
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for &e in emulators {
+        let env = match e {
+            Emulator::Aws => [(
+                "NEBULA_TEST_AWS_ENDPOINT".to_string(),
+                format!("http://127.0.0.1:{}", e.spec().docker_port),
+            )]
+            .into(),
+            Emulator::Vault => vault_env(e)?,
+            Emulator::Azure => azure_env(e)?,
+            Emulator::Kubernetes => kubernetes_env()?,
+        };
+        out.insert(
+            e,
+            Running {
+                runtime: Runtime::Docker,
+                pids: Vec::new(),
+                env,
+                log: None,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Stops and removes the services of `emulators` with their volumes.
+pub(crate) fn down(emulators: &[Emulator]) -> Result<()> {
+    let services: Vec<&str> = emulators.iter().map(|e| e.spec().docker_service).collect();
+    run_checked(
+        compose().args(["rm", "--stop", "--force", "--volumes"]).args(&services),
+        "docker compose rm",
+    )
+    .map(drop)
+}
+
+fn exec(service: &str, args: &[&str]) -> Result<String> {
+    run_checked(
+        compose().args(["exec", "-T", service]).args(args),
+        &format!("docker compose exec {service}"),
+    )
+}
+
+fn vault_env(e: Emulator) -> Result<BTreeMap<String, String>> {
+    let bao = |args: &[&str]| {
+        let mut full = vec![
+            "env",
+            "BAO_ADDR=http://127.0.0.1:8200",
+            "BAO_TOKEN=nebula-dev-root",
+            "bao",
+        ];
+        full.extend_from_slice(args);
+        exec("openbao", &full)
+    };
+    bao(&["auth", "enable", "approle"])?;
+    exec(
+        "openbao",
+        &[
+            "sh",
+            "-c",
+            "echo 'path \"secret/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\",\"patch\"] }' \
+             | BAO_ADDR=http://127.0.0.1:8200 BAO_TOKEN=nebula-dev-root bao policy write nebula-test -",
+        ],
+    )?;
+    bao(&[
+        "write",
+        "auth/approle/role/nebula-test",
+        "token_policies=nebula-test",
+        "token_ttl=1h",
+        "token_max_ttl=4h",
+    ])?;
+    let role_id = bao(&["read", "-field=role_id", "auth/approle/role/nebula-test/role-id"])?;
+    let secret_id = bao(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/nebula-test/secret-id",
+    ])?;
+    Ok([
+        (
+            "NEBULA_TEST_VAULT_ADDR",
+            format!("http://127.0.0.1:{}", e.spec().docker_port),
+        ),
+        ("NEBULA_TEST_VAULT_TOKEN", ROOT_TOKEN.to_string()),
+        ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
+        ("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", secret_id),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect())
+}
+
+fn azure_env(e: Emulator) -> Result<BTreeMap<String, String>> {
+    let run = dir("run")?;
+    let p12 = run.join("lowkey-vault.p12");
+    let pem = run.join("lowkey-vault-ca.pem");
+    std::fs::write(
+        &p12,
+        crate::process::http_get_bytes(8080, "/metadata/default-cert/lowkey-vault.p12")?,
+    )?;
+    run_checked(
+        Command::new("keytool")
+            .args([
+                "-exportcert",
+                "-rfc",
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit",
+                "-keystore",
+            ])
+            .arg(&p12)
+            .arg("-file")
+            .arg(&pem),
+        "keytool -exportcert (install a JDK for keytool)",
+    )?;
+    Ok([
+        (
+            "NEBULA_TEST_AZURE_VAULT_URL",
+            format!("https://nebula.localhost:{}", e.spec().docker_port),
+        ),
+        ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
+        ("NEBULA_TEST_AZURE_API_VERSION", "7.6".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect())
+}
+
+/// Copies k3s's admin kubeconfig out, and makes a restricted one: a service account that
+/// may only get/list/watch Secrets in `nebula-restricted`.
+fn kubernetes_env() -> Result<BTreeMap<String, String>> {
+    let run = dir("run")?.join("k3s");
+    std::fs::create_dir_all(&run)?;
+    let admin = run.join("admin.kubeconfig");
+    run_checked(
+        compose().arg("cp").arg("k3s:/output/kubeconfig.yaml").arg(&admin),
+        "docker compose cp kubeconfig",
+    )?;
+    let manifest = "apiVersion: v1\nkind: Namespace\nmetadata: {name: nebula-restricted}\n---\n\
+        apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: nebula-restricted, namespace: nebula-restricted}\n---\n\
+        apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: secret-reader, namespace: nebula-restricted}\n\
+        rules: [{apiGroups: [\"\"], resources: [secrets], verbs: [get, list, watch]}]\n---\n\
+        apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: secret-reader, namespace: nebula-restricted}\n\
+        roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: secret-reader}\n\
+        subjects: [{kind: ServiceAccount, name: nebula-restricted, namespace: nebula-restricted}]\n";
+    let script = format!("cat <<'EOF' | kubectl apply -f -\n{manifest}EOF");
+    exec("k3s", &["sh", "-c", &script])?;
+    let token = exec(
+        "k3s",
+        &[
+            "kubectl",
+            "create",
+            "token",
+            "nebula-restricted",
+            "-n",
+            "nebula-restricted",
+            "--duration=24h",
+        ],
+    )?;
+    let admin_text = std::fs::read_to_string(&admin)?;
+    let ca = admin_text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+        .context("k3s kubeconfig has no certificate-authority-data")?
+        .trim();
+    let restricted = run.join("restricted.kubeconfig");
+    std::fs::write(
+        &restricted,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: k3s\n  cluster:\n    server: https://127.0.0.1:6443\n    \
+             certificate-authority-data: {ca}\nusers:\n- name: nebula-restricted\n  user:\n    token: {token}\n\
+             contexts:\n- name: k3s\n  context: {{cluster: k3s, user: nebula-restricted, namespace: nebula-restricted}}\n\
+             current-context: k3s\n"
+        ),
+    )?;
+    Ok([
+        ("NEBULA_TEST_KUBECONFIG", admin.display().to_string()),
+        ("NEBULA_TEST_KUBECONFIG_RESTRICTED", restricted.display().to_string()),
+        ("NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE", "nebula-restricted".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect())
+}
+
+/// `docker compose config`: validates the compose file where the plugin is installed.
+pub(crate) fn check_compose_file() -> Result<bool> {
+    let available = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        return Ok(false);
+    }
+    run_checked(compose().args(["config", "--quiet"]), "docker compose config")?;
+    Ok(true)
+}

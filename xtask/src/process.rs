@@ -1,0 +1,262 @@
+//! Processes: finding free ports, starting servers in their own process group with logs,
+//! waiting for health with a deadline, and stopping exactly the pids we started.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rustix::process::{Pid, Signal};
+
+/// A free TCP port on 127.0.0.1 (the OS picks; taken again by the server right after).
+pub(crate) fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts `cmd` in its own process group (so a Ctrl-C in the terminal reaches xtask, which
+/// stops it, rather than killing it half-way), with stdout and stderr appended to `log`.
+pub(crate) fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<u32> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open log {}", log.display()))?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    Ok(child.id())
+}
+
+/// Whether `pid` still runs (zombies count as gone).
+pub(crate) fn alive(pid: u32) -> bool {
+    let Some(pid) = Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    if rustix::process::test_kill_process(pid).is_err() {
+        return false;
+    }
+    // A zombie (exited, not yet reaped by its parent) still answers kill(0).
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Reaps `pid` if it is an exited child of this process, so it does not linger as a
+/// zombie. Not a child (started by an earlier xtask) is fine: its parent was init.
+fn reap(pid: u32) {
+    if let Some(pid) = Pid::from_raw(pid as i32) {
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+    }
+}
+
+/// Stops `pid`: SIGTERM, up to 15 s of grace, then SIGKILL. Gone already is fine.
+pub(crate) fn stop(pid: u32) -> Result<()> {
+    let Some(raw) = Pid::from_raw(pid as i32) else {
+        bail!("invalid pid {pid}");
+    };
+    if !alive(pid) {
+        return Ok(());
+    }
+    let _ = rustix::process::kill_process(raw, Signal::TERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        reap(pid);
+        if !alive(pid) {
+            return Ok(());
+        }
+        sleep(Duration::from_millis(100));
+    }
+    let _ = rustix::process::kill_process(raw, Signal::KILL);
+    sleep(Duration::from_millis(200));
+    reap(pid);
+    Ok(())
+}
+
+/// The status code of `GET path` on 127.0.0.1:`port` (plain HTTP), if it answered.
+pub(crate) fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).ok()?;
+    let line = std::str::from_utf8(&head[..n]).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` (plain HTTP, status 200 required).
+pub(crate) fn http_get_bytes(port: u16, path: &str) -> Result<Vec<u8>> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("cannot connect to port {port}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        bail!("GET {path} answered {}", head.lines().next().unwrap_or_default());
+    }
+    if head.contains("transfer-encoding: chunked") {
+        bail!("GET {path} answered with a chunked body, which this client does not read");
+    }
+    Ok(response[split + 4..].to_vec())
+}
+
+/// Waits until `ready()` is true, failing when `pid` dies or `timeout` passes; either way
+/// the error carries the tail of `log`.
+pub(crate) fn wait_ready(what: &str, pid: u32, log: &Path, timeout: Duration, ready: impl Fn() -> bool) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if ready() {
+            eprintln!("    {what} ready after {:.1} s", start.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        reap(pid);
+        if !alive(pid) {
+            bail!(
+                "{what} exited during startup; last lines of {}:\n{}",
+                log.display(),
+                tail(log, 30)
+            );
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "{what} not ready after {} s; last lines of {}:\n{}",
+                timeout.as_secs(),
+                log.display(),
+                tail(log, 30)
+            );
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub(crate) fn tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs `cmd` to completion, failing with its output when it fails.
+pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {what} ({:?})", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// An error that trying again cannot fix (a registry's definite "not found").
+#[derive(Debug)]
+pub(crate) struct Permanent(pub(crate) String);
+
+impl std::fmt::Display for Permanent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Permanent {}
+
+/// Runs `attempt` up to 3 times, 5 s apart, so a passing registry hiccup does not fail CI.
+/// A [`Permanent`] error ends the attempts at once.
+pub(crate) fn with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut last = None;
+    for n in 1..=3 {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.downcast_ref::<Permanent>().is_some() => return Err(e),
+            Err(e) => {
+                eprintln!("    {what}: attempt {n} of 3 failed: {e:#}");
+                last = Some(e);
+                if n < 3 {
+                    sleep(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+    Err(last.expect("three attempts")).with_context(|| format!("{what} failed 3 times"))
+}
+
+/// Checks that `program` can be run (`program --version` or the given probe args).
+pub(crate) fn require(program: &str, probe: &[&str], install_hint: &str) -> Result<()> {
+    match Command::new(program)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => Ok(()),
+        Err(e) => bail!("prerequisite `{program}` is missing or cannot run ({e}); {install_hint}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_status_reads_the_status_line() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).unwrap();
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+        });
+        assert_eq!(http_status(port, "/health"), Some(204));
+        server.join().unwrap();
+        assert_eq!(http_status(free_port().unwrap(), "/"), None);
+    }
+
+    #[test]
+    fn a_missing_prerequisite_is_named() {
+        let e = require("definitely-not-installed-xyz", &["--version"], "install it").unwrap_err();
+        assert!(e.to_string().contains("`definitely-not-installed-xyz`"), "{e}");
+    }
+
+    #[test]
+    fn stop_ends_a_started_process_and_its_log_is_kept() {
+        let dir = std::env::temp_dir().join(format!("xtask-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("sleep.log");
+        let pid = spawn_logged(Command::new("sleep").arg("30"), &log).unwrap();
+        assert!(alive(pid));
+        stop(pid).unwrap();
+        assert!(!alive(pid));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
