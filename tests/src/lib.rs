@@ -27,6 +27,19 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:08x}", std::process::id())
 }
 
+/// A Secrets Manager client for the AWS emulator, for checks behind the provider's back.
+#[cfg(feature = "aws")]
+pub fn aws_client() -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

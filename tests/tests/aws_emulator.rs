@@ -1,21 +1,8 @@
 //! The AWS Secrets Manager emulator (moto) through the real Rust SDK: create, get, list, delete.
 #![cfg(feature = "aws")]
 
-use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
-use nebula_credential_tests::{emulator_var, unique};
-
-fn client() -> Client {
-    let endpoint = emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws");
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .build();
-    Client::from_conf(config)
-}
+use nebula_credential_tests::{aws_client as client, unique};
 
 #[tokio::test]
 async fn create_get_list_delete_through_the_sdk() {

@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::emulator::{Emulator, Runtime};
+use crate::native;
 use crate::process::{run_checked, with_retries};
 use crate::state::{Running, dir, workspace_root};
 
@@ -35,11 +36,7 @@ pub(crate) fn up(emulators: &[Emulator]) -> Result<BTreeMap<Emulator, Running>> 
     let mut out = BTreeMap::new();
     for &e in emulators {
         let env = match e {
-            Emulator::Aws => [(
-                "NEBULA_TEST_AWS_ENDPOINT".to_string(),
-                format!("http://127.0.0.1:{}", e.spec().docker_port),
-            )]
-            .into(),
+            Emulator::Aws => native::aws_env(format!("http://127.0.0.1:{}", e.spec().docker_port)),
             Emulator::Vault => vault_env(e)?,
             Emulator::Azure => azure_env(e)?,
             Emulator::Kubernetes => kubernetes_env()?,

@@ -94,10 +94,19 @@ fn start_aws(log: &Path) -> Result<Started> {
     wait_ready("aws (moto)", pid, log, Duration::from_secs(60), || {
         http_status(port, "/moto-api/") == Some(200)
     })?;
-    Ok((
-        vec![pid],
-        env([("NEBULA_TEST_AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))]),
-    ))
+    Ok((vec![pid], aws_env(format!("http://127.0.0.1:{port}"))))
+}
+
+/// The AWS emulator's variables: its endpoint, and the static credentials and region the
+/// SDK's standard chain reads (any pair works with moto and LocalStack).
+pub(crate) fn aws_env(endpoint: String) -> BTreeMap<String, String> {
+    env([
+        ("NEBULA_TEST_AWS_ENDPOINT", endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ])
 }
 
 fn random_hex(bytes: usize) -> Result<String> {

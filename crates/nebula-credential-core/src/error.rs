@@ -450,6 +450,19 @@ pub enum CryptoError {
         /// The credential being encrypted.
         id: CredentialId,
     },
+    /// The backend's own key service (e.g. AWS KMS) could not encrypt or decrypt the
+    /// stored record.
+    #[error("the key service behind {provider} could not process credential '{id}' ({code}): {required}")]
+    KeyService {
+        /// Provider name.
+        provider: &'static str,
+        /// The credential concerned.
+        id: CredentialId,
+        /// The service's error code (e.g. `DecryptionFailure`).
+        code: String,
+        /// What to check or grant, e.g. `grant kms:Decrypt on the secret's KMS key`.
+        required: String,
+    },
 }
 
 #[cfg(test)]

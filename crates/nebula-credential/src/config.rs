@@ -34,6 +34,9 @@ pub enum StorageConfig {
     /// Encrypted files in a local directory (feature `storage-local`).
     #[cfg(feature = "storage-local")]
     Local(nebula_credential_local::LocalStorageConfig),
+    /// AWS Secrets Manager (feature `storage-aws`).
+    #[cfg(feature = "storage-aws")]
+    Aws(nebula_credential_aws::AwsSecretsManagerConfig),
 }
 
 impl StorageConfig {
@@ -43,6 +46,8 @@ impl StorageConfig {
             StorageConfig::Memory(c) => c.provider_name(),
             #[cfg(feature = "storage-local")]
             StorageConfig::Local(c) => c.provider_name(),
+            #[cfg(feature = "storage-aws")]
+            StorageConfig::Aws(c) => c.provider_name(),
         }
     }
 
@@ -52,6 +57,8 @@ impl StorageConfig {
             StorageConfig::Memory(c) => &c.retry,
             #[cfg(feature = "storage-local")]
             StorageConfig::Local(c) => &c.retry,
+            #[cfg(feature = "storage-aws")]
+            StorageConfig::Aws(c) => &c.retry,
         }
     }
 
@@ -61,6 +68,8 @@ impl StorageConfig {
             StorageConfig::Memory(c) => &c.timeouts,
             #[cfg(feature = "storage-local")]
             StorageConfig::Local(c) => &c.timeouts,
+            #[cfg(feature = "storage-aws")]
+            StorageConfig::Aws(c) => &c.timeouts,
         }
     }
 
@@ -70,6 +79,8 @@ impl StorageConfig {
             StorageConfig::Memory(c) => c.validate(),
             #[cfg(feature = "storage-local")]
             StorageConfig::Local(c) => c.validate(),
+            #[cfg(feature = "storage-aws")]
+            StorageConfig::Aws(c) => c.validate(),
         }
     }
 }

@@ -29,6 +29,7 @@
 //! |---|---|---|
 //! | (always) | in memory | `"memory"` |
 //! | `storage-local` (default) | encrypted local files | `"local"` |
+//! | `storage-aws` | AWS Secrets Manager | `"aws"` |
 //! | `storage-all` | every backend above | |
 
 #![deny(missing_docs)]
@@ -42,6 +43,10 @@ pub use open::{open, open_with_metrics};
 /// The local file backend (feature `storage-local`).
 #[cfg(feature = "storage-local")]
 pub use nebula_credential_local::{LocalStorageConfig, LocalStorageProvider};
+
+/// The AWS Secrets Manager backend (feature `storage-aws`).
+#[cfg(feature = "storage-aws")]
+pub use nebula_credential_aws::{AwsSecretsManagerConfig, AwsSecretsManagerProvider, Deletion};
 
 pub use nebula_credential_core::{
     BoxError, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, CryptoError,

@@ -43,6 +43,13 @@ pub async fn open_with_metrics(
             timeouts,
             metrics,
         )),
+        #[cfg(feature = "storage-aws")]
+        StorageConfig::Aws(c) => Arc::new(layers::standard(
+            nebula_credential_aws::AwsSecretsManagerProvider::new(c.clone()).await?,
+            retry,
+            timeouts,
+            metrics,
+        )),
     };
     tracing::debug!(provider = provider.provider_name(), "storage provider opened");
     Ok(provider)

@@ -1,0 +1,194 @@
+//! `cargo bench --bench aws` (or `cargo xtask bench aws`, which starts moto): the AWS
+//! provider through `open()`'s full layer stack against moto, beside the raw SDK calls
+//! the provider makes for the same operation, against the same moto, in the same run.
+//! Needs `NEBULA_TEST_AWS_ENDPOINT`; without it the bench says so and measures nothing.
+
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+use criterion::Criterion;
+use nebula_credential::{
+    AwsSecretsManagerConfig, CredentialFilter, CredentialId, CredentialMetadata, Deletion, EncryptedData,
+    StorageConfig, StoredRecord, open,
+};
+use nebula_credential_benches::{Figures, Samples, micros};
+
+const SAMPLES: usize = 300;
+const LISTED: usize = 100;
+
+fn data() -> EncryptedData {
+    EncryptedData {
+        version: 1,
+        key_id: "bench".into(),
+        nonce: [1; 12],
+        ciphertext: vec![7; 1024],
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let Ok(endpoint) = std::env::var("NEBULA_TEST_AWS_ENDPOINT") else {
+        println!(
+            "aws bench: NEBULA_TEST_AWS_ENDPOINT is not set; run `cargo xtask bench aws` to start moto and measure"
+        );
+        return Ok(());
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let prefix = format!("nebula-bench/{}/", std::process::id());
+    let config = AwsSecretsManagerConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint.clone()),
+        secret_prefix: prefix.clone(),
+        deletion: Deletion::Force,
+        ..AwsSecretsManagerConfig::default()
+    };
+    let p = rt.block_on(open(&StorageConfig::Aws(config)))?;
+    let raw = Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+            .build(),
+    );
+    let k: CredentialId = "bench_key".parse()?;
+    // An overwrite keeps created_at (as CredentialStore does), so the tags stay as they are.
+    let meta = CredentialMetadata::new();
+    let name = format!("{prefix}bench_key");
+    let value =
+        String::from_utf8(StoredRecord::new(k.clone(), data(), CredentialMetadata::new()).to_json("aws", usize::MAX)?)?;
+    rt.block_on(p.store(&k, data(), meta.clone()))?;
+    for i in 0..LISTED {
+        let id: CredentialId = format!("listed_{i:03}").parse()?;
+        rt.block_on(p.store(&id, data(), CredentialMetadata::new()))?;
+    }
+
+    let mut c = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    let mut group = c.benchmark_group("aws");
+    group.sample_size(20);
+    group.bench_function("retrieve", |b| {
+        b.iter(|| rt.block_on(p.retrieve(&k)).expect("retrieve"))
+    });
+    group.bench_function("raw_get_secret_value", |b| {
+        b.iter(|| {
+            rt.block_on(raw.get_secret_value().secret_id(&name).send())
+                .expect("get")
+        })
+    });
+    group.finish();
+
+    let (store, raw_store) = Samples::interleaved(
+        &rt,
+        SAMPLES,
+        |_| async { p.store(&k, data(), meta.clone()).await.expect("store") },
+        |_| async {
+            raw.describe_secret().secret_id(&name).send().await.expect("describe");
+            raw.put_secret_value()
+                .secret_id(&name)
+                .secret_string(&value)
+                .send()
+                .await
+                .expect("put");
+        },
+    );
+    let raw_put = Samples::collect(&rt, SAMPLES, |_| async {
+        raw.put_secret_value()
+            .secret_id(&name)
+            .secret_string(&value)
+            .send()
+            .await
+            .expect("put");
+    });
+    let (retrieve, raw_get) = Samples::interleaved(
+        &rt,
+        SAMPLES,
+        |_| async { p.retrieve(&k).await.map(drop).expect("retrieve") },
+        |_| async {
+            raw.get_secret_value()
+                .secret_id(&name)
+                .send()
+                .await
+                .map(drop)
+                .expect("get")
+        },
+    );
+    let (exists, raw_describe) = Samples::interleaved(
+        &rt,
+        SAMPLES,
+        |_| async { assert!(p.exists(&k).await.expect("exists")) },
+        |_| async {
+            raw.describe_secret()
+                .secret_id(&name)
+                .send()
+                .await
+                .map(drop)
+                .expect("describe")
+        },
+    );
+    let (list, raw_list) = Samples::interleaved(
+        &rt,
+        SAMPLES / 10,
+        |_| async { assert_eq!(p.list(&CredentialFilter::new()).await.expect("list").len(), LISTED + 1) },
+        |_| async {
+            let mut pages = raw
+                .list_secrets()
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::TagKey)
+                        .values("nebula-credential:managed")
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::Name)
+                        .values(&prefix)
+                        .build(),
+                )
+                .max_results(100)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                page.expect("page");
+            }
+        },
+    );
+
+    let mut figures = Figures::default();
+    for (label, ours, base) in [
+        ("store", &store, &raw_store),
+        ("retrieve", &retrieve, &raw_get),
+        ("exists", &exists, &raw_describe),
+        ("list_101", &list, &raw_list),
+    ] {
+        figures.add_latency(&format!("aws_{label}"), ours);
+        figures.add_latency(&format!("aws_raw_{label}"), base);
+        figures.add(
+            &format!("aws_{label}_p50_ratio_provider_to_raw"),
+            micros(ours.p50()) / micros(base.p50()),
+            "x",
+        );
+    }
+    figures.add_latency("aws_raw_put_secret_value_alone", &raw_put);
+    figures.add(
+        "aws_store_p50_ratio_to_a_single_put",
+        micros(store.p50()) / micros(raw_put.p50()),
+        "x",
+    );
+
+    rt.block_on(async {
+        for id in p.list(&CredentialFilter::new()).await? {
+            p.delete(&id).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    c.final_summary();
+    figures.print();
+    Ok(())
+}
