@@ -40,7 +40,8 @@ fn cipher(bytes: &[u8; KEY_LEN]) -> Aes256Gcm {
 /// ```
 /// use nebula_credential_core::EncryptionKey;
 /// let key = EncryptionKey::generate();
-/// assert!(!format!("{key:?}").contains(&key.to_base64_unprotected()[..8]));
+/// use secrecy::ExposeSecret;
+/// assert!(!format!("{key:?}").contains(&key.to_base64().expose_secret()[..8]));
 /// ```
 #[derive(Clone)]
 pub struct EncryptionKey {
@@ -137,9 +138,10 @@ impl EncryptionKey {
         &self.id
     }
 
-    /// The key as base64, for saving a generated key. Handle the result as a secret.
-    pub fn to_base64_unprotected(&self) -> String {
-        STANDARD.encode(&self.bytes[..])
+    /// The key as base64, for saving a generated key; [`from_base64`](Self::from_base64)
+    /// reads it back. Zeroized on drop, never printed.
+    pub fn to_base64(&self) -> SecretString {
+        SecretString::from(STANDARD.encode(&self.bytes[..]))
     }
 
     /// Encrypts `plaintext` for credential `id` with a fresh random nonce.
@@ -364,7 +366,7 @@ mod tests {
     #[test]
     fn key_sources() {
         let k = EncryptionKey::generate();
-        let b64 = SecretString::from(k.to_base64_unprotected());
+        let b64 = k.to_base64();
         let again = EncryptionKey::from_base64(&b64).unwrap();
         assert_eq!(again.key_id(), k.key_id());
         assert_eq!(k.key_id().len(), 16);
@@ -390,7 +392,7 @@ mod tests {
         let ring = Keyring::new(k.clone());
         for shown in [format!("{k:?}"), format!("{ring:?}")] {
             assert!(!shown.contains("ab, ") && !shown.contains("171"), "{shown}");
-            assert!(!shown.contains(&k.to_base64_unprotected()), "{shown}");
+            assert!(!shown.contains(k.to_base64().expose_secret()), "{shown}");
         }
         assert!(format!("{k:?}").contains("REDACTED"));
     }

@@ -138,7 +138,7 @@ fn no_secret_reaches_debug_display_or_logs() {
         let metrics = Arc::new(StorageMetrics::new());
         let stack = layers::standard(mock.clone(), RetryPolicy::default(), Timeouts::default(), metrics);
         let key = EncryptionKey::generate();
-        let key_b64 = key.to_base64_unprotected();
+        let key_b64 = key.to_base64().expose_secret().to_string();
         let store = CredentialStore::new(Arc::new(stack), Keyring::new(key.clone()));
         let k = id("canary");
         let mut shown = Vec::new();

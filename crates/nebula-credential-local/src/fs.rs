@@ -128,8 +128,8 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
 /// Checks that the process can create files in `path` (a temporary probe, removed).
 pub(crate) fn probe_writable(path: &Path) -> io::Result<()> {
     tempfile::Builder::new()
-        .prefix(".probe.")
-        .suffix(TEMP_SUFFIX)
+        .prefix(".nebula-probe-")
+        .suffix(".probe")
         .tempfile_in(path)
         .map(drop)
 }

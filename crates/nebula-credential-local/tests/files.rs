@@ -253,7 +253,7 @@ async fn payload_over_the_limit_is_too_large_before_any_write() {
         other => panic!("{other:?}"),
     }
     assert!(
-        entries(tmp.path(), |n| !n.starts_with(".probe")).is_empty(),
+        entries(tmp.path(), |n| !n.starts_with(".nebula-probe-")).is_empty(),
         "nothing written"
     );
 }
