@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
 
@@ -144,7 +145,12 @@ fn with_emulators<T>(
     {
         let before = before.clone();
         ctrlc::set_handler(move || {
+            INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("\n==> interrupted: stopping the emulators this run started");
+            let child = CARGO_CHILD.load(Ordering::SeqCst);
+            if child != 0 {
+                let _ = crate::process::stop(child);
+            }
             if let Err(e) = started_since(&before).and_then(|list| down(&list)) {
                 eprintln!("    could not stop everything: {e:#}");
             }
@@ -185,11 +191,7 @@ pub(crate) fn test_integration(backends: &[Emulator], runtime: Runtime, extra: &
         ])
         .args(extra)
         .envs(env);
-        let status = cmd.status().context("cannot run cargo test")?;
-        if !status.success() {
-            bail!("integration tests failed ({status}); emulator logs are in target/emulators/logs/");
-        }
-        Ok(())
+        run_cargo(&mut cmd).context("integration tests failed; emulator logs are in target/emulators/logs/")
     })
 }
 
@@ -197,21 +199,41 @@ pub(crate) fn test_integration(backends: &[Emulator], runtime: Runtime, extra: &
 pub(crate) fn bench(name: &[&str], emulator: Option<(Emulator, Runtime)>, extra: &[String]) -> Result<()> {
     let name = name.first().copied().unwrap_or_default();
     let run = |env: BTreeMap<String, String>| {
-        let status = cargo()
-            .args(["bench", "-p", "nebula-credential-benches", "--bench", name])
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", "nebula-credential-benches", "--bench", name])
             .args(extra)
-            .envs(env)
-            .status()
-            .context("cannot run cargo bench")?;
-        if !status.success() {
-            bail!("cargo bench --bench {name} failed ({status})");
-        }
-        Ok(())
+            .envs(env);
+        run_cargo(&mut cmd)
     };
     match emulator {
         Some((e, runtime)) => with_emulators(&[e], runtime, run),
         None => run(BTreeMap::new()),
     }
+}
+
+/// The pid of the cargo child running tests or benches, for the Ctrl-C handler.
+static CARGO_CHILD: AtomicU32 = AtomicU32::new(0);
+/// Set by the Ctrl-C handler, which then owns the shutdown.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Runs a cargo child to completion; a Ctrl-C meanwhile stops it too.
+fn run_cargo(cmd: &mut Command) -> Result<()> {
+    let mut child = cmd.spawn().context("cannot run cargo")?;
+    CARGO_CHILD.store(child.id(), Ordering::SeqCst);
+    let status = child.wait();
+    CARGO_CHILD.store(0, Ordering::SeqCst);
+    while INTERRUPTED.load(Ordering::SeqCst) {
+        // The handler is stopping everything and will exit the process.
+        std::thread::park();
+    }
+    let status = status.context("cannot wait for cargo")?;
+    if !status.success() {
+        bail!(
+            "cargo {:?} failed ({status})",
+            cmd.get_args().next().unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// The cargo that runs xtask, so toolchain overrides carry over.
