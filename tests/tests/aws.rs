@@ -290,3 +290,30 @@ async fn fifty_parallel_operations() {
     assert_eq!(p.list(&CredentialFilter::new()).await.unwrap().len(), 20);
     cleanup(p.as_ref()).await;
 }
+
+/// TLS verification is on: an HTTPS endpoint whose certificate no trusted root signed
+/// (here the test kube-apiserver's, from a private CA) is refused, never used.
+#[cfg(feature = "kubernetes")]
+#[tokio::test]
+async fn an_endpoint_with_an_untrusted_certificate_is_refused() {
+    let kubeconfig = std::fs::read_to_string(emulator_var("NEBULA_TEST_KUBECONFIG", "kubernetes")).unwrap();
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("server line")
+        .to_string();
+    assert!(server.starts_with("https://127.0.0.1:"), "{server}");
+    let p = provider(AwsSecretsManagerConfig {
+        endpoint_url: Some(server),
+        ..config(&unique("tls"))
+    })
+    .await;
+    let err = p
+        .retrieve(&id("anything"))
+        .await
+        .expect_err("an untrusted certificate must be refused");
+    assert_eq!(err.kind(), "backend", "{err:?}");
+    assert!(!err.is_retryable(), "a certificate does not fix itself: no retries");
+    assert!(err.to_string().contains("certificate is not trusted"), "{err}");
+    assert!(format!("{err:?}").contains("UnknownIssuer"), "{err:?}");
+}

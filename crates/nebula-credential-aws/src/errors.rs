@@ -21,6 +21,8 @@ pub(crate) enum Kind {
     Unauthenticated,
     /// The credential chain produced no credentials.
     NoCredentials,
+    /// The TLS handshake failed: an untrusted certificate, or no TLS at all.
+    Tls,
     /// Slow down.
     Throttled,
     /// KMS could not encrypt or decrypt.
@@ -91,7 +93,16 @@ where
         let kind = match &err {
             SdkError::ServiceError(_) => classify(code.as_deref(), status.unwrap_or(0)),
             // The credential chain found nothing usable: no request went out.
-            SdkError::DispatchFailure(_) if caused_by_credentials(&err) => Kind::NoCredentials,
+            SdkError::DispatchFailure(_) if in_chain(&err, |e| e.is::<CredentialsError>()) => Kind::NoCredentials,
+            // rustls reports certificate and protocol failures as io::ErrorKind::InvalidData.
+            SdkError::DispatchFailure(_)
+                if in_chain(&err, |e| {
+                    e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+                }) =>
+            {
+                Kind::Tls
+            }
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Kind::Unavailable,
             SdkError::ResponseError(_) if status.is_some_and(|s| s >= 500) => Kind::Unavailable,
             _ => Kind::Other,
@@ -106,14 +117,21 @@ where
     }
 }
 
-/// Whether a credentials-provider failure is in `err`'s source chain.
-fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether some error in `err`'s source chain satisfies `test`. Descends into the error
+/// an `io::Error` wraps, which its `source()` skips.
+fn in_chain(
+    err: &(dyn std::error::Error + 'static),
+    test: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
     let mut next = Some(err);
     while let Some(e) = next {
-        if e.is::<CredentialsError>() {
+        if test(e) {
             return true;
         }
-        next = e.source();
+        next = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     false
 }
@@ -149,6 +167,12 @@ impl AwsError {
                        run `aws sso login`, or run where a role is attached"
                     .into(),
             },
+            Kind::Tls => self.backend(
+                ctx,
+                "the TLS handshake with the endpoint failed: its certificate is not trusted (or it does not \
+                 speak TLS); trust its CA in the system roots or fix endpoint_url — verification stays on"
+                    .into(),
+            ),
             Kind::Throttled => StorageError::Throttled {
                 provider: PROVIDER,
                 operation: ctx.operation,
