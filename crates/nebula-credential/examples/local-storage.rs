@@ -60,10 +60,10 @@ async fn main() -> anyhow::Result<()> {
             tags(&[("env", "staging")]),
         ),
     ];
-    for (name, secret, tags) in credentials {
+    for (name, value, tags) in credentials {
         let id: CredentialId = name.parse()?;
-        let meta = store.put(&id, secret, tags).await?;
-        println!("stored {id} (version {}, {} bytes)", meta.version, secret.len());
+        let meta = store.put(&id, value, tags).await?;
+        println!("stored {id} (version {}, {} bytes)", meta.version, value.len());
     }
 
     let prod = store.list(&CredentialFilter::new().tag("env", "prod")).await?;
