@@ -101,3 +101,17 @@ async fn the_opened_stack_records_metrics() {
     assert_eq!((s.store.count, s.store.errors), (1, 1));
     assert_eq!(s.error_rate(), 1.0 / 3.0);
 }
+
+#[test]
+fn one_environment_variable_names_the_provider() {
+    assert_eq!(StorageConfig::from_env_for("memory").unwrap().provider_name(), "memory");
+    assert_eq!(StorageConfig::from_env_for("local").unwrap().provider_name(), "local");
+    let e = StorageConfig::from_env_for("floppy").unwrap_err();
+    assert_eq!(e.field(), "NEBULA_CREDENTIAL_PROVIDER");
+    assert!(e.to_string().contains("memory, local, aws"), "{e}");
+    #[cfg(not(feature = "aws"))]
+    {
+        let e = StorageConfig::from_env_for("aws").unwrap_err();
+        assert!(e.to_string().contains("`storage-aws` feature"), "{e}");
+    }
+}

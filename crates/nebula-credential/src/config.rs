@@ -39,7 +39,60 @@ pub enum StorageConfig {
     Aws(nebula_credential_aws::AwsSecretsManagerConfig),
 }
 
+/// Every `provider` value, with the cargo feature that compiles it in.
+const PROVIDERS: [(&str, &str); 3] = [
+    ("memory", "(always)"),
+    ("local", "storage-local"),
+    ("aws", "storage-aws"),
+];
+
 impl StorageConfig {
+    /// The configuration named by `NEBULA_CREDENTIAL_PROVIDER` (default `local` when the
+    /// feature is on, else `memory`), with that backend's own variables
+    /// (`LocalStorageConfig::from_env`, `AwsSecretsManagerConfig::from_env`). One variable
+    /// switches backend.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("NEBULA_CREDENTIAL_PROVIDER") {
+            Ok(name) if !name.trim().is_empty() => Self::from_env_for(name.trim()),
+            _ if cfg!(feature = "storage-local") => Self::from_env_for("local"),
+            _ => Self::from_env_for("memory"),
+        }
+    }
+
+    /// The configuration of the backend called `provider`, from its environment variables.
+    pub fn from_env_for(provider: &str) -> Result<Self, ConfigError> {
+        match provider {
+            "memory" => return Ok(StorageConfig::Memory(MemoryConfig::default())),
+            #[cfg(feature = "storage-local")]
+            "local" => {
+                return Ok(StorageConfig::Local(
+                    nebula_credential_local::LocalStorageConfig::from_env(),
+                ));
+            }
+            #[cfg(feature = "storage-aws")]
+            "aws" => {
+                return Ok(StorageConfig::Aws(
+                    nebula_credential_aws::AwsSecretsManagerConfig::from_env(),
+                ));
+            }
+            _ => {}
+        }
+        let rule = match PROVIDERS.iter().find(|(name, _)| *name == provider) {
+            Some((_, feature)) => format!(
+                "names \"{provider}\", which this build does not include; enable the `{feature}` feature of nebula-credential"
+            ),
+            None => format!(
+                "names an unknown provider {provider:?}; use one of {}",
+                PROVIDERS.map(|(name, _)| name).join(", ")
+            ),
+        };
+        Err(ConfigError::new(
+            "nebula-credential",
+            "NEBULA_CREDENTIAL_PROVIDER",
+            rule,
+        ))
+    }
+
     /// The backend this selects (`"memory"`, …), as in the `provider` line.
     pub fn provider_name(&self) -> &'static str {
         match self {
