@@ -28,29 +28,16 @@ pub async fn open_with_metrics(
     metrics: Arc<StorageMetrics>,
 ) -> Result<Arc<dyn StorageProvider>, StorageError> {
     config.validate()?;
-    let (retry, timeouts) = (*config.retry(), *config.timeouts());
-    let provider: Arc<dyn StorageProvider> = match config {
-        StorageConfig::Memory(c) => Arc::new(layers::standard(
-            MockStorageProvider::with_limit(c.max_payload_bytes),
-            retry,
-            timeouts,
-            metrics,
-        )),
+    // Only the backend differs per provider; the layer stack is assembled once.
+    let backend: Box<dyn StorageProvider> = match config {
+        StorageConfig::Memory(c) => Box::new(MockStorageProvider::with_limit(c.max_payload_bytes)),
         #[cfg(feature = "storage-local")]
-        StorageConfig::Local(c) => Arc::new(layers::standard(
-            nebula_credential_local::LocalStorageProvider::new(c.clone()).await?,
-            retry,
-            timeouts,
-            metrics,
-        )),
+        StorageConfig::Local(c) => Box::new(nebula_credential_local::LocalStorageProvider::new(c.clone()).await?),
         #[cfg(feature = "storage-aws")]
-        StorageConfig::Aws(c) => Arc::new(layers::standard(
-            nebula_credential_aws::AwsSecretsManagerProvider::new(c.clone()).await?,
-            retry,
-            timeouts,
-            metrics,
-        )),
+        StorageConfig::Aws(c) => Box::new(nebula_credential_aws::AwsSecretsManagerProvider::new(c.clone()).await?),
     };
+    let provider: Arc<dyn StorageProvider> =
+        Arc::new(layers::standard(backend, *config.retry(), *config.timeouts(), metrics));
     tracing::debug!(provider = provider.provider_name(), "storage provider opened");
     Ok(provider)
 }
