@@ -4,15 +4,38 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ConfigError, Operation};
+use async_trait::async_trait;
 
-/// A provider's configuration: plain data that validates itself before any I/O.
-pub trait ProviderConfig {
+use crate::error::{ConfigError, Operation, StorageError};
+use crate::provider::StorageProvider;
+use crate::retry::RetryPolicy;
+
+/// A provider's configuration: plain data that validates itself before any I/O, says
+/// how its layers behave, and builds its backend. The umbrella crate's `StorageConfig`
+/// and `open()` need nothing else from a backend.
+#[async_trait]
+pub trait ProviderConfig: Send + Sync {
     /// The provider this configures (`"local"`, `"aws"`, …).
     fn provider_name(&self) -> &'static str;
 
     /// Checks every field against the backend's rules; the error names the field.
     fn validate(&self) -> Result<(), ConfigError>;
+
+    /// The retry policy of this backend's [`Retry`](crate::layers::Retry) layer.
+    fn retry(&self) -> &RetryPolicy;
+
+    /// The deadlines of this backend's [`Timeout`](crate::layers::Timeout) layer.
+    fn timeouts(&self) -> &Timeouts;
+
+    /// The configuration from the backend's usual environment variables (documented
+    /// on each implementation).
+    fn from_env() -> Result<Self, ConfigError>
+    where
+        Self: Sized;
+
+    /// Validates, then builds the bare backend (no layers). Does no network I/O beyond
+    /// what building a client needs; use [`StorageProvider::check`] to prove a connection.
+    async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError>;
 }
 
 /// Per-operation deadlines applied by the [`Timeout`](crate::layers::Timeout) layer.

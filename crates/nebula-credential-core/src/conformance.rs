@@ -1,15 +1,26 @@
-//! The behaviour every provider must show, run against each backend.
+//! The behaviour every provider must show, run against each backend — also yours.
 //!
 //! [`conformance_tests!`](crate::conformance_tests) expands into one `#[tokio::test]`
-//! per case inside a module named after the backend, so a failure names both. Each case
-//! gets a fresh provider from the factory in its own namespace (unique per case and run,
-//! so cases can share one real server), and everything the case stored is deleted
-//! afterwards, also when it fails.
+//! per case inside a module named after the backend, so a failure names both. The cases
+//! come from one list ([`for_each_case!`](crate::for_each_case)), which also builds
+//! [`CASES`], so no backend can silently run fewer. Each case gets a fresh provider from
+//! the factory in its own namespace (unique per case and run, so cases can share one
+//! real server), returns a [`CaseResult`], and everything it stored is deleted
+//! afterwards, also when it fails. Cases consult [`Capabilities`](crate::Capabilities)
+//! and check the documented behaviour either way (e.g. `Unsupported` for conditional
+//! stores on a backend without them).
+//!
+//! A backend whose objects live in a shared store passes `foreign = HOOK` (a
+//! [`Foreign`]) so the suite also proves that an object under our name without our
+//! managed-by marker is never read as ours, overwritten or deleted.
+//!
+//! Third-party backends use it the same way: depend on `nebula-credential-core` with the
+//! `conformance` feature in `[dev-dependencies]`, plus `tokio` (`macros`, `rt-multi-thread`).
 //!
 //! ```
-//! // in a provider crate's tests (needs `tokio` with `macros` and `rt-multi-thread`):
+//! // in a provider crate's tests:
 //! nebula_credential_core::conformance_tests!(memory, |_namespace: String| async move {
-//!     nebula_credential_core::MockStorageProvider::new()
+//!     nebula_credential_core::MemoryStorageProvider::new()
 //! });
 //! ```
 
@@ -18,13 +29,110 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Duration;
 
-use crate::data::{EncryptedData, NONCE_LEN};
-use crate::error::StorageError;
+use crate::error::{BoxError, StorageError};
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::layers::BoxFuture;
-use crate::metadata::{CredentialMetadata, Tags, Timestamp, now};
-use crate::provider::StorageProvider;
+use crate::metadata::{CredentialMetadata, Tags, now};
+use crate::provider::{Revision, StorageProvider};
+
+pub use fixtures::*;
+
+/// What a case returns: `Err` names what did not hold.
+pub type CaseResult = Result<(), BoxError>;
+
+/// Fails the case with a formatted message.
+macro_rules! fail {
+    ($($msg:tt)+) => {
+        return Err(format!($($msg)+).into())
+    };
+}
+
+/// Fails the case unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr $(,)?) => {
+        if !$cond {
+            fail!("check failed: {}", stringify!($cond));
+        }
+    };
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            fail!($($msg)+);
+        }
+    };
+}
+
+/// Fails the case unless both sides are equal, showing both.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {
+        ensure_eq!($left, $right, "{}", stringify!($left))
+    };
+    ($left:expr, $right:expr, $($msg:tt)+) => {
+        match (&$left, &$right) {
+            (l, r) => {
+                if l != r {
+                    fail!("{}: left {:?} != right {:?}", format!($($msg)+), l, r);
+                }
+            }
+        }
+    };
+}
+
+/// Test data shared by the suite and by backends' own tests.
+pub mod fixtures {
+    use crate::data::{EncryptedData, NONCE_LEN};
+    use crate::id::CredentialId;
+    use crate::metadata::CredentialMetadata;
+
+    /// A credential id; panics on an invalid one (test data is fixed).
+    pub fn id(s: &str) -> CredentialId {
+        s.parse().expect("valid test id")
+    }
+
+    /// Encrypted data of 64 bytes of `fill`, with a nonce of `fill`.
+    pub fn data(fill: u8) -> EncryptedData {
+        EncryptedData {
+            version: EncryptedData::CURRENT_VERSION,
+            key_id: "conformance-key".into(),
+            nonce: [fill; NONCE_LEN],
+            ciphertext: vec![fill; 64],
+        }
+    }
+
+    /// Encrypted data holding `ciphertext`, with a random nonce.
+    pub fn bytes(ciphertext: Vec<u8>) -> EncryptedData {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce);
+        EncryptedData {
+            version: EncryptedData::CURRENT_VERSION,
+            key_id: "conformance-key".into(),
+            nonce,
+            ciphertext,
+        }
+    }
+
+    /// Fresh metadata without tags.
+    pub fn meta() -> CredentialMetadata {
+        CredentialMetadata::new()
+    }
+
+    /// Fresh metadata with these tags.
+    pub fn tagged(pairs: &[(&str, &str)]) -> CredentialMetadata {
+        CredentialMetadata::new().with_tags(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+}
+
+/// Plants and inspects an object that is not ours under the name a provider in a given
+/// namespace would use for an id (written behind the provider's back, without the
+/// managed-by marker).
+pub trait Foreign: Send + Sync + 'static {
+    /// Creates the foreign object where `id` would live in `namespace`.
+    fn plant<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult>;
+    /// Whether the planted object is still there, unchanged.
+    fn intact<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, Result<bool, BoxError>>;
+    /// Removes the planted object.
+    fn remove<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult>;
+}
 
 type Factory = Arc<dyn Fn(String) -> BoxFuture<'static, Arc<dyn StorageProvider>> + Send + Sync>;
 
@@ -36,6 +144,8 @@ pub struct Fixture {
     pub provider: Arc<dyn StorageProvider>,
     /// This case's namespace (prefix, directory, …) as passed to the factory.
     pub namespace: String,
+    /// The backend's foreign-object hook, when it has one.
+    pub foreign: Option<Arc<dyn Foreign>>,
     factory: Factory,
     opened: Arc<Mutex<Vec<Arc<dyn StorageProvider>>>>,
 }
@@ -52,6 +162,9 @@ impl Fixture {
     }
 }
 
+/// A case of the suite.
+pub type Case = fn(Fixture) -> BoxFuture<'static, CaseResult>;
+
 /// A short random token, unique per test run.
 fn run_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -59,8 +172,9 @@ fn run_token() -> &'static str {
 }
 
 /// Runs one case: opens the provider, runs `case` in its own task, then deletes every
-/// credential the case's providers hold, and re-raises the case's panic, if any.
-pub async fn run<F, Fut, P>(case_name: &str, factory: F, case: fn(Fixture) -> BoxFuture<'static, ()>)
+/// credential the case's providers hold. Panics (failing the test) with the case's
+/// error, its panic, or a failed cleanup.
+pub async fn run<F, Fut, P>(case_name: &str, factory: F, foreign: Option<Arc<dyn Foreign>>, case: Case)
 where
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = P> + Send + 'static,
@@ -76,43 +190,48 @@ where
     let fixture = Fixture {
         provider,
         namespace,
+        foreign,
         factory,
         opened: opened.clone(),
     };
     let outcome = tokio::spawn(case(fixture)).await;
     let providers = opened.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let mut cleanup = Ok(());
     for p in providers {
-        let cleaned = clean(p.as_ref()).await;
-        if outcome.is_ok() {
-            cleaned.unwrap_or_else(|e| panic!("cleanup after `{case_name}` failed: {e}"));
+        if let Err(e) = clean(p.as_ref()).await {
+            cleanup = Err(e);
         }
     }
-    if let Err(e) = outcome {
-        match e.try_into_panic() {
+    match outcome {
+        Ok(Ok(())) => {
+            if let Err(e) = cleanup {
+                panic!("cleanup after `{case_name}` failed: {e}");
+            }
+        }
+        Ok(Err(e)) => panic!("case `{case_name}` failed: {e}"),
+        Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(e) => panic!("case `{case_name}` did not finish: {e}"),
-        }
+        },
     }
 }
 
-async fn clean(p: &dyn StorageProvider) -> Result<(), StorageError> {
+async fn clean(p: &dyn StorageProvider) -> CaseResult {
     for id in p.list(&CredentialFilter::new()).await? {
         p.delete(&id).await?;
     }
     let left = p.list(&CredentialFilter::new()).await?;
-    assert!(left.is_empty(), "credentials left after cleanup: {left:?}");
+    ensure!(left.is_empty(), "credentials left after cleanup: {left:?}");
     Ok(())
 }
 
-/// Expands into one `#[tokio::test]` per conformance case, in `mod $backend`.
-///
-/// `$factory` is an expression of type `Fn(String) -> impl Future<Output = P>`, called
-/// with a namespace unique to the case and run; `P: StorageProvider`. The calling crate
-/// needs `tokio` (features `macros`, `rt-multi-thread`) among its dev-dependencies.
+/// Calls `$callback!` with the list of every case name, after `$args`. The one list:
+/// [`CASES`], [`conformance_tests!`](crate::conformance_tests) and the docs all come
+/// from it. `foreign_object_is_never_ours` is listed apart: it needs a [`Foreign`] hook.
 #[macro_export]
-macro_rules! conformance_tests {
-    ($backend:ident, $factory:expr) => {
-        $crate::conformance_tests!(@cases $backend, $factory;
+macro_rules! for_each_case {
+    ($callback:path; $($args:tt)*) => {
+        $callback!($($args)* ;
             round_trip_bytes_and_metadata,
             overwrite_replaces,
             retrieve_missing_is_not_found,
@@ -135,16 +254,57 @@ macro_rules! conformance_tests {
             concurrent_distinct_ids,
             concurrent_same_id,
             namespaces_are_isolated,
+            check_succeeds,
+            revision_changes_on_every_store,
+            conditional_create_of_existing_is_conflict,
+            stale_revision_is_conflict_and_newer_kept,
+            concurrent_conditional_writers_one_wins,
         );
     };
-    (@cases $backend:ident, $factory:expr; $($case:ident,)*) => {
+}
+
+macro_rules! case_table {
+    (; $($case:ident,)*) => {
+        /// Every case but `foreign_object_is_never_ours`, by name.
+        pub const CASES: &[(&str, Case)] = &[
+            $((stringify!($case), |fx| Box::pin(cases::$case(fx))),)*
+        ];
+    };
+}
+
+for_each_case!(case_table;);
+
+/// Expands into one `#[tokio::test]` per conformance case, in `mod $backend`.
+///
+/// `$factory` is an expression of type `Fn(String) -> impl Future<Output = P>`, called
+/// with a namespace unique to the case and run; `P: StorageProvider`. With
+/// `foreign = $hook` (an expression whose value implements [`Foreign`]) the foreign-object
+/// case runs too. The calling crate needs `tokio` (features `macros`,
+/// `rt-multi-thread`) among its dev-dependencies.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:ident, $factory:expr $(,)?) => {
+        $crate::for_each_case!($crate::conformance_tests; @cases $backend, $factory, None);
+    };
+    ($backend:ident, $factory:expr, foreign = $foreign:expr $(,)?) => {
+        $crate::for_each_case!(
+            $crate::conformance_tests;
+            @cases $backend, $factory,
+            Some(::std::sync::Arc::new($foreign) as ::std::sync::Arc<dyn $crate::conformance::Foreign>);
+            foreign_object_is_never_ours
+        );
+    };
+    (@cases $backend:ident, $factory:expr, $foreign:expr; $($extra:ident)? ; $($case:ident,)*) => {
+        $crate::conformance_tests!(@cases $backend, $factory, $foreign ; $($case,)* $($extra,)?);
+    };
+    (@cases $backend:ident, $factory:expr, $foreign:expr ; $($case:ident,)*) => {
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    $crate::conformance::run(stringify!($case), $factory, |fx| {
+                    $crate::conformance::run(stringify!($case), $factory, $foreign, |fx| {
                         ::std::boxed::Box::pin($crate::conformance::cases::$case(fx))
                     })
                     .await;
@@ -154,27 +314,7 @@ macro_rules! conformance_tests {
     };
 }
 
-/// Test data helpers.
-fn id(s: &str) -> CredentialId {
-    s.parse().expect("valid test id")
-}
-
-fn data(ciphertext: Vec<u8>) -> EncryptedData {
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::fill(&mut nonce);
-    EncryptedData {
-        version: EncryptedData::CURRENT_VERSION,
-        key_id: "conformance-key".into(),
-        nonce,
-        ciphertext,
-    }
-}
-
-fn meta(tags: &[(&str, &str)]) -> CredentialMetadata {
-    CredentialMetadata::new().with_tags(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-}
-
-fn at(t: Timestamp, metadata: CredentialMetadata) -> CredentialMetadata {
+fn at(t: crate::metadata::Timestamp, metadata: CredentialMetadata) -> CredentialMetadata {
     CredentialMetadata {
         created_at: t,
         updated_at: t,
@@ -182,22 +322,31 @@ fn at(t: Timestamp, metadata: CredentialMetadata) -> CredentialMetadata {
     }
 }
 
-async fn must_store(p: &dyn StorageProvider, id: &CredentialId, d: EncryptedData, m: CredentialMetadata) {
-    p.store(id, d, m)
+async fn put(
+    p: &dyn StorageProvider,
+    id: &CredentialId,
+    d: crate::data::EncryptedData,
+    m: CredentialMetadata,
+) -> Result<Revision, BoxError> {
+    p.store(id, &d, &m)
         .await
-        .unwrap_or_else(|e| panic!("store of '{id}' failed: {e}"));
+        .map_err(|e| format!("store of '{id}' failed: {e}").into())
 }
 
-async fn must_get(p: &dyn StorageProvider, id: &CredentialId) -> (EncryptedData, CredentialMetadata) {
-    p.retrieve(id)
-        .await
-        .unwrap_or_else(|e| panic!("retrieve of '{id}' failed: {e}"))
+async fn get(
+    p: &dyn StorageProvider,
+    id: &CredentialId,
+) -> Result<(crate::data::EncryptedData, CredentialMetadata), BoxError> {
+    match p.retrieve(id).await {
+        Ok(s) => Ok(s.into_parts()),
+        Err(e) => Err(format!("retrieve of '{id}' failed: {e}").into()),
+    }
 }
 
-async fn must_list(p: &dyn StorageProvider, f: &CredentialFilter) -> Vec<CredentialId> {
+async fn list(p: &dyn StorageProvider, f: &CredentialFilter) -> Result<Vec<CredentialId>, BoxError> {
     p.list(f)
         .await
-        .unwrap_or_else(|e| panic!("list with {f:?} failed: {e}"))
+        .map_err(|e| format!("list with {f:?} failed: {e}").into())
 }
 
 fn ids(names: &[&str]) -> Vec<CredentialId> {
@@ -207,13 +356,14 @@ fn ids(names: &[&str]) -> Vec<CredentialId> {
 /// The cases, one `pub async fn` each; see [`conformance_tests!`](crate::conformance_tests).
 pub mod cases {
     use super::*;
+    use crate::provider::Precondition;
 
     /// Every byte of data and every metadata field (tags, timestamps, version, expiry)
     /// comes back unchanged.
-    pub async fn round_trip_bytes_and_metadata(fx: Fixture) {
+    pub async fn round_trip_bytes_and_metadata(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let all_bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        let d = data(all_bytes);
+        let d = bytes(all_bytes);
         let t = now() - Duration::days(3);
         let m = CredentialMetadata {
             created_at: t,
@@ -226,340 +376,543 @@ pub mod cases {
             expires_at: Some(t + Duration::days(90)),
         };
         let k = id("round_trip");
-        must_store(p, &k, d.clone(), m.clone()).await;
-        assert_eq!(must_get(p, &k).await, (d, m.clone()));
+        put(p, &k, d.clone(), m.clone()).await?;
+        ensure_eq!(get(p, &k).await?, (d, m.clone()));
 
-        let empty = data(Vec::new());
+        let empty = bytes(Vec::new());
         let k2 = id("empty_value");
-        let m2 = meta(&[]);
-        must_store(p, &k2, empty.clone(), m2.clone()).await;
-        assert_eq!(must_get(p, &k2).await, (empty, m2));
+        let m2 = meta();
+        put(p, &k2, empty.clone(), m2.clone()).await?;
+        ensure_eq!(get(p, &k2).await?, (empty, m2));
+        Ok(())
     }
 
     /// A second store replaces data and metadata entirely (tags removed too).
-    pub async fn overwrite_replaces(fx: Fixture) {
+    pub async fn overwrite_replaces(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let k = id("overwritten");
-        must_store(p, &k, data(vec![1; 32]), meta(&[("a", "1"), ("b", "2")])).await;
-        let d2 = data(vec![2; 48]);
-        let mut m2 = meta(&[("a", "x")]);
+        put(p, &k, bytes(vec![1; 32]), tagged(&[("a", "1"), ("b", "2")])).await?;
+        let d2 = bytes(vec![2; 48]);
+        let mut m2 = tagged(&[("a", "x")]);
         m2.version = 2;
-        must_store(p, &k, d2.clone(), m2.clone()).await;
-        assert_eq!(must_get(p, &k).await, (d2, m2));
-        assert_eq!(must_list(p, &CredentialFilter::new().tag("b", "2")).await, vec![]);
-        assert_eq!(must_list(p, &CredentialFilter::new()).await, vec![k]);
+        put(p, &k, d2.clone(), m2.clone()).await?;
+        ensure_eq!(get(p, &k).await?, (d2, m2));
+        ensure_eq!(list(p, &CredentialFilter::new().tag("b", "2")).await?, vec![]);
+        ensure_eq!(list(p, &CredentialFilter::new()).await?, vec![k]);
+        Ok(())
     }
 
     /// Retrieving an id never stored is `NotFound` naming the id.
-    pub async fn retrieve_missing_is_not_found(fx: Fixture) {
+    pub async fn retrieve_missing_is_not_found(fx: Fixture) -> CaseResult {
         let k = id("never_stored");
         match fx.provider.retrieve(&k).await {
-            Err(StorageError::NotFound { id, .. }) => assert_eq!(id, k),
-            other => panic!("expected NotFound, got {other:?}"),
+            Err(StorageError::NotFound { id, .. }) => ensure_eq!(id, k),
+            other => fail!("expected NotFound, got {other:?}"),
         }
+        Ok(())
     }
 
     /// Deleting an id never stored succeeds (delete is idempotent).
-    pub async fn delete_missing_is_ok(fx: Fixture) {
+    pub async fn delete_missing_is_ok(fx: Fixture) -> CaseResult {
         let k = id("never_stored");
-        fx.provider.delete(&k).await.expect("first delete");
-        fx.provider.delete(&k).await.expect("second delete");
+        fx.provider.delete(&k).await?;
+        fx.provider.delete(&k).await?;
+        Ok(())
     }
 
     /// After delete: retrieve is `NotFound`, exists is false, list omits it, and a
     /// second delete succeeds.
-    pub async fn delete_then_retrieve_is_not_found(fx: Fixture) {
+    pub async fn delete_then_retrieve_is_not_found(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let k = id("doomed");
-        must_store(p, &k, data(vec![9; 16]), meta(&[])).await;
-        p.delete(&k).await.expect("delete");
-        assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
-        assert!(!p.exists(&k).await.expect("exists"));
-        assert!(must_list(p, &CredentialFilter::new()).await.is_empty());
-        p.delete(&k).await.expect("delete again");
+        put(p, &k, bytes(vec![9; 16]), meta()).await?;
+        p.delete(&k).await?;
+        ensure!(
+            matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })),
+            "retrieve after delete is NotFound"
+        );
+        ensure!(!p.exists(&k).await?);
+        ensure!(list(p, &CredentialFilter::new()).await?.is_empty());
+        p.delete(&k).await?;
+        Ok(())
     }
 
     /// An id can be stored again after it was deleted.
-    pub async fn store_after_delete(fx: Fixture) {
+    pub async fn store_after_delete(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let k = id("phoenix");
-        must_store(p, &k, data(vec![1; 8]), meta(&[("gen", "1")])).await;
-        p.delete(&k).await.expect("delete");
-        let d = data(vec![2; 8]);
-        let m = meta(&[("gen", "2")]);
-        must_store(p, &k, d.clone(), m.clone()).await;
-        assert_eq!(must_get(p, &k).await, (d, m));
-        assert!(p.exists(&k).await.expect("exists"));
+        put(p, &k, bytes(vec![1; 8]), tagged(&[("gen", "1")])).await?;
+        p.delete(&k).await?;
+        let d = bytes(vec![2; 8]);
+        let m = tagged(&[("gen", "2")]);
+        put(p, &k, d.clone(), m.clone()).await?;
+        ensure_eq!(get(p, &k).await?, (d, m));
+        ensure!(p.exists(&k).await?);
+        Ok(())
     }
 
     /// `exists` is true for a stored id and false for another.
-    pub async fn exists_true_and_false(fx: Fixture) {
+    pub async fn exists_true_and_false(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let k = id("present");
-        assert!(!p.exists(&k).await.expect("exists before"));
-        must_store(p, &k, data(vec![1]), meta(&[])).await;
-        assert!(p.exists(&k).await.expect("exists after"));
-        assert!(!p.exists(&id("absent")).await.expect("exists other"));
+        ensure!(!p.exists(&k).await?);
+        put(p, &k, bytes(vec![1]), meta()).await?;
+        ensure!(p.exists(&k).await?);
+        ensure!(!p.exists(&id("absent")).await?);
+        Ok(())
     }
 
     /// A fresh namespace lists nothing, with or without filters.
-    pub async fn list_empty(fx: Fixture) {
+    pub async fn list_empty(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
-        assert!(must_list(p, &CredentialFilter::new()).await.is_empty());
-        assert!(
-            must_list(p, &CredentialFilter::new().tag("env", "prod"))
-                .await
-                .is_empty()
-        );
-        assert!(must_list(p, &CredentialFilter::new().id_prefix("x")).await.is_empty());
+        ensure!(list(p, &CredentialFilter::new()).await?.is_empty());
+        ensure!(list(p, &CredentialFilter::new().tag("env", "prod")).await?.is_empty());
+        ensure!(list(p, &CredentialFilter::new().id_prefix("x")).await?.is_empty());
+        Ok(())
     }
 
     /// `list` returns ids sorted ascending (byte order: uppercase before lowercase).
-    pub async fn list_sorted(fx: Fixture) {
+    pub async fn list_sorted(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let names = ["delta", "Alpha", "charlie", "bravo", "a-1", "a_1", "Zulu", "0zero"];
         for n in names {
-            must_store(p, &id(n), data(vec![1]), meta(&[])).await;
+            put(p, &id(n), bytes(vec![1]), meta()).await?;
         }
         let mut expected = ids(&names);
         expected.sort();
-        assert_eq!(must_list(p, &CredentialFilter::new()).await, expected);
+        ensure_eq!(list(p, &CredentialFilter::new()).await?, expected);
+        Ok(())
     }
 
     /// A one-tag filter returns exactly the credentials with that tag value.
-    pub async fn list_by_one_tag(fx: Fixture) {
+    pub async fn list_by_one_tag(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
-        must_store(p, &id("p1"), data(vec![1]), meta(&[("env", "prod")])).await;
-        must_store(p, &id("p2"), data(vec![1]), meta(&[("env", "prod"), ("x", "y")])).await;
-        must_store(p, &id("s1"), data(vec![1]), meta(&[("env", "staging")])).await;
-        must_store(p, &id("n1"), data(vec![1]), meta(&[])).await;
-        must_store(p, &id("c1"), data(vec![1]), meta(&[("env", "Prod")])).await;
-        let got = must_list(p, &CredentialFilter::new().tag("env", "prod")).await;
-        assert_eq!(got, ids(&["p1", "p2"]));
-        let none = must_list(p, &CredentialFilter::new().tag("env", "dev")).await;
-        assert!(none.is_empty());
+        put(p, &id("p1"), bytes(vec![1]), tagged(&[("env", "prod")])).await?;
+        put(p, &id("p2"), bytes(vec![1]), tagged(&[("env", "prod"), ("x", "y")])).await?;
+        put(p, &id("s1"), bytes(vec![1]), tagged(&[("env", "staging")])).await?;
+        put(p, &id("n1"), bytes(vec![1]), meta()).await?;
+        put(p, &id("c1"), bytes(vec![1]), tagged(&[("env", "Prod")])).await?;
+        let got = list(p, &CredentialFilter::new().tag("env", "prod")).await?;
+        ensure_eq!(got, ids(&["p1", "p2"]));
+        let none = list(p, &CredentialFilter::new().tag("env", "dev")).await?;
+        ensure!(none.is_empty());
+        Ok(())
     }
 
     /// A two-tag filter requires both (AND).
-    pub async fn list_by_two_tags(fx: Fixture) {
+    pub async fn list_by_two_tags(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
-        must_store(
+        put(
             p,
             &id("both"),
-            data(vec![1]),
-            meta(&[("env", "prod"), ("team", "core")]),
+            bytes(vec![1]),
+            tagged(&[("env", "prod"), ("team", "core")]),
         )
-        .await;
-        must_store(p, &id("env_only"), data(vec![1]), meta(&[("env", "prod")])).await;
-        must_store(p, &id("team_only"), data(vec![1]), meta(&[("team", "core")])).await;
-        must_store(
+        .await?;
+        put(p, &id("env_only"), bytes(vec![1]), tagged(&[("env", "prod")])).await?;
+        put(p, &id("team_only"), bytes(vec![1]), tagged(&[("team", "core")])).await?;
+        put(
             p,
             &id("other_team"),
-            data(vec![1]),
-            meta(&[("env", "prod"), ("team", "web")]),
+            bytes(vec![1]),
+            tagged(&[("env", "prod"), ("team", "web")]),
         )
-        .await;
+        .await?;
         let f = CredentialFilter::new().tag("env", "prod").tag("team", "core");
-        assert_eq!(must_list(p, &f).await, ids(&["both"]));
+        ensure_eq!(list(p, &f).await?, ids(&["both"]));
+        Ok(())
     }
 
     /// An id prefix filter is case-sensitive and exact.
-    pub async fn list_by_id_prefix(fx: Fixture) {
+    pub async fn list_by_id_prefix(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         for n in ["db_main", "db_replica", "DB_upper", "dbx", "api_db_key"] {
-            must_store(p, &id(n), data(vec![1]), meta(&[])).await;
+            put(p, &id(n), bytes(vec![1]), meta()).await?;
         }
-        let got = must_list(p, &CredentialFilter::new().id_prefix("db_")).await;
-        assert_eq!(got, ids(&["db_main", "db_replica"]));
-        let got = must_list(p, &CredentialFilter::new().id_prefix("db").tag("missing", "x")).await;
-        assert!(got.is_empty());
+        let got = list(p, &CredentialFilter::new().id_prefix("db_")).await?;
+        ensure_eq!(got, ids(&["db_main", "db_replica"]));
+        let got = list(p, &CredentialFilter::new().id_prefix("db").tag("missing", "x")).await?;
+        ensure!(got.is_empty());
+        Ok(())
     }
 
     /// `created_after` / `created_before` select by creation time, exclusively.
-    pub async fn list_by_created_range(fx: Fixture) {
+    pub async fn list_by_created_range(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let t0 = now() - Duration::days(10);
         for (i, n) in ["old", "middle", "new"].into_iter().enumerate() {
             let t = t0 + Duration::hours(i as i64);
-            must_store(p, &id(n), data(vec![1]), at(t, meta(&[]))).await;
+            put(p, &id(n), bytes(vec![1]), at(t, meta())).await?;
         }
         let f = CredentialFilter::new()
             .created_after(t0 + Duration::minutes(30))
             .created_before(t0 + Duration::minutes(90));
-        assert_eq!(must_list(p, &f).await, ids(&["middle"]));
+        ensure_eq!(list(p, &f).await?, ids(&["middle"]));
         let f = CredentialFilter::new().created_after(t0);
-        assert_eq!(must_list(p, &f).await, ids(&["middle", "new"]));
+        ensure_eq!(list(p, &f).await?, ids(&["middle", "new"]));
         let f = CredentialFilter::new().created_before(t0 + Duration::hours(1));
-        assert_eq!(must_list(p, &f).await, ids(&["old"]));
+        ensure_eq!(list(p, &f).await?, ids(&["old"]));
+        Ok(())
     }
 
     /// `Api_Key`, `api_key` and `API_KEY` are three credentials on every backend.
-    pub async fn ids_differing_in_case_are_distinct(fx: Fixture) {
+    pub async fn ids_differing_in_case_are_distinct(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let names = ["Api_Key", "api_key", "API_KEY"];
         for (i, n) in names.iter().enumerate() {
-            must_store(p, &id(n), data(vec![i as u8; 4]), meta(&[("n", n)])).await;
+            put(p, &id(n), bytes(vec![i as u8; 4]), tagged(&[("n", n)])).await?;
         }
         for (i, n) in names.iter().enumerate() {
-            let (d, m) = must_get(p, &id(n)).await;
-            assert_eq!(d.ciphertext, vec![i as u8; 4], "{n}");
-            assert_eq!(m.tags["n"], *n);
+            let (d, m) = get(p, &id(n)).await?;
+            ensure_eq!(d.ciphertext, vec![i as u8; 4], "{n}");
+            ensure_eq!(m.tags["n"], *n);
         }
         let mut expected = ids(&names);
         expected.sort();
-        assert_eq!(must_list(p, &CredentialFilter::new()).await, expected);
-        p.delete(&id("api_key")).await.expect("delete");
-        assert!(p.exists(&id("Api_Key")).await.expect("exists"));
-        assert!(!p.exists(&id("api_key")).await.expect("exists"));
+        ensure_eq!(list(p, &CredentialFilter::new()).await?, expected);
+        p.delete(&id("api_key")).await?;
+        ensure!(p.exists(&id("Api_Key")).await?);
+        ensure!(!p.exists(&id("api_key")).await?);
+        Ok(())
     }
 
     /// A 128-character mixed-case id with `_` and `-` round-trips and lists as given.
-    pub async fn longest_mixed_case_id_round_trips(fx: Fixture) {
+    pub async fn longest_mixed_case_id_round_trips(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let name: String = "Ab_9-zY".chars().cycle().take(128).collect();
         let k = id(&name);
-        let d = data(vec![5; 20]);
-        let m = meta(&[("long", "yes")]);
-        must_store(p, &k, d.clone(), m.clone()).await;
-        assert_eq!(must_get(p, &k).await, (d, m));
-        assert!(p.exists(&k).await.expect("exists"));
-        assert_eq!(must_list(p, &CredentialFilter::new()).await, vec![k.clone()]);
+        let d = bytes(vec![5; 20]);
+        let m = tagged(&[("long", "yes")]);
+        put(p, &k, d.clone(), m.clone()).await?;
+        ensure_eq!(get(p, &k).await?, (d, m));
+        ensure!(p.exists(&k).await?);
+        ensure_eq!(list(p, &CredentialFilter::new()).await?, vec![k.clone()]);
         let prefix: String = name.chars().take(100).collect();
-        assert_eq!(must_list(p, &CredentialFilter::new().id_prefix(prefix)).await, vec![k]);
+        ensure_eq!(list(p, &CredentialFilter::new().id_prefix(prefix)).await?, vec![k]);
+        Ok(())
     }
 
     /// A tag value with non-ASCII Unicode round-trips and filters.
-    pub async fn unicode_tag_value_round_trips(fx: Fixture) {
+    pub async fn unicode_tag_value_round_trips(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let value = "Zürich — 東京 ✓ 🚀 ÆØÅ";
         let k = id("unicode");
-        let m = meta(&[("city", value), ("empty", "")]);
-        must_store(p, &k, data(vec![1]), m.clone()).await;
-        assert_eq!(must_get(p, &k).await.1, m);
-        assert_eq!(must_list(p, &CredentialFilter::new().tag("city", value)).await, vec![k]);
+        let m = tagged(&[("city", value), ("empty", "")]);
+        put(p, &k, bytes(vec![1]), m.clone()).await?;
+        ensure_eq!(get(p, &k).await?.1, m);
+        ensure_eq!(list(p, &CredentialFilter::new().tag("city", value)).await?, vec![k]);
+        Ok(())
     }
 
     /// The maximum of 10 tags round-trips, and a filter on the last one works.
-    pub async fn ten_tags_round_trip(fx: Fixture) {
+    pub async fn ten_tags_round_trip(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
         let tags: Tags = (0..10)
             .map(|i| (format!("key-{i}.x_{i}"), format!("value {i}")))
             .collect();
-        assert_eq!(tags.len(), crate::metadata::MAX_TAGS);
+        ensure_eq!(tags.len(), crate::metadata::MAX_TAGS);
         let k = id("ten_tags");
         let m = CredentialMetadata::new().with_tags(tags);
-        must_store(p, &k, data(vec![1]), m.clone()).await;
-        assert_eq!(must_get(p, &k).await.1, m);
+        put(p, &k, bytes(vec![1]), m.clone()).await?;
+        ensure_eq!(get(p, &k).await?.1, m);
         let f = CredentialFilter::new().tag("key-9.x_9", "value 9");
-        assert_eq!(must_list(p, &f).await, vec![k]);
+        ensure_eq!(list(p, &f).await?, vec![k]);
+        Ok(())
     }
 
     /// A value of half the provider's payload limit stores and round-trips.
-    pub async fn payload_within_limit_stores(fx: Fixture) {
+    pub async fn payload_within_limit_stores(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
-        let limit = p.limits().max_payload_bytes;
+        let limit = p.capabilities().max_payload_bytes;
         let k = id("half_limit");
-        let d = data((0..limit / 2).map(|i| (i % 251) as u8).collect());
-        must_store(p, &k, d.clone(), meta(&[])).await;
-        assert_eq!(must_get(p, &k).await.0, d);
+        let d = bytes((0..limit / 2).map(|i| (i % 251) as u8).collect());
+        put(p, &k, d.clone(), meta()).await?;
+        ensure_eq!(get(p, &k).await?.0, d);
+        Ok(())
     }
 
     /// A value of twice the limit is `TooLarge`, naming both sizes, and nothing is stored.
-    pub async fn payload_over_limit_is_too_large(fx: Fixture) {
+    pub async fn payload_over_limit_is_too_large(fx: Fixture) -> CaseResult {
         let p = fx.provider.as_ref();
-        let limit = p.limits().max_payload_bytes;
+        let limit = p.capabilities().max_payload_bytes;
         let k = id("twice_limit");
-        match p.store(&k, data(vec![7; limit * 2]), meta(&[])).await {
+        match p.store(&k, &bytes(vec![7; limit * 2]), &meta()).await {
             Err(StorageError::TooLarge { id, size, limit: l, .. }) => {
-                assert_eq!(id, k);
-                assert_eq!(l, limit);
-                assert!(size > limit);
+                ensure_eq!(id, k);
+                ensure_eq!(l, limit);
+                ensure!(size > limit);
             }
-            other => panic!("expected TooLarge, got {other:?}"),
+            other => fail!("expected TooLarge, got {other:?}"),
         }
-        assert!(!p.exists(&k).await.expect("exists"));
+        ensure!(!p.exists(&k).await?);
+        Ok(())
     }
 
     /// 50 concurrent stores of distinct ids all land and read back intact.
-    pub async fn concurrent_distinct_ids(fx: Fixture) {
+    pub async fn concurrent_distinct_ids(fx: Fixture) -> CaseResult {
         let tasks: Vec<_> = (0..50u8)
             .map(|i| {
                 let p = fx.provider.clone();
                 tokio::spawn(async move {
                     let k = id(&format!("parallel_{i:02}"));
-                    p.store(&k, data(vec![i; 100]), meta(&[("i", &i.to_string())]))
+                    p.store(&k, &bytes(vec![i; 100]), &tagged(&[("i", &i.to_string())]))
                         .await
                         .map(|_| k)
                 })
             })
             .collect();
         for t in tasks {
-            t.await.expect("task").expect("store");
+            t.await??;
         }
         let p = fx.provider.as_ref();
-        let listed = must_list(p, &CredentialFilter::new()).await;
-        assert_eq!(listed.len(), 50);
+        let listed = list(p, &CredentialFilter::new()).await?;
+        ensure_eq!(listed.len(), 50);
         for i in 0..50u8 {
-            let (d, m) = must_get(p, &id(&format!("parallel_{i:02}"))).await;
-            assert_eq!(d.ciphertext, vec![i; 100]);
-            assert_eq!(m.tags["i"], i.to_string());
+            let (d, m) = get(p, &id(&format!("parallel_{i:02}"))).await?;
+            ensure_eq!(d.ciphertext, vec![i; 100]);
+            ensure_eq!(m.tags["i"], i.to_string());
         }
+        Ok(())
     }
 
     /// 50 concurrent stores to one id leave exactly one intact record: data and
     /// metadata from the same writer.
-    pub async fn concurrent_same_id(fx: Fixture) {
+    pub async fn concurrent_same_id(fx: Fixture) -> CaseResult {
         let k = id("contended");
         let tasks: Vec<_> = (0..50u8)
             .map(|i| {
                 let p = fx.provider.clone();
                 let k = k.clone();
                 tokio::spawn(async move {
-                    p.store(&k, data(vec![i; 200]), meta(&[("writer", &i.to_string())]))
+                    p.store(&k, &bytes(vec![i; 200]), &tagged(&[("writer", &i.to_string())]))
                         .await
                 })
             })
             .collect();
         for t in tasks {
-            t.await.expect("task").expect("store");
+            t.await??;
         }
         let p = fx.provider.as_ref();
-        let (d, m) = must_get(p, &k).await;
-        let writer: u8 = m.tags["writer"].parse().expect("writer tag");
-        assert_eq!(
+        let (d, m) = get(p, &k).await?;
+        let writer: u8 = m.tags["writer"].parse()?;
+        ensure_eq!(
             d.ciphertext,
             vec![writer; 200],
             "data and metadata from different writers"
         );
-        assert_eq!(must_list(p, &CredentialFilter::new()).await, vec![k]);
+        ensure_eq!(list(p, &CredentialFilter::new()).await?, vec![k]);
+        Ok(())
     }
 
     /// Two providers in different namespaces never see each other's credentials, even
     /// under the same id.
-    pub async fn namespaces_are_isolated(fx: Fixture) {
+    pub async fn namespaces_are_isolated(fx: Fixture) -> CaseResult {
         let a = fx.provider.clone();
         let b = fx.other_namespace("b").await;
         let shared = id("same_name");
-        must_store(a.as_ref(), &shared, data(vec![0xA]), meta(&[("side", "a")])).await;
-        must_store(b.as_ref(), &shared, data(vec![0xB]), meta(&[("side", "b")])).await;
-        must_store(a.as_ref(), &id("only_a"), data(vec![1]), meta(&[("side", "a")])).await;
-        assert_eq!(must_get(a.as_ref(), &shared).await.0.ciphertext, vec![0xA]);
-        assert_eq!(must_get(b.as_ref(), &shared).await.0.ciphertext, vec![0xB]);
-        assert_eq!(
-            must_list(a.as_ref(), &CredentialFilter::new()).await,
+        put(a.as_ref(), &shared, bytes(vec![0xA]), tagged(&[("side", "a")])).await?;
+        put(b.as_ref(), &shared, bytes(vec![0xB]), tagged(&[("side", "b")])).await?;
+        put(a.as_ref(), &id("only_a"), bytes(vec![1]), tagged(&[("side", "a")])).await?;
+        ensure_eq!(get(a.as_ref(), &shared).await?.0.ciphertext, vec![0xA]);
+        ensure_eq!(get(b.as_ref(), &shared).await?.0.ciphertext, vec![0xB]);
+        ensure_eq!(
+            list(a.as_ref(), &CredentialFilter::new()).await?,
             ids(&["only_a", "same_name"])
         );
-        assert_eq!(
-            must_list(b.as_ref(), &CredentialFilter::new()).await,
-            ids(&["same_name"])
-        );
-        assert!(
-            must_list(b.as_ref(), &CredentialFilter::new().tag("side", "a"))
-                .await
+        ensure_eq!(list(b.as_ref(), &CredentialFilter::new()).await?, ids(&["same_name"]));
+        ensure!(
+            list(b.as_ref(), &CredentialFilter::new().tag("side", "a"))
+                .await?
                 .is_empty()
         );
-        assert!(!b.exists(&id("only_a")).await.expect("exists"));
-        b.delete(&shared).await.expect("delete in b");
-        assert!(a.exists(&shared).await.expect("exists in a"));
+        ensure!(!b.exists(&id("only_a")).await?);
+        b.delete(&shared).await?;
+        ensure!(a.exists(&shared).await?);
+        Ok(())
+    }
+
+    /// A backend without atomic conditional stores refuses one at a revision with
+    /// `Unsupported` and writes nothing.
+    async fn refuses_conditional(p: &dyn StorageProvider, k: &CredentialId) -> CaseResult {
+        let rev = p.store(k, &data(1), &meta()).await?;
+        let got = p.store_if(k, &data(2), &meta(), &Precondition::Revision(rev)).await;
+        ensure!(
+            matches!(got, Err(StorageError::Unsupported { .. })),
+            "expected Unsupported, got {got:?}"
+        );
+        ensure_eq!(get(p, k).await?.0, data(1));
+        Ok(())
+    }
+
+    /// `check` succeeds against a working backend.
+    pub async fn check_succeeds(fx: Fixture) -> CaseResult {
+        fx.provider.check().await?;
+        Ok(())
+    }
+
+    /// Every store yields a new revision, and `retrieve` reports the latest.
+    pub async fn revision_changes_on_every_store(fx: Fixture) -> CaseResult {
+        let p = fx.provider.as_ref();
+        let k = id("revised");
+        let mut seen = Vec::new();
+        for fill in 1..=3u8 {
+            let written = p.store(&k, &data(fill), &meta()).await?;
+            ensure_eq!(
+                p.retrieve(&k).await?.revision,
+                written.clone(),
+                "retrieve reports the revision written"
+            );
+            ensure!(!seen.contains(&written), "revision {written} repeated");
+            seen.push(written);
+        }
+        Ok(())
+    }
+
+    /// A conditional create of an existing id is `Conflict` and leaves the record as it
+    /// was; of a missing id it stores. Without atomic conditional stores: `Unsupported`.
+    pub async fn conditional_create_of_existing_is_conflict(fx: Fixture) -> CaseResult {
+        let p = fx.provider.as_ref();
+        let k = id("created_once");
+        if !p.capabilities().conditional_store {
+            let got = p.store_if(&k, &data(1), &meta(), &Precondition::Absent).await;
+            ensure!(
+                matches!(got, Err(StorageError::Unsupported { .. })),
+                "expected Unsupported, got {got:?}"
+            );
+            ensure!(!p.exists(&k).await?, "a refused conditional store wrote");
+            return Ok(());
+        }
+        let first = tagged(&[("w", "1")]);
+        p.store_if(&k, &data(1), &first, &Precondition::Absent).await?;
+        let again = p
+            .store_if(&k, &data(2), &tagged(&[("w", "2")]), &Precondition::Absent)
+            .await;
+        ensure!(
+            matches!(&again, Err(StorageError::Conflict { .. })),
+            "expected Conflict, got {again:?}"
+        );
+        ensure_eq!(get(p, &k).await?, (data(1), first));
+        Ok(())
+    }
+
+    /// A store at a stale revision is `Conflict` and keeps the newer value; at the
+    /// current revision it stores.
+    pub async fn stale_revision_is_conflict_and_newer_kept(fx: Fixture) -> CaseResult {
+        let p = fx.provider.as_ref();
+        let k = id("stale");
+        if !p.capabilities().conditional_store {
+            return refuses_conditional(p, &k).await;
+        }
+        let first = p.store(&k, &data(1), &meta()).await?;
+        let second = p
+            .store_if(&k, &data(2), &meta(), &Precondition::Revision(first.clone()))
+            .await?;
+        let stale = p.store_if(&k, &data(3), &meta(), &Precondition::Revision(first)).await;
+        match &stale {
+            Err(StorageError::Conflict { id: cid, reason, .. }) => {
+                ensure_eq!(cid, &k);
+                ensure!(reason.contains("re-read"), "the message says what to do: {reason}");
+            }
+            other => fail!("expected Conflict, got {other:?}"),
+        }
+        ensure_eq!(get(p, &k).await?.0, data(2));
+        p.store_if(&k, &data(4), &meta(), &Precondition::Revision(second))
+            .await?;
+        ensure_eq!(get(p, &k).await?.0, data(4));
+        p.delete(&k).await?;
+        let revived = p
+            .store_if(&k, &data(5), &meta(), &Precondition::Revision(Revision::new("1")))
+            .await;
+        ensure!(
+            matches!(revived, Err(StorageError::Conflict { .. })),
+            "a deleted record has no revision: {revived:?}"
+        );
+        ensure!(
+            !p.exists(&k).await?,
+            "a store at a revision must not recreate a deleted record"
+        );
+        Ok(())
+    }
+
+    /// 16 writers storing concurrently from the same revision: exactly one wins, the
+    /// others get `Conflict`, and the winner's value is what is stored.
+    pub async fn concurrent_conditional_writers_one_wins(fx: Fixture) -> CaseResult {
+        let k = id("raced");
+        if !fx.provider.capabilities().conditional_store {
+            return refuses_conditional(fx.provider.as_ref(), &k).await;
+        }
+        let base = fx.provider.store(&k, &data(0), &meta()).await?;
+        let tasks: Vec<_> = (1..=16u8)
+            .map(|i| {
+                let (p, k, base) = (fx.provider.clone(), k.clone(), base.clone());
+                tokio::spawn(async move {
+                    let r = p.store_if(&k, &data(i), &meta(), &Precondition::Revision(base)).await;
+                    (i, r)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await? {
+                (i, Ok(_)) => winners.push(i),
+                (_, Err(StorageError::Conflict { .. })) => {}
+                (i, Err(e)) => fail!("writer {i} failed with {e}"),
+            }
+        }
+        ensure_eq!(winners.len(), 1, "winners: {winners:?}");
+        ensure_eq!(get(fx.provider.as_ref(), &k).await?.0, data(winners[0]));
+        Ok(())
+    }
+
+    /// An object under our name without our managed-by marker is never listed, read
+    /// as ours, overwritten or deleted: each operation says `Conflict` (or, for
+    /// `exists`, that no credential of ours is there), and the object survives.
+    pub async fn foreign_object_is_never_ours(fx: Fixture) -> CaseResult {
+        let Some(foreign) = fx.foreign.clone() else {
+            fail!("foreign_object_is_never_ours needs a `foreign =` hook");
+        };
+        let p = fx.provider.as_ref();
+        let k = id("Foreign_Name");
+        foreign.plant(&fx.namespace, &k).await?;
+        let outcome = async {
+            ensure!(
+                list(p, &CredentialFilter::new()).await?.is_empty(),
+                "a foreign object was listed"
+            );
+            let read = p.retrieve(&k).await;
+            ensure!(
+                matches!(read, Err(StorageError::Conflict { .. })),
+                "retrieve: expected Conflict, got {read:?}"
+            );
+            ensure!(
+                !matches!(p.exists(&k).await, Ok(true)),
+                "exists reported a foreign object as ours"
+            );
+            let put = p.store(&k, &data(1), &meta()).await;
+            ensure!(
+                matches!(put, Err(StorageError::Conflict { .. })),
+                "store: expected Conflict, got {put:?}"
+            );
+            if p.capabilities().conditional_store {
+                let put = p.store_if(&k, &data(1), &meta(), &Precondition::Absent).await;
+                ensure!(
+                    matches!(put, Err(StorageError::Conflict { .. })),
+                    "store_if: expected Conflict, got {put:?}"
+                );
+            }
+            let del = p.delete(&k).await;
+            ensure!(
+                matches!(del, Err(StorageError::Conflict { .. })),
+                "delete: expected Conflict, got {del:?}"
+            );
+            ensure!(
+                foreign.intact(&fx.namespace, &k).await?,
+                "the foreign object was changed or removed"
+            );
+            Ok(())
+        }
+        .await;
+        foreign.remove(&fx.namespace, &k).await?;
+        outcome
     }
 }

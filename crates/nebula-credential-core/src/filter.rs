@@ -73,10 +73,27 @@ impl CredentialFilter {
     /// `true` when the credential passes every condition. Providers that filter
     /// client-side (or re-check a coarser server-side filter) call this.
     pub fn matches(&self, id: &CredentialId, metadata: &CredentialMetadata) -> bool {
+        self.matches_in(id, metadata)
+    }
+
+    /// `true` when a credential whose metadata is seen through `target` (a record's
+    /// metadata, a remote object's tags) passes every condition. The one place that
+    /// reads the filter's fields: a new condition is handled here for every backend.
+    pub fn matches_in(&self, id: &CredentialId, target: &impl FilterTarget) -> bool {
+        let CredentialFilter {
+            tags,
+            id_prefix: _,
+            created_after,
+            created_before,
+        } = self;
+        let created = target.created_at();
+        let in_range = |bound: &Option<Timestamp>, holds: fn(Timestamp, Timestamp) -> bool| {
+            bound.is_none_or(|b| created.is_some_and(|c| holds(c, b)))
+        };
         self.matches_id(id)
-            && self.tags.iter().all(|(k, v)| metadata.tags.get(k) == Some(v))
-            && self.created_after.is_none_or(|t| metadata.created_at > t)
-            && self.created_before.is_none_or(|t| metadata.created_at < t)
+            && tags.iter().all(|(k, v)| target.has_tag(k, v))
+            && in_range(created_after, |c, b| c > b)
+            && in_range(created_before, |c, b| c < b)
     }
 
     /// Checks the filter: tags follow the tag rules, the prefix uses only id
@@ -104,6 +121,24 @@ impl CredentialFilter {
             });
         }
         Ok(())
+    }
+}
+
+/// What a [`CredentialFilter`] inspects of a credential besides its id.
+pub trait FilterTarget {
+    /// Whether tag `key` is present with exactly `value`.
+    fn has_tag(&self, key: &str, value: &str) -> bool;
+    /// When the credential was created, if known (unknown never passes a time bound).
+    fn created_at(&self) -> Option<Timestamp>;
+}
+
+impl FilterTarget for CredentialMetadata {
+    fn has_tag(&self, key: &str, value: &str) -> bool {
+        self.tags.get(key).is_some_and(|v| v == value)
+    }
+
+    fn created_at(&self) -> Option<Timestamp> {
+        Some(self.created_at)
     }
 }
 

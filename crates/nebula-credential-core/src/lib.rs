@@ -1,7 +1,7 @@
 //! The contract of nebula-credential: types, the [`StorageProvider`] trait, errors,
 //! configuration, retry policy, layers, metrics, crypto, the [`CredentialStore`] facade,
-//! an in-memory [`MockStorageProvider`], and (feature `conformance`) the conformance
-//! suite every backend runs.
+//! the in-memory [`MemoryStorageProvider`], the rules remote backends share
+//! ([`remote`]), and (feature `conformance`) the conformance suite every backend runs.
 //!
 //! Applications usually depend on the umbrella crate `nebula-credential`; backend
 //! crates depend on this one only.
@@ -9,10 +9,10 @@
 //! ```
 //! use std::sync::Arc;
 //! use nebula_credential_core::{layers, CredentialFilter, CredentialStore, EncryptionKey, Keyring,
-//!     MockStorageProvider, RetryPolicy, StorageMetrics, Tags, Timeouts};
+//!     MemoryStorageProvider, RetryPolicy, StorageMetrics, Tags, Timeouts};
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let metrics = Arc::new(StorageMetrics::new());
-//! let provider = layers::standard(MockStorageProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics.clone());
+//! let provider = layers::standard(MemoryStorageProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics.clone())?;
 //! let store = CredentialStore::new(Arc::new(provider), Keyring::new(EncryptionKey::generate()));
 //! let id = "stripe_api_key".parse()?;
 //! let tags = Tags::from([("env".to_string(), "prod".to_string())]);
@@ -32,11 +32,12 @@ mod error;
 mod filter;
 mod id;
 pub mod layers;
+mod memory;
 mod metadata;
 mod metrics;
-mod mock;
 mod provider;
 mod record;
+pub mod remote;
 mod retry;
 mod store;
 
@@ -46,15 +47,15 @@ pub mod conformance;
 pub use config::{ProviderConfig, Timeouts};
 pub use crypto::{EncryptionKey, KEY_LEN, Keyring, MIN_SALT_LEN};
 pub use data::{EncryptedData, NONCE_LEN};
-pub use error::{BoxError, ConfigError, CryptoError, Operation, StorageError, ValidationError};
-pub use filter::CredentialFilter;
+pub use error::{BoxError, ConfigError, CryptoError, ErrorKind, Operation, Retried, StorageError, ValidationError};
+pub use filter::{CredentialFilter, FilterTarget};
 pub use id::{CredentialId, MAX_ID_LEN};
+pub use memory::{MEMORY_MAX_PAYLOAD_BYTES, MemoryConfig, MemoryStorageProvider};
 pub use metadata::{
     CredentialMetadata, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, Tags, Timestamp, now, validate_tags,
 };
 pub use metrics::{MetricsSnapshot, OperationStats, Outcome, StorageMetrics};
-pub use mock::{MOCK_MAX_PAYLOAD_BYTES, MockStorageProvider};
-pub use provider::{ProviderLimits, StorageProvider};
+pub use provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
 pub use record::StoredRecord;
 pub use retry::RetryPolicy;
 pub use store::{CredentialStore, RotationReport};

@@ -105,12 +105,30 @@ pub fn validate_tags(tags: &Tags) -> Result<(), ValidationError> {
 }
 
 fn validate_tag(key: &str, value: &str) -> Result<(), ValidationError> {
-    let fail = |reason: String| {
-        Err(ValidationError::InvalidTag {
-            key: shown(key),
-            reason,
-        })
-    };
+    validate_tag_key(key)?;
+    let value_len = value.chars().count();
+    if value_len > MAX_TAG_VALUE_LEN {
+        return Err(invalid_tag(
+            key,
+            format!("the value has {value_len} characters, more than {MAX_TAG_VALUE_LEN}"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid_tag(key, "the value contains a control character".into()));
+    }
+    Ok(())
+}
+
+fn invalid_tag(key: &str, reason: String) -> ValidationError {
+    ValidationError::InvalidTag {
+        key: shown(key),
+        reason,
+    }
+}
+
+/// Checks a tag key: 1..=63 characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
+pub(crate) fn validate_tag_key(key: &str) -> Result<(), ValidationError> {
+    let fail = |reason: String| Err(invalid_tag(key, reason));
     let key_len = key.chars().count();
     if key_len == 0 || key_len > MAX_TAG_KEY_LEN {
         return fail(format!("the key has {key_len} characters; use 1 to {MAX_TAG_KEY_LEN}"));
@@ -126,15 +144,6 @@ fn validate_tag(key: &str, value: &str) -> Result<(), ValidationError> {
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     if !alnum(key.chars().next()) || !alnum(key.chars().last()) {
         return fail("the key must start and end with a letter or digit".into());
-    }
-    let value_len = value.chars().count();
-    if value_len > MAX_TAG_VALUE_LEN {
-        return fail(format!(
-            "the value has {value_len} characters, more than {MAX_TAG_VALUE_LEN}"
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return fail("the value contains a control character".into());
     }
     Ok(())
 }

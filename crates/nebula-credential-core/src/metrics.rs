@@ -14,6 +14,9 @@ pub enum Outcome {
     Ok,
     /// It answered [`StorageError::NotFound`](crate::StorageError::NotFound): an answer, not a failure.
     NotFound,
+    /// A write precondition did not hold ([`StorageError::Conflict`](crate::StorageError::Conflict)):
+    /// an answer the caller acts on, not a failure of the backend.
+    Conflict,
     /// It failed.
     Error,
 }
@@ -24,6 +27,7 @@ impl Outcome {
         match result {
             Ok(_) => Outcome::Ok,
             Err(e) if e.is_not_found() => Outcome::NotFound,
+            Err(e) if e.is_conflict() => Outcome::Conflict,
             Err(_) => Outcome::Error,
         }
     }
@@ -33,6 +37,7 @@ impl Outcome {
 struct Counters {
     count: AtomicU64,
     not_found: AtomicU64,
+    conflicts: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
     latency_us: AtomicU64,
@@ -45,7 +50,9 @@ pub struct OperationStats {
     pub count: u64,
     /// Calls that answered `NotFound` (not counted as errors).
     pub not_found: u64,
-    /// Calls that failed (any error but `NotFound`).
+    /// Calls that answered `Conflict` (not counted as errors).
+    pub conflicts: u64,
+    /// Calls that failed (any error but `NotFound` and `Conflict`).
     pub errors: u64,
     /// Retries performed by the retry layer (not counted in `count`).
     pub retries: u64,
@@ -77,6 +84,8 @@ pub struct MetricsSnapshot {
     pub list: OperationStats,
     /// `exists` counters.
     pub exists: OperationStats,
+    /// `check` counters.
+    pub check: OperationStats,
 }
 
 impl MetricsSnapshot {
@@ -88,6 +97,7 @@ impl MetricsSnapshot {
             Operation::Delete => &self.delete,
             Operation::List => &self.list,
             Operation::Exists => &self.exists,
+            Operation::Check => &self.check,
         }
     }
 
@@ -128,10 +138,11 @@ impl fmt::Display for MetricsSnapshot {
             let s = self.get(op);
             writeln!(
                 f,
-                "{:<8} count={:<6} not_found={:<4} errors={:<4} retries={:<4} avg={:.3} ms",
+                "{:<8} count={:<6} not_found={:<4} conflicts={:<4} errors={:<4} retries={:<4} avg={:.3} ms",
                 op.as_str(),
                 s.count,
                 s.not_found,
+                s.conflicts,
                 s.errors,
                 s.retries,
                 s.avg_latency_ms()
@@ -146,7 +157,7 @@ impl fmt::Display for MetricsSnapshot {
 /// Share it as `Arc<StorageMetrics>` between the layers and the application.
 #[derive(Debug, Default)]
 pub struct StorageMetrics {
-    ops: [Counters; 5],
+    ops: [Counters; Operation::ALL.len()],
 }
 
 impl StorageMetrics {
@@ -166,6 +177,9 @@ impl StorageMetrics {
             Outcome::NotFound => {
                 c.not_found.fetch_add(1, Ordering::Relaxed);
             }
+            Outcome::Conflict => {
+                c.conflicts.fetch_add(1, Ordering::Relaxed);
+            }
             Outcome::Error => {
                 c.errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -184,6 +198,7 @@ impl StorageMetrics {
             OperationStats {
                 count: c.count.load(Ordering::Relaxed),
                 not_found: c.not_found.load(Ordering::Relaxed),
+                conflicts: c.conflicts.load(Ordering::Relaxed),
                 errors: c.errors.load(Ordering::Relaxed),
                 retries: c.retries.load(Ordering::Relaxed),
                 latency_sum_us: c.latency_us.load(Ordering::Relaxed),
@@ -195,6 +210,7 @@ impl StorageMetrics {
             delete: read(Operation::Delete),
             list: read(Operation::List),
             exists: read(Operation::Exists),
+            check: read(Operation::Check),
         }
     }
 

@@ -1,6 +1,7 @@
-//! The [`StorageProvider`] trait every backend implements.
+//! The [`StorageProvider`] trait every backend implements, and the values it exchanges:
+//! [`Capabilities`], [`Revision`], [`Precondition`] and [`Stored`].
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,21 +10,153 @@ use crate::data::EncryptedData;
 use crate::error::StorageError;
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
-use crate::metadata::CredentialMetadata;
+use crate::metadata::{CredentialMetadata, MAX_TAGS};
 
-/// What a backend can hold; callers and the conformance suite check it instead of guessing.
+/// What a backend can do; the facade, the layers and the conformance suite consult it
+/// instead of guessing (compare OpenDAL's `Capability`).
+///
+/// ```
+/// use nebula_credential_core::Capabilities;
+/// let caps = Capabilities::new(65_536).with_conditional_store().with_soft_delete();
+/// assert!(caps.conditional_store && !caps.server_side_tag_filter);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ProviderLimits {
+pub struct Capabilities {
     /// Largest serialized record ([`StoredRecord`](crate::StoredRecord) JSON) the
     /// backend accepts, in bytes. Larger stores fail with [`StorageError::TooLarge`].
     pub max_payload_bytes: usize,
+    /// Most credential tags a record may carry (never above the core's [`MAX_TAGS`]).
+    pub max_tags: usize,
+    /// [`StorageProvider::store_if`] checks its precondition atomically on the backend.
+    /// Without it a conditional store is refused with [`StorageError::Unsupported`] and
+    /// [`CredentialStore`](crate::CredentialStore) falls back to last-writer-wins.
+    pub conditional_store: bool,
+    /// `delete` keeps a recoverable copy on the backend (recovery window, soft delete).
+    pub soft_delete: bool,
+    /// `list` filters by tag on the server (and re-checks exactly on the client).
+    pub server_side_tag_filter: bool,
 }
 
-impl ProviderLimits {
-    /// Limits with the given maximum payload size.
+impl Capabilities {
+    /// A backend holding records up to `max_payload_bytes`, with [`MAX_TAGS`] tags and
+    /// none of the optional capabilities.
     pub const fn new(max_payload_bytes: usize) -> Self {
-        ProviderLimits { max_payload_bytes }
+        Capabilities {
+            max_payload_bytes,
+            max_tags: MAX_TAGS,
+            conditional_store: false,
+            soft_delete: false,
+            server_side_tag_filter: false,
+        }
+    }
+
+    /// Declares atomic conditional stores.
+    pub const fn with_conditional_store(mut self) -> Self {
+        self.conditional_store = true;
+        self
+    }
+
+    /// Declares recoverable deletes.
+    pub const fn with_soft_delete(mut self) -> Self {
+        self.soft_delete = true;
+        self
+    }
+
+    /// Declares server-side tag filtering.
+    pub const fn with_server_side_tag_filter(mut self) -> Self {
+        self.server_side_tag_filter = true;
+        self
+    }
+}
+
+/// An opaque token naming one stored state of a record, as reported by
+/// [`StorageProvider::retrieve`] and [`StorageProvider::store_if`]. Every store gives a
+/// new one; the backend can compare it atomically (a KV version for Vault `cas`, a
+/// `resourceVersion`, a version id, a content digest under a lock).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Revision(Arc<str>);
+
+impl Revision {
+    /// A revision from the backend's own token.
+    pub fn new(token: impl AsRef<str>) -> Self {
+        Revision(Arc::from(token.as_ref()))
+    }
+
+    /// The backend's token.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Debug for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Revision({})", self.0)
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// When a [`StorageProvider::store_if`] may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Always: last writer wins.
+    None,
+    /// Only if the credential does not exist.
+    Absent,
+    /// Only if the credential still is at this revision.
+    Revision(Revision),
+}
+
+impl Precondition {
+    /// `true` unless [`Precondition::None`].
+    pub fn is_conditional(&self) -> bool {
+        !matches!(self, Precondition::None)
+    }
+
+    /// Whether a record now at `current` (`None` = absent) satisfies the precondition.
+    /// Backends that compare under a lock call this.
+    pub fn holds(&self, current: Option<&Revision>) -> bool {
+        match self {
+            Precondition::None => true,
+            Precondition::Absent => current.is_none(),
+            Precondition::Revision(expected) => current == Some(expected),
+        }
+    }
+
+    /// The `Conflict` a backend returns when the precondition does not hold for `id`.
+    pub fn conflict(&self, provider: &'static str, id: &CredentialId) -> StorageError {
+        let what = match self {
+            Precondition::Absent => "it was expected not to exist but does",
+            _ => "it changed since it was read",
+        };
+        StorageError::conflict(
+            provider,
+            id,
+            format!("{what}; re-read it and try again (another writer got there first)"),
+        )
+    }
+}
+
+/// A record as read back: the encrypted value, its metadata and its [`Revision`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The encrypted value.
+    pub data: EncryptedData,
+    /// The metadata.
+    pub metadata: CredentialMetadata,
+    /// The state read, for a later [`Precondition::Revision`].
+    pub revision: Revision,
+}
+
+impl Stored {
+    /// Data and metadata, without the revision.
+    pub fn into_parts(self) -> (EncryptedData, CredentialMetadata) {
+        (self.data, self.metadata)
     }
 }
 
@@ -32,13 +165,20 @@ impl ProviderLimits {
 /// # Contract
 /// - Providers persist what they are given, verbatim: every byte of [`EncryptedData`]
 ///   and every field of [`CredentialMetadata`] comes back unchanged.
-/// - `store` is an atomic upsert: a reader sees the old record or the new one, never a mix.
+/// - A store is atomic: a reader sees the old record or the new one, never a mix. Each
+///   store yields a new [`Revision`]; `retrieve` reports the current one.
+/// - [`store_if`](Self::store_if) writes only when its [`Precondition`] holds, checked
+///   atomically on the backend, else [`StorageError::Conflict`]. A backend that cannot
+///   check atomically says so in [`Capabilities::conditional_store`] and refuses
+///   conditional stores with [`StorageError::Unsupported`].
 /// - `retrieve` of a missing id is [`StorageError::NotFound`]; `delete` of a missing id is `Ok`.
-/// - `list` returns only this provider's credentials (its prefix, directory or
-///   namespace), sorted, never foreign secrets that share the account.
+/// - `list` returns only this provider's credentials (its prefix, directory, namespace
+///   and managed-by marker), sorted, never foreign objects that share the account.
+/// - An object under one of our names that lacks our managed-by marker is never read
+///   as ours, overwritten or deleted: those operations fail with `Conflict` naming it.
 /// - `exists` does not fetch the value where the backend allows.
-/// - A record larger than [`limits`](Self::limits) gives [`StorageError::TooLarge`]
-///   before any network call.
+/// - A record larger than [`Capabilities::max_payload_bytes`] gives
+///   [`StorageError::TooLarge`] before any network call.
 ///
 /// Retry, timeouts, metrics and tracing are layers ([`crate::layers`]), not provider code.
 #[async_trait]
@@ -46,19 +186,31 @@ pub trait StorageProvider: Send + Sync + Debug {
     /// A short, stable name (`"local"`, `"aws"`, …) used in errors, logs and metrics.
     fn provider_name(&self) -> &'static str;
 
-    /// What this backend can hold.
-    fn limits(&self) -> ProviderLimits;
+    /// What this backend can do and hold.
+    fn capabilities(&self) -> Capabilities;
 
-    /// Stores (creates or replaces) the credential `id`.
+    /// Stores (creates or replaces) the credential `id` if `precondition` holds.
+    /// Returns the new revision.
+    async fn store_if(
+        &self,
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        precondition: &Precondition,
+    ) -> Result<Revision, StorageError>;
+
+    /// Stores (creates or replaces) the credential `id`: last writer wins.
     async fn store(
         &self,
         id: &CredentialId,
-        data: EncryptedData,
-        metadata: CredentialMetadata,
-    ) -> Result<(), StorageError>;
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+    ) -> Result<Revision, StorageError> {
+        self.store_if(id, data, metadata, &Precondition::None).await
+    }
 
-    /// Returns the stored data and metadata of `id`.
-    async fn retrieve(&self, id: &CredentialId) -> Result<(EncryptedData, CredentialMetadata), StorageError>;
+    /// Returns the stored data, metadata and revision of `id`.
+    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError>;
 
     /// Removes `id`. Idempotent: deleting a missing credential succeeds.
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError>;
@@ -68,6 +220,12 @@ pub trait StorageProvider: Send + Sync + Debug {
 
     /// Whether `id` is stored.
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError>;
+
+    /// Proves the connection, the credentials and the read permission with one cheap
+    /// request (by default a `list` of everything; backends override it with cheaper).
+    async fn check(&self) -> Result<(), StorageError> {
+        self.list(&CredentialFilter::new()).await.map(drop)
+    }
 }
 
 /// Forwards every method through a smart pointer, so `Arc<dyn StorageProvider>` and
@@ -81,23 +239,30 @@ macro_rules! forward_through_pointer {
                 (**self).provider_name()
             }
 
-            fn limits(&self) -> ProviderLimits {
-                (**self).limits()
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+
+            async fn store_if(
+                &self,
+                id: &CredentialId,
+                data: &EncryptedData,
+                metadata: &CredentialMetadata,
+                precondition: &Precondition,
+            ) -> Result<Revision, StorageError> {
+                (**self).store_if(id, data, metadata, precondition).await
             }
 
             async fn store(
                 &self,
                 id: &CredentialId,
-                data: EncryptedData,
-                metadata: CredentialMetadata,
-            ) -> Result<(), StorageError> {
+                data: &EncryptedData,
+                metadata: &CredentialMetadata,
+            ) -> Result<Revision, StorageError> {
                 (**self).store(id, data, metadata).await
             }
 
-            async fn retrieve(
-                &self,
-                id: &CredentialId,
-            ) -> Result<(EncryptedData, CredentialMetadata), StorageError> {
+            async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
                 (**self).retrieve(id).await
             }
 
@@ -111,6 +276,10 @@ macro_rules! forward_through_pointer {
 
             async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
                 (**self).exists(id).await
+            }
+
+            async fn check(&self) -> Result<(), StorageError> {
+                (**self).check().await
             }
         }
     )*};

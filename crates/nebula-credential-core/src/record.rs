@@ -47,24 +47,55 @@ impl StoredRecord {
     /// Serializes to compact JSON and checks the size against `limit` bytes, so a
     /// backend refuses an oversized record before any I/O.
     pub fn to_json(&self, provider: &'static str, limit: usize) -> Result<Vec<u8>, StorageError> {
-        let bytes = serde_json::to_vec(self).map_err(|e| StorageError::Backend {
-            provider,
-            operation: crate::Operation::Store,
-            id: Some(self.id.clone()),
-            status: None,
-            code: None,
-            message: "cannot serialize the record".into(),
-            source: Some(Box::new(e)),
+        Self::encode(&self.id, &self.encrypted_data, &self.metadata, provider, limit)
+    }
+
+    /// The JSON record of `id` with `data` and `metadata`, without copying them; fails
+    /// with [`StorageError::TooLarge`] above `limit` bytes.
+    pub fn encode(
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        provider: &'static str,
+        limit: usize,
+    ) -> Result<Vec<u8>, StorageError> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            format_version: u32,
+            id: &'a CredentialId,
+            encrypted_data: &'a EncryptedData,
+            metadata: &'a CredentialMetadata,
+        }
+        let record = Borrowed {
+            format_version: Self::FORMAT_VERSION,
+            id,
+            encrypted_data: data,
+            metadata,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| {
+            StorageError::backend(
+                provider,
+                crate::Operation::Store,
+                Some(id),
+                "cannot serialize the record",
+            )
+            .with_source(e)
         })?;
         if bytes.len() > limit {
-            return Err(StorageError::TooLarge {
-                provider,
-                id: self.id.clone(),
-                size: bytes.len(),
-                limit,
-            });
+            return Err(StorageError::too_large(provider, id, bytes.len(), limit));
         }
         Ok(bytes)
+    }
+
+    /// Checks that the record of `id` fits in `limit` bytes, as [`encode`](Self::encode) does.
+    pub fn check_size(
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        provider: &'static str,
+        limit: usize,
+    ) -> Result<(), StorageError> {
+        Self::encode(id, data, metadata, provider, limit).map(drop)
     }
 
     /// Parses a record read from `location`. Garbage, truncation and records from a
@@ -75,18 +106,13 @@ impl StoredRecord {
         location: &str,
         expected: Option<&CredentialId>,
     ) -> Result<Self, StorageError> {
-        let corrupted = |reason: String| StorageError::Corrupted {
-            provider,
-            id: expected.cloned(),
-            location: location.to_string(),
-            reason,
-        };
+        let corrupted = |reason: String| StorageError::corrupted(provider, expected, location, reason);
         #[derive(Deserialize)]
         struct Version {
             format_version: u32,
         }
-        let version: Version =
-            serde_json::from_slice(bytes).map_err(|e| corrupted(format!("not a credential record ({e})")))?;
+        let version: Version = serde_json::from_slice(bytes)
+            .map_err(|e| corrupted(format!("not a credential record ({})", position(&e))))?;
         if version.format_version > Self::FORMAT_VERSION {
             return Err(corrupted(format!(
                 "written by record format {}, this library reads up to format {}; upgrade nebula-credential",
@@ -95,7 +121,7 @@ impl StoredRecord {
             )));
         }
         let record: StoredRecord =
-            serde_json::from_slice(bytes).map_err(|e| corrupted(format!("invalid record ({e})")))?;
+            serde_json::from_slice(bytes).map_err(|e| corrupted(format!("invalid record ({})", position(&e))))?;
         if let Some(expected) = expected
             && &record.id != expected
         {
@@ -103,6 +129,18 @@ impl StoredRecord {
         }
         Ok(record)
     }
+}
+
+/// Where and what kind of parse error, never its text: serde_json quotes the input it
+/// could not read, and that input may be a secret.
+fn position(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected content",
+        serde_json::error::Category::Eof => "truncated",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
 #[cfg(test)]
@@ -153,6 +191,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("format 9") && e.contains("format 1"), "{e}");
+
+        for foreign in [
+            &b"123456"[..],
+            br#"{"format_version":1,"id":"Key","pin":"987654"}"#,
+            b"\"hunter2\"",
+        ] {
+            let e = StoredRecord::from_json(foreign, "local", "f", Some(&r.id))
+                .unwrap_err()
+                .to_string();
+            for secret in ["123456", "987654", "hunter2"] {
+                assert!(!e.contains(secret), "stored content leaked into {e}");
+            }
+            assert!(e.contains("line 1"), "{e}");
+        }
 
         let other: CredentialId = "other".parse().unwrap();
         assert!(StoredRecord::from_json(&bytes, "local", "f", Some(&other)).is_err());

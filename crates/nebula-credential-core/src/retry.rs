@@ -98,12 +98,16 @@ impl RetryPolicy {
     }
 
     /// The delay before retry `attempt` (0-based), with jitter, never above `max_delay_ms`.
+    /// Total even for a policy that fails [`validate`](Self::validate): a jitter outside
+    /// 0..=1 is clamped, so no input panics.
     pub fn calculate_delay(&self, attempt: u32) -> Duration {
         let base = self.base_delay(attempt);
-        if self.jitter <= 0.0 {
+        let jitter = if self.jitter > 0.0 {
+            self.jitter.min(1.0)
+        } else {
             return base;
-        }
-        let factor = 1.0 + rand::rng().random_range(-self.jitter..=self.jitter);
+        };
+        let factor = 1.0 + rand::rng().random_range(-jitter..=jitter);
         base.mul_f64(factor).min(Duration::from_millis(self.max_delay_ms))
     }
 }

@@ -6,19 +6,40 @@ use std::sync::{Arc, PoisonError, RwLock};
 use secrecy::SecretSlice;
 
 use crate::crypto::{EncryptionKey, Keyring};
-use crate::error::StorageError;
+use crate::error::{ErrorKind, StorageError};
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::{CredentialMetadata, Tags, Timestamp, now};
-use crate::provider::StorageProvider;
+use crate::provider::{Precondition, StorageProvider, Stored};
 
 /// Outcome of [`CredentialStore::rotate_keys`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RotationReport {
     /// Credentials re-encrypted under the current key.
     pub re_encrypted: usize,
-    /// Credentials already under the current key, left as they were.
+    /// Credentials already under the current key, left as they were (including those
+    /// a concurrent `put` rewrote under it meanwhile).
     pub already_current: usize,
+    /// Credentials deleted while rotation ran; they stay deleted.
+    pub vanished: usize,
+    /// Credentials that could not be rotated, with the kind of error; the rest were.
+    pub failed: Vec<(CredentialId, ErrorKind)>,
+}
+
+impl RotationReport {
+    /// `true` when every credential is now under the current key.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Most attempts of one conditional write before giving up with `Conflict`.
+const MAX_WRITE_ATTEMPTS: u32 = 64;
+
+/// A short random pause before attempt `attempt` of a conditional write that lost a race.
+async fn back_off(attempt: u32) {
+    let ceiling_us = 500u64 << attempt.min(6);
+    tokio::time::sleep(std::time::Duration::from_micros(rand::random_range(0..=ceiling_us))).await;
 }
 
 /// Stores and reads credentials through any [`StorageProvider`], encrypting values
@@ -29,10 +50,10 @@ pub struct RotationReport {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use nebula_credential_core::{CredentialStore, EncryptionKey, Keyring, MockStorageProvider, Tags};
+/// use nebula_credential_core::{CredentialStore, EncryptionKey, Keyring, MemoryStorageProvider, Tags};
 /// use secrecy::ExposeSecret;
 /// # tokio_test_block_on(async {
-/// let store = CredentialStore::new(Arc::new(MockStorageProvider::new()), Keyring::new(EncryptionKey::generate()));
+/// let store = CredentialStore::new(Arc::new(MemoryStorageProvider::new()), Keyring::new(EncryptionKey::generate()));
 /// let id = "github_token".parse()?;
 /// store.put(&id, b"ghp_example", Tags::new()).await?;
 /// assert_eq!(store.get(&id).await?.expose_secret(), b"ghp_example");
@@ -86,6 +107,15 @@ impl CredentialStore {
     }
 
     /// Like [`put`](Self::put), with an expiry time recorded in the metadata.
+    ///
+    /// Versions are exact: the write is conditional on the revision read, so of N
+    /// concurrent puts of one id each gets its own version, and the last acknowledged
+    /// value is what [`get`](Self::get) returns. A put that keeps losing the race gives up
+    /// with [`StorageError::Conflict`]. A stored record that cannot be read
+    /// ([`StorageError::Corrupted`]) is replaced, with a warning, starting again at
+    /// version 1. On a backend without
+    /// [`conditional_store`](crate::Capabilities::conditional_store) the write is
+    /// last-writer-wins and concurrent puts may report the same version.
     pub async fn put_expiring(
         &self,
         id: &CredentialId,
@@ -93,23 +123,60 @@ impl CredentialStore {
         tags: Tags,
         expires_at: Option<Timestamp>,
     ) -> Result<CredentialMetadata, StorageError> {
-        let mut metadata = CredentialMetadata::new().with_tags(tags);
+        let mut template = CredentialMetadata::new().with_tags(tags);
         if let Some(at) = expires_at {
-            metadata = metadata.with_expiry(at);
+            template = template.with_expiry(at);
         }
-        metadata.validate()?;
+        template.validate()?;
         let data = self.keyring().encrypt(id, secret)?;
-        match self.provider.retrieve(id).await {
-            Ok((_, previous)) => {
-                metadata.created_at = previous.created_at;
-                metadata.version = previous.version.saturating_add(1);
-                metadata.updated_at = now().max(previous.created_at);
+        let conditional = self.provider.capabilities().conditional_store;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let mut metadata = template.clone();
+            metadata.created_at = now();
+            metadata.updated_at = metadata.created_at;
+            let precondition = match self.provider.retrieve(id).await {
+                Ok(previous) => {
+                    metadata.created_at = previous.metadata.created_at;
+                    metadata.version = previous.metadata.version.saturating_add(1);
+                    metadata.updated_at = metadata.updated_at.max(previous.metadata.created_at);
+                    Precondition::Revision(previous.revision)
+                }
+                Err(e) if e.is_not_found() => Precondition::Absent,
+                Err(e @ StorageError::Corrupted { .. }) => {
+                    tracing::warn!(
+                        provider = self.provider.provider_name(),
+                        credential_id = id.as_str(),
+                        error = %e,
+                        "replacing a stored record that cannot be read"
+                    );
+                    Precondition::None
+                }
+                Err(e) => return Err(e),
+            };
+            let precondition = if conditional { precondition } else { Precondition::None };
+            match self.provider.store_if(id, &data, &metadata, &precondition).await {
+                Ok(_) => return Ok(metadata),
+                Err(e) if e.is_conflict() && precondition.is_conditional() => {
+                    // A retried write may have landed before its reply was lost: ours if
+                    // the record now holds our ciphertext (the nonce is unique).
+                    if let Ok(now_stored) = self.provider.retrieve(id).await
+                        && now_stored.data == data
+                    {
+                        return Ok(now_stored.metadata);
+                    }
+                    back_off(attempt).await;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
         }
-        self.provider.store(id, data, metadata.clone()).await?;
-        Ok(metadata)
+        Err(StorageError::conflict(
+            self.provider.provider_name(),
+            id,
+            format!(
+                "{MAX_WRITE_ATTEMPTS} attempts lost the race to concurrent writers; \
+                 retry later or reduce concurrent writes of this credential"
+            ),
+        ))
     }
 
     /// The decrypted value of `id`.
@@ -122,7 +189,7 @@ impl CredentialStore {
         &self,
         id: &CredentialId,
     ) -> Result<(SecretSlice<u8>, CredentialMetadata), StorageError> {
-        let (data, metadata) = self.provider.retrieve(id).await?;
+        let Stored { data, metadata, .. } = self.provider.retrieve(id).await?;
         let plain = self.keyring().decrypt(id, &data)?;
         let secret = SecretSlice::new(Box::<[u8]>::from(plain.as_slice()));
         Ok((secret, metadata))
@@ -146,34 +213,87 @@ impl CredentialStore {
 
     /// Re-encrypts every stored credential that is not under the current key.
     /// Metadata (version, timestamps, tags) is kept: the value did not change.
-    /// A credential deleted meanwhile is skipped.
+    ///
+    /// Safe beside live writers: each record is rewritten only if it is still at the
+    /// revision read, so a concurrent `put` is never undone and a credential deleted
+    /// meanwhile stays deleted. A record that cannot be read or decrypted is reported
+    /// in [`RotationReport::failed`] and the rest are rotated; only a failing `list`
+    /// fails the call. On a backend without
+    /// [`conditional_store`](crate::Capabilities::conditional_store) a concurrent write
+    /// between the read and the rewrite can be lost.
     pub async fn rotate_keys(&self) -> Result<RotationReport, StorageError> {
         let keyring = self.keyring();
         let mut report = RotationReport::default();
         for id in self.provider.list(&CredentialFilter::new()).await? {
-            let (data, metadata) = match self.provider.retrieve(&id).await {
-                Ok(found) => found,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            if data.key_id == keyring.current().key_id() {
-                report.already_current += 1;
-                continue;
+            match self.rotate_one(&keyring, &id).await {
+                Ok(Rotated::ReEncrypted) => report.re_encrypted += 1,
+                Ok(Rotated::AlreadyCurrent) => report.already_current += 1,
+                Ok(Rotated::Vanished) => report.vanished += 1,
+                Err(e) => {
+                    tracing::warn!(
+                        provider = self.provider.provider_name(),
+                        credential_id = id.as_str(),
+                        error.kind = e.kind().as_str(),
+                        error = %e,
+                        "credential not rotated"
+                    );
+                    report.failed.push((id, e.kind()));
+                }
             }
-            let plain = keyring.decrypt(&id, &data)?;
-            let sealed = keyring.encrypt(&id, &plain)?;
-            self.provider.store(&id, sealed, metadata).await?;
-            report.re_encrypted += 1;
         }
         tracing::info!(
             provider = self.provider.provider_name(),
             re_encrypted = report.re_encrypted,
             already_current = report.already_current,
+            vanished = report.vanished,
+            failed = report.failed.len(),
             key_id = keyring.current().key_id(),
             "key rotation finished"
         );
         Ok(report)
     }
+
+    async fn rotate_one(&self, keyring: &Keyring, id: &CredentialId) -> Result<Rotated, StorageError> {
+        let conditional = self.provider.capabilities().conditional_store;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let stored = match self.provider.retrieve(id).await {
+                Ok(stored) => stored,
+                Err(e) if e.is_not_found() => return Ok(Rotated::Vanished),
+                Err(e) => return Err(e),
+            };
+            if stored.data.key_id == keyring.current().key_id() {
+                return Ok(Rotated::AlreadyCurrent);
+            }
+            let plain = keyring.decrypt(id, &stored.data)?;
+            let sealed = keyring.encrypt(id, &plain)?;
+            let precondition = if conditional {
+                Precondition::Revision(stored.revision)
+            } else {
+                Precondition::None
+            };
+            match self
+                .provider
+                .store_if(id, &sealed, &stored.metadata, &precondition)
+                .await
+            {
+                Ok(_) => return Ok(Rotated::ReEncrypted),
+                Err(e) if e.is_conflict() && conditional => back_off(attempt).await,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StorageError::conflict(
+            self.provider.provider_name(),
+            id,
+            format!("rotation lost the race to concurrent writers {MAX_WRITE_ATTEMPTS} times; run rotate_keys again"),
+        ))
+    }
+}
+
+/// What rotation did to one credential.
+enum Rotated {
+    ReEncrypted,
+    AlreadyCurrent,
+    Vanished,
 }
 
 impl fmt::Debug for CredentialStore {

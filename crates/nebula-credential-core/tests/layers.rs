@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use nebula_credential_core::layers::{Metered, Retry, Timeout};
 use nebula_credential_core::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, MockStorageProvider, Operation, ProviderLimits,
-    RetryPolicy, StorageError, StorageMetrics, StorageProvider, Timeouts, async_trait, layers,
+    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, ErrorKind, MemoryStorageProvider,
+    Operation, Precondition, RetryPolicy, Revision, StorageError, StorageMetrics, StorageProvider, Stored, Timeouts,
+    async_trait, layers,
 };
 
 fn id(s: &str) -> CredentialId {
@@ -23,12 +24,7 @@ fn data() -> EncryptedData {
 }
 
 fn unavailable() -> StorageError {
-    StorageError::Unavailable {
-        provider: "memory",
-        operation: Operation::Retrieve,
-        id: None,
-        source: None,
-    }
+    StorageError::unavailable("memory", Operation::Retrieve, None)
 }
 
 fn no_jitter(max_retries: u32) -> RetryPolicy {
@@ -39,9 +35,9 @@ fn no_jitter(max_retries: u32) -> RetryPolicy {
     }
 }
 
-async fn seeded() -> MockStorageProvider {
-    let mock = MockStorageProvider::new();
-    mock.store(&id("a"), data(), CredentialMetadata::new()).await.unwrap();
+async fn seeded() -> MemoryStorageProvider {
+    let mock = MemoryStorageProvider::new();
+    mock.store(&id("a"), &data(), &CredentialMetadata::new()).await.unwrap();
     mock
 }
 
@@ -51,9 +47,15 @@ async fn retries_unavailable_then_succeeds_with_exact_backoff() {
     mock.fail_next_with(unavailable());
     mock.fail_next_with(unavailable());
     let metrics = Arc::new(StorageMetrics::new());
-    let retry = Retry::new(mock.clone(), no_jitter(5)).with_metrics(metrics.clone());
+    let retry = Retry::new(mock.clone(), no_jitter(5))
+        .unwrap()
+        .with_metrics(metrics.clone());
     let start = tokio::time::Instant::now();
-    let (d, _) = retry.retrieve(&id("a")).await.expect("succeeds on the third attempt");
+    let d = retry
+        .retrieve(&id("a"))
+        .await
+        .expect("succeeds on the third attempt")
+        .data;
     assert_eq!(d, data());
     // 100 ms + 200 ms of (virtual) backoff, nothing more.
     assert_eq!(start.elapsed(), Duration::from_millis(300));
@@ -67,18 +69,15 @@ async fn does_not_retry_permanent_errors() {
             provider: "memory",
             id: id("a"),
         },
-        StorageError::PermissionDenied {
-            provider: "memory",
-            operation: Operation::Retrieve,
-            id: Some(id("a")),
-            required: "grant read".into(),
-        },
+        StorageError::permission_denied("memory", Operation::Retrieve, Some(&id("a")), "grant read"),
     ] {
         let mock = seeded().await;
         let kind = err.kind();
         mock.fail_next_with(err);
         let metrics = Arc::new(StorageMetrics::new());
-        let retry = Retry::new(mock.clone(), no_jitter(5)).with_metrics(metrics.clone());
+        let retry = Retry::new(mock.clone(), no_jitter(5))
+            .unwrap()
+            .with_metrics(metrics.clone());
         let start = tokio::time::Instant::now();
         let got = retry.retrieve(&id("a")).await.unwrap_err();
         assert_eq!(got.kind(), kind);
@@ -95,17 +94,18 @@ async fn gives_up_after_max_retries_with_the_last_error() {
     for _ in 0..3 {
         mock.fail_next_with(unavailable());
     }
-    mock.fail_next_with(StorageError::Throttled {
-        provider: "memory",
-        operation: Operation::Retrieve,
-        id: None,
-        retry_after: None,
-    });
+    mock.fail_next_with(StorageError::throttled("memory", Operation::Retrieve, None));
     let metrics = Arc::new(StorageMetrics::new());
-    let retry = Retry::new(mock.clone(), no_jitter(3)).with_metrics(metrics.clone());
+    let retry = Retry::new(mock.clone(), no_jitter(3))
+        .unwrap()
+        .with_metrics(metrics.clone());
     let start = tokio::time::Instant::now();
     let err = retry.retrieve(&id("a")).await.unwrap_err();
-    assert_eq!(err.kind(), "throttled", "the last error is returned");
+    assert_eq!(err.kind(), ErrorKind::Throttled, "the last error is returned");
+    let retried = err.retried().expect("marked as given up");
+    assert_eq!(retried.attempts, 4);
+    assert!(!err.is_retryable(), "callers must not retry it again");
+    assert!(err.to_string().contains("gave up after 4 attempts"), "{err}");
     assert_eq!(start.elapsed(), Duration::from_millis(100 + 200 + 400));
     assert_eq!(metrics.snapshot().retrieve.retries, 3);
 }
@@ -113,13 +113,10 @@ async fn gives_up_after_max_retries_with_the_last_error() {
 #[tokio::test(start_paused = true)]
 async fn honours_retry_after() {
     let mock = seeded().await;
-    mock.fail_next_with(StorageError::Throttled {
-        provider: "memory",
-        operation: Operation::Retrieve,
-        id: None,
-        retry_after: Some(Duration::from_secs(2)),
-    });
-    let retry = Retry::new(mock, no_jitter(1));
+    mock.fail_next_with(
+        StorageError::throttled("memory", Operation::Retrieve, None).with_retry_after(Some(Duration::from_secs(2))),
+    );
+    let retry = Retry::new(mock, no_jitter(1)).unwrap();
     let start = tokio::time::Instant::now();
     retry.retrieve(&id("a")).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(2));
@@ -134,13 +131,19 @@ impl StorageProvider for Hanging {
     fn provider_name(&self) -> &'static str {
         "hanging"
     }
-    fn limits(&self) -> ProviderLimits {
-        ProviderLimits::new(1024)
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(1024)
     }
-    async fn store(&self, _: &CredentialId, _: EncryptedData, _: CredentialMetadata) -> Result<(), StorageError> {
+    async fn store_if(
+        &self,
+        _: &CredentialId,
+        _: &EncryptedData,
+        _: &CredentialMetadata,
+        _: &Precondition,
+    ) -> Result<Revision, StorageError> {
         std::future::pending().await
     }
-    async fn retrieve(&self, _: &CredentialId) -> Result<(EncryptedData, CredentialMetadata), StorageError> {
+    async fn retrieve(&self, _: &CredentialId) -> Result<Stored, StorageError> {
         std::future::pending().await
     }
     async fn delete(&self, _: &CredentialId) -> Result<(), StorageError> {
@@ -178,7 +181,7 @@ async fn timeout_turns_a_hung_operation_into_timeout() {
     assert_eq!(start.elapsed(), Duration::from_millis(250));
     let start = tokio::time::Instant::now();
     assert!(matches!(
-        t.store(&id("slow"), data(), CredentialMetadata::new()).await,
+        t.store(&id("slow"), &data(), &CredentialMetadata::new()).await,
         Err(StorageError::Timeout {
             operation: Operation::Store,
             ..
@@ -202,14 +205,110 @@ async fn each_retry_attempt_has_its_own_deadline() {
             write_ms: 1_000,
         },
         metrics.clone(),
-    );
+    )
+    .unwrap();
     let start = tokio::time::Instant::now();
     let err = stack.exists(&id("x")).await.unwrap_err();
-    assert_eq!(err.kind(), "timeout");
+    assert_eq!(err.kind(), ErrorKind::Timeout);
     // 3 attempts of 1 s each, plus 100 ms and 200 ms of backoff.
     assert_eq!(start.elapsed(), Duration::from_millis(3_300));
     let s = metrics.snapshot();
     assert_eq!((s.exists.count, s.exists.errors, s.exists.retries), (1, 1, 2));
+}
+
+#[test]
+fn invalid_retry_policies_are_refused_not_panicked_on() {
+    for policy in [
+        RetryPolicy {
+            jitter: 2.0,
+            ..RetryPolicy::default()
+        },
+        RetryPolicy {
+            jitter: f64::NAN,
+            ..RetryPolicy::default()
+        },
+        RetryPolicy {
+            multiplier: 0.0,
+            ..RetryPolicy::default()
+        },
+        RetryPolicy {
+            max_retries: 11,
+            ..RetryPolicy::default()
+        },
+    ] {
+        let e = Retry::new(MemoryStorageProvider::new(), policy).unwrap_err();
+        assert!(e.field().starts_with("retry."), "{e}");
+        assert!(
+            layers::standard(
+                MemoryStorageProvider::new(),
+                policy,
+                Timeouts::default(),
+                Arc::default()
+            )
+            .is_err()
+        );
+        // Even used directly, an out-of-range policy never panics.
+        let _ = policy.calculate_delay(3);
+    }
+    let zero = Timeouts {
+        read_ms: 0,
+        write_ms: 1,
+    };
+    assert!(
+        layers::standard(
+            MemoryStorageProvider::new(),
+            RetryPolicy::default(),
+            zero,
+            Arc::default()
+        )
+        .is_err()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timeout_layer_publishes_its_deadline_to_the_backend() {
+    #[derive(Debug)]
+    struct Reports;
+    #[async_trait]
+    impl StorageProvider for Reports {
+        fn provider_name(&self) -> &'static str {
+            "reports"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new(1024)
+        }
+        async fn store_if(
+            &self,
+            _: &CredentialId,
+            _: &EncryptedData,
+            _: &CredentialMetadata,
+            _: &Precondition,
+        ) -> Result<Revision, StorageError> {
+            unreachable!()
+        }
+        async fn retrieve(&self, _: &CredentialId) -> Result<Stored, StorageError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &CredentialId) -> Result<(), StorageError> {
+            unreachable!()
+        }
+        async fn list(&self, _: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+            unreachable!()
+        }
+        async fn exists(&self, _: &CredentialId) -> Result<bool, StorageError> {
+            let left = layers::deadline().expect("a deadline is set") - tokio::time::Instant::now();
+            Ok(left == Duration::from_millis(250))
+        }
+    }
+    assert!(layers::deadline().is_none());
+    let t = Timeout::new(
+        Reports,
+        Timeouts {
+            read_ms: 250,
+            write_ms: 900,
+        },
+    );
+    assert!(t.exists(&id("x")).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -224,8 +323,9 @@ async fn metrics_stay_exact_under_concurrency() {
                 for i in 0..1_000 {
                     match i % 4 {
                         0 => m
-                            .store(&id(&format!("t{t}_{i}")), data(), CredentialMetadata::new())
+                            .store(&id(&format!("t{t}_{i}")), &data(), &CredentialMetadata::new())
                             .await
+                            .map(drop)
                             .unwrap(),
                         1 => drop(m.retrieve(&id("a")).await.unwrap()),
                         2 => assert!(m.retrieve(&id("missing")).await.is_err()),

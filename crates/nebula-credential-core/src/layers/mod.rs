@@ -20,17 +20,17 @@ use async_trait::async_trait;
 
 pub use metered::{Metered, MeteredLayer};
 pub use retry::{Retry, RetryLayer};
-pub use timeout::{Timeout, TimeoutLayer};
+pub use timeout::{Timeout, TimeoutLayer, deadline};
 pub use traced::{Traced, TracedLayer};
 
 use crate::config::Timeouts;
 use crate::data::EncryptedData;
-use crate::error::{Operation, StorageError};
+use crate::error::{ConfigError, Operation, StorageError};
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::CredentialMetadata;
 use crate::metrics::StorageMetrics;
-use crate::provider::{ProviderLimits, StorageProvider};
+use crate::provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
 use crate::retry::RetryPolicy;
 
 /// A boxed, sendable future, as returned by [`StorageProvider`] methods.
@@ -79,12 +79,23 @@ impl<L: Layer, P: StorageProvider> Layered<L, P> {
         &self.layer
     }
 
-    fn call<'a>(&self, operation: Operation, id: Option<&'a CredentialId>) -> Call<'a> {
-        Call {
+    /// Runs one operation through the layer. Errors leave naming the credential, so
+    /// backends need not repeat the id in every error they build.
+    async fn run<'a, T: Send + 'a>(
+        &'a self,
+        operation: Operation,
+        id: Option<&'a CredentialId>,
+        next: impl FnMut() -> BoxFuture<'a, Result<T, StorageError>> + Send + 'a,
+    ) -> Result<T, StorageError> {
+        let call = Call {
             provider: self.inner.provider_name(),
             operation,
             id,
-        }
+        };
+        self.layer
+            .call(call, Box::new(next))
+            .await
+            .map_err(|e| e.with_id_if_missing(id))
     }
 }
 
@@ -95,77 +106,81 @@ impl<L: Layer, P: StorageProvider> StorageProvider for Layered<L, P> {
         self.inner.provider_name()
     }
 
-    fn limits(&self) -> ProviderLimits {
-        self.inner.limits()
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn store_if(
+        &self,
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        precondition: &Precondition,
+    ) -> Result<Revision, StorageError> {
+        let inner = &self.inner;
+        self.run(Operation::Store, Some(id), move || {
+            inner.store_if(id, data, metadata, precondition)
+        })
+        .await
     }
 
     async fn store(
         &self,
         id: &CredentialId,
-        data: EncryptedData,
-        metadata: CredentialMetadata,
-    ) -> Result<(), StorageError> {
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+    ) -> Result<Revision, StorageError> {
         let inner = &self.inner;
-        let next = move || inner.store(id, data.clone(), metadata.clone());
-        self.layer
-            .call(self.call(Operation::Store, Some(id)), Box::new(next))
+        self.run(Operation::Store, Some(id), move || inner.store(id, data, metadata))
             .await
     }
 
-    async fn retrieve(&self, id: &CredentialId) -> Result<(EncryptedData, CredentialMetadata), StorageError> {
+    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let inner = &self.inner;
-        self.layer
-            .call(
-                self.call(Operation::Retrieve, Some(id)),
-                Box::new(move || inner.retrieve(id)),
-            )
+        self.run(Operation::Retrieve, Some(id), move || inner.retrieve(id))
             .await
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         let inner = &self.inner;
-        self.layer
-            .call(
-                self.call(Operation::Delete, Some(id)),
-                Box::new(move || inner.delete(id)),
-            )
-            .await
+        self.run(Operation::Delete, Some(id), move || inner.delete(id)).await
     }
 
     async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
         let inner = &self.inner;
-        self.layer
-            .call(self.call(Operation::List, None), Box::new(move || inner.list(filter)))
-            .await
+        self.run(Operation::List, None, move || inner.list(filter)).await
     }
 
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
         let inner = &self.inner;
-        self.layer
-            .call(
-                self.call(Operation::Exists, Some(id)),
-                Box::new(move || inner.exists(id)),
-            )
-            .await
+        self.run(Operation::Exists, Some(id), move || inner.exists(id)).await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        self.run(Operation::Check, None, move || inner.check()).await
     }
 }
 
 /// The standard stack over `provider`: tracing, metrics, retry, per-attempt timeouts.
+/// Fails when `retry` or `timeouts` break their rules.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use nebula_credential_core::{layers, MockStorageProvider, RetryPolicy, StorageMetrics, StorageProvider, Timeouts};
+/// use nebula_credential_core::{layers, MemoryStorageProvider, RetryPolicy, StorageMetrics, StorageProvider, Timeouts};
 /// let metrics = Arc::new(StorageMetrics::new());
-/// let stack = layers::standard(MockStorageProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics);
+/// let stack = layers::standard(MemoryStorageProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics)?;
 /// assert_eq!(stack.provider_name(), "memory");
+/// # Ok::<(), nebula_credential_core::ConfigError>(())
 /// ```
 pub fn standard<P: StorageProvider>(
     provider: P,
     retry: RetryPolicy,
     timeouts: Timeouts,
     metrics: Arc<StorageMetrics>,
-) -> Traced<Metered<Retry<Timeout<P>>>> {
+) -> Result<Traced<Metered<Retry<Timeout<P>>>>, ConfigError> {
+    timeouts.validate(provider.provider_name())?;
     let timed = Timeout::new(provider, timeouts);
-    let retried = Retry::new(timed, retry).with_metrics(metrics.clone());
-    Traced::new(Metered::new(retried, metrics))
+    let retried = Retry::new(timed, retry)?.with_metrics(metrics.clone());
+    Ok(Traced::new(Metered::new(retried, metrics)))
 }

@@ -1,9 +1,9 @@
 //! [`Retry`]: retries retryable errors with exponential backoff.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::StorageError;
+use crate::error::{ConfigError, Retried, StorageError};
 use crate::id::CredentialId;
 use crate::metrics::StorageMetrics;
 use crate::provider::StorageProvider;
@@ -14,8 +14,9 @@ use super::{BoxFuture, Call, Layer, Layered, Next};
 /// Retries an operation while its error [`is_retryable`](StorageError::is_retryable),
 /// up to [`RetryPolicy::max_retries`] times, sleeping [`RetryPolicy::calculate_delay`]
 /// between attempts (longer when the backend asked for it with `Retry-After`). Each
-/// retry is logged with `tracing::warn!` and counted in the metrics; after the last
-/// attempt the last error is returned unchanged.
+/// retry is logged with `tracing::warn!` and counted in the metrics. A transient error
+/// it gives up on is returned marked [`Retried`] (attempts, elapsed), so it is no longer
+/// [`is_retryable`](StorageError::is_retryable) and callers do not retry it again.
 pub type Retry<P> = Layered<RetryLayer, P>;
 
 /// The layer behind [`Retry`].
@@ -26,9 +27,10 @@ pub struct RetryLayer {
 }
 
 impl<P: StorageProvider> Retry<P> {
-    /// Wraps `inner` with `policy`.
-    pub fn new(inner: P, policy: RetryPolicy) -> Self {
-        Layered::wrap(RetryLayer { policy, metrics: None }, inner)
+    /// Wraps `inner` with `policy`, which must pass [`RetryPolicy::validate`].
+    pub fn new(inner: P, policy: RetryPolicy) -> Result<Self, ConfigError> {
+        policy.validate(inner.provider_name())?;
+        Ok(Layered::wrap(RetryLayer { policy, metrics: None }, inner))
     }
 
     /// Counts retries in `metrics`.
@@ -51,6 +53,7 @@ impl Layer for RetryLayer {
         mut next: Next<'a, T>,
     ) -> BoxFuture<'a, Result<T, StorageError>> {
         Box::pin(async move {
+            let start = Instant::now();
             let mut retries = 0;
             loop {
                 match next().await {
@@ -68,7 +71,7 @@ impl Layer for RetryLayer {
                             retry = retries,
                             max_retries = self.policy.max_retries,
                             delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                            error.kind = err.kind(),
+                            error.kind = err.kind().as_str(),
                             error = %err,
                             "retrying after a transient error"
                         );
@@ -76,6 +79,12 @@ impl Layer for RetryLayer {
                             m.record_retry(call.operation);
                         }
                         tokio::time::sleep(delay).await;
+                    }
+                    Err(err) if err.is_retryable() && retries > 0 => {
+                        return Err(err.mark_retried(Retried {
+                            attempts: retries + 1,
+                            elapsed: start.elapsed(),
+                        }));
                     }
                     result => return result,
                 }

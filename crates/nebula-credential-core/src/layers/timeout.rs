@@ -23,6 +23,19 @@ impl<P: StorageProvider> Timeout<P> {
     }
 }
 
+tokio::task_local! {
+    static DEADLINE: tokio::time::Instant;
+}
+
+/// The deadline of the operation running in this task, when a [`Timeout`] layer set one.
+///
+/// A backend whose work can outlive a dropped future (a blocking thread waiting on a
+/// file lock, say) bounds that wait by this deadline, and must not commit a write after
+/// it: the caller has been told the write failed.
+pub fn deadline() -> Option<tokio::time::Instant> {
+    DEADLINE.try_with(|d| *d).ok()
+}
+
 impl Layer for TimeoutLayer {
     fn call<'a, T: Send + 'a>(
         &'a self,
@@ -31,14 +44,11 @@ impl Layer for TimeoutLayer {
     ) -> BoxFuture<'a, Result<T, StorageError>> {
         Box::pin(async move {
             let after = self.timeouts.for_operation(call.operation);
-            match tokio::time::timeout(after, next()).await {
+            let at = tokio::time::Instant::now() + after;
+            let at = deadline().map_or(at, |outer| outer.min(at));
+            match DEADLINE.scope(at, tokio::time::timeout_at(at, next())).await {
                 Ok(result) => result,
-                Err(_) => Err(StorageError::Timeout {
-                    provider: call.provider,
-                    operation: call.operation,
-                    id: call.id.cloned(),
-                    after,
-                }),
+                Err(_) => Err(StorageError::timeout(call.provider, call.operation, call.id, after)),
             }
         })
     }

@@ -46,10 +46,10 @@ impl Layer for TracedLayer {
                 match &result {
                     Ok(_) => tracing::debug!(duration_us, "completed"),
                     Err(e) if e.is_not_found() => {
-                        tracing::debug!(duration_us, error.kind = e.kind(), "not found")
+                        tracing::debug!(duration_us, error.kind = e.kind().as_str(), "not found")
                     }
                     Err(e) => {
-                        tracing::warn!(duration_us, error.kind = e.kind(), error = %e, "failed")
+                        tracing::warn!(duration_us, error.kind = e.kind().as_str(), error = %e, "failed")
                     }
                 }
                 result
