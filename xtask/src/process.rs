@@ -178,7 +178,8 @@ pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// An error that trying again cannot fix (a registry's definite "not found").
+/// Marks an error that trying again cannot fix (a registry's definite "not found", a
+/// compile error); [`with_retries`] gives up at once on it.
 #[derive(Debug)]
 pub(crate) struct Permanent(pub(crate) String);
 
@@ -190,9 +191,18 @@ impl std::fmt::Display for Permanent {
 
 impl std::error::Error for Permanent {}
 
-/// Runs `attempt` up to 3 times, 5 s apart, so a passing registry hiccup does not fail CI.
-/// A [`Permanent`] error ends the attempts at once.
-pub(crate) fn with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+/// Marks `error` as [`Permanent`], keeping its message and adding `why` in front.
+pub(crate) fn permanent(error: anyhow::Error, why: &str) -> anyhow::Error {
+    error.context(Permanent(why.to_string()))
+}
+
+/// Runs `attempt` up to 3 times, 5 s apart, so a passing registry or network hiccup does
+/// not fail CI. A [`Permanent`] error ends the attempts at once.
+pub(crate) fn with_retries<T>(what: &str, attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    retry(what, Duration::from_secs(5), attempt)
+}
+
+fn retry<T>(what: &str, pause: Duration, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
     let mut last = None;
     for n in 1..=3 {
         match attempt() {
@@ -202,25 +212,12 @@ pub(crate) fn with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T>
                 eprintln!("    {what}: attempt {n} of 3 failed: {e:#}");
                 last = Some(e);
                 if n < 3 {
-                    sleep(Duration::from_secs(5));
+                    sleep(pause);
                 }
             }
         }
     }
     Err(last.expect("three attempts")).with_context(|| format!("{what} failed 3 times"))
-}
-
-/// Checks that `program` can be run (`program --version` or the given probe args).
-pub(crate) fn require(program: &str, probe: &[&str], install_hint: &str) -> Result<()> {
-    match Command::new(program)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => Ok(()),
-        Err(e) => bail!("prerequisite `{program}` is missing or cannot run ({e}); {install_hint}"),
-    }
 }
 
 #[cfg(test)]
@@ -243,12 +240,6 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_prerequisite_is_named() {
-        let e = require("definitely-not-installed-xyz", &["--version"], "install it").unwrap_err();
-        assert!(e.to_string().contains("`definitely-not-installed-xyz`"), "{e}");
-    }
-
-    #[test]
     fn stop_ends_a_started_process_and_its_log_is_kept() {
         let dir = std::env::temp_dir().join(format!("xtask-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -258,5 +249,36 @@ mod tests {
         stop(pid).unwrap();
         assert!(!alive(pid));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn permanent_errors_are_not_retried_and_transient_ones_are() {
+        let mut calls = 0;
+        let e = retry("build", Duration::ZERO, || -> Result<()> {
+            calls += 1;
+            Err(permanent(anyhow::anyhow!("error[E0425]"), "does not compile"))
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(format!("{e:#}").contains("error[E0425]"), "{e:#}");
+        let mut calls = 0;
+        let v = retry("download", Duration::ZERO, || {
+            calls += 1;
+            if calls < 3 {
+                bail!("connection reset")
+            } else {
+                Ok(calls)
+            }
+        })
+        .unwrap();
+        assert_eq!((v, calls), (3, 3));
+        let mut calls = 0;
+        let e = retry("download", Duration::ZERO, || -> Result<()> {
+            calls += 1;
+            bail!("connection reset")
+        })
+        .unwrap_err();
+        assert_eq!(calls, 3);
+        assert!(format!("{e:#}").contains("failed 3 times"));
     }
 }
