@@ -128,8 +128,7 @@ pub(crate) fn print_env() -> Result<()> {
 /// Emulators recorded now that were not recorded in `before`: what this run started.
 fn started_since(before: &BTreeSet<String>) -> Result<Vec<Emulator>> {
     let state = State::load()?;
-    Ok(Emulator::ALL
-        .into_iter()
+    Ok(Emulator::all()
         .filter(|e| state.get(*e).is_some() && !before.contains(e.spec().name))
         .collect())
 }

@@ -2,14 +2,13 @@
 //! as a process on 127.0.0.1 with a free port. Nothing is installed outside `target/`
 //! except the package managers' own caches (pip, Maven, Go), which later runs reuse.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::emulator::{Emulator, Runtime};
+use crate::emulator::{Emulator, Env, Runtime};
 use crate::prereq::{Version, require, require_version};
 use crate::process::{
     Permanent, free_port, http_status, permanent, run_checked, spawn_logged, tail, wait_ready, with_retries,
@@ -32,12 +31,7 @@ const KUBE_RESTRICTED_NAMESPACE: &str = "nebula-restricted";
 pub(crate) fn start(e: Emulator) -> Result<Running> {
     let log = dir("logs")?.join(format!("{e}.log"));
     std::fs::write(&log, b"").with_context(|| format!("cannot create {}", log.display()))?;
-    let (pids, env) = match e {
-        Emulator::Aws => start_aws(&log)?,
-        Emulator::Vault => start_vault(&log)?,
-        Emulator::Azure => start_azure(&log)?,
-        Emulator::Kubernetes => start_kubernetes(&log)?,
-    };
+    let (pids, env) = (e.spec().start)(&log)?;
     Ok(Running {
         runtime: Runtime::Native,
         pids,
@@ -46,9 +40,9 @@ pub(crate) fn start(e: Emulator) -> Result<Running> {
     })
 }
 
-type Started = (Vec<u32>, BTreeMap<String, String>);
+type Started = (Vec<u32>, Env);
 
-fn env<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+fn env<const N: usize>(pairs: [(&str, String); N]) -> Env {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
@@ -89,7 +83,8 @@ fn venv() -> Result<PathBuf> {
     Ok(venv)
 }
 
-fn start_aws(log: &Path) -> Result<Started> {
+/// Starts the aws emulator natively.
+pub(crate) fn start_aws(log: &Path) -> Result<Started> {
     let bin = venv()?.join("bin").join("moto_server");
     let port = free_port()?;
     let pid = spawn_logged(
@@ -104,7 +99,7 @@ fn start_aws(log: &Path) -> Result<Started> {
 
 /// The AWS emulator's variables: its endpoint, and the static credentials and region the
 /// SDK's standard chain reads (any pair works with moto and LocalStack).
-pub(crate) fn aws_env(endpoint: String) -> BTreeMap<String, String> {
+pub(crate) fn aws_env(endpoint: String) -> Env {
     env([
         ("NEBULA_TEST_AWS_ENDPOINT", endpoint),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -122,7 +117,8 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn start_vault(log: &Path) -> Result<Started> {
+/// Starts the vault emulator natively.
+pub(crate) fn start_vault(log: &Path) -> Result<Started> {
     let bao = venv()?.join("bin").join("bao");
     let port = free_port()?;
     let token = random_hex(16)?;
@@ -241,7 +237,8 @@ fn find_java(major: u32) -> Result<PathBuf> {
         })
 }
 
-fn start_azure(log: &Path) -> Result<Started> {
+/// Starts the azure emulator natively.
+pub(crate) fn start_azure(log: &Path) -> Result<Started> {
     let java = find_java(LOWKEY_JAVA_MAJOR)?;
     require("mvn", &["--version"], "install Maven (apt-get install maven)")?;
     let jars = dir("jars")?;
@@ -265,7 +262,7 @@ fn start_azure(log: &Path) -> Result<Started> {
                 Ok(())
             } else if text.contains("Could not find artifact") || text.contains("was not found in") {
                 Err(Permanent(format!(
-                    "{LOWKEY_ARTIFACT} is not served by the Maven registry this machine reaches; \
+                    "{LOWKEY_ARTIFACT} is not served by the reachable Maven registry; \
                      the azure emulator needs it (or use --runtime docker where Docker runs)"
                 ))
                 .into())
@@ -371,7 +368,8 @@ fn kube_apiserver_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn start_kubernetes(log: &Path) -> Result<Started> {
+/// Starts the kubernetes emulator natively.
+pub(crate) fn start_kubernetes(log: &Path) -> Result<Started> {
     let bin = kube_apiserver_binary()?;
     let run = dir("run")?.join("kubernetes");
     if run.exists() {
