@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::emulator::{Emulator, Env, Runtime, Spec};
 use crate::native;
-use crate::process::{run_checked, with_retries};
+use crate::process::{Proc, run_checked, with_retries};
 use crate::state::{Running, dir, workspace_root};
 
 const ROOT_TOKEN: &str = "nebula-dev-root";
@@ -41,7 +41,9 @@ pub(crate) fn up(emulators: &[Emulator]) -> Result<BTreeMap<Emulator, Running>> 
             e,
             Running {
                 runtime: Runtime::Docker,
-                pids: Vec::new(),
+                procs: Vec::new(),
+                owner: Proc::me(),
+                ready: true,
                 env,
                 log: None,
             },

@@ -4,19 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::{Result, bail};
 
+use crate::launch::Launch;
 use crate::{docker, native};
 
 /// Variables an emulator exports to tests, by name.
 pub(crate) type Env = BTreeMap<String, String>;
 
-/// Installs what an emulator needs, starts it logging to the given file, and returns the
-/// pids it started and its variables.
-pub(crate) type NativeStart = fn(&Path) -> Result<(Vec<u32>, Env)>;
+/// Installs what an emulator needs, starts it through `Launch`, and returns its variables.
+pub(crate) type NativeStart = fn(&mut Launch) -> Result<Env>;
 
 /// The variables of an emulator running under docker compose.
 pub(crate) type DockerEnv = fn(&Spec) -> Result<Env>;

@@ -3,9 +3,11 @@
 mod docker;
 mod emulator;
 mod integration;
+mod launch;
 mod native;
 mod prereq;
 mod process;
+mod shutdown;
 mod state;
 
 use std::time::Instant;
@@ -143,8 +145,20 @@ fn ci_runs_natively(e: Emulator) -> bool {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse(std::env::args().skip(1))?;
+    let result = run(Args::parse(std::env::args().skip(1))?);
+    // After a signal the handler stops what runs and exits; errors meanwhile are noise.
+    shutdown::halt_if_interrupted();
+    result
+}
+
+fn run(args: Args) -> Result<()> {
     let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    if matches!(
+        words.as_slice(),
+        ["ci", ..] | ["emulators", "up", ..] | ["test-integration", ..] | ["bench", ..]
+    ) {
+        shutdown::install()?;
+    }
     match words.as_slice() {
         ["ci", ..] => ci(&args),
         ["emulators", "up", ..] => {

