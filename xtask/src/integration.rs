@@ -1,6 +1,7 @@
 //! `emulators up|down|status|env`, `test-integration` and `bench`: bring emulators up on
 //! either runtime, hand their variables to cargo, and always stop what this run started.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -193,8 +194,10 @@ pub(crate) fn bench(name: &[&str], emulator: Option<(Emulator, Runtime)>, extra:
     }
 }
 
-/// Runs a cargo child to completion; a signal meanwhile stops it too.
+/// Runs a cargo child to completion in its own process group; a signal meanwhile stops
+/// the whole group (cargo leaves its test binaries running when it gets SIGTERM alone).
 fn run_cargo(cmd: &mut Command) -> Result<()> {
+    cmd.process_group(0);
     let child = shutdown::spawn_foreground(cmd).context("cannot run cargo")?;
     let status = shutdown::wait_foreground(child, |mut c| c.wait()).context("cannot wait for cargo")?;
     if !status.success() {
