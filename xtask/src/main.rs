@@ -232,6 +232,7 @@ fn ci(args: &Args) -> Result<()> {
     for step in CI_STEPS {
         run_step(step)?;
     }
+    msrv_check()?;
     let runtime = args.runtime();
     let backends = args.backends(1, runtime)?;
     match docker::check_compose_file() {
@@ -245,6 +246,63 @@ fn ci(args: &Args) -> Result<()> {
     integration::test_integration(&backends, runtime, &[])?;
     eprintln!("<== integration tests passed in {:.0?}", step.elapsed());
     eprintln!("xtask ci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Crates that declare the workspace's `rust-version` (the AWS crate declares its own,
+/// higher one: the AWS SDK's).
+const MSRV_PACKAGES: &[&str] = &["nebula-credential-core", "nebula-credential-local", "nebula-credential"];
+
+/// Checks that the crates claiming the workspace's `rust-version` build with that
+/// toolchain, installed through rustup into its usual place. Says so, and goes on, when
+/// rustup cannot install it.
+fn msrv_check() -> Result<()> {
+    let manifest = std::fs::read_to_string(state::workspace_root().join("Cargo.toml"))?;
+    let version = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .context("the workspace Cargo.toml declares no rust-version")?;
+    eprintln!(
+        "\n==> msrv: cargo check with Rust {version} of {}",
+        MSRV_PACKAGES.join(", ")
+    );
+    let installed = std::process::Command::new("rustup")
+        .args([
+            "toolchain",
+            "install",
+            &version,
+            "--profile",
+            "minimal",
+            "--no-self-update",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !installed.is_ok_and(|s| s.success()) {
+        eprintln!("<== msrv: NOT checked: rustup could not install Rust {version} here");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut cmd = std::process::Command::new("rustup");
+    cmd.args([
+        "run",
+        &version,
+        "cargo",
+        "check",
+        "--no-default-features",
+        "--features",
+        "nebula-credential/storage-local",
+    ])
+    .args(MSRV_PACKAGES.iter().flat_map(|p| ["-p", p]))
+    .env("CARGO_TARGET_DIR", state::workspace_root().join("target/msrv"))
+    .env_remove("RUSTC")
+    .env_remove("CARGO")
+    .env_remove("RUSTUP_TOOLCHAIN");
+    let status = cmd.status().context("cannot run rustup")?;
+    if !status.success() {
+        bail!("the crates that declare rust-version {version} do not build with it ({status})");
+    }
+    eprintln!("<== msrv passed in {:.1?}", started.elapsed());
     Ok(())
 }
 
