@@ -221,10 +221,8 @@ struct AttributesBody {
 #[derive(Debug, Deserialize)]
 struct SetBody {
     value: Option<String>,
-    #[serde(rename = "contentType")]
-    content_type: Option<String>,
-    attributes: Option<AttributesBody>,
-    tags: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    properties: UpdateBody,
 }
 
 impl SetBody {
@@ -233,19 +231,14 @@ impl SetBody {
             .value
             .ok_or_else(|| ApiError::bad_parameter("Property value is required."))?;
         rules::check_value(&value)?;
-        let tags = self.tags.unwrap_or_default();
-        rules::check_tags(&tags)?;
-        if let Some(content_type) = &self.content_type {
-            rules::check_content_type(content_type)?;
-        }
-        let attributes = self.attributes.unwrap_or_default();
+        let update = self.properties.into_update()?;
         Ok(NewVersion {
             value,
-            content_type: self.content_type,
-            tags,
-            enabled: attributes.enabled,
-            nbf: attributes.nbf,
-            exp: attributes.exp,
+            content_type: update.content_type,
+            tags: update.tags.unwrap_or_default(),
+            enabled: update.enabled,
+            nbf: update.nbf,
+            exp: update.exp,
         })
     }
 }
@@ -333,7 +326,6 @@ fn deleted(base: &str, d: &DeletedView, sd: SoftDelete, full: bool) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 
@@ -371,11 +363,7 @@ mod tests {
     #[test]
     fn list_answers_absolute_next_links_that_round_trip() {
         let now = Now::current();
-        let mut vault = Vault::new(SoftDelete {
-            delete_delay: Duration::ZERO,
-            recover_delay: Duration::ZERO,
-            recoverable_days: 7,
-        });
+        let mut vault = Vault::new(SoftDelete::without_delays(7));
         for i in 0..3 {
             let body = br#"{"value":"v","tags":{"t":"1"}}"#;
             let query = BTreeMap::new();
@@ -427,11 +415,7 @@ mod tests {
     #[test]
     fn bodies_are_checked() {
         let now = Now::current();
-        let mut vault = Vault::new(SoftDelete {
-            delete_delay: Duration::ZERO,
-            recover_delay: Duration::ZERO,
-            recoverable_days: 7,
-        });
+        let mut vault = Vault::new(SoftDelete::without_delays(7));
         let query = BTreeMap::new();
         let run = |vault: &mut Vault, op: Op, body: &[u8]| {
             let call = Call {

@@ -53,6 +53,15 @@ pub struct SoftDelete {
 }
 
 impl SoftDelete {
+    /// Soft delete whose transitions take no time.
+    pub fn without_delays(recoverable_days: u32) -> Self {
+        Self {
+            delete_delay: Duration::ZERO,
+            recover_delay: Duration::ZERO,
+            recoverable_days,
+        }
+    }
+
     /// `recoveryLevel` as the service reports it for this retention.
     pub fn recovery_level(&self) -> &'static str {
         if self.recoverable_days >= 90 {
@@ -173,6 +182,14 @@ impl Entry {
             State::Recovering { until } if until <= now.at => State::Active,
             other => other,
         };
+    }
+}
+
+fn deleted_view(sd: SoftDelete, entry: &Entry, deleted_date: i64) -> DeletedView {
+    DeletedView {
+        view: entry.view(entry.latest()),
+        deleted_date,
+        scheduled_purge_date: deleted_date + i64::from(sd.recoverable_days) * 86_400,
     }
 }
 
@@ -315,85 +332,70 @@ impl Vault {
             .collect())
     }
 
-    fn deleted_view(&self, entry: &Entry, deleted_date: i64) -> DeletedView {
-        DeletedView {
-            view: entry.view(entry.latest()),
-            deleted_date,
-            scheduled_purge_date: deleted_date + i64::from(self.soft_delete.recoverable_days) * 86_400,
-        }
+    /// Moves an existing entry to the state `next` picks, or fails as `next` says.
+    fn transition(
+        &mut self,
+        name: &str,
+        now: Now,
+        missing: fn(&str) -> ApiError,
+        next: impl FnOnce(State) -> Result<State, ApiError>,
+    ) -> Result<&Entry, ApiError> {
+        let entry = self.entry(name, now).ok_or_else(|| missing(name))?;
+        entry.state = next(entry.state)?;
+        Ok(entry)
     }
 
     /// DELETE: soft delete; the secret shows under `deletedsecrets` after the delete delay.
     pub fn delete(&mut self, name: &str, now: Now) -> Result<DeletedView, ApiError> {
-        let delay = self.soft_delete.delete_delay;
-        let entry = match self.entry(name, now) {
-            Some(entry) => entry,
-            None => return Err(ApiError::secret_not_found(name)),
-        };
-        match entry.state {
-            State::Active => {}
-            State::Recovering { .. } => return Err(ApiError::being_recovered(name)),
-            State::Deleting { .. } => return Err(ApiError::being_deleted(name)),
-            State::Deleted { .. } => return Err(ApiError::secret_not_found(name)),
-        }
-        entry.state = if delay.is_zero() {
-            State::Deleted { deleted_date: now.unix }
-        } else {
-            State::Deleting {
-                until: now.at + delay,
+        let sd = self.soft_delete;
+        let entry = self.transition(name, now, ApiError::secret_not_found, |state| match state {
+            State::Active if sd.delete_delay.is_zero() => Ok(State::Deleted { deleted_date: now.unix }),
+            State::Active => Ok(State::Deleting {
+                until: now.at + sd.delete_delay,
                 deleted_date: now.unix,
-            }
-        };
-        let entry = self.entries.get(&name_key(name)).expect("present");
-        Ok(self.deleted_view(entry, now.unix))
+            }),
+            State::Recovering { .. } => Err(ApiError::being_recovered(name)),
+            State::Deleting { .. } => Err(ApiError::being_deleted(name)),
+            State::Deleted { .. } => Err(ApiError::secret_not_found(name)),
+        })?;
+        Ok(deleted_view(sd, entry, now.unix))
     }
 
     /// GET of a deleted secret (404 until the delete delay has passed).
     pub fn get_deleted(&mut self, name: &str, now: Now) -> Result<DeletedView, ApiError> {
-        match self.entry(name, now).map(|e| e.state) {
-            Some(State::Deleted { deleted_date }) => {
-                let entry = self.entries.get(&name_key(name)).expect("present");
-                Ok(self.deleted_view(entry, deleted_date))
-            }
-            _ => Err(ApiError::deleted_secret_not_found(name)),
+        let sd = self.soft_delete;
+        match self.entry(name, now) {
+            Some(entry) => match entry.state {
+                State::Deleted { deleted_date } => Ok(deleted_view(sd, entry, deleted_date)),
+                _ => Err(ApiError::deleted_secret_not_found(name)),
+            },
+            None => Err(ApiError::deleted_secret_not_found(name)),
         }
     }
 
     /// The deleted secrets, sorted by lowercased name.
     pub fn list_deleted(&mut self, now: Now) -> Vec<(String, DeletedView)> {
+        let sd = self.soft_delete;
         let mut out = Vec::new();
         for (key, entry) in &mut self.entries {
             entry.settle(now);
             if let State::Deleted { deleted_date } = entry.state {
-                out.push((key.clone(), deleted_date));
+                out.push((key.clone(), deleted_view(sd, entry, deleted_date)));
             }
         }
-        out.into_iter()
-            .map(|(key, date)| {
-                let view = self.deleted_view(&self.entries[&key], date);
-                (key, view)
-            })
-            .collect()
+        out
     }
 
     /// POST recover: back to active after the recover delay.
     pub fn recover(&mut self, name: &str, now: Now) -> Result<View, ApiError> {
         let delay = self.soft_delete.recover_delay;
-        let entry = match self.entry(name, now) {
-            Some(entry) => entry,
-            None => return Err(ApiError::deleted_secret_not_found(name)),
-        };
-        match entry.state {
-            State::Deleted { .. } => {}
-            State::Deleting { .. } => return Err(ApiError::being_deleted(name)),
-            State::Recovering { .. } => return Err(ApiError::being_recovered(name)),
-            State::Active => return Err(ApiError::deleted_secret_not_found(name)),
-        }
-        entry.state = if delay.is_zero() {
-            State::Active
-        } else {
-            State::Recovering { until: now.at + delay }
-        };
+        let entry = self.transition(name, now, ApiError::deleted_secret_not_found, |state| match state {
+            State::Deleted { .. } if delay.is_zero() => Ok(State::Active),
+            State::Deleted { .. } => Ok(State::Recovering { until: now.at + delay }),
+            State::Deleting { .. } => Err(ApiError::being_deleted(name)),
+            State::Recovering { .. } => Err(ApiError::being_recovered(name)),
+            State::Active => Err(ApiError::deleted_secret_not_found(name)),
+        })?;
         Ok(entry.view(entry.latest()))
     }
 
@@ -537,11 +539,7 @@ mod tests {
     #[test]
     fn zero_delays_are_instant() {
         let now = Now::current();
-        let mut v = Vault::new(SoftDelete {
-            delete_delay: Duration::ZERO,
-            recover_delay: Duration::ZERO,
-            recoverable_days: 90,
-        });
+        let mut v = Vault::new(SoftDelete::without_delays(90));
         assert_eq!(v.soft_delete().recovery_level(), "Recoverable+Purgeable");
         v.set("k", value("x"), id(1), now).unwrap();
         v.delete("k", now).unwrap();
