@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -115,10 +116,27 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<()> {
+fn main() -> ExitCode {
     let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    let result = runtime
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(run(started)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("keyvault-emulator: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(started: Instant) -> Result<()> {
     let Args { state_dir, config } = parse_args()?;
+    config.validate()?;
     fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
     let state_dir = state_dir.canonicalize()?;
     let ready = state_dir.join("ready.json");

@@ -537,3 +537,29 @@ async fn sdk_checks_hold_against_the_emulator() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn control_endpoints_need_the_full_token_and_stalls_delay_answers() {
+    let h = Harness::start().await;
+    let url = format!("{}/__emulator/requests", h.emulator.vault_url(VAULT));
+    let status = |request: reqwest::RequestBuilder| async move { request.send().await.unwrap().status().as_u16() };
+    assert_eq!(status(h.http.get(&url)).await, 401);
+    assert_eq!(status(h.http.get(&url).bearer_auth(&h.tokens.read_only)).await, 403);
+    assert_eq!(status(h.http.get(&url).bearer_auth(&h.tokens.rejected)).await, 401);
+    let bad_rule = h
+        .http
+        .post(format!("{}/__emulator/faults", h.emulator.vault_url(VAULT)))
+        .bearer_auth(&h.tokens.full)
+        .body(r#"{"status":200}"#);
+    assert_eq!(status(bad_rule).await, 400);
+
+    let client = h.full();
+    set(&client, "slow", params("v")).await.unwrap();
+    h.control(reqwest::Method::POST, "faults", Some(json!({"stall_ms": 300})))
+        .await;
+    let started = std::time::Instant::now();
+    assert_eq!(get_value(&client, "slow").await.unwrap().as_deref(), Some("v"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let pending = h.control(reqwest::Method::GET, "faults", None).await;
+    assert_eq!(pending["faults"], json!([]));
+}
