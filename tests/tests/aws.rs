@@ -220,8 +220,12 @@ async fn list_pages_through_120_credentials() {
             let p = p.clone();
             tokio::spawn(async move {
                 let group = if i % 10 == 0 { "tenth" } else { "rest" };
-                p.store(&id(&format!("item_{i:03}")), &data(i as u8), &tagged(&[("group", group)]))
-                    .await
+                p.store(
+                    &id(&format!("item_{i:03}")),
+                    &data(i as u8),
+                    &tagged(&[("group", group)]),
+                )
+                .await
             })
         })
         .collect();
@@ -286,7 +290,9 @@ async fn a_restore_after_a_recovery_window_delete_brings_back_only_a_tombstone()
     assert!(!p.exists(&k).await.unwrap());
     assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
 
-    p.store(&k, &data(2), &tagged(&[("gen", "2")])).await.expect("store again");
+    p.store(&k, &data(2), &tagged(&[("gen", "2")]))
+        .await
+        .expect("store again");
     let (got, meta) = p.retrieve(&k).await.unwrap().into_parts();
     assert_eq!((got, meta.tags["gen"].as_str()), (data(2), "2"));
     p.delete(&k).await.unwrap();
@@ -424,7 +430,10 @@ async fn fifty_parallel_operations() {
                     1 => p.retrieve(&id(&format!("seed_{}", i % 10))).await.map(drop),
                     2 => p.exists(&id(&format!("seed_{}", i % 10))).await.map(|e| assert!(e)),
                     3 => p.list(&CredentialFilter::new()).await.map(drop),
-                    _ => p.store(&id(&format!("seed_{}", i % 10)), &data(i), &meta()).await.map(drop),
+                    _ => p
+                        .store(&id(&format!("seed_{}", i % 10)), &data(i), &meta())
+                        .await
+                        .map(drop),
                 }
             })
         })
