@@ -10,7 +10,7 @@ use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use criterion::Criterion;
 use nebula_credential::{
-    AwsSecretsManagerConfig, CredentialFilter, CredentialId, CredentialMetadata, Deletion, EncryptedData,
+    AwsSecretsManagerConfig, CredentialFilter, CredentialId, CredentialMetadata, Deletion, EncryptedData, Precondition,
     StorageConfig, StoredRecord, open,
 };
 use nebula_credential_benches::{Figures, Samples, micros};
@@ -61,10 +61,10 @@ fn main() -> anyhow::Result<()> {
     let name = format!("{prefix}bench_key");
     let value =
         String::from_utf8(StoredRecord::new(k.clone(), data(), CredentialMetadata::new()).to_json("aws", usize::MAX)?)?;
-    rt.block_on(p.store(&k, data(), meta.clone()))?;
+    rt.block_on(p.store(&k, &data(), &meta))?;
     for i in 0..LISTED {
         let id: CredentialId = format!("listed_{i:03}").parse()?;
-        rt.block_on(p.store(&id, data(), CredentialMetadata::new()))?;
+        rt.block_on(p.store(&id, &data(), &CredentialMetadata::new()))?;
     }
 
     let mut c = Criterion::default()
@@ -87,7 +87,9 @@ fn main() -> anyhow::Result<()> {
     let (store, raw_store) = Samples::interleaved(
         &rt,
         SAMPLES,
-        |_| async { p.store(&k, data(), meta.clone()).await.expect("store") },
+        |_| async {
+            p.store(&k, &data(), &meta).await.expect("store");
+        },
         |_| async {
             raw.describe_secret().secret_id(&name).send().await.expect("describe");
             raw.put_secret_value()
@@ -98,6 +100,17 @@ fn main() -> anyhow::Result<()> {
                 .expect("put");
         },
     );
+    // A conditional store from the revision just written (no conflicts): the plain
+    // store's calls plus the pending put, the stage move and the label clean-up.
+    let last = std::sync::Mutex::new(rt.block_on(p.retrieve(&k))?.revision);
+    let conditional = Samples::collect(&rt, SAMPLES, |_| async {
+        let expected = last.lock().expect("lock").clone();
+        let written = p
+            .store_if(&k, &data(), &meta, &Precondition::Revision(expected))
+            .await
+            .expect("store_if");
+        *last.lock().expect("lock") = written;
+    });
     let raw_put = Samples::collect(&rt, SAMPLES, |_| async {
         raw.put_secret_value()
             .secret_id(&name)
@@ -176,6 +189,12 @@ fn main() -> anyhow::Result<()> {
         );
     }
     figures.add_latency("aws_raw_put_secret_value_alone", &raw_put);
+    figures.add_latency("aws_store_if_revision", &conditional);
+    figures.add(
+        "aws_store_if_p50_ratio_to_store",
+        micros(conditional.p50()) / micros(store.p50()),
+        "x",
+    );
     figures.add(
         "aws_store_p50_ratio_to_a_single_put",
         micros(store.p50()) / micros(raw_put.p50()),

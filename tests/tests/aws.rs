@@ -1,15 +1,20 @@
 //! The AWS Secrets Manager provider against moto, through `open()`'s full layer stack:
-//! the conformance suite, then what only AWS shows (tags, KMS, pagination, recovery
-//! windows, foreign secrets, parallel load).
+//! the conformance suite (with foreign secrets planted by the raw SDK), then what only
+//! AWS shows (tags, KMS, pagination, recovery windows and tombstones, parallel load).
+//! The untrusted-TLS check runs in the crate's own tests (`crates/nebula-credential-aws/tests/tls.rs`).
 #![cfg(feature = "aws")]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use nebula_credential::{
-    AwsSecretsManagerConfig, CredentialFilter, CredentialId, CredentialMetadata, Deletion, EncryptedData,
-    StorageConfig, StorageError, StorageProvider, open,
+    AwsSecretsManagerConfig, CredentialFilter, CredentialId, Deletion, StorageConfig, StorageError, StorageProvider,
+    open,
 };
+use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
+use nebula_credential_core::layers::BoxFuture;
+use nebula_credential_core::{BoxError, Precondition};
 use nebula_credential_tests::{aws_client, emulator_var, unique};
 
 fn config(prefix: &str) -> AwsSecretsManagerConfig {
@@ -26,26 +31,61 @@ async fn provider(c: AwsSecretsManagerConfig) -> Arc<dyn StorageProvider> {
     open(&StorageConfig::Aws(c)).await.expect("open aws")
 }
 
-nebula_credential_core::conformance_tests!(aws_via_open, |namespace: String| async move {
-    provider(config(&namespace)).await
-});
+/// Plants a secret named like ours, without the marker, through the raw SDK.
+struct AwsForeign;
 
-fn id(s: &str) -> CredentialId {
-    s.parse().unwrap()
+const FOREIGN_VALUE: &str = "not ours";
+
+fn foreign_name(namespace: &str, id: &CredentialId) -> String {
+    format!("nebula-test/{namespace}/{id}")
 }
 
-fn data(fill: u8) -> EncryptedData {
-    EncryptedData {
-        version: 1,
-        key_id: "k".into(),
-        nonce: [fill; 12],
-        ciphertext: vec![fill; 64],
+impl Foreign for AwsForeign {
+    fn plant<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
+        Box::pin(async move {
+            aws_client()
+                .create_secret()
+                .name(foreign_name(namespace, id))
+                .secret_string(FOREIGN_VALUE)
+                .tags(
+                    aws_sdk_secretsmanager::types::Tag::builder()
+                        .key("CostCenter")
+                        .value("42")
+                        .build(),
+                )
+                .send()
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn intact<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let name = foreign_name(namespace, id);
+            let d = aws_client().describe_secret().secret_id(&name).send().await?;
+            let v = aws_client().get_secret_value().secret_id(&name).send().await?;
+            Ok(d.deleted_date().is_none() && v.secret_string() == Some(FOREIGN_VALUE) && d.tags().len() == 1)
+        })
+    }
+
+    fn remove<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
+        Box::pin(async move {
+            aws_client()
+                .delete_secret()
+                .secret_id(foreign_name(namespace, id))
+                .force_delete_without_recovery(true)
+                .send()
+                .await?;
+            Ok(())
+        })
     }
 }
 
-fn tagged(pairs: &[(&str, &str)]) -> CredentialMetadata {
-    CredentialMetadata::new().with_tags(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-}
+nebula_credential_core::conformance_tests!(
+    aws_via_open,
+    |namespace: String| async move { provider(config(&namespace)).await },
+    foreign = AwsForeign
+);
 
 async fn aws_tags(name: &str) -> BTreeMap<String, String> {
     let d = aws_client()
@@ -66,6 +106,16 @@ async fn cleanup(p: &dyn StorageProvider) {
     }
 }
 
+async fn force_delete(name: &str) {
+    aws_client()
+        .delete_secret()
+        .secret_id(name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("force delete");
+}
+
 #[tokio::test]
 async fn tags_are_visible_with_describe_secret_and_synced_on_overwrite() {
     let ns = unique("tags");
@@ -74,7 +124,7 @@ async fn tags_are_visible_with_describe_secret_and_synced_on_overwrite() {
     let p = provider(c).await;
     let k = id("tagged");
     let name = format!("nebula-test/{ns}/tagged");
-    p.store(&k, data(1), tagged(&[("env", "prod"), ("tier", "1"), ("city", "🚀")]))
+    p.store(&k, &data(1), &tagged(&[("env", "prod"), ("tier", "1"), ("city", "🚀")]))
         .await
         .unwrap();
     let tags = aws_tags(&name).await;
@@ -88,7 +138,7 @@ async fn tags_are_visible_with_describe_secret_and_synced_on_overwrite() {
     assert_eq!(tags["nebula-credential:managed"], "true");
     assert!(tags.contains_key("nebula-credential:created-at"));
 
-    p.store(&k, data(2), tagged(&[("env", "staging")])).await.unwrap();
+    p.store(&k, &data(2), &tagged(&[("env", "staging")])).await.unwrap();
     let tags = aws_tags(&name).await;
     assert_eq!(tags["env"], "staging");
     assert!(
@@ -109,6 +159,35 @@ async fn tags_are_visible_with_describe_secret_and_synced_on_overwrite() {
     cleanup(p.as_ref()).await;
 }
 
+/// Tags other tools add (cost allocation, tag policies) survive an overwrite, even one
+/// whose key a credential tag once used.
+#[tokio::test]
+async fn an_overwrite_keeps_tags_other_tools_added() {
+    let ns = unique("othertags");
+    let p = provider(config(&ns)).await;
+    let k = id("shared");
+    let name = format!("nebula-test/{ns}/shared");
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    aws_client()
+        .tag_resource()
+        .secret_id(&name)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("CostCenter")
+                .value("42")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    p.store(&k, &data(2), &tagged(&[("tier", "1")])).await.unwrap();
+    let tags = aws_tags(&name).await;
+    assert_eq!(tags.get("CostCenter").map(String::as_str), Some("42"), "{tags:?}");
+    assert!(!tags.contains_key("env"), "our own old tag is removed: {tags:?}");
+    assert_eq!(tags["tier"], "1");
+    cleanup(p.as_ref()).await;
+}
+
 #[tokio::test]
 async fn the_kms_key_id_is_applied() {
     let ns = unique("kms");
@@ -117,7 +196,7 @@ async fn the_kms_key_id_is_applied() {
         ..config(&ns)
     })
     .await;
-    p.store(&id("sealed"), data(1), tagged(&[])).await.unwrap();
+    p.store(&id("sealed"), &data(1), &meta()).await.unwrap();
     let d = aws_client()
         .describe_secret()
         .secret_id(format!("nebula-test/{ns}/sealed"))
@@ -141,8 +220,12 @@ async fn list_pages_through_120_credentials() {
             let p = p.clone();
             tokio::spawn(async move {
                 let group = if i % 10 == 0 { "tenth" } else { "rest" };
-                p.store(&id(&format!("item_{i:03}")), data(i as u8), tagged(&[("group", group)]))
-                    .await
+                p.store(
+                    &id(&format!("item_{i:03}")),
+                    &data(i as u8),
+                    &tagged(&[("group", group)]),
+                )
+                .await
             })
         })
         .collect();
@@ -169,8 +252,11 @@ async fn list_pages_through_120_credentials() {
     cleanup(p.as_ref()).await;
 }
 
+/// A recovery-window delete leaves only a tombstone behind: AWS's own `RestoreSecret`
+/// brings back the tombstone (read as not found), never the deleted value, and storing
+/// the id again works.
 #[tokio::test]
-async fn store_after_a_recovery_window_delete_restores_the_secret() {
+async fn a_restore_after_a_recovery_window_delete_brings_back_only_a_tombstone() {
     let ns = unique("window");
     let p = provider(AwsSecretsManagerConfig {
         deletion: Deletion::RecoveryWindow { days: 7 },
@@ -179,7 +265,7 @@ async fn store_after_a_recovery_window_delete_restores_the_secret() {
     .await;
     let k = id("phoenix");
     let name = format!("nebula-test/{ns}/phoenix");
-    p.store(&k, data(1), tagged(&[("gen", "1")])).await.unwrap();
+    p.store(&k, &data(1), &tagged(&[("gen", "1")])).await.unwrap();
     p.delete(&k).await.unwrap();
     let d = aws_client().describe_secret().secret_id(&name).send().await.unwrap();
     assert!(d.deleted_date().is_some(), "scheduled, not gone");
@@ -188,78 +274,143 @@ async fn store_after_a_recovery_window_delete_restores_the_secret() {
     assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
     p.delete(&k).await.expect("deleting again is fine");
 
-    p.store(&k, data(2), tagged(&[("gen", "2")]))
-        .await
-        .expect("store restores, then puts");
-    let (got, meta) = p.retrieve(&k).await.unwrap();
-    assert_eq!((got, meta.tags["gen"].as_str()), (data(2), "2"));
-    assert!(
-        aws_client()
-            .describe_secret()
-            .secret_id(&name)
-            .send()
-            .await
-            .unwrap()
-            .deleted_date()
-            .is_none()
-    );
-    aws_client()
-        .delete_secret()
+    aws_client().restore_secret().secret_id(&name).send().await.unwrap();
+    let raw = aws_client()
+        .get_secret_value()
         .secret_id(&name)
-        .force_delete_without_recovery(true)
+        .version_stage("AWSCURRENT")
         .send()
         .await
         .unwrap();
+    assert!(
+        !raw.secret_string().unwrap_or_default().contains("ciphertext"),
+        "the restored current version holds no record"
+    );
+    assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(!p.exists(&k).await.unwrap());
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+
+    p.store(&k, &data(2), &tagged(&[("gen", "2")]))
+        .await
+        .expect("store again");
+    let (got, meta) = p.retrieve(&k).await.unwrap().into_parts();
+    assert_eq!((got, meta.tags["gen"].as_str()), (data(2), "2"));
+    p.delete(&k).await.unwrap();
+    // Created anew over the tombstone: store_if(Absent) counts a deleted id as absent.
+    p.store_if(&k, &data(3), &meta, &Precondition::Absent)
+        .await
+        .expect("a deleted id is absent");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
+    force_delete(&name).await;
+}
+
+/// Readers racing delete → store cycles (recovery window) see a value or `NotFound`,
+/// never an error, and never a value whose delete was acknowledged before they read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_value_never_comes_back_to_concurrent_readers() {
+    let ns = unique("revoke");
+    let p = provider(AwsSecretsManagerConfig {
+        deletion: Deletion::RecoveryWindow { days: 7 },
+        ..config(&ns)
+    })
+    .await;
+    let k = id("leaked");
+    const CYCLES: u8 = 30;
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    // Generations up to this one have been deleted (acknowledged).
+    let deleted = Arc::new(AtomicU8::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (p, k, deleted, done) = (p.clone(), k.clone(), deleted.clone(), done.clone());
+            tokio::spawn(async move {
+                let (mut values, mut missing) = (0u32, 0u32);
+                while !done.load(Ordering::SeqCst) {
+                    let floor = deleted.load(Ordering::SeqCst);
+                    match p.retrieve(&k).await {
+                        Ok(s) => {
+                            let generation = s.data.nonce[0];
+                            assert!(
+                                generation > floor,
+                                "read generation {generation} after its delete was acknowledged (deleted up to {floor})"
+                            );
+                            values += 1;
+                        }
+                        Err(StorageError::NotFound { .. }) => missing += 1,
+                        Err(e) => panic!("a read racing delete/store failed: {e}"),
+                    }
+                }
+                (values, missing)
+            })
+        })
+        .collect();
+    for generation in 1..CYCLES {
+        p.delete(&k).await.unwrap();
+        deleted.store(generation, Ordering::SeqCst);
+        p.store(&k, &data(generation + 1), &meta()).await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let (mut values, mut missing) = (0, 0);
+    for r in readers {
+        let (v, m) = r.await.unwrap();
+        values += v;
+        missing += m;
+    }
+    println!("{CYCLES} cycles: {values} reads returned a live value, {missing} NotFound, 0 errors");
+    assert!(values + missing > 0);
+    force_delete(&format!("nebula-test/{ns}/leaked")).await;
 }
 
 #[tokio::test]
-async fn foreign_secrets_in_the_same_account_are_never_listed_or_overwritten() {
+async fn foreign_secrets_in_the_same_account_are_never_listed_or_touched() {
     let ns = unique("foreign");
     let prefix = format!("nebula-test/{ns}/");
     let raw = aws_client();
-    raw.create_secret()
-        .name(format!("{prefix}foreign"))
-        .secret_string("not ours")
-        .send()
-        .await
-        .unwrap();
-    raw.create_secret()
-        .name(format!("{prefix}deep/path"))
-        .secret_string("not ours")
-        .send()
-        .await
-        .unwrap();
-    raw.create_secret()
-        .name(format!("nebula-test/{ns}-other/x"))
-        .secret_string("x")
-        .send()
-        .await
-        .unwrap();
-    let p = provider(config(&ns)).await;
-    p.store(&id("mine"), data(1), tagged(&[])).await.unwrap();
+    for name in [
+        format!("{prefix}foreign"),
+        format!("{prefix}deep/path"),
+        format!("nebula-test/{ns}-other/x"),
+    ] {
+        raw.create_secret()
+            .name(name)
+            .secret_string(FOREIGN_VALUE)
+            .send()
+            .await
+            .unwrap();
+    }
+    let p = provider(AwsSecretsManagerConfig {
+        deletion: Deletion::RecoveryWindow { days: 7 },
+        ..config(&ns)
+    })
+    .await;
+    p.store(&id("mine"), &data(1), &meta()).await.unwrap();
     assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![id("mine")]);
-    assert!(!p.exists(&id("foreign")).await.unwrap());
-    let err = p.store(&id("foreign"), data(1), tagged(&[])).await.unwrap_err();
-    assert_eq!(err.kind(), "conflict", "{err}");
+    let k = id("foreign");
+    for (op, outcome) in [
+        ("exists", p.exists(&k).await.map(drop)),
+        ("retrieve", p.retrieve(&k).await.map(drop)),
+        ("store", p.store(&k, &data(1), &meta()).await.map(drop)),
+        ("delete", p.delete(&k).await),
+    ] {
+        let err = outcome.expect_err(op);
+        assert!(err.is_conflict(), "{op}: {err}");
+        assert!(err.to_string().contains(&format!("{prefix}foreign")), "{op}: {err}");
+    }
     let untouched = raw
         .get_secret_value()
         .secret_id(format!("{prefix}foreign"))
         .send()
         .await
         .unwrap();
-    assert_eq!(untouched.secret_string(), Some("not ours"));
-    cleanup(p.as_ref()).await;
+    assert_eq!(untouched.secret_string(), Some(FOREIGN_VALUE));
+    p.delete(&id("mine")).await.unwrap();
     for name in [
+        format!("{prefix}mine"),
         format!("{prefix}foreign"),
         format!("{prefix}deep/path"),
         format!("nebula-test/{ns}-other/x"),
     ] {
-        raw.delete_secret()
-            .secret_id(name)
-            .force_delete_without_recovery(true)
-            .send()
-            .await
-            .unwrap();
+        force_delete(&name).await;
     }
 }
 
@@ -268,18 +419,21 @@ async fn fifty_parallel_operations() {
     let ns = unique("parallel");
     let p = provider(config(&ns)).await;
     for i in 0..10 {
-        p.store(&id(&format!("seed_{i}")), data(i), tagged(&[])).await.unwrap();
+        p.store(&id(&format!("seed_{i}")), &data(i), &meta()).await.unwrap();
     }
     let tasks: Vec<_> = (0..50u8)
         .map(|i| {
             let p = p.clone();
             tokio::spawn(async move {
                 match i % 5 {
-                    0 => p.store(&id(&format!("new_{i}")), data(i), tagged(&[])).await,
+                    0 => p.store(&id(&format!("new_{i}")), &data(i), &meta()).await.map(drop),
                     1 => p.retrieve(&id(&format!("seed_{}", i % 10))).await.map(drop),
                     2 => p.exists(&id(&format!("seed_{}", i % 10))).await.map(|e| assert!(e)),
                     3 => p.list(&CredentialFilter::new()).await.map(drop),
-                    _ => p.store(&id(&format!("seed_{}", i % 10)), data(i), tagged(&[])).await,
+                    _ => p
+                        .store(&id(&format!("seed_{}", i % 10)), &data(i), &meta())
+                        .await
+                        .map(drop),
                 }
             })
         })
@@ -289,31 +443,4 @@ async fn fifty_parallel_operations() {
     }
     assert_eq!(p.list(&CredentialFilter::new()).await.unwrap().len(), 20);
     cleanup(p.as_ref()).await;
-}
-
-/// TLS verification is on: an HTTPS endpoint whose certificate no trusted root signed
-/// (here the test kube-apiserver's, from a private CA) is refused, never used.
-#[cfg(feature = "kubernetes")]
-#[tokio::test]
-async fn an_endpoint_with_an_untrusted_certificate_is_refused() {
-    let kubeconfig = std::fs::read_to_string(emulator_var("NEBULA_TEST_KUBECONFIG", "kubernetes")).unwrap();
-    let server = kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .expect("server line")
-        .to_string();
-    assert!(server.starts_with("https://127.0.0.1:"), "{server}");
-    let p = provider(AwsSecretsManagerConfig {
-        endpoint_url: Some(server),
-        ..config(&unique("tls"))
-    })
-    .await;
-    let err = p
-        .retrieve(&id("anything"))
-        .await
-        .expect_err("an untrusted certificate must be refused");
-    assert_eq!(err.kind(), "backend", "{err:?}");
-    assert!(!err.is_retryable(), "a certificate does not fix itself: no retries");
-    assert!(err.to_string().contains("certificate is not trusted"), "{err}");
-    assert!(format!("{err:?}").contains("UnknownIssuer"), "{err:?}");
 }

@@ -2,11 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use nebula_credential_core::{ConfigError, ProviderConfig, RetryPolicy, Timeouts};
+use nebula_credential_core::remote::TagScheme;
+use nebula_credential_core::{
+    ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::PROVIDER;
-use crate::tags::{MAX_AWS_TAGS, RESERVED_TAGS, validate_aws_tag};
+use crate::provider::AwsSecretsManagerProvider;
+use crate::tags::{MAX_AWS_TAGS, validate_default_tag};
 
 /// Longest secret name AWS accepts.
 pub const MAX_SECRET_NAME_LEN: usize = 512;
@@ -15,13 +19,15 @@ pub const MAX_SECRET_NAME_LEN: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Deletion {
-    /// Schedule deletion after a recovery window of 7..=30 days; the secret can be
-    /// restored meanwhile (storing the id again restores it).
+    /// Schedule deletion after a recovery window of 7..=30 days. The value is first
+    /// overwritten with a tombstone, so restoring the secret (by AWS's `RestoreSecret` or
+    /// by storing the id again) never brings the deleted value back.
     RecoveryWindow {
         /// Days before AWS deletes the secret for good.
         days: u8,
     },
-    /// Delete at once, without recovery; the name is reusable immediately.
+    /// Delete without recovery. AWS completes it asynchronously: for a short while the
+    /// name stays taken, and `store` of the same id waits (bounded) until it is free.
     Force,
 }
 
@@ -40,7 +46,7 @@ impl Default for Deletion {
 /// kms_key_id = "alias/myapp"
 /// deletion = "force"                      # or { recovery_window = { days = 7 } }
 /// [default_tags]
-/// team = "payments"
+/// "myorg:team" = "payments"
 /// ```
 ///
 /// Credentials come from the standard chain of `aws-config` (environment, profile, SSO,
@@ -48,15 +54,22 @@ impl Default for Deletion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AwsSecretsManagerConfig {
-    /// Region code such as `eu-west-1`; `None` takes it from the environment
-    /// (`AWS_REGION`, profile, IMDS).
+    /// Region code such as `eu-west-1` (any partition: `cn-north-1`, `us-gov-west-1`,
+    /// `eusc-de-east-1`, …); `None` takes it from the environment (`AWS_REGION`, profile, IMDS).
     pub region: Option<String>,
-    /// Endpoint override for emulators (moto, LocalStack); `None` for AWS itself.
+    /// Endpoint override for emulators (moto, LocalStack); `None` for AWS itself. An
+    /// `http://` URL is accepted only for a loopback host unless `allow_http` is set.
     pub endpoint_url: Option<String>,
-    /// Prepended to every credential id to form the secret name (default `nebula/credentials/`).
+    /// Accept a plain `http://` `endpoint_url` on a non-loopback host (default `false`):
+    /// requests, signatures and values would cross the network unencrypted.
+    pub allow_http: bool,
+    /// Prepended to every credential id to form the secret name (default
+    /// `nebula/credentials/`; must not be empty, so names stay apart from other secrets).
     pub secret_prefix: String,
-    /// KMS key for new secrets: key id, key ARN, alias name (`alias/…`) or alias ARN;
-    /// `None` uses the AWS-managed key `aws/secretsmanager`.
+    /// KMS key of new secrets: key id, key ARN, alias name (`alias/…`), alias ARN, or
+    /// `alias/aws/secretsmanager`; `None` uses that AWS-managed key. Applied when a secret
+    /// is created only: changing it does not re-key existing secrets (run
+    /// `aws secretsmanager update-secret --kms-key-id …` on them, or delete and store them again).
     pub kms_key_id: Option<String>,
     /// Tags put on every secret besides the credential's own.
     pub default_tags: BTreeMap<String, String>,
@@ -64,9 +77,11 @@ pub struct AwsSecretsManagerConfig {
     pub deletion: Deletion,
     /// Page size of `ListSecrets`, 1..=100 (default 100).
     pub list_page_size: i32,
-    /// Retry policy of the layer stack (`[retry]`).
+    /// Retry policy of the layer stack (`[retry]`); `list` also retries a failed page
+    /// with it, from that page on.
     pub retry: RetryPolicy,
-    /// Deadlines of the layer stack (`[timeouts]`), each 1..=60 s here.
+    /// Deadlines of the layer stack (`[timeouts]`), each 1..=60 s here. `list` also
+    /// bounds each page request by `read_ms`.
     pub timeouts: Timeouts,
 }
 
@@ -75,6 +90,7 @@ impl Default for AwsSecretsManagerConfig {
         AwsSecretsManagerConfig {
             region: None,
             endpoint_url: None,
+            allow_http: false,
             secret_prefix: "nebula/credentials/".into(),
             kms_key_id: None,
             default_tags: BTreeMap::new(),
@@ -86,38 +102,27 @@ impl Default for AwsSecretsManagerConfig {
     }
 }
 
-impl AwsSecretsManagerConfig {
-    /// The default configuration with `region` and `endpoint_url` from `AWS_REGION` (or
-    /// `AWS_DEFAULT_REGION`) and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (or `AWS_ENDPOINT_URL`),
-    /// and the prefix from `NEBULA_AWS_SECRET_PREFIX`, when set.
-    pub fn from_env() -> Self {
-        let var = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-        };
-        let mut c = Self {
-            region: var(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
-            endpoint_url: var(&["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]),
-            ..Self::default()
-        };
-        if let Some(prefix) = var(&["NEBULA_AWS_SECRET_PREFIX"]) {
-            c.secret_prefix = prefix;
-        }
-        c
-    }
-}
-
-fn is_region(r: &str) -> bool {
-    // e.g. us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1, cn-north-1
+/// Whether `r` is a region code of the shape the SDK's partitions use
+/// (`^(us|eu|ap|…)-\w+-\d+$`, `^us-gov-\w+-\d+$`, `^eusc-(de)-\w+-\d+$`, …): a
+/// letter group, one or more lowercase groups, and a number.
+pub(crate) fn is_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
+    let group = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     parts.len() >= 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts[0].len() == 2
+        && parts.iter().all(group)
+        && (2..=4).contains(&parts[0].len())
         && parts[0].chars().all(|c| c.is_ascii_lowercase())
         && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Whether `p` is an ARN partition: `aws` or `aws-…` (`aws-cn`, `aws-us-gov`,
+/// `aws-iso-b`, `aws-eusc`, …).
+fn is_partition(p: &str) -> bool {
+    p == "aws"
+        || p.strip_prefix("aws-").is_some_and(|rest| {
+            rest.split('-')
+                .all(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_lowercase()))
+        })
 }
 
 fn is_key_id(k: &str) -> bool {
@@ -128,18 +133,19 @@ fn is_key_id(k: &str) -> bool {
     };
     let mrk = |s: &str| s.len() == 36 && s.starts_with("mrk-") && s[4..].chars().all(|c| c.is_ascii_hexdigit());
     let alias = |s: &str| {
-        s.strip_prefix("alias/").is_some_and(|name| {
-            !name.is_empty()
-                && name.len() <= 250
-                && !name.starts_with("aws/")
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c))
-        })
+        s == "alias/aws/secretsmanager"
+            || s.strip_prefix("alias/").is_some_and(|name| {
+                !name.is_empty()
+                    && name.len() <= 250
+                    && !name.starts_with("aws/")
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c))
+            })
     };
     let arn = |s: &str| {
         let parts: Vec<&str> = s.splitn(6, ':').collect();
         parts.len() == 6
             && parts[0] == "arn"
-            && parts[1].starts_with("aws")
+            && is_partition(parts[1])
             && parts[2] == "kms"
             && is_region(parts[3])
             && parts[4].len() == 12
@@ -149,9 +155,89 @@ fn is_key_id(k: &str) -> bool {
     uuid(k) || mrk(k) || alias(k) || arn(k)
 }
 
+/// Checks an endpoint URL: parses, `http`/`https`, a host, no user info, query or
+/// fragment, and plain `http` only for loopback hosts unless `allow_http`.
+fn check_endpoint(raw: &str, allow_http: bool) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); use e.g. \"https://host:port\""))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("must use https:// or http:// (got {}://)", url.scheme()));
+    }
+    let Some(host) = url.host() else {
+        return Err("has no host".into());
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry user info; AWS credentials come from the credential chain".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    let loopback = match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    if url.scheme() == "http" && !loopback && !allow_http {
+        return Err(format!(
+            "uses plain http to {host}, which is not a loopback host; use https, or set allow_http = true \
+             if the network path is trusted"
+        ));
+    }
+    Ok(())
+}
+
+fn env_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+#[async_trait]
 impl ProviderConfig for AwsSecretsManagerConfig {
     fn provider_name(&self) -> &'static str {
         PROVIDER
+    }
+
+    fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// The default configuration, validated, with these variables when set (empty = unset):
+    /// - `AWS_REGION`, else `AWS_DEFAULT_REGION` → `region`;
+    /// - `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else `AWS_ENDPOINT_URL` → `endpoint_url`;
+    /// - `NEBULA_AWS_ALLOW_HTTP` (`true` / `false`) → `allow_http`;
+    /// - `NEBULA_AWS_SECRET_PREFIX` → `secret_prefix`;
+    /// - `NEBULA_AWS_KMS_KEY_ID` → `kms_key_id`.
+    ///
+    /// Credentials are read by the SDK's own chain (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, …).
+    fn from_env() -> Result<Self, ConfigError> {
+        let mut c = Self {
+            region: env_var(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
+            endpoint_url: env_var(&["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]),
+            kms_key_id: env_var(&["NEBULA_AWS_KMS_KEY_ID"]),
+            ..Self::default()
+        };
+        if let Some(prefix) = env_var(&["NEBULA_AWS_SECRET_PREFIX"]) {
+            c.secret_prefix = prefix;
+        }
+        if let Some(allow) = env_var(&["NEBULA_AWS_ALLOW_HTTP"]) {
+            c.allow_http = allow.parse().map_err(|_| {
+                ConfigError::new(
+                    PROVIDER,
+                    "allow_http",
+                    format!("must be true or false (NEBULA_AWS_ALLOW_HTTP={allow:?})"),
+                )
+            })?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
+        Ok(Box::new(AwsSecretsManagerProvider::new(self.clone()).await?))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -165,14 +251,17 @@ impl ProviderConfig for AwsSecretsManagerConfig {
             );
         }
         if let Some(url) = &self.endpoint_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
+            && let Err(rule) = check_endpoint(url, self.allow_http)
         {
-            return err(
-                "endpoint_url",
-                format!("must start with https:// or http:// (got {url:?})"),
-            );
+            return err("endpoint_url", rule);
         }
         let p = &self.secret_prefix;
+        if p.is_empty() {
+            return err(
+                "secret_prefix",
+                "must not be empty: it keeps this library's secrets apart from the account's others (e.g. \"nebula/credentials/\")".into(),
+            );
+        }
         if p.len() > MAX_SECRET_NAME_LEN - 128 {
             return err(
                 "secret_prefix",
@@ -200,20 +289,21 @@ impl ProviderConfig for AwsSecretsManagerConfig {
                 format!("must be a KMS key id, key ARN, alias name (alias/…) or alias ARN (got {k:?})"),
             );
         }
-        if self.default_tags.len() + RESERVED_TAGS + nebula_credential_core::MAX_TAGS > MAX_AWS_TAGS {
+        let reserved = TagScheme::RESERVED_TAGS + nebula_credential_core::MAX_TAGS;
+        if self.default_tags.len() + reserved > MAX_AWS_TAGS {
             return err(
                 "default_tags",
                 format!(
                     "has {} tags; with {} reserved and up to {} per credential, AWS's limit of {MAX_AWS_TAGS} allows at most {}",
                     self.default_tags.len(),
-                    RESERVED_TAGS,
+                    TagScheme::RESERVED_TAGS,
                     nebula_credential_core::MAX_TAGS,
-                    MAX_AWS_TAGS - RESERVED_TAGS - nebula_credential_core::MAX_TAGS
+                    MAX_AWS_TAGS - reserved
                 ),
             );
         }
         for (k, v) in &self.default_tags {
-            if let Err(rule) = validate_aws_tag(k, v) {
+            if let Err(rule) = validate_default_tag(k, v) {
                 return err(&format!("default_tags.{k}"), rule);
             }
         }
@@ -271,6 +361,10 @@ mod tests {
             "alias/my-key",
             "arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             "arn:aws:kms:us-east-2:111122223333:alias/ExampleAlias",
+            "alias/aws/secretsmanager",
+            "arn:aws-eusc:kms:eusc-de-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws-us-gov:kms:us-gov-west-1:111122223333:alias/x",
+            "arn:aws-iso-b:kms:us-isob-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
         ] {
             assert!(is_key_id(ok), "{ok}");
         }
@@ -278,12 +372,122 @@ mod tests {
             "",
             "my-key",
             "alias/",
-            "alias/aws/secretsmanager",
+            "alias/aws/other",
+            "arn:gcp:kms:us-east-2:111122223333:alias/x",
+            "arn:aws-:kms:us-east-2:111122223333:alias/x",
             "arn:aws:kms:us-east-2:1:key/x",
             "1234",
         ] {
             assert!(!is_key_id(bad), "{bad}");
         }
+    }
+
+    /// Every region and partition in the SDK's endpoint partitions (aws-sdk-secretsmanager
+    /// 1.125, `endpoint_lib.rs`), plus future ones of the same shape.
+    #[test]
+    fn every_region_and_partition_the_sdk_knows() {
+        let regions = [
+            "af-south-1",
+            "ap-east-1",
+            "ap-east-2",
+            "ap-northeast-1",
+            "ap-northeast-3",
+            "ap-south-2",
+            "ap-southeast-7",
+            "ca-central-1",
+            "ca-west-1",
+            "eu-central-2",
+            "eu-north-1",
+            "eu-south-2",
+            "eu-west-3",
+            "il-central-1",
+            "me-central-1",
+            "me-south-1",
+            "mx-central-1",
+            "sa-east-1",
+            "us-east-1",
+            "us-west-2",
+            "cn-north-1",
+            "cn-northwest-1",
+            "eusc-de-east-1",
+            "us-iso-east-1",
+            "us-iso-west-1",
+            "us-isob-east-1",
+            "us-isob-west-1",
+            "eu-isoe-west-1",
+            "us-isof-east-1",
+            "us-isof-south-1",
+            "us-gov-east-1",
+            "us-gov-west-1",
+        ];
+        for r in regions {
+            let c = AwsSecretsManagerConfig {
+                region: Some(r.into()),
+                ..valid()
+            };
+            assert!(c.validate().is_ok(), "{r}");
+        }
+        for bad in [
+            "",
+            "Europe",
+            "us-east",
+            "us_east_1",
+            "US-EAST-1",
+            "useastern-x-1",
+            "-east-1",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+        for p in [
+            "aws",
+            "aws-cn",
+            "aws-eusc",
+            "aws-iso",
+            "aws-iso-b",
+            "aws-iso-e",
+            "aws-iso-f",
+            "aws-us-gov",
+        ] {
+            assert!(is_partition(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_are_parsed() {
+        let check = |url: &str, allow_http: bool| {
+            AwsSecretsManagerConfig {
+                endpoint_url: Some(url.into()),
+                allow_http,
+                ..valid()
+            }
+            .validate()
+        };
+        for ok in [
+            "https://secretsmanager.eu-west-1.amazonaws.com",
+            "http://127.0.0.1:4566",
+            "http://localhost:5000/",
+            "http://[::1]:5000",
+            "http://127.8.9.10:1",
+        ] {
+            assert!(check(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://",
+            "http://a b",
+            "http://127.0.0.1:99999",
+            "localhost:4566",
+            "ftp://127.0.0.1",
+            "https://user:pw@host",
+            "https://host/?x=1",
+            "http://moto:5000",
+            "http://10.0.0.5:4566",
+        ] {
+            let e = check(bad, false).expect_err(bad);
+            assert_eq!(e.field(), "endpoint_url", "{bad}: {e}");
+        }
+        assert!(check("http://moto:5000", true).is_ok(), "allowed explicitly");
+        let e = check("http://10.0.0.5:4566", false).unwrap_err();
+        assert!(e.rule().contains("allow_http"), "{e}");
     }
 
     #[test]
@@ -311,6 +515,13 @@ mod tests {
                     ..valid()
                 },
                 "endpoint_url",
+            ),
+            (
+                AwsSecretsManagerConfig {
+                    secret_prefix: String::new(),
+                    ..valid()
+                },
+                "secret_prefix",
             ),
             (
                 AwsSecretsManagerConfig {
@@ -434,5 +645,7 @@ mod tests {
         let c: AwsSecretsManagerConfig = toml::from_str("deletion = { recovery_window = { days = 7 } }").unwrap();
         assert_eq!(c.deletion, Deletion::RecoveryWindow { days: 7 });
         assert!(toml::from_str::<AwsSecretsManagerConfig>("prefix = \"x\"").is_err());
+        let c: AwsSecretsManagerConfig = toml::from_str("allow_http = true").unwrap();
+        assert!(c.allow_http);
     }
 }

@@ -1,10 +1,14 @@
 //! The one table from Secrets Manager errors to [`StorageError`] kinds, by error code and
 //! SDK error kind — never by message text (moto's messages even differ from AWS's).
+//! Retryability is decided here and nowhere else: transient failures become
+//! `Unavailable` or `Throttled`, everything else a non-retryable kind.
+
+use std::time::Duration;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use nebula_credential_core::{CredentialId, CryptoError, Operation, StorageError};
+use nebula_credential_core::{BoxError, CredentialId, CryptoError, Operation, StorageError};
 
 use crate::PROVIDER;
 
@@ -19,7 +23,7 @@ pub(crate) enum Kind {
     Denied,
     /// The request's credentials are not accepted.
     Unauthenticated,
-    /// The credential chain produced no credentials.
+    /// The credential chain has no credentials, or is configured wrongly.
     NoCredentials,
     /// The TLS handshake failed: an untrusted certificate, or no TLS at all.
     Tls,
@@ -27,17 +31,28 @@ pub(crate) enum Kind {
     Throttled,
     /// KMS could not encrypt or decrypt.
     KeyService,
-    /// A temporary service-side failure.
+    /// A temporary failure: service side, network, or the credential chain timing out.
     Unavailable,
     /// `InvalidRequestException`: the secret's state forbids it (e.g. pending deletion).
     InvalidRequest,
-    /// Anything else, permanent unless the status is 5xx.
+    /// `InvalidParameterException`: also what a refused version-stage move reports.
+    InvalidParameter,
+    /// `LimitExceededException`: a quota, for `PutSecretValue` the number of versions.
+    Quota,
+    /// `InvalidRequestException` while AWS finishes deleting the secret (a forced delete
+    /// is asynchronous): transient.
+    DeletionPending,
+    /// Anything else: permanent.
     Other,
 }
 
 /// Classifies a service error by its code, falling back on the HTTP status.
-/// Codes from the Secrets Manager API reference ("Errors" of each action) and the
-/// common AWS errors.
+///
+/// Codes from the Secrets Manager API reference ("Errors" of each action, "Common
+/// Errors"), and the transient and throttling codes of the SDK's own retry classifier
+/// (`aws-runtime`'s `THROTTLING_ERRORS` / `TRANSIENT_ERRORS`), which follows AWS's retry
+/// guidance. `LimitExceededException` is in the SDK's throttling list, but on Secrets
+/// Manager it means a quota (versions per secret), which waiting seconds does not lift.
 pub(crate) fn classify(code: Option<&str>, status: u16) -> Kind {
     match code.unwrap_or_default() {
         "ResourceNotFoundException" => Kind::NotFound,
@@ -51,14 +66,29 @@ pub(crate) fn classify(code: Option<&str>, status: u16) -> Kind {
         | "SignatureDoesNotMatch"
         | "IncompleteSignature"
         | "MissingAuthenticationToken" => Kind::Unauthenticated,
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" => Kind::Throttled,
+        "ThrottlingException"
+        | "Throttling"
+        | "ThrottledException"
+        | "RequestThrottledException"
+        | "RequestThrottled"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "BandwidthLimitExceeded"
+        | "SlowDown"
+        | "PriorRequestNotComplete" => Kind::Throttled,
         "DecryptionFailure" | "EncryptionFailure" => Kind::KeyService,
-        "InternalServiceError" | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException" => {
-            Kind::Unavailable
-        }
+        "InternalServiceError"
+        | "InternalFailure"
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => Kind::Unavailable,
         "InvalidRequestException" => Kind::InvalidRequest,
+        "InvalidParameterException" => Kind::InvalidParameter,
+        "LimitExceededException" => Kind::Quota,
         _ if status == 429 => Kind::Throttled,
-        _ if status == 503 => Kind::Unavailable,
+        _ if matches!(status, 500 | 502 | 503 | 504) => Kind::Unavailable,
         _ => Kind::Other,
     }
 }
@@ -76,10 +106,10 @@ pub(crate) struct Context<'a> {
 #[derive(Debug)]
 pub(crate) struct AwsError {
     pub(crate) kind: Kind,
-    pub(crate) status: Option<u16>,
-    pub(crate) code: Option<String>,
-    source: Box<dyn std::error::Error + Send + Sync>,
-    transport: bool,
+    status: Option<u16>,
+    code: Option<String>,
+    retry_after: Option<Duration>,
+    source: BoxError,
 }
 
 impl<E> From<SdkError<E, HttpResponse>> for AwsError
@@ -89,21 +119,13 @@ where
     fn from(err: SdkError<E, HttpResponse>) -> Self {
         let code = err.code().map(str::to_string);
         let status = err.raw_response().map(|r| r.status().as_u16());
-        let transport = matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_));
+        let retry_after = err
+            .raw_response()
+            .and_then(|r| retry_after(r.headers().get("retry-after")));
         let kind = match &err {
             SdkError::ServiceError(_) => classify(code.as_deref(), status.unwrap_or(0)),
-            // The credential chain found nothing usable: no request went out.
-            SdkError::DispatchFailure(_) if in_chain(&err, |e| e.is::<CredentialsError>()) => Kind::NoCredentials,
-            // rustls reports certificate and protocol failures as io::ErrorKind::InvalidData.
-            SdkError::DispatchFailure(_)
-                if in_chain(&err, |e| {
-                    e.downcast_ref::<std::io::Error>()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
-                }) =>
-            {
-                Kind::Tls
-            }
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Kind::Unavailable,
+            SdkError::DispatchFailure(_) => dispatch_kind(&err),
+            SdkError::TimeoutError(_) => Kind::Unavailable,
             SdkError::ResponseError(_) if status.is_some_and(|s| s >= 500) => Kind::Unavailable,
             _ => Kind::Other,
         };
@@ -111,115 +133,141 @@ where
             kind,
             status,
             code,
+            retry_after,
             source: Box::new(err),
-            transport,
         }
     }
 }
 
-/// Whether some error in `err`'s source chain satisfies `test`. Descends into the error
-/// an `io::Error` wraps, which its `source()` skips.
-fn in_chain(
-    err: &(dyn std::error::Error + 'static),
-    test: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
-) -> bool {
+/// A request that never got an answer: the credential chain, TLS, or the network.
+fn dispatch_kind(err: &(dyn std::error::Error + 'static)) -> Kind {
+    let mut credentials = None;
+    let mut tls = false;
+    in_chain(err, |e| {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            credentials = Some(credentials_kind(c));
+        }
+        // rustls reports certificate and protocol failures as io::ErrorKind::InvalidData.
+        tls |= e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData);
+    });
+    match credentials {
+        Some(kind) => kind,
+        None if tls => Kind::Tls,
+        None => Kind::Unavailable,
+    }
+}
+
+/// Only missing credentials and an invalid chain configuration are permanent; a
+/// provider that timed out or failed (STS 503, IMDS or ECS endpoint unreachable) is not.
+fn credentials_kind(e: &CredentialsError) -> Kind {
+    match e {
+        CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) => Kind::NoCredentials,
+        _ => Kind::Unavailable,
+    }
+}
+
+/// `Retry-After` as delta-seconds (the form AWS sends).
+fn retry_after(value: Option<&str>) -> Option<Duration> {
+    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Calls `visit` on every error in `err`'s source chain. Descends into the error an
+/// `io::Error` wraps, which its `source()` skips.
+fn in_chain(err: &(dyn std::error::Error + 'static), mut visit: impl FnMut(&(dyn std::error::Error + 'static))) {
     let mut next = Some(err);
     while let Some(e) = next {
-        if test(e) {
-            return true;
-        }
+        visit(e);
         next = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => e.source(),
         };
     }
-    false
 }
 
 impl AwsError {
-    /// The [`StorageError`] for this error in `ctx`.
+    /// The [`StorageError`] for this error in `ctx`. The SDK's error (AWS's message and
+    /// request id) stays as the source; our message never repeats AWS's text.
     pub(crate) fn into_storage(self, ctx: Context<'_>) -> StorageError {
-        let id = ctx.id.cloned();
+        let Context { operation, id, action } = ctx;
         let code = self.code.clone().unwrap_or_else(|| "unknown".into());
-        match self.kind {
+        let err = match self.kind {
             Kind::NotFound => match id {
-                Some(id) => StorageError::NotFound { provider: PROVIDER, id },
-                None => self.backend(ctx, "the resource was not found".into()),
+                Some(id) => return StorageError::not_found(PROVIDER, id),
+                None => self.backend(ctx, "the resource was not found"),
             },
-            Kind::Denied => StorageError::PermissionDenied {
-                provider: PROVIDER,
-                operation: ctx.operation,
+            Kind::Denied => StorageError::permission_denied(
+                PROVIDER,
+                operation,
                 id,
-                required: format!(
-                    "grant the IAM action {} on the secret (and kms:Decrypt / kms:GenerateDataKey on its KMS key when it uses a customer-managed key)",
-                    ctx.action
+                format!(
+                    "grant the IAM action {action} on the secret (and kms:Decrypt / kms:GenerateDataKey on its KMS key when it uses a customer-managed key)"
                 ),
-            },
-            Kind::Unauthenticated => StorageError::AuthenticationFailed {
-                provider: PROVIDER,
-                hint: format!(
+            ),
+            Kind::Unauthenticated => StorageError::authentication_failed(
+                PROVIDER,
+                format!(
                     "AWS rejected the request's credentials ({code}); check the credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO login, role) and the clock"
                 ),
-            },
-            Kind::NoCredentials => StorageError::AuthenticationFailed {
-                provider: PROVIDER,
-                hint: "no AWS credentials were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
-                       run `aws sso login`, or run where a role is attached"
-                    .into(),
-            },
+            ),
+            Kind::NoCredentials => StorageError::authentication_failed(
+                PROVIDER,
+                "no usable AWS credentials were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
+                 run `aws sso login`, or run where a role is attached",
+            ),
             Kind::Tls => self.backend(
                 ctx,
                 "the TLS handshake with the endpoint failed: its certificate is not trusted (or it does not \
-                 speak TLS); trust its CA in the system roots or fix endpoint_url — verification stays on"
-                    .into(),
+                 speak TLS); trust its CA in the system roots or fix endpoint_url — verification stays on",
             ),
-            Kind::Throttled => StorageError::Throttled {
-                provider: PROVIDER,
-                operation: ctx.operation,
-                id,
-                retry_after: None,
-            },
+            Kind::Throttled => StorageError::throttled(PROVIDER, operation, id).with_retry_after(self.retry_after),
             Kind::KeyService => match id {
-                Some(id) => StorageError::Crypto(CryptoError::KeyService {
-                    provider: PROVIDER,
-                    id,
-                    code,
-                    required: "grant kms:Decrypt and kms:GenerateDataKey on the secret's KMS key and check that the key is enabled".into(),
-                }),
-                None => self.backend(ctx, "KMS could not process the secret".into()),
+                Some(id) => {
+                    return StorageError::Crypto(CryptoError::KeyService {
+                        provider: PROVIDER,
+                        id: id.clone(),
+                        code,
+                        required: "grant kms:Decrypt and kms:GenerateDataKey on the secret's KMS key and check that the key is enabled".into(),
+                    });
+                }
+                None => self.backend(ctx, "KMS could not process the secret"),
             },
-            Kind::Unavailable => StorageError::Unavailable {
-                provider: PROVIDER,
-                operation: ctx.operation,
-                id,
-                source: Some(self.source),
-            },
+            Kind::Unavailable | Kind::DeletionPending => StorageError::unavailable(PROVIDER, operation, id),
             Kind::Exists => match id {
-                Some(id) => StorageError::Conflict {
-                    provider: PROVIDER,
+                Some(id) => StorageError::conflict(
+                    PROVIDER,
                     id,
-                    reason: "a secret of that name was created concurrently; retry the store".into(),
-                },
-                None => self.backend(ctx, "the resource already exists".into()),
+                    "a secret of that name was created concurrently; re-read it and try again",
+                ),
+                None => self.backend(ctx, "the resource already exists"),
             },
-            Kind::InvalidRequest => {
-                self.backend(ctx, "the secret's state does not allow this (is it scheduled for deletion?)".into())
-            }
-            Kind::Other if self.transport => self.backend(ctx, "the request could not be sent".into()),
-            Kind::Other => self.backend(ctx, format!("{} was refused", ctx.action)),
-        }
+            Kind::InvalidRequest => self.backend(
+                ctx,
+                "the secret's state does not allow this (is it scheduled for deletion?)",
+            ),
+            Kind::Quota => self.backend(
+                ctx,
+                "a Secrets Manager quota was reached; for PutSecretValue that is the number of versions of \
+                 the secret (AWS keeps about 100 and removes old ones slowly: about one update per 10 minutes \
+                 per secret is sustainable): store this credential less often, wait, or delete and re-create it",
+            ),
+            Kind::InvalidParameter | Kind::Other => self.backend(ctx, &format!("{action} was refused")),
+        };
+        err.with_source(self.source)
     }
 
-    fn backend(self, ctx: Context<'_>, message: String) -> StorageError {
-        StorageError::Backend {
-            provider: PROVIDER,
-            operation: ctx.operation,
-            id: ctx.id.cloned(),
-            status: self.status,
-            code: self.code,
-            message,
-            source: Some(self.source),
+    /// Reclassifies an `InvalidRequestException` met where only a deletion in progress
+    /// explains it (creating or restoring a name that was just deleted).
+    pub(crate) fn deletion_pending(mut self) -> Self {
+        if self.kind == Kind::InvalidRequest {
+            self.kind = Kind::DeletionPending;
         }
+        self
+    }
+
+    fn backend(&self, ctx: Context<'_>, message: &str) -> StorageError {
+        StorageError::backend(PROVIDER, ctx.operation, ctx.id, message).with_code(self.status, self.code.as_deref())
     }
 }
 
@@ -238,18 +286,55 @@ mod tests {
             (Some("ExpiredTokenException"), 400, Kind::Unauthenticated),
             (Some("ThrottlingException"), 400, Kind::Throttled),
             (Some("Throttling"), 400, Kind::Throttled),
+            (Some("ThrottledException"), 400, Kind::Throttled),
+            (Some("SlowDown"), 503, Kind::Throttled),
+            (Some("PriorRequestNotComplete"), 400, Kind::Throttled),
             (None, 429, Kind::Throttled),
             (Some("DecryptionFailure"), 400, Kind::KeyService),
             (Some("EncryptionFailure"), 400, Kind::KeyService),
             (Some("InternalServiceError"), 500, Kind::Unavailable),
+            (Some("RequestTimeout"), 400, Kind::Unavailable),
+            (Some("RequestTimeoutException"), 408, Kind::Unavailable),
+            (None, 500, Kind::Unavailable),
+            (None, 502, Kind::Unavailable),
             (None, 503, Kind::Unavailable),
+            (None, 504, Kind::Unavailable),
             (Some("InvalidRequestException"), 400, Kind::InvalidRequest),
-            (Some("InvalidParameterException"), 400, Kind::Other),
-            (Some("LimitExceededException"), 400, Kind::Other),
-            (None, 500, Kind::Other),
+            (Some("InvalidParameterException"), 400, Kind::InvalidParameter),
+            (Some("LimitExceededException"), 400, Kind::Quota),
+            (Some("ValidationException"), 400, Kind::Other),
+            (None, 400, Kind::Other),
         ];
         for (code, status, kind) in table {
             assert_eq!(classify(code, status), kind, "{code:?} {status}");
         }
+    }
+
+    #[test]
+    fn credential_chain_failures() {
+        assert_eq!(
+            credentials_kind(&CredentialsError::not_loaded("none")),
+            Kind::NoCredentials
+        );
+        assert_eq!(
+            credentials_kind(&CredentialsError::invalid_configuration("bad profile")),
+            Kind::NoCredentials
+        );
+        assert_eq!(
+            credentials_kind(&CredentialsError::provider_timed_out(Duration::from_secs(1))),
+            Kind::Unavailable
+        );
+        assert_eq!(
+            credentials_kind(&CredentialsError::provider_error("STS 503")),
+            Kind::Unavailable
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(retry_after(Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(Some(" 12 ")), Some(Duration::from_secs(12)));
+        assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after(None), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The AWS provider without a server: the SDK's own mock interceptor answers, so error
-//! codes moto cannot produce (AccessDenied, Throttling, 503, KMS failures) are mapped,
-//! limits are enforced before any request, and transient failures are retried by the
-//! layer stack.
+//! codes moto cannot produce (AccessDenied, Throttling, 503, KMS failures, AWS's
+//! asynchronous forced delete) are mapped, limits are enforced before any request, and
+//! transient failures are retried by the layer stack.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,19 +9,26 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
+use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput;
+use aws_sdk_secretsmanager::types::{SecretListEntry, Tag};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use nebula_credential_aws::{AwsSecretsManagerConfig, AwsSecretsManagerProvider, MAX_SECRET_BYTES};
+use nebula_credential_core::conformance::{data, id, meta};
 use nebula_credential_core::{
-    CredentialId, CredentialMetadata, CryptoError, EncryptedData, RetryPolicy, StorageError, StorageMetrics,
-    StorageProvider, StoredRecord, Timeouts, layers,
+    CredentialFilter, CredentialId, CredentialMetadata, CryptoError, EncryptedData, ErrorKind, RetryPolicy,
+    StorageError, StorageMetrics, StorageProvider, StoredRecord, Timeouts, layers,
 };
 
-fn id() -> CredentialId {
-    "api_key".parse().unwrap()
+const NAME: &str = "nebula/credentials/api_key";
+
+fn key() -> CredentialId {
+    id("api_key")
 }
 
 fn config() -> AwsSecretsManagerConfig {
@@ -31,8 +38,28 @@ fn config() -> AwsSecretsManagerConfig {
     }
 }
 
+/// A mock client answering by `rules` (any order), with the SDK's retries off as in
+/// production, so only the layer stack retries.
+fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Client {
+    mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, rules, |c| c
+        .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled()))
+}
+
 fn provider_over(client: Client) -> AwsSecretsManagerProvider {
     AwsSecretsManagerProvider::from_client(client, config()).expect("provider")
+}
+
+/// The standard layer stack with default policies over a provider on `client`.
+fn standard_stack(client: Client) -> (impl StorageProvider, Arc<StorageMetrics>) {
+    let metrics = Arc::new(StorageMetrics::new());
+    let stack = layers::standard(
+        provider_over(client),
+        RetryPolicy::default(),
+        Timeouts::default(),
+        metrics.clone(),
+    )
+    .expect("stack");
+    (stack, metrics)
 }
 
 fn test_credentials() -> SharedCredentialsProvider {
@@ -53,14 +80,44 @@ fn provider_at(port: u16, credentials: SharedCredentialsProvider) -> AwsSecretsM
     AwsSecretsManagerProvider::from_sdk_config(&sdk, config).expect("provider")
 }
 
-/// An awsJson error response, as AWS sends it.
+/// An awsJson error response, as AWS sends it, with a request id.
 fn error_response(status: u16, code: &'static str) -> impl Fn() -> HttpResponse + Send + Sync + 'static {
+    with_header(status, code, "x-amzn-requestid", "req-4711")
+}
+
+fn with_header(
+    status: u16,
+    code: &'static str,
+    header: &'static str,
+    value: &'static str,
+) -> impl Fn() -> HttpResponse + Send + Sync + 'static {
     move || {
-        HttpResponse::new(
+        let mut r = HttpResponse::new(
             StatusCode::try_from(status).unwrap(),
-            SdkBody::from(format!("{{\"__type\":\"{code}\",\"message\":\"mocked\"}}")),
-        )
+            SdkBody::from(format!(
+                "{{\"__type\":\"{code}\",\"message\":\"mocked text from AWS\"}}"
+            )),
+        );
+        r.headers_mut().insert(header, value);
+        r
     }
+}
+
+fn marker() -> Tag {
+    Tag::builder().key("nebula-credential:managed").value("true").build()
+}
+
+/// `DescribeSecret` of a secret of ours whose current version is `v1`.
+fn described(tags: Vec<Tag>) -> DescribeSecretOutput {
+    DescribeSecretOutput::builder()
+        .name(NAME)
+        .set_tags(Some(tags))
+        .version_ids_to_stages("v1", vec!["AWSCURRENT".into()])
+        .build()
+}
+
+fn ours() -> DescribeSecretOutput {
+    described(vec![marker()])
 }
 
 fn record_json(ciphertext_len: usize, key_id_len: usize) -> String {
@@ -70,7 +127,7 @@ fn record_json(ciphertext_len: usize, key_id_len: usize) -> String {
         nonce: [0; 12],
         ciphertext: vec![1; ciphertext_len],
     };
-    let json = StoredRecord::new(id(), data, CredentialMetadata::new())
+    let json = StoredRecord::new(key(), data, CredentialMetadata::new())
         .to_json("aws", usize::MAX)
         .unwrap();
     String::from_utf8(json).unwrap()
@@ -78,41 +135,102 @@ fn record_json(ciphertext_len: usize, key_id_len: usize) -> String {
 
 #[tokio::test]
 async fn errors_map_by_code() {
-    let cases: Vec<(u16, &'static str, &str, bool)> = vec![
-        (400, "AccessDeniedException", "permission_denied", false),
-        (400, "ThrottlingException", "throttled", true),
-        (503, "ServiceUnavailable", "unavailable", true),
-        (500, "InternalServiceError", "unavailable", true),
-        (400, "UnrecognizedClientException", "authentication_failed", false),
-        (400, "DecryptionFailure", "crypto", false),
-        (400, "InvalidParameterException", "backend", false),
-        (404, "ResourceNotFoundException", "not_found", false),
+    let cases: Vec<(u16, &'static str, ErrorKind, bool)> = vec![
+        (400, "AccessDeniedException", ErrorKind::PermissionDenied, false),
+        (400, "ThrottlingException", ErrorKind::Throttled, true),
+        (400, "ThrottledException", ErrorKind::Throttled, true),
+        (503, "SlowDown", ErrorKind::Throttled, true),
+        (400, "PriorRequestNotComplete", ErrorKind::Throttled, true),
+        (400, "RequestTimeout", ErrorKind::Unavailable, true),
+        (408, "RequestTimeoutException", ErrorKind::Unavailable, true),
+        (503, "ServiceUnavailable", ErrorKind::Unavailable, true),
+        (500, "InternalServiceError", ErrorKind::Unavailable, true),
+        (502, "BadGateway", ErrorKind::Unavailable, true),
+        (
+            400,
+            "UnrecognizedClientException",
+            ErrorKind::AuthenticationFailed,
+            false,
+        ),
+        (400, "DecryptionFailure", ErrorKind::Crypto, false),
+        (400, "InvalidParameterException", ErrorKind::Backend, false),
+        (404, "ResourceNotFoundException", ErrorKind::NotFound, false),
     ];
     for (status, code, kind, retryable) in cases {
+        let describe = mock!(Client::describe_secret).then_output(ours);
         let rule = mock!(Client::get_secret_value).then_http_response(error_response(status, code));
-        let p = provider_over(mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[&rule]));
-        let err = p.retrieve(&id()).await.expect_err(code);
+        let p = provider_over(mocked(&[&describe, &rule]));
+        let err = p.retrieve(&key()).await.expect_err(code);
         assert_eq!((err.kind(), err.is_retryable()), (kind, retryable), "{code}: {err}");
         assert!(
-            !err.to_string().contains("mocked"),
+            !err.to_string().contains("mocked text"),
             "messages from AWS are not echoed as ours: {err}"
         );
     }
 }
 
+/// The SDK's error stays the source: AWS's message and request id reach logs that
+/// print the chain, while `Display` stays our own sentence.
+#[tokio::test]
+async fn the_sdk_error_is_kept_as_source_with_message_and_request_id() {
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let rule = mock!(Client::get_secret_value).then_http_response(error_response(400, "AccessDeniedException"));
+    let p = provider_over(mocked(&[&describe, &rule]));
+    let err = p.retrieve(&key()).await.unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    let mut chain = format!("{source:?}");
+    let mut next = source.source();
+    while let Some(e) = next {
+        chain.push_str(&format!(" / {e}"));
+        next = e.source();
+    }
+    assert!(
+        chain.contains("mocked text from AWS") && chain.contains("req-4711"),
+        "{chain}"
+    );
+    assert!(!err.to_string().contains("req-4711"), "{err}");
+}
+
+#[tokio::test]
+async fn throttling_carries_retry_after() {
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let rule =
+        mock!(Client::get_secret_value).then_http_response(with_header(400, "ThrottlingException", "retry-after", "7"));
+    let p = provider_over(mocked(&[&describe, &rule]));
+    let err = p.retrieve(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+}
+
+#[tokio::test]
+async fn the_version_quota_says_what_it_is_and_what_to_do() {
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let put = mock!(Client::put_secret_value).then_http_response(error_response(400, "LimitExceededException"));
+    let p = provider_over(mocked(&[&describe, &put]));
+    let err = p.store(&key(), &data(1), &meta()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(!err.is_retryable());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("versions") && msg.contains("less often") && msg.contains("PutSecretValue"),
+        "{msg}"
+    );
+}
+
 #[tokio::test]
 async fn permission_and_kms_errors_name_what_to_grant() {
+    let describe = mock!(Client::describe_secret).then_output(ours);
     let rule = mock!(Client::get_secret_value).then_http_response(error_response(400, "AccessDeniedException"));
-    let p = provider_over(mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[&rule]));
-    let msg = p.retrieve(&id()).await.unwrap_err().to_string();
+    let p = provider_over(mocked(&[&describe, &rule]));
+    let msg = p.retrieve(&key()).await.unwrap_err().to_string();
     assert!(
         msg.contains("secretsmanager:GetSecretValue") && msg.contains("api_key"),
         "{msg}"
     );
 
     let rule = mock!(Client::get_secret_value).then_http_response(error_response(400, "DecryptionFailure"));
-    let p = provider_over(mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[&rule]));
-    match p.retrieve(&id()).await {
+    let p = provider_over(mocked(&[&describe, &rule]));
+    match p.retrieve(&key()).await {
         Err(StorageError::Crypto(e @ CryptoError::KeyService { .. })) => {
             assert!(e.to_string().contains("kms:Decrypt"), "{e}")
         }
@@ -120,8 +238,10 @@ async fn permission_and_kms_errors_name_what_to_grant() {
     }
 
     let rule = mock!(Client::list_secrets).then_http_response(error_response(400, "AccessDeniedException"));
-    let p = provider_over(mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[&rule]));
-    let msg = p.list(&Default::default()).await.unwrap_err().to_string();
+    let p = provider_over(mocked(&[&rule]));
+    let msg = p.list(&CredentialFilter::new()).await.unwrap_err().to_string();
+    assert!(msg.contains("secretsmanager:ListSecrets"), "{msg}");
+    let msg = p.check().await.unwrap_err().to_string();
     assert!(msg.contains("secretsmanager:ListSecrets"), "{msg}");
 }
 
@@ -144,27 +264,25 @@ async fn the_65536_byte_boundary_is_enforced_before_any_request() {
     let describe = mock!(Client::describe_secret).then_http_response(error_response(400, "ResourceNotFoundException"));
     let create = mock!(Client::create_secret)
         .match_requests(|r| r.secret_string().map(str::len) == Some(MAX_SECRET_BYTES))
-        .then_output(|| aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput::builder().build());
-    let p = provider_over(mock_client!(
-        aws_sdk_secretsmanager,
-        RuleMode::MatchAny,
-        &[&describe, &create]
-    ));
+        .then_output(|| CreateSecretOutput::builder().version_id("v1").build());
+    let p = provider_over(mocked(&[&describe, &create]));
     let mut meta = CredentialMetadata::new();
     meta.created_at = StoredRecord::from_json(record_json(ct, pad).as_bytes(), "aws", "x", None)
         .unwrap()
         .metadata
         .created_at;
     meta.updated_at = meta.created_at;
-    p.store(&id(), data(pad), meta.clone())
+    let rev = p
+        .store(&key(), &data(pad), &meta)
         .await
         .expect("exactly 65,536 bytes is accepted");
+    assert_eq!(rev.as_str(), "v1");
     assert_eq!(create.num_calls(), 1);
 
     // One byte over: refused with both numbers, and no request at all.
     let nothing = mock!(Client::describe_secret).then_http_response(error_response(500, "InternalServiceError"));
-    let p = provider_over(mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[&nothing]));
-    match p.store(&id(), data(pad + 1), meta).await {
+    let p = provider_over(mocked(&[&nothing]));
+    match p.store(&key(), &data(pad + 1), &meta).await {
         Err(StorageError::TooLarge { size, limit, .. }) => {
             assert_eq!((size, limit), (MAX_SECRET_BYTES + 1, MAX_SECRET_BYTES))
         }
@@ -173,46 +291,167 @@ async fn the_65536_byte_boundary_is_enforced_before_any_request() {
     assert_eq!(nothing.num_calls(), 0);
 }
 
+/// A secret without the marker is never read, overwritten or deleted: every operation
+/// reports `Conflict` naming it and the marker, and no write request goes out.
 #[tokio::test]
-async fn a_secret_without_the_marker_is_not_overwritten() {
-    let describe = mock!(Client::describe_secret).then_output(|| {
-        DescribeSecretOutput::builder()
-            .name("nebula/credentials/api_key")
+async fn a_secret_without_the_marker_is_never_touched() {
+    let foreign = || described(vec![Tag::builder().key("CostCenter").value("42").build()]);
+    let describe = mock!(Client::describe_secret).then_output(foreign);
+    let get = mock!(Client::get_secret_value)
+        .then_output(|| GetSecretValueOutput::builder().secret_string(record_json(4, 1)).build());
+    let put = mock!(Client::put_secret_value).then_output(|| PutSecretValueOutput::builder().build());
+    let delete = mock!(Client::delete_secret)
+        .then_output(|| aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretOutput::builder().build());
+    let p = provider_over(mocked(&[&describe, &get, &put, &delete]));
+    let outcomes = [
+        ("retrieve", p.retrieve(&key()).await.map(drop)),
+        ("exists", p.exists(&key()).await.map(drop)),
+        ("store", p.store(&key(), &data(1), &meta()).await.map(drop)),
+        ("delete", p.delete(&key()).await),
+    ];
+    for (op, outcome) in outcomes {
+        let err = outcome.expect_err(op);
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{op}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(NAME) && msg.contains("nebula-credential:managed=true"),
+            "{op}: {msg}"
+        );
+    }
+    assert_eq!((put.num_calls(), delete.num_calls()), (0, 0));
+}
+
+/// `list` never returns a secret without the marker, even if the server's filter let
+/// it through.
+#[tokio::test]
+async fn list_rechecks_the_marker() {
+    let page = mock!(Client::list_secrets).then_output(|| {
+        ListSecretsOutput::builder()
+            .secret_list(SecretListEntry::builder().name("nebula/credentials/foreign").build())
+            .secret_list(
+                SecretListEntry::builder()
+                    .name("nebula/credentials/mine")
+                    .tags(marker())
+                    .build(),
+            )
             .build()
     });
-    let p = provider_over(mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, &[&describe]));
-    let data = EncryptedData {
-        version: 1,
-        key_id: "k".into(),
-        nonce: [0; 12],
-        ciphertext: vec![1],
-    };
-    let err = p.store(&id(), data, CredentialMetadata::new()).await.unwrap_err();
-    assert_eq!(err.kind(), "conflict", "{err}");
-    assert!(err.to_string().contains("not created by nebula-credential"));
+    let p = provider_over(mocked(&[&page]));
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![id("mine")]);
+}
+
+/// On real AWS a forced delete finishes asynchronously: `CreateSecret` of the name
+/// fails with `InvalidRequestException` for a while. `store` waits, bounded, and succeeds.
+#[tokio::test(start_paused = true)]
+async fn store_after_a_forced_delete_waits_for_aws_to_free_the_name() {
+    let describe = mock!(Client::describe_secret).then_http_response(error_response(400, "ResourceNotFoundException"));
+    let create = mock!(Client::create_secret)
+        .sequence()
+        .http_response(error_response(400, "InvalidRequestException"))
+        .times(3)
+        .output(|| CreateSecretOutput::builder().version_id("v1").build())
+        .build();
+    let p = provider_over(mocked(&[&describe, &create]));
+    let started = tokio::time::Instant::now();
+    let rev = p.store(&key(), &data(1), &meta()).await.expect("store succeeds");
+    assert_eq!(rev.as_str(), "v1");
+    assert_eq!(create.num_calls(), 4);
+    assert!(started.elapsed() >= Duration::from_millis(250 + 500 + 1000));
+
+    // A name that never frees: a bounded wait, then a retryable Unavailable.
+    let never = mock!(Client::create_secret).then_http_response(error_response(400, "InvalidRequestException"));
+    let p = provider_over(mocked(&[&describe, &never]));
+    let started = tokio::time::Instant::now();
+    let err = p.store(&key(), &data(1), &meta()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+    assert!(never.num_calls() <= 6, "{}", never.num_calls());
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+/// A conditional store whose expected version is no longer current is refused before
+/// any version is written (each version counts against AWS's quota).
+#[tokio::test]
+async fn a_stale_conditional_store_writes_no_version() {
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let put = mock!(Client::put_secret_value).then_output(|| PutSecretValueOutput::builder().build());
+    let p = provider_over(mocked(&[&describe, &put]));
+    let stale = nebula_credential_core::Precondition::Revision(nebula_credential_core::Revision::new("v0"));
+    let err = p.store_if(&key(), &data(1), &meta(), &stale).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(put.num_calls(), 0);
+}
+
+/// A page that fails transiently is retried from its own token: earlier pages are not
+/// fetched again, and the Retry layer does not restart the listing on top.
+#[tokio::test(start_paused = true)]
+async fn a_failed_page_is_retried_alone() {
+    let first = mock!(Client::list_secrets)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(|| {
+            ListSecretsOutput::builder()
+                .secret_list(
+                    SecretListEntry::builder()
+                        .name("nebula/credentials/a")
+                        .tags(marker())
+                        .build(),
+                )
+                .next_token("page-2")
+                .build()
+        });
+    let second = mock!(Client::list_secrets)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .sequence()
+        .http_response(error_response(503, "ServiceUnavailable"))
+        .times(2)
+        .output(|| {
+            ListSecretsOutput::builder()
+                .secret_list(
+                    SecretListEntry::builder()
+                        .name("nebula/credentials/b")
+                        .tags(marker())
+                        .build(),
+                )
+                .build()
+        })
+        .build();
+    let (stack, _) = standard_stack(mocked(&[&first, &second]));
+    assert_eq!(
+        stack.list(&CredentialFilter::new()).await.unwrap(),
+        vec![id("a"), id("b")]
+    );
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 3));
+
+    // A page that keeps failing: the error says it was retried, so the layer stops.
+    let failing = mock!(Client::list_secrets).then_http_response(error_response(503, "ServiceUnavailable"));
+    let (stack, _) = standard_stack(mocked(&[&failing]));
+    let err = stack.list(&CredentialFilter::new()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(!err.is_retryable() && err.retried().is_some(), "{err:?}");
+    let attempts = RetryPolicy::default().max_retries as usize + 1;
+    assert_eq!(failing.num_calls(), attempts, "no retries multiplied on top");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_transient_failure_then_success_is_retried_by_the_stack() {
     let json = record_json(16, 1);
-    let throttled = mock!(Client::get_secret_value).then_http_response(error_response(400, "ThrottlingException"));
-    let unavailable = mock!(Client::get_secret_value).then_http_response(error_response(503, "ServiceUnavailable"));
-    let ok = mock!(Client::get_secret_value)
-        .then_output(move || GetSecretValueOutput::builder().secret_string(json.clone()).build());
-    let client = mock_client!(
-        aws_sdk_secretsmanager,
-        RuleMode::Sequential,
-        &[&throttled, &unavailable, &ok]
-    );
-    let metrics = Arc::new(StorageMetrics::new());
-    let stack = layers::standard(
-        provider_over(client),
-        RetryPolicy::default(),
-        Timeouts::default(),
-        metrics.clone(),
-    );
-    let (data, _) = stack.retrieve(&id()).await.expect("third attempt succeeds");
-    assert_eq!(data.ciphertext, vec![1; 16]);
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let get = mock!(Client::get_secret_value)
+        .sequence()
+        .http_response(error_response(400, "ThrottlingException"))
+        .http_response(error_response(503, "ServiceUnavailable"))
+        .output(move || {
+            GetSecretValueOutput::builder()
+                .secret_string(json.clone())
+                .version_id("v1")
+                .version_stages("AWSCURRENT")
+                .build()
+        })
+        .build();
+    let (stack, metrics) = standard_stack(mocked(&[&describe, &get]));
+    let stored = stack.retrieve(&key()).await.expect("third attempt succeeds");
+    assert_eq!(stored.data.ciphertext, vec![1; 16]);
+    assert_eq!(stored.revision.as_str(), "v1");
     let s = metrics.snapshot();
     assert_eq!((s.retrieve.count, s.retrieve.errors, s.retrieve.retries), (1, 0, 2));
 }
@@ -223,8 +462,8 @@ async fn an_unreachable_endpoint_is_unavailable_and_retryable() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let p = provider_at(port, test_credentials());
-    let err = p.exists(&id()).await.unwrap_err();
-    assert_eq!(err.kind(), "unavailable", "{err:?}");
+    let err = p.exists(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
     assert!(err.is_retryable());
 }
 
@@ -247,12 +486,13 @@ async fn a_hung_endpoint_times_out_through_the_stack() {
             write_ms: 1_000,
         },
         Arc::new(StorageMetrics::new()),
-    );
-    let err = tokio::time::timeout(Duration::from_secs(30), stack.retrieve(&id()))
+    )
+    .expect("stack");
+    let err = tokio::time::timeout(Duration::from_secs(30), stack.retrieve(&key()))
         .await
         .expect("the layer answers")
         .unwrap_err();
-    assert_eq!(err.kind(), "timeout", "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
 }
 
 #[test]
@@ -273,26 +513,47 @@ fn debug_shows_no_credentials() {
     );
 }
 
-/// A credential chain that finds nothing.
+/// A credential chain that fails with `error`.
 #[derive(Debug)]
-struct NoCredentials;
+struct FailingChain(fn() -> aws_credential_types::provider::error::CredentialsError);
 
-impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
+impl aws_credential_types::provider::ProvideCredentials for FailingChain {
     fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
     where
         Self: 'a,
     {
-        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
-            aws_credential_types::provider::error::CredentialsError::not_loaded("no credentials in this test"),
-        ))
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err((self.0)()))
     }
 }
 
 #[tokio::test]
 async fn missing_credentials_are_an_authentication_failure_not_an_outage() {
-    let p = provider_at(9, SharedCredentialsProvider::new(NoCredentials));
-    let err = p.retrieve(&id()).await.unwrap_err();
-    assert_eq!(err.kind(), "authentication_failed", "{err:?}");
+    use aws_credential_types::provider::error::CredentialsError;
+    let p = provider_at(
+        9,
+        SharedCredentialsProvider::new(FailingChain(|| {
+            CredentialsError::not_loaded("no credentials in this test")
+        })),
+    );
+    let err = p.retrieve(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err:?}");
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("AWS_PROFILE"), "{err}");
+}
+
+/// STS answering 503 or IMDS timing out is an outage of the credential chain, not a
+/// verdict on the credentials: retryable.
+#[tokio::test]
+async fn transient_credential_chain_failures_are_retryable() {
+    use aws_credential_types::provider::error::CredentialsError;
+    let chains: [fn() -> CredentialsError; 2] = [
+        || CredentialsError::provider_timed_out(Duration::from_secs(1)),
+        || CredentialsError::provider_error("STS answered 503"),
+    ];
+    for chain in chains {
+        let p = provider_at(9, SharedCredentialsProvider::new(FailingChain(chain)));
+        let err = p.exists(&key()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+        assert!(err.is_retryable());
+    }
 }
