@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use criterion::Criterion;
 use nebula_credential::{
-    CredentialId, CredentialMetadata, EncryptedData, MockStorageProvider, StorageConfig, StorageProvider, open,
+    CredentialId, CredentialMetadata, EncryptedData, MemoryStorageProvider, StorageConfig, StorageProvider, open,
 };
 use nebula_credential_benches::{Figures, Samples};
 
@@ -23,11 +23,11 @@ fn data() -> EncryptedData {
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let bare: Arc<dyn StorageProvider> = Arc::new(MockStorageProvider::new());
+    let bare: Arc<dyn StorageProvider> = Arc::new(MemoryStorageProvider::new());
     let layered = rt.block_on(open(&StorageConfig::default()))?;
     let id: CredentialId = "bench_key".parse()?;
     for p in [&bare, &layered] {
-        rt.block_on(p.store(&id, data(), CredentialMetadata::new()))?;
+        rt.block_on(p.store(&id, &data(), &CredentialMetadata::new()))?;
     }
 
     let mut c = Criterion::default().configure_from_args();
@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         });
         group.bench_function(format!("store_{name}"), |b| {
             b.iter(|| {
-                rt.block_on(p.store(&id, data(), CredentialMetadata::new()))
+                rt.block_on(p.store(&id, &data(), &CredentialMetadata::new()))
                     .expect("store")
             })
         });
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             p.retrieve(&id).await.expect("retrieve");
         });
         let store = Samples::collect(&rt, SAMPLES, |_| async {
-            p.store(&id, data(), CredentialMetadata::new()).await.expect("store");
+            p.store(&id, &data(), &CredentialMetadata::new()).await.expect("store");
         });
         figures.add_latency(&format!("memory_retrieve_{name}"), &retrieve);
         figures.add_latency(&format!("memory_store_{name}"), &store);

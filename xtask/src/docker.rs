@@ -1,17 +1,18 @@
 //! The docker runtime: `docker-compose.test.yml` brings the emulators up (LocalStack,
 //! OpenBao, Lowkey Vault, k3s), then the same variables as the native runtime are exported.
-//! This machine kind has no Docker engine, so this path is checked only by
+//! Without a Docker engine this path is checked only by
 //! `docker compose config` where the plugin exists, and by the unit test that keeps the
-//! compose file and xtask's table in agreement.
+//! compose file and xtask's table in agreement. Each emulator's variables come from its
+//! table row's `docker_env` function.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::emulator::{Emulator, Runtime};
+use crate::emulator::{Emulator, Env, Runtime, Spec};
 use crate::native;
-use crate::process::{run_checked, with_retries};
+use crate::process::{Proc, run_checked, with_retries};
 use crate::state::{Running, dir, workspace_root};
 
 const ROOT_TOKEN: &str = "nebula-dev-root";
@@ -35,17 +36,14 @@ pub(crate) fn up(emulators: &[Emulator]) -> Result<BTreeMap<Emulator, Running>> 
     })?;
     let mut out = BTreeMap::new();
     for &e in emulators {
-        let env = match e {
-            Emulator::Aws => native::aws_env(format!("http://127.0.0.1:{}", e.spec().docker_port)),
-            Emulator::Vault => vault_env(e)?,
-            Emulator::Azure => azure_env(e)?,
-            Emulator::Kubernetes => kubernetes_env()?,
-        };
+        let env = (e.spec().docker_env)(e.spec())?;
         out.insert(
             e,
             Running {
                 runtime: Runtime::Docker,
-                pids: Vec::new(),
+                procs: Vec::new(),
+                owner: Proc::me(),
+                ready: true,
                 env,
                 log: None,
             },
@@ -71,7 +69,13 @@ fn exec(service: &str, args: &[&str]) -> Result<String> {
     )
 }
 
-fn vault_env(e: Emulator) -> Result<BTreeMap<String, String>> {
+/// The AWS emulator's variables under docker.
+pub(crate) fn aws_env(spec: &Spec) -> Result<Env> {
+    Ok(native::aws_env(format!("http://127.0.0.1:{}", spec.docker_port)))
+}
+
+/// The vault emulator's variables under docker, after setting up AppRole in it.
+pub(crate) fn vault_env(spec: &Spec) -> Result<Env> {
     let bao = |args: &[&str]| {
         let mut full = vec![
             "env",
@@ -80,11 +84,11 @@ fn vault_env(e: Emulator) -> Result<BTreeMap<String, String>> {
             "bao",
         ];
         full.extend_from_slice(args);
-        exec("openbao", &full)
+        exec(spec.docker_service, &full)
     };
     bao(&["auth", "enable", "approle"])?;
     exec(
-        "openbao",
+        spec.docker_service,
         &[
             "sh",
             "-c",
@@ -109,7 +113,7 @@ fn vault_env(e: Emulator) -> Result<BTreeMap<String, String>> {
     Ok([
         (
             "NEBULA_TEST_VAULT_ADDR",
-            format!("http://127.0.0.1:{}", e.spec().docker_port),
+            format!("http://127.0.0.1:{}", spec.docker_port),
         ),
         ("NEBULA_TEST_VAULT_TOKEN", ROOT_TOKEN.to_string()),
         ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
@@ -120,7 +124,8 @@ fn vault_env(e: Emulator) -> Result<BTreeMap<String, String>> {
     .collect())
 }
 
-fn azure_env(e: Emulator) -> Result<BTreeMap<String, String>> {
+/// The azure emulator's variables under docker, with its certificate exported as PEM.
+pub(crate) fn azure_env(spec: &Spec) -> Result<Env> {
     let run = dir("run")?;
     let p12 = run.join("lowkey-vault.p12");
     let pem = run.join("lowkey-vault-ca.pem");
@@ -147,7 +152,7 @@ fn azure_env(e: Emulator) -> Result<BTreeMap<String, String>> {
     Ok([
         (
             "NEBULA_TEST_AZURE_VAULT_URL",
-            format!("https://nebula.localhost:{}", e.spec().docker_port),
+            format!("https://nebula.localhost:{}", spec.docker_port),
         ),
         ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
         ("NEBULA_TEST_AZURE_API_VERSION", "7.6".to_string()),
@@ -159,12 +164,15 @@ fn azure_env(e: Emulator) -> Result<BTreeMap<String, String>> {
 
 /// Copies k3s's admin kubeconfig out, and makes a restricted one: a service account that
 /// may only get/list/watch Secrets in `nebula-restricted`.
-fn kubernetes_env() -> Result<BTreeMap<String, String>> {
+pub(crate) fn kubernetes_env(spec: &Spec) -> Result<Env> {
     let run = dir("run")?.join("k3s");
     std::fs::create_dir_all(&run)?;
     let admin = run.join("admin.kubeconfig");
     run_checked(
-        compose().arg("cp").arg("k3s:/output/kubeconfig.yaml").arg(&admin),
+        compose()
+            .arg("cp")
+            .arg(format!("{}:/output/kubeconfig.yaml", spec.docker_service))
+            .arg(&admin),
         "docker compose cp kubeconfig",
     )?;
     let manifest = "apiVersion: v1\nkind: Namespace\nmetadata: {name: nebula-restricted}\n---\n\
@@ -175,9 +183,9 @@ fn kubernetes_env() -> Result<BTreeMap<String, String>> {
         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: secret-reader}\n\
         subjects: [{kind: ServiceAccount, name: nebula-restricted, namespace: nebula-restricted}]\n";
     let script = format!("cat <<'EOF' | kubectl apply -f -\n{manifest}EOF");
-    exec("k3s", &["sh", "-c", &script])?;
+    exec(spec.docker_service, &["sh", "-c", &script])?;
     let token = exec(
-        "k3s",
+        spec.docker_service,
         &[
             "kubectl",
             "create",

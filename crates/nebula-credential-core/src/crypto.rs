@@ -20,6 +20,13 @@ pub const KEY_LEN: usize = 32;
 /// Shortest salt accepted for passphrase derivation, in bytes.
 pub const MIN_SALT_LEN: usize = 16;
 
+/// Argon2id parameters of [`EncryptionKey::from_passphrase`], pinned: OWASP's minimum
+/// (m = 19 MiB, t = 2, p = 1), version 1.3, 32-byte output.
+fn argon2() -> argon2::Argon2<'static> {
+    let params = argon2::Params::new(19 * 1024, 2, 1, Some(KEY_LEN)).expect("valid Argon2 parameters");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
 /// Associated data: binds a ciphertext to its credential id and format.
 fn associated_data(id: &CredentialId) -> Vec<u8> {
     let mut aad = b"nebula-credential/v1/".to_vec();
@@ -77,7 +84,8 @@ impl EncryptionKey {
         Self::from_bytes(&decoded)
     }
 
-    /// Derives a key from a passphrase with Argon2id (19 MiB, 2 passes). Slow on purpose:
+    /// Derives a key from a passphrase with Argon2id v1.3 (19 MiB, 2 passes, 1 lane; pinned,
+    /// so a crate upgrade never changes a derived key). Slow on purpose:
     /// derive once at startup, not per operation. Keep `salt` (≥ 16 random bytes) with
     /// your configuration; the same passphrase and salt give the same key.
     pub fn from_passphrase(passphrase: &SecretString, salt: &[u8]) -> Result<Self, CryptoError> {
@@ -95,7 +103,7 @@ impl EncryptionKey {
             });
         }
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        argon2::Argon2::default()
+        argon2()
             .hash_password_into(passphrase.expose_secret().as_bytes(), salt, &mut bytes[..])
             .map_err(|e| CryptoError::InvalidKey {
                 reason: format!("key derivation failed: {e}"),
@@ -385,6 +393,19 @@ mod tests {
         assert!(EncryptionKey::from_passphrase(&pass, b"short").is_err());
         assert!(EncryptionKey::from_passphrase(&SecretString::from(""), salt).is_err());
     }
+
+    #[test]
+    fn passphrase_derivation_matches_its_known_answer() {
+        let key =
+            EncryptionKey::from_passphrase(&SecretString::from("correct horse battery staple"), b"nebula-salt-0001")
+                .unwrap();
+        assert_eq!(key.to_base64().expose_secret(), KNOWN_ANSWER);
+    }
+
+    /// Argon2id v1.3, m = 19456 KiB, t = 2, p = 1, 32 bytes of "correct horse battery
+    /// staple" with salt "nebula-salt-0001", as the reference implementation (argon2-cffi,
+    /// libargon2) computes it.
+    const KNOWN_ANSWER: &str = "MpR8PQraco5JMZt2AmLSwVhLwplVPkB4k5BAqSszYHg=";
 
     #[test]
     fn debug_never_shows_key_bytes() {

@@ -580,10 +580,10 @@ impl StorageError {
             | StorageError::Unavailable { id: slot, .. }
             | StorageError::Throttled { id: slot, .. }
             | StorageError::Corrupted { id: slot, .. }
-            | StorageError::Backend { id: slot, .. } => {
-                if slot.is_none() {
-                    *slot = id.cloned();
-                }
+            | StorageError::Backend { id: slot, .. }
+                if slot.is_none() =>
+            {
+                *slot = id.cloned();
             }
             _ => {}
         }

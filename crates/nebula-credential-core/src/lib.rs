@@ -23,8 +23,6 @@
 //! # }).unwrap();
 //! ```
 
-#![deny(missing_docs)]
-
 mod config;
 mod crypto;
 mod data;

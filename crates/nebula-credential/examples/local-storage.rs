@@ -9,8 +9,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use nebula_credential::StorageConfig;
+use nebula_credential::local::LocalStorageConfig;
 use nebula_credential::prelude::*;
-use nebula_credential::{LocalStorageConfig, StorageConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

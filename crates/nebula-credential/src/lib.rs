@@ -32,27 +32,34 @@
 //! | `storage-aws` | AWS Secrets Manager | `"aws"` |
 //! | `storage-all` | every backend above | |
 
-#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod open;
 
-pub use config::{MemoryConfig, StorageConfig};
+pub use config::{PROVIDERS, StorageConfig};
 pub use open::{open, open_with_metrics};
 
-/// The local file backend (feature `storage-local`).
+/// The local encrypted-file backend (feature `storage-local`).
 #[cfg(feature = "storage-local")]
-pub use nebula_credential_local::{LocalStorageConfig, LocalStorageProvider};
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-local")))]
+pub mod local {
+    pub use nebula_credential_local::*;
+}
 
 /// The AWS Secrets Manager backend (feature `storage-aws`).
 #[cfg(feature = "storage-aws")]
-pub use nebula_credential_aws::{AwsSecretsManagerConfig, AwsSecretsManagerProvider, Deletion};
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-aws")))]
+pub mod aws {
+    pub use nebula_credential_aws::*;
+}
 
 pub use nebula_credential_core::{
-    BoxError, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, CryptoError,
-    EncryptedData, EncryptionKey, Keyring, MetricsSnapshot, MockStorageProvider, Operation, OperationStats,
-    ProviderConfig, ProviderLimits, RetryPolicy, RotationReport, StorageError, StorageMetrics, StorageProvider,
-    StoredRecord, Tags, Timeouts, Timestamp, ValidationError, async_trait, layers, secrecy,
+    BoxError, Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore,
+    CryptoError, EncryptedData, EncryptionKey, ErrorKind, Keyring, MemoryConfig, MemoryStorageProvider,
+    MetricsSnapshot, Operation, OperationStats, Precondition, ProviderConfig, Retried, RetryPolicy, Revision,
+    RotationReport, StorageError, StorageMetrics, StorageProvider, Stored, StoredRecord, Tags, Timeouts, Timestamp,
+    ValidationError, async_trait, layers, remote, secrecy,
 };
 
 /// The names most applications need: `use nebula_credential::prelude::*;`.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use nebula_credential_core::{MockStorageProvider, StorageError, StorageMetrics, StorageProvider, layers};
+use nebula_credential_core::{StorageError, StorageMetrics, StorageProvider, layers};
 
 use crate::config::StorageConfig;
 
@@ -27,17 +27,11 @@ pub async fn open_with_metrics(
     config: &StorageConfig,
     metrics: Arc<StorageMetrics>,
 ) -> Result<Arc<dyn StorageProvider>, StorageError> {
+    let config = config.inner();
     config.validate()?;
-    // Only the backend differs per provider; the layer stack is assembled once.
-    let backend: Box<dyn StorageProvider> = match config {
-        StorageConfig::Memory(c) => Box::new(MockStorageProvider::with_limit(c.max_payload_bytes)),
-        #[cfg(feature = "storage-local")]
-        StorageConfig::Local(c) => Box::new(nebula_credential_local::LocalStorageProvider::new(c.clone()).await?),
-        #[cfg(feature = "storage-aws")]
-        StorageConfig::Aws(c) => Box::new(nebula_credential_aws::AwsSecretsManagerProvider::new(c.clone()).await?),
-    };
+    let backend = config.build().await?;
     let provider: Arc<dyn StorageProvider> =
-        Arc::new(layers::standard(backend, *config.retry(), *config.timeouts(), metrics));
+        Arc::new(layers::standard(backend, *config.retry(), *config.timeouts(), metrics)?);
     tracing::debug!(provider = provider.provider_name(), "storage provider opened");
     Ok(provider)
 }

@@ -1,0 +1,203 @@
+//! Bearer tokens, the authentication challenge, and the data actions a read-only token lacks.
+
+use std::fmt;
+
+use rand::RngExt as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The three tokens the emulator knows. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Full rights on the data plane and the control endpoints.
+    pub full: String,
+    /// Reads only (the "Key Vault Secrets User" role): get, list, get deleted.
+    pub read_only: String,
+    /// Always answered with 401, as a token for the wrong audience or tenant is.
+    pub rejected: String,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("full", &"******")
+            .field("read_only", &"******")
+            .field("rejected", &"******")
+            .finish()
+    }
+}
+
+impl Tokens {
+    /// Three fresh random tokens.
+    pub fn random() -> Self {
+        let token = |kind: &str| {
+            let bytes: [u8; 16] = rand::rng().random();
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("kvemu-{kind}-{hex}")
+        };
+        Self {
+            full: token("full"),
+            read_only: token("readonly"),
+            rejected: token("rejected"),
+        }
+    }
+
+    /// Checks the three are non-empty and distinct.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.full.is_empty() || self.read_only.is_empty() || self.rejected.is_empty() {
+            return Err("tokens must not be empty".into());
+        }
+        if self.full == self.read_only || self.full == self.rejected || self.read_only == self.rejected {
+            return Err("the full, read-only and rejected tokens must differ".into());
+        }
+        Ok(())
+    }
+
+    /// Decides what an `Authorization` header grants.
+    pub fn check(&self, authorization: Option<&str>) -> Result<Access, ApiError> {
+        let Some(token) = authorization.and_then(bearer) else {
+            return Err(ApiError::missing_token());
+        };
+        if token == self.full {
+            Ok(Access::Full)
+        } else if token == self.read_only {
+            Ok(Access::ReadOnly)
+        } else {
+            Err(ApiError::rejected_token())
+        }
+    }
+}
+
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything.
+    Full,
+    /// Reads only.
+    ReadOnly,
+}
+
+/// The RBAC data action an operation needs, as Key Vault names it in a denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read a value.
+    GetSecret,
+    /// List, list versions, get deleted.
+    ReadMetadata,
+    /// PUT.
+    SetSecret,
+    /// PATCH.
+    Update,
+    /// DELETE.
+    Delete,
+    /// Recover a deleted secret.
+    Recover,
+    /// Purge a deleted secret.
+    Purge,
+}
+
+impl Action {
+    /// The action's full name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GetSecret => "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+            Self::ReadMetadata => "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+            Self::SetSecret => "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+            Self::Update => "Microsoft.KeyVault/vaults/secrets/update/action",
+            Self::Delete => "Microsoft.KeyVault/vaults/secrets/delete",
+            Self::Recover => "Microsoft.KeyVault/vaults/secrets/recover/action",
+            Self::Purge => "Microsoft.KeyVault/vaults/secrets/purge/action",
+        }
+    }
+
+    /// Whether `access` includes this action.
+    pub fn allowed(self, access: Access) -> bool {
+        access == Access::Full || matches!(self, Self::GetSecret | Self::ReadMetadata)
+    }
+}
+
+/// The `WWW-Authenticate` value of every 401: `resource` is `https://localhost:PORT`, so a
+/// client's challenge-resource check passes for `https://NAME.localhost:PORT`.
+pub fn challenge(tenant: &str, port: u16) -> String {
+    format!(
+        "Bearer authorization=\"https://login.microsoftonline.com/{tenant}\", resource=\"https://localhost:{port}\""
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens {
+            full: "f".into(),
+            read_only: "r".into(),
+            rejected: "x".into(),
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_map_to_access() {
+        let t = tokens();
+        assert_eq!(t.check(Some("Bearer f")).unwrap(), Access::Full);
+        assert_eq!(t.check(Some("bearer r")).unwrap(), Access::ReadOnly);
+        assert_eq!(t.check(None).unwrap_err().message, ApiError::missing_token().message);
+        assert_eq!(t.check(Some("Basic f")).unwrap_err().status, 401);
+        assert_eq!(t.check(Some("Bearer ")).unwrap_err().status, 401);
+        let rejected = t.check(Some("Bearer x")).unwrap_err();
+        assert_eq!((rejected.status, rejected.code), (401, "Unauthorized"));
+        assert_eq!(t.check(Some("Bearer unknown")).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn read_only_may_only_read() {
+        for action in [Action::GetSecret, Action::ReadMetadata] {
+            assert!(action.allowed(Access::ReadOnly));
+        }
+        for action in [
+            Action::SetSecret,
+            Action::Update,
+            Action::Delete,
+            Action::Recover,
+            Action::Purge,
+        ] {
+            assert!(!action.allowed(Access::ReadOnly));
+            assert!(action.allowed(Access::Full));
+        }
+        assert_eq!(
+            Action::SetSecret.name(),
+            "Microsoft.KeyVault/vaults/secrets/setSecret/action"
+        );
+    }
+
+    #[test]
+    fn challenge_names_tenant_and_localhost_resource() {
+        assert_eq!(
+            challenge("t1", 8443),
+            "Bearer authorization=\"https://login.microsoftonline.com/t1\", resource=\"https://localhost:8443\""
+        );
+    }
+
+    #[test]
+    fn debug_redacts_tokens() {
+        let shown = format!("{:?}", Tokens::random());
+        assert!(!shown.contains("kvemu-"), "{shown}");
+        let t = Tokens::random();
+        assert!(t.validate().is_ok());
+        assert!(
+            Tokens {
+                rejected: t.full.clone(),
+                ..t
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}
