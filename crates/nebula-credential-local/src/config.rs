@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use nebula_credential_core::{ConfigError, ProviderConfig, RetryPolicy, Timeouts};
+use nebula_credential_core::{
+    ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
+};
 
-use crate::PROVIDER;
+use crate::{LocalStorageProvider, PROVIDER};
 
 /// Settings of the local file backend (`provider = "local"`).
 ///
@@ -51,14 +53,6 @@ impl LocalStorageConfig {
         }
     }
 
-    /// The default configuration, with `base_path` from `NEBULA_CREDENTIAL_DIR` when set.
-    pub fn from_env() -> Self {
-        match std::env::var_os("NEBULA_CREDENTIAL_DIR") {
-            Some(dir) if !dir.is_empty() => Self::new(dir),
-            _ => Self::default(),
-        }
-    }
-
     /// The platform data directory for credentials, if the platform has one.
     pub fn default_base_path() -> Option<PathBuf> {
         directories::ProjectDirs::from("dev", "nebula", "nebula-credential").map(|d| d.data_dir().join("credentials"))
@@ -79,9 +73,35 @@ impl Default for LocalStorageConfig {
     }
 }
 
+#[async_trait]
 impl ProviderConfig for LocalStorageConfig {
     fn provider_name(&self) -> &'static str {
         PROVIDER
+    }
+
+    fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Also bound how long a write waits for a credential's lock when no
+    /// [`Timeout`](nebula_credential_core::layers::Timeout) layer sets a deadline.
+    fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// The defaults, with `base_path` from `NEBULA_CREDENTIAL_DIR` when it is set and
+    /// not empty (an absolute path). Reads no other variable; fields are validated by
+    /// [`validate`](ProviderConfig::validate) and [`build`](ProviderConfig::build).
+    fn from_env() -> Result<Self, ConfigError> {
+        Ok(match std::env::var_os("NEBULA_CREDENTIAL_DIR") {
+            Some(dir) if !dir.is_empty() => Self::new(dir),
+            _ => Self::default(),
+        })
+    }
+
+    /// Opens a [`LocalStorageProvider`]: validates, then prepares the directory.
+    async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
+        Ok(Box::new(LocalStorageProvider::new(self.clone()).await?))
     }
 
     /// Checks every field without touching the file system (that happens in
@@ -256,6 +276,22 @@ mod tests {
             assert_eq!(e.provider(), "local");
             assert!(e.to_string().contains(rule), "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn builds_the_provider_it_describes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LocalStorageConfig {
+            enable_locking: false,
+            ..LocalStorageConfig::new(dir.path())
+        };
+        assert_eq!(config.retry(), &RetryPolicy::default());
+        assert_eq!(config.timeouts(), &Timeouts::default());
+        let provider = config.build().await.unwrap();
+        assert_eq!(provider.provider_name(), "local");
+        assert!(!provider.capabilities().conditional_store);
+        let bad = LocalStorageConfig::new("relative");
+        assert!(matches!(bad.build().await, Err(StorageError::Config(_))));
     }
 
     #[test]

@@ -1,18 +1,103 @@
 //! Blocking file-system primitives: durable atomic writes, per-credential advisory
-//! locks, removal, and cleanup of temporary files left by a crash.
+//! locks taken with a bounded wait, a commit point after which a write may land and
+//! before which it can be abandoned, and cleanup of temporary files left by a crash.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nebula_credential_core::Timeouts;
 
 /// Suffix of temporary files; they also start with a dot, so they are never listed.
 const TEMP_SUFFIX: &str = ".tmp";
 /// Suffix of lock files (`.{file name}.lock`), kept after a delete: removing a lock
 /// file another writer may be waiting on would let two writers in.
 const LOCK_SUFFIX: &str = ".lock";
-/// Without locking, a temporary file this old is taken as left by a crash.
-const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
+/// A temporary file untouched this long is taken as left by a crash. Every writer
+/// renames its temporary file or gives up before its deadline, at most
+/// [`Timeouts::MAX_MS`] after it started, whether it locks or not; this leaves a wide
+/// margin for writers of older versions and for clocks that disagree.
+pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
+/// Longest pause between two attempts to take a busy lock.
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(5);
+
+const _: () = assert!(STALE_TEMP_AGE.as_millis() > 3 * Timeouts::MAX_MS as u128);
+
+/// Why a file-system step did not happen.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FsError {
+    /// The file system refused.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The deadline passed (waiting for a lock, or before the commit point), or the
+    /// caller stopped waiting; nothing was changed.
+    #[error("the deadline passed before the change could be made")]
+    Expired,
+}
+
+/// The fate of one write, shared by the blocking thread doing it and the task waiting
+/// for it. The write becomes visible only after [`Commit::commit`] succeeded, which it
+/// does only before the deadline and while the caller still waits; once the caller gave
+/// up ([`Commit::abandon`]) the write never lands.
+#[derive(Debug)]
+pub(crate) struct Commit {
+    state: Mutex<State>,
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Abandoned,
+    Committed,
+}
+
+impl Commit {
+    /// A pending write that must commit before `deadline`.
+    pub(crate) fn new(deadline: Instant) -> Self {
+        Commit {
+            state: Mutex::new(State::Pending),
+            deadline,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The caller stops waiting. Returns `false` when the write had already committed
+    /// (it may land), `true` when it never will.
+    pub(crate) fn abandon(&self) -> bool {
+        let mut state = self.state();
+        match *state {
+            State::Committed => false,
+            _ => {
+                *state = State::Abandoned;
+                true
+            }
+        }
+    }
+
+    /// Whether waiting longer is pointless: abandoned, or past the deadline.
+    fn expired(&self) -> bool {
+        *self.state() == State::Abandoned || Instant::now() >= self.deadline
+    }
+
+    /// The commit point, right before the change is made visible: fails with
+    /// [`FsError::Expired`] (and abandons the write) when the caller stopped waiting or
+    /// the deadline passed.
+    pub(crate) fn commit(&self) -> Result<(), FsError> {
+        let mut state = self.state();
+        if *state == State::Abandoned || Instant::now() >= self.deadline {
+            *state = State::Abandoned;
+            return Err(FsError::Expired);
+        }
+        *state = State::Committed;
+        Ok(())
+    }
+}
 
 /// The directory of one provider and how it writes.
 #[derive(Debug)]
@@ -25,8 +110,10 @@ pub(crate) struct Dir {
 pub(crate) struct LockGuard(#[allow(dead_code)] Option<File>);
 
 impl Dir {
-    /// Opens (creating if needed) the lock file of `name` and waits for its exclusive lock.
-    pub(crate) fn lock(&self, name: &str) -> io::Result<LockGuard> {
+    /// Takes the exclusive lock of file `name` (creating its lock file if needed),
+    /// polling while another writer holds it, until `commit` expires. No thread ever
+    /// waits on a lock past its operation's deadline.
+    pub(crate) fn lock(&self, name: &str, commit: &Commit) -> Result<LockGuard, FsError> {
         if !self.locking {
             return Ok(LockGuard(None));
         }
@@ -35,16 +122,37 @@ impl Dir {
             .truncate(false)
             .write(true)
             .open(self.path.join(format!(".{name}{LOCK_SUFFIX}")))?;
-        file.lock()?;
-        Ok(LockGuard(Some(file)))
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(LockGuard(Some(file))),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(e.into()),
+            }
+            if commit.expired() {
+                return Err(FsError::Expired);
+            }
+            let left = commit.deadline.saturating_duration_since(Instant::now());
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(MAX_LOCK_PAUSE);
+        }
+    }
+
+    /// The bytes of file `name`, or `None` when it does not exist.
+    pub(crate) fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.path.join(name)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Replaces file `name` with `bytes`, durably and atomically: a unique temporary
-    /// file (mode 0600 from creation) in the same directory is written, fsynced and
-    /// renamed over the target, then the directory is fsynced. The temporary file is
-    /// removed on every error path. Readers see the old file or the new one, never a mix.
-    pub(crate) fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let _guard = self.lock(name)?;
+    /// file (mode 0600 from creation) in the same directory is written and fsynced,
+    /// then, if `commit` still allows, renamed over the target, then the directory is
+    /// fsynced. The temporary file is removed on every error path. Readers see the old
+    /// file or the new one, never a mix. Writers of one file hold its [`lock`](Self::lock).
+    pub(crate) fn write_atomic(&self, name: &str, bytes: &[u8], commit: &Commit) -> Result<(), FsError> {
         let prefix = format!(".{name}.");
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(TEMP_SUFFIX);
@@ -53,23 +161,24 @@ impl Dir {
         let mut temp = builder.tempfile_in(&self.path)?;
         temp.write_all(bytes)?;
         temp.as_file().sync_all()?;
+        commit.commit()?;
         temp.persist(self.path.join(name)).map_err(|e| e.error)?;
-        sync_dir(&self.path)
+        Ok(sync_dir(&self.path)?)
     }
 
-    /// Removes file `name` if present, durably. Missing is fine.
-    pub(crate) fn remove(&self, name: &str) -> io::Result<()> {
-        let _guard = self.lock(name)?;
+    /// Removes file `name` if present, durably, if `commit` still allows. Missing is fine.
+    pub(crate) fn remove(&self, name: &str, commit: &Commit) -> Result<(), FsError> {
+        commit.commit()?;
         match fs::remove_file(self.path.join(name)) {
-            Ok(()) => sync_dir(&self.path),
+            Ok(()) => Ok(sync_dir(&self.path)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// Removes temporary files left by writers that crashed. With locking, a temporary
-    /// file whose credential lock is free has no live writer; without locking, only
-    /// files older than ten minutes are removed. Returns how many were removed.
+    /// Removes temporary files left by writers that crashed: those untouched for
+    /// [`STALE_TEMP_AGE`]. A younger one may belong to a live writer, locking or not, that
+    /// is about to rename it. Returns how many were removed.
     pub(crate) fn remove_stale_temps(&self) -> io::Result<usize> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.path)? {
@@ -77,24 +186,15 @@ impl Dir {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            let Some(target) = temp_target(&name) else {
+            if temp_target(&name).is_none() {
                 continue;
+            }
+            let age = match entry.metadata().and_then(|m| m.modified()) {
+                Ok(modified) => modified.elapsed().unwrap_or_default(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
             };
-            let stale = if self.locking {
-                let file = private_options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(self.path.join(format!(".{target}{LOCK_SUFFIX}")))?;
-                // Held while removing, so no writer can start on this credential meanwhile;
-                // a writer that holds it makes this fail with WouldBlock: leave its file.
-                let locked = file.try_lock().is_ok();
-                locked && remove_quietly(&entry.path())
-            } else {
-                let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
-                age > STALE_TEMP_AGE && remove_quietly(&entry.path())
-            };
-            if stale {
+            if age > STALE_TEMP_AGE && fs::remove_file(entry.path()).is_ok() {
                 tracing::info!(file = %entry.path().display(), "removed a temporary file left by an interrupted write");
                 removed += 1;
             }
@@ -104,10 +204,6 @@ impl Dir {
         }
         Ok(removed)
     }
-}
-
-fn remove_quietly(path: &Path) -> bool {
-    fs::remove_file(path).is_ok()
 }
 
 /// The credential file a temporary file was meant to become: `.{target}.{random}.tmp`.
@@ -154,6 +250,25 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn dir(path: &Path, locking: bool) -> Dir {
+        Dir {
+            path: path.to_path_buf(),
+            locking,
+        }
+    }
+
+    fn in_(d: Duration) -> Commit {
+        Commit::new(Instant::now() + d)
+    }
+
+    fn temps(path: &Path) -> Vec<String> {
+        fs::read_dir(path)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(TEMP_SUFFIX))
+            .collect()
+    }
+
     #[test]
     fn temp_names() {
         assert_eq!(temp_target(".api_key.enc.json.Ab12Cd.tmp"), Some("api_key.enc.json"));
@@ -163,40 +278,79 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_no_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = Dir {
-            path: dir.path().to_path_buf(),
-            locking: true,
-        };
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dir(tmp.path(), true);
         // The target is a non-empty directory: the rename fails after the temp file is written.
-        fs::create_dir(dir.path().join("blocked.enc.json")).unwrap();
-        fs::write(dir.path().join("blocked.enc.json").join("x"), b"x").unwrap();
-        assert!(d.write_atomic("blocked.enc.json", b"data").is_err());
-        let temps: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(TEMP_SUFFIX))
-            .collect();
-        assert!(temps.is_empty(), "{temps:?}");
+        fs::create_dir(tmp.path().join("blocked.enc.json")).unwrap();
+        fs::write(tmp.path().join("blocked.enc.json").join("x"), b"x").unwrap();
+        let commit = in_(Duration::from_secs(10));
+        assert!(d.write_atomic("blocked.enc.json", b"data", &commit).is_err());
+        assert!(temps(tmp.path()).is_empty());
     }
 
     #[test]
-    fn stale_temps_are_removed_unless_a_writer_holds_the_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = Dir {
-            path: dir.path().to_path_buf(),
-            locking: true,
-        };
-        fs::write(dir.path().join(".a.enc.json.x1.tmp"), b"partial").unwrap();
-        fs::write(dir.path().join(".b.enc.json.x2.tmp"), b"partial").unwrap();
-        let held = d.lock("b.enc.json").unwrap();
-        assert_eq!(d.remove_stale_temps().unwrap(), 1);
-        assert!(!dir.path().join(".a.enc.json.x1.tmp").exists());
+    fn an_abandoned_write_never_lands_and_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dir(tmp.path(), true);
+        let commit = in_(Duration::from_secs(10));
+        assert!(commit.abandon());
+        assert!(matches!(
+            d.write_atomic("k.enc.json", b"data", &commit),
+            Err(FsError::Expired)
+        ));
+        let past = Commit::new(Instant::now());
+        assert!(matches!(
+            d.write_atomic("k.enc.json", b"data", &past),
+            Err(FsError::Expired)
+        ));
+        assert!(!tmp.path().join("k.enc.json").exists());
+        assert!(temps(tmp.path()).is_empty());
+        let done = in_(Duration::from_secs(10));
+        d.write_atomic("k.enc.json", b"data", &done).unwrap();
+        assert!(!done.abandon(), "a committed write cannot be abandoned");
+        assert!(tmp.path().join("k.enc.json").exists());
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_until_the_deadline_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dir(tmp.path(), true);
+        let held = d.lock("k.enc.json", &in_(Duration::from_secs(1))).unwrap();
+        let start = Instant::now();
+        let waited = d.lock("k.enc.json", &in_(Duration::from_millis(150)));
+        assert!(matches!(waited, Err(FsError::Expired)));
+        let took = start.elapsed();
         assert!(
-            dir.path().join(".b.enc.json.x2.tmp").exists(),
-            "a live writer's file stays"
+            took >= Duration::from_millis(150) && took < Duration::from_secs(2),
+            "{took:?}"
         );
+        let abandoned = in_(Duration::from_secs(60));
+        abandoned.abandon();
+        assert!(matches!(d.lock("k.enc.json", &abandoned), Err(FsError::Expired)));
         drop(held);
-        assert_eq!(d.remove_stale_temps().unwrap(), 1);
+        d.lock("k.enc.json", &in_(Duration::from_millis(150))).unwrap();
+    }
+
+    #[test]
+    fn only_old_temps_are_removed_whatever_the_locks_say() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = tmp.path().join(".a.enc.json.x1.tmp");
+        let young = tmp.path().join(".b.enc.json.x2.tmp");
+        for path in [&old, &young] {
+            fs::write(path, b"partial").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - STALE_TEMP_AGE - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        for locking in [true, false] {
+            // No lock is held on `b`: its writer may not lock at all.
+            let _ = dir(tmp.path(), locking).remove_stale_temps().unwrap();
+            assert!(young.exists(), "a young temp file was removed (locking {locking})");
+        }
+        assert!(!old.exists());
     }
 }

@@ -3,24 +3,38 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nebula_credential_core::{
-    ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, ProviderConfig,
-    ProviderLimits, StorageError, StorageProvider, StoredRecord, async_trait,
+    Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
+    Precondition, ProviderConfig, Revision, StorageError, StorageProvider, Stored, StoredRecord, Timeouts, async_trait,
+    layers,
 };
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::PROVIDER;
 use crate::cache::{MetadataCache, Pass, Stamp};
 use crate::config::LocalStorageConfig;
-use crate::fs::{Dir, create_private_dir, probe_writable};
+use crate::fs::{Commit, Dir, FsError, create_private_dir, probe_writable};
 use crate::naming::{file_name, parse_file_name};
+
+/// Longest time kept free before an operation's deadline: a write commits only while
+/// at least this much (or a quarter of its time, if less) is left, so the rename and
+/// directory fsync that follow finish before the caller's deadline.
+const MAX_COMMIT_MARGIN: Duration = Duration::from_millis(250);
 
 /// Stores each credential as one JSON file ([`StoredRecord`]) in a directory.
 ///
 /// Writes are atomic and durable (temporary file, fsync, rename, directory fsync),
 /// writers of one credential exclude each other across threads and processes with an
 /// advisory lock, and every blocking call runs on tokio's blocking pool.
+///
+/// With locking on, [`store_if`](StorageProvider::store_if) is atomic: the revision is
+/// a digest of the record file, compared under the credential's lock. A lock is waited
+/// for only until the operation's deadline (the [`Timeout`](layers::Timeout) layer's,
+/// else this provider's own [`Timeouts`]), and a write that missed it, or whose caller
+/// stopped waiting, never lands afterwards.
 ///
 /// ```
 /// use nebula_credential_local::{LocalStorageConfig, LocalStorageProvider};
@@ -29,6 +43,7 @@ use crate::naming::{file_name, parse_file_name};
 /// let dir = std::env::temp_dir().join(format!("nebula-doc-{}", std::process::id()));
 /// let provider = LocalStorageProvider::new(LocalStorageConfig::new(&dir)).await?;
 /// assert_eq!(provider.provider_name(), "local");
+/// assert!(provider.capabilities().conditional_store);
 /// # std::fs::remove_dir_all(dir).ok();
 /// # Ok::<(), nebula_credential_core::StorageError>(())
 /// # }).unwrap();
@@ -43,6 +58,7 @@ struct Inner {
     dir: Dir,
     extension: String,
     limit: usize,
+    timeouts: Timeouts,
     cache: MetadataCache,
 }
 
@@ -52,11 +68,40 @@ struct MetadataOnly {
     metadata: CredentialMetadata,
 }
 
+/// A write running on the blocking pool: what its errors name, and its commit point.
+struct WriteOp {
+    operation: Operation,
+    id: CredentialId,
+    /// Time the operation was given, for its `Timeout` error.
+    budget: Duration,
+    commit: Arc<Commit>,
+}
+
+impl WriteOp {
+    fn error(&self, path: &Path, e: FsError) -> StorageError {
+        match e {
+            FsError::Io(e) => io_error(self.operation, Some(&self.id), path, e),
+            FsError::Expired => StorageError::timeout(PROVIDER, self.operation, Some(&self.id), self.budget),
+        }
+    }
+}
+
+/// Abandons a write when the task waiting for it goes away (a timeout dropped it), so
+/// the blocking thread does not commit it afterwards.
+struct AbandonOnDrop(Arc<Commit>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
 impl LocalStorageProvider {
     /// Validates `config`, then prepares the directory: creates it (mode 0700 on Unix)
     /// when missing and `create_dir` is on, checks it is a writable directory, and
-    /// removes temporary files left by crashed writers. Fails fast with a
-    /// [`StorageError::Config`] naming `base_path` when the directory is unusable.
+    /// removes temporary files left by crashed writers (those untouched for an hour).
+    /// Fails fast with a [`StorageError::Config`] naming `base_path` when the directory
+    /// is unusable.
     pub async fn new(config: LocalStorageConfig) -> Result<Self, StorageError> {
         config.validate()?;
         let inner = Inner {
@@ -66,6 +111,7 @@ impl LocalStorageProvider {
             },
             extension: config.file_extension.clone(),
             limit: config.max_payload_bytes,
+            timeouts: config.timeouts,
             cache: MetadataCache::default(),
         };
         let inner = tokio::task::spawn_blocking(move || inner.prepare(config.create_dir).map(|()| inner))
@@ -90,10 +136,47 @@ impl LocalStorageProvider {
         f: impl FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(|e| join_error(operation, e))?
+        // Logs of the blocking work go where the caller's go, inside the caller's span.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| f(&inner)))
+        })
+        .await
+        .map_err(|e| join_error(operation, e))?
     }
+
+    /// Runs a write of `id` on the blocking pool with a commit point before the
+    /// operation's deadline; dropping the returned future abandons the write.
+    async fn write<T: Send + 'static>(
+        &self,
+        operation: Operation,
+        id: &CredentialId,
+        f: impl FnOnce(&Inner, &WriteOp) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let now = Instant::now();
+        let deadline = layers::deadline()
+            .map(|d| d.into_std())
+            .unwrap_or_else(|| now + self.inner.timeouts.for_operation(operation));
+        let budget = deadline.saturating_duration_since(now);
+        let margin = (budget / 4).min(MAX_COMMIT_MARGIN);
+        let op = WriteOp {
+            operation,
+            id: id.clone(),
+            budget,
+            commit: Arc::new(Commit::new(deadline - margin)),
+        };
+        let _abandon = AbandonOnDrop(op.commit.clone());
+        self.blocking(operation, move |inner| f(inner, &op)).await
+    }
+}
+
+/// The revision of a record file: a digest of its bytes, which the writer holding the
+/// credential's lock compares with the file as it is.
+fn revision_of(bytes: &[u8]) -> Revision {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Revision::new(hex)
 }
 
 impl Inner {
@@ -133,23 +216,45 @@ impl Inner {
         Ok(())
     }
 
-    fn store(&self, id: &CredentialId, bytes: &[u8]) -> Result<(), StorageError> {
-        let name = file_name(id, &self.extension);
+    fn store(&self, op: &WriteOp, bytes: &[u8], precondition: &Precondition) -> Result<Revision, StorageError> {
+        let name = file_name(&op.id, &self.extension);
+        let path = self.dir.path.join(&name);
+        let _lock = self.dir.lock(&name, &op.commit).map_err(|e| op.error(&path, e))?;
+        if precondition.is_conditional() {
+            let current = self
+                .dir
+                .read(&name)
+                .map_err(|e| op.error(&path, e.into()))?
+                .map(|bytes| revision_of(&bytes));
+            if !precondition.holds(current.as_ref()) {
+                return Err(precondition.conflict(PROVIDER, &op.id));
+            }
+        }
         self.dir
-            .write_atomic(&name, bytes)
-            .map_err(|e| io_error(Operation::Store, Some(id), &self.dir.path.join(&name), e))
+            .write_atomic(&name, bytes, &op.commit)
+            .map_err(|e| op.error(&path, e))?;
+        Ok(revision_of(bytes))
     }
 
-    fn retrieve(&self, id: &CredentialId) -> Result<StoredRecord, StorageError> {
+    fn delete(&self, op: &WriteOp) -> Result<(), StorageError> {
+        let name = file_name(&op.id, &self.extension);
+        let path = self.dir.path.join(&name);
+        let _lock = self.dir.lock(&name, &op.commit).map_err(|e| op.error(&path, e))?;
+        self.dir.remove(&name, &op.commit).map_err(|e| op.error(&path, e))
+    }
+
+    fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let path = self.path_of(id);
         let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StorageError::NotFound {
-                provider: PROVIDER,
-                id: id.clone(),
-            },
+            io::ErrorKind::NotFound => StorageError::not_found(PROVIDER, id),
             _ => io_error(Operation::Retrieve, Some(id), &path, e),
         })?;
-        StoredRecord::from_json(&bytes, PROVIDER, &path.display().to_string(), Some(id))
+        let record = StoredRecord::from_json(&bytes, PROVIDER, &path.display().to_string(), Some(id))?;
+        Ok(Stored {
+            data: record.encrypted_data,
+            metadata: record.metadata,
+            revision: revision_of(&bytes),
+        })
     }
 
     fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
@@ -197,7 +302,8 @@ impl Inner {
 }
 
 /// Whether the metadata of a directory entry passes `test`, read from the cache while
-/// the file is unchanged. A file that vanished meanwhile does not pass.
+/// the file is unchanged. A file that vanished meanwhile does not pass. The reason a
+/// file cannot be read names position and kind only, never its content.
 fn matches_metadata(
     cache: &mut Pass<'_>,
     entry: &std::fs::DirEntry,
@@ -209,11 +315,17 @@ fn matches_metadata(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e.to_string()),
     };
+    let path = entry.path();
     let load = || {
-        let bytes = std::fs::read(entry.path()).map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
         serde_json::from_slice::<MetadataOnly>(&bytes)
             .map(|m| m.metadata)
-            .map_err(|e| format!("not a credential record ({e})"))
+            .map_err(
+                |_| match StoredRecord::from_json(&bytes, PROVIDER, &path.display().to_string(), None) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "its metadata cannot be read".to_string(),
+                },
+            )
     };
     match cache.get_or_load(name, stamp, load) {
         Ok(metadata) => Ok(test(metadata)),
@@ -223,45 +335,36 @@ fn matches_metadata(
 }
 
 fn join_error(operation: Operation, e: tokio::task::JoinError) -> StorageError {
-    StorageError::Backend {
-        provider: PROVIDER,
+    StorageError::backend(
+        PROVIDER,
         operation,
-        id: None,
-        status: None,
-        code: Some("TaskFailed".into()),
-        message: "the blocking file-system task did not complete; this is a bug, please report it".into(),
-        source: Some(Box::new(e)),
-    }
+        None,
+        "the blocking file-system task did not complete; this is a bug, please report it",
+    )
+    .with_code(None, Some("TaskFailed"))
+    .with_source(e)
 }
 
 /// The mapping table from I/O errors to [`StorageError`] kinds (by `io::ErrorKind`).
 fn io_error(operation: Operation, id: Option<&CredentialId>, path: &Path, e: io::Error) -> StorageError {
     use io::ErrorKind as K;
     let where_ = path.display();
-    let backend = |code: &str, message: String, e: io::Error| StorageError::Backend {
-        provider: PROVIDER,
-        operation,
-        id: id.cloned(),
-        status: None,
-        code: Some(code.into()),
-        message,
-        source: Some(Box::new(e)),
+    let backend = |code: &str, message: String, e: io::Error| {
+        StorageError::backend(PROVIDER, operation, id, message)
+            .with_code(None, Some(code))
+            .with_source(e)
     };
     match e.kind() {
-        K::PermissionDenied => StorageError::PermissionDenied {
-            provider: PROVIDER,
+        K::PermissionDenied => StorageError::permission_denied(
+            PROVIDER,
             operation,
-            id: id.cloned(),
-            required: format!(
-                "the user running this process needs read and write access to {where_} and its directory"
-            ),
-        },
-        K::Interrupted | K::WouldBlock | K::TimedOut | K::ResourceBusy => StorageError::Unavailable {
-            provider: PROVIDER,
-            operation,
-            id: id.cloned(),
-            source: Some(Box::new(e)),
-        },
+            id,
+            format!("the user running this process needs read and write access to {where_} and its directory"),
+        )
+        .with_source(e),
+        K::Interrupted | K::WouldBlock | K::TimedOut | K::ResourceBusy => {
+            StorageError::unavailable(PROVIDER, operation, id).with_source(e)
+        }
         K::StorageFull | K::QuotaExceeded => backend(
             "StorageFull",
             format!("no space left for {where_}; free disk space or raise the quota"),
@@ -288,41 +391,56 @@ impl StorageProvider for LocalStorageProvider {
         PROVIDER
     }
 
-    fn limits(&self) -> ProviderLimits {
-        ProviderLimits::new(self.inner.limit)
+    /// Conditional stores only with `enable_locking`: without the lock nothing makes
+    /// the comparison and the rename one step.
+    fn capabilities(&self) -> Capabilities {
+        let caps = Capabilities::new(self.inner.limit);
+        if self.inner.dir.locking {
+            caps.with_conditional_store()
+        } else {
+            caps
+        }
+    }
+
+    async fn store_if(
+        &self,
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        precondition: &Precondition,
+    ) -> Result<Revision, StorageError> {
+        if precondition.is_conditional() && !self.inner.dir.locking {
+            return Err(StorageError::Unsupported {
+                provider: PROVIDER,
+                what: "conditional stores with enable_locking = false",
+                advice: "turn enable_locking on, or store without a precondition",
+            });
+        }
+        let bytes = StoredRecord::encode(id, data, metadata, PROVIDER, self.inner.limit)?;
+        let precondition = precondition.clone();
+        self.write(Operation::Store, id, move |inner, op| {
+            inner.store(op, &bytes, &precondition)
+        })
+        .await
     }
 
     async fn store(
         &self,
         id: &CredentialId,
-        data: EncryptedData,
-        metadata: CredentialMetadata,
-    ) -> Result<(), StorageError> {
-        let record = StoredRecord::new(id.clone(), data, metadata);
-        let bytes = record.to_json(PROVIDER, self.inner.limit)?;
-        let id = record.id;
-        self.blocking(Operation::Store, move |inner| inner.store(&id, &bytes))
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+    ) -> Result<Revision, StorageError> {
+        self.store_if(id, data, metadata, &Precondition::None).await
+    }
+
+    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        let id = id.clone();
+        self.blocking(Operation::Retrieve, move |inner| inner.retrieve(&id))
             .await
     }
 
-    async fn retrieve(&self, id: &CredentialId) -> Result<(EncryptedData, CredentialMetadata), StorageError> {
-        let id = id.clone();
-        let record = self
-            .blocking(Operation::Retrieve, move |inner| inner.retrieve(&id))
-            .await?;
-        Ok((record.encrypted_data, record.metadata))
-    }
-
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
-        let id = id.clone();
-        self.blocking(Operation::Delete, move |inner| {
-            let name = file_name(&id, &inner.extension);
-            inner
-                .dir
-                .remove(&name)
-                .map_err(|e| io_error(Operation::Delete, Some(&id), &inner.dir.path.join(&name), e))
-        })
-        .await
+        self.write(Operation::Delete, id, |inner, op| inner.delete(op)).await
     }
 
     async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
@@ -336,6 +454,19 @@ impl StorageProvider for LocalStorageProvider {
             let path = inner.path_of(&id);
             path.try_exists()
                 .map_err(|e| io_error(Operation::Exists, Some(&id), &path, e))
+        })
+        .await
+    }
+
+    /// Reads the directory (one entry): proves it exists and is readable.
+    async fn check(&self) -> Result<(), StorageError> {
+        self.blocking(Operation::Check, |inner| {
+            let path = &inner.dir.path;
+            let mut entries = std::fs::read_dir(path).map_err(|e| io_error(Operation::Check, None, path, e))?;
+            match entries.next() {
+                Some(Err(e)) => Err(io_error(Operation::Check, None, path, e)),
+                _ => Ok(()),
+            }
         })
         .await
     }
@@ -359,7 +490,7 @@ mod tests {
         ];
         for (kind, expected, retryable) in cases {
             let e = io_error(Operation::Store, Some(&id), p, io::Error::from(kind));
-            assert_eq!(e.kind(), expected, "{kind:?}");
+            assert_eq!(e.kind().as_str(), expected, "{kind:?}");
             assert_eq!(e.is_retryable(), retryable, "{kind:?}");
             assert!(e.to_string().contains("k"), "{e}");
         }

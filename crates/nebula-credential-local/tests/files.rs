@@ -1,30 +1,14 @@
 //! What the local provider does on disk: permissions, temp files, restarts, corruption,
-//! configuration errors, and readers racing writers.
+//! secrecy of unreadable files, Windows device names, configuration errors, and readers
+//! racing writers.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use nebula_credential_core::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageError, StorageProvider, StoredRecord,
-};
+use nebula_credential_core::conformance::{bytes, data, id, meta, tagged};
+use nebula_credential_core::{CredentialFilter, EncryptedData, StorageError, StorageProvider, StoredRecord};
 use nebula_credential_local::{LocalStorageConfig, LocalStorageProvider};
-
-fn id(s: &str) -> CredentialId {
-    s.parse().unwrap()
-}
-
-fn data(fill: u8, len: usize) -> EncryptedData {
-    EncryptedData {
-        version: 1,
-        key_id: "test".into(),
-        nonce: [fill; 12],
-        ciphertext: vec![fill; len],
-    }
-}
-
-fn tagged(key: &str, value: &str) -> CredentialMetadata {
-    CredentialMetadata::new().with_tags([(key.to_string(), value.to_string())].into())
-}
 
 async fn open(dir: &Path) -> LocalStorageProvider {
     LocalStorageProvider::new(LocalStorageConfig::new(dir))
@@ -67,9 +51,7 @@ async fn directory_is_0700_and_files_0600() {
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&base), 0o700, "created at construction, before any write");
     assert_eq!(mode(&tmp.path().join("a")), 0o700, "parents created private too");
-    p.store(&id("secret"), data(1, 10), CredentialMetadata::new())
-        .await
-        .unwrap();
+    p.store(&id("secret"), &data(1), &meta()).await.unwrap();
     for f in entries(&base, |_| true) {
         assert_eq!(mode(&base.join(&f)), 0o600, "{f}");
     }
@@ -89,9 +71,7 @@ async fn no_temp_file_is_left_after_1000_stores() {
     let p = open(tmp.path()).await;
     for i in 0..1000u32 {
         let k = id(&format!("k{}", i % 10));
-        p.store(&k, data((i % 251) as u8, 64), CredentialMetadata::new())
-            .await
-            .unwrap();
+        p.store(&k, &data((i % 251) as u8), &meta()).await.unwrap();
     }
     assert!(entries(tmp.path(), |n| n.ends_with(".tmp")).is_empty());
     assert_eq!(credential_files(tmp.path()).len(), 10);
@@ -99,7 +79,7 @@ async fn no_temp_file_is_left_after_1000_stores() {
 }
 
 #[tokio::test]
-async fn data_survives_a_restart() {
+async fn data_and_revisions_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let mut written = Vec::new();
     {
@@ -107,16 +87,17 @@ async fn data_survives_a_restart() {
         for i in 0..25u8 {
             let (k, d, m) = (
                 id(&format!("Cred_{i}")),
-                data(i, 100 + i as usize),
-                tagged("i", &i.to_string()),
+                bytes(vec![i; 100 + i as usize]),
+                tagged(&[("i", &i.to_string())]),
             );
-            p.store(&k, d.clone(), m.clone()).await.unwrap();
-            written.push((k, d, m));
+            let revision = p.store(&k, &d, &m).await.unwrap();
+            written.push((k, d, m, revision));
         }
     }
     let p = open(tmp.path()).await;
-    for (k, d, m) in written {
-        assert_eq!(p.retrieve(&k).await.unwrap(), (d, m));
+    for (k, d, m, revision) in written {
+        let stored = p.retrieve(&k).await.unwrap();
+        assert_eq!((stored.data, stored.metadata, stored.revision), (d, m, revision));
     }
     assert_eq!(p.list(&CredentialFilter::new()).await.unwrap().len(), 25);
 }
@@ -126,11 +107,11 @@ async fn a_corrupted_file_is_isolated() {
     let tmp = tempfile::tempdir().unwrap();
     let p = open(tmp.path()).await;
     for name in ["good", "truncated", "garbage"] {
-        p.store(&id(name), data(7, 200), tagged("env", "prod")).await.unwrap();
+        p.store(&id(name), &data(7), &tagged(&[("env", "prod")])).await.unwrap();
     }
     let truncated = p.file_path(&id("truncated"));
-    let bytes = std::fs::read(&truncated).unwrap();
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let content = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &content[..content.len() / 2]).unwrap();
     std::fs::write(p.file_path(&id("garbage")), b"\x00\xffnot json at all").unwrap();
 
     for name in ["truncated", "garbage"] {
@@ -142,7 +123,7 @@ async fn a_corrupted_file_is_isolated() {
             other => panic!("expected Corrupted for {name}, got {other:?}"),
         }
     }
-    assert_eq!(p.retrieve(&id("good")).await.unwrap().0, data(7, 200));
+    assert_eq!(p.retrieve(&id("good")).await.unwrap().data, data(7));
     // Listing by id still shows every file; listing by tag skips the damaged ones.
     assert_eq!(p.list(&CredentialFilter::new()).await.unwrap().len(), 3);
     assert_eq!(
@@ -150,19 +131,63 @@ async fn a_corrupted_file_is_isolated() {
         vec![id("good")]
     );
     // Storing again repairs it.
-    p.store(&id("garbage"), data(1, 1), CredentialMetadata::new())
-        .await
-        .unwrap();
+    p.store(&id("garbage"), &data(1), &meta()).await.unwrap();
     assert!(p.retrieve(&id("garbage")).await.is_ok());
+}
+
+/// A file under a credential's name that holds something else (a PIN written by
+/// another program) is reported without its content: not in errors, not in logs.
+#[test]
+fn a_foreign_file_never_puts_its_content_in_errors_or_logs() {
+    const PIN: &str = "123456";
+    let log_file = tempfile::NamedTempFile::new().unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(Arc::new(log_file.reopen().unwrap()))
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let tmp = tempfile::tempdir().unwrap();
+    let shown = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let p = open(tmp.path()).await;
+            let mut shown = Vec::new();
+            for (name, content) in [
+                ("pin", PIN.to_string()),
+                ("quoted", format!("\"{PIN}\"")),
+                ("field", format!("{{\"metadata\":{{\"pin\":{PIN}}}}}")),
+                (
+                    "record",
+                    format!("{{\"format_version\":1,\"id\":\"record\",\"pin\":\"{PIN}\"}}"),
+                ),
+            ] {
+                std::fs::write(p.file_path(&id(name)), content).unwrap();
+                let e = p.retrieve(&id(name)).await.unwrap_err();
+                assert!(matches!(e, StorageError::Corrupted { .. }), "{e:?}");
+                shown.push(format!("{e} {e:?}"));
+            }
+            // list with a tag filter reads each file and logs why it skips it.
+            let listed = p.list(&CredentialFilter::new().tag("env", "prod")).await.unwrap();
+            assert!(listed.is_empty());
+            shown
+        });
+    let logs = std::fs::read_to_string(log_file.path()).unwrap();
+    assert!(
+        logs.contains("skipping an unreadable credential file"),
+        "logs captured:\n{logs}"
+    );
+    for text in shown.iter().chain(std::iter::once(&logs)) {
+        assert!(!text.contains(PIN), "stored content leaked: {text}");
+    }
 }
 
 #[tokio::test]
 async fn a_file_from_a_newer_format_names_both_versions() {
     let tmp = tempfile::tempdir().unwrap();
     let p = open(tmp.path()).await;
-    p.store(&id("future"), data(1, 8), CredentialMetadata::new())
-        .await
-        .unwrap();
+    p.store(&id("future"), &data(1), &meta()).await.unwrap();
     let path = p.file_path(&id("future"));
     let text = std::fs::read_to_string(&path)
         .unwrap()
@@ -176,15 +201,15 @@ async fn a_file_from_a_newer_format_names_both_versions() {
 async fn foreign_and_hidden_files_are_never_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let p = open(tmp.path()).await;
-    p.store(&id("mine"), data(1, 8), CredentialMetadata::new())
-        .await
-        .unwrap();
+    p.store(&id("mine"), &data(1), &meta()).await.unwrap();
     for stranger in [
         "README.md",
         "notes.json",
         ".mine.enc.json.abc123.tmp",
         "MINE.enc.json",
         "x.y.z.enc.json",
+        "nul.enc.json",
+        "@mine.enc.json",
     ] {
         std::fs::write(tmp.path().join(stranger), b"{}").unwrap();
     }
@@ -192,13 +217,81 @@ async fn foreign_and_hidden_files_are_never_listed() {
     assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![id("mine")]);
 }
 
+/// Ids that Windows reserves as device names are ordinary ids: stored under names that
+/// are not device names, listed and read back as given.
 #[tokio::test]
-async fn temp_files_left_by_a_crash_are_removed_at_startup() {
+async fn windows_device_names_are_ordinary_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = open(tmp.path()).await;
+    let ids: Vec<_> = [
+        "con", "NUL", "Aux", "prn", "com1", "COM9", "lpt1", "Lpt9", "nul_", "conx",
+    ]
+    .into_iter()
+    .map(id)
+    .collect();
+    for (i, k) in ids.iter().enumerate() {
+        p.store(k, &data(i as u8), &meta()).await.unwrap();
+    }
+    for f in credential_files(tmp.path()) {
+        let base = f.split('.').next().unwrap().to_ascii_lowercase();
+        let device = matches!(base.as_str(), "con" | "prn" | "aux" | "nul")
+            || (base.len() == 4
+                && (base.starts_with("com") || base.starts_with("lpt"))
+                && base.as_bytes()[3].is_ascii_digit());
+        assert!(!device, "{f} is a Windows device name");
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), sorted);
+    for (i, k) in ids.iter().enumerate() {
+        assert_eq!(p.retrieve(k).await.unwrap().data, data(i as u8), "{k}");
+    }
+    assert_eq!(
+        p.file_path(&id("api_key")).file_name().unwrap(),
+        "api_key.enc.json",
+        "other names are unchanged"
+    );
+}
+
+fn set_age(path: &Path, age: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - age)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn temp_files_left_by_a_crash_long_ago_are_removed_at_startup() {
     let tmp = tempfile::tempdir().unwrap();
     open(tmp.path()).await;
-    std::fs::write(tmp.path().join(".k.enc.json.Xy12ab.tmp"), b"{\"format_ver").unwrap();
+    let temp = tmp.path().join(".k.enc.json.Xy12ab.tmp");
+    std::fs::write(&temp, b"{\"format_ver").unwrap();
+    set_age(&temp, Duration::from_secs(2 * 60 * 60));
     open(tmp.path()).await;
     assert!(entries(tmp.path(), |n| n.ends_with(".tmp")).is_empty());
+}
+
+/// A young temp file may belong to a live writer in another process, which may not
+/// lock at all: opening a provider, locking or not, leaves it for that writer to rename.
+#[tokio::test]
+async fn a_live_writers_temp_file_survives_startup_whatever_its_locking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let temp = tmp.path().join(".k.enc.json.Ab34cd.tmp");
+    std::fs::write(&temp, b"{\"format_version\":1").unwrap();
+    set_age(&temp, Duration::from_secs(5 * 60));
+    for locking in [true, false] {
+        LocalStorageProvider::new(LocalStorageConfig {
+            enable_locking: locking,
+            ..LocalStorageConfig::new(tmp.path())
+        })
+        .await
+        .unwrap();
+        assert!(temp.exists(), "removed at startup of a provider with locking {locking}");
+    }
+    // The writer can still finish: its rename lands.
+    std::fs::rename(&temp, tmp.path().join("k.enc.json")).unwrap();
 }
 
 #[tokio::test]
@@ -248,7 +341,7 @@ async fn payload_over_the_limit_is_too_large_before_any_write() {
     })
     .await
     .unwrap();
-    match p.store(&id("big"), data(1, 4096), CredentialMetadata::new()).await {
+    match p.store(&id("big"), &bytes(vec![1; 4096]), &meta()).await {
         Err(StorageError::TooLarge { size, limit, .. }) => assert!(size > 4096 && limit == 4096),
         other => panic!("{other:?}"),
     }
@@ -256,6 +349,10 @@ async fn payload_over_the_limit_is_too_large_before_any_write() {
         entries(tmp.path(), |n| !n.starts_with(".nebula-probe-")).is_empty(),
         "nothing written"
     );
+}
+
+fn filled(fill: u8) -> EncryptedData {
+    bytes(vec![fill; 50_000])
 }
 
 async fn readers_never_see_partial_files(locking: bool) {
@@ -269,13 +366,13 @@ async fn readers_never_see_partial_files(locking: bool) {
         .unwrap(),
     );
     let k = id("hot");
-    p.store(&k, data(0, 50_000), tagged("fill", "0")).await.unwrap();
+    p.store(&k, &filled(0), &tagged(&[("fill", "0")])).await.unwrap();
     let writer = {
         let (p, k) = (p.clone(), k.clone());
         tokio::spawn(async move {
             for i in 1..=300u32 {
                 let fill = (i % 250) as u8;
-                p.store(&k, data(fill, 50_000), tagged("fill", &fill.to_string()))
+                p.store(&k, &filled(fill), &tagged(&[("fill", &fill.to_string())]))
                     .await
                     .unwrap();
             }
@@ -283,10 +380,10 @@ async fn readers_never_see_partial_files(locking: bool) {
     };
     let mut reads = 0;
     while !writer.is_finished() {
-        let (d, m) = p.retrieve(&k).await.expect("every read parses");
-        let fill: u8 = m.tags["fill"].parse().unwrap();
+        let stored = p.retrieve(&k).await.expect("every read parses");
+        let fill: u8 = stored.metadata.tags["fill"].parse().unwrap();
         assert!(
-            d.ciphertext.iter().all(|b| *b == fill),
+            stored.data.ciphertext.iter().all(|b| *b == fill),
             "data and metadata from one write"
         );
         reads += 1;
@@ -314,10 +411,8 @@ async fn fifty_tasks_on_distinct_ids_and_on_one_id_leave_parseable_files() {
     for i in 0..50u8 {
         let p = p.clone();
         tasks.push(tokio::spawn(async move {
-            p.store(&id(&format!("distinct_{i}")), data(i, 300), CredentialMetadata::new())
-                .await
-                .unwrap();
-            p.store(&id("shared"), data(i, 300), tagged("writer", &i.to_string()))
+            p.store(&id(&format!("distinct_{i}")), &data(i), &meta()).await.unwrap();
+            p.store(&id("shared"), &data(i), &tagged(&[("writer", &i.to_string())]))
                 .await
                 .unwrap();
         }));
@@ -326,8 +421,8 @@ async fn fifty_tasks_on_distinct_ids_and_on_one_id_leave_parseable_files() {
         t.await.unwrap();
     }
     assert_eq!(assert_all_files_parse(tmp.path()), 51);
-    let (d, m) = p.retrieve(&id("shared")).await.unwrap();
-    assert_eq!(d, data(m.tags["writer"].parse().unwrap(), 300));
+    let stored = p.retrieve(&id("shared")).await.unwrap();
+    assert_eq!(stored.data, data(stored.metadata.tags["writer"].parse().unwrap()));
     assert!(entries(tmp.path(), |n| n.ends_with(".tmp")).is_empty());
 }
 
@@ -337,20 +432,21 @@ async fn list_sees_changes_made_by_other_writers() {
     let a = open(tmp.path()).await;
     let b = open(tmp.path()).await; // stands for another process: its own cache
     let prod = CredentialFilter::new().tag("env", "prod");
-    a.store(&id("x"), data(1, 10), tagged("env", "prod")).await.unwrap();
-    a.store(&id("y"), data(1, 10), tagged("env", "dev")).await.unwrap();
+    let (env_prod, env_dev) = (tagged(&[("env", "prod")]), tagged(&[("env", "dev")]));
+    a.store(&id("x"), &data(1), &env_prod).await.unwrap();
+    a.store(&id("y"), &data(1), &env_dev).await.unwrap();
     assert_eq!(a.list(&prod).await.unwrap(), vec![id("x")]);
     assert_eq!(b.list(&prod).await.unwrap(), vec![id("x")]);
 
-    b.store(&id("x"), data(2, 10), tagged("env", "dev")).await.unwrap();
-    b.store(&id("y"), data(2, 10), tagged("env", "prod")).await.unwrap();
+    b.store(&id("x"), &data(2), &env_dev).await.unwrap();
+    b.store(&id("y"), &data(2), &env_prod).await.unwrap();
     assert_eq!(a.list(&prod).await.unwrap(), vec![id("y")], "a sees b's overwrites");
 
     b.delete(&id("y")).await.unwrap();
     assert!(a.list(&prod).await.unwrap().is_empty(), "a sees b's delete");
 
     // An edit in place by some other program, same size, is seen too.
-    a.store(&id("z"), data(3, 10), tagged("env", "prod")).await.unwrap();
+    a.store(&id("z"), &data(3), &env_prod).await.unwrap();
     assert_eq!(a.list(&prod).await.unwrap(), vec![id("z")]);
     let path = a.file_path(&id("z"));
     let edited = std::fs::read_to_string(&path).unwrap().replace("\"prod\"", "\"qa!!\"");
