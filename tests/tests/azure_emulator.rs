@@ -1,16 +1,20 @@
-//! The Azure Key Vault emulator (Lowkey Vault) through azure_security_keyvault_secrets:
-//! set, get and list, with the emulator's certificate trusted (verification stays on) and
-//! the bearer-challenge flow passing.
+//! The Azure Key Vault emulator through azure_security_keyvault_secrets: a smoke test (set, get,
+//! list) and the access checks (read-only token → 403, rejected token → 401), with the
+//! emulator's CA trusted (TLS verification stays on), the SDK's challenge-resource
+//! verification on, the SDK's default api-version and no SDK retries, so failures surface at
+//! once.
 //!
-//! What the client needs: a reqwest client trusting the emulator's CA and resolving
-//! `NAME.localhost` to 127.0.0.1, passed as the transport; a `TokenCredential` (Lowkey
-//! accepts any non-empty bearer token); the API version Lowkey serves; and no SDK retries,
-//! so failures surface at once.
+//! Natively the emulator is this workspace's keyvault-emulator (`cargo xtask emulators up
+//! azure`), which knows a full, a read-only and a rejected token. Under docker it is Lowkey
+//! Vault, which accepts any token and needs an older api-version: there xtask exports
+//! `NEBULA_TEST_AZURE_API_VERSION` and no read-only or rejected token, and only the smoke test
+//! runs.
 #![cfg(feature = "azure")]
 
 use std::sync::Arc;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use azure_core::time::{Duration, OffsetDateTime};
 use azure_security_keyvault_secrets::models::SetSecretParameters;
@@ -18,66 +22,132 @@ use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt;
 use nebula_credential_tests::{emulator_var, unique};
 
-/// A fixed token: Lowkey Vault accepts any non-empty bearer token.
+/// A fixed bearer token.
 #[derive(Debug)]
-struct StaticToken;
+struct StaticToken(String);
 
 #[async_trait::async_trait]
 impl TokenCredential for StaticToken {
     async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
         Ok(AccessToken::new(
-            "nebula-test-token",
+            self.0.clone(),
             OffsetDateTime::now_utc() + Duration::hours(1),
         ))
     }
 }
 
-fn client() -> SecretClient {
+/// A client of the emulator's vault presenting `token`.
+fn client(token: String) -> SecretClient {
     let url = emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure");
     let ca = std::fs::read(emulator_var("NEBULA_TEST_AZURE_CA_PEM", "azure")).expect("CA file");
-    let api_version = emulator_var("NEBULA_TEST_AZURE_API_VERSION", "azure");
     let parsed = Url::parse(&url).expect("vault url");
     let host = parsed.host_str().expect("host").to_string();
     let port = parsed.port().expect("port");
     let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM"))
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("PEM")])
         .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
         .build()
         .expect("http client");
-    let options = SecretClientOptions {
-        api_version,
+    let mut options = SecretClientOptions {
         client_options: ClientOptions {
             transport: Some(Transport::new(Arc::new(http))),
             retry: RetryOptions::none(),
             ..ClientOptions::default()
         },
+        verify_challenge_resource: Some(true),
         ..SecretClientOptions::default()
     };
-    SecretClient::new(&url, Arc::new(StaticToken), Some(options)).expect("secret client")
+    if let Some(lowkey) = lowkey_api_version() {
+        options.api_version = lowkey;
+    }
+    SecretClient::new(&url, Arc::new(StaticToken(token)), Some(options)).expect("secret client")
+}
+
+/// Set only for Lowkey Vault under docker, which does not serve the SDK's default api-version.
+fn lowkey_api_version() -> Option<String> {
+    std::env::var("NEBULA_TEST_AZURE_API_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// The read-only or rejected token; `None` (skip) only against Lowkey Vault, which has none.
+fn access_token(name: &str) -> Option<String> {
+    if lowkey_api_version().is_some() && std::env::var(name).is_err() {
+        eprintln!("skipped: Lowkey Vault (docker) accepts any token, so there is no {name}");
+        return None;
+    }
+    Some(emulator_var(name, "azure"))
+}
+
+async fn set(c: &SecretClient, name: &str, value: &str) -> azure_core::Result<()> {
+    let params = SetSecretParameters {
+        value: Some(value.into()),
+        ..SetSecretParameters::default()
+    };
+    c.set_secret(name, params.try_into()?, None).await.map(drop)
+}
+
+async fn get(c: &SecretClient, name: &str) -> azure_core::Result<Option<String>> {
+    Ok(c.get_secret(name, None).await?.into_model()?.value)
+}
+
+/// The status and raw body of an HTTP error.
+fn http_error(error: &azure_core::Error) -> (u16, String) {
+    let ErrorKind::HttpResponse {
+        status, raw_response, ..
+    } = error.kind()
+    else {
+        panic!("expected an HTTP error, got {error:?}");
+    };
+    let body = raw_response
+        .as_ref()
+        .map(|raw| String::from_utf8_lossy(raw.body()).into_owned())
+        .unwrap_or_default();
+    (u16::from(*status), body)
 }
 
 #[tokio::test]
 async fn set_get_list_through_the_sdk() {
-    let c = client();
+    let c = client(emulator_var("NEBULA_TEST_AZURE_TOKEN", "azure"));
     let name = unique("nebula-smoke").replace('_', "-");
-    let params = SetSecretParameters {
-        value: Some("s3cr3t".into()),
-        ..SetSecretParameters::default()
-    };
-    c.set_secret(&name, params.try_into().expect("body"), None)
-        .await
-        .expect("set");
-    let got = c
-        .get_secret(&name, None)
-        .await
-        .expect("get")
-        .into_model()
-        .expect("model");
-    assert_eq!(got.value.as_deref(), Some("s3cr3t"));
+    set(&c, &name, "s3cr3t").await.expect("set");
+    assert_eq!(get(&c, &name).await.expect("get").as_deref(), Some("s3cr3t"));
     let mut pager = c.list_secret_properties(None).expect("list");
     let mut found = false;
     while let Some(props) = pager.try_next().await.expect("page") {
         found |= props.id.as_deref().is_some_and(|id| id.contains(&name));
     }
     assert!(found, "{name} listed");
+}
+
+#[tokio::test]
+async fn the_read_only_token_reads_but_gets_403_on_writes() {
+    let Some(token) = access_token("NEBULA_TEST_AZURE_READONLY_TOKEN") else {
+        return;
+    };
+    let name = unique("nebula-readonly").replace('_', "-");
+    let full = client(emulator_var("NEBULA_TEST_AZURE_TOKEN", "azure"));
+    set(&full, &name, "readable").await.expect("set with the full token");
+    let reader = client(token);
+    let got = get(&reader, &name).await.expect("get with the read-only token");
+    assert_eq!(got.as_deref(), Some("readable"));
+    let error = set(&reader, &name, "nope")
+        .await
+        .expect_err("a write with the read-only token");
+    let (status, body) = http_error(&error);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("ForbiddenByRbac"), "{body}");
+}
+
+#[tokio::test]
+async fn the_rejected_token_gets_401() {
+    let Some(token) = access_token("NEBULA_TEST_AZURE_REJECTED_TOKEN") else {
+        return;
+    };
+    let error = client(token)
+        .get_secret("anything", None)
+        .await
+        .expect_err("a read with the rejected token");
+    assert_eq!(http_error(&error).0, 401, "{error:?}");
 }

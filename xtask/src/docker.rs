@@ -124,8 +124,13 @@ pub(crate) fn vault_env(spec: &Spec) -> Result<Env> {
     .collect())
 }
 
-/// The azure emulator's variables under docker, with its certificate exported as PEM.
+/// The azure emulator's variables under docker (Lowkey Vault 7.1), with its certificate
+/// exported as PEM. Lowkey accepts any bearer token, so there is no real read-only or
+/// rejected token to export: only the smoke test runs there (the tests skip the token
+/// checks when `NEBULA_TEST_AZURE_READONLY_TOKEN` is unset and `NEBULA_TEST_AZURE_API_VERSION`
+/// names Lowkey's API version, which the SDK's default is too new for).
 pub(crate) fn azure_env(spec: &Spec) -> Result<Env> {
+    crate::prereq::require("keytool", &["-help"], "install a JDK for keytool")?;
     let run = dir("run")?;
     let p12 = run.join("lowkey-vault.p12");
     let pem = run.join("lowkey-vault-ca.pem");
@@ -155,6 +160,7 @@ pub(crate) fn azure_env(spec: &Spec) -> Result<Env> {
             format!("https://nebula.localhost:{}", spec.docker_port),
         ),
         ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
+        ("NEBULA_TEST_AZURE_TOKEN", "lowkey-accepts-any-token".to_string()),
         ("NEBULA_TEST_AZURE_API_VERSION", "7.6".to_string()),
     ]
     .into_iter()

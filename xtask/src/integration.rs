@@ -174,8 +174,23 @@ pub(crate) fn test_integration(backends: &[Emulator], runtime: Runtime, extra: &
         ])
         .args(extra)
         .envs(env);
-        run_cargo(&mut cmd).context("integration tests failed; emulator logs are in target/emulators/logs/")
+        run_cargo(&mut cmd).context("integration tests failed; emulator logs are in target/emulators/logs/")?;
+        run_native_checks(backends)
     })
+}
+
+/// Runs the table's extra checks of every backend running natively, with its variables.
+fn run_native_checks(backends: &[Emulator]) -> Result<()> {
+    let state = Store::new().load()?;
+    for &e in backends {
+        let (Some(check), Some(running)) = (e.spec().native_checks, state.get(e)) else {
+            continue;
+        };
+        if running.runtime == Runtime::Native {
+            check(&running.env).with_context(|| format!("the checks of emulator `{e}` failed"))?;
+        }
+    }
+    Ok(())
 }
 
 /// `cargo bench --bench NAME`, with the emulator (and runtime) it needs up, if any.

@@ -43,7 +43,8 @@ commands:
   emulators down [NAMES]      stop what `up` started (only those pids / compose services)
   emulators status [NAMES]    what runs, its pids, variables and log (stale entries are removed)
   emulators env               print `export NEBULA_TEST_…=…` lines for running emulators
-  test-integration            start emulators, run the tests/ package against them, stop them
+  test-integration            start emulators, run the tests/ package against them, then the
+                              native emulators' own checks (azure: its Python parity suite), stop them
   bench BACKEND               start BACKEND's emulator, run `cargo bench --bench BACKEND`, stop it
   help                        this text
 
@@ -349,7 +350,7 @@ mod tests {
         );
         assert_eq!(
             names(parse("ci").backends(1, Runtime::Native).unwrap()),
-            ["aws", "vault", "kubernetes"]
+            ["aws", "vault", "azure", "kubernetes"]
         );
         assert_eq!(
             names(parse("ci --backend azure").backends(1, Runtime::Native).unwrap()),

