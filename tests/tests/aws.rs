@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use nebula_credential::{
-    AwsSecretsManagerConfig, CredentialFilter, CredentialId, Deletion, StorageConfig, StorageError, StorageProvider,
-    open,
-};
+use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
+use nebula_credential::{CredentialFilter, CredentialId, StorageConfig, StorageError, StorageProvider, open};
 use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
 use nebula_credential_core::layers::BoxFuture;
 use nebula_credential_core::{BoxError, Precondition};

@@ -37,7 +37,6 @@
 //! assert!(config.enable_locking);
 //! ```
 
-#![deny(missing_docs)]
 
 mod cache;
 mod config;
