@@ -1,25 +1,8 @@
-//! The local backend through `open()`: conformance under the full layer stack, the one-line
-//! switch from memory, and a restart through a fresh `open()`.
-
-use std::path::PathBuf;
+//! The local backend through `open()`: the one-line switch from memory, and a restart
+//! through a fresh `open()`. The conformance suite runs in the local crate, once per
+//! stack (`layers::standard` with locking, bare without).
 
 use nebula_credential::prelude::*;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("local-via-open")
-}
-
-fn local_config(dir: &std::path::Path) -> StorageConfig {
-    toml::from_str(&format!(
-        "provider = \"local\"\nbase_path = {:?}",
-        dir.display().to_string()
-    ))
-    .expect("config")
-}
-
-nebula_credential_core::conformance_tests!(local_via_open, |namespace: String| async move {
-    open(&local_config(&root().join(namespace))).await.expect("open local")
-});
 
 #[tokio::test]
 async fn one_line_switches_memory_to_local_and_data_survives_reopening() {
@@ -40,7 +23,12 @@ async fn one_line_switches_memory_to_local_and_data_survives_reopening() {
 
     let local: StorageConfig = toml::from_str(&local_toml).unwrap();
     assert_eq!(local.provider_name(), "local");
-    let store = CredentialStore::new(open(&local).await.unwrap(), Keyring::new(key.clone()));
+    let provider = open(&local).await.unwrap();
+    assert!(
+        provider.capabilities().conditional_store,
+        "the local stack keeps atomic conditional stores"
+    );
+    let store = CredentialStore::new(provider, Keyring::new(key.clone()));
     store.put(&id, b"persisted", Tags::new()).await.unwrap();
     drop(store);
 
