@@ -2,18 +2,20 @@
 //! beside two baselines on the same disk in the same run: a raw durable write
 //! (temp file + write + fsync + rename + directory fsync with `std::fs`) and a raw read
 //! of the same bytes. Ends with `name: value unit` lines: p50/p95 per operation and size,
-//! the ratio of `store` p95 to the raw durable write p95, and `list` over 10,000
-//! credentials with a one-tag filter matching 1 %.
+//! the ratios of `store` p95 and of the conditional `store_if` p95 (at the current
+//! revision: lock, read and digest the record, then write) to the raw durable write p95,
+//! and `list` over 10,000 credentials with a one-tag filter matching 1 %.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use criterion::Criterion;
+use nebula_credential::local::LocalStorageConfig;
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, LocalStorageConfig, StorageConfig,
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, Revision, StorageConfig,
     StorageProvider, StoredRecord, open,
 };
 use nebula_credential_benches::{Figures, Samples, micros};
@@ -52,6 +54,16 @@ async fn provider(dir: &Path) -> anyhow::Result<Arc<dyn StorageProvider>> {
     Ok(open(&StorageConfig::Local(LocalStorageConfig::new(dir))).await?)
 }
 
+/// A conditional store at the revision the previous one left, as `CredentialStore::put` does.
+async fn store_at_revision(p: &dyn StorageProvider, k: &CredentialId, d: &EncryptedData, at: &Mutex<Revision>) {
+    let current = at.lock().expect("revision").clone();
+    let next = p
+        .store_if(k, d, &CredentialMetadata::new(), &Precondition::Revision(current))
+        .await
+        .expect("store_if");
+    *at.lock().expect("revision") = next;
+}
+
 /// The baseline: what a durable atomic replace costs with nothing but `std::fs`.
 fn raw_durable_write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let temp = dir.join(format!(".{name}.tmp"));
@@ -81,16 +93,18 @@ fn main() -> anyhow::Result<()> {
         let record =
             StoredRecord::new(id("bench"), d.clone(), CredentialMetadata::new()).to_json("bench", usize::MAX)?;
         let k = id("bench_key");
-        rt.block_on(p.store(&k, d.clone(), CredentialMetadata::new()))?;
+        // The revision the conditional stores start from, re-read after plain stores.
+        let revision = Mutex::new(rt.block_on(p.store(&k, &d, &CredentialMetadata::new()))?);
         raw_durable_write(&raw_dir, "raw.json", &record)?;
 
         let mut group = c.benchmark_group(format!("local_{label}"));
         group.sample_size(20);
         group.bench_function("store", |b| {
-            b.iter(|| {
-                rt.block_on(p.store(&k, d.clone(), CredentialMetadata::new()))
-                    .expect("store")
-            })
+            b.iter(|| rt.block_on(p.store(&k, &d, &CredentialMetadata::new())).expect("store"))
+        });
+        group.bench_function("store_if_at_revision", |b| {
+            *revision.lock().expect("revision") = rt.block_on(p.retrieve(&k)).expect("retrieve").revision;
+            b.iter(|| rt.block_on(store_at_revision(p.as_ref(), &k, &d, &revision)))
         });
         group.bench_function("raw_durable_write", |b| {
             b.iter(|| raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write"))
@@ -108,8 +122,17 @@ fn main() -> anyhow::Result<()> {
             &rt,
             WRITE_SAMPLES,
             |_| async {
-                p.store(&k, d.clone(), CredentialMetadata::new()).await.expect("store");
+                p.store(&k, &d, &CredentialMetadata::new()).await.expect("store");
             },
+            |_| async {
+                raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write");
+            },
+        );
+        *revision.lock().expect("revision") = rt.block_on(p.retrieve(&k))?.revision;
+        let (store_if, raw_write_2) = Samples::interleaved(
+            &rt,
+            WRITE_SAMPLES,
+            |_| store_at_revision(p.as_ref(), &k, &d, &revision),
             |_| async {
                 raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write");
             },
@@ -129,7 +152,7 @@ fn main() -> anyhow::Result<()> {
         });
         let doomed: Vec<CredentialId> = (0..WRITE_SAMPLES).map(|i| id(&format!("doomed_{i}"))).collect();
         for k in &doomed {
-            rt.block_on(p.store(k, d.clone(), CredentialMetadata::new()))?;
+            rt.block_on(p.store(k, &d, &CredentialMetadata::new()))?;
         }
         let delete = Samples::collect(&rt, WRITE_SAMPLES, |i| {
             let p = p.clone();
@@ -140,6 +163,8 @@ fn main() -> anyhow::Result<()> {
         for (name, s) in [
             ("store", &store),
             ("raw_durable_write", &raw_write),
+            ("store_if_at_revision", &store_if),
+            ("raw_durable_write_beside_store_if", &raw_write_2),
             ("retrieve", &retrieve),
             ("raw_read", &raw_read),
             ("exists", &exists),
@@ -150,6 +175,11 @@ fn main() -> anyhow::Result<()> {
         figures.add(
             &format!("local_store_p95_over_raw_durable_write_p95_{label}"),
             micros(store.p95()) / micros(raw_write.p95()),
+            "x",
+        );
+        figures.add(
+            &format!("local_store_if_p95_over_raw_durable_write_p95_{label}"),
+            micros(store_if.p95()) / micros(raw_write_2.p95()),
             "x",
         );
     }
@@ -163,7 +193,7 @@ fn main() -> anyhow::Result<()> {
             let p = p.clone();
             let team = if i % 100 == 0 { "core" } else { "other" };
             let meta = CredentialMetadata::new().with_tags([("team".to_string(), team.to_string())].into());
-            tasks.spawn(async move { p.store(&id(&format!("cred_{i:05}")), data(1024), meta).await });
+            tasks.spawn(async move { p.store(&id(&format!("cred_{i:05}")), &data(1024), &meta).await });
             while tasks.len() >= 64 {
                 tasks.join_next().await.expect("task")??;
             }
