@@ -9,9 +9,9 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use criterion::Criterion;
+use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
 use nebula_credential::{
-    AwsSecretsManagerConfig, CredentialFilter, CredentialId, CredentialMetadata, Deletion, EncryptedData, Precondition,
-    StorageConfig, StoredRecord, open,
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, StorageConfig, StoredRecord, open,
 };
 use nebula_credential_benches::{Figures, Samples, micros};
 

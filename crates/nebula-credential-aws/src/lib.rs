@@ -35,7 +35,6 @@
 //!
 //! Errors map by error code in one table (`errors.rs`), never by message text.
 
-
 mod config;
 mod errors;
 mod provider;

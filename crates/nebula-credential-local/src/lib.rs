@@ -37,7 +37,6 @@
 //! assert!(config.enable_locking);
 //! ```
 
-
 mod cache;
 mod config;
 mod fs;
