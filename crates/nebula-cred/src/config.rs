@@ -1,0 +1,131 @@
+//! Loading a [`StorageConfig`] from a TOML file or the environment, plus the CLI's own
+//! `[key]` table (the passphrase salt).
+
+use std::path::Path;
+
+use nebula_credential::StorageConfig;
+use serde::Deserialize;
+
+use crate::exit::CliError;
+
+/// Environment variable holding the passphrase salt when the configuration comes from
+/// the environment (base64 of at least 16 bytes).
+pub(crate) const SALT_VAR: &str = "NEBULA_CREDENTIAL_SALT";
+
+/// The `[key]` table of a configuration file: what `nebula-cred` needs besides the
+/// storage settings. Removed before the rest is read as a `StorageConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyTable {
+    /// Salt of the Argon2id passphrase derivation, base64 of at least 16 random bytes.
+    passphrase_salt: Option<String>,
+}
+
+/// A configuration and where it came from.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The storage settings.
+    pub(crate) storage: StorageConfig,
+    /// The passphrase salt (base64), if configured.
+    pub(crate) salt: Option<String>,
+    /// `FILE` or `the environment`, for messages.
+    pub(crate) origin: String,
+}
+
+/// The configuration of `--config FILE`, else of the environment.
+pub(crate) fn load(path: Option<&Path>) -> Result<Loaded, CliError> {
+    match path {
+        Some(path) => load_file(path),
+        None => Ok(Loaded {
+            storage: StorageConfig::from_env().map_err(nebula_credential::StorageError::from)?,
+            salt: std::env::var(SALT_VAR).ok().filter(|s| !s.trim().is_empty()),
+            origin: "the environment (NEBULA_CREDENTIAL_PROVIDER and the backend's variables)".into(),
+        }),
+    }
+}
+
+/// Reads `path`: the TOML of a `StorageConfig`, with an optional `[key]` table.
+pub(crate) fn load_file(path: &Path) -> Result<Loaded, CliError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the configuration file {shown}: {e}; check the path given to --config, --from or --to"
+        ))
+    })?;
+    // The file may hold secrets (tokens): report where a syntax error is, never the line itself.
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
+        CliError::Usage(format!(
+            "the configuration file {shown} is not valid TOML{at}: {}",
+            e.message()
+        ))
+    })?;
+    let key = match table.remove("key") {
+        Some(value) => value.try_into::<KeyTable>().map_err(|e| {
+            CliError::Usage(format!(
+                "the [key] table of {shown} is invalid: {}; it may only hold passphrase_salt = \"<base64>\"",
+                e.message()
+            ))
+        })?,
+        None => KeyTable::default(),
+    };
+    let storage: StorageConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+        CliError::Usage(format!(
+            "the configuration file {shown} is not a valid storage configuration: {}; \
+             start it with provider = \"local\" (or memory, aws, …) and that backend's settings",
+            e.message().trim_end()
+        ))
+    })?;
+    Ok(Loaded {
+        storage,
+        salt: key.passphrase_salt,
+        origin: shown.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn key_table_is_split_from_the_storage_config() {
+        let (_d, path) = write("provider = \"memory\"\n[key]\npassphrase_salt = \"c2FsdHNhbHRzYWx0c2FsdA==\"\n");
+        let loaded = load_file(&path).unwrap();
+        assert_eq!(loaded.storage.provider_name(), "memory");
+        assert_eq!(loaded.salt.as_deref(), Some("c2FsdHNhbHRzYWx0c2FsdA=="));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_place_not_the_line() {
+        let (_d, path) = write("provider = \"memory\"\ntoken = \"hunter2-secret\n");
+        let e = load_file(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_providers_are_usage_errors() {
+        let (_d, path) = write("provider = \"memory\"\nbase_path = \"/x\"\n");
+        let e = load_file(&path).unwrap_err();
+        assert_eq!(e.code(), crate::exit::USAGE);
+        assert!(e.to_string().contains("base_path"), "{e}");
+        let (_d, path) = write("provider = \"memory\"\n[key]\nsalt = \"x\"\n");
+        assert!(load_file(&path).unwrap_err().to_string().contains("passphrase_salt"));
+    }
+}

@@ -1,0 +1,107 @@
+//! `nebula-cred`: the operator CLI of nebula-credential — put, get, list, exists and
+//! delete credentials, rotate the key, migrate between backends, and check a backend with
+//! `doctor` — over the umbrella crate's `StorageConfig` and `open()`.
+//!
+//! The binary is `nebula-cred` (`nebula-cred --help` lists the commands, each with an
+//! example, and the exit statuses of [`exit`]). This library holds what Rust code may
+//! want too: the [`migrate`] engine that copies encrypted records verbatim between two
+//! providers, and [`run`], the whole command line.
+//!
+//! Nothing secret is taken from the command line: values come from stdin or a file, the
+//! key from `--key-file`, `NEBULA_CREDENTIAL_KEY`, or a passphrase (`--passphrase-file` or
+//! a prompt without echo, stretched with Argon2id and the salt kept in the configuration).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use nebula_credential::{CredentialStore, Keyring};
+
+mod cli;
+mod commands;
+mod config;
+mod doctor;
+pub mod exit;
+mod key;
+pub mod migrate;
+mod migrate_cmd;
+
+use cli::{Cli, Command};
+use exit::CliError;
+
+/// Parses the process's arguments, runs the command and returns its exit status
+/// (see [`exit`]). Errors are printed to stderr; data goes to stdout.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}", CliError::io("cannot start the async runtime", e).report());
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(dispatch(&cli, &mut stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", e.report());
+            e.into()
+        }
+    }
+}
+
+/// Whether `command` decrypts or encrypts, and so needs the key.
+fn needs_key(command: &Command) -> bool {
+    match command {
+        Command::Put(_) | Command::RotateKey(_) => true,
+        Command::Get(args) => commands::get_needs_key(args),
+        _ => false,
+    }
+}
+
+async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliError> {
+    let global = &cli.global;
+    let command = &cli.command;
+    match command {
+        Command::Keygen(args) => return commands::keygen(args, out),
+        Command::Doctor => return doctor::doctor(global.config.as_deref(), out).await,
+        Command::Migrate(args) => return migrate_cmd::run(args, out).await,
+        Command::Get(args) => commands::check_reveal(args)?,
+        _ => {}
+    }
+    let loaded = config::load(global.config.as_deref())?;
+    let key = if needs_key(command) {
+        Some(key::load(key::KeySources {
+            key_file: global.key_file.as_deref(),
+            passphrase_file: global.passphrase_file.as_deref(),
+            salt: loaded.salt.as_deref(),
+        })?)
+    } else {
+        None
+    };
+    let provider = nebula_credential::open(&loaded.storage).await?;
+    let store = |key: Option<nebula_credential::EncryptionKey>| {
+        CredentialStore::new(
+            provider.clone(),
+            Keyring::new(key.expect("loaded for commands that need it")),
+        )
+    };
+    match command {
+        Command::Put(args) => commands::put(&store(key), args, out).await,
+        Command::Get(args) if args.metadata => commands::get_metadata(provider.as_ref(), args, out).await,
+        Command::Get(args) => commands::get_value(&store(key), args, out).await,
+        Command::List(args) => commands::list(provider.as_ref(), args, out).await,
+        Command::Exists { id } => commands::exists(provider.as_ref(), id, out).await,
+        Command::Delete { id } => commands::delete(provider.as_ref(), id, out).await,
+        Command::RotateKey(args) => {
+            let key = key.expect("loaded for rotate-key");
+            commands::rotate(provider.clone(), key, args, out).await
+        }
+        Command::Keygen(_) | Command::Doctor | Command::Migrate(_) => unreachable!("handled above"),
+    }
+}

@@ -1,0 +1,432 @@
+//! Copies stored records verbatim from one provider to another: the engine behind
+//! `nebula-cred migrate`, usable from Rust too.
+//!
+//! Records move as they are stored — ciphertext, nonce, key id and metadata unchanged —
+//! so the key never leaves the operator and ids stay the same (the id is bound into
+//! each ciphertext, so a record only decrypts under its own id).
+//!
+//! Running it again after an interruption finishes the job: every record is written to
+//! the target with [`Precondition::Absent`], a target that already holds the identical
+//! record counts as [`Outcome::AlreadyPresent`] and is not written again, and a target
+//! holding something else is left alone ([`Outcome::NotOverwritten`]) unless
+//! [`MigrateOptions::overwrite`] is set. Because the check is the backend's own atomic
+//! conditional store, a writer creating the same id on the target meanwhile is never
+//! clobbered.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use nebula_credential::{CredentialStore, EncryptionKey, Keyring, MemoryStorageProvider, StorageProvider, Tags};
+//! use nebula_cred::migrate::{MigrateOptions, migrate};
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let (from, to) = (MemoryStorageProvider::new(), MemoryStorageProvider::new());
+//! let key = EncryptionKey::generate();
+//! let id = "api_key".parse()?;
+//! CredentialStore::new(Arc::new(from.clone()), Keyring::new(key.clone()))
+//!     .put(&id, b"s3cr3t", Tags::new()).await?;
+//!
+//! let report = migrate(&from, &to, &MigrateOptions::default(), |_| {}).await?;
+//! assert_eq!(report.copied, vec![id.clone()]);
+//! assert_eq!(from.retrieve(&id).await?.data, to.retrieve(&id).await?.data);
+//!
+//! let again = migrate(&from, &to, &MigrateOptions::default(), |_| {}).await?;
+//! assert_eq!((again.copied.len(), again.already_present.len()), (0, 1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+use std::fmt;
+
+use futures::StreamExt;
+use nebula_credential::{
+    CredentialFilter, CredentialId, ErrorKind, Precondition, StorageError, StorageProvider, Stored, ValidationError,
+};
+
+/// Most records copied at once.
+pub const MAX_JOBS: usize = 64;
+
+/// Attempts of one overwrite that keeps losing to concurrent writers on the target.
+const OVERWRITE_ATTEMPTS: u32 = 5;
+
+/// What [`migrate`] copies and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrateOptions {
+    /// Which source credentials to copy (validated first; the default selects all).
+    pub filter: CredentialFilter,
+    /// Replace target records whose content differs (conditionally on the revision
+    /// read, so a concurrent write between the read and the write is not lost silently:
+    /// it is re-read and replaced again, at most 5 times).
+    pub overwrite: bool,
+    /// Read both sides and report what would happen, writing nothing.
+    pub dry_run: bool,
+    /// Read every migrated record back from the target and compare it byte for byte.
+    pub verify: bool,
+    /// Records in flight at once, 1 ..= [`MAX_JOBS`] (default 4).
+    pub jobs: usize,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions {
+            filter: CredentialFilter::new(),
+            overwrite: false,
+            dry_run: false,
+            verify: false,
+            jobs: 4,
+        }
+    }
+}
+
+impl MigrateOptions {
+    /// Options selecting the credentials that match `filter`, with the defaults otherwise.
+    pub fn new(filter: CredentialFilter) -> Self {
+        MigrateOptions {
+            filter,
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`overwrite`](Self::overwrite).
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Sets [`dry_run`](Self::dry_run).
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+
+    /// Sets [`verify`](Self::verify).
+    pub fn verify(mut self, yes: bool) -> Self {
+        self.verify = yes;
+        self
+    }
+
+    /// Sets [`jobs`](Self::jobs).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    fn validate(&self) -> Result<(), StorageError> {
+        self.filter.validate()?;
+        if !(1..=MAX_JOBS).contains(&self.jobs) {
+            return Err(ValidationError::InvalidArgument {
+                what: "number of jobs",
+                reason: format!("must be between 1 and {MAX_JOBS} (got {})", self.jobs),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// Why a record was not migrated.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A read or write failed; the library's error says what to do.
+    Storage(StorageError),
+    /// `verify` read back something other than what was copied.
+    Mismatch {
+        /// The target provider.
+        provider: &'static str,
+    },
+}
+
+impl Failure {
+    /// The error kind, for exit codes and metrics ([`ErrorKind::Corrupted`] for a mismatch).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Failure::Storage(e) => e.kind(),
+            Failure::Mismatch { .. } => ErrorKind::Corrupted,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Storage(e) => write!(f, "{e}"),
+            Failure::Mismatch { provider } => write!(
+                f,
+                "read back from {provider} differs from the source record; run the migration again \
+                 with --overwrite, or check what else writes to the target"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Storage(e) => e.source(),
+            Failure::Mismatch { .. } => None,
+        }
+    }
+}
+
+/// What happened to one credential (in a dry run: what would happen).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Written to the target, where it did not exist.
+    Copied,
+    /// Replaced a different record on the target (only with `overwrite`).
+    Overwritten,
+    /// The target already held the identical record: nothing written.
+    AlreadyPresent,
+    /// The target holds a different record and `overwrite` is off: left alone.
+    NotOverwritten,
+    /// Deleted from the source after it was listed: nothing to copy.
+    Vanished,
+    /// Not migrated.
+    Failed(Failure),
+}
+
+/// One finished credential, as passed to [`migrate`]'s progress callback.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// Credentials finished so far, this one included.
+    pub done: usize,
+    /// Credentials selected.
+    pub total: usize,
+    /// The credential just finished.
+    pub id: &'a CredentialId,
+    /// What happened to it.
+    pub outcome: &'a Outcome,
+}
+
+/// The outcome of [`migrate`], by credential (each list sorted by id).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct MigrationReport {
+    /// Whether this was a dry run (the lists then say what would happen).
+    pub dry_run: bool,
+    /// Credentials the filter selected on the source.
+    pub selected: usize,
+    /// Written to the target, where they did not exist.
+    pub copied: Vec<CredentialId>,
+    /// Replaced a different record on the target.
+    pub overwritten: Vec<CredentialId>,
+    /// Already identical on the target; not written again.
+    pub already_present: Vec<CredentialId>,
+    /// Different on the target and left alone (no `overwrite`).
+    pub not_overwritten: Vec<CredentialId>,
+    /// Deleted from the source meanwhile.
+    pub vanished: Vec<CredentialId>,
+    /// Not migrated, with the reason.
+    pub failed: Vec<(CredentialId, Failure)>,
+    /// Records read back from the target and found identical (with `verify`, plus those
+    /// found already present, which were compared anyway).
+    pub verified: usize,
+    /// The target cannot store conditionally, so existence was checked by a separate
+    /// read: a writer creating the same id on the target meanwhile may have been overwritten.
+    pub unconditional: bool,
+}
+
+impl MigrationReport {
+    /// `true` when every selected credential is on the target, identical to the source
+    /// (nothing failed and nothing was left different).
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty() && self.not_overwritten.is_empty()
+    }
+
+    fn record(&mut self, id: CredentialId, outcome: Outcome) {
+        match outcome {
+            Outcome::Copied => self.copied.push(id),
+            Outcome::Overwritten => self.overwritten.push(id),
+            Outcome::AlreadyPresent => self.already_present.push(id),
+            Outcome::NotOverwritten => self.not_overwritten.push(id),
+            Outcome::Vanished => self.vanished.push(id),
+            Outcome::Failed(f) => self.failed.push((id, f)),
+        }
+    }
+
+    fn sort(&mut self) {
+        for list in [
+            &mut self.copied,
+            &mut self.overwritten,
+            &mut self.already_present,
+            &mut self.not_overwritten,
+            &mut self.vanished,
+        ] {
+            list.sort();
+        }
+        self.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
+/// Copies the source credentials selected by `options.filter` to `target`, verbatim,
+/// `options.jobs` at a time, calling `progress` after each one.
+///
+/// Fails only when the options are invalid or the source cannot be listed; a record that
+/// cannot be copied is reported in [`MigrationReport::failed`] and the others are still
+/// copied. Safe to run again after an interruption: nothing is written twice (see the
+/// module documentation).
+pub async fn migrate(
+    source: &dyn StorageProvider,
+    target: &dyn StorageProvider,
+    options: &MigrateOptions,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<MigrationReport, StorageError> {
+    options.validate()?;
+    let ids = source.list(&options.filter).await?;
+    let mut report = MigrationReport {
+        dry_run: options.dry_run,
+        selected: ids.len(),
+        ..MigrationReport::default()
+    };
+    let conditional = target.capabilities().conditional_store;
+    report.unconditional = !conditional && !options.dry_run;
+    let total = ids.len();
+    let mut finished = futures::stream::iter(ids)
+        .map(|id| async move {
+            let (outcome, verified) = migrate_one(source, target, options, conditional, &id).await;
+            (id, outcome, verified)
+        })
+        .buffer_unordered(options.jobs);
+    let mut done = 0;
+    while let Some((id, outcome, verified)) = finished.next().await {
+        done += 1;
+        report.verified += usize::from(verified);
+        progress(Progress {
+            done,
+            total,
+            id: &id,
+            outcome: &outcome,
+        });
+        report.record(id, outcome);
+    }
+    report.sort();
+    Ok(report)
+}
+
+/// `true` when two records hold the same bytes and metadata.
+fn same(a: &Stored, b: &Stored) -> bool {
+    a.data == b.data && a.metadata == b.metadata
+}
+
+/// Migrates one record; also says whether the target was read back identical.
+async fn migrate_one(
+    source: &dyn StorageProvider,
+    target: &dyn StorageProvider,
+    options: &MigrateOptions,
+    conditional: bool,
+    id: &CredentialId,
+) -> (Outcome, bool) {
+    let record = match source.retrieve(id).await {
+        Ok(record) => record,
+        Err(e) if e.is_not_found() => return (Outcome::Vanished, false),
+        Err(e) => return (Outcome::Failed(Failure::Storage(e)), false),
+    };
+    let outcome = if options.dry_run {
+        preview(target, options, id, &record).await
+    } else if options.overwrite {
+        overwrite(target, conditional, id, &record).await
+    } else {
+        copy_if_absent(target, conditional, id, &record).await
+    };
+    match outcome {
+        Ok(Outcome::AlreadyPresent) => (Outcome::AlreadyPresent, true),
+        Ok(o @ (Outcome::Copied | Outcome::Overwritten)) if options.verify && !options.dry_run => {
+            match target.retrieve(id).await {
+                Ok(back) if same(&back, &record) => (o, true),
+                Ok(_) => (
+                    Outcome::Failed(Failure::Mismatch {
+                        provider: target.provider_name(),
+                    }),
+                    false,
+                ),
+                Err(e) => (Outcome::Failed(Failure::Storage(e)), false),
+            }
+        }
+        Ok(o) => (o, false),
+        Err(e) => (Outcome::Failed(Failure::Storage(e)), false),
+    }
+}
+
+/// What the target holds for `id`: `None` when absent.
+async fn current(target: &dyn StorageProvider, id: &CredentialId) -> Result<Option<Stored>, StorageError> {
+    match target.retrieve(id).await {
+        Ok(stored) => Ok(Some(stored)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Compares with what the target holds, writing nothing.
+async fn preview(
+    target: &dyn StorageProvider,
+    options: &MigrateOptions,
+    id: &CredentialId,
+    record: &Stored,
+) -> Result<Outcome, StorageError> {
+    Ok(match current(target, id).await? {
+        None => Outcome::Copied,
+        Some(existing) if same(&existing, record) => Outcome::AlreadyPresent,
+        Some(_) if options.overwrite => Outcome::Overwritten,
+        Some(_) => Outcome::NotOverwritten,
+    })
+}
+
+/// Writes `record` only where the target has nothing under `id`.
+async fn copy_if_absent(
+    target: &dyn StorageProvider,
+    conditional: bool,
+    id: &CredentialId,
+    record: &Stored,
+) -> Result<Outcome, StorageError> {
+    if conditional {
+        match target
+            .store_if(id, &record.data, &record.metadata, &Precondition::Absent)
+            .await
+        {
+            Ok(_) => return Ok(Outcome::Copied),
+            // Present already: ours from an earlier (perhaps interrupted) run, or another
+            // writer's. A retried store whose first attempt landed also ends here.
+            Err(e) if e.is_conflict() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match current(target, id).await? {
+        Some(existing) if same(&existing, record) => Ok(Outcome::AlreadyPresent),
+        Some(_) => Ok(Outcome::NotOverwritten),
+        None if conditional => Err(StorageError::conflict(
+            target.provider_name(),
+            id,
+            "it existed when copied but is gone now (deleted by another writer meanwhile); run the migration again",
+        )),
+        None => target
+            .store(id, &record.data, &record.metadata)
+            .await
+            .map(|_| Outcome::Copied),
+    }
+}
+
+/// Makes the target hold `record`, replacing what differs.
+async fn overwrite(
+    target: &dyn StorageProvider,
+    conditional: bool,
+    id: &CredentialId,
+    record: &Stored,
+) -> Result<Outcome, StorageError> {
+    let mut last = None;
+    for _ in 0..OVERWRITE_ATTEMPTS {
+        let (precondition, outcome) = match current(target, id).await? {
+            Some(existing) if same(&existing, record) => return Ok(Outcome::AlreadyPresent),
+            Some(existing) => (Precondition::Revision(existing.revision), Outcome::Overwritten),
+            None => (Precondition::Absent, Outcome::Copied),
+        };
+        let precondition = if conditional { precondition } else { Precondition::None };
+        match target.store_if(id, &record.data, &record.metadata, &precondition).await {
+            Ok(_) => return Ok(outcome),
+            Err(e) if e.is_conflict() && precondition.is_conditional() => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| StorageError::conflict(target.provider_name(), id, "concurrent writers kept changing it")))
+}

@@ -1,0 +1,161 @@
+//! `migrate`: opens both configurations, runs [`crate::migrate::migrate`] with a progress
+//! line on a terminal, and prints the summary.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use crate::cli::MigrateArgs;
+use crate::commands::{emit, migrate_filter};
+use crate::config;
+use crate::exit::CliError;
+use crate::migrate::{MigrateOptions, MigrationReport, Outcome, Progress, migrate};
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+struct Bar {
+    enabled: bool,
+    drawn: Option<Instant>,
+    counts: [usize; 3],
+}
+
+impl Bar {
+    fn new() -> Self {
+        Bar {
+            enabled: std::io::stderr().is_terminal(),
+            drawn: None,
+            counts: [0; 3],
+        }
+    }
+
+    fn update(&mut self, p: &Progress<'_>) {
+        let slot = match p.outcome {
+            Outcome::Copied | Outcome::Overwritten => 0,
+            Outcome::Failed(_) => 2,
+            _ => 1,
+        };
+        self.counts[slot] += 1;
+        let due = self.drawn.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if !self.enabled || !(due || p.done == p.total) {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        const WIDTH: usize = 30;
+        let filled = (p.done * WIDTH).checked_div(p.total).unwrap_or(WIDTH);
+        let [written, skipped, failed] = self.counts;
+        eprint!(
+            "\r\x1b[2K[{}{}] {}/{}  written {written}, skipped {skipped}, failed {failed}",
+            "#".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            p.done,
+            p.total
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.drawn.is_some() {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Runs `migrate` and prints its summary; the exit status says whether it is complete.
+pub(crate) async fn run(args: &MigrateArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let from = config::load_file(&args.from)?;
+    let to = config::load_file(&args.to)?;
+    if from.storage == to.storage {
+        return Err(CliError::Usage(format!(
+            "--from {} and --to {} configure the same storage; point --to at the target backend",
+            args.from.display(),
+            args.to.display()
+        )));
+    }
+    let source = nebula_credential::open(&from.storage).await?;
+    let target = nebula_credential::open(&to.storage).await?;
+    let options = MigrateOptions::new(migrate_filter(&args.tags, args.prefix.as_deref()))
+        .overwrite(args.overwrite)
+        .dry_run(args.dry_run)
+        .verify(args.verify)
+        .jobs(args.jobs);
+    let mut bar = Bar::new();
+    let report = migrate(source.as_ref(), target.as_ref(), &options, |p| bar.update(&p)).await;
+    bar.finish();
+    let report = report?;
+    emit(out, summary(&report, source.provider_name(), target.provider_name()))?;
+    if !report.failed.is_empty() {
+        Err(CliError::Incomplete(format!(
+            "{} credential(s) were not migrated; fix what the reasons above say and run the same command \
+             again (what is already on the target is not written twice)",
+            report.failed.len()
+        )))
+    } else if !report.not_overwritten.is_empty() {
+        Err(CliError::Conflict(format!(
+            "{} credential(s) exist on the target with different content and were left alone; \
+             compare them, then run again with --overwrite to replace them",
+            report.not_overwritten.len()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// The summary: counts, then the credentials that need attention, with reasons.
+fn summary(r: &MigrationReport, from: &str, to: &str) -> String {
+    let (verb, prefix) = if r.dry_run {
+        ("would be", "dry run, nothing written: ")
+    } else {
+        ("", "")
+    };
+    let mut text = format!(
+        "{prefix}migrate {from} -> {to}: {} credential(s) selected\n",
+        r.selected
+    );
+    let mut row = |label: &str, n: usize, note: &str| {
+        text.push_str(&format!("  {label:<18} {n:>6}{note}\n"));
+    };
+    let w = |s: &str| {
+        if verb.is_empty() {
+            s.to_string()
+        } else {
+            format!("{verb} {s}")
+        }
+    };
+    row(&w("copied"), r.copied.len(), "");
+    row(&w("overwritten"), r.overwritten.len(), "");
+    row(
+        "already present",
+        r.already_present.len(),
+        "  (identical on the target; not written again)",
+    );
+    row(
+        &w("not overwritten"),
+        r.not_overwritten.len(),
+        "  (different on the target; --overwrite replaces them)",
+    );
+    row(
+        "deleted meanwhile",
+        r.vanished.len(),
+        "  (gone from the source after listing)",
+    );
+    row("failed", r.failed.len(), "");
+    if !r.dry_run {
+        row("verified", r.verified, "  (read back byte-identical)");
+    }
+    if !r.not_overwritten.is_empty() {
+        text.push_str("not overwritten:\n");
+        for id in &r.not_overwritten {
+            text.push_str(&format!("  {id}\n"));
+        }
+    }
+    if !r.failed.is_empty() {
+        text.push_str("failed:\n");
+        for (id, why) in &r.failed {
+            text.push_str(&format!("  {id}: {why} [{}]\n", why.kind()));
+        }
+    }
+    if r.unconditional {
+        text.push_str(&format!(
+            "note: {to} cannot store conditionally here, so a writer creating the same ids meanwhile may have been overwritten\n"
+        ));
+    }
+    text
+}
