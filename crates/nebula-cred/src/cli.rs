@@ -96,6 +96,9 @@ pub(crate) enum Command {
 pub(crate) struct PutArgs {
     /// Credential id: 1 to 128 of A-Z a-z 0-9 _ -.
     pub(crate) id: CredentialId,
+    /// A value given as an argument: refused without being echoed (it would show in `ps`).
+    #[arg(hide = true)]
+    pub(crate) value_argument: Option<std::ffi::OsString>,
     /// A tag, KEY=VALUE (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub(crate) tags: Vec<(String, String)>,

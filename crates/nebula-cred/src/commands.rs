@@ -45,6 +45,18 @@ pub(crate) fn migrate_filter(pairs: &[(String, String)], prefix: Option<&str>) -
     filter(pairs, prefix)
 }
 
+/// Refuses a value given as an argument, without repeating it; checked before any I/O.
+pub(crate) fn check_put(args: &PutArgs) -> Result<(), CliError> {
+    if args.value_argument.is_some() {
+        return Err(CliError::Usage(format!(
+            "put takes no value argument: it would be visible in `ps` and shell history; give the value \
+             of '{}' on stdin (`printf '%s' \"$VALUE\" | nebula-cred put {}`) or with --from-file FILE",
+            args.id, args.id
+        )));
+    }
+    Ok(())
+}
+
 /// `put`: the value from `--from-file`, a hidden prompt on a terminal, or stdin.
 pub(crate) async fn put(store: &CredentialStore, args: &PutArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let value = read_value(args)?;

@@ -72,6 +72,7 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         Command::Doctor => return doctor::doctor(global.config.as_deref(), out).await,
         Command::Migrate(args) => return migrate_cmd::run(args, out).await,
         Command::Get(args) => commands::check_reveal(args)?,
+        Command::Put(args) => commands::check_put(args)?,
         _ => {}
     }
     let loaded = config::load(global.config.as_deref())?;

@@ -1,0 +1,918 @@
+//! The `nebula-cred` binary, run as a process against the local backend (and memory where
+//! one process is enough): every command, its exit status, and that no secret reaches
+//! stdout, stderr or the files unless asked for.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use assert_cmd::Command;
+use nebula_credential::secrecy::{ExposeSecret, SecretString};
+use nebula_credential::{
+    CredentialId, CredentialStore, EncryptionKey, Keyring, StorageConfig, StorageProvider, Stored, Tags,
+};
+use predicates::prelude::*;
+
+const SECRET: &str = "hunter2-Very-Secret-Value";
+const BIN: &str = env!("CARGO_BIN_EXE_nebula-cred");
+
+/// A local store in a temporary directory, its config file and a key file.
+struct Fixture {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    key: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_local_config(dir.path(), "store", "c.toml");
+        let key = dir.path().join("k.key");
+        Command::new(BIN)
+            .arg("keygen")
+            .arg("--out")
+            .arg(&key)
+            .assert()
+            .success();
+        Fixture { dir, config, key }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `nebula-cred --config C --key-file K ARGS…`, with no key or provider in the environment.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = bare();
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--key-file")
+            .arg(&self.key)
+            .args(args);
+        c
+    }
+
+    fn put(&self, id: &str, value: &str, extra: &[&str]) {
+        let mut args = vec!["put", id];
+        args.extend_from_slice(extra);
+        self.cmd(&args).write_stdin(value).assert().success();
+    }
+
+    fn key(&self) -> EncryptionKey {
+        key_of(&self.key)
+    }
+
+    fn config(&self) -> StorageConfig {
+        load_config(&self.config)
+    }
+}
+
+/// The binary with the variables it reads removed.
+fn bare() -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "NEBULA_CREDENTIAL_KEY",
+        "NEBULA_CREDENTIAL_SALT",
+        "NEBULA_CREDENTIAL_PROVIDER",
+        "NEBULA_CREDENTIAL_DIR",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn write_local_config(dir: &Path, store: &str, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let base = dir.join(store);
+    std::fs::write(
+        &path,
+        format!("provider = \"local\"\nbase_path = {:?}\n", base.display().to_string()),
+    )
+    .unwrap();
+    path
+}
+
+fn key_of(path: &Path) -> EncryptionKey {
+    EncryptionKey::from_base64(&SecretString::from(std::fs::read_to_string(path).unwrap())).unwrap()
+}
+
+fn load_config(path: &Path) -> StorageConfig {
+    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn provider(config: &StorageConfig) -> Arc<dyn StorageProvider> {
+    block_on(nebula_credential::open(config)).unwrap()
+}
+
+fn raw(config: &StorageConfig, id: &str) -> Option<Stored> {
+    let id: CredentialId = id.parse().unwrap();
+    match block_on(provider(config).retrieve(&id)) {
+        Ok(s) => Some(s),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every file under `dir`, concatenated, to prove nothing is stored in clear.
+fn all_file_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            bytes.extend(all_file_bytes(&path));
+        } else {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+/// The number on the summary line `label` of `migrate`.
+fn count_of(summary: &str, label: &str) -> usize {
+    summary
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("  ")?.strip_prefix(label)?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no line {label:?} in:\n{summary}"))
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn put_then_get_returns_the_exact_bytes_from_stdin_and_from_a_file() {
+    let f = Fixture::new();
+    f.cmd(&["put", "api_key", "--tag", "env=prod"])
+        .write_stdin(SECRET)
+        .assert()
+        .success()
+        .stdout("stored 'api_key' (version 1)\n");
+    f.cmd(&["get", "api_key"]).assert().success().stdout(SECRET);
+
+    let binary: Vec<u8> = (0u8..=255).chain([b'\n', 0, 0xff]).collect();
+    std::fs::write(f.path("blob"), &binary).unwrap();
+    let blob = f.path("blob");
+    f.cmd(&["put", "Blob_1", "--from-file", blob.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = f.cmd(&["get", "Blob_1"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        out.stdout, binary,
+        "binary values round-trip unchanged, newline included"
+    );
+
+    f.put("api_key", "second", &[]);
+    f.cmd(&["get", "api_key", "--metadata"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("version:  2").and(predicate::str::contains("tags:     \n")));
+}
+
+#[test]
+fn get_json_carries_the_value_and_metadata() {
+    let f = Fixture::new();
+    f.put(
+        "api_key",
+        SECRET,
+        &["--tag", "env=prod", "--expires", "2030-01-02T03:04:05Z"],
+    );
+    let out = f.cmd(&["get", "api_key", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["id"], "api_key");
+    assert_eq!(v["value"], SECRET);
+    assert_eq!(v["metadata"]["version"], 1);
+    assert_eq!(v["metadata"]["tags"]["env"], "prod");
+    assert_eq!(v["metadata"]["expires_at"], "2030-01-02T03:04:05Z");
+
+    std::fs::write(f.path("bin"), [0xff, 0xfe, 0x00]).unwrap();
+    let bin = f.path("bin");
+    f.cmd(&["put", "bin", "--from-file", bin.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = f.cmd(&["get", "bin", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["value_base64"], "//4A");
+    assert!(v.get("value").is_none());
+}
+
+#[test]
+fn get_refuses_a_terminal_unless_revealed() {
+    let f = Fixture::new();
+    f.put("api_key", SECRET, &[]);
+    // `script` gives the command a pseudo-terminal as stdout.
+    let run = |extra: &str| {
+        let line = format!(
+            "{BIN} --config {} --key-file {} get api_key {extra}",
+            f.config.display(),
+            f.key.display()
+        );
+        std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env_remove("NEBULA_CREDENTIAL_KEY")
+            .output()
+            .expect("script (util-linux) runs the command on a pseudo-terminal")
+    };
+    let refused = run("");
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("refusing to print"), "{}", text(&refused));
+    assert!(!text(&refused).contains(SECRET));
+    let revealed = run("--reveal");
+    assert!(revealed.status.success(), "{}", text(&revealed));
+    assert!(text(&revealed).contains(SECRET));
+}
+
+#[test]
+fn list_prints_a_table_json_lines_or_ids_and_filters() {
+    let f = Fixture::new();
+    f.put("db_main", "a", &["--tag", "env=prod", "--tag", "team=core"]);
+    f.put("db_replica", "b", &["--tag", "env=dev"]);
+    f.put("api_key", "c", &["--tag", "env=prod"]);
+
+    let out = f.cmd(&["list"]).output().unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("VERSION") && lines[0].contains("TAGS"));
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[1].starts_with("api_key") && lines[2].contains("env=prod,team=core"),
+        "{table}"
+    );
+
+    let out = f.cmd(&["list", "--tag", "env=prod", "--json"]).output().unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["api_key", "db_main"]);
+    assert_eq!(rows[1]["tags"]["team"], "core");
+    assert_eq!(rows[1]["version"], 1);
+
+    f.cmd(&["list", "--prefix", "db_", "--ids-only"])
+        .assert()
+        .success()
+        .stdout("db_main\ndb_replica\n");
+    f.cmd(&["list", "--prefix", "db_", "--tag", "env=dev", "-q"])
+        .assert()
+        .success()
+        .stdout("db_replica\n");
+    f.cmd(&["list", "--tag", "bad key=x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid tag"));
+}
+
+#[test]
+fn exists_and_delete_report_by_exit_status() {
+    let f = Fixture::new();
+    f.put("api_key", SECRET, &[]);
+    f.cmd(&["exists", "api_key"]).assert().code(0);
+    f.cmd(&["exists", "Api_Key"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("was not found"));
+    f.cmd(&["delete", "api_key"])
+        .assert()
+        .success()
+        .stdout("deleted 'api_key'\n");
+    f.cmd(&["exists", "api_key"]).assert().code(3);
+    f.cmd(&["delete", "api_key"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to delete"));
+    f.cmd(&["get", "api_key"]).assert().code(3);
+}
+
+#[test]
+fn bad_usage_exits_2_with_what_to_do() {
+    let f = Fixture::new();
+    f.cmd(&["get", "../etc/passwd"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid credential id"));
+    f.cmd(&["put", "x", "--tag", "novalue"])
+        .write_stdin("v")
+        .assert()
+        .code(2);
+    f.cmd(&["put", "x", "--expires", "tomorrow"])
+        .write_stdin("v")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("RFC 3339"));
+    f.cmd(&["put", "x"])
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("empty"));
+    f.cmd(&["frobnicate"]).assert().code(2);
+    bare()
+        .args(["--config", "/nonexistent/c.toml", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read the configuration file"));
+}
+
+#[test]
+fn a_value_given_as_an_argument_is_refused_and_never_echoed() {
+    let f = Fixture::new();
+    let out = f.cmd(&["put", "api_key", SECRET]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("stdin"), "{}", text(&out));
+    assert!(!text(&out).contains(SECRET), "{}", text(&out));
+    assert!(raw(&f.config(), "api_key").is_none(), "nothing stored");
+}
+
+#[test]
+fn secrets_never_appear_in_output_files_or_errors_unless_asked() {
+    let f = Fixture::new();
+    f.put("api_key", SECRET, &["--tag", "env=prod"]);
+    let target = write_local_config(f.dir.path(), "target", "t.toml");
+    let new_key = f.path("new.key");
+    bare()
+        .args(["keygen", "--out", new_key.to_str().unwrap()])
+        .assert()
+        .success();
+    let key_text = std::fs::read_to_string(&f.key).unwrap();
+    let key_text = key_text.trim();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["get", "api_key", "--metadata"],
+        vec!["get", "api_key", "--metadata", "--json"],
+        vec!["exists", "api_key"],
+        vec!["doctor"],
+        vec![
+            "migrate",
+            "--from",
+            f.config.to_str().unwrap(),
+            "--to",
+            target.to_str().unwrap(),
+            "--verify",
+        ],
+        vec!["--help"],
+    ];
+    for args in &runs {
+        let out = f.cmd(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains(SECRET), "{args:?} printed the secret");
+        assert!(!text(&out).contains(key_text), "{args:?} printed the key");
+    }
+    assert!(
+        !contains(&all_file_bytes(f.dir.path()), SECRET),
+        "stored in clear somewhere"
+    );
+
+    // Errors: a wrong key, a key in the wrong format, a broken config.
+    let wrong = f.path("wrong.key");
+    bare()
+        .args(["keygen", "--out", wrong.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = bare()
+        .args([
+            "--config",
+            f.config.to_str().unwrap(),
+            "--key-file",
+            wrong.to_str().unwrap(),
+            "get",
+            "api_key",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not in the keyring"), "{}", text(&out));
+    let out = bare()
+        .args(["--config", f.config.to_str().unwrap(), "get", "api_key"])
+        .env("NEBULA_CREDENTIAL_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out).contains(SECRET), "{}", text(&out));
+    let broken = f.path("broken.toml");
+    std::fs::write(&broken, format!("provider = \"local\"\ntoken = \"{SECRET}\n")).unwrap();
+    let out = bare()
+        .args(["--config", broken.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("line 2"), "{}", text(&out));
+    assert!(!text(&out).contains(SECRET), "{}", text(&out));
+    let out = f
+        .cmd(&["rotate-key", "--new-key-file", new_key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(SECRET) && !text(&out).contains(key_text));
+    assert!(!text(&out).contains(std::fs::read_to_string(&new_key).unwrap().trim()));
+}
+
+#[test]
+fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured_salt() {
+    let f = Fixture::new();
+    let key_b64 = std::fs::read_to_string(&f.key).unwrap();
+    bare()
+        .args(["--config", f.config.to_str().unwrap(), "put", "from_env"])
+        .env("NEBULA_CREDENTIAL_KEY", key_b64.trim())
+        .write_stdin("v1")
+        .assert()
+        .success();
+    f.cmd(&["get", "from_env"]).assert().success().stdout("v1");
+
+    bare()
+        .args(["--config", f.config.to_str().unwrap(), "put", "nokey"])
+        .write_stdin("v")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("NEBULA_CREDENTIAL_KEY").and(predicate::str::contains("--key-file")));
+
+    // A passphrase: the salt lives in the config's [key] table.
+    let salt_out = bare().args(["keygen", "--salt"]).output().unwrap();
+    let salt = String::from_utf8(salt_out.stdout).unwrap().trim().to_string();
+    let with_salt = f.path("salted.toml");
+    std::fs::write(
+        &with_salt,
+        format!(
+            "{}\n[key]\npassphrase_salt = \"{salt}\"\n",
+            std::fs::read_to_string(&f.config).unwrap()
+        ),
+    )
+    .unwrap();
+    let pass = f.path("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let by_pass = |args: &[&str]| {
+        let mut c = bare();
+        c.args([
+            "--config",
+            with_salt.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ])
+        .args(args);
+        c
+    };
+    by_pass(&["put", "by_pass"]).write_stdin("pv").assert().success();
+    by_pass(&["get", "by_pass"]).assert().success().stdout("pv");
+    // The library derives the same key from the same passphrase and salt.
+    let derived = EncryptionKey::from_passphrase(
+        &SecretString::from("correct horse battery staple".to_string()),
+        &base64_decode(&salt),
+    )
+    .unwrap();
+    let store = CredentialStore::new(provider(&f.config()), Keyring::new(derived));
+    let got = block_on(store.get(&"by_pass".parse().unwrap())).unwrap();
+    assert_eq!(got.expose_secret(), b"pv");
+    // Without the salt the passphrase is refused, saying where the salt goes.
+    bare()
+        .args([
+            "--config",
+            f.config.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "get",
+            "by_pass",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("passphrase_salt"));
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+#[test]
+fn rotate_key_re_encrypts_everything_under_the_new_key() {
+    let f = Fixture::new();
+    for id in ["a", "b", "c"] {
+        f.put(id, &format!("value-{id}"), &["--tag", "env=prod"]);
+    }
+    let before = raw(&f.config(), "b").unwrap();
+    let new_key = f.path("new.key");
+    bare()
+        .args(["keygen", "--out", new_key.to_str().unwrap()])
+        .assert()
+        .success();
+    f.cmd(&["rotate-key", "--new-key-file", new_key.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(": 3\n").and(predicate::str::contains("failed: 0")));
+    let after = raw(&f.config(), "b").unwrap();
+    assert_eq!(after.data.key_id, key_of(&new_key).key_id());
+    assert_eq!(
+        after.metadata, before.metadata,
+        "metadata kept: the value did not change"
+    );
+    let with_new = |args: &[&str]| {
+        let mut c = bare();
+        c.args([
+            "--config",
+            f.config.to_str().unwrap(),
+            "--key-file",
+            new_key.to_str().unwrap(),
+        ])
+        .args(args);
+        c
+    };
+    with_new(&["get", "b"]).assert().success().stdout("value-b");
+    f.cmd(&["get", "b"]).assert().code(1);
+    // Running it again finishes nothing more; the same key twice is refused.
+    f.cmd(&["rotate-key", "--new-key-file", new_key.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("already under it: 3"));
+    with_new(&["rotate-key", "--new-key-file", new_key.to_str().unwrap()])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn migrate_copies_verbatim_refuses_to_overwrite_and_is_idempotent() {
+    let f = Fixture::new();
+    f.put(
+        "db_main",
+        "m",
+        &["--tag", "env=prod", "--expires", "2030-01-01T00:00:00Z"],
+    );
+    f.put("db_replica", "r", &["--tag", "env=dev"]);
+    f.put("Api_Key", SECRET, &["--tag", "env=prod"]);
+    let to = write_local_config(f.dir.path(), "target", "t.toml");
+    let (from_s, to_s) = (f.config.to_str().unwrap(), to.to_str().unwrap());
+    let target = load_config(&to);
+    let migrate = |extra: &[&str]| {
+        let mut c = bare();
+        c.args(["migrate", "--from", from_s, "--to", to_s]).args(extra);
+        c
+    };
+
+    // A different record already on the target under one id.
+    bare()
+        .args([
+            "--config",
+            to_s,
+            "--key-file",
+            f.key.to_str().unwrap(),
+            "put",
+            "db_replica",
+        ])
+        .write_stdin("someone else's")
+        .assert()
+        .success();
+    let theirs = raw(&target, "db_replica").unwrap();
+
+    let dry = migrate(&["--dry-run"]).output().unwrap();
+    assert_eq!(dry.status.code(), Some(4), "{}", text(&dry));
+    assert!(text(&dry).contains("dry run, nothing written"), "{}", text(&dry));
+    assert!(raw(&target, "db_main").is_none(), "a dry run writes nothing");
+
+    let first = migrate(&["--verify"]).output().unwrap();
+    assert_eq!(first.status.code(), Some(4), "not overwritten → 4: {}", text(&first));
+    let summary = text(&first);
+    assert!(count_of(&summary, "copied") == 2, "{summary}");
+    assert!(count_of(&summary, "not overwritten") == 1, "{summary}");
+    assert!(count_of(&summary, "verified") == 2, "{summary}");
+    for id in ["db_main", "Api_Key"] {
+        let (a, b) = (raw(&f.config(), id).unwrap(), raw(&target, id).unwrap());
+        assert_eq!((a.data, a.metadata), (b.data, b.metadata), "{id} copied verbatim");
+    }
+    assert_eq!(
+        raw(&target, "db_replica").unwrap(),
+        theirs,
+        "the target's own record is left alone"
+    );
+
+    let again = migrate(&[]).output().unwrap();
+    assert!(count_of(&text(&again), "copied") == 0, "{}", text(&again));
+    assert!(count_of(&text(&again), "already present") == 2, "{}", text(&again));
+
+    let third = migrate(&["--overwrite", "--verify"]).output().unwrap();
+    assert!(third.status.success(), "{}", text(&third));
+    assert_eq!(count_of(&text(&third), "overwritten"), 1, "{}", text(&third));
+    let (a, b) = (
+        raw(&f.config(), "db_replica").unwrap(),
+        raw(&target, "db_replica").unwrap(),
+    );
+    assert_eq!((a.data, a.metadata), (b.data, b.metadata));
+    // Same key, same id: the copy decrypts on the target.
+    bare()
+        .args([
+            "--config",
+            to_s,
+            "--key-file",
+            f.key.to_str().unwrap(),
+            "get",
+            "Api_Key",
+        ])
+        .assert()
+        .success()
+        .stdout(SECRET);
+    let last = migrate(&[]).output().unwrap();
+    assert!(last.status.success(), "{}", text(&last));
+    assert_eq!(count_of(&text(&last), "already present"), 3, "{}", text(&last));
+}
+
+#[test]
+fn migrate_selects_by_prefix_or_tag_and_refuses_the_same_storage() {
+    let f = Fixture::new();
+    f.put("db_main", "m", &["--tag", "env=prod"]);
+    f.put("db_replica", "r", &["--tag", "env=dev"]);
+    f.put("api_key", "a", &["--tag", "env=prod"]);
+    let to = write_local_config(f.dir.path(), "target", "t.toml");
+    let (from_s, to_s) = (f.config.to_str().unwrap(), to.to_str().unwrap());
+    bare()
+        .args([
+            "migrate", "--from", from_s, "--to", to_s, "--prefix", "db_", "--tag", "env=prod",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 credential(s) selected"));
+    let ids = block_on(provider(&load_config(&to)).list(&Default::default())).unwrap();
+    assert_eq!(ids, vec!["db_main".parse::<CredentialId>().unwrap()]);
+    bare()
+        .args(["migrate", "--from", from_s, "--to", from_s])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("same storage"));
+    bare()
+        .args(["migrate", "--from", from_s, "--to", to_s, "--jobs", "0"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn migrate_into_memory_verifies_every_record_fits() {
+    let f = Fixture::new();
+    for i in 0..5 {
+        f.put(&format!("k{i}"), "v", &[]);
+    }
+    let memory = f.path("m.toml");
+    std::fs::write(&memory, "provider = \"memory\"\n").unwrap();
+    let out = bare()
+        .args([
+            "migrate",
+            "--from",
+            f.config.to_str().unwrap(),
+            "--to",
+            memory.to_str().unwrap(),
+            "--verify",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        (count_of(&text(&out), "copied"), count_of(&text(&out), "verified")),
+        (5, 5)
+    );
+}
+
+/// Ids of the interrupted-migration test: lowercase, so each file is `ID.enc.json`.
+fn bulk_id(i: usize) -> String {
+    format!("bulk_{i:04}")
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_migration_is_finished_by_a_second_run_copying_nothing_twice() {
+    use std::os::unix::fs::MetadataExt;
+    const TOTAL: usize = 400;
+    let f = Fixture::new();
+    let source = f.config();
+    let store = CredentialStore::new(provider(&source), Keyring::new(f.key()));
+    block_on(async {
+        for i in 0..TOTAL {
+            let tags = Tags::from([("n".to_string(), i.to_string())]);
+            store
+                .put(&bulk_id(i).parse().unwrap(), format!("v{i}").as_bytes(), tags)
+                .await
+                .unwrap();
+        }
+    });
+    let to = write_local_config(f.dir.path(), "target", "t.toml");
+    let target_dir = f.path("target");
+    let target = load_config(&to);
+    let args = [
+        "migrate",
+        "--from",
+        f.config.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+        "--jobs",
+        "1",
+    ];
+    let records = |dir: &Path| -> Vec<(String, u64)> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<(String, u64)> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".enc.json"))
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().ino(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("NEBULA_CREDENTIAL_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while records(&target_dir).len() < TOTAL / 10 {
+        assert!(started.elapsed().as_secs() < 120, "the migration never got going");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup, no summary
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed before it finished");
+    let copied_first = records(&target_dir);
+    assert!(
+        copied_first.len() >= TOTAL / 10 && copied_first.len() < TOTAL,
+        "killed half-way: {} of {TOTAL} on the target",
+        copied_first.len()
+    );
+
+    let second = bare().args(args).arg("--verify").output().unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    let summary = text(&second);
+    let first_n = copied_first.len();
+    assert_eq!(count_of(&summary, "copied"), TOTAL - first_n, "{summary}");
+    assert_eq!(count_of(&summary, "already present"), first_n, "{summary}");
+    assert_eq!(count_of(&summary, "verified"), TOTAL, "{summary}");
+    assert_eq!(count_of(&summary, "failed"), 0, "{summary}");
+
+    // Nothing copied twice: the files of the first run were not rewritten (same inodes).
+    let after = records(&target_dir);
+    assert_eq!(after.len(), TOTAL, "nothing lost");
+    for (name, inode) in &copied_first {
+        let now = after.iter().find(|(n, _)| n == name).unwrap();
+        assert_eq!(now.1, *inode, "{name} was written again");
+    }
+    // Nothing lost: every record byte-identical on the target.
+    for i in 0..TOTAL {
+        let (a, b) = (raw(&source, &bulk_id(i)).unwrap(), raw(&target, &bulk_id(i)).unwrap());
+        assert_eq!((a.data, a.metadata), (b.data, b.metadata), "{}", bulk_id(i));
+    }
+}
+
+#[test]
+fn doctor_probes_each_step_with_its_latency() {
+    let f = Fixture::new();
+    let out = bare()
+        .args(["--config", f.config.to_str().unwrap(), "doctor"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = String::from_utf8(out.stdout).unwrap();
+    for step in ["config", "open", "check", "store", "read", "list", "delete"] {
+        assert!(
+            report.lines().any(|l| l.starts_with("ok") && l.contains(step)),
+            "{step} missing: {report}"
+        );
+    }
+    assert_eq!(
+        report.matches(" ms ").count(),
+        6,
+        "a latency per probing step: {report}"
+    );
+    assert!(report.contains("conditional store yes"), "{report}");
+    assert!(raw(&f.config(), "_nebula_cred_doctor_probe").is_none(), "probe deleted");
+
+    // The environment instead of a file: memory, in one process.
+    bare()
+        .arg("doctor")
+        .env("NEBULA_CREDENTIAL_PROVIDER", "memory")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("provider memory from the environment"));
+}
+
+#[test]
+fn doctor_shows_the_failing_step_and_the_library_advice() {
+    let f = Fixture::new();
+    // A reserved id taken by a credential doctor did not write: never overwritten.
+    f.put("_nebula_cred_doctor_probe", SECRET, &[]);
+    let before = raw(&f.config(), "_nebula_cred_doctor_probe").unwrap();
+    let out = bare()
+        .args(["--config", f.config.to_str().unwrap(), "doctor"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("FAIL  store"), "{}", text(&out));
+    assert!(text(&out).contains("reserved"), "{}", text(&out));
+    assert_eq!(raw(&f.config(), "_nebula_cred_doctor_probe").unwrap(), before);
+
+    // A base path under a regular file: the config is valid, opening it fails.
+    let file = f.path("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let bad = f.path("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "provider = \"local\"\nbase_path = {:?}\n",
+            file.join("sub").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = bare()
+        .args(["--config", bad.to_str().unwrap(), "doctor"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report = text(&out);
+    assert!(report.contains("ok    config"), "{report}");
+    assert!(report.contains("FAIL  open") && report.contains("kind: "), "{report}");
+
+    // An invalid config fails at the first step, naming the field.
+    std::fs::write(&bad, "provider = \"local\"\nbase_path = \"relative/path\"\n").unwrap();
+    let out = bare()
+        .args(["--config", bad.to_str().unwrap(), "doctor"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("FAIL  config") && text(&out).contains("base_path"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in [
+        "put",
+        "get",
+        "list",
+        "exists",
+        "delete",
+        "rotate-key",
+        "migrate",
+        "doctor",
+        "keygen",
+    ] {
+        bare()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Example"));
+    }
+    bare()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit status:").and(predicate::str::contains("3  not found")));
+}
+
+#[cfg(unix)]
+#[test]
+fn keygen_writes_a_private_key_file_and_never_replaces_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k");
+    let out = bare()
+        .args(["keygen", "--out", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = key_of(&path);
+    assert!(text(&out).contains(key.key_id()));
+    assert!(!text(&out).contains(key.to_base64().expose_secret()));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    bare()
+        .args(["keygen", "--out", path.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("never replaces"));
+    assert_eq!(key_of(&path).key_id(), key.key_id());
+    bare().arg("keygen").assert().code(2);
+}
