@@ -5,12 +5,12 @@
 //! so the key never leaves the operator and ids stay the same (the id is bound into
 //! each ciphertext, so a record only decrypts under its own id).
 //!
-//! Running it again after an interruption finishes the job: every record is written to
-//! the target with [`Precondition::Absent`], a target that already holds the identical
-//! record counts as [`Outcome::AlreadyPresent`] and is not written again, and a target
-//! holding something else is left alone ([`Outcome::NotOverwritten`]) unless
-//! [`MigrateOptions::overwrite`] is set. Because the check is the backend's own atomic
-//! conditional store, a writer creating the same id on the target meanwhile is never
+//! Running it again after an interruption finishes the job: the target is read first, a
+//! target that already holds the identical record counts as [`Outcome::AlreadyPresent`]
+//! and is not written again, and a target holding something else is left alone
+//! ([`Outcome::NotOverwritten`]) unless [`MigrateOptions::overwrite`] is set. Records
+//! absent from the target are written with [`Precondition::Absent`], the backend's own
+//! atomic check, so a writer creating the same id on the target meanwhile is never
 //! clobbered.
 //!
 //! ```
@@ -366,43 +366,55 @@ async fn preview(
 ) -> Result<Outcome, StorageError> {
     Ok(match current(target, id).await? {
         None => Outcome::Copied,
-        Some(existing) if same(&existing, record) => Outcome::AlreadyPresent,
-        Some(_) if options.overwrite => Outcome::Overwritten,
-        Some(_) => Outcome::NotOverwritten,
+        Some(existing) => match compared(&existing, record) {
+            Outcome::NotOverwritten if options.overwrite => Outcome::Overwritten,
+            outcome => outcome,
+        },
     })
 }
 
 /// Writes `record` only where the target has nothing under `id`.
+///
+/// Reads first: a record already there is compared, never written again (a backend may
+/// accept a conditional create of identical bytes as the retry of an earlier write, so
+/// the write's success alone would not tell a copy from a record already present). The
+/// write itself is still conditional, so a writer creating the id meanwhile wins.
 async fn copy_if_absent(
     target: &dyn StorageProvider,
     conditional: bool,
     id: &CredentialId,
     record: &Stored,
 ) -> Result<Outcome, StorageError> {
-    if conditional {
-        match target
-            .store_if(id, &record.data, &record.metadata, &Precondition::Absent)
-            .await
-        {
-            Ok(_) => return Ok(Outcome::Copied),
-            // Present already: ours from an earlier (perhaps interrupted) run, or another
-            // writer's. A retried store whose first attempt landed also ends here.
-            Err(e) if e.is_conflict() => {}
-            Err(e) => return Err(e),
-        }
+    if let Some(existing) = current(target, id).await? {
+        return Ok(compared(&existing, record));
     }
-    match current(target, id).await? {
-        Some(existing) if same(&existing, record) => Ok(Outcome::AlreadyPresent),
-        Some(_) => Ok(Outcome::NotOverwritten),
-        None if conditional => Err(StorageError::conflict(
-            target.provider_name(),
-            id,
-            "it existed when copied but is gone now (deleted by another writer meanwhile); run the migration again",
-        )),
-        None => target
+    if !conditional {
+        return target
             .store(id, &record.data, &record.metadata)
             .await
-            .map(|_| Outcome::Copied),
+            .map(|_| Outcome::Copied);
+    }
+    match target
+        .store_if(id, &record.data, &record.metadata, &Precondition::Absent)
+        .await
+    {
+        Ok(_) => Ok(Outcome::Copied),
+        // Created meanwhile: by another writer, or by an earlier attempt of this store
+        // whose reply was lost (the retry layer then sees a conflict).
+        Err(e) if e.is_conflict() => match current(target, id).await? {
+            Some(existing) => Ok(compared(&existing, record)),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// What an existing target record means for a copy without `overwrite`.
+fn compared(existing: &Stored, record: &Stored) -> Outcome {
+    if same(existing, record) {
+        Outcome::AlreadyPresent
+    } else {
+        Outcome::NotOverwritten
     }
 }
 
@@ -429,4 +441,121 @@ async fn overwrite(
     }
     Err(last
         .unwrap_or_else(|| StorageError::conflict(target.provider_name(), id, "concurrent writers kept changing it")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use nebula_credential::{
+        Capabilities, CredentialMetadata, CredentialStore, EncryptedData, EncryptionKey, Keyring,
+        MemoryStorageProvider, Operation, Revision, Tags, async_trait,
+    };
+
+    use super::*;
+
+    fn id(s: &str) -> CredentialId {
+        s.parse().unwrap()
+    }
+
+    async fn seeded(ids: &[&str]) -> MemoryStorageProvider {
+        let memory = MemoryStorageProvider::new();
+        let store = CredentialStore::new(Arc::new(memory.clone()), Keyring::new(EncryptionKey::generate()));
+        for i in ids {
+            store.put(&id(i), i.as_bytes(), Tags::new()).await.unwrap();
+        }
+        memory
+    }
+
+    /// A target where another writer creates each id just before our conditional store.
+    #[derive(Debug)]
+    struct Racing(MemoryStorageProvider);
+
+    #[async_trait]
+    impl StorageProvider for Racing {
+        fn provider_name(&self) -> &'static str {
+            "racing"
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.0.capabilities()
+        }
+        async fn store_if(
+            &self,
+            id: &CredentialId,
+            data: &EncryptedData,
+            metadata: &CredentialMetadata,
+            precondition: &Precondition,
+        ) -> Result<Revision, StorageError> {
+            let theirs = EncryptionKey::generate().encrypt(id, b"theirs").unwrap();
+            self.0.store(id, &theirs, &CredentialMetadata::new()).await?;
+            self.0.store_if(id, data, metadata, precondition).await
+        }
+        async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+            self.0.retrieve(id).await
+        }
+        async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+            self.0.delete(id).await
+        }
+        async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+            self.0.list(filter).await
+        }
+        async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+            self.0.exists(id).await
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_writer_creating_the_id_meanwhile_is_never_clobbered() {
+        block_on(async {
+            let source = seeded(&["a", "b"]).await;
+            let target = Racing(MemoryStorageProvider::new());
+            let report = migrate(&source, &target, &MigrateOptions::default(), |_| {}).await.unwrap();
+            assert_eq!(report.not_overwritten, vec![id("a"), id("b")]);
+            assert!(report.copied.is_empty() && !report.is_complete());
+            let kept = target.retrieve(&id("a")).await.unwrap();
+            assert_ne!(kept.data, source.retrieve(&id("a")).await.unwrap().data, "theirs stays");
+        });
+    }
+
+    #[test]
+    fn a_failing_record_is_reported_and_the_others_are_copied() {
+        block_on(async {
+            let source = seeded(&["a", "b", "c"]).await;
+            let target = MemoryStorageProvider::new();
+            // jobs = 1: list, then read `a` on the source, then read `a` on the target fails.
+            source.fail_next_with(StorageError::unavailable("memory", Operation::List, None));
+            let options = MigrateOptions::default().jobs(1);
+            let err = migrate(&source, &target, &options, |_| {}).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "a failing list fails the call");
+            let mut seen = Vec::new();
+            target.fail_next_with(StorageError::unavailable("memory", Operation::Retrieve, Some(&id("a"))));
+            let report = migrate(&source, &target, &options, |p| seen.push((p.done, p.total))).await.unwrap();
+            assert_eq!(report.failed.len(), 1);
+            assert_eq!(report.failed[0].0, id("a"));
+            assert_eq!(report.failed[0].1.kind(), ErrorKind::Unavailable);
+            assert_eq!(report.copied, vec![id("b"), id("c")]);
+            assert_eq!(seen, vec![(1, 3), (2, 3), (3, 3)]);
+            let again = migrate(&source, &target, &options, |_| {}).await.unwrap();
+            assert_eq!((again.copied, again.already_present.len()), (vec![id("a")], 2));
+        });
+    }
+
+    #[test]
+    fn options_are_validated() {
+        block_on(async {
+            let m = MemoryStorageProvider::new();
+            for jobs in [0, MAX_JOBS + 1] {
+                let e = migrate(&m, &m, &MigrateOptions::default().jobs(jobs), |_| {}).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Invalid);
+            }
+        });
+    }
 }
