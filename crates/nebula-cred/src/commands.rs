@@ -15,8 +15,9 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::cli::{GetArgs, KeygenArgs, ListArgs, PutArgs, RotateArgs};
-use crate::exit::CliError;
-use crate::key;
+use crate::doctor::{self, Outcome, Problem, Step};
+use crate::exit::{self, CliError};
+use crate::{config, key};
 
 /// Metadata reads in flight at once for `list`.
 const LIST_READS: usize = 8;
@@ -373,4 +374,70 @@ pub(crate) fn keygen(args: &KeygenArgs, out: &mut dyn Write) -> Result<(), CliEr
         out,
         format!("wrote a new key to {} (key id {})\n", path.display(), key.key_id()),
     )
+}
+
+/// `doctor`: prints each step as it finishes; exits with the first failure's status.
+pub(crate) async fn doctor(config_path: Option<&std::path::Path>, out: &mut dyn Write) -> Result<(), CliError> {
+    let loaded = match config::load(config_path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            emit(
+                out,
+                format!(
+                    "FAIL  {:<8} {:>10}  {}\n",
+                    "config",
+                    "",
+                    e.report().trim_start_matches("error: ")
+                ),
+            )?;
+            return Err(e);
+        }
+    };
+    emit(out, format!("configuration from {}\n", loaded.origin))?;
+    let mut failed_write = None;
+    let report = doctor::diagnose(&loaded.storage, |step| {
+        if let Err(e) = emit(out, render(step)) {
+            failed_write.get_or_insert(e);
+        }
+    })
+    .await;
+    if let Some(e) = failed_write {
+        return Err(e);
+    }
+    match report.first_problem() {
+        None => emit(out, "all checks passed\n"),
+        Some(problem) => Err(CliError::Failed {
+            code: match problem {
+                Problem::Storage(e) => exit::for_kind(e.kind()),
+                Problem::Reserved => exit::CONFLICT,
+                _ => exit::INCOMPLETE,
+            },
+            message: "doctor found a problem; the failing step above says what to do".into(),
+        }),
+    }
+}
+
+/// One doctor line: status, step, latency, detail (and on failure the kind and causes).
+fn render(step: &Step) -> String {
+    let took = step
+        .took
+        .map_or_else(String::new, |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0));
+    let indent = " ".repeat(27);
+    match &step.outcome {
+        Outcome::Ok(detail) => format!("ok    {:<8} {took:>10}  {detail}\n", step.name),
+        Outcome::Skipped(why) => format!("skip  {:<8} {took:>10}  {why}\n", step.name),
+        Outcome::Failed(problem) => {
+            let mut text = format!(
+                "FAIL  {:<8} {took:>10}  {problem}\n{indent}kind: {}\n",
+                step.name,
+                problem.kind()
+            );
+            let mut source = std::error::Error::source(problem);
+            while let Some(cause) = source {
+                text.push_str(&format!("{indent}caused by: {cause}\n"));
+                source = cause.source();
+            }
+            text
+        }
+    }
 }

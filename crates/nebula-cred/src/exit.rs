@@ -76,6 +76,14 @@ pub(crate) enum CliError {
     /// Some records were left different; the summary printed before says which.
     #[error("{0}")]
     Conflict(String),
+    /// A check failed with the given exit status; the report printed before says why.
+    #[error("{message}")]
+    Failed {
+        /// The exit status.
+        code: u8,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl CliError {
@@ -94,6 +102,7 @@ impl CliError {
             CliError::Io { .. } => ERROR,
             CliError::Incomplete(_) => INCOMPLETE,
             CliError::Conflict(_) => CONFLICT,
+            CliError::Failed { code, .. } => *code,
         }
     }
 

@@ -5,7 +5,7 @@
 //! The binary is `nebula-cred` (`nebula-cred --help` lists the commands, each with an
 //! example, and the exit statuses of [`exit`]). This library holds what Rust code may
 //! want too: the [`migrate`] engine that copies encrypted records verbatim between two
-//! providers, and [`run`], the whole command line.
+//! providers, the [`doctor`] probe, and [`run`], the whole command line.
 //!
 //! Nothing secret is taken from the command line: values come from stdin or a file, the
 //! key from `--key-file`, `NEBULA_CREDENTIAL_KEY`, or a passphrase (`--passphrase-file` or
@@ -19,7 +19,7 @@ use nebula_credential::{CredentialStore, Keyring};
 mod cli;
 mod commands;
 mod config;
-mod doctor;
+pub mod doctor;
 pub mod exit;
 mod key;
 pub mod migrate;
@@ -69,7 +69,7 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
     let command = &cli.command;
     match command {
         Command::Keygen(args) => return commands::keygen(args, out),
-        Command::Doctor => return doctor::doctor(global.config.as_deref(), out).await,
+        Command::Doctor => return commands::doctor(global.config.as_deref(), out).await,
         Command::Migrate(args) => return migrate_cmd::run(args, out).await,
         Command::Get(args) => commands::check_reveal(args)?,
         Command::Put(args) => commands::check_put(args)?,

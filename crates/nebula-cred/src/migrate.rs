@@ -517,7 +517,9 @@ mod tests {
         block_on(async {
             let source = seeded(&["a", "b"]).await;
             let target = Racing(MemoryStorageProvider::new());
-            let report = migrate(&source, &target, &MigrateOptions::default(), |_| {}).await.unwrap();
+            let report = migrate(&source, &target, &MigrateOptions::default(), |_| {})
+                .await
+                .unwrap();
             assert_eq!(report.not_overwritten, vec![id("a"), id("b")]);
             assert!(report.copied.is_empty() && !report.is_complete());
             let kept = target.retrieve(&id("a")).await.unwrap();
@@ -537,7 +539,9 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Unavailable, "a failing list fails the call");
             let mut seen = Vec::new();
             target.fail_next_with(StorageError::unavailable("memory", Operation::Retrieve, Some(&id("a"))));
-            let report = migrate(&source, &target, &options, |p| seen.push((p.done, p.total))).await.unwrap();
+            let report = migrate(&source, &target, &options, |p| seen.push((p.done, p.total)))
+                .await
+                .unwrap();
             assert_eq!(report.failed.len(), 1);
             assert_eq!(report.failed[0].0, id("a"));
             assert_eq!(report.failed[0].1.kind(), ErrorKind::Unavailable);
@@ -553,7 +557,9 @@ mod tests {
         block_on(async {
             let m = MemoryStorageProvider::new();
             for jobs in [0, MAX_JOBS + 1] {
-                let e = migrate(&m, &m, &MigrateOptions::default().jobs(jobs), |_| {}).await.unwrap_err();
+                let e = migrate(&m, &m, &MigrateOptions::default().jobs(jobs), |_| {})
+                    .await
+                    .unwrap_err();
                 assert_eq!(e.kind(), ErrorKind::Invalid);
             }
         });

@@ -814,7 +814,10 @@ fn doctor_probes_each_step_with_its_latency() {
         .env("NEBULA_CREDENTIAL_PROVIDER", "memory")
         .assert()
         .success()
-        .stdout(predicate::str::contains("provider memory from the environment"));
+        .stdout(
+            predicate::str::contains("configuration from the environment")
+                .and(predicate::str::contains("provider memory, valid")),
+        );
 }
 
 #[test]

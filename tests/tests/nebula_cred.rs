@@ -1,19 +1,20 @@
-//! `nebula-cred migrate` between every pair of backends this run covers, through the
-//! same engine the CLI runs (`nebula_cred::migrate`) and `open()`'s full layer stacks:
-//! records arrive byte-identical (ciphertext and metadata) and decrypt on the target with
-//! the same key, a different record already on the target is left alone unless
-//! `overwrite`, and a second run writes nothing.
+//! `nebula-cred` over every backend this run covers, through the engines the CLI runs and
+//! `open()`'s full layer stacks: `migrate` between every pair of backends (records arrive
+//! byte-identical — ciphertext and metadata — and decrypt on the target with the same key,
+//! a different record already on the target is left alone unless `overwrite`, and a second
+//! run writes nothing), and `doctor` passing every step on each backend.
 //!
 //! Each backend is one entry of [`backends`]; the pairs are generated from the list.
 //! Memory (a fresh store per `open()`) makes local ↔ memory run without emulators.
 
 use std::sync::Arc;
 
+use nebula_cred::doctor::{Outcome, PROBE_ID, diagnose};
 use nebula_cred::migrate::{MigrateOptions, MigrationReport, migrate};
 use nebula_credential::secrecy::ExposeSecret;
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, Keyring, PROVIDERS, StorageConfig,
-    StorageProvider, Tags, open,
+    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, Keyring, PROVIDERS, StorageConfig, StorageProvider,
+    Tags, open,
 };
 use nebula_credential_tests::unique;
 
@@ -42,7 +43,11 @@ const HARNESS: [(&str, bool); 4] = [
 fn local(ns: &str) -> StorageConfig {
     let config = format!(
         "provider = \"local\"\nbase_path = {:?}\n",
-        std::env::temp_dir().join("nebula-migrate-tests").join(ns).display().to_string()
+        std::env::temp_dir()
+            .join("nebula-migrate-tests")
+            .join(ns)
+            .display()
+            .to_string()
     );
     toml::from_str(&config).expect("a valid local config")
 }
@@ -74,6 +79,32 @@ fn every_backend_the_harness_runs_has_an_entry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_passes_every_step_on_every_backend() {
+    let run = unique("doc");
+    for (name, config) in backends() {
+        let config = config(&format!("{run}-{name}"));
+        let report = diagnose(&config, |_| {}).await;
+        let steps: Vec<(&str, bool)> = report
+            .steps
+            .iter()
+            .map(|s| (s.name, matches!(s.outcome, Outcome::Ok(_))))
+            .collect();
+        assert!(report.passed(), "doctor on {name}: {report:?}");
+        assert_eq!(steps.len(), 7, "{name}: {steps:?}");
+        assert!(
+            report.steps[1..].iter().all(|s| s.took.is_some()),
+            "{name}: every probe step is timed"
+        );
+        let provider = open(&config).await.unwrap();
+        assert!(
+            !provider.exists(&PROBE_ID.parse().unwrap()).await.unwrap(),
+            "{name}: probe left behind"
+        );
+    }
+    remove_local_dirs(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_between_every_pair_of_backends() {
     let backends = backends();
     let run = unique("mig");
@@ -93,8 +124,20 @@ async fn migrate_between_every_pair_of_backends() {
         }
     }
     assert_eq!(pairs, backends.len() * (backends.len() - 1));
+    remove_local_dirs(&run);
     assert!(failures.is_empty(), "failed pairs:\n{}", failures.join("\n"));
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join("nebula-migrate-tests"));
+}
+
+/// Removes the local backends' directories of run `run` (only this test's).
+fn remove_local_dirs(run: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir().join("nebula-migrate-tests")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(run) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 macro_rules! ensure {
@@ -141,8 +184,14 @@ async fn migrate_pair(from: &StorageConfig, to: &StorageConfig) -> Result<(), St
                 .map_err(|e| format!("seed {id}: {e}"))?;
         }
         let conflicting: CredentialId = "conflicting".parse().unwrap();
-        on_source.put(&conflicting, b"source's", Tags::new()).await.map_err(|e| e.to_string())?;
-        on_target.put(&conflicting, b"target's", Tags::new()).await.map_err(|e| e.to_string())?;
+        on_source
+            .put(&conflicting, b"source's", Tags::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        on_target
+            .put(&conflicting, b"target's", Tags::new())
+            .await
+            .map_err(|e| e.to_string())?;
         let theirs = target.retrieve(&conflicting).await.map_err(|e| e.to_string())?;
 
         let first = run(&source, &target, MigrateOptions::default().verify(true)).await?;
@@ -152,11 +201,20 @@ async fn migrate_pair(from: &StorageConfig, to: &StorageConfig) -> Result<(), St
             let id: CredentialId = id.parse().unwrap();
             let (a, b) = (raw(&source, &id).await?, raw(&target, &id).await?);
             ensure!(a == b, "{id}: the target record differs from the source");
-            let got = on_target.get(&id).await.map_err(|e| format!("decrypt {id} on the target: {e}"))?;
-            ensure!(got.expose_secret() == value.as_slice(), "{id}: another value on the target");
+            let got = on_target
+                .get(&id)
+                .await
+                .map_err(|e| format!("decrypt {id} on the target: {e}"))?;
+            ensure!(
+                got.expose_secret() == value.as_slice(),
+                "{id}: another value on the target"
+            );
         }
         let kept = target.retrieve(&conflicting).await.map_err(|e| e.to_string())?;
-        ensure!(kept.data == theirs.data && kept.metadata == theirs.metadata, "the target's own record was overwritten");
+        ensure!(
+            kept.data == theirs.data && kept.metadata == theirs.metadata,
+            "the target's own record was overwritten"
+        );
 
         let second = run(&source, &target, MigrateOptions::default()).await?;
         ensure!(
@@ -165,11 +223,20 @@ async fn migrate_pair(from: &StorageConfig, to: &StorageConfig) -> Result<(), St
         );
 
         let third = run(&source, &target, MigrateOptions::default().overwrite(true).verify(true)).await?;
-        ensure!(ids(&third.overwritten) == ["conflicting"] && third.is_complete(), "overwrite: {third:?}");
-        ensure!(raw(&source, &conflicting).await? == raw(&target, &conflicting).await?, "overwritten record differs");
+        ensure!(
+            ids(&third.overwritten) == ["conflicting"] && third.is_complete(),
+            "overwrite: {third:?}"
+        );
+        ensure!(
+            raw(&source, &conflicting).await? == raw(&target, &conflicting).await?,
+            "overwritten record differs"
+        );
 
         let dry = run(&source, &target, MigrateOptions::default().dry_run(true)).await?;
-        ensure!(dry.already_present.len() == 5 && dry.is_complete(), "dry run after completion: {dry:?}");
+        ensure!(
+            dry.already_present.len() == 5 && dry.is_complete(),
+            "dry run after completion: {dry:?}"
+        );
         Ok(())
     }
     .await;
@@ -201,5 +268,8 @@ async fn raw(
     p: &Arc<dyn StorageProvider>,
     id: &CredentialId,
 ) -> Result<(nebula_credential::EncryptedData, nebula_credential::CredentialMetadata), String> {
-    p.retrieve(id).await.map(|s| s.into_parts()).map_err(|e| format!("read {id}: {e}"))
+    p.retrieve(id)
+        .await
+        .map(|s| s.into_parts())
+        .map_err(|e| format!("read {id}: {e}"))
 }
