@@ -276,7 +276,8 @@ pub(crate) async fn exists(
     if provider.exists(id).await? {
         emit(out, format!("'{id}' exists\n"))
     } else {
-        Err(nebula_credential::StorageError::not_found(provider.provider_name(), id).into())
+        emit(out, format!("'{id}' does not exist\n"))?;
+        Err(CliError::Quiet(exit::NOT_FOUND))
     }
 }
 

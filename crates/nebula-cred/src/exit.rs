@@ -76,6 +76,9 @@ pub(crate) enum CliError {
     /// Some records were left different; the summary printed before says which.
     #[error("{0}")]
     Conflict(String),
+    /// Ends with this status and nothing more to say (the output already said it).
+    #[error("")]
+    Quiet(u8),
     /// A check failed with the given exit status; the report printed before says why.
     #[error("{message}")]
     Failed {
@@ -103,6 +106,7 @@ impl CliError {
             CliError::Incomplete(_) => INCOMPLETE,
             CliError::Conflict(_) => CONFLICT,
             CliError::Failed { code, .. } => *code,
+            CliError::Quiet(code) => *code,
         }
     }
 

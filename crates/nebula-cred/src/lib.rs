@@ -49,7 +49,9 @@ pub fn run() -> ExitCode {
     match runtime.block_on(dispatch(&cli, &mut stdout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}", e.report());
+            if !matches!(e, CliError::Quiet(_)) {
+                eprintln!("{}", e.report());
+            }
             e.into()
         }
     }

@@ -100,10 +100,10 @@ pub(crate) async fn run(args: &MigrateArgs, out: &mut dyn Write) -> Result<(), C
 
 /// The summary: counts, then the credentials that need attention, with reasons.
 fn summary(r: &MigrationReport, from: &str, to: &str) -> String {
-    let (verb, prefix) = if r.dry_run {
-        ("would be", "dry run, nothing written: ")
+    let prefix = if r.dry_run {
+        "dry run, nothing written; the counts say what would happen: "
     } else {
-        ("", "")
+        ""
     };
     let mut text = format!(
         "{prefix}migrate {from} -> {to}: {} credential(s) selected\n",
@@ -112,22 +112,15 @@ fn summary(r: &MigrationReport, from: &str, to: &str) -> String {
     let mut row = |label: &str, n: usize, note: &str| {
         text.push_str(&format!("  {label:<18} {n:>6}{note}\n"));
     };
-    let w = |s: &str| {
-        if verb.is_empty() {
-            s.to_string()
-        } else {
-            format!("{verb} {s}")
-        }
-    };
-    row(&w("copied"), r.copied.len(), "");
-    row(&w("overwritten"), r.overwritten.len(), "");
+    row("copied", r.copied.len(), "");
+    row("overwritten", r.overwritten.len(), "");
     row(
         "already present",
         r.already_present.len(),
         "  (identical on the target; not written again)",
     );
     row(
-        &w("not overwritten"),
+        "not overwritten",
         r.not_overwritten.len(),
         "  (different on the target; --overwrite replaces them)",
     );

@@ -292,7 +292,8 @@ fn exists_and_delete_report_by_exit_status() {
     f.cmd(&["exists", "Api_Key"])
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("was not found"));
+        .stdout("'Api_Key' does not exist\n")
+        .stderr("");
     f.cmd(&["delete", "api_key"])
         .assert()
         .success()
@@ -585,6 +586,13 @@ fn migrate_copies_verbatim_refuses_to_overwrite_and_is_idempotent() {
     let dry = migrate(&["--dry-run"]).output().unwrap();
     assert_eq!(dry.status.code(), Some(4), "{}", text(&dry));
     assert!(text(&dry).contains("dry run, nothing written"), "{}", text(&dry));
+    assert_eq!(
+        (
+            count_of(&text(&dry), "copied"),
+            count_of(&text(&dry), "not overwritten")
+        ),
+        (2, 1)
+    );
     assert!(raw(&target, "db_main").is_none(), "a dry run writes nothing");
 
     let first = migrate(&["--verify"]).output().unwrap();
@@ -685,6 +693,42 @@ fn migrate_into_memory_verifies_every_record_fits() {
         (count_of(&text(&out), "copied"), count_of(&text(&out), "verified")),
         (5, 5)
     );
+}
+
+#[test]
+fn the_progress_bar_shows_only_on_a_terminal() {
+    let f = Fixture::new();
+    for i in 0..20 {
+        f.put(&format!("k{i}"), "v", &[]);
+    }
+    let to = write_local_config(f.dir.path(), "target", "t.toml");
+    let piped = bare()
+        .args([
+            "migrate",
+            "--from",
+            f.config.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(
+        piped.stderr.is_empty(),
+        "no progress when stderr is not a terminal: {}",
+        text(&piped)
+    );
+    assert!(!piped.stdout.contains(&b'\r'));
+    let line = format!("{BIN} migrate --from {} --to {}", f.config.display(), to.display());
+    let on_tty = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs the command on a pseudo-terminal");
+    assert!(on_tty.status.success(), "{}", text(&on_tty));
+    let shown = text(&on_tty);
+    assert!(shown.contains("\r\x1b[2K[") && shown.contains("20/20"), "{shown:?}");
+    assert_eq!(count_of(&shown, "copied"), 20, "{shown}");
 }
 
 /// Ids of the interrupted-migration test: lowercase, so each file is `ID.enc.json`.
