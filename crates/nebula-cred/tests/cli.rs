@@ -499,6 +499,47 @@ fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured
         .stderr(predicate::str::contains("passphrase_salt"));
 }
 
+#[test]
+fn the_passphrase_prompt_does_not_echo() {
+    use std::io::Write;
+    let f = Fixture::new();
+    let salt = String::from_utf8(bare().args(["keygen", "--salt"]).output().unwrap().stdout).unwrap();
+    let config = f.path("pp.toml");
+    std::fs::write(
+        &config,
+        format!("{}[key]\npassphrase_salt = \"{}\"\n", std::fs::read_to_string(&f.config).unwrap(), salt.trim()),
+    )
+    .unwrap();
+    let value = f.path("value");
+    std::fs::write(&value, "v").unwrap();
+    let line = format!("{BIN} --config {} put typed --from-file {}", config.display(), value.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("NEBULA_CREDENTIAL_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the command on a pseudo-terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    // Typed once the prompt has turned echo off.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stdin.write_all(b"Typed-Passphrase-42\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("passphrase:") && shown.contains("stored 'typed'"), "{shown}");
+    assert!(!shown.contains("Typed-Passphrase-42"), "the passphrase was echoed: {shown}");
+    let pass = f.path("pass");
+    std::fs::write(&pass, "Typed-Passphrase-42\n").unwrap();
+    bare()
+        .args(["--config", config.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap(), "get", "typed"])
+        .assert()
+        .success()
+        .stdout("v");
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
