@@ -98,7 +98,7 @@ pub(crate) struct PutArgs {
     pub(crate) id: CredentialId,
     /// A value given as an argument: refused without being echoed (it would show in `ps`).
     #[arg(hide = true)]
-    pub(crate) value_argument: Option<std::ffi::OsString>,
+    pub(crate) value_argument: Option<RefusedValue>,
     /// A tag, KEY=VALUE (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub(crate) tags: Vec<(String, String)>,
@@ -194,6 +194,17 @@ pub(crate) struct KeygenArgs {
     pub(crate) salt: bool,
 }
 
+/// A value typed as an argument, dropped unread: only its presence is kept, so neither
+/// `Debug` nor an error can repeat it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefusedValue;
+
+impl From<std::ffi::OsString> for RefusedValue {
+    fn from(_: std::ffi::OsString) -> Self {
+        RefusedValue
+    }
+}
+
 /// `KEY=VALUE`, split at the first `=`; the library validates both parts.
 fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -217,6 +228,14 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_value_argument_is_not_kept() {
+        let cli = Cli::try_parse_from(["nebula-cred", "put", "api_key", "hunter2"]).unwrap();
+        let Command::Put(put) = &cli.command else { panic!("put") };
+        assert!(put.value_argument.is_some());
+        assert!(!format!("{cli:?}").contains("hunter2"));
     }
 
     #[test]

@@ -67,6 +67,13 @@ impl Fixture {
     }
 }
 
+/// `nebula-cred migrate --from FROM --to TO EXTRA…`.
+fn migrate(from: &Path, to: &Path, extra: &[&str]) -> Command {
+    let mut c = bare();
+    c.arg("migrate").arg("--from").arg(from).arg("--to").arg(to).args(extra);
+    c
+}
+
 /// The binary with the variables it reads removed.
 fn bare() -> Command {
     let mut c = Command::new(BIN);
@@ -119,6 +126,27 @@ fn raw(config: &StorageConfig, id: &str) -> Option<Stored> {
         Err(e) if e.is_not_found() => None,
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Runs `line` through `script`, which gives it a pseudo-terminal as stdin, stdout and
+/// stderr; `typed` is written to that terminal after 1.5 s (once a prompt turned echo off).
+fn on_terminal(line: &str, typed: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", line, "/dev/null"])
+        .env_remove("NEBULA_CREDENTIAL_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the command on a pseudo-terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(typed) = typed {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        stdin.write_all(typed.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -220,18 +248,13 @@ fn get_json_carries_the_value_and_metadata() {
 fn get_refuses_a_terminal_unless_revealed() {
     let f = Fixture::new();
     f.put("api_key", SECRET, &[]);
-    // `script` gives the command a pseudo-terminal as stdout.
     let run = |extra: &str| {
         let line = format!(
             "{BIN} --config {} --key-file {} get api_key {extra}",
             f.config.display(),
             f.key.display()
         );
-        std::process::Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .env_remove("NEBULA_CREDENTIAL_KEY")
-            .output()
-            .expect("script (util-linux) runs the command on a pseudo-terminal")
+        on_terminal(&line, None)
     };
     let refused = run("");
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
@@ -501,40 +524,47 @@ fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured
 
 #[test]
 fn the_passphrase_prompt_does_not_echo() {
-    use std::io::Write;
     let f = Fixture::new();
     let salt = String::from_utf8(bare().args(["keygen", "--salt"]).output().unwrap().stdout).unwrap();
     let config = f.path("pp.toml");
     std::fs::write(
         &config,
-        format!("{}[key]\npassphrase_salt = \"{}\"\n", std::fs::read_to_string(&f.config).unwrap(), salt.trim()),
+        format!(
+            "{}[key]\npassphrase_salt = \"{}\"\n",
+            std::fs::read_to_string(&f.config).unwrap(),
+            salt.trim()
+        ),
     )
     .unwrap();
     let value = f.path("value");
     std::fs::write(&value, "v").unwrap();
-    let line = format!("{BIN} --config {} put typed --from-file {}", config.display(), value.display());
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .env_remove("NEBULA_CREDENTIAL_KEY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs the command on a pseudo-terminal");
-    let mut stdin = child.stdin.take().unwrap();
-    // Typed once the prompt has turned echo off.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    stdin.write_all(b"Typed-Passphrase-42\n").unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    let line = format!(
+        "{BIN} --config {} put typed --from-file {}",
+        config.display(),
+        value.display()
+    );
+    let out = on_terminal(&line, Some("Typed-Passphrase-42\n"));
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    assert!(shown.contains("passphrase:") && shown.contains("stored 'typed'"), "{shown}");
-    assert!(!shown.contains("Typed-Passphrase-42"), "the passphrase was echoed: {shown}");
+    assert!(
+        shown.contains("passphrase:") && shown.contains("stored 'typed'"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Typed-Passphrase-42"),
+        "the passphrase was echoed: {shown}"
+    );
     let pass = f.path("pass");
     std::fs::write(&pass, "Typed-Passphrase-42\n").unwrap();
     bare()
-        .args(["--config", config.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap(), "get", "typed"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "get",
+            "typed",
+        ])
         .assert()
         .success()
         .stdout("v");
@@ -601,13 +631,9 @@ fn migrate_copies_verbatim_refuses_to_overwrite_and_is_idempotent() {
     f.put("db_replica", "r", &["--tag", "env=dev"]);
     f.put("Api_Key", SECRET, &["--tag", "env=prod"]);
     let to = write_local_config(f.dir.path(), "target", "t.toml");
-    let (from_s, to_s) = (f.config.to_str().unwrap(), to.to_str().unwrap());
+    let to_s = to.to_str().unwrap();
     let target = load_config(&to);
-    let migrate = |extra: &[&str]| {
-        let mut c = bare();
-        c.args(["migrate", "--from", from_s, "--to", to_s]).args(extra);
-        c
-    };
+    let migrate = |extra: &[&str]| migrate(&f.config, &to, extra);
 
     // A different record already on the target under one id.
     bare()
@@ -689,25 +715,17 @@ fn migrate_selects_by_prefix_or_tag_and_refuses_the_same_storage() {
     f.put("db_replica", "r", &["--tag", "env=dev"]);
     f.put("api_key", "a", &["--tag", "env=prod"]);
     let to = write_local_config(f.dir.path(), "target", "t.toml");
-    let (from_s, to_s) = (f.config.to_str().unwrap(), to.to_str().unwrap());
-    bare()
-        .args([
-            "migrate", "--from", from_s, "--to", to_s, "--prefix", "db_", "--tag", "env=prod",
-        ])
+    migrate(&f.config, &to, &["--prefix", "db_", "--tag", "env=prod"])
         .assert()
         .success()
         .stdout(predicate::str::contains("1 credential(s) selected"));
     let ids = block_on(provider(&load_config(&to)).list(&Default::default())).unwrap();
     assert_eq!(ids, vec!["db_main".parse::<CredentialId>().unwrap()]);
-    bare()
-        .args(["migrate", "--from", from_s, "--to", from_s])
+    migrate(&f.config, &f.config, &[])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("same storage"));
-    bare()
-        .args(["migrate", "--from", from_s, "--to", to_s, "--jobs", "0"])
-        .assert()
-        .code(2);
+    migrate(&f.config, &to, &["--jobs", "0"]).assert().code(2);
 }
 
 #[test]
@@ -718,17 +736,7 @@ fn migrate_into_memory_verifies_every_record_fits() {
     }
     let memory = f.path("m.toml");
     std::fs::write(&memory, "provider = \"memory\"\n").unwrap();
-    let out = bare()
-        .args([
-            "migrate",
-            "--from",
-            f.config.to_str().unwrap(),
-            "--to",
-            memory.to_str().unwrap(),
-            "--verify",
-        ])
-        .output()
-        .unwrap();
+    let out = migrate(&f.config, &memory, &["--verify"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         (count_of(&text(&out), "copied"), count_of(&text(&out), "verified")),
@@ -743,17 +751,7 @@ fn the_progress_bar_shows_only_on_a_terminal() {
         f.put(&format!("k{i}"), "v", &[]);
     }
     let to = write_local_config(f.dir.path(), "target", "t.toml");
-    let piped = bare()
-        .args([
-            "migrate",
-            "--from",
-            f.config.to_str().unwrap(),
-            "--to",
-            to.to_str().unwrap(),
-            "--dry-run",
-        ])
-        .output()
-        .unwrap();
+    let piped = migrate(&f.config, &to, &["--dry-run"]).output().unwrap();
     assert!(piped.status.success());
     assert!(
         piped.stderr.is_empty(),
@@ -762,10 +760,7 @@ fn the_progress_bar_shows_only_on_a_terminal() {
     );
     assert!(!piped.stdout.contains(&b'\r'));
     let line = format!("{BIN} migrate --from {} --to {}", f.config.display(), to.display());
-    let on_tty = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .output()
-        .expect("script (util-linux) runs the command on a pseudo-terminal");
+    let on_tty = on_terminal(&line, None);
     assert!(on_tty.status.success(), "{}", text(&on_tty));
     let shown = text(&on_tty);
     assert!(shown.contains("\r\x1b[2K[") && shown.contains("20/20"), "{shown:?}");
