@@ -67,6 +67,18 @@ impl Fixture {
     }
 }
 
+/// `nebula-cred keygen --out PATH`, which must succeed.
+fn keygen(path: &Path) {
+    bare().arg("keygen").arg("--out").arg(path).assert().success();
+}
+
+/// `nebula-cred --config CONFIG KEY_FLAG KEY ARGS…` (`--key-file` or `--passphrase-file`).
+fn with_key(config: &Path, key_flag: &str, key: &Path, args: &[&str]) -> Command {
+    let mut c = bare();
+    c.arg("--config").arg(config).arg(key_flag).arg(key).args(args);
+    c
+}
+
 /// `nebula-cred migrate --from FROM --to TO EXTRA…`.
 fn migrate(from: &Path, to: &Path, extra: &[&str]) -> Command {
     let mut c = bare();
@@ -374,10 +386,7 @@ fn secrets_never_appear_in_output_files_or_errors_unless_asked() {
     f.put("api_key", SECRET, &["--tag", "env=prod"]);
     let target = write_local_config(f.dir.path(), "target", "t.toml");
     let new_key = f.path("new.key");
-    bare()
-        .args(["keygen", "--out", new_key.to_str().unwrap()])
-        .assert()
-        .success();
+    keygen(&new_key);
     let key_text = std::fs::read_to_string(&f.key).unwrap();
     let key_text = key_text.trim();
     let runs: Vec<Vec<&str>> = vec![
@@ -410,19 +419,8 @@ fn secrets_never_appear_in_output_files_or_errors_unless_asked() {
 
     // Errors: a wrong key, a key in the wrong format, a broken config.
     let wrong = f.path("wrong.key");
-    bare()
-        .args(["keygen", "--out", wrong.to_str().unwrap()])
-        .assert()
-        .success();
-    let out = bare()
-        .args([
-            "--config",
-            f.config.to_str().unwrap(),
-            "--key-file",
-            wrong.to_str().unwrap(),
-            "get",
-            "api_key",
-        ])
+    keygen(&wrong);
+    let out = with_key(&f.config, "--key-file", &wrong, &["get", "api_key"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -485,17 +483,7 @@ fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured
     .unwrap();
     let pass = f.path("pass");
     std::fs::write(&pass, "correct horse battery staple\n").unwrap();
-    let by_pass = |args: &[&str]| {
-        let mut c = bare();
-        c.args([
-            "--config",
-            with_salt.to_str().unwrap(),
-            "--passphrase-file",
-            pass.to_str().unwrap(),
-        ])
-        .args(args);
-        c
-    };
+    let by_pass = |args: &[&str]| with_key(&with_salt, "--passphrase-file", &pass, args);
     by_pass(&["put", "by_pass"]).write_stdin("pv").assert().success();
     by_pass(&["get", "by_pass"]).assert().success().stdout("pv");
     // The library derives the same key from the same passphrase and salt.
@@ -508,15 +496,7 @@ fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured
     let got = block_on(store.get(&"by_pass".parse().unwrap())).unwrap();
     assert_eq!(got.expose_secret(), b"pv");
     // Without the salt the passphrase is refused, saying where the salt goes.
-    bare()
-        .args([
-            "--config",
-            f.config.to_str().unwrap(),
-            "--passphrase-file",
-            pass.to_str().unwrap(),
-            "get",
-            "by_pass",
-        ])
+    with_key(&f.config, "--passphrase-file", &pass, &["get", "by_pass"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("passphrase_salt"));
@@ -556,15 +536,7 @@ fn the_passphrase_prompt_does_not_echo() {
     );
     let pass = f.path("pass");
     std::fs::write(&pass, "Typed-Passphrase-42\n").unwrap();
-    bare()
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--passphrase-file",
-            pass.to_str().unwrap(),
-            "get",
-            "typed",
-        ])
+    with_key(&config, "--passphrase-file", &pass, &["get", "typed"])
         .assert()
         .success()
         .stdout("v");
@@ -583,10 +555,7 @@ fn rotate_key_re_encrypts_everything_under_the_new_key() {
     }
     let before = raw(&f.config(), "b").unwrap();
     let new_key = f.path("new.key");
-    bare()
-        .args(["keygen", "--out", new_key.to_str().unwrap()])
-        .assert()
-        .success();
+    keygen(&new_key);
     f.cmd(&["rotate-key", "--new-key-file", new_key.to_str().unwrap()])
         .assert()
         .success()
@@ -597,17 +566,7 @@ fn rotate_key_re_encrypts_everything_under_the_new_key() {
         after.metadata, before.metadata,
         "metadata kept: the value did not change"
     );
-    let with_new = |args: &[&str]| {
-        let mut c = bare();
-        c.args([
-            "--config",
-            f.config.to_str().unwrap(),
-            "--key-file",
-            new_key.to_str().unwrap(),
-        ])
-        .args(args);
-        c
-    };
+    let with_new = |args: &[&str]| with_key(&f.config, "--key-file", &new_key, args);
     with_new(&["get", "b"]).assert().success().stdout("value-b");
     f.cmd(&["get", "b"]).assert().code(1);
     // Running it again finishes nothing more; the same key twice is refused.
@@ -631,20 +590,11 @@ fn migrate_copies_verbatim_refuses_to_overwrite_and_is_idempotent() {
     f.put("db_replica", "r", &["--tag", "env=dev"]);
     f.put("Api_Key", SECRET, &["--tag", "env=prod"]);
     let to = write_local_config(f.dir.path(), "target", "t.toml");
-    let to_s = to.to_str().unwrap();
     let target = load_config(&to);
     let migrate = |extra: &[&str]| migrate(&f.config, &to, extra);
 
     // A different record already on the target under one id.
-    bare()
-        .args([
-            "--config",
-            to_s,
-            "--key-file",
-            f.key.to_str().unwrap(),
-            "put",
-            "db_replica",
-        ])
+    with_key(&to, "--key-file", &f.key, &["put", "db_replica"])
         .write_stdin("someone else's")
         .assert()
         .success();
@@ -691,15 +641,7 @@ fn migrate_copies_verbatim_refuses_to_overwrite_and_is_idempotent() {
     );
     assert_eq!((a.data, a.metadata), (b.data, b.metadata));
     // Same key, same id: the copy decrypts on the target.
-    bare()
-        .args([
-            "--config",
-            to_s,
-            "--key-file",
-            f.key.to_str().unwrap(),
-            "get",
-            "Api_Key",
-        ])
+    with_key(&to, "--key-file", &f.key, &["get", "Api_Key"])
         .assert()
         .success()
         .stdout(SECRET);
