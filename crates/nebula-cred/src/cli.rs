@@ -32,6 +32,9 @@ pub(crate) struct Global {
     /// File holding the key (base64 of 32 bytes); default: NEBULA_CREDENTIAL_KEY, else a passphrase.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) key_file: Option<PathBuf>,
+    /// Show the library's log on stderr: -v warnings (each failed operation, files skipped), -vv info, -vvv debug.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
     /// File whose first line is the passphrase, instead of the prompt (needs the salt
     /// from [key] passphrase_salt or NEBULA_CREDENTIAL_SALT).
     #[arg(long, global = true, value_name = "FILE")]

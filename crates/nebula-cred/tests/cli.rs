@@ -320,6 +320,43 @@ fn list_prints_a_table_json_lines_or_ids_and_filters() {
 }
 
 #[test]
+fn a_corrupted_record_is_reported_and_the_others_still_listed_and_migrated() {
+    let f = Fixture::new();
+    for id in ["good_a", "broken", "good_b"] {
+        f.put(id, SECRET, &["--tag", "env=prod"]);
+    }
+    std::fs::write(f.path("store").join("broken.enc.json"), "{ not json").unwrap();
+    let out = f.cmd(&["list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("good_a") && stdout.contains("good_b") && !stdout.contains("broken"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out).contains("cannot read 'broken'") && text(&out).contains("corrupted"),
+        "{}",
+        text(&out)
+    );
+
+    let to = write_local_config(f.dir.path(), "target", "t.toml");
+    let out = migrate(&f.config, &to, &["--verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let summary = text(&out);
+    assert_eq!(
+        (count_of(&summary, "copied"), count_of(&summary, "failed")),
+        (2, 1),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  broken: ") && summary.contains("[corrupted]"),
+        "{summary}"
+    );
+    assert!(summary.contains("run the same command again"), "{summary}");
+    assert!(!summary.contains(SECRET));
+}
+
+#[test]
 fn exists_and_delete_report_by_exit_status() {
     let f = Fixture::new();
     f.put("api_key", SECRET, &[]);
