@@ -38,7 +38,8 @@ use std::fmt;
 
 use futures::StreamExt;
 use nebula_credential::{
-    CredentialFilter, CredentialId, ErrorKind, Precondition, StorageError, StorageProvider, Stored, ValidationError,
+    CredentialFilter, CredentialId, ErrorKind, Precondition, StorageError, StorageProvider, Stored, StoredRecord,
+    ValidationError,
 };
 
 /// Most records copied at once.
@@ -57,7 +58,8 @@ pub struct MigrateOptions {
     /// read, so a concurrent write between the read and the write is not lost silently:
     /// it is re-read and replaced again, at most 5 times).
     pub overwrite: bool,
-    /// Read both sides and report what would happen, writing nothing.
+    /// Read both sides and report what would happen, writing nothing (a record too large
+    /// for the target is reported failed, as its store would be).
     pub dry_run: bool,
     /// Read every migrated record back from the target and compare it byte for byte.
     pub verify: bool,
@@ -357,20 +359,31 @@ async fn current(target: &dyn StorageProvider, id: &CredentialId) -> Result<Opti
     }
 }
 
-/// Compares with what the target holds, writing nothing.
+/// Compares with what the target holds, writing nothing; a record the target could not
+/// hold fails as its store would (the size rule is the core's, the same on every backend).
 async fn preview(
     target: &dyn StorageProvider,
     options: &MigrateOptions,
     id: &CredentialId,
     record: &Stored,
 ) -> Result<Outcome, StorageError> {
-    Ok(match current(target, id).await? {
+    let outcome = match current(target, id).await? {
         None => Outcome::Copied,
         Some(existing) => match compared(&existing, record) {
             Outcome::NotOverwritten if options.overwrite => Outcome::Overwritten,
             outcome => outcome,
         },
-    })
+    };
+    if matches!(outcome, Outcome::Copied | Outcome::Overwritten) {
+        StoredRecord::encode(
+            id,
+            &record.data,
+            &record.metadata,
+            target.provider_name(),
+            target.capabilities().max_payload_bytes,
+        )?;
+    }
+    Ok(outcome)
 }
 
 /// Writes `record` only where the target has nothing under `id`.

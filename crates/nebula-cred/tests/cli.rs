@@ -357,6 +357,41 @@ fn a_corrupted_record_is_reported_and_the_others_still_listed_and_migrated() {
 }
 
 #[test]
+fn a_record_too_large_for_the_target_fails_naming_both_sizes() {
+    let f = Fixture::new();
+    std::fs::write(f.path("big"), vec![b'x'; 4000]).unwrap();
+    f.cmd(&["put", "big", "--from-file", f.path("big").to_str().unwrap()])
+        .assert()
+        .success();
+    f.put("small", "s", &[]);
+    let to = f.path("small.toml");
+    std::fs::write(
+        &to,
+        format!(
+            "provider = \"local\"\nbase_path = {:?}\nmax_payload_bytes = 2000\n",
+            f.path("target").display().to_string()
+        ),
+    )
+    .unwrap();
+    // A dry run predicts it; the real run fails the same way and copies the rest.
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = migrate(&f.config, &to, extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+        let summary = text(&out);
+        assert_eq!(
+            (count_of(&summary, "copied"), count_of(&summary, "failed")),
+            (1, 1),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("  big: ") && summary.contains("2000-byte limit") && summary.contains("[too_large]"),
+            "{summary}"
+        );
+    }
+    assert!(raw(&load_config(&to), "big").is_none());
+}
+
+#[test]
 fn exists_and_delete_report_by_exit_status() {
     let f = Fixture::new();
     f.put("api_key", SECRET, &[]);
