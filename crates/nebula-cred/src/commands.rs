@@ -317,6 +317,13 @@ pub(crate) async fn rotate(
     for path in &args.old_key_file {
         ring = ring.with_old_key(key::key_file(path)?);
     }
+    if !provider.capabilities().conditional_store {
+        eprintln!(
+            "note: {} cannot store conditionally here, so a write racing the rotation may be lost; \
+             stop writers first",
+            provider.provider_name()
+        );
+    }
     let store = CredentialStore::new(provider, ring);
     store.add_current_key(new);
     let report = store.rotate_keys().await?;

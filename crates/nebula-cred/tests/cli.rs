@@ -735,6 +735,20 @@ fn migrate_selects_by_prefix_or_tag_and_refuses_the_same_storage() {
         .stdout(predicate::str::contains("1 credential(s) selected"));
     let ids = block_on(provider(&load_config(&to)).list(&Default::default())).unwrap();
     assert_eq!(ids, vec!["db_main".parse::<CredentialId>().unwrap()]);
+    // A target without conditional stores: copied, with a note on what that risks.
+    let unlocked = f.path("unlocked.toml");
+    std::fs::write(
+        &unlocked,
+        format!(
+            "provider = \"local\"\nbase_path = {:?}\nenable_locking = false\n",
+            f.path("unlocked").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = migrate(&f.config, &unlocked, &["--verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(count_of(&text(&out), "copied"), 3);
+    assert!(text(&out).contains("cannot store conditionally"), "{}", text(&out));
     migrate(&f.config, &f.config, &[])
         .assert()
         .code(2)
