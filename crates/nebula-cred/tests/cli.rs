@@ -141,9 +141,11 @@ fn raw(config: &StorageConfig, id: &str) -> Option<Stored> {
 }
 
 /// Runs `line` through `script`, which gives it a pseudo-terminal as stdin, stdout and
-/// stderr; `typed` is written to that terminal after 1.5 s (once a prompt turned echo off).
-fn on_terminal(line: &str, typed: Option<&str>) -> Output {
-    use std::io::Write;
+/// stderr. With `answer = Some((prompt, typed))`, `typed` goes to that terminal once
+/// `prompt` has been shown (and a moment more, for the prompt to turn echo off).
+fn on_terminal(line: &str, answer: Option<(&str, &str)>) -> Output {
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
     let mut child = std::process::Command::new("script")
         .args(["-qec", line, "/dev/null"])
         .env_remove("NEBULA_CREDENTIAL_KEY")
@@ -153,12 +155,31 @@ fn on_terminal(line: &str, typed: Option<&str>) -> Output {
         .spawn()
         .expect("script (util-linux) runs the command on a pseudo-terminal");
     let mut stdin = child.stdin.take().unwrap();
-    if let Some(typed) = typed {
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                seen.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    if let Some((prompt, typed)) = answer {
+        let started = std::time::Instant::now();
+        while !contains(&seen.lock().unwrap(), prompt) {
+            assert!(started.elapsed().as_secs() < 60, "no prompt {prompt:?}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
         stdin.write_all(typed.as_bytes()).unwrap();
     }
     drop(stdin);
-    child.wait_with_output().unwrap()
+    let mut out = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    out.stdout = std::mem::take(&mut seen.lock().unwrap());
+    out
 }
 
 fn text(o: &Output) -> String {
@@ -595,7 +616,7 @@ fn the_passphrase_prompt_does_not_echo() {
         config.display(),
         value.display()
     );
-    let out = on_terminal(&line, Some("Typed-Passphrase-42\n"));
+    let out = on_terminal(&line, Some(("passphrase: ", "Typed-Passphrase-42\n")));
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(
