@@ -673,6 +673,58 @@ fn rotate_key_re_encrypts_everything_under_the_new_key() {
 }
 
 #[test]
+fn rotate_key_never_undoes_a_write_made_while_it_runs() {
+    const TOTAL: usize = 300;
+    let f = Fixture::new();
+    let old = f.key();
+    let seeded = CredentialStore::new(provider(&f.config()), Keyring::new(old.clone()));
+    let ids: Vec<CredentialId> = (0..TOTAL).map(|i| format!("r{i:03}").parse().unwrap()).collect();
+    block_on(async {
+        for id in &ids {
+            seeded.put(id, b"original", Tags::new()).await.unwrap();
+        }
+    });
+    let new_key = f.path("new.key");
+    keygen(&new_key);
+    let new = key_of(&new_key);
+    let rotation = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&f.config)
+        .arg("--key-file")
+        .arg(&f.key)
+        .arg("rotate-key")
+        .arg("--new-key-file")
+        .arg(&new_key)
+        .env_remove("NEBULA_CREDENTIAL_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // An application already on the new key rewrites every third credential meanwhile,
+    // from the last one down, so its writes cross the rotation's ascending pass.
+    let live = CredentialStore::new(provider(&f.config()), Keyring::new(new.clone()).with_old_key(old));
+    block_on(async {
+        for id in ids.iter().step_by(3).rev() {
+            live.put(id, b"rewritten", Tags::new()).await.unwrap();
+        }
+    });
+    let out = rotation.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    eprintln!("{}", text(&out));
+    let after = CredentialStore::new(provider(&f.config()), Keyring::new(new.clone()));
+    block_on(async {
+        for (i, id) in ids.iter().enumerate() {
+            let value = after.get(id).await.unwrap();
+            let expected: &[u8] = if i % 3 == 0 { b"rewritten" } else { b"original" };
+            assert_eq!(value.expose_secret(), expected, "{id}");
+        }
+    });
+    for id in &ids {
+        assert_eq!(raw(&f.config(), id.as_str()).unwrap().data.key_id, new.key_id());
+    }
+}
+
+#[test]
 fn migrate_copies_verbatim_refuses_to_overwrite_and_is_idempotent() {
     let f = Fixture::new();
     f.put(
