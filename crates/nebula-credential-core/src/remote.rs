@@ -203,6 +203,14 @@ impl TagScheme {
     }
 }
 
+/// A short random pause (up to 0.5 ms × 2^attempt, at most 32 ms) before attempt
+/// `attempt` of a write that lost a race to another writer, so contending writers spread
+/// out instead of colliding again in lockstep.
+pub async fn back_off(attempt: u32) {
+    let ceiling_us = 500u64 << attempt.min(6);
+    tokio::time::sleep(std::time::Duration::from_micros(rand::random_range(0..=ceiling_us))).await;
+}
+
 /// The tag changes of one overwrite; see [`TagScheme::update`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TagUpdate {

@@ -83,7 +83,8 @@ impl Default for KubernetesSecretsConfig {
 pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAMESPACE_LEN
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -146,12 +147,18 @@ impl ProviderConfig for KubernetesSecretsConfig {
         if let Some(p) = &self.kubeconfig_path
             && p.as_os_str().is_empty()
         {
-            return err("kubeconfig_path", "must not be empty; omit it to infer the configuration".into());
+            return err(
+                "kubeconfig_path",
+                "must not be empty; omit it to infer the configuration".into(),
+            );
         }
         if let Some(c) = &self.context
             && c.trim().is_empty()
         {
-            return err("context", "must not be empty; omit it to use the current context".into());
+            return err(
+                "context",
+                "must not be empty; omit it to use the current context".into(),
+            );
         }
         if let Err(rule) = check_prefix(&self.secret_prefix) {
             return err("secret_prefix", rule);
@@ -212,13 +219,55 @@ mod tests {
     fn every_rule_names_its_field() {
         let d = KubernetesSecretsConfig::default;
         for (c, field) in [
-            (KubernetesSecretsConfig { namespace: Some("Prod".into()), ..d() }, "namespace"),
-            (KubernetesSecretsConfig { namespace: Some("a".repeat(64)), ..d() }, "namespace"),
-            (KubernetesSecretsConfig { kubeconfig_path: Some(PathBuf::new()), ..d() }, "kubeconfig_path"),
-            (KubernetesSecretsConfig { context: Some(" ".into()), ..d() }, "context"),
-            (KubernetesSecretsConfig { secret_prefix: "Nebula-".into(), ..d() }, "secret_prefix"),
-            (KubernetesSecretsConfig { secret_prefix: String::new(), ..d() }, "secret_prefix"),
-            (KubernetesSecretsConfig { list_page_size: 0, ..d() }, "list_page_size"),
+            (
+                KubernetesSecretsConfig {
+                    namespace: Some("Prod".into()),
+                    ..d()
+                },
+                "namespace",
+            ),
+            (
+                KubernetesSecretsConfig {
+                    namespace: Some("a".repeat(64)),
+                    ..d()
+                },
+                "namespace",
+            ),
+            (
+                KubernetesSecretsConfig {
+                    kubeconfig_path: Some(PathBuf::new()),
+                    ..d()
+                },
+                "kubeconfig_path",
+            ),
+            (
+                KubernetesSecretsConfig {
+                    context: Some(" ".into()),
+                    ..d()
+                },
+                "context",
+            ),
+            (
+                KubernetesSecretsConfig {
+                    secret_prefix: "Nebula-".into(),
+                    ..d()
+                },
+                "secret_prefix",
+            ),
+            (
+                KubernetesSecretsConfig {
+                    secret_prefix: String::new(),
+                    ..d()
+                },
+                "secret_prefix",
+            ),
+            (
+                KubernetesSecretsConfig {
+                    list_page_size: 0,
+                    ..d()
+                },
+                "list_page_size",
+            ),
         ] {
             assert_eq!(field_of(c), field);
         }
@@ -233,10 +282,12 @@ mod tests {
         c.default_labels.insert("x/".into(), "v".into());
         assert_eq!(field_of(c), "default_labels.x/");
         let mut c = d();
-        c.default_annotations.insert("nebula-credential.io/id".into(), "v".into());
+        c.default_annotations
+            .insert("nebula-credential.io/id".into(), "v".into());
         assert_eq!(field_of(c), "default_annotations.nebula-credential.io/id");
         let mut c = d();
-        c.default_annotations.insert("example.com/big".into(), "v".repeat(200_000));
+        c.default_annotations
+            .insert("example.com/big".into(), "v".repeat(200_000));
         assert_eq!(field_of(c), "default_annotations");
         let mut c = d();
         c.timeouts.read_ms = 0;

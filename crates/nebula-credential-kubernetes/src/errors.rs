@@ -124,7 +124,10 @@ impl KubeError {
     }
 
     fn reason(&self) -> Option<&str> {
-        self.status.as_ref().map(|s| s.reason.as_str()).filter(|r| !r.is_empty())
+        self.status
+            .as_ref()
+            .map(|s| s.reason.as_str())
+            .filter(|r| !r.is_empty())
     }
 
     /// The `field (reason)` pairs of a validation failure, never the values.
@@ -136,7 +139,11 @@ impl KubeError {
             .flat_map(|d| d.causes.iter())
             .map(|c| format!("`{}` ({})", c.field, c.reason))
             .collect();
-        if causes.is_empty() { "an unnamed field".into() } else { causes.join(", ") }
+        if causes.is_empty() {
+            "an unnamed field".into()
+        } else {
+            causes.join(", ")
+        }
     }
 
     /// The [`StorageError`] of this error in `ctx`.
@@ -191,9 +198,9 @@ impl KubeError {
                 });
             }
             Kind::Gone => backend("the list continuation expired while paging; list again".into()),
-            Kind::TooLarge => backend(
-                "the API server refused the request body as too large; store a smaller secret".into(),
-            ),
+            Kind::TooLarge => {
+                backend("the API server refused the request body as too large; store a smaller secret".into())
+            }
             Kind::Throttled => {
                 let after = self
                     .status

@@ -179,7 +179,13 @@ mod tests {
     #[test]
     fn every_tag_becomes_a_valid_label_and_odd_values_become_digests() {
         let long = "x".repeat(64);
-        let m = meta(&[("env", "prod"), ("city", "Zürich"), ("edge", "-x"), ("long", &long), ("empty", "")]);
+        let m = meta(&[
+            ("env", "prod"),
+            ("city", "Zürich"),
+            ("edge", "-x"),
+            ("long", &long),
+            ("empty", ""),
+        ]);
         let defaults = Tags::from([("app.kubernetes.io/name".to_string(), "nebula-credential".to_string())]);
         let (labels, owned) = to_labels(&SCHEME.desired(&m, &defaults));
         assert_eq!(labels["tag.nebula-credential.io/env"], "prod");
@@ -196,7 +202,10 @@ mod tests {
         assert_eq!(owned.split('.').count(), 5);
         let back = from_labels(&labels, Some(&owned));
         assert_eq!(back, SCHEME.desired(&m, &defaults));
-        assert_eq!(tag_selector("city", "Zürich"), format!("{TAG_LABEL_PREFIX}city={}", labels["tag.nebula-credential.io/city"]));
+        assert_eq!(
+            tag_selector("city", "Zürich"),
+            format!("{TAG_LABEL_PREFIX}city={}", labels["tag.nebula-credential.io/city"])
+        );
     }
 
     #[test]
@@ -224,7 +233,11 @@ mod tests {
         assert!(check_label_value(&"v".repeat(63)).is_ok());
         assert!(check_label_value(&"v".repeat(64)).is_err());
         assert!(check_label_value("a b").unwrap_err().contains("\"a b\""));
-        assert!(check_default_label("nebula-credential.io/x", "y").unwrap_err().contains("reserved"));
+        assert!(
+            check_default_label("nebula-credential.io/x", "y")
+                .unwrap_err()
+                .contains("reserved")
+        );
         assert!(check_default_label("app.kubernetes.io/managed-by", "y").is_err());
         assert!(check_default_label("team", "y").unwrap_err().contains("myorg/team"));
     }

@@ -31,7 +31,9 @@ const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// with a letter or digit. The text completes "`secret_prefix` …".
 pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
     if prefix.is_empty() {
-        return Err("must not be empty: it keeps this library's Secrets apart from others (e.g. \"nebula-cred-\")".into());
+        return Err(
+            "must not be empty: it keeps this library's Secrets apart from others (e.g. \"nebula-cred-\")".into(),
+        );
     }
     if prefix.len() > MAX_PREFIX_LEN {
         return Err(format!(
@@ -39,7 +41,10 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
             prefix.len()
         ));
     }
-    if let Some(c) = prefix.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(format!(
             "contains {c:?}; Secret names allow lowercase letters, digits and '-' here ('.' is reserved for encoded ids)"
         ));
@@ -50,12 +55,23 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The Secret name of `id` under `prefix` (a prefix [`check_prefix`] accepts).
-pub(crate) fn secret_name(prefix: &str, id: &CredentialId) -> String {
+/// The Secret name of `id` under `prefix` (a valid `secret_prefix`); see the crate docs.
+///
+/// ```
+/// use nebula_credential_kubernetes::secret_name;
+/// assert_eq!(secret_name("nebula-cred-", &"api-key".parse()?), "nebula-cred-api-key");
+/// assert_eq!(secret_name("nebula-cred-", &"Api_Key".parse()?), "nebula-cred-api-key.jq");
+/// # Ok::<(), nebula_credential_core::ValidationError>(())
+/// ```
+pub fn secret_name(prefix: &str, id: &CredentialId) -> String {
     let id = id.as_str();
     let mut name = String::with_capacity(prefix.len() + id.len() + 28);
     name.push_str(prefix);
-    if id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && !id.ends_with('-') {
+    if id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.ends_with('-')
+    {
         name.push_str(id);
         return name;
     }
@@ -86,7 +102,10 @@ pub(crate) fn secret_name(prefix: &str, id: &CredentialId) -> String {
     }
     name.push('.');
     for chunk in bits.chunks(5) {
-        let v = chunk.iter().enumerate().fold(0usize, |acc, (i, b)| acc | (usize::from(*b) << (4 - i)));
+        let v = chunk
+            .iter()
+            .enumerate()
+            .fold(0usize, |acc, (i, b)| acc | (usize::from(*b) << (4 - i)));
         name.push(BASE32[v] as char);
     }
     name
@@ -102,7 +121,11 @@ pub(crate) fn credential_id(prefix: &str, name: &str) -> Option<CredentialId> {
                 let v = BASE32.iter().position(|b| *b == c).unwrap_or(usize::MAX);
                 (0..5).map(move |i| v != usize::MAX && (v >> (4 - i)) & 1 == 1)
             });
-            let folded = if bits.next()? { folded.strip_suffix('0')? } else { folded };
+            let folded = if bits.next()? {
+                folded.strip_suffix('0')?
+            } else {
+                folded
+            };
             folded
                 .chars()
                 .map(|c| match c {
@@ -123,7 +146,8 @@ pub(crate) fn credential_id(prefix: &str, name: &str) -> Option<CredentialId> {
 pub(crate) fn is_dns_subdomain(name: &str) -> bool {
     let label = |l: &str| {
         !l.is_empty()
-            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
@@ -147,7 +171,11 @@ mod tests {
     fn check(prefix: &str, id: &CredentialId) -> String {
         let name = secret_name(prefix, id);
         assert!(is_dns_subdomain(&name), "{id} → {name:?} is not a valid Secret name");
-        assert_eq!(credential_id(prefix, &name).as_ref(), Some(id), "{name} does not round-trip");
+        assert_eq!(
+            credential_id(prefix, &name).as_ref(),
+            Some(id),
+            "{name} does not round-trip"
+        );
         name
     }
 
@@ -191,7 +219,11 @@ mod tests {
     /// Random ids of every length up to 128: valid, within limits, round-trip, distinct.
     #[test]
     fn random_ids_round_trip_within_limits() {
-        let chars: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').chain(['_', '-']).collect();
+        let chars: Vec<char> = ('a'..='z')
+            .chain('A'..='Z')
+            .chain('0'..='9')
+            .chain(['_', '-'])
+            .collect();
         let longest_prefix = "p".repeat(MAX_PREFIX_LEN);
         let mut rng = rand::rng();
         let mut seen = HashMap::new();

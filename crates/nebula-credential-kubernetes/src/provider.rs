@@ -14,9 +14,11 @@ use nebula_credential_core::{
     Precondition, ProviderConfig, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
 };
 
+use nebula_credential_core::remote::back_off;
+
 use crate::PROVIDER;
 use crate::config::KubernetesSecretsConfig;
-use crate::errors::{Context, KubeError, Kind};
+use crate::errors::{Context, Kind, KubeError};
 use crate::labels::{
     ID_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, METADATA_ANNOTATION, PREFIX_LABEL, SCHEME, from_labels, label_key,
     tag_selector, to_labels,
@@ -29,8 +31,9 @@ pub const MAX_OBJECT_BYTES: usize = 1024 * 1024;
 pub const SECRET_TYPE: &str = "nebula-credential/v1";
 /// The data key holding the JSON record.
 pub const RECORD_KEY: &str = "record";
-/// Rounds of an unconditional store racing other writers before it gives up.
-const MAX_ROUNDS: u32 = 10;
+/// Rounds of an unconditional store or a delete racing other writers before it gives up
+/// (each lost round backs off a random moment, as `CredentialStore` does).
+const MAX_ROUNDS: u32 = 64;
 
 /// Stores each credential as one Kubernetes Secret of type [`SECRET_TYPE`] in one
 /// namespace, named by [`secret_name`](Self::secret_name), whose data key [`RECORD_KEY`]
@@ -66,14 +69,18 @@ fn config_error(field: &str, rule: String) -> StorageError {
 /// requests over 1.5 MiB; counting the metadata too keeps every Secret under both.
 pub fn object_size(secret: &Secret) -> usize {
     let m = &secret.metadata;
-    let pairs = |map: &Option<BTreeMap<String, String>>| {
-        map.iter().flatten().map(|(k, v)| k.len() + v.len()).sum::<usize>()
-    };
+    let pairs =
+        |map: &Option<BTreeMap<String, String>>| map.iter().flatten().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     m.name.as_ref().map_or(0, String::len)
         + secret.type_.as_ref().map_or(0, String::len)
         + pairs(&m.labels)
         + pairs(&m.annotations)
-        + secret.data.iter().flatten().map(|(k, v)| k.len() + v.0.len()).sum::<usize>()
+        + secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.0.len())
+            .sum::<usize>()
 }
 
 fn is_ours(meta: &ObjectMeta) -> bool {
@@ -110,7 +117,11 @@ impl KubernetesSecretsProvider {
             context: config.context.clone(),
             ..KubeConfigOptions::default()
         };
-        let context_field = if config.context.is_some() { "context" } else { "kubeconfig_path" };
+        let context_field = if config.context.is_some() {
+            "context"
+        } else {
+            "kubeconfig_path"
+        };
         let mut kube_config = match (&config.kubeconfig_path, &config.context) {
             (Some(path), _) => {
                 let path = path.clone();
@@ -123,9 +134,12 @@ impl KubernetesSecretsProvider {
                     .await
                     .map_err(|e| config_error(context_field, format!("cannot be used with {shown:?}: {e}")))?
             }
-            (None, Some(_)) => Config::from_kubeconfig(&options)
-                .await
-                .map_err(|e| config_error("context", format!("cannot be used with KUBECONFIG or ~/.kube/config: {e}")))?,
+            (None, Some(_)) => Config::from_kubeconfig(&options).await.map_err(|e| {
+                config_error(
+                    "context",
+                    format!("cannot be used with KUBECONFIG or ~/.kube/config: {e}"),
+                )
+            })?,
             (None, None) => Config::infer().await.map_err(|e| {
                 config_error(
                     "kubeconfig_path",
@@ -290,7 +304,12 @@ impl KubernetesSecretsProvider {
     }
 
     /// Replaces the object; `Ok(Err(kind))` for a lost race (`Conflict` or `NotFound`).
-    async fn replace(&self, id: &CredentialId, name: &str, secret: &Secret) -> Result<Result<Revision, Kind>, StorageError> {
+    async fn replace(
+        &self,
+        id: &CredentialId,
+        name: &str,
+        secret: &Secret,
+    ) -> Result<Result<Revision, Kind>, StorageError> {
         match self.api.replace(name, &PostParams::default(), secret).await {
             Ok(s) => Ok(Ok(Self::revision(&s))),
             Err(e) => {
@@ -326,7 +345,10 @@ impl KubernetesSecretsProvider {
                 None => Err(precondition.conflict(PROVIDER, id)),
             };
         }
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+            }
             let Some(current) = self.get(id, name, Operation::Store).await? else {
                 if let Precondition::Revision(_) = precondition {
                     return Err(precondition.conflict(PROVIDER, id));
@@ -418,7 +440,10 @@ impl StorageProvider for KubernetesSecretsProvider {
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+            }
             let meta = self
                 .api
                 .get_metadata_opt(&name)
@@ -466,7 +491,9 @@ impl StorageProvider for KubernetesSecretsProvider {
                 };
                 let held = m.annotations.as_ref().and_then(|a| a.get(ID_ANNOTATION));
                 let labels = m.labels.clone().unwrap_or_default();
-                if held.map(String::as_str) == Some(id.as_str()) && SCHEME.matches(filter, &id, &from_labels(&labels, None)) {
+                if held.map(String::as_str) == Some(id.as_str())
+                    && SCHEME.matches(filter, &id, &from_labels(&labels, None))
+                {
                     ids.push(id);
                 }
             }
