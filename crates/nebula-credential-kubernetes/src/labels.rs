@@ -121,12 +121,12 @@ pub(crate) fn check_key(key: &str) -> Result<(), String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(p) = prefix {
-        if p.len() > MAX_KEY_PREFIX || !crate::naming::is_dns_subdomain(p) {
-            return Err(format!(
-                "has the prefix {p:?}, which is not a lowercase DNS subdomain of at most {MAX_KEY_PREFIX} characters"
-            ));
-        }
+    if let Some(p) = prefix
+        && (p.len() > MAX_KEY_PREFIX || !crate::naming::is_dns_subdomain(p))
+    {
+        return Err(format!(
+            "has the prefix {p:?}, which is not a lowercase DNS subdomain of at most {MAX_KEY_PREFIX} characters"
+        ));
     }
     if !is_name_part(name) {
         return Err(format!(
