@@ -46,6 +46,8 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // kube's client spawns its buffer task on the runtime it is built in.
+    let _runtime = rt.enter();
     let namespace = format!("nebula-bench-{}", std::process::id());
     let config = KubernetesSecretsConfig {
         namespace: Some(namespace.clone()),

@@ -548,3 +548,17 @@ print(json.dumps({
     assert_eq!(store.get(&k).await.unwrap().expose_secret(), plaintext.as_bytes());
     cleanup(p.as_ref()).await;
 }
+
+/// A namespace that does not exist: reads find nothing, a store says the namespace is missing.
+#[tokio::test]
+async fn a_missing_namespace_is_named() {
+    let ns = unique("absent");
+    let p = provider(config(&ns)).await;
+    assert!(matches!(p.retrieve(&id("k")).await, Err(StorageError::NotFound { .. })));
+    let err = p.store(&id("k"), &data(1), &meta()).await.unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string().contains(&format!("namespace `{ns}` does not exist")),
+        "{err}"
+    );
+}

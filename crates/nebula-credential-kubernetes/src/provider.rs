@@ -484,15 +484,16 @@ impl StorageProvider for KubernetesSecretsProvider {
                 .list_metadata(&self.list_params(&selector, continue_token, self.config.list_page_size))
                 .await
                 .map_err(|e| KubeError::from(e).into_storage(self.ctx(Operation::List, None, "list")))?;
+            let no_labels = BTreeMap::new();
             for item in &page.items {
                 let m = &item.metadata;
                 let Some(id) = m.name.as_deref().and_then(|n| naming::credential_id(prefix, n)) else {
                     continue;
                 };
                 let held = m.annotations.as_ref().and_then(|a| a.get(ID_ANNOTATION));
-                let labels = m.labels.clone().unwrap_or_default();
+                let labels = m.labels.as_ref().unwrap_or(&no_labels);
                 if held.map(String::as_str) == Some(id.as_str())
-                    && SCHEME.matches(filter, &id, &from_labels(&labels, None))
+                    && SCHEME.matches(filter, &id, &from_labels(labels, None))
                 {
                     ids.push(id);
                 }
