@@ -29,6 +29,8 @@ fn backends() -> Vec<(&'static str, Config)> {
         ("memory", |_| StorageConfig::default()),
         #[cfg(feature = "aws")]
         ("aws", aws),
+        #[cfg(feature = "kubernetes")]
+        ("kubernetes", kubernetes),
     ]
 }
 
@@ -64,6 +66,18 @@ fn aws(ns: &str) -> StorageConfig {
     })
 }
 
+/// Kubernetes: the `default` namespace (kube-apiserver creates it), a prefix per namespace `ns`.
+#[cfg(feature = "kubernetes")]
+fn kubernetes(ns: &str) -> StorageConfig {
+    use nebula_credential::kubernetes::KubernetesSecretsConfig;
+    StorageConfig::Kubernetes(KubernetesSecretsConfig {
+        namespace: Some("default".into()),
+        kubeconfig_path: Some(nebula_credential_tests::emulator_var("NEBULA_TEST_KUBECONFIG", "kubernetes").into()),
+        secret_prefix: format!("nc-{}-", ns.to_ascii_lowercase()),
+        ..KubernetesSecretsConfig::default()
+    })
+}
+
 #[test]
 fn every_backend_the_harness_runs_has_an_entry() {
     let names: Vec<&str> = backends().iter().map(|(name, _)| *name).collect();
@@ -72,7 +86,7 @@ fn every_backend_the_harness_runs_has_an_entry() {
         if on && PROVIDERS.iter().any(|(provider, _)| *provider == backend) {
             assert!(
                 names.contains(&backend),
-                "this run covers {backend} but tests/tests/migrate.rs has no entry for it: add one line to backends()"
+                "this run covers {backend} but tests/tests/nebula_cred.rs has no entry for it: add one line to backends()"
             );
         }
     }

@@ -222,6 +222,10 @@ pub(crate) fn kubernetes_env(spec: &Spec) -> Result<Env> {
         ("NEBULA_TEST_KUBECONFIG", admin.display().to_string()),
         ("NEBULA_TEST_KUBECONFIG_RESTRICTED", restricted.display().to_string()),
         ("NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE", "nebula-restricted".to_string()),
+        (
+            "NEBULA_TEST_KUBE_PYTHON",
+            crate::native::kube_interop_python()?.display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

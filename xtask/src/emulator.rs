@@ -112,6 +112,7 @@ static EMULATORS: [Spec; 4] = [
             "NEBULA_TEST_KUBECONFIG",
             "NEBULA_TEST_KUBECONFIG_RESTRICTED",
             "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
+            "NEBULA_TEST_KUBE_PYTHON",
         ],
     },
 ];

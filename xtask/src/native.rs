@@ -366,8 +366,51 @@ fn kube_apiserver_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The Python of a venv of its own (`target/emulators/kube-venv`) holding the Kubernetes
+/// project's Python client, pinned in xtask/kube-apiserver/interop/requirements.txt, for
+/// the interop test. Kept apart from the moto/OpenBao venv: its dependencies' pins differ
+/// (it would upgrade python-dateutil past what botocore accepts).
+pub(crate) fn kube_interop_python() -> Result<PathBuf> {
+    let requirements = workspace_root()
+        .join("xtask")
+        .join("kube-apiserver")
+        .join("interop")
+        .join("requirements.txt");
+    let wanted =
+        std::fs::read_to_string(&requirements).with_context(|| format!("cannot read {}", requirements.display()))?;
+    let venv = dir("kube-venv")?;
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(".nebula-pins");
+    if python.exists() && std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return Ok(python);
+    }
+    require_version(
+        "Python",
+        "python3",
+        &["--version"],
+        PYTHON_MIN,
+        &format!("install Python {PYTHON_MIN}+ with venv (apt-get install python3 python3-venv)"),
+    )?;
+    eprintln!("    creating {} with {}", venv.display(), requirements.display());
+    run_checked(
+        Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv),
+        "python3 -m venv (apt-get install python3-venv if it is missing)",
+    )?;
+    with_retries("pip install -r", || {
+        run_checked(
+            Command::new(venv.join("bin").join("pip"))
+                .args(["install", "--disable-pip-version-check", "--quiet", "-r"])
+                .arg(&requirements),
+            "pip install -r (kubernetes interop client)",
+        )
+    })?;
+    std::fs::write(&marker, wanted)?;
+    Ok(python)
+}
+
 /// Starts the kubernetes emulator natively.
 pub(crate) fn start_kubernetes(l: &mut Launch) -> Result<Env> {
+    let python = kube_interop_python()?;
     let bin = kube_apiserver_binary()?;
     let run = dir("run")?.join("kubernetes");
     if run.exists() {
@@ -400,6 +443,7 @@ pub(crate) fn start_kubernetes(l: &mut Launch) -> Result<Env> {
             "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
             KUBE_RESTRICTED_NAMESPACE.to_string(),
         ),
+        ("NEBULA_TEST_KUBE_PYTHON", python.display().to_string()),
     ]))
 }
 

@@ -39,6 +39,8 @@ use crate::metadata::{CredentialMetadata, Tags, Timestamp};
 pub struct TagScheme {
     /// Key of the managed-by marker.
     pub managed_key: &'static str,
+    /// Value of the managed-by marker (default [`MANAGED_VALUE`]).
+    pub managed_value: &'static str,
     /// Key holding `created_at` as Unix milliseconds, so `list` filters by time without
     /// reading values.
     pub created_key: &'static str,
@@ -51,6 +53,9 @@ pub struct TagScheme {
     pub max_value_chars: usize,
     /// Characters the backend allows in tag values.
     pub value_char: fn(char) -> bool,
+    /// Characters the backend allows as the first and last character of a tag value
+    /// (Kubernetes label values must start and end alphanumeric); default: any.
+    pub value_edge_char: fn(char) -> bool,
     /// Separator of `digest_prefix` and the hex digest (`:` or `-`, as values allow).
     pub digest_separator: char,
 }
@@ -67,11 +72,13 @@ impl TagScheme {
     /// `_.-`, digests as `sha256:<hex>`. Backends override what differs.
     pub const DEFAULT: TagScheme = TagScheme {
         managed_key: "nebula-credential:managed",
+        managed_value: MANAGED_VALUE,
         created_key: "nebula-credential:created-at",
         owned_key: "nebula-credential:tag-keys",
         reserved_prefix: "nebula-credential:",
         max_value_chars: 256,
         value_char: |c| c.is_ascii_alphanumeric() || "_.-".contains(c),
+        value_edge_char: |_| true,
         digest_separator: ':',
     };
 
@@ -82,7 +89,9 @@ impl TagScheme {
     /// otherwise a digest (`sha256:<hex>`) that still filters exactly.
     pub fn encode_value(&self, value: &str) -> String {
         let digest_head = format!("{DIGEST_PREFIX}{}", self.digest_separator);
-        let fits = value.chars().count() <= self.max_value_chars && value.chars().all(self.value_char);
+        let edges_fit = value.chars().next().is_none_or(self.value_edge_char)
+            && value.chars().next_back().is_none_or(self.value_edge_char);
+        let fits = value.chars().count() <= self.max_value_chars && value.chars().all(self.value_char) && edges_fit;
         if fits && !value.starts_with(&digest_head) {
             return value.to_string();
         }
@@ -98,7 +107,7 @@ impl TagScheme {
         for (k, v) in &metadata.tags {
             tags.insert(k.clone(), self.encode_value(v));
         }
-        tags.insert(self.managed_key.into(), MANAGED_VALUE.into());
+        tags.insert(self.managed_key.into(), self.managed_value.into());
         tags.insert(
             self.created_key.into(),
             metadata.created_at.timestamp_millis().to_string(),
@@ -110,7 +119,7 @@ impl TagScheme {
 
     /// Whether an object with these tags carries our managed-by marker.
     pub fn is_ours(&self, tags: &Tags) -> bool {
-        tags.get(self.managed_key).is_some_and(|v| v == MANAGED_VALUE)
+        tags.get(self.managed_key).is_some_and(|v| v == self.managed_value)
     }
 
     /// `Ok` when the object `name` holding `id` is ours; otherwise the `Conflict` every
@@ -134,9 +143,9 @@ impl TagScheme {
             provider,
             id,
             format!(
-                "{name:?} exists but lacks the managed-by marker `{}={MANAGED_VALUE}`, so nebula-credential \
+                "{name:?} exists but lacks the managed-by marker `{}={}`, so nebula-credential \
                  neither reads, overwrites nor deletes it; choose another prefix or move that object away",
-                self.managed_key
+                self.managed_key, self.managed_value
             ),
         )
     }
@@ -192,6 +201,14 @@ impl TagScheme {
         }
         Ok(())
     }
+}
+
+/// A short random pause (up to 0.5 ms × 2^attempt, at most 32 ms) before attempt
+/// `attempt` of a write that lost a race to another writer, so contending writers spread
+/// out instead of colliding again in lockstep.
+pub async fn back_off(attempt: u32) {
+    let ceiling_us = 500u64 << attempt.min(6);
+    tokio::time::sleep(std::time::Duration::from_micros(rand::random_range(0..=ceiling_us))).await;
 }
 
 /// The tag changes of one overwrite; see [`TagScheme::update`].
@@ -329,6 +346,32 @@ mod tests {
         assert!(AWS_LIKE.check_default_key("myorg:team").is_ok());
         assert!(AWS_LIKE.check_default_key("team").unwrap_err().contains("myorg:team"));
         assert!(AWS_LIKE.check_default_key("nebula-credential:x").is_err());
+    }
+
+    #[test]
+    fn edge_characters_and_the_marker_value_are_parameters() {
+        const LABEL_LIKE: TagScheme = TagScheme {
+            managed_key: "example.io/managed-by",
+            managed_value: "me",
+            max_value_chars: 63,
+            value_edge_char: |c| c.is_ascii_alphanumeric(),
+            digest_separator: '-',
+            ..TagScheme::DEFAULT
+        };
+        assert_eq!(LABEL_LIKE.encode_value("a-b.c"), "a-b.c");
+        assert_eq!(LABEL_LIKE.encode_value(""), "");
+        for odd in ["-a", "a.", "_", "."] {
+            assert!(LABEL_LIKE.encode_value(odd).starts_with("sha256-"), "{odd}");
+        }
+        let tags = LABEL_LIKE.desired(&meta(&[]), &Tags::new());
+        assert_eq!(tags["example.io/managed-by"], "me");
+        assert!(LABEL_LIKE.is_ours(&tags));
+        let mut other = tags.clone();
+        other.insert("example.io/managed-by".into(), "true".into());
+        assert!(!LABEL_LIKE.is_ours(&other));
+        let id: CredentialId = "k".parse().unwrap();
+        let m = LABEL_LIKE.ensure_ours("k8s", &id, "x", &other).unwrap_err().to_string();
+        assert!(m.contains("example.io/managed-by=me"), "{m}");
     }
 
     #[test]

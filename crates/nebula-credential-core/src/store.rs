@@ -11,6 +11,7 @@ use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::{CredentialMetadata, Tags, Timestamp, now};
 use crate::provider::{Precondition, StorageProvider, Stored};
+use crate::remote::back_off;
 
 /// Outcome of [`CredentialStore::rotate_keys`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,12 +36,6 @@ impl RotationReport {
 
 /// Most attempts of one conditional write before giving up with `Conflict`.
 const MAX_WRITE_ATTEMPTS: u32 = 64;
-
-/// A short random pause before attempt `attempt` of a conditional write that lost a race.
-async fn back_off(attempt: u32) {
-    let ceiling_us = 500u64 << attempt.min(6);
-    tokio::time::sleep(std::time::Duration::from_micros(rand::random_range(0..=ceiling_us))).await;
-}
 
 /// Stores and reads credentials through any [`StorageProvider`], encrypting values
 /// with the current key of a [`Keyring`] (AES-256-GCM, id bound as associated data).

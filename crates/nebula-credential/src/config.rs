@@ -81,6 +81,8 @@ providers! {
         "Encrypted files in a local directory (feature `storage-local`).";
     Aws = "aws", feature = "storage-aws", "storage-aws", nebula_credential_aws::AwsSecretsManagerConfig,
         "AWS Secrets Manager (feature `storage-aws`).";
+    Kubernetes = "kubernetes", feature = "storage-k8s", "storage-k8s", nebula_credential_kubernetes::KubernetesSecretsConfig,
+        "Kubernetes Secrets (feature `storage-k8s`).";
 }
 
 /// The error for a `provider` name this build cannot open: unknown, or its feature is off.

@@ -30,6 +30,7 @@
 //! | (always) | in memory | `"memory"` |
 //! | `storage-local` (default) | encrypted local files | `"local"` |
 //! | `storage-aws` | AWS Secrets Manager | `"aws"` |
+//! | `storage-k8s` | Kubernetes Secrets | `"kubernetes"` |
 //! | `storage-all` | every backend above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +53,13 @@ pub mod local {
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-aws")))]
 pub mod aws {
     pub use nebula_credential_aws::*;
+}
+
+/// The Kubernetes Secrets backend (feature `storage-k8s`).
+#[cfg(feature = "storage-k8s")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-k8s")))]
+pub mod kubernetes {
+    pub use nebula_credential_kubernetes::*;
 }
 
 pub use nebula_credential_core::{

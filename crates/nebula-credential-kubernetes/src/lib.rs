@@ -1,0 +1,57 @@
+//! Kubernetes Secrets backend for nebula-credential.
+//!
+//! Each credential is one Secret of type `nebula-credential/v1` in one namespace. Its
+//! data key `record` holds the versioned JSON record (`{format_version, id,
+//! encrypted_data, metadata}`); annotations hold the original id
+//! (`nebula-credential.io/id`), the metadata as JSON (`nebula-credential.io/metadata`)
+//! and the tag keys this library wrote (`nebula-credential.io/tag-keys`).
+//!
+//! **Names.** Secret names are lowercase DNS-1123 subdomains; ids are case-sensitive. An
+//! id that is already lowercase without `_` keeps its spelling (`nebula-cred-api-key`);
+//! any other is folded to lowercase with `_` as `-` and followed by `.` and a short
+//! base32 mask of what was folded (`Api_Key` → `nebula-cred-api-key.jq`). The mapping is
+//! lossless and injective: `Key`, `key` and `KEY` are three Secrets, every 128-character
+//! id fits, and `list` returns the original ids.
+//!
+//! **Labels.** `app.kubernetes.io/managed-by=nebula-credential` marks our Secrets, beside
+//! the configured default labels (`app.kubernetes.io/name=nebula-credential`,
+//! `app.kubernetes.io/component=credential`) and `nebula-credential.io/prefix`. Each
+//! credential tag `k=v` is the label `tag.nebula-credential.io/k` (values a label cannot
+//! hold become `sha256-<hex>`, which still matches exactly), and
+//! `nebula-credential.io/created-at` holds the creation time, so `list` filters with a
+//! label selector on the server and re-checks exactly on the client. An overwrite removes
+//! only labels this library wrote; labels and annotations other tools added stay.
+//!
+//! **Writes.** `store` creates the Secret, or replaces it with the `resourceVersion` just
+//! read (a lost race is retried, at most 10 rounds). A conditional store uses the
+//! `resourceVersion` as the revision (`Precondition::Revision`) and a create for
+//! `Precondition::Absent`. A Secret under our name without the managed-by label is never
+//! read, overwritten or deleted: every operation reports `Conflict` naming it. The whole
+//! object (name, type, labels, annotations, data) is checked against 1 MiB before any
+//! request.
+//!
+//! | operation | requests | RBAC verbs on `secrets` |
+//! |---|---|---|
+//! | `store` | `get`, then `create` or `update` (`PUT` with `resourceVersion`) | `get`, `create`, `update` |
+//! | `retrieve` | `get` | `get` |
+//! | `exists` | `get` of the metadata only (no data transferred) | `get` |
+//! | `delete` | `get` of the metadata, `delete` with a `uid` precondition | `get`, `delete` |
+//! | `list` | `list` of metadata with a label selector, `limit` / `continue` pages | `list` |
+//! | `check` | `list` of at most one item | `list` |
+//!
+//! Errors map by HTTP status and `Status.reason` in one table (`errors.rs`), never by
+//! message text. kube's own retries are turned off; the `Retry` layer is the only one.
+
+mod config;
+mod errors;
+mod labels;
+mod naming;
+mod provider;
+
+pub use config::{KubernetesSecretsConfig, MAX_NAMESPACE_LEN};
+pub use labels::{ID_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, METADATA_ANNOTATION, PREFIX_LABEL, TAG_LABEL_PREFIX};
+pub use naming::{MAX_NAME_LEN, MAX_PREFIX_LEN, secret_name};
+pub use provider::{KubernetesSecretsProvider, MAX_OBJECT_BYTES, RECORD_KEY, SECRET_TYPE, object_size};
+
+/// The provider name in errors, logs and metrics.
+const PROVIDER: &str = "kubernetes";

@@ -1,0 +1,564 @@
+//! The Kubernetes Secrets provider against a real kube-apiserver (with RBAC), through
+//! `open()`'s full layer stack: the conformance suite (each case in a namespace of its own,
+//! with foreign Secrets planted by kube-rs directly), then what only Kubernetes shows:
+//! labels and annotations seen by other clients, server-side label selection, RBAC and
+//! authentication errors, TLS refusal, kubeconfig contexts, and interop with the
+//! Kubernetes project's own Python client.
+#![cfg(feature = "kubernetes")]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use nebula_credential::kubernetes::{
+    ID_ANNOTATION, KubernetesSecretsConfig, KubernetesSecretsProvider, MANAGED_BY_LABEL, SECRET_TYPE, secret_name,
+};
+use nebula_credential::secrecy::ExposeSecret;
+use nebula_credential::{
+    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, StorageConfig, StorageError,
+    StorageMetrics, StorageProvider, Tags, open, open_with_metrics,
+};
+use nebula_credential_core::BoxError;
+use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
+use nebula_credential_core::layers::BoxFuture;
+use nebula_credential_tests::{emulator_var, unique};
+
+const BACKEND: &str = "kubernetes";
+const PREFIX: &str = "nebula-cred-";
+
+fn admin_kubeconfig() -> String {
+    emulator_var("NEBULA_TEST_KUBECONFIG", BACKEND)
+}
+
+async fn admin_client() -> Client {
+    let kubeconfig = Kubeconfig::read_from(admin_kubeconfig()).expect("admin kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("admin config");
+    Client::try_from(config).expect("admin client")
+}
+
+async fn secrets(namespace: &str) -> Api<Secret> {
+    Api::namespaced(admin_client().await, namespace)
+}
+
+/// Creates `name` unless it exists. Namespaces stay: a bare kube-apiserver has no
+/// namespace controller to finish deleting them, and the emulator is thrown away.
+async fn ensure_namespace(name: &str) {
+    let api: Api<Namespace> = Api::all(admin_client().await);
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+        Err(e) => panic!("cannot create namespace {name}: {e}"),
+    }
+}
+
+fn config(namespace: &str) -> KubernetesSecretsConfig {
+    KubernetesSecretsConfig {
+        namespace: Some(namespace.to_string()),
+        kubeconfig_path: Some(admin_kubeconfig().into()),
+        ..KubernetesSecretsConfig::default()
+    }
+}
+
+async fn provider(c: KubernetesSecretsConfig) -> Arc<dyn StorageProvider> {
+    open(&StorageConfig::Kubernetes(c)).await.expect("open kubernetes")
+}
+
+/// A namespace of its own for `what`, and a provider in it.
+async fn fresh(what: &str) -> (String, Arc<dyn StorageProvider>) {
+    let ns = unique(what);
+    ensure_namespace(&ns).await;
+    let p = provider(config(&ns)).await;
+    (ns, p)
+}
+
+/// Plants a Secret named like ours, without the managed-by label, through kube-rs.
+struct KubeForeign;
+
+const FOREIGN_VALUE: &[u8] = b"not ours";
+
+fn foreign_secret(name: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(BTreeMap::from([("team".to_string(), "other".to_string())])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "value".to_string(),
+            k8s_openapi::ByteString(FOREIGN_VALUE.to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+fn is_foreign_intact(s: &Secret) -> bool {
+    s.data.as_ref().and_then(|d| d.get("value")).map(|v| v.0.as_slice()) == Some(FOREIGN_VALUE)
+        && s.metadata.labels.as_ref().map(BTreeMap::len) == Some(1)
+        && s.metadata.annotations.as_ref().is_none_or(BTreeMap::is_empty)
+}
+
+impl Foreign for KubeForeign {
+    fn plant<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
+        Box::pin(async move {
+            let name = secret_name(PREFIX, id);
+            secrets(namespace)
+                .await
+                .create(&PostParams::default(), &foreign_secret(&name))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn intact<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let s = secrets(namespace).await.get(&secret_name(PREFIX, id)).await?;
+            Ok(is_foreign_intact(&s))
+        })
+    }
+
+    fn remove<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
+        Box::pin(async move {
+            secrets(namespace)
+                .await
+                .delete(&secret_name(PREFIX, id), &DeleteParams::default())
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+nebula_credential_core::conformance_tests!(
+    kubernetes_via_open,
+    |namespace: String| async move {
+        ensure_namespace(&namespace).await;
+        provider(config(&namespace)).await
+    },
+    foreign = KubeForeign
+);
+
+async fn cleanup(p: &dyn StorageProvider) {
+    for id in p.list(&CredentialFilter::new()).await.expect("list") {
+        p.delete(&id).await.expect("delete");
+    }
+}
+
+#[tokio::test]
+async fn a_secret_is_visible_in_its_namespace_only() {
+    let (a_ns, a) = fresh("iso-a").await;
+    let (b_ns, b) = fresh("iso-b").await;
+    let k = id("Only_In_A");
+    a.store(&k, &data(1), &meta()).await.unwrap();
+    let name = secret_name(PREFIX, &k);
+    assert!(secrets(&a_ns).await.get_opt(&name).await.unwrap().is_some());
+    assert!(secrets(&b_ns).await.get_opt(&name).await.unwrap().is_none());
+    assert!(!b.exists(&k).await.unwrap());
+    assert!(b.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    assert!(matches!(b.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    cleanup(a.as_ref()).await;
+}
+
+/// The Secret carries our type, the managed-by and default labels, one label per tag;
+/// an overwrite drops the label of a removed tag and keeps what other tools added.
+#[tokio::test]
+async fn labels_follow_overwrites_and_foreign_labels_and_annotations_survive() {
+    let (ns, p) = fresh("labels").await;
+    let k = id("Labelled");
+    let name = secret_name(PREFIX, &k);
+    p.store(
+        &k,
+        &data(1),
+        &tagged(&[("env", "prod"), ("tier", "1"), ("city", "Zürich")]),
+    )
+    .await
+    .unwrap();
+    let api = secrets(&ns).await;
+    let s = api.get(&name).await.unwrap();
+    assert_eq!(s.type_.as_deref(), Some(SECRET_TYPE));
+    let labels = s.metadata.labels.clone().unwrap();
+    assert_eq!(labels[MANAGED_BY_LABEL], "nebula-credential");
+    assert_eq!(labels["app.kubernetes.io/name"], "nebula-credential");
+    assert_eq!(labels["app.kubernetes.io/component"], "credential");
+    assert_eq!(labels["tag.nebula-credential.io/env"], "prod");
+    assert_eq!(labels["tag.nebula-credential.io/tier"], "1");
+    assert!(labels["tag.nebula-credential.io/city"].starts_with("sha256-"));
+    assert_eq!(s.metadata.annotations.as_ref().unwrap()[ID_ANNOTATION], "Labelled");
+
+    let patch = serde_json::json!({"metadata": {
+        "labels": {"team": "payments", "example.com/cost-center": "42"},
+        "annotations": {"example.com/owner": "ops"}
+    }});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    p.store(&k, &data(2), &tagged(&[("env", "staging")])).await.unwrap();
+    let s = api.get(&name).await.unwrap();
+    let labels = s.metadata.labels.unwrap();
+    assert_eq!(labels["tag.nebula-credential.io/env"], "staging");
+    assert!(!labels.contains_key("tag.nebula-credential.io/tier"), "{labels:?}");
+    assert!(!labels.contains_key("tag.nebula-credential.io/city"), "{labels:?}");
+    assert_eq!(labels["team"], "payments");
+    assert_eq!(labels["example.com/cost-center"], "42");
+    assert_eq!(s.metadata.annotations.unwrap()["example.com/owner"], "ops");
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag("env", "staging")).await.unwrap(),
+        vec![k.clone()]
+    );
+    assert!(
+        p.list(&CredentialFilter::new().tag("tier", "1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    cleanup(p.as_ref()).await;
+}
+
+/// `list` sends a label selector and the API server returns only the matching Secrets:
+/// the raw list with the provider's selector counts exactly the matches.
+#[tokio::test]
+async fn list_filters_tags_on_the_server() {
+    let ns = unique("selector");
+    ensure_namespace(&ns).await;
+    let bare = KubernetesSecretsProvider::new(config(&ns)).await.unwrap();
+    for i in 0..12 {
+        let team = if i % 4 == 0 { "Zürich team" } else { "other" };
+        bare.store(&id(&format!("item_{i:02}")), &data(i), &tagged(&[("team", team)]))
+            .await
+            .unwrap();
+    }
+    let filter = CredentialFilter::new().tag("team", "Zürich team");
+    let selector = bare.label_selector(&filter);
+    assert!(selector.contains("tag.nebula-credential.io/team=sha256-"), "{selector}");
+    let raw = secrets(&ns)
+        .await
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap();
+    assert_eq!(raw.items.len(), 3, "the server returned only the matches");
+    let all = secrets(&ns)
+        .await
+        .list(&ListParams::default().labels(&bare.label_selector(&CredentialFilter::new())))
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 12);
+    assert_eq!(
+        bare.list(&filter).await.unwrap(),
+        vec![id("item_00"), id("item_04"), id("item_08")]
+    );
+    cleanup(&bare).await;
+}
+
+#[tokio::test]
+async fn list_pages_through_more_than_one_page() {
+    let ns = unique("pages");
+    ensure_namespace(&ns).await;
+    let p = provider(KubernetesSecretsConfig {
+        list_page_size: 7,
+        ..config(&ns)
+    })
+    .await;
+    for i in 0..30 {
+        p.store(&id(&format!("Page_{i:02}")), &data(i), &meta()).await.unwrap();
+    }
+    let ids = p.list(&CredentialFilter::new()).await.unwrap();
+    let expected: Vec<CredentialId> = (0..30).map(|i| id(&format!("Page_{i:02}"))).collect();
+    assert_eq!(ids, expected, "5 pages of 7, sorted, original ids");
+    cleanup(p.as_ref()).await;
+}
+
+#[tokio::test]
+async fn a_foreign_secret_under_our_prefix_is_left_alone() {
+    let (ns, p) = fresh("foreign").await;
+    let k = id("foreign");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    api.create(&PostParams::default(), &foreign_secret(&name))
+        .await
+        .unwrap();
+    p.store(&id("mine"), &data(1), &meta()).await.unwrap();
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![id("mine")]);
+    for (op, outcome) in [
+        ("exists", p.exists(&k).await.map(drop)),
+        ("retrieve", p.retrieve(&k).await.map(drop)),
+        ("store", p.store(&k, &data(2), &meta()).await.map(drop)),
+        ("delete", p.delete(&k).await),
+    ] {
+        let err = outcome.expect_err(op);
+        assert!(err.is_conflict(), "{op}: {err}");
+        assert!(err.to_string().contains(&name), "{op}: {err}");
+    }
+    assert!(is_foreign_intact(&api.get(&name).await.unwrap()));
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    cleanup(p.as_ref()).await;
+}
+
+/// 50 operations at once (stores, reads, existence checks and lists) all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_operations() {
+    let (_, p) = fresh("parallel").await;
+    for i in 0..10 {
+        p.store(&id(&format!("seed_{i}")), &data(i), &meta()).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..50u8)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                match i % 4 {
+                    0 => p.store(&id(&format!("New_{i}")), &data(i), &meta()).await.map(drop),
+                    1 => p.retrieve(&id(&format!("seed_{}", i % 10))).await.map(drop),
+                    2 => p.exists(&id(&format!("seed_{}", i % 10))).await.map(drop),
+                    _ => p.list(&CredentialFilter::new()).await.map(drop),
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap().len(), 10 + 13);
+    cleanup(p.as_ref()).await;
+}
+
+/// The restricted user may read Secrets in its namespace only: a store is denied naming
+/// the `create` verb, reads elsewhere name `list` / `get`.
+#[tokio::test]
+async fn the_restricted_user_gets_permission_denied_naming_the_verb() {
+    let restricted = emulator_var("NEBULA_TEST_KUBECONFIG_RESTRICTED", BACKEND);
+    let own_ns = emulator_var("NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE", BACKEND);
+    let metrics = Arc::new(StorageMetrics::new());
+    let c = KubernetesSecretsConfig {
+        namespace: Some(own_ns.clone()),
+        kubeconfig_path: Some(restricted.clone().into()),
+        ..KubernetesSecretsConfig::default()
+    };
+    let p = open_with_metrics(&StorageConfig::Kubernetes(c.clone()), metrics.clone())
+        .await
+        .unwrap();
+    p.check().await.expect("list is allowed");
+    assert!(!p.exists(&id("nothing")).await.unwrap(), "get is allowed");
+    let err = p.store(&id("denied"), &data(1), &meta()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    let m = err.to_string();
+    assert!(
+        m.contains(&format!("grant `create` on `secrets` in namespace `{own_ns}`")),
+        "{m}"
+    );
+    assert_eq!(metrics.snapshot().store.retries, 0, "not retried");
+
+    let elsewhere = provider(KubernetesSecretsConfig {
+        namespace: Some("default".into()),
+        ..c
+    })
+    .await;
+    let err = elsewhere.list(&CredentialFilter::new()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(
+        err.to_string()
+            .contains("grant `list` on `secrets` in namespace `default`"),
+        "{err}"
+    );
+    let err = elsewhere.retrieve(&id("x")).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("grant `get` on `secrets` in namespace `default`"),
+        "{err}"
+    );
+}
+
+/// The server URL and CA of the admin kubeconfig.
+fn cluster() -> (String, String) {
+    let kubeconfig = Kubeconfig::read_from(admin_kubeconfig()).unwrap();
+    let cluster = kubeconfig.clusters[0].cluster.clone().unwrap();
+    (cluster.server.unwrap(), cluster.certificate_authority_data.unwrap())
+}
+
+fn write_kubeconfig(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_bogus_token_is_authentication_failed_and_never_shown() {
+    let (server, ca) = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let token = "bogus-token-4f1e9a";
+    let path = write_kubeconfig(
+        &dir,
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    \
+             certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\n\
+             contexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    );
+    let metrics = Arc::new(StorageMetrics::new());
+    let p = open_with_metrics(
+        &StorageConfig::Kubernetes(KubernetesSecretsConfig {
+            namespace: Some("default".into()),
+            kubeconfig_path: Some(path),
+            ..KubernetesSecretsConfig::default()
+        }),
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    for err in [
+        p.store(&id("k"), &data(1), &meta()).await.unwrap_err(),
+        p.list(&CredentialFilter::new()).await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+        assert!(!err.is_retryable());
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(token), "the token leaked: {shown}");
+    }
+    assert_eq!(metrics.snapshot().store.retries, 0);
+    assert!(!format!("{p:?}").contains(token));
+}
+
+/// TLS verification is on: without the cluster's CA the server's certificate is refused,
+/// not retried, and the error names the CA setting.
+#[tokio::test]
+async fn an_untrusted_server_certificate_is_refused() {
+    let text = std::fs::read_to_string(admin_kubeconfig()).unwrap();
+    let without_ca: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("certificate-authority-data:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(text.len(), without_ca.len());
+    let dir = tempfile::tempdir().unwrap();
+    let p = provider(KubernetesSecretsConfig {
+        namespace: Some("default".into()),
+        kubeconfig_path: Some(write_kubeconfig(&dir, &without_ca)),
+        ..KubernetesSecretsConfig::default()
+    })
+    .await;
+    let err = p.exists(&id("k")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("certificate-authority-data"), "{err}");
+}
+
+/// With two contexts in one kubeconfig, `context` picks one, and its namespace is the
+/// default when `namespace` is unset.
+#[tokio::test]
+async fn the_configured_context_of_a_two_context_kubeconfig_is_used() {
+    let (one, two) = (unique("ctx-one"), unique("ctx-two"));
+    ensure_namespace(&one).await;
+    ensure_namespace(&two).await;
+    let mut kubeconfig = Kubeconfig::read_from(admin_kubeconfig()).unwrap();
+    let base = kubeconfig.contexts[0].clone();
+    kubeconfig.contexts = [("one", &one), ("two", &two)]
+        .into_iter()
+        .map(|(name, ns)| {
+            let mut c = base.clone();
+            c.name = name.to_string();
+            c.context.as_mut().unwrap().namespace = Some(ns.clone());
+            c
+        })
+        .collect();
+    kubeconfig.current_context = Some("one".into());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_kubeconfig(&dir, &serde_json::to_string(&kubeconfig).unwrap());
+    let c = KubernetesSecretsConfig {
+        kubeconfig_path: Some(path),
+        context: Some("two".into()),
+        ..KubernetesSecretsConfig::default()
+    };
+    let bare = KubernetesSecretsProvider::new(c.clone()).await.unwrap();
+    assert_eq!(bare.namespace(), two);
+    let p = provider(c.clone()).await;
+    let k = id("In_Two");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let name = secret_name(PREFIX, &k);
+    assert!(secrets(&two).await.get_opt(&name).await.unwrap().is_some());
+    assert!(secrets(&one).await.get_opt(&name).await.unwrap().is_none());
+    let missing = KubernetesSecretsProvider::new(KubernetesSecretsConfig {
+        context: Some("three".into()),
+        ..c
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::Config);
+    assert!(missing.to_string().contains("`context`"), "{missing}");
+    cleanup(p.as_ref()).await;
+}
+
+/// The Kubernetes project's own Python client reads the Secret we wrote: our type,
+/// labels and annotations, the record in one data key, and no plaintext anywhere.
+#[tokio::test]
+async fn the_python_kubernetes_client_sees_our_secret_without_plaintext() {
+    let python = emulator_var("NEBULA_TEST_KUBE_PYTHON", BACKEND);
+    let (ns, p) = fresh("interop").await;
+    let store = CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate()));
+    let k = id("Interop_Key");
+    let plaintext = "pl41ntext-sk_live_0123456789";
+    store
+        .put(
+            &k,
+            plaintext.as_bytes(),
+            Tags::from([("env".to_string(), "prod".to_string())]),
+        )
+        .await
+        .unwrap();
+    let script = r#"
+import base64, json, sys
+from kubernetes import client, config
+config.load_kube_config(config_file=sys.argv[1])
+s = client.CoreV1Api().read_namespaced_secret(sys.argv[3], sys.argv[2])
+print(json.dumps({
+    "type": s.type,
+    "labels": s.metadata.labels,
+    "annotations": s.metadata.annotations,
+    "data": {k: base64.b64decode(v).decode("latin-1") for k, v in (s.data or {}).items()},
+}))
+"#;
+    let name = secret_name(PREFIX, &k);
+    let args = [script.to_string(), admin_kubeconfig(), ns.clone(), name];
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new(&python).arg("-c").args(&args).output())
+        .await
+        .unwrap()
+        .expect("run the Python kubernetes client");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["type"], SECRET_TYPE);
+    assert_eq!(seen["labels"][MANAGED_BY_LABEL], "nebula-credential");
+    assert_eq!(seen["labels"]["tag.nebula-credential.io/env"], "prod");
+    assert_eq!(seen["annotations"][ID_ANNOTATION], "Interop_Key");
+    let data = seen["data"].as_object().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["record"]);
+    let record: serde_json::Value = serde_json::from_str(data["record"].as_str().unwrap()).unwrap();
+    assert_eq!(record["id"], "Interop_Key");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(plaintext),
+        "plaintext visible"
+    );
+    assert_eq!(store.get(&k).await.unwrap().expose_secret(), plaintext.as_bytes());
+    cleanup(p.as_ref()).await;
+}
+
+/// A namespace that does not exist: reads find nothing, a store says the namespace is missing.
+#[tokio::test]
+async fn a_missing_namespace_is_named() {
+    let ns = unique("absent");
+    let p = provider(config(&ns)).await;
+    assert!(matches!(p.retrieve(&id("k")).await, Err(StorageError::NotFound { .. })));
+    let err = p.store(&id("k"), &data(1), &meta()).await.unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string().contains(&format!("namespace `{ns}` does not exist")),
+        "{err}"
+    );
+}
