@@ -81,6 +81,8 @@ providers! {
         "Encrypted files in a local directory (feature `storage-local`).";
     Aws = "aws", feature = "storage-aws", "storage-aws", nebula_credential_aws::AwsSecretsManagerConfig,
         "AWS Secrets Manager (feature `storage-aws`).";
+    Vault = "vault", feature = "storage-vault", "storage-vault", nebula_credential_vault::VaultConfig,
+        "HashiCorp Vault / OpenBao KV v2 (feature `storage-vault`).";
 }
 
 /// The error for a `provider` name this build cannot open: unknown, or its feature is off.

@@ -30,6 +30,7 @@
 //! | (always) | in memory | `"memory"` |
 //! | `storage-local` (default) | encrypted local files | `"local"` |
 //! | `storage-aws` | AWS Secrets Manager | `"aws"` |
+//! | `storage-vault` | HashiCorp Vault / OpenBao KV v2 | `"vault"` |
 //! | `storage-all` | every backend above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +53,13 @@ pub mod local {
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-aws")))]
 pub mod aws {
     pub use nebula_credential_aws::*;
+}
+
+/// The HashiCorp Vault KV v2 backend (feature `storage-vault`).
+#[cfg(feature = "storage-vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-vault")))]
+pub mod vault {
+    pub use nebula_credential_vault::*;
 }
 
 pub use nebula_credential_core::{
