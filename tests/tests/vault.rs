@@ -239,7 +239,10 @@ async fn short_token(ttl: &str, max: &str) -> String {
         .ttl(ttl)
         .explicit_max_ttl(max)
         .renewable(true);
-    vaultrs::token::new(&raw(), Some(&mut req)).await.expect("token create").client_token
+    vaultrs::token::new(&raw(), Some(&mut req))
+        .await
+        .expect("token create")
+        .client_token
 }
 
 fn fast_renewal(c: VaultConfig) -> VaultConfig {
@@ -256,7 +259,9 @@ async fn keep_working(p: &HashiCorpVaultProvider, span: Duration) {
     let start = Instant::now();
     let mut i = 0u8;
     while start.elapsed() < span {
-        p.store(&k, &data(i), &meta()).await.expect("store while the token changes");
+        p.store(&k, &data(i), &meta())
+            .await
+            .expect("store while the token changes");
         assert_eq!(p.retrieve(&k).await.expect("retrieve").data, data(i));
         i = i.wrapping_add(1);
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -442,12 +447,18 @@ async fn operators_see_marker_and_tags_in_metadata_never_plaintext() {
     with_owner.insert("owner".into(), "platform".into());
     let mut opts = SetSecretMetadataRequest::builder();
     opts.custom_metadata(with_owner);
-    kv2::set_metadata(&raw(), "secret", &path, Some(&mut opts)).await.unwrap();
+    kv2::set_metadata(&raw(), "secret", &path, Some(&mut opts))
+        .await
+        .unwrap();
     store
         .put(&k, secret, Tags::from([("env".to_string(), "staging".to_string())]))
         .await
         .unwrap();
-    let custom = kv2::read_metadata(&raw(), "secret", &path).await.unwrap().custom_metadata.unwrap();
+    let custom = kv2::read_metadata(&raw(), "secret", &path)
+        .await
+        .unwrap()
+        .custom_metadata
+        .unwrap();
     assert_eq!(custom["owner"], "platform");
     assert_eq!(custom["env"], "staging");
     // What `bao kv get secret/<prefix>/Db_Password` shows: the record, encrypted.

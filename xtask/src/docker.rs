@@ -117,7 +117,12 @@ pub(crate) fn vault_env(spec: &Spec) -> Result<Env> {
             &format!("token_max_ttl={max_ttl}"),
         ])?;
         let role_id = bao(&["read", "-field=role_id", &format!("auth/approle/role/{role}/role-id")])?;
-        let secret_id = bao(&["write", "-f", "-field=secret_id", &format!("auth/approle/role/{role}/secret-id")])?;
+        let secret_id = bao(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            &format!("auth/approle/role/{role}/secret-id"),
+        ])?;
         vars.insert(format!("{var}_ROLE_ID"), role_id.trim().to_string());
         vars.insert(format!("{var}_SECRET_ID"), secret_id.trim().to_string());
     }
@@ -141,11 +146,16 @@ pub(crate) fn vault_env(spec: &Spec) -> Result<Env> {
         "docker compose exec (TLS dev server)",
     )?;
     let ca = dir("run")?.join("vault-tls-ca.pem");
-    let pem = with_retries("read the TLS dev server's CA", || exec(service, &["cat", "/tmp/nebula-tls/vault-ca.pem"]))?;
+    let pem = with_retries("read the TLS dev server's CA", || {
+        exec(service, &["cat", "/tmp/nebula-tls/vault-ca.pem"])
+    })?;
     std::fs::write(&ca, format!("{}\n", pem.trim()))?;
     vars.extend(
         [
-            ("NEBULA_TEST_VAULT_ADDR", format!("http://127.0.0.1:{}", spec.docker_port)),
+            (
+                "NEBULA_TEST_VAULT_ADDR",
+                format!("http://127.0.0.1:{}", spec.docker_port),
+            ),
             ("NEBULA_TEST_VAULT_TOKEN", ROOT_TOKEN.to_string()),
             ("NEBULA_TEST_VAULT_TLS_ADDR", "https://127.0.0.1:8201".to_string()),
             ("NEBULA_TEST_VAULT_TLS_CA", ca.display().to_string()),

@@ -173,7 +173,10 @@ pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
     };
     let setup = || -> Result<Env> {
         run_checked(&mut cli(&["auth", "enable", "approle"]), "bao auth enable approle")?;
-        for (name, policy) in [("nebula-test", VAULT_POLICY), ("nebula-readonly", VAULT_READONLY_POLICY)] {
+        for (name, policy) in [
+            ("nebula-test", VAULT_POLICY),
+            ("nebula-readonly", VAULT_READONLY_POLICY),
+        ] {
             let file = dir("run")?.join(format!("vault-policy-{name}.hcl"));
             std::fs::write(&file, policy)?;
             run_checked(
@@ -202,7 +205,12 @@ pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
                 "bao read role-id",
             )?;
             let secret_id = run_checked(
-                &mut cli(&["write", "-f", "-field=secret_id", &format!("auth/approle/role/{role}/secret-id")]),
+                &mut cli(&[
+                    "write",
+                    "-f",
+                    "-field=secret_id",
+                    &format!("auth/approle/role/{role}/secret-id"),
+                ]),
                 "bao write secret-id",
             )?;
             vars.insert(format!("{var}_ROLE_ID"), role_id);

@@ -211,7 +211,11 @@ impl Session {
     /// Whether Vault still accepts the token of `client` (`lookup-self`): `Ok(false)` when
     /// it answers 403.
     pub(crate) async fn token_accepted(&self, client: &VaultClient) -> Result<bool, VaultError> {
-        match vaultrs::token::lookup_self(client).await.map(drop).map_err(VaultError::from) {
+        match vaultrs::token::lookup_self(client)
+            .await
+            .map(drop)
+            .map_err(VaultError::from)
+        {
             Ok(()) => Ok(true),
             Err(e) if matches!(e.kind, Kind::Denied | Kind::Unauthenticated) => Ok(false),
             Err(e) => Err(e),
@@ -318,14 +322,16 @@ fn login_error(e: ClientError, mount: &str) -> StorageError {
     let e = VaultError::from(e);
     match e.kind {
         // Vault answers a wrong role or secret id with 400, an unknown mount with 403/404.
-        Kind::BadRequest | Kind::Denied | Kind::NotFound | Kind::Unauthenticated => StorageError::authentication_failed(
-            PROVIDER,
-            format!(
-                "AppRole login at auth/{mount}/login was refused: check auth.role_id, auth.secret_id (secret ids \
+        Kind::BadRequest | Kind::Denied | Kind::NotFound | Kind::Unauthenticated => {
+            StorageError::authentication_failed(
+                PROVIDER,
+                format!(
+                    "AppRole login at auth/{mount}/login was refused: check auth.role_id, auth.secret_id (secret ids \
                  expire and may be single-use) and auth.mount"
-            ),
-        )
-        .with_source(e.into_source()),
+                ),
+            )
+            .with_source(e.into_source())
+        }
         _ => e.into_storage(crate::errors::Context {
             operation: nebula_credential_core::Operation::Check,
             id: None,

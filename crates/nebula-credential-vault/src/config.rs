@@ -217,7 +217,13 @@ impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
             .field("address", &self.address)
-            .field("ca_cert", &self.ca_cert.as_ref().map(|c| if is_inline_pem(c) { "<inline PEM>" } else { c }))
+            .field(
+                "ca_cert",
+                &self
+                    .ca_cert
+                    .as_ref()
+                    .map(|c| if is_inline_pem(c) { "<inline PEM>" } else { c }),
+            )
             .field("allow_plaintext_http", &self.allow_plaintext_http)
             .field("auth", &self.auth)
             .field("mount_path", &self.mount_path)
@@ -334,7 +340,10 @@ fn check_secret(value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err("must not be empty".into());
     }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+    {
         return Err("must be printable ASCII without spaces (was it pasted with a newline?)".into());
     }
     Ok(())
@@ -552,11 +561,7 @@ mod tests {
         assert_eq!(c.renewal_threshold(), Duration::from_secs(3600));
         assert_eq!(c.check_interval(), Duration::from_secs(300));
         assert_eq!(c.max_payload_bytes, 1_040_384);
-        assert_eq!(
-            c.validate().unwrap_err().field(),
-            "auth.token",
-            "no token by default"
-        );
+        assert_eq!(c.validate().unwrap_err().field(), "auth.token", "no token by default");
         assert!(valid().validate().is_ok());
     }
 
@@ -593,7 +598,12 @@ mod tests {
             assert_eq!(e.field(), "address", "{bad}: {e}");
             assert_eq!(e.provider(), "vault");
         }
-        assert!(check("http://10.0.0.5:8200", false).unwrap_err().rule().contains("allow_plaintext_http"));
+        assert!(
+            check("http://10.0.0.5:8200", false)
+                .unwrap_err()
+                .rule()
+                .contains("allow_plaintext_http")
+        );
         assert!(check("http://vault:8200", true).is_ok());
     }
 
@@ -602,7 +612,9 @@ mod tests {
         for ok in ["secret", "kv/v2", "nebula/credentials", "a.b_c-d/E"] {
             assert!(check_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/secret", "secret/", "a//b", "a/../b", ".", "a b", "a/ü", "a*", "a%2f"] {
+        for bad in [
+            "", "/secret", "secret/", "a//b", "a/../b", ".", "a b", "a/ü", "a*", "a%2f",
+        ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }
     }
@@ -766,7 +778,9 @@ mod tests {
         c.auth = approle();
         let shown = format!("{c:?} {}", toml::to_string(&c).unwrap());
         assert!(!shown.contains("TOPSECRET-ID") && shown.contains("role-1"), "{shown}");
-        let e = VaultConfig::with_token("http://127.0.0.1:8200", "s.TOP SECRET").validate().unwrap_err();
+        let e = VaultConfig::with_token("http://127.0.0.1:8200", "s.TOP SECRET")
+            .validate()
+            .unwrap_err();
         assert!(!e.to_string().contains("SECRET"), "{e}");
     }
 
@@ -788,7 +802,10 @@ mod tests {
         assert!(c.validate().is_ok());
         let c: VaultConfig = toml::from_str("[auth]\nmethod = \"token\"\ntoken = \"t\"").unwrap();
         assert_eq!(c, VaultConfig::with_token("https://127.0.0.1:8200", "t"));
-        assert!(toml::from_str::<VaultConfig>("tls_verify = false").is_err(), "no switch to turn TLS off");
+        assert!(
+            toml::from_str::<VaultConfig>("tls_verify = false").is_err(),
+            "no switch to turn TLS off"
+        );
         assert!(toml::from_str::<VaultConfig>("[auth]\nmethod = \"userpass\"").is_err());
     }
 }

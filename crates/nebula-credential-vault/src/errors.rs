@@ -76,9 +76,8 @@ impl From<ClientError> for VaultError {
             ClientError::APIError { code, .. } => (classify(*code), Some(*code)),
             ClientError::RestClientError { source } => match source {
                 rustify::errors::ClientError::ServerResponseError { code, .. } => (classify(*code), Some(*code)),
-                rustify::errors::ClientError::RequestError { .. } | rustify::errors::ClientError::ResponseError { .. } => {
-                    (network_kind(&err), None)
-                }
+                rustify::errors::ClientError::RequestError { .. }
+                | rustify::errors::ClientError::ResponseError { .. } => (network_kind(&err), None),
                 _ => (Kind::Other, None),
             },
             _ => (Kind::Other, None),
@@ -153,7 +152,10 @@ impl VaultError {
         let err = match self.kind {
             Kind::NotFound => match id {
                 Some(id) => return StorageError::not_found(PROVIDER, id),
-                None => self.backend(ctx, &format!("{path} was not found; check mount_path and the KV version (v2)")),
+                None => self.backend(
+                    ctx,
+                    &format!("{path} was not found; check mount_path and the KV version (v2)"),
+                ),
             },
             Kind::Denied => StorageError::permission_denied(
                 PROVIDER,
@@ -225,7 +227,11 @@ mod tests {
         for (status, kind) in table {
             assert_eq!(classify(status), kind, "{status}");
             assert_eq!(VaultError::from(api(status)).kind, kind, "APIError {status}");
-            assert_eq!(VaultError::from(server(status)).kind, kind, "ServerResponseError {status}");
+            assert_eq!(
+                VaultError::from(server(status)).kind,
+                kind,
+                "ServerResponseError {status}"
+            );
         }
         assert_eq!(VaultError::from(ClientError::ResponseDataEmptyError).kind, Kind::Other);
     }
@@ -251,9 +257,18 @@ mod tests {
             m.contains("`update`") && m.contains("secret/data/nebula/credentials/api"),
             "{m}"
         );
-        let e = VaultError::from(api(403)).unauthenticated().into_storage(ctx(Some(&id)));
+        let e = VaultError::from(api(403))
+            .unauthenticated()
+            .into_storage(ctx(Some(&id)));
         assert!(matches!(e, StorageError::AuthenticationFailed { .. }), "{e:?}");
-        for (status, retryable) in [(412, true), (429, true), (500, true), (503, true), (400, false), (405, false)] {
+        for (status, retryable) in [
+            (412, true),
+            (429, true),
+            (500, true),
+            (503, true),
+            (400, false),
+            (405, false),
+        ] {
             let e = VaultError::from(api(status)).into_storage(ctx(Some(&id)));
             assert_eq!(e.is_retryable(), retryable, "{status}: {e}");
         }

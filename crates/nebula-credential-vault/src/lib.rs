@@ -41,8 +41,8 @@ mod provider;
 
 pub use auth::TokenStats;
 pub use config::{
-    DEFAULT_MAX_PAYLOAD_BYTES, DeleteMode, MAX_CHECK_INTERVAL_SECS, MAX_PAYLOAD_BYTES_LIMIT, MAX_RENEWAL_THRESHOLD_SECS,
-    VaultAuth, VaultConfig,
+    DEFAULT_MAX_PAYLOAD_BYTES, DeleteMode, MAX_CHECK_INTERVAL_SECS, MAX_PAYLOAD_BYTES_LIMIT,
+    MAX_RENEWAL_THRESHOLD_SECS, VaultAuth, VaultConfig,
 };
 pub use provider::{HashiCorpVaultProvider, SHUTDOWN_GRACE};
 

@@ -25,12 +25,33 @@ use crate::config::{DeleteMode, VaultConfig};
 use crate::errors::{Context, Kind, VaultError};
 
 /// The tag scheme of KV v2 `custom_metadata`: values up to 512 bytes (128 characters of
-/// any Unicode fit), any character but controls.
+/// any Unicode fit), any character but controls and [`EMPTY`].
 pub(crate) const SCHEME: TagScheme = TagScheme {
     max_value_chars: 128,
-    value_char: |c| !c.is_control(),
+    value_char: |c| !c.is_control() && c != EMPTY_CHAR,
     ..TagScheme::DEFAULT
 };
+
+/// Vault refuses empty `custom_metadata` values: an empty tag value is stored as `∅`,
+/// which the scheme never produces for a non-empty value (it holds `∅` as a digest).
+const EMPTY_CHAR: char = '\u{2205}';
+const EMPTY: &str = "\u{2205}";
+
+/// Tags as written to `custom_metadata`.
+fn to_vault(tags: &Tags) -> HashMap<String, String> {
+    tags.iter()
+        .map(|(k, v)| (k.clone(), if v.is_empty() { EMPTY.to_string() } else { v.clone() }))
+        .collect()
+}
+
+/// Tags as read from `custom_metadata`.
+fn from_vault(custom: Option<HashMap<String, String>>) -> Tags {
+    custom
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| if v == EMPTY { (k, String::new()) } else { (k, v) })
+        .collect()
+}
 
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -80,7 +101,7 @@ impl EntryState {
         EntryState {
             current: m.current_version,
             live,
-            tags: m.custom_metadata.unwrap_or_default().into_iter().collect(),
+            tags: from_vault(m.custom_metadata),
         }
     }
 }
@@ -176,7 +197,10 @@ impl HashiCorpVaultProvider {
     /// The metadata of the entry at `path`, `None` when there is none. Never reads values.
     async fn state(&self, path: &str, ctx: Context<'_>) -> Result<Option<EntryState>, StorageError> {
         let mount = self.config.mount_path.as_str();
-        match self.call(|c| async move { kv2::read_metadata(&*c, mount, path).await }).await {
+        match self
+            .call(|c| async move { kv2::read_metadata(&*c, mount, path).await })
+            .await
+        {
             Ok(m) => Ok(Some(EntryState::from_metadata(m))),
             Err(e) if e.kind == Kind::NotFound => Ok(None),
             Err(e) => Err(e.into_storage(ctx)),
@@ -184,7 +208,12 @@ impl HashiCorpVaultProvider {
     }
 
     /// The state of `id`'s entry, refusing (`Conflict`) an entry without our marker.
-    async fn ours(&self, id: &CredentialId, path: &str, operation: Operation) -> Result<Option<EntryState>, StorageError> {
+    async fn ours(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        operation: Operation,
+    ) -> Result<Option<EntryState>, StorageError> {
         let meta_path = self.api_path("metadata", path);
         let ctx = Context {
             operation,
@@ -208,7 +237,7 @@ impl HashiCorpVaultProvider {
         capability: &'static str,
     ) -> Result<(), StorageError> {
         let mount = self.config.mount_path.as_str();
-        let custom: HashMap<String, String> = tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let custom = to_vault(tags);
         let custom = &custom;
         self.call(|c| async move {
             let mut req = SetSecretMetadataRequest::builder();
@@ -226,37 +255,45 @@ impl HashiCorpVaultProvider {
         })
     }
 
-    /// One `cas` write. `Ok(None)` when the check-and-set did not hold.
+    /// One write, with `cas` when given. `Ok(None)` when the check-and-set did not hold.
     async fn write(
         &self,
         id: &CredentialId,
         path: &str,
         record: &serde_json::Value,
-        cas: u64,
+        cas: Option<u64>,
+        create: bool,
     ) -> Result<Option<u64>, StorageError> {
         let mount = self.config.mount_path.as_str();
-        let Ok(cas32) = u32::try_from(cas) else {
-            return Err(StorageError::backend(
-                PROVIDER,
-                Operation::Store,
-                Some(id),
-                format!("the entry's version {cas} is beyond what check-and-set can name"),
-            ));
+        let cas = match cas.map(u32::try_from) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(_)) => {
+                return Err(StorageError::backend(
+                    PROVIDER,
+                    Operation::Store,
+                    Some(id),
+                    "the entry's version is beyond what check-and-set can name; delete and store it again",
+                ));
+            }
         };
         let written = self
             .call(|c| async move {
-                kv2::set_with_options(&*c, mount, path, record, SetSecretRequestOptions { cas: cas32 }).await
+                match cas {
+                    Some(cas) => kv2::set_with_options(&*c, mount, path, record, SetSecretRequestOptions { cas }).await,
+                    None => kv2::set(&*c, mount, path, record).await,
+                }
             })
             .await;
         match written {
             Ok(meta) => Ok(Some(meta.version)),
             // Our request is well-formed: a 400 on a cas write is the check-and-set failing.
-            Err(e) if e.kind == Kind::BadRequest => Ok(None),
+            Err(e) if e.kind == Kind::BadRequest && cas.is_some() => Ok(None),
             Err(e) => Err(e.into_storage(Context {
                 operation: Operation::Store,
                 id: Some(id),
                 path: &self.api_path("data", path),
-                capability: if cas == 0 { "create" } else { "update" },
+                capability: if create { "create" } else { "update" },
             })),
         }
     }
@@ -272,14 +309,17 @@ impl HashiCorpVaultProvider {
         let desired = SCHEME.desired(metadata, &Tags::new());
         for _ in 0..MAX_ROUNDS {
             let state = self.ours(id, &path, Operation::Store).await?;
+            // Last writer wins over an entry of ours (no cas); a new entry is created with
+            // cas 0, so a foreign entry created meanwhile is never overwritten.
             let (cas, current_tags) = match (&state, precondition) {
                 (Some(s), Precondition::Absent) if s.live => return Err(precondition.conflict(PROVIDER, id)),
                 (Some(s), Precondition::Revision(r)) if !s.live || r.as_str() != s.current.to_string() => {
                     return Err(precondition.conflict(PROVIDER, id));
                 }
                 (None, Precondition::Revision(_)) => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), _) => (s.current, Some(&s.tags)),
-                (None, _) => (0, None),
+                (Some(s), Precondition::None) => (None, Some(&s.tags)),
+                (Some(s), _) => (Some(s.current), Some(&s.tags)),
+                (None, _) => (Some(0), None),
             };
             let tags = match current_tags {
                 // A new entry carries our marker before it holds any data.
@@ -299,7 +339,7 @@ impl HashiCorpVaultProvider {
                     })
                 }
             };
-            match self.write(id, &path, record, cas).await? {
+            match self.write(id, &path, record, cas, current_tags.is_none()).await? {
                 Some(version) => {
                     if let Some(tags) = tags {
                         self.put_tags(id, &path, &tags, "update").await?;
@@ -324,6 +364,30 @@ impl Drop for HashiCorpVaultProvider {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.lock().unwrap_or_else(PoisonError::into_inner).take() {
             task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_survive_custom_metadata() {
+        let meta = CredentialMetadata::new().with_tags(Tags::from([
+            ("empty".to_string(), String::new()),
+            ("set".to_string(), "∅".to_string()),
+            ("long".to_string(), "ü".repeat(256)),
+        ]));
+        let desired = SCHEME.desired(&meta, &Tags::new());
+        let written = to_vault(&desired);
+        assert!(written.values().all(|v| !v.is_empty() && v.len() <= 512), "{written:?}");
+        assert_ne!(written["empty"], written["set"]);
+        assert_eq!(from_vault(Some(written)), desired);
+        let id: CredentialId = "k".parse().unwrap();
+        for (k, v) in [("empty", ""), ("set", "∅")] {
+            let f = CredentialFilter::new().tag(k, v);
+            assert!(SCHEME.matches(&f, &id, &desired), "{k}");
         }
     }
 }
@@ -362,7 +426,11 @@ impl StorageProvider for HashiCorpVaultProvider {
         let p = path.as_str();
         let read = self
             .call(|c| async move {
-                let request = ReadSecretRequest::builder().mount(mount).path(p).build().expect("mount and path set");
+                let request = ReadSecretRequest::builder()
+                    .mount(mount)
+                    .path(p)
+                    .build()
+                    .expect("mount and path set");
                 vaultrs::api::exec_with_result(&*c, request).await
             })
             .await;
@@ -378,7 +446,7 @@ impl StorageProvider for HashiCorpVaultProvider {
             }
         };
         let location = format!("{mount}/{path}");
-        let tags: Tags = read.metadata.custom_metadata.unwrap_or_default().into_iter().collect();
+        let tags = from_vault(read.metadata.custom_metadata);
         SCHEME.ensure_ours(PROVIDER, id, &location, &tags)?;
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
@@ -400,11 +468,13 @@ impl StorageProvider for HashiCorpVaultProvider {
         let p = path.as_str();
         let (result, api) = match self.config.delete_mode {
             DeleteMode::Destroy => (
-                self.call(|c| async move { kv2::delete_metadata(&*c, mount, p).await }).await,
+                self.call(|c| async move { kv2::delete_metadata(&*c, mount, p).await })
+                    .await,
                 "metadata",
             ),
             DeleteMode::Soft if state.live => (
-                self.call(|c| async move { kv2::delete_latest(&*c, mount, p).await }).await,
+                self.call(|c| async move { kv2::delete_latest(&*c, mount, p).await })
+                    .await,
                 "data",
             ),
             DeleteMode::Soft => return Ok(()),
@@ -454,7 +524,11 @@ impl StorageProvider for HashiCorpVaultProvider {
                     capability: "read",
                 };
                 let state = self.state(&path, ctx).await?;
-                Ok::<_, StorageError>(state.filter(|s| s.live && SCHEME.matches(filter, &id, &s.tags)).map(|_| id))
+                Ok::<_, StorageError>(
+                    state
+                        .filter(|s| s.live && SCHEME.matches(filter, &id, &s.tags))
+                        .map(|_| id),
+                )
             })
             .buffer_unordered(self.config.list_concurrency);
         let mut ids: Vec<CredentialId> = Vec::new();
