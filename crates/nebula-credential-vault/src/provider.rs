@@ -368,30 +368,6 @@ impl Drop for HashiCorpVaultProvider {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_values_survive_custom_metadata() {
-        let meta = CredentialMetadata::new().with_tags(Tags::from([
-            ("empty".to_string(), String::new()),
-            ("set".to_string(), "∅".to_string()),
-            ("long".to_string(), "ü".repeat(256)),
-        ]));
-        let desired = SCHEME.desired(&meta, &Tags::new());
-        let written = to_vault(&desired);
-        assert!(written.values().all(|v| !v.is_empty() && v.len() <= 512), "{written:?}");
-        assert_ne!(written["empty"], written["set"]);
-        assert_eq!(from_vault(Some(written)), desired);
-        let id: CredentialId = "k".parse().unwrap();
-        for (k, v) in [("empty", ""), ("set", "∅")] {
-            let f = CredentialFilter::new().tag(k, v);
-            assert!(SCHEME.matches(&f, &id, &desired), "{k}");
-        }
-    }
-}
-
 #[async_trait]
 impl StorageProvider for HashiCorpVaultProvider {
     fn provider_name(&self) -> &'static str {
@@ -561,6 +537,30 @@ impl StorageProvider for HashiCorpVaultProvider {
                 path: &self.api_path("metadata", prefix),
                 capability: "list",
             })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_survive_custom_metadata() {
+        let meta = CredentialMetadata::new().with_tags(Tags::from([
+            ("empty".to_string(), String::new()),
+            ("set".to_string(), "∅".to_string()),
+            ("long".to_string(), "ü".repeat(256)),
+        ]));
+        let desired = SCHEME.desired(&meta, &Tags::new());
+        let written = to_vault(&desired);
+        assert!(written.values().all(|v| !v.is_empty() && v.len() <= 512), "{written:?}");
+        assert_ne!(written["empty"], written["set"]);
+        assert_eq!(from_vault(Some(written)), desired);
+        let id: CredentialId = "k".parse().unwrap();
+        for (k, v) in [("empty", ""), ("set", "∅")] {
+            let f = CredentialFilter::new().tag(k, v);
+            assert!(SCHEME.matches(&f, &id, &desired), "{k}");
         }
     }
 }
