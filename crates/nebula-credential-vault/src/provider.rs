@@ -545,6 +545,68 @@ impl StorageProvider for HashiCorpVaultProvider {
 mod tests {
     use super::*;
 
+    /// A provider for an address where nothing listens (port 9 on loopback).
+    async fn unreachable(prefix: &str) -> HashiCorpVaultProvider {
+        HashiCorpVaultProvider::new(VaultConfig {
+            mount_path: "kv".into(),
+            path_prefix: prefix.into(),
+            max_payload_bytes: 2048,
+            ..VaultConfig::with_token("http://127.0.0.1:9", "s.TOPSECRET")
+        })
+        .await
+        .expect("token auth builds without a request")
+    }
+
+    #[tokio::test]
+    async fn paths_are_mount_prefix_and_id_unchanged() {
+        let p = unreachable("team/app").await;
+        let id: CredentialId = "Api_Key-2".parse().unwrap();
+        assert_eq!(p.entry_path(&id), "team/app/Api_Key-2");
+        assert_eq!(p.api_path("data", &p.entry_path(&id)), "kv/data/team/app/Api_Key-2");
+        assert_eq!(p.api_path("metadata", "team/app"), "kv/metadata/team/app");
+        let other: CredentialId = "api_key-2".parse().unwrap();
+        assert_ne!(p.entry_path(&id), p.entry_path(&other), "case is kept");
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("TOPSECRET") && shown.contains("team/app"), "{shown}");
+        p.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn too_large_before_any_request_and_refused_connections_are_retryable() {
+        let p = unreachable("x").await;
+        let id: CredentialId = "k".parse().unwrap();
+        let big = EncryptedData {
+            version: 1,
+            key_id: "k".into(),
+            nonce: [0; 12],
+            ciphertext: vec![0; 4096],
+        };
+        let e = p.store(&id, &big, &CredentialMetadata::new()).await.unwrap_err();
+        assert!(matches!(e, StorageError::TooLarge { limit: 2048, .. }), "{e:?}");
+        let e = p.retrieve(&id).await.unwrap_err();
+        assert!(matches!(e, StorageError::Unavailable { .. }) && e.is_retryable(), "{e:?}");
+        assert!(!format!("{e} {e:?}").contains("TOPSECRET"));
+    }
+
+    #[tokio::test]
+    async fn shutdown_and_drop_stop_the_renewal_task() {
+        let p = unreachable("x").await;
+        assert!(p.renewal_running());
+        p.shutdown().await;
+        assert!(!p.renewal_running());
+        let p = unreachable("y").await;
+        let session = p.session.clone();
+        drop(p);
+        // The task holds the other reference; dropping the provider aborts it.
+        for _ in 0..100 {
+            if Arc::strong_count(&session) == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the renewal task outlived its provider");
+    }
+
     #[test]
     fn empty_values_survive_custom_metadata() {
         let meta = CredentialMetadata::new().with_tags(Tags::from([
