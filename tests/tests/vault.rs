@@ -484,3 +484,60 @@ async fn a_record_over_max_payload_bytes_is_refused_before_any_request() {
     let err = p.store(&id("Big"), &big, &meta()).await.unwrap_err();
     assert!(matches!(err, StorageError::TooLarge { limit: 4096, .. }), "{err:?}");
 }
+
+/// Collects log lines in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `text` holds something shaped like a Vault/OpenBao token (`s.…`, `hvs.…`).
+fn has_token_shape(text: &str) -> bool {
+    text.match_indices("s.")
+        .any(|(i, _)| text[i + 2..].chars().take_while(|c| c.is_ascii_alphanumeric()).count() >= 20)
+}
+
+// Current-thread runtime: the renewal tasks run on this thread, under this subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_of_renewals_logins_and_rejections_never_contain_a_token() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let bogus = "s.BOGUSTOKEN0123456789abcdef";
+    let rejected = HashiCorpVaultProvider::new(fast_renewal(VaultConfig::with_token(addr(), bogus)))
+        .await
+        .unwrap();
+    let secret_id = var("NEBULA_TEST_VAULT_SHORT_APPROLE_SECRET_ID");
+    let renewing = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+        auth: approle("NEBULA_TEST_VAULT_SHORT_APPROLE"),
+        ..config(&unique("logs"))
+    }))
+    .await
+    .unwrap();
+    keep_working(&renewing, Duration::from_secs(10)).await;
+    assert!(renewing.token_stats().relogins >= 1, "{:?}", renewing.token_stats());
+    assert!(rejected.token_stats().failures >= 1, "{:?}", rejected.token_stats());
+    rejected.shutdown().await;
+    renewing.shutdown().await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("the Vault token was rejected"), "{text}");
+    assert!(text.contains("logged in to Vault again"), "{text}");
+    for secret in [bogus, secret_id.as_str(), root_token().as_str()] {
+        assert!(!text.contains(secret), "a secret reached the logs");
+    }
+    assert!(!has_token_shape(&text), "a token reached the logs:\n{text}");
+}

@@ -584,7 +584,10 @@ mod tests {
         let e = p.store(&id, &big, &CredentialMetadata::new()).await.unwrap_err();
         assert!(matches!(e, StorageError::TooLarge { limit: 2048, .. }), "{e:?}");
         let e = p.retrieve(&id).await.unwrap_err();
-        assert!(matches!(e, StorageError::Unavailable { .. }) && e.is_retryable(), "{e:?}");
+        assert!(
+            matches!(e, StorageError::Unavailable { .. }) && e.is_retryable(),
+            "{e:?}"
+        );
         assert!(!format!("{e} {e:?}").contains("TOPSECRET"));
     }
 
