@@ -506,17 +506,27 @@ fn has_token_shape(text: &str) -> bool {
         .any(|(i, _)| text[i + 2..].chars().take_while(|c| c.is_ascii_alphanumeric()).count() >= 20)
 }
 
-// Current-thread runtime: the renewal tasks run on this thread, under this subscriber.
-#[tokio::test(flavor = "current_thread")]
+/// Every log line of this test binary from the moment it is first called, at TRACE level
+/// (a global subscriber: a scoped one misses events whose callsites other test threads
+/// registered first).
+fn captured_logs() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_of_renewals_logins_and_rejections_never_contain_a_token() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = captured_logs();
     let bogus = "s.BOGUSTOKEN0123456789abcdef";
     let rejected = HashiCorpVaultProvider::new(fast_renewal(VaultConfig::with_token(addr(), bogus)))
         .await
