@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use nebula_credential_core::remote::check_service_url;
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
@@ -268,38 +269,14 @@ pub(crate) fn is_inline_pem(ca_cert: &str) -> bool {
     ca_cert.trim_start().starts_with("-----BEGIN")
 }
 
-/// Checks Vault's address: parses, `http`/`https`, a host, no user info, path, query or
-/// fragment, and plain `http` only for loopback hosts unless `allow_plaintext_http`.
+/// Checks Vault's address: the shared service-URL rules, and no path (the provider adds
+/// `/v1/…` itself).
 fn check_address(raw: &str, allow_plaintext_http: bool) -> Result<(), String> {
-    let url = url::Url::parse(raw)
-        .map_err(|e| format!("is not a valid URL ({e}); use e.g. \"https://vault.example.com:8200\""))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("must use https:// or http:// (got {}://)", url.scheme()));
-    }
-    let Some(host) = url.host() else {
-        return Err("has no host".into());
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry user info; configure [auth] instead".into());
-    }
+    let url = check_service_url(raw, allow_plaintext_http, "allow_plaintext_http")?;
     if url.path() != "/" && !url.path().is_empty() {
         return Err(format!(
             "must not have a path (got {:?}); the provider adds /v1/… itself",
             url.path()
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not have a query or fragment".into());
-    }
-    let loopback = match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    };
-    if url.scheme() == "http" && !loopback && !allow_plaintext_http {
-        return Err(format!(
-            "uses plain http to {host}, which is not a loopback host; use https, or set allow_plaintext_http = true \
-             if the network path is trusted"
         ));
     }
     Ok(())

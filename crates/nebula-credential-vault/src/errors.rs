@@ -17,6 +17,7 @@
 //! | TLS handshake failure | `RestClientError(RequestError)` | `Backend`, not retryable, naming `ca_cert` |
 //! | unparsable answer | `JsonParseError`, `ResponseParseError`, … | `Backend` |
 
+use nebula_credential_core::remote::source_chain;
 use nebula_credential_core::{BoxError, CredentialId, Operation, StorageError};
 use vaultrs::error::ClientError;
 
@@ -92,28 +93,14 @@ impl From<ClientError> for VaultError {
 
 /// A request that got no answer: TLS or the network.
 fn network_kind(err: &(dyn std::error::Error + 'static)) -> Kind {
-    let mut tls = false;
-    in_chain(err, |e| {
-        tls |= e.downcast_ref::<rustls::Error>().is_some()
+    let tls = source_chain(err).any(|e| {
+        e.downcast_ref::<rustls::Error>().is_some()
             // rustls reports certificate and protocol failures as io::ErrorKind::InvalidData.
             || e
                 .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData);
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
     });
     if tls { Kind::Tls } else { Kind::Unavailable }
-}
-
-/// Calls `visit` on every error in `err`'s source chain, descending into the error an
-/// `io::Error` wraps (which its `source()` skips).
-fn in_chain(err: &(dyn std::error::Error + 'static), mut visit: impl FnMut(&(dyn std::error::Error + 'static))) {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        visit(e);
-        next = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
-        };
-    }
 }
 
 /// Where an error happened: the operation, the credential, the Vault API path called and
