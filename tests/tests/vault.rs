@@ -121,6 +121,26 @@ nebula_credential_core::conformance_tests!(
     foreign = VaultForeign
 );
 
+#[test]
+fn one_line_selects_vault() {
+    let c: StorageConfig = toml::from_str(
+        "provider = \"vault\"\naddress = \"https://vault.example.com:8200\"\ndelete_mode = \"soft\"\n\
+         [auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id = \"s3cr3t-id\"\n[retry]\nmax_retries = 2",
+    )
+    .unwrap();
+    assert_eq!(c.provider_name(), "vault");
+    assert_eq!(c.retry().max_retries, 2);
+    assert!(c.validate().is_ok());
+    let StorageConfig::Vault(v) = &c else { panic!("{c:?}") };
+    assert_eq!(v.delete_mode, DeleteMode::Soft);
+    assert!(!format!("{c:?}").contains("s3cr3t-id"));
+    let e = toml::from_str::<StorageConfig>("provider = \"vault\"\naddress = \"http://vault.example.com\"")
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(e.field(), "address");
+}
+
 async fn cleanup(p: &dyn StorageProvider) {
     for id in p.list(&CredentialFilter::new()).await.expect("list") {
         p.delete(&id).await.expect("delete");

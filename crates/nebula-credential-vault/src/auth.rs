@@ -203,6 +203,7 @@ impl Session {
             }
             Err(e) => {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(provider = PROVIDER, error = %e, "logging in to Vault again with AppRole failed");
                 Err(e)
             }
         }
