@@ -492,6 +492,53 @@ async fn operators_see_marker_and_tags_in_metadata_never_plaintext() {
     cleanup(p.as_ref()).await;
 }
 
+/// Runs `bao <command> -format=json <path>` (`NEBULA_TEST_VAULT_CLI`) against the
+/// emulator as root.
+fn bao_json(command: &[&str], path: &str) -> serde_json::Value {
+    let out = std::process::Command::new(var("NEBULA_TEST_VAULT_CLI"))
+        .args(command)
+        .arg("-format=json")
+        .arg(path)
+        .env("BAO_ADDR", addr())
+        .env("BAO_TOKEN", root_token())
+        .output()
+        .expect("run bao");
+    assert!(
+        out.status.success(),
+        "bao {command:?} {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("bao prints JSON")
+}
+
+#[tokio::test]
+async fn the_bao_cli_shows_marker_and_tags_never_plaintext() {
+    let ns = unique("cli");
+    let p = provider(config(&ns)).await;
+    let store = CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate()));
+    let k = id("Api_Token");
+    store
+        .put(
+            &k,
+            b"cli-plaintext-secret",
+            Tags::from([("team".to_string(), "payments".to_string())]),
+        )
+        .await
+        .unwrap();
+    let path = format!("secret/{}/Api_Token", prefix(&ns));
+    let meta = bao_json(&["kv", "metadata", "get"], &path);
+    let custom = &meta["data"]["custom_metadata"];
+    assert_eq!(custom["nebula-credential:managed"], "true", "{meta}");
+    assert_eq!(custom["team"], "payments", "{meta}");
+    assert_eq!(meta["data"]["current_version"], 1, "{meta}");
+    let got = bao_json(&["kv", "get"], &path);
+    let record = &got["data"]["data"];
+    assert_eq!(record["id"], "Api_Token", "{got}");
+    assert!(record["encrypted_data"]["ciphertext"].is_string(), "{got}");
+    assert!(!got.to_string().contains("cli-plaintext-secret"), "{got}");
+    cleanup(p.as_ref()).await;
+}
+
 #[tokio::test]
 async fn a_record_over_max_payload_bytes_is_refused_before_any_request() {
     let p = provider(VaultConfig {

@@ -145,6 +145,17 @@ pub(crate) fn vault_env(spec: &Spec) -> Result<Env> {
         ]),
         "docker compose exec (TLS dev server)",
     )?;
+    // The `bao` CLI of the container, for the interop test: BAO_ADDR / BAO_TOKEN are passed in.
+    let cli = dir("run")?.join("bao-in-docker.sh");
+    std::fs::write(
+        &cli,
+        format!(
+            "#!/bin/sh\nexec docker compose -f '{}' exec -T -e BAO_ADDR=http://127.0.0.1:8200 -e BAO_TOKEN=\"$BAO_TOKEN\" {service} bao \"$@\"\n",
+            workspace_root().join("docker-compose.test.yml").display()
+        ),
+    )?;
+    std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    vars.insert("NEBULA_TEST_VAULT_CLI".into(), cli.display().to_string());
     let ca = dir("run")?.join("vault-tls-ca.pem");
     let pem = with_retries("read the TLS dev server's CA", || {
         exec(service, &["cat", "/tmp/nebula-tls/vault-ca.pem"])

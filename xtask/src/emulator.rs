@@ -82,6 +82,7 @@ static EMULATORS: [Spec; 4] = [
             "NEBULA_TEST_VAULT_READONLY_TOKEN",
             "NEBULA_TEST_VAULT_TLS_ADDR",
             "NEBULA_TEST_VAULT_TLS_CA",
+            "NEBULA_TEST_VAULT_CLI",
         ],
     },
     Spec {

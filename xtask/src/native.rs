@@ -235,6 +235,7 @@ pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
         ("NEBULA_TEST_VAULT_TOKEN", token),
         ("NEBULA_TEST_VAULT_TLS_ADDR", format!("https://127.0.0.1:{tls_port}")),
         ("NEBULA_TEST_VAULT_TLS_CA", ca.display().to_string()),
+        ("NEBULA_TEST_VAULT_CLI", bao.display().to_string()),
     ]));
     Ok(vars)
 }
