@@ -151,6 +151,17 @@ pub enum DeleteMode {
 ///
 /// TLS is always verified (there is no switch to turn it off, and `VAULT_SKIP_VERIFY`
 /// has no effect); `ca_cert` adds a private CA to the system roots.
+///
+/// ```
+/// use nebula_credential_core::ProviderConfig;
+/// use nebula_credential_vault::{DeleteMode, VaultConfig};
+/// let mut config = VaultConfig::with_token("https://vault.example.com:8200", "hvs.example");
+/// config.delete_mode = DeleteMode::Soft;
+/// assert!(config.validate().is_ok());
+/// assert!(!format!("{config:?}").contains("hvs.example"));
+/// let plain = VaultConfig::with_token("http://vault.example.com:8200", "hvs.example");
+/// assert_eq!(plain.validate().unwrap_err().field(), "address");
+/// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VaultConfig {
