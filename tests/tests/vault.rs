@@ -268,7 +268,7 @@ async fn short_token(ttl: &str, max: &str) -> String {
 fn fast_renewal(c: VaultConfig) -> VaultConfig {
     VaultConfig {
         renewal_check_interval_secs: 1,
-        token_renewal_threshold_secs: 2,
+        token_renewal_threshold_secs: 3,
         ..c
     }
 }
@@ -291,7 +291,7 @@ async fn keep_working(p: &HashiCorpVaultProvider, span: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_with_a_ttl_of_seconds_is_renewed_and_keeps_working() {
-    let token = short_token("3s", "1h").await;
+    let token = short_token("5s", "1h").await;
     let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
         auth: VaultAuth::Token {
             token: SecretString::from(token),
@@ -300,8 +300,8 @@ async fn token_with_a_ttl_of_seconds_is_renewed_and_keeps_working() {
     }))
     .await
     .unwrap();
-    // Five TTLs.
-    keep_working(&p, Duration::from_secs(15)).await;
+    // Four TTLs.
+    keep_working(&p, Duration::from_secs(20)).await;
     let stats = p.token_stats();
     assert!(stats.renewals >= 3, "{stats:?}");
     assert_eq!(stats.relogins, 0, "{stats:?}");
