@@ -492,6 +492,36 @@ async fn operators_see_marker_and_tags_in_metadata_never_plaintext() {
     cleanup(p.as_ref()).await;
 }
 
+#[tokio::test]
+async fn key_rotation_rewrites_every_credential_with_cas() {
+    let ns = unique("rotate");
+    let p = provider(config(&ns)).await;
+    let store = CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate()));
+    for i in 0..5 {
+        store
+            .put(&id(&format!("rot_{i}")), format!("value-{i}").as_bytes(), Tags::new())
+            .await
+            .unwrap();
+    }
+    store.add_current_key(EncryptionKey::generate());
+    let report = store.rotate_keys().await.unwrap();
+    assert_eq!((report.re_encrypted, report.failed.len()), (5, 0), "{report:?}");
+    for i in 0..5 {
+        let k = id(&format!("rot_{i}"));
+        assert_eq!(
+            store.get(&k).await.unwrap().expose_secret(),
+            format!("value-{i}").as_bytes()
+        );
+        assert_eq!(
+            p.retrieve(&k).await.unwrap().revision.as_str(),
+            "2",
+            "one cas write each"
+        );
+    }
+    assert_eq!(store.rotate_keys().await.unwrap().already_current, 5);
+    cleanup(p.as_ref()).await;
+}
+
 /// Runs `bao <command> -format=json <path>` (`NEBULA_TEST_VAULT_CLI`) against the
 /// emulator as root.
 fn bao_json(command: &[&str], path: &str) -> serde_json::Value {
