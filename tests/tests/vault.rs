@@ -309,6 +309,31 @@ async fn token_with_a_ttl_of_seconds_is_renewed_and_keeps_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_cannot_be_renewed_ends_in_authentication_failed() {
+    let mut req = CreateTokenRequest::builder();
+    req.policies(vec!["nebula-test".to_string()]).ttl("3s").renewable(false);
+    let token = vaultrs::token::new(&raw(), Some(&mut req)).await.unwrap().client_token;
+    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+        auth: VaultAuth::Token {
+            token: SecretString::from(token),
+        },
+        ..config(&unique("norenew"))
+    }))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stats = p.token_stats();
+    assert!(
+        stats.failures >= 1 && stats.renewals == 0 && stats.relogins == 0,
+        "{stats:?}"
+    );
+    let err = p.store(&id("Late"), &data(1), &meta()).await.unwrap_err();
+    assert!(matches!(err, StorageError::AuthenticationFailed { .. }), "{err:?}");
+    assert!(err.to_string().contains("supply a new token"), "{err}");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approle_logs_in_again_after_the_max_ttl() {
     // The short role: token_ttl 3 s, token_max_ttl 8 s.
     let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
@@ -414,6 +439,18 @@ fn vault_skip_verify_changes_nothing() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn folders_under_the_prefix_are_skipped_by_list() {
+    let ns = unique("folders");
+    let p = provider(config(&ns)).await;
+    p.store(&id("Top"), &data(1), &meta()).await.unwrap();
+    let nested = format!("{}/sub/Inner", prefix(&ns));
+    kv2::set(&raw(), "secret", &nested, &foreign_value()).await.unwrap();
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![id("Top")]);
+    kv2::delete_metadata(&raw(), "secret", &nested).await.unwrap();
+    cleanup(p.as_ref()).await;
 }
 
 #[tokio::test]
