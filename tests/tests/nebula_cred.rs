@@ -31,6 +31,8 @@ fn backends() -> Vec<(&'static str, Config)> {
         ("aws", aws),
         #[cfg(feature = "kubernetes")]
         ("kubernetes", kubernetes),
+        #[cfg(feature = "vault")]
+        ("vault", vault),
     ]
 }
 
@@ -75,6 +77,20 @@ fn kubernetes(ns: &str) -> StorageConfig {
         kubeconfig_path: Some(nebula_credential_tests::emulator_var("NEBULA_TEST_KUBECONFIG", "kubernetes").into()),
         secret_prefix: format!("nc-{}-", ns.to_ascii_lowercase()),
         ..KubernetesSecretsConfig::default()
+    })
+}
+
+/// Vault: the root token of the dev server, a path prefix per namespace `ns`.
+#[cfg(feature = "vault")]
+fn vault(ns: &str) -> StorageConfig {
+    use nebula_credential::vault::VaultConfig;
+    use nebula_credential_tests::emulator_var;
+    StorageConfig::Vault(VaultConfig {
+        path_prefix: format!("nebula-test/{ns}"),
+        ..VaultConfig::with_token(
+            emulator_var("NEBULA_TEST_VAULT_ADDR", "vault"),
+            emulator_var("NEBULA_TEST_VAULT_TOKEN", "vault"),
+        )
     })
 }
 

@@ -74,8 +74,11 @@ pub(crate) fn aws_env(spec: &Spec) -> Result<Env> {
     Ok(native::aws_env(format!("http://127.0.0.1:{}", spec.docker_port)))
 }
 
-/// The vault emulator's variables under docker, after setting up AppRole in it.
+/// The vault emulator's variables under docker, after the same setup as the native start:
+/// AppRole with a normal and a short-TTL role, a read-only policy and token, and a second
+/// dev server with `-dev-tls` inside the same container (published on 8201).
 pub(crate) fn vault_env(spec: &Spec) -> Result<Env> {
+    let service = spec.docker_service;
     let bao = |args: &[&str]| {
         let mut full = vec![
             "env",
@@ -84,44 +87,94 @@ pub(crate) fn vault_env(spec: &Spec) -> Result<Env> {
             "bao",
         ];
         full.extend_from_slice(args);
-        exec(spec.docker_service, &full)
+        exec(service, &full)
+    };
+    let policy = |name: &str, hcl: &str| {
+        exec(
+            service,
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "printf '%s' '{hcl}' | BAO_ADDR=http://127.0.0.1:8200 BAO_TOKEN=nebula-dev-root bao policy write {name} -"
+                ),
+            ],
+        )
     };
     bao(&["auth", "enable", "approle"])?;
-    exec(
-        spec.docker_service,
-        &[
-            "sh",
-            "-c",
-            "echo 'path \"secret/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\",\"patch\"] }' \
-             | BAO_ADDR=http://127.0.0.1:8200 BAO_TOKEN=nebula-dev-root bao policy write nebula-test -",
-        ],
+    policy("nebula-test", native::VAULT_POLICY)?;
+    policy("nebula-readonly", native::VAULT_READONLY_POLICY)?;
+    let mut vars = Env::new();
+    for (role, ttl, max_ttl, var) in [
+        ("nebula-test", "1h", "4h", "NEBULA_TEST_VAULT_APPROLE"),
+        ("nebula-short", "3s", "8s", "NEBULA_TEST_VAULT_SHORT_APPROLE"),
+    ] {
+        bao(&[
+            "write",
+            &format!("auth/approle/role/{role}"),
+            "token_policies=nebula-test",
+            &format!("token_ttl={ttl}"),
+            &format!("token_max_ttl={max_ttl}"),
+        ])?;
+        let role_id = bao(&["read", "-field=role_id", &format!("auth/approle/role/{role}/role-id")])?;
+        let secret_id = bao(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            &format!("auth/approle/role/{role}/secret-id"),
+        ])?;
+        vars.insert(format!("{var}_ROLE_ID"), role_id.trim().to_string());
+        vars.insert(format!("{var}_SECRET_ID"), secret_id.trim().to_string());
+    }
+    let readonly = bao(&["token", "create", "-policy=nebula-readonly", "-ttl=24h", "-field=token"])?;
+    vars.insert("NEBULA_TEST_VAULT_READONLY_TOKEN".into(), readonly.trim().to_string());
+    run_checked(
+        compose().args([
+            "exec",
+            "-d",
+            "-T",
+            service,
+            "bao",
+            "server",
+            "-dev",
+            "-dev-tls",
+            "-dev-tls-cert-dir=/tmp/nebula-tls",
+            "-dev-no-store-token",
+            "-dev-root-token-id=nebula-dev-root",
+            "-dev-listen-address=0.0.0.0:8201",
+        ]),
+        "docker compose exec (TLS dev server)",
     )?;
-    bao(&[
-        "write",
-        "auth/approle/role/nebula-test",
-        "token_policies=nebula-test",
-        "token_ttl=1h",
-        "token_max_ttl=4h",
-    ])?;
-    let role_id = bao(&["read", "-field=role_id", "auth/approle/role/nebula-test/role-id"])?;
-    let secret_id = bao(&[
-        "write",
-        "-f",
-        "-field=secret_id",
-        "auth/approle/role/nebula-test/secret-id",
-    ])?;
-    Ok([
-        (
-            "NEBULA_TEST_VAULT_ADDR",
-            format!("http://127.0.0.1:{}", spec.docker_port),
+    // The `bao` CLI of the container, for the interop test: BAO_ADDR / BAO_TOKEN are passed in.
+    let cli = dir("run")?.join("bao-in-docker.sh");
+    std::fs::write(
+        &cli,
+        format!(
+            "#!/bin/sh\nexec docker compose -f '{}' exec -T -e BAO_ADDR=http://127.0.0.1:8200 -e BAO_TOKEN=\"$BAO_TOKEN\" {service} bao \"$@\"\n",
+            workspace_root().join("docker-compose.test.yml").display()
         ),
-        ("NEBULA_TEST_VAULT_TOKEN", ROOT_TOKEN.to_string()),
-        ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
-        ("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", secret_id),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect())
+    )?;
+    std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    vars.insert("NEBULA_TEST_VAULT_CLI".into(), cli.display().to_string());
+    let ca = dir("run")?.join("vault-tls-ca.pem");
+    let pem = with_retries("read the TLS dev server's CA", || {
+        exec(service, &["cat", "/tmp/nebula-tls/vault-ca.pem"])
+    })?;
+    std::fs::write(&ca, format!("{}\n", pem.trim()))?;
+    vars.extend(
+        [
+            (
+                "NEBULA_TEST_VAULT_ADDR",
+                format!("http://127.0.0.1:{}", spec.docker_port),
+            ),
+            ("NEBULA_TEST_VAULT_TOKEN", ROOT_TOKEN.to_string()),
+            ("NEBULA_TEST_VAULT_TLS_ADDR", "https://127.0.0.1:8201".to_string()),
+            ("NEBULA_TEST_VAULT_TLS_CA", ca.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    Ok(vars)
 }
 
 /// The azure emulator's variables under docker (Lowkey Vault 7.1), with its certificate

@@ -77,6 +77,12 @@ static EMULATORS: [Spec; 4] = [
             "NEBULA_TEST_VAULT_TOKEN",
             "NEBULA_TEST_VAULT_APPROLE_ROLE_ID",
             "NEBULA_TEST_VAULT_APPROLE_SECRET_ID",
+            "NEBULA_TEST_VAULT_SHORT_APPROLE_ROLE_ID",
+            "NEBULA_TEST_VAULT_SHORT_APPROLE_SECRET_ID",
+            "NEBULA_TEST_VAULT_READONLY_TOKEN",
+            "NEBULA_TEST_VAULT_TLS_ADDR",
+            "NEBULA_TEST_VAULT_TLS_CA",
+            "NEBULA_TEST_VAULT_CLI",
         ],
     },
     Spec {

@@ -252,7 +252,12 @@ fn ci(args: &Args) -> Result<()> {
 
 /// Crates that declare the workspace's `rust-version` (the AWS crate declares its own,
 /// higher one: the AWS SDK's).
-const MSRV_PACKAGES: &[&str] = &["nebula-credential-core", "nebula-credential-local", "nebula-credential"];
+const MSRV_PACKAGES: &[&str] = &[
+    "nebula-credential-core",
+    "nebula-credential-local",
+    "nebula-credential",
+    "nebula-credential-vault",
+];
 
 /// Checks that the crates claiming the workspace's `rust-version` build with that
 /// toolchain, installed through rustup into its usual place. Says so, and goes on, when

@@ -122,7 +122,15 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Starts the vault emulator natively.
+/// The policy of the restricted AppRole roles: everything on the KV v2 mount.
+pub(crate) const VAULT_POLICY: &str =
+    "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"patch\"] }\n";
+/// The read-only policy: read and list on the KV v2 mount, nothing else.
+pub(crate) const VAULT_READONLY_POLICY: &str = "path \"secret/*\" { capabilities = [\"read\", \"list\"] }\n";
+
+/// Starts the vault emulator natively: an OpenBao dev server on plain http (AppRole with a
+/// normal and a short-TTL role, a read-only policy and token), and a second dev server
+/// with `-dev-tls` (its generated CA exported) for the TLS tests.
 pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
     let bao = venv()?.join("bin").join("bao");
     let port = free_port()?;
@@ -137,61 +145,99 @@ pub(crate) fn start_vault(l: &mut Launch) -> Result<Env> {
     l.wait_ready("vault (OpenBao)", server, Duration::from_secs(60), || {
         http_status(port, "/v1/sys/health") == Some(200)
     })?;
+    let tls_port = free_port()?;
+    let tls_dir = dir("run")?.join("vault-tls");
+    let _ = std::fs::remove_dir_all(&tls_dir);
+    std::fs::create_dir_all(&tls_dir)?;
+    let ca = tls_dir.join("vault-ca.pem");
+    let tls_server = l.spawn(
+        Command::new(&bao)
+            .args([
+                "server",
+                "-dev",
+                "-dev-tls",
+                "-dev-no-store-token",
+                &format!("-dev-root-token-id={token}"),
+                &format!("-dev-listen-address=127.0.0.1:{tls_port}"),
+            ])
+            .arg(format!("-dev-tls-cert-dir={}", tls_dir.display())),
+    )?;
+    l.wait_ready("vault (OpenBao, TLS)", tls_server, Duration::from_secs(60), || {
+        ca.exists() && std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+    })?;
     let addr = format!("http://127.0.0.1:{port}");
     let cli = |args: &[&str]| {
         let mut c = Command::new(&bao);
         c.args(args).env("BAO_ADDR", &addr).env("BAO_TOKEN", &token);
         c
     };
-    let setup = || -> Result<(String, String)> {
+    let setup = || -> Result<Env> {
         run_checked(&mut cli(&["auth", "enable", "approle"]), "bao auth enable approle")?;
-        let policy = dir("run")?.join("vault-policy.hcl");
-        std::fs::write(
-            &policy,
-            "path \"secret/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"patch\"] }\n",
+        for (name, policy) in [
+            ("nebula-test", VAULT_POLICY),
+            ("nebula-readonly", VAULT_READONLY_POLICY),
+        ] {
+            let file = dir("run")?.join(format!("vault-policy-{name}.hcl"));
+            std::fs::write(&file, policy)?;
+            run_checked(
+                &mut cli(&["policy", "write", name, &file.display().to_string()]),
+                "bao policy write",
+            )?;
+        }
+        let mut vars = Env::new();
+        // A normal role, and one whose tokens live seconds (renewal and re-login tests).
+        for (role, ttl, max_ttl, var) in [
+            ("nebula-test", "1h", "4h", "NEBULA_TEST_VAULT_APPROLE"),
+            ("nebula-short", "3s", "8s", "NEBULA_TEST_VAULT_SHORT_APPROLE"),
+        ] {
+            run_checked(
+                &mut cli(&[
+                    "write",
+                    &format!("auth/approle/role/{role}"),
+                    "token_policies=nebula-test",
+                    &format!("token_ttl={ttl}"),
+                    &format!("token_max_ttl={max_ttl}"),
+                ]),
+                "bao write approle role",
+            )?;
+            let role_id = run_checked(
+                &mut cli(&["read", "-field=role_id", &format!("auth/approle/role/{role}/role-id")]),
+                "bao read role-id",
+            )?;
+            let secret_id = run_checked(
+                &mut cli(&[
+                    "write",
+                    "-f",
+                    "-field=secret_id",
+                    &format!("auth/approle/role/{role}/secret-id"),
+                ]),
+                "bao write secret-id",
+            )?;
+            vars.insert(format!("{var}_ROLE_ID"), role_id);
+            vars.insert(format!("{var}_SECRET_ID"), secret_id);
+        }
+        let readonly = run_checked(
+            &mut cli(&["token", "create", "-policy=nebula-readonly", "-ttl=24h", "-field=token"]),
+            "bao token create (read-only)",
         )?;
-        run_checked(
-            &mut cli(&["policy", "write", "nebula-test", &policy.display().to_string()]),
-            "bao policy write",
-        )?;
-        run_checked(
-            &mut cli(&[
-                "write",
-                "auth/approle/role/nebula-test",
-                "token_policies=nebula-test",
-                "token_ttl=1h",
-                "token_max_ttl=4h",
-            ]),
-            "bao write approle role",
-        )?;
-        let role_id = run_checked(
-            &mut cli(&["read", "-field=role_id", "auth/approle/role/nebula-test/role-id"]),
-            "bao read role-id",
-        )?;
-        let secret_id = run_checked(
-            &mut cli(&[
-                "write",
-                "-f",
-                "-field=secret_id",
-                "auth/approle/role/nebula-test/secret-id",
-            ]),
-            "bao write secret-id",
-        )?;
-        Ok((role_id, secret_id))
+        vars.insert("NEBULA_TEST_VAULT_READONLY_TOKEN".into(), readonly);
+        Ok(vars)
     };
-    let (role_id, secret_id) = setup().map_err(|e| {
+    let mut vars = setup().map_err(|e| {
         e.context(format!(
             "AppRole setup failed; last lines of {}:\n{}",
             l.log().display(),
             tail(l.log(), 20)
         ))
     })?;
-    Ok(env([
+    vars.extend(env([
         ("NEBULA_TEST_VAULT_ADDR", addr),
         ("NEBULA_TEST_VAULT_TOKEN", token),
-        ("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", role_id),
-        ("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", secret_id),
-    ]))
+        ("NEBULA_TEST_VAULT_TLS_ADDR", format!("https://127.0.0.1:{tls_port}")),
+        ("NEBULA_TEST_VAULT_TLS_CA", ca.display().to_string()),
+        ("NEBULA_TEST_VAULT_CLI", bao.display().to_string()),
+    ]));
+    Ok(vars)
 }
 
 /// The Key Vault emulator's binary, built by the cargo that runs xtask (incremental: a no-op

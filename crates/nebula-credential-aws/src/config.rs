@@ -155,34 +155,9 @@ fn is_key_id(k: &str) -> bool {
     uuid(k) || mrk(k) || alias(k) || arn(k)
 }
 
-/// Checks an endpoint URL: parses, `http`/`https`, a host, no user info, query or
-/// fragment, and plain `http` only for loopback hosts unless `allow_http`.
+/// Checks an endpoint URL with the shared service-URL rules.
 fn check_endpoint(raw: &str, allow_http: bool) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); use e.g. \"https://host:port\""))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("must use https:// or http:// (got {}://)", url.scheme()));
-    }
-    let Some(host) = url.host() else {
-        return Err("has no host".into());
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry user info; AWS credentials come from the credential chain".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not have a query or fragment".into());
-    }
-    let loopback = match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    };
-    if url.scheme() == "http" && !loopback && !allow_http {
-        return Err(format!(
-            "uses plain http to {host}, which is not a loopback host; use https, or set allow_http = true \
-             if the network path is trusted"
-        ));
-    }
-    Ok(())
+    nebula_credential_core::remote::check_service_url(raw, allow_http, "allow_http").map(drop)
 }
 
 fn env_var(names: &[&str]) -> Option<String> {

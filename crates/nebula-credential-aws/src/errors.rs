@@ -143,7 +143,7 @@ where
 fn dispatch_kind(err: &(dyn std::error::Error + 'static)) -> Kind {
     let mut credentials = None;
     let mut tls = false;
-    in_chain(err, |e| {
+    for e in nebula_credential_core::remote::source_chain(err) {
         if let Some(c) = e.downcast_ref::<CredentialsError>() {
             credentials = Some(credentials_kind(c));
         }
@@ -151,7 +151,7 @@ fn dispatch_kind(err: &(dyn std::error::Error + 'static)) -> Kind {
         tls |= e
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData);
-    });
+    }
     match credentials {
         Some(kind) => kind,
         None if tls => Kind::Tls,
@@ -171,19 +171,6 @@ fn credentials_kind(e: &CredentialsError) -> Kind {
 /// `Retry-After` as delta-seconds (the form AWS sends).
 fn retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// Calls `visit` on every error in `err`'s source chain. Descends into the error an
-/// `io::Error` wraps, which its `source()` skips.
-fn in_chain(err: &(dyn std::error::Error + 'static), mut visit: impl FnMut(&(dyn std::error::Error + 'static))) {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        visit(e);
-        next = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
-        };
-    }
 }
 
 impl AwsError {

@@ -83,6 +83,8 @@ providers! {
         "AWS Secrets Manager (feature `storage-aws`).";
     Kubernetes = "kubernetes", feature = "storage-k8s", "storage-k8s", nebula_credential_kubernetes::KubernetesSecretsConfig,
         "Kubernetes Secrets (feature `storage-k8s`).";
+    Vault = "vault", feature = "storage-vault", "storage-vault", nebula_credential_vault::VaultConfig,
+        "HashiCorp Vault / OpenBao KV v2 (feature `storage-vault`).";
 }
 
 /// The error for a `provider` name this build cannot open: unknown, or its feature is off.

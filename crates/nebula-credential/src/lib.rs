@@ -31,6 +31,7 @@
 //! | `storage-local` (default) | encrypted local files | `"local"` |
 //! | `storage-aws` | AWS Secrets Manager | `"aws"` |
 //! | `storage-k8s` | Kubernetes Secrets | `"kubernetes"` |
+//! | `storage-vault` | HashiCorp Vault / OpenBao KV v2 | `"vault"` |
 //! | `storage-all` | every backend above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -60,6 +61,13 @@ pub mod aws {
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-k8s")))]
 pub mod kubernetes {
     pub use nebula_credential_kubernetes::*;
+}
+
+/// The HashiCorp Vault KV v2 backend (feature `storage-vault`).
+#[cfg(feature = "storage-vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-vault")))]
+pub mod vault {
+    pub use nebula_credential_vault::*;
 }
 
 pub use nebula_credential_core::{

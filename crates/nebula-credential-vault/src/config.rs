@@ -1,0 +1,799 @@
+//! [`VaultConfig`], [`VaultAuth`], [`DeleteMode`] and their validation.
+
+use std::fmt;
+use std::time::Duration;
+
+use nebula_credential_core::remote::check_service_url;
+use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
+use nebula_credential_core::{
+    ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
+};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::PROVIDER;
+use crate::provider::HashiCorpVaultProvider;
+
+/// Default `max_payload_bytes`: Vault's integrated-storage entry limit (`max_entry_size`,
+/// 1 MiB) minus 8 KiB for the request envelope and the version's own metadata.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1_048_576 - 8_192;
+/// Largest `max_payload_bytes` accepted: Vault's default request size limit (32 MiB).
+pub const MAX_PAYLOAD_BYTES_LIMIT: usize = 32 * 1_048_576;
+/// Longest `token_renewal_threshold_secs`: 30 days.
+pub const MAX_RENEWAL_THRESHOLD_SECS: u64 = 30 * 24 * 3600;
+/// Longest `renewal_check_interval_secs`: 1 hour.
+pub const MAX_CHECK_INTERVAL_SECS: u64 = 3600;
+
+/// How the provider authenticates to Vault.
+///
+/// In TOML: `[auth]` with `method = "token"` and `token`, or `method = "approle"` with
+/// `role_id`, `secret_id` and optionally `mount` (default `approle`). Secrets are
+/// [`SecretString`]s: never printed by `Debug`, and serialized as `"[redacted]"`.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum VaultAuth {
+    /// A Vault token, used as is. Renewed by the background task while renewable; when it
+    /// cannot be renewed any more operations fail with `AuthenticationFailed`.
+    Token {
+        /// The token (`hvs.…` on Vault, `s.…` on OpenBao).
+        token: SecretString,
+    },
+    /// AppRole login; the provider logs in again when its token cannot be renewed.
+    AppRole {
+        /// The role id.
+        role_id: String,
+        /// The secret id.
+        secret_id: SecretString,
+        /// Mount path of the AppRole auth method (default `approle`).
+        #[serde(default = "default_approle_mount")]
+        mount: String,
+    },
+}
+
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+
+impl Default for VaultAuth {
+    fn default() -> Self {
+        VaultAuth::Token {
+            token: SecretString::from(String::new()),
+        }
+    }
+}
+
+impl fmt::Debug for VaultAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VaultAuth::Token { .. } => f.debug_struct("Token").finish_non_exhaustive(),
+            VaultAuth::AppRole { role_id, mount, .. } => f
+                .debug_struct("AppRole")
+                .field("role_id", role_id)
+                .field("mount", mount)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl PartialEq for VaultAuth {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (VaultAuth::Token { token: a }, VaultAuth::Token { token: b }) => a.expose_secret() == b.expose_secret(),
+            (
+                VaultAuth::AppRole {
+                    role_id: r1,
+                    secret_id: s1,
+                    mount: m1,
+                },
+                VaultAuth::AppRole {
+                    role_id: r2,
+                    secret_id: s2,
+                    mount: m2,
+                },
+            ) => r1 == r2 && m1 == m2 && s1.expose_secret() == s2.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+/// Serializes with secrets replaced by `"[redacted]"`: a serialized config never
+/// carries a token or secret id.
+impl Serialize for VaultAuth {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        match self {
+            VaultAuth::Token { .. } => {
+                let mut st = s.serialize_struct("VaultAuth", 2)?;
+                st.serialize_field("method", "token")?;
+                st.serialize_field("token", REDACTED)?;
+                st.end()
+            }
+            VaultAuth::AppRole { role_id, mount, .. } => {
+                let mut st = s.serialize_struct("VaultAuth", 4)?;
+                st.serialize_field("method", "approle")?;
+                st.serialize_field("role_id", role_id)?;
+                st.serialize_field("secret_id", REDACTED)?;
+                st.serialize_field("mount", mount)?;
+                st.end()
+            }
+        }
+    }
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// What `delete` does on Vault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteMode {
+    /// Delete every version and the metadata (`DELETE metadata/…`): nothing is left.
+    #[default]
+    Destroy,
+    /// Soft-delete the latest version (`DELETE data/…`): Vault keeps it, and an operator
+    /// can bring it back with `vault kv undelete -versions=N` (the provider then reads it
+    /// again).
+    Soft,
+}
+
+/// Settings of the HashiCorp Vault KV v2 backend (`provider = "vault"`); OpenBao works too.
+///
+/// ```toml
+/// provider = "vault"
+/// address = "https://vault.example.com:8200"
+/// ca_cert = "/etc/ssl/private-ca.pem"     # path or inline PEM; optional
+/// mount_path = "secret"
+/// path_prefix = "myapp/credentials"
+/// delete_mode = "destroy"                   # or "soft"
+/// [auth]
+/// method = "approle"
+/// role_id = "…"
+/// secret_id = "…"
+/// ```
+///
+/// TLS is always verified (there is no switch to turn it off, and `VAULT_SKIP_VERIFY`
+/// has no effect); `ca_cert` adds a private CA to the system roots.
+///
+/// ```
+/// use nebula_credential_core::ProviderConfig;
+/// use nebula_credential_vault::{DeleteMode, VaultConfig};
+/// let mut config = VaultConfig::with_token("https://vault.example.com:8200", "hvs.example");
+/// config.delete_mode = DeleteMode::Soft;
+/// assert!(config.validate().is_ok());
+/// assert!(!format!("{config:?}").contains("hvs.example"));
+/// let plain = VaultConfig::with_token("http://vault.example.com:8200", "hvs.example");
+/// assert_eq!(plain.validate().unwrap_err().field(), "address");
+/// ```
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Vault's address, e.g. `https://vault.example.com:8200` (default
+    /// `https://127.0.0.1:8200`). Plain `http://` only to a loopback host unless
+    /// `allow_plaintext_http` is set.
+    pub address: String,
+    /// A CA certificate to trust besides the system roots: a PEM file's path, or the PEM
+    /// text itself (starting with `-----BEGIN`).
+    pub ca_cert: Option<String>,
+    /// Accept plain `http://` to a non-loopback host (default `false`): tokens and
+    /// records would cross the network unencrypted.
+    pub allow_plaintext_http: bool,
+    /// How to authenticate.
+    pub auth: VaultAuth,
+    /// Mount path of the KV v2 secrets engine (default `secret`).
+    pub mount_path: String,
+    /// Folder under the mount holding one entry per credential (default
+    /// `nebula/credentials`): segments of letters, digits, `.`, `_`, `-`.
+    pub path_prefix: String,
+    /// Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`.
+    pub namespace: Option<String>,
+    /// Renew the token when its remaining TTL falls below this many seconds (default
+    /// 3,600; 1 ..= 30 days, above `renewal_check_interval_secs`).
+    pub token_renewal_threshold_secs: u64,
+    /// How often the background task looks at the token, in seconds (default 300;
+    /// 1 ..= 3,600).
+    pub renewal_check_interval_secs: u64,
+    /// What `delete` does (default `destroy`).
+    pub delete_mode: DeleteMode,
+    /// Largest serialized record accepted, in bytes (default 1 MiB − 8 KiB, sized to
+    /// Vault's integrated-storage entry limit; 1,024 ..= 32 MiB).
+    pub max_payload_bytes: usize,
+    /// Metadata reads `list` runs at once (default 16; 1 ..= 64).
+    pub list_concurrency: usize,
+    /// Retry policy of the layer stack (`[retry]`).
+    pub retry: RetryPolicy,
+    /// Deadlines of the layer stack (`[timeouts]`); the HTTP client also gives up on a
+    /// request after the longer of the two.
+    pub timeouts: Timeouts,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        VaultConfig {
+            address: "https://127.0.0.1:8200".into(),
+            ca_cert: None,
+            allow_plaintext_http: false,
+            auth: VaultAuth::default(),
+            mount_path: "secret".into(),
+            path_prefix: "nebula/credentials".into(),
+            namespace: None,
+            token_renewal_threshold_secs: 3600,
+            renewal_check_interval_secs: 300,
+            delete_mode: DeleteMode::default(),
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            list_concurrency: 16,
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+impl fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("address", &self.address)
+            .field(
+                "ca_cert",
+                &self
+                    .ca_cert
+                    .as_ref()
+                    .map(|c| if is_inline_pem(c) { "<inline PEM>" } else { c }),
+            )
+            .field("allow_plaintext_http", &self.allow_plaintext_http)
+            .field("auth", &self.auth)
+            .field("mount_path", &self.mount_path)
+            .field("path_prefix", &self.path_prefix)
+            .field("namespace", &self.namespace)
+            .field("token_renewal_threshold_secs", &self.token_renewal_threshold_secs)
+            .field("renewal_check_interval_secs", &self.renewal_check_interval_secs)
+            .field("delete_mode", &self.delete_mode)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("list_concurrency", &self.list_concurrency)
+            .field("retry", &self.retry)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+impl VaultConfig {
+    /// A configuration for `address` authenticating with `token`, otherwise default.
+    pub fn with_token(address: impl Into<String>, token: impl Into<String>) -> Self {
+        VaultConfig {
+            address: address.into(),
+            auth: VaultAuth::Token {
+                token: SecretString::from(token.into()),
+            },
+            ..VaultConfig::default()
+        }
+    }
+
+    /// `token_renewal_threshold_secs` as a duration.
+    pub fn renewal_threshold(&self) -> Duration {
+        Duration::from_secs(self.token_renewal_threshold_secs)
+    }
+
+    /// `renewal_check_interval_secs` as a duration.
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_secs(self.renewal_check_interval_secs)
+    }
+}
+
+/// Whether `ca_cert` holds PEM text rather than a path.
+pub(crate) fn is_inline_pem(ca_cert: &str) -> bool {
+    ca_cert.trim_start().starts_with("-----BEGIN")
+}
+
+/// Checks Vault's address: the shared service-URL rules, and no path (the provider adds
+/// `/v1/…` itself).
+fn check_address(raw: &str, allow_plaintext_http: bool) -> Result<(), String> {
+    let url = check_service_url(raw, allow_plaintext_http, "allow_plaintext_http")?;
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(format!(
+            "must not have a path (got {:?}); the provider adds /v1/… itself",
+            url.path()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `/`-separated Vault path: segments of letters, digits, `.`, `_`, `-`, none
+/// empty, `.` or `..`. The text completes "FIELD …".
+pub(crate) fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if path.len() > 512 {
+        return Err(format!("has {} characters; at most 512 are allowed", path.len()));
+    }
+    for segment in path.split('/') {
+        if segment.is_empty() {
+            return Err(format!(
+                "{path:?} has an empty segment (no leading, trailing or double `/`)"
+            ));
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!("{path:?} has a {segment:?} segment"));
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+        {
+            return Err(format!(
+                "{path:?} contains {c:?}; segments may hold only letters, digits, `.`, `_` and `-`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a token or secret id can travel in an HTTP header or body unchanged.
+fn check_secret(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+    {
+        return Err("must be printable ASCII without spaces (was it pasted with a newline?)".into());
+    }
+    Ok(())
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[async_trait]
+impl ProviderConfig for VaultConfig {
+    fn provider_name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// The default configuration, validated, with these variables when set (empty = unset):
+    /// - `VAULT_ADDR` → `address`; `VAULT_CACERT` → `ca_cert` (a path);
+    ///   `VAULT_NAMESPACE` → `namespace`;
+    /// - `NEBULA_VAULT_ROLE_ID` and `NEBULA_VAULT_SECRET_ID` (and optionally
+    ///   `NEBULA_VAULT_APPROLE_MOUNT`) → AppRole auth; otherwise `VAULT_TOKEN` → token auth;
+    /// - `NEBULA_VAULT_MOUNT` → `mount_path`; `NEBULA_VAULT_PATH_PREFIX` → `path_prefix`;
+    /// - `NEBULA_VAULT_DELETE_MODE` (`destroy` / `soft`) → `delete_mode`;
+    /// - `NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP` (`true` / `false`) → `allow_plaintext_http`.
+    ///
+    /// `VAULT_SKIP_VERIFY` is never read: TLS is always verified.
+    fn from_env() -> Result<Self, ConfigError> {
+        let mut c = VaultConfig::default();
+        if let Some(a) = env_var("VAULT_ADDR") {
+            c.address = a;
+        }
+        c.ca_cert = env_var("VAULT_CACERT");
+        c.namespace = env_var("VAULT_NAMESPACE");
+        c.auth = match (env_var("NEBULA_VAULT_ROLE_ID"), env_var("NEBULA_VAULT_SECRET_ID")) {
+            (Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
+                role_id,
+                secret_id: SecretString::from(secret_id),
+                mount: env_var("NEBULA_VAULT_APPROLE_MOUNT").unwrap_or_else(default_approle_mount),
+            },
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    PROVIDER,
+                    "auth",
+                    "AppRole needs both NEBULA_VAULT_ROLE_ID and NEBULA_VAULT_SECRET_ID (only one is set)",
+                ));
+            }
+            (None, None) => match env_var("VAULT_TOKEN") {
+                Some(t) => VaultAuth::Token {
+                    token: SecretString::from(t),
+                },
+                None => {
+                    return Err(ConfigError::new(
+                        PROVIDER,
+                        "auth",
+                        "no credentials: set VAULT_TOKEN, or NEBULA_VAULT_ROLE_ID and NEBULA_VAULT_SECRET_ID for AppRole",
+                    ));
+                }
+            },
+        };
+        if let Some(m) = env_var("NEBULA_VAULT_MOUNT") {
+            c.mount_path = m;
+        }
+        if let Some(p) = env_var("NEBULA_VAULT_PATH_PREFIX") {
+            c.path_prefix = p;
+        }
+        if let Some(mode) = env_var("NEBULA_VAULT_DELETE_MODE") {
+            c.delete_mode = match mode.as_str() {
+                "destroy" => DeleteMode::Destroy,
+                "soft" => DeleteMode::Soft,
+                _ => {
+                    return Err(ConfigError::new(
+                        PROVIDER,
+                        "delete_mode",
+                        format!("must be \"destroy\" or \"soft\" (NEBULA_VAULT_DELETE_MODE={mode:?})"),
+                    ));
+                }
+            };
+        }
+        if let Some(allow) = env_var("NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP") {
+            c.allow_plaintext_http = allow.parse().map_err(|_| {
+                ConfigError::new(
+                    PROVIDER,
+                    "allow_plaintext_http",
+                    format!("must be true or false (NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP={allow:?})"),
+                )
+            })?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
+        Ok(Box::new(HashiCorpVaultProvider::new(self.clone()).await?))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field: &str, rule: String| Err(ConfigError::new(PROVIDER, field, rule));
+        if let Err(rule) = check_address(&self.address, self.allow_plaintext_http) {
+            return err("address", rule);
+        }
+        if let Some(ca) = &self.ca_cert
+            && ca.trim().is_empty()
+        {
+            return err(
+                "ca_cert",
+                "must be a PEM file's path or PEM text; leave it unset to trust the system roots only".into(),
+            );
+        }
+        match &self.auth {
+            VaultAuth::Token { token } => {
+                if let Err(rule) = check_secret(token.expose_secret()) {
+                    return err("auth.token", rule);
+                }
+            }
+            VaultAuth::AppRole {
+                role_id,
+                secret_id,
+                mount,
+            } => {
+                if let Err(rule) = check_secret(role_id) {
+                    return err("auth.role_id", rule);
+                }
+                if let Err(rule) = check_secret(secret_id.expose_secret()) {
+                    return err("auth.secret_id", rule);
+                }
+                if let Err(rule) = check_path(mount) {
+                    return err("auth.mount", rule);
+                }
+            }
+        }
+        if let Err(rule) = check_path(&self.mount_path) {
+            return err("mount_path", rule);
+        }
+        if let Err(rule) = check_path(&self.path_prefix) {
+            return err("path_prefix", rule);
+        }
+        if let Some(ns) = &self.namespace
+            && let Err(rule) = check_path(ns)
+        {
+            return err("namespace", rule);
+        }
+        let threshold = self.token_renewal_threshold_secs;
+        let interval = self.renewal_check_interval_secs;
+        if !(1..=MAX_CHECK_INTERVAL_SECS).contains(&interval) {
+            return err(
+                "renewal_check_interval_secs",
+                format!("must be between 1 and {MAX_CHECK_INTERVAL_SECS} seconds (got {interval})"),
+            );
+        }
+        if !(1..=MAX_RENEWAL_THRESHOLD_SECS).contains(&threshold) {
+            return err(
+                "token_renewal_threshold_secs",
+                format!("must be between 1 and {MAX_RENEWAL_THRESHOLD_SECS} seconds (got {threshold})"),
+            );
+        }
+        if threshold <= interval {
+            return err(
+                "token_renewal_threshold_secs",
+                format!(
+                    "is {threshold} s, not above renewal_check_interval_secs ({interval} s): the token could expire \
+                     between two checks; raise the threshold or check more often"
+                ),
+            );
+        }
+        if !(1024..=MAX_PAYLOAD_BYTES_LIMIT).contains(&self.max_payload_bytes) {
+            return err(
+                "max_payload_bytes",
+                format!(
+                    "must be between 1024 and {MAX_PAYLOAD_BYTES_LIMIT} bytes (got {})",
+                    self.max_payload_bytes
+                ),
+            );
+        }
+        if !(1..=64).contains(&self.list_concurrency) {
+            return err(
+                "list_concurrency",
+                format!("must be between 1 and 64 (got {})", self.list_concurrency),
+            );
+        }
+        self.retry.validate(PROVIDER)?;
+        self.timeouts.validate(PROVIDER)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> VaultConfig {
+        VaultConfig::with_token("http://127.0.0.1:8200", "s.abcdef")
+    }
+
+    fn approle() -> VaultAuth {
+        VaultAuth::AppRole {
+            role_id: "role-1".into(),
+            secret_id: SecretString::from("TOPSECRET-ID".to_string()),
+            mount: "approle".into(),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = VaultConfig::default();
+        assert_eq!(c.mount_path, "secret");
+        assert_eq!(c.path_prefix, "nebula/credentials");
+        assert_eq!(c.delete_mode, DeleteMode::Destroy);
+        assert_eq!(c.renewal_threshold(), Duration::from_secs(3600));
+        assert_eq!(c.check_interval(), Duration::from_secs(300));
+        assert_eq!(c.max_payload_bytes, 1_040_384);
+        assert_eq!(c.validate().unwrap_err().field(), "auth.token", "no token by default");
+        assert!(valid().validate().is_ok());
+    }
+
+    #[test]
+    fn addresses() {
+        let check = |a: &str, allow: bool| {
+            VaultConfig {
+                address: a.into(),
+                allow_plaintext_http: allow,
+                ..valid()
+            }
+            .validate()
+        };
+        for ok in [
+            "https://vault.example.com:8200",
+            "https://vault.example.com",
+            "http://127.0.0.1:8200",
+            "http://localhost:8200/",
+            "http://[::1]:8200",
+        ] {
+            assert!(check(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "vault:8200",
+            "ftp://127.0.0.1",
+            "http://",
+            "https://u:p@vault",
+            "https://vault/v1",
+            "https://vault/?x=1",
+            "http://vault.example.com:8200",
+            "http://10.0.0.5:8200",
+        ] {
+            let e = check(bad, false).expect_err(bad);
+            assert_eq!(e.field(), "address", "{bad}: {e}");
+            assert_eq!(e.provider(), "vault");
+        }
+        assert!(
+            check("http://10.0.0.5:8200", false)
+                .unwrap_err()
+                .rule()
+                .contains("allow_plaintext_http")
+        );
+        assert!(check("http://vault:8200", true).is_ok());
+    }
+
+    #[test]
+    fn paths() {
+        for ok in ["secret", "kv/v2", "nebula/credentials", "a.b_c-d/E"] {
+            assert!(check_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "/secret", "secret/", "a//b", "a/../b", ".", "a b", "a/ü", "a*", "a%2f",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_table_names_the_field() {
+        let cases: Vec<(VaultConfig, &str)> = vec![
+            (VaultConfig::with_token("http://127.0.0.1:8200", ""), "auth.token"),
+            (VaultConfig::with_token("http://127.0.0.1:8200", "s.x\n"), "auth.token"),
+            (
+                VaultConfig {
+                    auth: VaultAuth::AppRole {
+                        role_id: String::new(),
+                        secret_id: SecretString::from("x".to_string()),
+                        mount: "approle".into(),
+                    },
+                    ..valid()
+                },
+                "auth.role_id",
+            ),
+            (
+                VaultConfig {
+                    auth: VaultAuth::AppRole {
+                        role_id: "r".into(),
+                        secret_id: SecretString::from(String::new()),
+                        mount: "approle".into(),
+                    },
+                    ..valid()
+                },
+                "auth.secret_id",
+            ),
+            (
+                VaultConfig {
+                    auth: VaultAuth::AppRole {
+                        role_id: "r".into(),
+                        secret_id: SecretString::from("s".to_string()),
+                        mount: "/approle".into(),
+                    },
+                    ..valid()
+                },
+                "auth.mount",
+            ),
+            (
+                VaultConfig {
+                    mount_path: "secret/".into(),
+                    ..valid()
+                },
+                "mount_path",
+            ),
+            (
+                VaultConfig {
+                    path_prefix: String::new(),
+                    ..valid()
+                },
+                "path_prefix",
+            ),
+            (
+                VaultConfig {
+                    path_prefix: "a/../b".into(),
+                    ..valid()
+                },
+                "path_prefix",
+            ),
+            (
+                VaultConfig {
+                    namespace: Some("team a".into()),
+                    ..valid()
+                },
+                "namespace",
+            ),
+            (
+                VaultConfig {
+                    ca_cert: Some(" ".into()),
+                    ..valid()
+                },
+                "ca_cert",
+            ),
+            (
+                VaultConfig {
+                    renewal_check_interval_secs: 0,
+                    ..valid()
+                },
+                "renewal_check_interval_secs",
+            ),
+            (
+                VaultConfig {
+                    renewal_check_interval_secs: 3601,
+                    ..valid()
+                },
+                "renewal_check_interval_secs",
+            ),
+            (
+                VaultConfig {
+                    token_renewal_threshold_secs: 0,
+                    ..valid()
+                },
+                "token_renewal_threshold_secs",
+            ),
+            (
+                VaultConfig {
+                    token_renewal_threshold_secs: 300,
+                    renewal_check_interval_secs: 300,
+                    ..valid()
+                },
+                "token_renewal_threshold_secs",
+            ),
+            (
+                VaultConfig {
+                    max_payload_bytes: 10,
+                    ..valid()
+                },
+                "max_payload_bytes",
+            ),
+            (
+                VaultConfig {
+                    list_concurrency: 0,
+                    ..valid()
+                },
+                "list_concurrency",
+            ),
+            (
+                VaultConfig {
+                    timeouts: Timeouts {
+                        read_ms: 0,
+                        write_ms: 1,
+                    },
+                    ..valid()
+                },
+                "timeouts.read_ms",
+            ),
+            (
+                VaultConfig {
+                    retry: RetryPolicy {
+                        max_retries: 11,
+                        ..Default::default()
+                    },
+                    ..valid()
+                },
+                "retry.max_retries",
+            ),
+        ];
+        for (c, field) in cases {
+            let e = c.validate().expect_err(field);
+            assert_eq!(e.field(), field, "{e}");
+            assert_eq!(e.provider(), "vault");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print_or_serialize() {
+        let mut c = valid();
+        c.auth = VaultAuth::Token {
+            token: SecretString::from("s.TOPSECRET".to_string()),
+        };
+        c.ca_cert = Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("TOPSECRET") && !shown.contains("MIIB"), "{shown}");
+        let toml_text = toml::to_string(&c).unwrap();
+        assert!(!toml_text.contains("TOPSECRET"), "{toml_text}");
+        assert!(toml_text.contains(REDACTED));
+        c.auth = approle();
+        let shown = format!("{c:?} {}", toml::to_string(&c).unwrap());
+        assert!(!shown.contains("TOPSECRET-ID") && shown.contains("role-1"), "{shown}");
+        let e = VaultConfig::with_token("http://127.0.0.1:8200", "s.TOP SECRET")
+            .validate()
+            .unwrap_err();
+        assert!(!e.to_string().contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn toml_shapes() {
+        let c: VaultConfig = toml::from_str(
+            "address = \"https://vault:8200\"\ndelete_mode = \"soft\"\n[auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id = \"s\"",
+        )
+        .unwrap();
+        assert_eq!(c.delete_mode, DeleteMode::Soft);
+        assert_eq!(
+            c.auth,
+            VaultAuth::AppRole {
+                role_id: "r".into(),
+                secret_id: SecretString::from("s".to_string()),
+                mount: "approle".into()
+            }
+        );
+        assert!(c.validate().is_ok());
+        let c: VaultConfig = toml::from_str("[auth]\nmethod = \"token\"\ntoken = \"t\"").unwrap();
+        assert_eq!(c, VaultConfig::with_token("https://127.0.0.1:8200", "t"));
+        assert!(
+            toml::from_str::<VaultConfig>("tls_verify = false").is_err(),
+            "no switch to turn TLS off"
+        );
+        assert!(toml::from_str::<VaultConfig>("[auth]\nmethod = \"userpass\"").is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! The one table from Vault errors to [`StorageError`] kinds, by HTTP status and vaultrs
+//! error variant — never by message text. Retryability is decided here: transient
+//! failures become `Unavailable` or `Throttled`, everything else a non-retryable kind.
+//!
+//! | Vault answer | vaultrs error | kind |
+//! |---|---|---|
+//! | 400 on a write with `cas` | `APIError { code: 400 }` | `Conflict` (check-and-set mismatch) |
+//! | 400 otherwise | `APIError { code: 400 }` | `Backend` |
+//! | 401 | `APIError` | `AuthenticationFailed` |
+//! | 403, `lookup-self` works | `APIError { code: 403 }` | `PermissionDenied` naming path and capability |
+//! | 403, `lookup-self` refused too | `APIError { code: 403 }` | `AuthenticationFailed` (AppRole logs in again once first) |
+//! | 404 | `APIError` or `RestClientError(ServerResponseError)` | `NotFound` (`list`: empty) |
+//! | 412 (performance standby not caught up) | either form | `Unavailable` (retryable) |
+//! | 429 | either form | `Throttled` (retryable) |
+//! | 500, 502, 503 (sealed, standby), 504 | either form | `Unavailable` (retryable) |
+//! | connection refused, reset, timed out | `RestClientError(RequestError)` | `Unavailable` (retryable) |
+//! | TLS handshake failure | `RestClientError(RequestError)` | `Backend`, not retryable, naming `ca_cert` |
+//! | unparsable answer | `JsonParseError`, `ResponseParseError`, … | `Backend` |
+
+use nebula_credential_core::remote::source_chain;
+use nebula_credential_core::{BoxError, CredentialId, Operation, StorageError};
+use vaultrs::error::ClientError;
+
+use crate::PROVIDER;
+
+/// What a Vault error means, whatever the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// 404: no such path or version (also a soft-deleted or destroyed latest version).
+    NotFound,
+    /// 400: a malformed request, or a `cas` mismatch on a write that sent one.
+    BadRequest,
+    /// 403 from a policy (the token itself works).
+    Denied,
+    /// 401, or 403 for a token Vault no longer accepts.
+    Unauthenticated,
+    /// 429.
+    Throttled,
+    /// 412, 5xx, or no answer at all.
+    Unavailable,
+    /// The TLS handshake failed: an untrusted certificate or a wrong host name.
+    Tls,
+    /// Anything else: permanent.
+    Other,
+}
+
+/// Classifies an HTTP status from Vault's API.
+///
+/// From Vault's "HTTP status codes" reference: 400 invalid request, 403 forbidden
+/// (permission denied or bad token), 404 invalid path, 405 unsupported operation,
+/// 412 precondition failed (eventual consistency on performance standbys), 429 rate
+/// limit (or a standby's default), 473 performance standby, 500 internal error,
+/// 502 upstream error, 503 sealed or in maintenance.
+pub(crate) fn classify(status: u16) -> Kind {
+    match status {
+        404 => Kind::NotFound,
+        400 => Kind::BadRequest,
+        401 => Kind::Unauthenticated,
+        403 => Kind::Denied,
+        429 => Kind::Throttled,
+        412 | 473 | 500 | 502 | 503 | 504 => Kind::Unavailable,
+        _ => Kind::Other,
+    }
+}
+
+/// A vaultrs error, classified, before it becomes a [`StorageError`].
+#[derive(Debug)]
+pub(crate) struct VaultError {
+    pub(crate) kind: Kind,
+    pub(crate) status: Option<u16>,
+    source: BoxError,
+}
+
+impl From<ClientError> for VaultError {
+    fn from(err: ClientError) -> Self {
+        let (kind, status) = match &err {
+            ClientError::APIError { code, .. } => (classify(*code), Some(*code)),
+            ClientError::RestClientError { source } => match source {
+                rustify::errors::ClientError::ServerResponseError { code, .. } => (classify(*code), Some(*code)),
+                rustify::errors::ClientError::RequestError { .. }
+                | rustify::errors::ClientError::ResponseError { .. } => (network_kind(&err), None),
+                _ => (Kind::Other, None),
+            },
+            _ => (Kind::Other, None),
+        };
+        VaultError {
+            kind,
+            status,
+            source: Box::new(err),
+        }
+    }
+}
+
+/// A request that got no answer: TLS or the network.
+fn network_kind(err: &(dyn std::error::Error + 'static)) -> Kind {
+    let tls = source_chain(err).any(|e| {
+        e.downcast_ref::<rustls::Error>().is_some()
+            // rustls reports certificate and protocol failures as io::ErrorKind::InvalidData.
+            || e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+    });
+    if tls { Kind::Tls } else { Kind::Unavailable }
+}
+
+/// Where an error happened: the operation, the credential, the Vault API path called and
+/// the policy capability it needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    pub(crate) operation: Operation,
+    pub(crate) id: Option<&'a CredentialId>,
+    /// e.g. `secret/data/nebula/credentials/api_key`.
+    pub(crate) path: &'a str,
+    /// e.g. `read`, `create`/`update`, `delete`, `list`.
+    pub(crate) capability: &'static str,
+}
+
+/// The hint of every `AuthenticationFailed`.
+pub(crate) const TOKEN_REJECTED: &str = "Vault rejected the token (auth/token/lookup-self is refused too): it is \
+     invalid, expired or revoked, or lacks the `default` policy; supply a new token (auth.token / VAULT_TOKEN), or use \
+     AppRole auth, with which the provider logs in again by itself";
+
+impl VaultError {
+    /// Marks a 403 as caused by the token itself (checked with `lookup-self`).
+    pub(crate) fn unauthenticated(mut self) -> Self {
+        self.kind = Kind::Unauthenticated;
+        self
+    }
+
+    /// The [`StorageError`] for this error in `ctx`. vaultrs's error stays as the source;
+    /// our message never repeats Vault's text.
+    pub(crate) fn into_storage(self, ctx: Context<'_>) -> StorageError {
+        let Context {
+            operation,
+            id,
+            path,
+            capability,
+        } = ctx;
+        let err = match self.kind {
+            Kind::NotFound => match id {
+                Some(id) => return StorageError::not_found(PROVIDER, id),
+                None => self.backend(
+                    ctx,
+                    &format!("{path} was not found; check mount_path and the KV version (v2)"),
+                ),
+            },
+            Kind::Denied => StorageError::permission_denied(
+                PROVIDER,
+                operation,
+                id,
+                format!(
+                    "the token's policies lack the `{capability}` capability on {path}; add \
+                     `path \"{path}\" {{ capabilities = [\"{capability}\"] }}` to one of its policies"
+                ),
+            ),
+            Kind::Unauthenticated => StorageError::authentication_failed(PROVIDER, TOKEN_REJECTED),
+            Kind::Throttled => StorageError::throttled(PROVIDER, operation, id),
+            Kind::Unavailable => StorageError::unavailable(PROVIDER, operation, id),
+            Kind::Tls => self.backend(
+                ctx,
+                "the TLS handshake with Vault failed: its certificate is not trusted or does not name the host; set \
+                 ca_cert to the CA that signed it (or VAULT_CACERT with from_env) — verification cannot be turned off",
+            ),
+            Kind::BadRequest => self.backend(ctx, &format!("Vault refused the request to {path} as invalid")),
+            Kind::Other => self.backend(ctx, &format!("the request to {path} failed")),
+        };
+        err.with_source(self.source)
+    }
+
+    /// vaultrs's error.
+    pub(crate) fn into_source(self) -> BoxError {
+        self.source
+    }
+
+    fn backend(&self, ctx: Context<'_>, message: &str) -> StorageError {
+        StorageError::backend(PROVIDER, ctx.operation, ctx.id, message).with_code(self.status, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> ClientError {
+        ClientError::APIError {
+            code,
+            errors: vec!["permission denied".into()],
+        }
+    }
+
+    fn server(code: u16) -> ClientError {
+        ClientError::RestClientError {
+            source: rustify::errors::ClientError::ServerResponseError { code, content: None },
+        }
+    }
+
+    #[test]
+    fn status_table() {
+        let table = [
+            (400, Kind::BadRequest),
+            (401, Kind::Unauthenticated),
+            (403, Kind::Denied),
+            (404, Kind::NotFound),
+            (405, Kind::Other),
+            (412, Kind::Unavailable),
+            (429, Kind::Throttled),
+            (473, Kind::Unavailable),
+            (500, Kind::Unavailable),
+            (502, Kind::Unavailable),
+            (503, Kind::Unavailable),
+            (504, Kind::Unavailable),
+            (418, Kind::Other),
+        ];
+        for (status, kind) in table {
+            assert_eq!(classify(status), kind, "{status}");
+            assert_eq!(VaultError::from(api(status)).kind, kind, "APIError {status}");
+            assert_eq!(
+                VaultError::from(server(status)).kind,
+                kind,
+                "ServerResponseError {status}"
+            );
+        }
+        assert_eq!(VaultError::from(ClientError::ResponseDataEmptyError).kind, Kind::Other);
+    }
+
+    fn ctx<'a>(id: Option<&'a CredentialId>) -> Context<'a> {
+        Context {
+            operation: Operation::Store,
+            id,
+            path: "secret/data/nebula/credentials/api",
+            capability: "update",
+        }
+    }
+
+    #[test]
+    fn storage_errors() {
+        let id: CredentialId = "api".parse().unwrap();
+        let e = VaultError::from(server(404)).into_storage(ctx(Some(&id)));
+        assert!(matches!(e, StorageError::NotFound { .. }));
+        let e = VaultError::from(api(403)).into_storage(ctx(Some(&id)));
+        assert!(matches!(e, StorageError::PermissionDenied { .. }), "{e:?}");
+        let m = e.to_string();
+        assert!(
+            m.contains("`update`") && m.contains("secret/data/nebula/credentials/api"),
+            "{m}"
+        );
+        let e = VaultError::from(api(403))
+            .unauthenticated()
+            .into_storage(ctx(Some(&id)));
+        assert!(matches!(e, StorageError::AuthenticationFailed { .. }), "{e:?}");
+        for (status, retryable) in [
+            (412, true),
+            (429, true),
+            (500, true),
+            (503, true),
+            (400, false),
+            (405, false),
+        ] {
+            let e = VaultError::from(api(status)).into_storage(ctx(Some(&id)));
+            assert_eq!(e.is_retryable(), retryable, "{status}: {e}");
+        }
+        let e = VaultError::from(api(400)).into_storage(ctx(None));
+        assert!(e.to_string().contains("HTTP 400"), "{e}");
+    }
+
+    #[test]
+    fn network_failures() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(network_kind(&refused), Kind::Unavailable);
+        let tls = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert_eq!(network_kind(&tls), Kind::Tls);
+        let e = VaultError {
+            kind: Kind::Tls,
+            status: None,
+            source: Box::new(tls),
+        }
+        .into_storage(ctx(None));
+        assert!(!e.is_retryable() && e.to_string().contains("ca_cert"), "{e}");
+    }
+}
