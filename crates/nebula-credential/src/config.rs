@@ -81,6 +81,8 @@ providers! {
         "Encrypted files in a local directory (feature `storage-local`).";
     Aws = "aws", feature = "storage-aws", "storage-aws", nebula_credential_aws::AwsSecretsManagerConfig,
         "AWS Secrets Manager (feature `storage-aws`).";
+    Azure = "azure", feature = "storage-azure", "storage-azure", nebula_credential_azure::AzureKeyVaultConfig,
+        "Azure Key Vault secrets (feature `storage-azure`).";
 }
 
 /// The error for a `provider` name this build cannot open: unknown, or its feature is off.

@@ -30,6 +30,7 @@
 //! | (always) | in memory | `"memory"` |
 //! | `storage-local` (default) | encrypted local files | `"local"` |
 //! | `storage-aws` | AWS Secrets Manager | `"aws"` |
+//! | `storage-azure` | Azure Key Vault | `"azure"` |
 //! | `storage-all` | every backend above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +53,13 @@ pub mod local {
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-aws")))]
 pub mod aws {
     pub use nebula_credential_aws::*;
+}
+
+/// The Azure Key Vault backend (feature `storage-azure`).
+#[cfg(feature = "storage-azure")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-azure")))]
+pub mod azure {
+    pub use nebula_credential_azure::*;
 }
 
 pub use nebula_credential_core::{
