@@ -711,3 +711,64 @@ async fn overlapping_prefixes_never_hand_out_another_credential() {
     assert_eq!(a.retrieve(&id("bSame")).await.unwrap().data, data(1));
     cleanup(a.as_ref()).await;
 }
+
+/// Reads secret `name` with Microsoft's Python SDK (azure-keyvault-secrets, in the venv
+/// xtask installs), challenge and TLS verification on: `{content_type, tags, value}`.
+const PYTHON_READ: &str = r#"
+import json, os, socket, sys, time
+from azure.core.credentials import AccessToken
+from azure.keyvault.secrets import SecretClient
+real = socket.getaddrinfo
+def resolve(host, *a, **k):
+    if isinstance(host, str) and host.lower().endswith(".localhost"):
+        host = "127.0.0.1"
+    return real(host, *a, **k)
+socket.getaddrinfo = resolve
+class Token:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken(os.environ["NEBULA_TEST_AZURE_TOKEN"], int(time.time()) + 3600)
+client = SecretClient(os.environ["NEBULA_TEST_AZURE_VAULT_URL"], Token(), verify_challenge_resource=True,
+                      connection_verify=os.environ["NEBULA_TEST_AZURE_CA_PEM"])
+s = client.get_secret(sys.argv[1])
+print(json.dumps({"content_type": s.properties.content_type, "tags": s.properties.tags, "value": s.value}))
+"#;
+
+/// Interop: a credential stored through `CredentialStore` and the provider, read back with
+/// Microsoft's Python SDK, shows our content type and tags, and no plaintext.
+#[tokio::test]
+async fn the_python_sdk_reads_our_content_type_tags_and_no_plaintext() {
+    use nebula_credential::prelude::ExposeSecret as _;
+    use nebula_credential::{CredentialStore, EncryptionKey, Keyring, Tags};
+    let python = emulator_var("NEBULA_TEST_AZURE_PYTHON", "azure");
+    let ns = unique("interop").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let store = CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate()));
+    let k = id("Interop_Key");
+    let plaintext = "sk_live_interop_PLAINTEXT_4711";
+    store
+        .put(
+            &k,
+            plaintext.as_bytes(),
+            Tags::from([("env".to_string(), "prod".to_string())]),
+        )
+        .await
+        .unwrap();
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(PYTHON_READ)
+        .arg(name_in(&ns, &k))
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["content_type"], CONTENT_TYPE);
+    assert_eq!(seen["tags"]["env"], "prod");
+    assert_eq!(seen["tags"]["nebula-credential:managed"], "true");
+    assert_eq!(seen["tags"]["nebula-credential:id"], "Interop_Key");
+    let value = seen["value"].as_str().unwrap();
+    assert!(!value.contains(plaintext) && !value.contains("PLAINTEXT"), "{value}");
+    let record: Value = serde_json::from_str(value).unwrap();
+    assert_eq!(record["id"], "Interop_Key");
+    assert_eq!(store.get(&k).await.unwrap().expose_secret(), plaintext.as_bytes());
+    cleanup(p.as_ref()).await;
+}
