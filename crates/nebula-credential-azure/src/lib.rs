@@ -25,7 +25,7 @@
 //! |---|---|---|
 //! | `store` | get secret, set secret (+ get deleted, recover or purge after a delete) | Key Vault Secrets Officer |
 //! | `retrieve` | get secret (latest version) | Key Vault Secrets User |
-//! | `exists` | list the secret's versions (never reads the value) | Key Vault Secrets User |
+//! | `exists` | the first page of the secret's versions (never reads the value) | Key Vault Secrets User |
 //! | `delete` | get secret, delete (+ get deleted and purge in purge mode) | Key Vault Secrets Officer |
 //! | `list` | list secret properties, paged | Key Vault Secrets User |
 //! | `check` | one page of one secret's properties | Key Vault Secrets User |

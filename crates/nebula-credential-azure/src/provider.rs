@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use azure_core::credentials::{Secret as AzSecret, TokenCredential};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::time::OffsetDateTime;
 use azure_identity::{
     ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
     UserAssignedId, WorkloadIdentityCredential,
 };
 use azure_security_keyvault_secrets::models::{
-    SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions, SecretProperties,
-    SetSecretParameters,
+    SecretAttributes, SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions,
+    SecretProperties, SetSecretParameters,
 };
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt as _;
@@ -289,44 +290,48 @@ impl AzureKeyVaultProvider {
         }
     }
 
-    /// The versions of `name` as listed (no values); `None` when there is no live secret.
-    async fn versions(&self, name: &str) -> Result<Option<Vec<Listed>>, AzError> {
+    /// The versions of `name` as listed (no values): every page, or (`first_page`) only
+    /// the first page that lists any. `None` when there is no live secret.
+    async fn versions(&self, name: &str, first_page: bool) -> Result<Option<Vec<Listed>>, AzError> {
         let options = SecretClientListSecretPropertiesVersionsOptions {
             maxresults: Some(25),
             ..Default::default()
         };
-        let pager = self.client.list_secret_properties_versions(name, Some(options))?;
-        let items: Result<Vec<SecretProperties>, _> = pager.try_collect().await;
-        match items {
-            Ok(items) if items.is_empty() => Ok(None),
-            Ok(items) => Ok(Some(
-                items
-                    .into_iter()
-                    .map(|p| Listed {
-                        created: p
-                            .attributes
-                            .as_ref()
-                            .and_then(|a| a.created)
-                            .map(|t| t.unix_timestamp()),
-                        updated: p
-                            .attributes
-                            .as_ref()
-                            .and_then(|a| a.updated)
-                            .map(|t| t.unix_timestamp()),
-                        tags: tag_map(p.tags),
-                    })
-                    .collect(),
-            )),
-            Err(e) => {
-                let e = AzError::from(e);
-                if e.kind == Kind::NotFound { Ok(None) } else { Err(e) }
+        let mut pages = self
+            .client
+            .list_secret_properties_versions(name, Some(options))?
+            .into_pages();
+        let mut listed = Vec::new();
+        loop {
+            let page = match pages.try_next().await {
+                Ok(Some(page)) => page.into_model()?,
+                Ok(None) => break,
+                Err(e) => {
+                    let e = AzError::from(e);
+                    return if e.kind == Kind::NotFound { Ok(None) } else { Err(e) };
+                }
+            };
+            listed.extend(page.value.into_iter().map(|p| {
+                let time = |f: fn(&SecretAttributes) -> Option<OffsetDateTime>| {
+                    p.attributes.as_ref().and_then(f).map(|t| t.unix_timestamp())
+                };
+                Listed {
+                    created: time(|a| a.created),
+                    updated: time(|a| a.updated),
+                    tags: tag_map(p.tags),
+                }
+            }));
+            if first_page && !listed.is_empty() {
+                break;
             }
         }
+        Ok((!listed.is_empty()).then_some(listed))
     }
 
-    /// The tags of the newest listed version of `name` (no value read).
-    async fn latest_listed(&self, name: &str) -> Result<Option<Tags>, AzError> {
-        Ok(self.versions(name).await?.and_then(|vs| {
+    /// The tags of the newest listed version of `name` (no value read): among all
+    /// versions, or among the first page of them (`first_page`, a bounded cost).
+    async fn latest_listed(&self, name: &str, first_page: bool) -> Result<Option<Tags>, AzError> {
+        Ok(self.versions(name, first_page).await?.and_then(|vs| {
             // The service does not document the order: take the newest by its times,
             // the later listed on a tie.
             vs.into_iter()
@@ -353,7 +358,7 @@ impl AzureKeyVaultProvider {
                 match e.kind {
                     Kind::NotFound => None,
                     Kind::Disabled => self
-                        .latest_listed(name)
+                        .latest_listed(name, false)
                         .await
                         .map_err(|e| e.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)))?,
                     _ => return Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET))),
@@ -681,7 +686,7 @@ impl AzureKeyVaultProvider {
     async fn exists_now(&self, id: &CredentialId) -> Result<bool, StorageError> {
         let name = self.secret_name(id);
         let tags = self
-            .latest_listed(&name)
+            .latest_listed(&name, true)
             .await
             .map_err(|e| e.into_storage(self.ctx(Operation::Exists, Some(id), Access::Read, READ_METADATA)))?;
         match tags {
