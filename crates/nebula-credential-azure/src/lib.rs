@@ -30,6 +30,21 @@
 //! | `list` | list secret properties, paged | Key Vault Secrets User |
 //! | `check` | one page of one secret's properties | Key Vault Secrets User |
 //!
+//! ```
+//! use nebula_credential_azure::{AzureKeyVaultConfig, AzureKeyVaultProvider, DeleteMode};
+//! use nebula_credential_core::{ProviderConfig, StorageProvider};
+//! let config = AzureKeyVaultConfig {
+//!     delete_mode: DeleteMode::Purge,
+//!     ..AzureKeyVaultConfig::new("https://myapp-prod.vault.azure.net")
+//! };
+//! config.validate()?; // names the field and rule; no request
+//! let provider = AzureKeyVaultProvider::new(config)?; // the managed identity; still no request
+//! assert_eq!(provider.secret_name(&"github_token".parse()?), "nebula-github--token");
+//! assert_eq!(provider.secret_name(&"API_KEY".parse()?), "nebula--a-p-i---k-e-y");
+//! assert!(!provider.capabilities().conditional_store);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The SDK's own retries are off (the `Retry` layer alone retries); its bearer policy
 //! answers the service's authentication challenge, verifies the challenge's resource
 //! against the vault's host, and caches and refreshes tokens. Errors map by HTTP status
