@@ -417,6 +417,22 @@ async fn the_read_only_token_reads_and_writes_fail_naming_the_role() {
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{op}: {e}");
         let m = e.to_string();
         assert!(m.contains("Key Vault Secrets Officer"), "{op}: {m}");
+        // azure_core 1.1 reports the status as the code of the service's RBAC denial; the
+        // provider found ForbiddenByRbac in the body.
+        let source = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<azure_core::Error>())
+            .expect("the SDK's error is the source");
+        let azure_core::error::ErrorKind::HttpResponse {
+            error_code,
+            raw_response,
+            ..
+        } = source.kind()
+        else {
+            panic!("{source:?}")
+        };
+        assert_eq!(error_code.as_deref(), Some("403"), "{op}");
+        let body = String::from_utf8_lossy(raw_response.as_ref().unwrap().body()).into_owned();
+        assert!(body.contains("ForbiddenByRbac"), "{body}");
         assert!(
             !m.contains(&emulator_var("NEBULA_TEST_AZURE_READONLY_TOKEN", "azure")),
             "{m}"

@@ -308,6 +308,63 @@ mod tests {
         assert_eq!(body_codes(b"not json"), (None, None));
     }
 
+    /// An azure_core HTTP error as the SDK builds it from a response.
+    fn http(status: u16, sdk_code: Option<&str>, headers: &[(&'static str, &str)], body: &str) -> AzError {
+        use azure_core::http::headers::Headers;
+        use azure_core::http::{RawResponse, StatusCode};
+        let mut h = Headers::new();
+        for (k, v) in headers {
+            h.insert(*k, v.to_string());
+        }
+        let raw = RawResponse::from_bytes(StatusCode::from(status), h, body.as_bytes().to_vec());
+        AzError::from(
+            AzKind::HttpResponse {
+                status: StatusCode::from(status),
+                error_code: sdk_code.map(str::to_string),
+                raw_response: Some(Box::new(raw)),
+            }
+            .into_error(),
+        )
+    }
+
+    /// What azure_core 1.1 reports for the service's RBAC denial (error_code "403": it
+    /// cannot parse the multi-line message), a throttle with its waits, a soft-deleted
+    /// name, and a connection failure.
+    #[test]
+    fn azure_core_errors_are_classified_from_status_body_and_headers() {
+        let rbac = r#"{"error":{"code":"Forbidden","message":"Caller is not authorized.\r\nAction: 'Microsoft.KeyVault/vaults/secrets/setSecret/action'","innererror":{"code":"ForbiddenByRbac"}}}"#;
+        let e = http(403, Some("403"), &[], rbac);
+        assert_eq!((e.kind, e.code.as_deref()), (Kind::Denied, Some("ForbiddenByRbac")));
+        let disabled = r#"{"error":{"code":"Forbidden","message":"x","innererror":{"code":"SecretDisabled"}}}"#;
+        assert_eq!(http(403, Some("Forbidden"), &[], disabled).kind, Kind::Disabled);
+        let deleted =
+            r#"{"error":{"code":"Conflict","message":"x","innererror":{"code":"ObjectIsDeletedButRecoverable"}}}"#;
+        assert_eq!(http(409, Some("Conflict"), &[], deleted).kind, Kind::DeletedRecoverable);
+        let header_only = http(409, None, &[("x-ms-error-code", "ObjectIsBeingDeleted")], "");
+        assert_eq!(header_only.kind, Kind::BeingDeleted);
+        let throttled = http(429, Some("Throttled"), &[("retry-after", "3")], "{}");
+        assert_eq!(
+            (throttled.kind, throttled.retry_after),
+            (Kind::Throttled, Some(Duration::from_secs(3)))
+        );
+        let ms = http(429, None, &[("retry-after-ms", "250"), ("retry-after", "3")], "");
+        assert_eq!(ms.retry_after, Some(Duration::from_millis(250)));
+        assert_eq!(http(503, None, &[], "<html>").kind, Kind::Unavailable);
+        let refused = AzError::from(azure_core::Error::new(
+            AzKind::Connection,
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ));
+        assert_eq!(refused.kind, Kind::Unavailable);
+        let tls = AzError::from(azure_core::Error::new(
+            AzKind::Connection,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "invalid peer certificate: UnknownIssuer",
+            ),
+        ));
+        assert_eq!(tls.kind, Kind::Tls);
+    }
+
     fn err(kind: Kind) -> AzError {
         AzError {
             kind,
