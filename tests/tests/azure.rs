@@ -788,3 +788,35 @@ async fn the_python_sdk_reads_our_content_type_tags_and_no_plaintext() {
     assert_eq!(store.get(&k).await.unwrap().expose_secret(), plaintext.as_bytes());
     cleanup(p.as_ref()).await;
 }
+
+/// A vault nobody listens on is `Unavailable` (retryable); a request that stalls past
+/// `read_ms` times out and the `Retry` layer tries again.
+#[tokio::test]
+async fn connection_failures_and_stalls_are_retryable() {
+    let mut c = config("refused");
+    c.vault_url = "https://nebula.localhost:1".into();
+    c.retry.max_retries = 0;
+    let e = provider(c).await.retrieve(&id("x")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+
+    let vault = own_vault("stall");
+    let metrics = Arc::new(StorageMetrics::new());
+    let mut c = config_with("stall", Arc::new(StaticToken(token())), Some(&vault));
+    c.timeouts.read_ms = 1_000;
+    let p = open_with_metrics(&StorageConfig::Azure(c), metrics.clone())
+        .await
+        .unwrap();
+    let k = id("slow");
+    p.store(&k, &data(5), &meta()).await.unwrap();
+    control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"stall_ms": 1500, "count": 1, "vault": vault})),
+    )
+    .await;
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(5));
+    let s = metrics.snapshot().retrieve;
+    assert_eq!(s.retries, 1, "{s:?}");
+    cleanup(p.as_ref()).await;
+}
