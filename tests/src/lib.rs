@@ -40,6 +40,45 @@ pub fn aws_client() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
+/// A fixed bearer token (valid for an hour) for the Key Vault emulator.
+#[cfg(feature = "azure")]
+#[derive(Debug)]
+pub struct StaticToken(pub String);
+
+#[cfg(feature = "azure")]
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for StaticToken {
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Ok(azure_core::credentials::AccessToken::new(
+            self.0.clone(),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+/// An Azure config for the Key Vault emulator at `vault_url`: its CA trusted, `credential`,
+/// secrets under `PREFIX-`.
+#[cfg(feature = "azure")]
+pub fn azure_config(
+    prefix: &str,
+    credential: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
+    vault_url: String,
+) -> nebula_credential::azure::AzureKeyVaultConfig {
+    use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig};
+    AzureKeyVaultConfig {
+        vault_url,
+        custom_endpoint: true,
+        ca_cert: Some(emulator_var("NEBULA_TEST_AZURE_CA_PEM", "azure")),
+        credential: AzureCredential::custom(credential),
+        secret_prefix: format!("{prefix}-"),
+        ..AzureKeyVaultConfig::default()
+    }
+}
+
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

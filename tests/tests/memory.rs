@@ -107,8 +107,8 @@ fn one_environment_variable_names_the_provider() {
     for (name, feature) in nebula_credential::PROVIDERS {
         match StorageConfig::from_env_for(name) {
             Ok(config) => assert_eq!(config.provider_name(), *name),
-            // A backend whose required variables (an address, a token) are unset here
-            // refuses in its own name, naming the field.
+            // Compiled in, but a required variable (an address, a token, a vault URL) is
+            // unset here: the backend's own error, naming the field.
             Err(e) if e.provider() == *name => assert!(!e.field().is_empty(), "{e}"),
             Err(e) => assert!(e.to_string().contains(&format!("`{feature}` feature")), "{e}"),
         }

@@ -33,6 +33,8 @@ fn backends() -> Vec<(&'static str, Config)> {
         ("kubernetes", kubernetes),
         #[cfg(feature = "vault")]
         ("vault", vault),
+        #[cfg(feature = "azure")]
+        ("azure", azure),
     ]
 }
 
@@ -92,6 +94,20 @@ fn vault(ns: &str) -> StorageConfig {
             emulator_var("NEBULA_TEST_VAULT_TOKEN", "vault"),
         )
     })
+}
+
+/// Azure: the Key Vault emulator's default vault with its full-rights token, a name prefix per
+/// namespace `ns` (Key Vault names allow `[0-9A-Za-z-]`).
+#[cfg(feature = "azure")]
+fn azure(ns: &str) -> StorageConfig {
+    use nebula_credential_tests::{StaticToken, azure_config, emulator_var};
+    let token = StaticToken(emulator_var("NEBULA_TEST_AZURE_TOKEN", "azure"));
+    let prefix: String = ns.chars().filter(char::is_ascii_alphanumeric).collect();
+    StorageConfig::Azure(azure_config(
+        &format!("m{}", &prefix[prefix.len().saturating_sub(30)..]),
+        std::sync::Arc::new(token),
+        emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure"),
+    ))
 }
 
 #[test]

@@ -339,14 +339,24 @@ pub(crate) fn start_azure(l: &mut Launch) -> Result<Env> {
     let ready = read()?;
     let tokens = std::fs::read_to_string(&ready.tokens_file)
         .with_context(|| format!("cannot read {}", ready.tokens_file.display()))?;
-    keyvault_env(&ready, &tokens)
+    let mut env = keyvault_env(&ready, &tokens)?;
+    // Microsoft's Python SDK, for the provider's interop test (and the parity suite).
+    let python = parity_venv()?.join("bin").join("python");
+    env.insert("NEBULA_TEST_AZURE_PYTHON".into(), python.display().to_string());
+    Ok(env)
+}
+
+/// The venv with the Key Vault parity suite's pinned Python SDK installed.
+fn parity_venv() -> Result<PathBuf> {
+    let parity = workspace_root().join("xtask").join("keyvault-emulator").join("parity");
+    venv_with(&parity.join("requirements.txt"))
 }
 
 /// The Key Vault emulator's Python parity suite (Microsoft's azure-keyvault-secrets, pinned in
 /// its requirements.txt, installed into the venv), run against the running emulator.
 pub(crate) fn azure_parity(vars: &Env) -> Result<()> {
     let parity = workspace_root().join("xtask").join("keyvault-emulator").join("parity");
-    let python = venv_with(&parity.join("requirements.txt"))?.join("bin").join("python");
+    let python = parity_venv()?.join("bin").join("python");
     eprintln!("==> azure: Python parity suite ({})", parity.display());
     let started = std::time::Instant::now();
     let out = run_checked(

@@ -85,6 +85,8 @@ providers! {
         "Kubernetes Secrets (feature `storage-k8s`).";
     Vault = "vault", feature = "storage-vault", "storage-vault", nebula_credential_vault::VaultConfig,
         "HashiCorp Vault / OpenBao KV v2 (feature `storage-vault`).";
+    Azure = "azure", feature = "storage-azure", "storage-azure", nebula_credential_azure::AzureKeyVaultConfig,
+        "Azure Key Vault secrets (feature `storage-azure`).";
 }
 
 /// The error for a `provider` name this build cannot open: unknown, or its feature is off.

@@ -32,6 +32,7 @@
 //! | `storage-aws` | AWS Secrets Manager | `"aws"` |
 //! | `storage-k8s` | Kubernetes Secrets | `"kubernetes"` |
 //! | `storage-vault` | HashiCorp Vault / OpenBao KV v2 | `"vault"` |
+//! | `storage-azure` | Azure Key Vault | `"azure"` |
 //! | `storage-all` | every backend above | |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -68,6 +69,13 @@ pub mod kubernetes {
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-vault")))]
 pub mod vault {
     pub use nebula_credential_vault::*;
+}
+
+/// The Azure Key Vault backend (feature `storage-azure`).
+#[cfg(feature = "storage-azure")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-azure")))]
+pub mod azure {
+    pub use nebula_credential_azure::*;
 }
 
 pub use nebula_credential_core::{

@@ -267,3 +267,65 @@ def test_throttling_is_retried_by_the_sdk_after_retry_after(env):
     assert time.monotonic() - started >= 1.0
     log = [r for r in control(env, "GET", "requests", vault=vault)["requests"] if r["vault"] == vault]
     assert [(r["method"], r["status"]) for r in log] == [("GET", 429), ("GET", 200)]
+
+
+class ExpiringToken:
+    """Tokens said to expire in 302 s, which the emulator refuses 3-4 s after issue
+    (`TOKEN~exp=UNIX`): the SDK refreshes a token within 5 minutes of its expiry, so it
+    must never present one past the emulator's deadline."""
+
+    def __init__(self, token):
+        self._token = token
+        self.issued = 0
+
+    def get_token(self, *_scopes, **_kwargs):
+        self.issued += 1
+        now = int(time.time())
+        return AccessToken(f"{self._token}~exp={now + 4}", now + 302)
+
+
+def test_expiring_tokens_are_refreshed_by_the_sdk_and_expired_ones_refused(env):
+    vault = unique("tok")[:20]
+    credential = ExpiringToken(env["NEBULA_TEST_AZURE_TOKEN"])
+    secret_client = SecretClient(
+        vault_url(env, vault),
+        credential,
+        verify_challenge_resource=True,
+        connection_verify=env["NEBULA_TEST_AZURE_CA_PEM"],
+    )
+    name = unique("fresh")
+    secret_client.set_secret(name, "v")
+    started, reads = time.time(), 0
+    while time.time() - started < 6:
+        assert secret_client.get_secret(name).value == "v"
+        reads += 1
+        time.sleep(0.2)
+    assert credential.issued >= 3, credential.issued
+    assert credential.issued < reads, (credential.issued, reads)
+    log = control(env, "GET", "requests")["requests"]
+    refused = [r for r in log if r["vault"] == vault and r["status"] == 401]
+    assert len(refused) == 1, refused  # the SDK's first, unauthenticated request only
+
+    expired = requests.get(
+        f"{vault_url(env, vault)}/secrets/{name}?api-version=7.5",
+        headers={"Authorization": f"Bearer {env['NEBULA_TEST_AZURE_TOKEN']}~exp={int(time.time()) - 1}"},
+        verify=env["NEBULA_TEST_AZURE_CA_PEM"],
+        timeout=10,
+    )
+    assert expired.status_code == 401
+    assert expired.json()["error"]["innererror"]["code"] == "TokenExpired"
+
+
+def test_a_fault_for_one_vault_leaves_the_others_alone(env):
+    mine, other = unique("flt")[:20], unique("oth")[:20]
+    secret_client, _ = client(env, vault=mine, retry_total=0)
+    other_client, _ = client(env, vault=other, retry_total=0)
+    name = unique("scoped")
+    secret_client.set_secret(name, "v")
+    other_client.set_secret(name, "w")
+    control(env, "POST", "faults", {"status": 503, "vault": mine})
+    assert other_client.get_secret(name).value == "w"
+    with pytest.raises(HttpResponseError) as raised:
+        secret_client.get_secret(name)
+    assert raised.value.status_code == 503
+    assert secret_client.get_secret(name).value == "v"

@@ -54,10 +54,25 @@ impl Tokens {
         Ok(())
     }
 
-    /// Decides what an `Authorization` header grants.
+    /// Decides what an `Authorization` header grants. A token may carry an expiry as
+    /// `TOKEN~exp=UNIX_SECONDS` (what a test credential hands out to prove that clients
+    /// refresh tokens in time): past it, the token is refused with 401 `TokenExpired`.
     pub fn check(&self, authorization: Option<&str>) -> Result<Access, ApiError> {
+        self.check_at(authorization, now_unix())
+    }
+
+    /// [`check`](Self::check) at the Unix time `now`.
+    pub fn check_at(&self, authorization: Option<&str>, now: i64) -> Result<Access, ApiError> {
         let Some(token) = authorization.and_then(bearer) else {
             return Err(ApiError::missing_token());
+        };
+        let token = match token.rsplit_once("~exp=") {
+            Some((base, exp)) => match exp.parse::<i64>() {
+                Ok(exp) if exp <= now => return Err(ApiError::expired_token()),
+                Ok(_) => base,
+                Err(_) => return Err(ApiError::rejected_token()),
+            },
+            None => token,
         };
         if token == self.full {
             Ok(Access::Full)
@@ -67,6 +82,12 @@ impl Tokens {
             Err(ApiError::rejected_token())
         }
     }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn bearer(header: &str) -> Option<&str> {
@@ -154,6 +175,17 @@ mod tests {
         let rejected = t.check(Some("Bearer x")).unwrap_err();
         assert_eq!((rejected.status, rejected.code), (401, "Unauthorized"));
         assert_eq!(t.check(Some("Bearer unknown")).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn tokens_with_an_expiry_are_refused_once_it_passed() {
+        let t = tokens();
+        assert_eq!(t.check_at(Some("Bearer f~exp=100"), 99).unwrap(), Access::Full);
+        assert_eq!(t.check_at(Some("Bearer r~exp=100"), 50).unwrap(), Access::ReadOnly);
+        let expired = t.check_at(Some("Bearer f~exp=100"), 100).unwrap_err();
+        assert_eq!((expired.status, expired.inner), (401, Some("TokenExpired")));
+        assert_eq!(t.check_at(Some("Bearer f~exp=soon"), 0).unwrap_err().status, 401);
+        assert_eq!(t.check_at(Some("Bearer x~exp=100"), 0).unwrap_err().status, 401);
     }
 
     #[test]

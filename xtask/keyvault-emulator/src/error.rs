@@ -53,6 +53,16 @@ impl ApiError {
         )
     }
 
+    /// 401 `Unauthorized` for a token past its expiry (the service's AKV10032 family).
+    pub fn expired_token() -> Self {
+        Self::new(
+            401,
+            "Unauthorized",
+            Some("TokenExpired"),
+            "AKV10032: The token is expired.".into(),
+        )
+    }
+
     /// 403 `Forbidden` / `ForbiddenByRbac`, naming the data action the caller lacks.
     pub fn forbidden_by_rbac(action: &str, vault: &str) -> Self {
         Self::new(

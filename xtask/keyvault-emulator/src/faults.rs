@@ -30,6 +30,10 @@ pub struct FaultRule {
     /// How many requests the rule applies to (default 1).
     #[serde(default = "one")]
     pub count: u32,
+    /// Apply only to requests to this vault (case-insensitive); default: any vault. Lets
+    /// tests that share an emulator inject faults without hitting each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<String>,
 }
 
 fn one() -> u32 {
@@ -93,10 +97,14 @@ impl Faults {
         self.rules.iter().cloned().collect()
     }
 
-    /// Takes what applies to the next authenticated data-plane request. An `empty_page`
-    /// rule waits for a list request; other rules apply to any request.
-    pub fn next(&mut self, is_list: bool) -> Injection {
-        let Some(index) = self.rules.iter().position(|rule| is_list || !rule.empty_page) else {
+    /// Takes what applies to the next authenticated data-plane request to `vault`. An
+    /// `empty_page` rule waits for a list request; other rules apply to any request; a rule
+    /// with a `vault` only to requests to that vault.
+    pub fn next(&mut self, is_list: bool, vault: &str) -> Injection {
+        let applies = |rule: &FaultRule| {
+            (is_list || !rule.empty_page) && rule.vault.as_deref().is_none_or(|v| v.eq_ignore_ascii_case(vault))
+        };
+        let Some(index) = self.rules.iter().position(applies) else {
             return Injection::default();
         };
         let rule = &mut self.rules[index];
@@ -178,18 +186,27 @@ mod tests {
         let mut faults = Faults::default();
         faults.push(rule(r#"{"status":429,"retry_after_s":1,"count":2}"#));
         faults.push(rule(r#"{"status":503}"#));
-        assert_eq!(faults.next(false).status, Some((429, Some(1))));
-        assert_eq!(faults.next(true).status, Some((429, Some(1))));
-        assert_eq!(faults.next(false).status, Some((503, None)));
-        assert_eq!(faults.next(false), Injection::default());
+        assert_eq!(faults.next(false, "v").status, Some((429, Some(1))));
+        assert_eq!(faults.next(true, "v").status, Some((429, Some(1))));
+        assert_eq!(faults.next(false, "v").status, Some((503, None)));
+        assert_eq!(faults.next(false, "v"), Injection::default());
+    }
+
+    #[test]
+    fn a_rule_for_one_vault_leaves_the_others_alone() {
+        let mut faults = Faults::default();
+        faults.push(rule(r#"{"status":429,"vault":"Mine"}"#));
+        assert_eq!(faults.next(false, "other"), Injection::default());
+        assert_eq!(faults.next(false, "mine").status, Some((429, None)));
+        assert!(faults.pending().is_empty());
     }
 
     #[test]
     fn empty_page_waits_for_a_list_request() {
         let mut faults = Faults::default();
         faults.push(rule(r#"{"empty_page":true}"#));
-        assert_eq!(faults.next(false), Injection::default());
-        assert!(faults.next(true).empty_page);
+        assert_eq!(faults.next(false, "v"), Injection::default());
+        assert!(faults.next(true, "v").empty_page);
         assert!(faults.pending().is_empty());
     }
 

@@ -337,7 +337,7 @@ async fn serve(
         Ok(op) => op,
         Err(error) => return error.into(),
     };
-    let injection = lock(&shared.faults).next(op.is_list());
+    let injection = lock(&shared.faults).next(op.is_list(), vault);
     if let Some(ms) = injection.stall_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }

@@ -1,0 +1,758 @@
+//! [`AzureKeyVaultConfig`], [`AzureCredential`] and their validation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
+use nebula_credential_core::{
+    ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
+};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::PROVIDER;
+use crate::naming::{MAX_NAME_LEN, MAX_PREFIX_LEN};
+use crate::provider::AzureKeyVaultProvider;
+use crate::tags::{MAX_DEFAULT_TAGS, validate_default_tag};
+
+/// Host suffixes of Key Vault and Managed HSM in the public and sovereign clouds.
+pub const KNOWN_VAULT_DOMAINS: &[&str] = &[
+    "vault.azure.net",
+    "vault.azure.cn",
+    "vault.usgovcloudapi.net",
+    "vault.microsoftazure.de",
+    "managedhsm.azure.net",
+    "managedhsm.azure.cn",
+    "managedhsm.usgovcloudapi.net",
+];
+
+/// What `delete` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// The service's soft delete: the secret stays recoverable for the vault's retention
+    /// period (7–90 days). Storing the id again recovers it, then writes a new version.
+    #[default]
+    Soft,
+    /// Soft delete, wait until the deleted secret exists, then purge it (needs the purge
+    /// permission and a vault without purge protection). Storing the id again waits out a
+    /// purge still in progress.
+    Purge,
+}
+
+/// How the provider authenticates to Key Vault.
+///
+/// ```toml
+/// [credential]
+/// type = "service_principal"
+/// tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+/// client_id = "3c9c3a6e-1b9f-4f57-9c7a-2f6d1c2e8b4a"
+/// client_secret = "…"
+/// ```
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AzureCredential {
+    /// The managed identity of the VM, App Service, Functions or container app: the
+    /// system-assigned one, or the user-assigned one with `client_id`.
+    ManagedIdentity {
+        /// Client id (GUID) of a user-assigned identity; `None` for the system-assigned one.
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// An app registration with a client secret.
+    ServicePrincipal {
+        /// Directory (tenant) id, a GUID.
+        tenant_id: String,
+        /// Application (client) id, a GUID.
+        client_id: String,
+        /// The client secret; never printed or serialized.
+        #[serde(serialize_with = "redacted")]
+        client_secret: SecretString,
+    },
+    /// AKS workload identity: `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
+    /// `AZURE_FEDERATED_TOKEN_FILE`, as the webhook injects them.
+    WorkloadIdentity,
+    /// The Azure CLI (`az login`), then the Azure Developer CLI (`azd auth login`).
+    DeveloperTools,
+    /// Any `TokenCredential` built in code ([`AzureCredential::custom`]); not
+    /// (de)serializable.
+    #[serde(skip)]
+    Custom(CustomCredential),
+}
+
+/// A `TokenCredential` passed in code, compared by identity.
+#[derive(Clone)]
+pub struct CustomCredential(pub Arc<dyn TokenCredential>);
+
+impl fmt::Debug for CustomCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CustomCredential(..)")
+    }
+}
+
+impl PartialEq for CustomCredential {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+fn redacted<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("[REDACTED]")
+}
+
+impl AzureCredential {
+    /// Any credential of azure_identity (or your own `TokenCredential`), e.g. a
+    /// `ClientCertificateCredential`. The SDK's bearer policy caches its tokens and asks
+    /// again before they expire.
+    pub fn custom(credential: Arc<dyn TokenCredential>) -> Self {
+        AzureCredential::Custom(CustomCredential(credential))
+    }
+
+    /// Describes the credential for error messages: kind, client and tenant, never a secret.
+    pub fn describe(&self) -> String {
+        match self {
+            AzureCredential::ManagedIdentity { client_id: None } => "the system-assigned managed identity".into(),
+            AzureCredential::ManagedIdentity { client_id: Some(c) } => {
+                format!("the user-assigned managed identity {c}")
+            }
+            AzureCredential::ServicePrincipal {
+                tenant_id, client_id, ..
+            } => format!("service principal {client_id} in tenant {tenant_id}"),
+            AzureCredential::WorkloadIdentity => {
+                let var = |n| std::env::var(n).unwrap_or_else(|_| "(unset)".into());
+                format!(
+                    "workload identity {} in tenant {}",
+                    var("AZURE_CLIENT_ID"),
+                    var("AZURE_TENANT_ID")
+                )
+            }
+            AzureCredential::DeveloperTools => "the Azure CLI / azd login".into(),
+            AzureCredential::Custom(_) => "the custom TokenCredential".into(),
+        }
+    }
+}
+
+impl Default for AzureCredential {
+    fn default() -> Self {
+        AzureCredential::ManagedIdentity { client_id: None }
+    }
+}
+
+impl fmt::Debug for AzureCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AzureCredential::ManagedIdentity { client_id } => {
+                f.debug_struct("ManagedIdentity").field("client_id", client_id).finish()
+            }
+            AzureCredential::ServicePrincipal {
+                tenant_id, client_id, ..
+            } => f
+                .debug_struct("ServicePrincipal")
+                .field("tenant_id", tenant_id)
+                .field("client_id", client_id)
+                .field("client_secret", &"[REDACTED]")
+                .finish(),
+            AzureCredential::WorkloadIdentity => f.write_str("WorkloadIdentity"),
+            AzureCredential::DeveloperTools => f.write_str("DeveloperTools"),
+            AzureCredential::Custom(c) => c.fmt(f),
+        }
+    }
+}
+
+impl PartialEq for AzureCredential {
+    fn eq(&self, other: &Self) -> bool {
+        use AzureCredential::*;
+        match (self, other) {
+            (ManagedIdentity { client_id: a }, ManagedIdentity { client_id: b }) => a == b,
+            (
+                ServicePrincipal {
+                    tenant_id: t1,
+                    client_id: c1,
+                    client_secret: s1,
+                },
+                ServicePrincipal {
+                    tenant_id: t2,
+                    client_id: c2,
+                    client_secret: s2,
+                },
+            ) => t1 == t2 && c1 == c2 && s1.expose_secret() == s2.expose_secret(),
+            (WorkloadIdentity, WorkloadIdentity) | (DeveloperTools, DeveloperTools) => true,
+            (Custom(a), Custom(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Settings of the Azure Key Vault backend (`provider = "azure"`).
+///
+/// ```toml
+/// provider = "azure"
+/// vault_url = "https://myapp-prod.vault.azure.net"
+/// secret_prefix = "myapp-"
+/// delete_mode = "soft"                # or "purge"
+/// [credential]
+/// type = "managed_identity"
+/// [default_tags]
+/// "myorg:team" = "payments"
+/// ```
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AzureKeyVaultConfig {
+    /// The vault, `https://NAME.vault.azure.net` (or another cloud's Key Vault or Managed
+    /// HSM domain). Required.
+    pub vault_url: String,
+    /// Accept a `vault_url` outside the clouds' Key Vault domains (emulators, private
+    /// endpoints with custom DNS). Default `false`.
+    pub custom_endpoint: bool,
+    /// A private CA to trust besides the system roots: a path to a PEM file, or the PEM
+    /// text itself. TLS verification is never turned off.
+    pub ca_cert: Option<String>,
+    /// How to authenticate (default: the system-assigned managed identity).
+    pub credential: AzureCredential,
+    /// Prepended to every secret name (default `nebula-`): up to 64 characters of
+    /// `[0-9A-Za-z-]`, so every credential id still fits in Key Vault's 127.
+    pub secret_prefix: String,
+    /// Tags put on every secret besides the credential's own; at most 1 (Key Vault allows
+    /// 15, 4 are reserved and credentials may carry 10). Keys need a character credential
+    /// tags cannot hold, e.g. `myorg:team`.
+    pub default_tags: BTreeMap<String, String>,
+    /// Key Vault REST api-version to send instead of the SDK's (e.g. `7.5`, `2025-07-01`).
+    pub api_version: Option<String>,
+    /// What `delete` does (default: soft delete).
+    pub delete_mode: DeleteMode,
+    /// Retry policy of the layer stack (`[retry]`); the SDK's own retries are off.
+    pub retry: RetryPolicy,
+    /// Deadlines of the layer stack (`[timeouts]`), each 1..=60 s here.
+    pub timeouts: Timeouts,
+}
+
+impl Default for AzureKeyVaultConfig {
+    fn default() -> Self {
+        AzureKeyVaultConfig {
+            vault_url: String::new(),
+            custom_endpoint: false,
+            ca_cert: None,
+            credential: AzureCredential::default(),
+            secret_prefix: "nebula-".into(),
+            default_tags: BTreeMap::new(),
+            api_version: None,
+            delete_mode: DeleteMode::default(),
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+impl fmt::Debug for AzureKeyVaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureKeyVaultConfig")
+            .field("vault_url", &self.vault_url)
+            .field("custom_endpoint", &self.custom_endpoint)
+            .field("ca_cert", &self.ca_cert.as_ref().map(|_| "(set)"))
+            .field("credential", &self.credential)
+            .field("secret_prefix", &self.secret_prefix)
+            .field("default_tags", &self.default_tags)
+            .field("api_version", &self.api_version)
+            .field("delete_mode", &self.delete_mode)
+            .field("retry", &self.retry)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// Whether `s` is a GUID (`8-4-4-4-12` hex digits).
+pub(crate) fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Checks `vault_url`: https, a host, nothing but `/` as path, no user info, query or
+/// fragment; the host a Key Vault / Managed HSM of a known cloud unless `custom`.
+fn check_vault_url(raw: &str, custom: bool) -> Result<(), String> {
+    if raw.is_empty() {
+        return Err("is required, e.g. \"https://myvault.vault.azure.net\" (AZURE_KEYVAULT_URL)".into());
+    }
+    let url =
+        url::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); use \"https://NAME.vault.azure.net\""))?;
+    if url.scheme() != "https" {
+        return Err(format!(
+            "must use https:// (got {}://); Key Vault and the SDK's bearer authentication need TLS",
+            url.scheme()
+        ));
+    }
+    let Some(host) = url.host_str() else {
+        return Err("has no host".into());
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry user info".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/") {
+        return Err("must be the vault's root, without path, query or fragment".into());
+    }
+    if custom {
+        return Ok(());
+    }
+    let host = host.to_ascii_lowercase();
+    let known = KNOWN_VAULT_DOMAINS.iter().find_map(|d| {
+        host.strip_suffix(d)
+            .and_then(|n| n.strip_suffix('.'))
+            .map(|name| (name.to_string(), *d))
+    });
+    let Some((name, _)) = known else {
+        return Err(format!(
+            "has host {host:?}, which is not a Key Vault or Managed HSM of a known cloud ({}); set \
+             custom_endpoint = true for emulators and private endpoints",
+            KNOWN_VAULT_DOMAINS.join(", ")
+        ));
+    };
+    let valid_name = (3..=24).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !valid_name {
+        return Err(format!(
+            "names the vault {name:?}; vault names have 3 to 24 letters, digits and single hyphens, start with a \
+             letter and do not end with a hyphen"
+        ));
+    }
+    if url.port().is_some() {
+        return Err("must not name a port for a cloud vault".into());
+    }
+    Ok(())
+}
+
+fn check_api_version(v: &str) -> bool {
+    let dotted = v
+        .split_once('.')
+        .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit()));
+    let date = |d: &str| {
+        let p: Vec<&str> = d.split('-').collect();
+        p.iter().map(|x| x.len()).eq([4, 2, 2]) && p.iter().all(|x| x.chars().all(|c| c.is_ascii_digit()))
+    };
+    dotted
+        || date(v)
+        || v.strip_suffix("-preview")
+            .is_some_and(|d| date(d) || d.split_once('.').is_some())
+}
+
+fn env_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+impl AzureKeyVaultConfig {
+    /// The configuration for `vault_url` with every other field at its default.
+    pub fn new(vault_url: impl Into<String>) -> Self {
+        AzureKeyVaultConfig {
+            vault_url: vault_url.into(),
+            ..Self::default()
+        }
+    }
+}
+
+#[async_trait]
+impl ProviderConfig for AzureKeyVaultConfig {
+    fn provider_name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// The default configuration, validated, with these variables when set (empty = unset):
+    /// - `AZURE_KEYVAULT_URL` (else `AZURE_KEY_VAULT_URL`, `KEY_VAULT_URL`) → `vault_url`;
+    /// - `NEBULA_AZURE_CUSTOM_ENDPOINT` (`true` / `false`) → `custom_endpoint`;
+    /// - `NEBULA_AZURE_CA_CERT` → `ca_cert` (a PEM path);
+    /// - `NEBULA_AZURE_SECRET_PREFIX` → `secret_prefix`;
+    /// - `NEBULA_AZURE_DELETE_MODE` (`soft` / `purge`) → `delete_mode`;
+    /// - the credential: `NEBULA_AZURE_CREDENTIAL` (`managed_identity`, `service_principal`,
+    ///   `workload_identity`, `developer_tools`) picks it; without it, `AZURE_CLIENT_SECRET`
+    ///   means a service principal (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`),
+    ///   `AZURE_FEDERATED_TOKEN_FILE` workload identity, and otherwise the managed identity
+    ///   (user-assigned when `AZURE_CLIENT_ID` is set).
+    fn from_env() -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        if let Some(url) = env_var(&["AZURE_KEYVAULT_URL", "AZURE_KEY_VAULT_URL", "KEY_VAULT_URL"]) {
+            c.vault_url = url;
+        }
+        if let Some(v) = env_var(&["NEBULA_AZURE_CUSTOM_ENDPOINT"]) {
+            c.custom_endpoint = v.parse().map_err(|_| {
+                ConfigError::new(
+                    PROVIDER,
+                    "custom_endpoint",
+                    format!("must be true or false (NEBULA_AZURE_CUSTOM_ENDPOINT={v:?})"),
+                )
+            })?;
+        }
+        c.ca_cert = env_var(&["NEBULA_AZURE_CA_CERT"]);
+        if let Some(p) = env_var(&["NEBULA_AZURE_SECRET_PREFIX"]) {
+            c.secret_prefix = p;
+        }
+        if let Some(m) = env_var(&["NEBULA_AZURE_DELETE_MODE"]) {
+            c.delete_mode = match m.as_str() {
+                "soft" => DeleteMode::Soft,
+                "purge" => DeleteMode::Purge,
+                _ => {
+                    return Err(ConfigError::new(
+                        PROVIDER,
+                        "delete_mode",
+                        format!("must be soft or purge (NEBULA_AZURE_DELETE_MODE={m:?})"),
+                    ));
+                }
+            };
+        }
+        let tenant = env_var(&["AZURE_TENANT_ID"]);
+        let client = env_var(&["AZURE_CLIENT_ID"]);
+        let secret = env_var(&["AZURE_CLIENT_SECRET"]);
+        let service_principal = || -> Result<AzureCredential, ConfigError> {
+            let missing = |v: &str| {
+                ConfigError::new(
+                    PROVIDER,
+                    "credential",
+                    format!("is a service principal but {v} is not set"),
+                )
+            };
+            Ok(AzureCredential::ServicePrincipal {
+                tenant_id: tenant.clone().ok_or_else(|| missing("AZURE_TENANT_ID"))?,
+                client_id: client.clone().ok_or_else(|| missing("AZURE_CLIENT_ID"))?,
+                client_secret: secret.clone().ok_or_else(|| missing("AZURE_CLIENT_SECRET"))?.into(),
+            })
+        };
+        c.credential = match env_var(&["NEBULA_AZURE_CREDENTIAL"]).as_deref() {
+            Some("managed_identity") => AzureCredential::ManagedIdentity {
+                client_id: client.clone(),
+            },
+            Some("service_principal") => service_principal()?,
+            Some("workload_identity") => AzureCredential::WorkloadIdentity,
+            Some("developer_tools") => AzureCredential::DeveloperTools,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    PROVIDER,
+                    "credential",
+                    format!(
+                        "must be managed_identity, service_principal, workload_identity or developer_tools \
+                         (NEBULA_AZURE_CREDENTIAL={other:?})"
+                    ),
+                ));
+            }
+            None if secret.is_some() => service_principal()?,
+            None if env_var(&["AZURE_FEDERATED_TOKEN_FILE"]).is_some() => AzureCredential::WorkloadIdentity,
+            None => AzureCredential::ManagedIdentity {
+                client_id: client.clone(),
+            },
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
+        Ok(Box::new(AzureKeyVaultProvider::new(self.clone())?))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field: &str, rule: String| Err(ConfigError::new(PROVIDER, field, rule));
+        if let Err(rule) = check_vault_url(&self.vault_url, self.custom_endpoint) {
+            return err("vault_url", rule);
+        }
+        if let Some(ca) = &self.ca_cert
+            && ca.trim().is_empty()
+        {
+            return err("ca_cert", "must be a PEM file path or PEM text, not empty".into());
+        }
+        match &self.credential {
+            AzureCredential::ManagedIdentity { client_id: Some(c) } if !is_guid(c) => {
+                return err("credential.client_id", format!("must be a GUID (got {c:?})"));
+            }
+            AzureCredential::ServicePrincipal {
+                tenant_id,
+                client_id,
+                client_secret,
+            } => {
+                if !is_guid(tenant_id) {
+                    return err("credential.tenant_id", format!("must be a GUID (got {tenant_id:?})"));
+                }
+                if !is_guid(client_id) {
+                    return err("credential.client_id", format!("must be a GUID (got {client_id:?})"));
+                }
+                if client_secret.expose_secret().is_empty() {
+                    return err("credential.client_secret", "must not be empty".into());
+                }
+            }
+            _ => {}
+        }
+        let p = &self.secret_prefix;
+        if p.len() > MAX_PREFIX_LEN {
+            return err(
+                "secret_prefix",
+                format!(
+                    "has {} characters; at most {MAX_PREFIX_LEN} leave room for every credential id within Key \
+                     Vault's {MAX_NAME_LEN}",
+                    p.len()
+                ),
+            );
+        }
+        if let Some(c) = p.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+            return err(
+                "secret_prefix",
+                format!("contains {c:?}; Key Vault secret names allow only letters, digits and -"),
+            );
+        }
+        if self.default_tags.len() > MAX_DEFAULT_TAGS {
+            return err(
+                "default_tags",
+                format!(
+                    "has {} tags; Key Vault allows 15 per secret, 4 are reserved and credentials may carry 10, \
+                     so at most {MAX_DEFAULT_TAGS}",
+                    self.default_tags.len()
+                ),
+            );
+        }
+        for (k, v) in &self.default_tags {
+            if let Err(rule) = validate_default_tag(k, v) {
+                return err(&format!("default_tags.{k}"), rule);
+            }
+        }
+        if let Some(v) = &self.api_version
+            && !check_api_version(v)
+        {
+            return err(
+                "api_version",
+                format!("must look like \"7.5\" or \"2025-07-01\" (got {v:?})"),
+            );
+        }
+        self.retry.validate(PROVIDER)?;
+        self.timeouts.validate(PROVIDER)?;
+        for (field, ms) in [
+            ("timeouts.read_ms", self.timeouts.read_ms),
+            ("timeouts.write_ms", self.timeouts.write_ms),
+        ] {
+            if !(1_000..=60_000).contains(&ms) {
+                return err(
+                    field,
+                    format!("must be between 1 and 60 seconds for Azure (got {ms} ms)"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GUID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+    fn valid() -> AzureKeyVaultConfig {
+        AzureKeyVaultConfig::new("https://myapp-prod.vault.azure.net")
+    }
+
+    #[test]
+    fn the_clouds_domains_are_accepted_as_they_are() {
+        for url in [
+            "https://myapp-prod.vault.azure.net",
+            "https://myapp-prod.vault.azure.net/",
+            "https://kv1.vault.azure.cn",
+            "https://kv1.vault.usgovcloudapi.net",
+            "https://kv1.vault.microsoftazure.de",
+            "https://hsm1.managedhsm.azure.net",
+            "https://MyVault.Vault.Azure.Net",
+        ] {
+            assert!(AzureKeyVaultConfig::new(url).validate().is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn other_hosts_need_custom_endpoint() {
+        let c = AzureKeyVaultConfig::new("https://nebula.localhost:8443");
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), "vault_url");
+        assert!(e.rule().contains("custom_endpoint"), "{e}");
+        let c = AzureKeyVaultConfig {
+            custom_endpoint: true,
+            ..c
+        };
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn validation_table_names_the_field() {
+        let sp = |t: &str, c: &str, s: &str| AzureCredential::ServicePrincipal {
+            tenant_id: t.into(),
+            client_id: c.into(),
+            client_secret: s.into(),
+        };
+        let cases: Vec<(AzureKeyVaultConfig, &str)> = vec![
+            (AzureKeyVaultConfig::default(), "vault_url"),
+            (AzureKeyVaultConfig::new("http://kv1.vault.azure.net"), "vault_url"),
+            (
+                AzureKeyVaultConfig::new("https://kv1.vault.azure.net/secrets"),
+                "vault_url",
+            ),
+            (AzureKeyVaultConfig::new("https://kv1.vault.azure.net?x=1"), "vault_url"),
+            (AzureKeyVaultConfig::new("https://u:p@kv1.vault.azure.net"), "vault_url"),
+            (AzureKeyVaultConfig::new("https://kv1.vault.azure.net:444"), "vault_url"),
+            (AzureKeyVaultConfig::new("https://k.vault.azure.net"), "vault_url"),
+            (
+                AzureKeyVaultConfig::new("https://vault.azure.net.evil.com"),
+                "vault_url",
+            ),
+            (AzureKeyVaultConfig::new("kv1.vault.azure.net"), "vault_url"),
+            (
+                AzureKeyVaultConfig {
+                    ca_cert: Some(" ".into()),
+                    ..valid()
+                },
+                "ca_cert",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    credential: AzureCredential::ManagedIdentity {
+                        client_id: Some("abc".into()),
+                    },
+                    ..valid()
+                },
+                "credential.client_id",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    credential: sp("tenant", GUID, "s"),
+                    ..valid()
+                },
+                "credential.tenant_id",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    credential: sp(GUID, "x", "s"),
+                    ..valid()
+                },
+                "credential.client_id",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    credential: sp(GUID, GUID, ""),
+                    ..valid()
+                },
+                "credential.client_secret",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    secret_prefix: "a_b".into(),
+                    ..valid()
+                },
+                "secret_prefix",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    secret_prefix: "p".repeat(65),
+                    ..valid()
+                },
+                "secret_prefix",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    default_tags: BTreeMap::from([("a:b".into(), "1".into()), ("c:d".into(), "2".into())]),
+                    ..valid()
+                },
+                "default_tags",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    default_tags: BTreeMap::from([("team".into(), "1".into())]),
+                    ..valid()
+                },
+                "default_tags.team",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    api_version: Some("latest".into()),
+                    ..valid()
+                },
+                "api_version",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    timeouts: Timeouts {
+                        read_ms: 500,
+                        write_ms: 10_000,
+                    },
+                    ..valid()
+                },
+                "timeouts.read_ms",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    timeouts: Timeouts {
+                        read_ms: 5_000,
+                        write_ms: 61_000,
+                    },
+                    ..valid()
+                },
+                "timeouts.write_ms",
+            ),
+            (
+                AzureKeyVaultConfig {
+                    retry: RetryPolicy {
+                        max_retries: 11,
+                        ..Default::default()
+                    },
+                    ..valid()
+                },
+                "retry.max_retries",
+            ),
+        ];
+        for (c, field) in cases {
+            let e = c.validate().expect_err(field);
+            assert!(e.field().starts_with(field), "{field}: {e}");
+            assert_eq!(e.provider(), "azure");
+        }
+        assert!(
+            AzureKeyVaultConfig {
+                credential: sp(GUID, GUID, "s3cr3t"),
+                api_version: Some("7.5".into()),
+                secret_prefix: String::new(),
+                ..valid()
+            }
+            .validate()
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn toml_shapes_and_no_secret_in_debug_or_serialized_form() {
+        let c: AzureKeyVaultConfig = toml::from_str(&format!(
+            r#"
+            vault_url = "https://kv1.vault.azure.net"
+            delete_mode = "purge"
+            [credential]
+            type = "service_principal"
+            tenant_id = "{GUID}"
+            client_id = "{GUID}"
+            client_secret = "hunter2-s3cr3t"
+            "#
+        ))
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.delete_mode, DeleteMode::Purge);
+        let shown = format!("{c:?} {}", c.credential.describe());
+        assert!(!shown.contains("hunter2") && shown.contains(GUID), "{shown}");
+        let written = toml::to_string(&c).unwrap();
+        assert!(
+            !written.contains("hunter2") && written.contains("[REDACTED]"),
+            "{written}"
+        );
+        let c: AzureKeyVaultConfig = toml::from_str("[credential]\ntype = \"developer_tools\"").unwrap();
+        assert_eq!(c.credential, AzureCredential::DeveloperTools);
+        assert!(toml::from_str::<AzureKeyVaultConfig>("prefix = \"x\"").is_err());
+        assert!(toml::from_str::<AzureKeyVaultConfig>("[credential]\ntype = \"custom\"").is_err());
+    }
+}

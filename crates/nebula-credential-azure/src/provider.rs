@@ -1,0 +1,767 @@
+//! [`AzureKeyVaultProvider`]: one Key Vault secret per credential.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::{Secret as AzSecret, TokenCredential};
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::time::OffsetDateTime;
+use azure_identity::{
+    ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential,
+};
+use azure_security_keyvault_secrets::models::{
+    SecretAttributes, SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions,
+    SecretProperties, SetSecretParameters,
+};
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use futures::TryStreamExt as _;
+use nebula_credential_core::secrecy::ExposeSecret as _;
+use nebula_credential_core::{
+    Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, ErrorKind, Operation,
+    Precondition, ProviderConfig, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
+    layers,
+};
+
+use crate::PROVIDER;
+use crate::config::{AzureCredential, AzureKeyVaultConfig, DeleteMode};
+use crate::errors::{Access, AzError, Context, Kind};
+use crate::naming::{self, MAX_NAME_LEN};
+use crate::tags::{self, ID_TAG, MAX_AZURE_TAGS, SCHEME};
+
+/// Largest secret value Key Vault accepts, in bytes ("25 KB").
+pub const MAX_SECRET_BYTES: usize = 25 * 1024;
+
+/// The content type of every secret this provider writes.
+pub const CONTENT_TYPE: &str = "application/vnd.nebula-credential.record+json; format=1";
+
+/// Waits for a soft delete, purge or recover still in progress: first wait, cap, rounds.
+const FIRST_WAIT: Duration = Duration::from_millis(100);
+const MAX_WAIT: Duration = Duration::from_secs(2);
+const MAX_ROUNDS: u32 = 40;
+
+const GET: &str = "Microsoft.KeyVault/vaults/secrets/getSecret/action";
+const READ_METADATA: &str = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
+const SET: &str = "Microsoft.KeyVault/vaults/secrets/setSecret/action";
+const DELETE: &str = "Microsoft.KeyVault/vaults/secrets/delete";
+const RECOVER: &str = "Microsoft.KeyVault/vaults/secrets/recover/action";
+const PURGE: &str = "Microsoft.KeyVault/vaults/secrets/purge/action";
+
+/// Stores each credential as one Key Vault secret named `secret_prefix` + the escaped id
+/// (see the crate docs), whose value is the versioned JSON [`StoredRecord`].
+///
+/// The SDK's own retries are off: the `Retry` layer of the stack decides, so the two
+/// never multiply. The SDK's bearer policy caches tokens and fetches a new one before
+/// the current one expires.
+#[derive(Clone)]
+pub struct AzureKeyVaultProvider {
+    client: Arc<SecretClient>,
+    config: Arc<AzureKeyVaultConfig>,
+    credential: Arc<str>,
+    first: Arc<FirstContact>,
+}
+
+/// Serializes operations until one has passed the service's authentication challenge.
+///
+/// azure_core 1.1's bearer policy sends the first request of a client without a token,
+/// and on the 401 challenge clears the client's shared token cache before fetching one:
+/// concurrent first requests clear each other's token and fail with "error while
+/// fetching the access token". Once one request has been answered with a token, the
+/// scope is known and later requests carry a token from the start.
+#[derive(Default)]
+struct FirstContact {
+    done: std::sync::atomic::AtomicBool,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AzureKeyVaultProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureKeyVaultProvider")
+            .field("vault_url", &self.config.vault_url)
+            .field("secret_prefix", &self.config.secret_prefix)
+            .field("delete_mode", &self.config.delete_mode)
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What we know of the current version of a secret of ours.
+struct Current {
+    tags: Tags,
+}
+
+/// A version as listed (no value).
+struct Listed {
+    tags: Tags,
+    created: Option<i64>,
+    updated: Option<i64>,
+}
+
+fn tag_map(tags: Option<std::collections::HashMap<String, String>>) -> Tags {
+    tags.unwrap_or_default().into_iter().collect()
+}
+
+/// The last path segment of a Key Vault id (`https://v/secrets/NAME[/VERSION]`).
+fn last_segment(id: &str) -> &str {
+    id.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
+}
+
+/// The secret name of a listed item id (`https://v/secrets/NAME`).
+fn listed_name(id: &str) -> Option<&str> {
+    let path = id.split_once("/secrets/")?.1;
+    let name = path.split('/').next()?;
+    (!name.is_empty()).then_some(name)
+}
+
+fn config_error(field: &str, rule: String) -> StorageError {
+    ConfigError::new(PROVIDER, field, rule).into()
+}
+
+/// The credential `config` names, built without any request.
+fn build_credential(config: &AzureKeyVaultConfig) -> Result<Arc<dyn TokenCredential>, StorageError> {
+    let failed = |e: azure_core::Error| {
+        config_error(
+            "credential",
+            format!("cannot be set up ({}); check its settings", e.kind()),
+        )
+    };
+    Ok(match &config.credential {
+        AzureCredential::ManagedIdentity { client_id } => {
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                ..Default::default()
+            }))
+            .map_err(failed)?
+        }
+        AzureCredential::ServicePrincipal {
+            tenant_id,
+            client_id,
+            client_secret,
+        } => ClientSecretCredential::new(
+            tenant_id,
+            client_id.clone(),
+            AzSecret::new(client_secret.expose_secret().to_string()),
+            None,
+        )
+        .map_err(failed)?,
+        AzureCredential::WorkloadIdentity => WorkloadIdentityCredential::new(None).map_err(failed)?,
+        AzureCredential::DeveloperTools => DeveloperToolsCredential::new(None).map_err(failed)?,
+        AzureCredential::Custom(c) => c.0.clone(),
+    })
+}
+
+/// The HTTP client: TLS verification on, the configured CA trusted besides the system
+/// roots, `*.localhost` resolved to loopback (RFC 6761; it does not resolve everywhere).
+fn http_client(config: &AzureKeyVaultConfig) -> Result<reqwest::Client, StorageError> {
+    let url = url::Url::parse(&config.vault_url)
+        .map_err(|e| config_error("vault_url", format!("is not a valid URL ({e})")))?;
+    let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    if let Some(ca) = &config.ca_cert {
+        let pem = if ca.contains("-----BEGIN") {
+            ca.as_bytes().to_vec()
+        } else {
+            std::fs::read(ca).map_err(|e| config_error("ca_cert", format!("cannot read {ca:?} ({e})")))?
+        };
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| config_error("ca_cert", format!("is not PEM certificates ({e})")))?;
+        if certs.is_empty() {
+            return Err(config_error("ca_cert", "holds no PEM certificate".into()));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let Some(host) = url.host_str()
+        && (host == "localhost" || host.ends_with(".localhost"))
+    {
+        let port = url.port_or_known_default().unwrap_or(443);
+        builder = builder
+            .resolve(host, SocketAddr::from(([127, 0, 0, 1], port)))
+            .no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| config_error("ca_cert", format!("cannot set up TLS ({e})")))
+}
+
+impl AzureKeyVaultProvider {
+    /// Validates `config`, then builds the credential it names and a `SecretClient`.
+    /// Makes no request; see [`StorageProvider::check`].
+    pub fn new(config: AzureKeyVaultConfig) -> Result<Self, StorageError> {
+        config.validate()?;
+        let credential = build_credential(&config)?;
+        Self::build(config, credential)
+    }
+
+    /// Like [`new`](Self::new), authenticating with `credential` (any `TokenCredential`)
+    /// whatever `config.credential` says.
+    pub fn with_credential(
+        config: AzureKeyVaultConfig,
+        credential: Arc<dyn TokenCredential>,
+    ) -> Result<Self, StorageError> {
+        config.validate()?;
+        Self::build(config, credential)
+    }
+
+    fn build(config: AzureKeyVaultConfig, credential: Arc<dyn TokenCredential>) -> Result<Self, StorageError> {
+        let http = http_client(&config)?;
+        let mut options = SecretClientOptions {
+            client_options: ClientOptions {
+                transport: Some(Transport::new(Arc::new(http))),
+                retry: RetryOptions::none(),
+                ..ClientOptions::default()
+            },
+            verify_challenge_resource: Some(true),
+            ..SecretClientOptions::default()
+        };
+        if let Some(v) = &config.api_version {
+            options.api_version = v.clone();
+        }
+        let client = SecretClient::new(config.vault_url.trim_end_matches('/'), credential, Some(options))
+            .map_err(|e| config_error("vault_url", format!("is not usable by the SDK ({})", e.kind())))?;
+        Ok(AzureKeyVaultProvider {
+            client: Arc::new(client),
+            credential: config.credential.describe().into(),
+            config: Arc::new(config),
+            first: Arc::default(),
+        })
+    }
+
+    /// Runs `op`, alone while no operation has passed the authentication challenge yet
+    /// (see [`FirstContact`]).
+    async fn contact<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        use std::sync::atomic::Ordering;
+        if self.first.done.load(Ordering::Acquire) {
+            return op.await;
+        }
+        let _alone = self.first.lock.lock().await;
+        let outcome = op.await;
+        let answered = match &outcome {
+            Ok(_) => true,
+            Err(e) => matches!(
+                e.kind(),
+                ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::Conflict | ErrorKind::Corrupted
+            ),
+        };
+        if answered {
+            self.first.done.store(true, Ordering::Release);
+        }
+        outcome
+    }
+
+    /// The secret name of `id`: `secret_prefix` + the escaped id (at most 127 characters).
+    pub fn secret_name(&self, id: &CredentialId) -> String {
+        let prefix = &self.config.secret_prefix;
+        format!("{prefix}{}", naming::encode(id.as_str(), MAX_NAME_LEN - prefix.len()))
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        operation: Operation,
+        id: Option<&'a CredentialId>,
+        access: Access,
+        action: &'static str,
+    ) -> Context<'a> {
+        Context {
+            operation,
+            id,
+            access,
+            action,
+            credential: &self.credential,
+        }
+    }
+
+    /// `Ok` when tags mark the secret `name` as ours and holding `id`.
+    fn ensure_ours(&self, id: &CredentialId, name: &str, tags: &Tags) -> Result<(), StorageError> {
+        SCHEME.ensure_ours(PROVIDER, id, name, tags)?;
+        match tags.get(ID_TAG) {
+            Some(held) if held == id.as_str() => Ok(()),
+            held => Err(StorageError::conflict(
+                PROVIDER,
+                id,
+                format!(
+                    "{name:?} is ours but holds credential {held:?} (its `{ID_TAG}` tag), not this one: another \
+                     provider's secret_prefix overlaps this one's; give each provider in a vault a prefix that \
+                     is not the start of another's"
+                ),
+            )),
+        }
+    }
+
+    /// The versions of `name` as listed (no values): every page, or (`first_page`) only
+    /// the first page that lists any. `None` when there is no live secret.
+    async fn versions(&self, name: &str, first_page: bool) -> Result<Option<Vec<Listed>>, AzError> {
+        let options = SecretClientListSecretPropertiesVersionsOptions {
+            maxresults: Some(25),
+            ..Default::default()
+        };
+        let mut pages = self
+            .client
+            .list_secret_properties_versions(name, Some(options))?
+            .into_pages();
+        let mut listed = Vec::new();
+        loop {
+            let page = match pages.try_next().await {
+                Ok(Some(page)) => page.into_model()?,
+                Ok(None) => break,
+                Err(e) => {
+                    let e = AzError::from(e);
+                    return if e.kind == Kind::NotFound { Ok(None) } else { Err(e) };
+                }
+            };
+            listed.extend(page.value.into_iter().map(|p| {
+                let time = |f: fn(&SecretAttributes) -> Option<OffsetDateTime>| {
+                    p.attributes.as_ref().and_then(f).map(|t| t.unix_timestamp())
+                };
+                Listed {
+                    created: time(|a| a.created),
+                    updated: time(|a| a.updated),
+                    tags: tag_map(p.tags),
+                }
+            }));
+            if first_page && !listed.is_empty() {
+                break;
+            }
+        }
+        Ok((!listed.is_empty()).then_some(listed))
+    }
+
+    /// The tags of the newest listed version of `name` (no value read): among all
+    /// versions, or among the first page of them (`first_page`, a bounded cost).
+    async fn latest_listed(&self, name: &str, first_page: bool) -> Result<Option<Tags>, AzError> {
+        Ok(self.versions(name, first_page).await?.and_then(|vs| {
+            // The service does not document the order: take the newest by its times,
+            // the later listed on a tie.
+            vs.into_iter()
+                .enumerate()
+                .max_by_key(|(i, v)| (v.created, v.updated, *i))
+                .map(|(_, v)| v.tags)
+        }))
+    }
+
+    /// The current version's tags, checked to be ours and `id`'s; `None` when there is no
+    /// live secret. Reads the latest version (falling back on the version list when it is
+    /// disabled).
+    async fn current(
+        &self,
+        id: &CredentialId,
+        name: &str,
+        operation: Operation,
+    ) -> Result<Option<Current>, StorageError> {
+        let got = self.client.get_secret(name, None).await.map(|r| r.into_model());
+        let tags = match got {
+            Ok(Ok(secret)) => Some(tag_map(secret.tags)),
+            Ok(Err(e)) | Err(e) => {
+                let e = AzError::from(e);
+                match e.kind {
+                    Kind::NotFound => None,
+                    Kind::Disabled => self
+                        .latest_listed(name, false)
+                        .await
+                        .map_err(|e| e.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)))?,
+                    _ => return Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET))),
+                }
+            }
+        };
+        let Some(tags) = tags else { return Ok(None) };
+        self.ensure_ours(id, name, &tags)?;
+        Ok(Some(Current { tags }))
+    }
+
+    /// Waits before the next round of an operation that met a delete, purge or recover
+    /// still in progress; `Err(Unavailable)` (retryable) past the bound or the deadline.
+    async fn wait(&self, round: &mut u32, operation: Operation, id: &CredentialId) -> Result<(), StorageError> {
+        let wait = (FIRST_WAIT * 2u32.saturating_pow((*round).min(8))).min(MAX_WAIT);
+        *round += 1;
+        let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d);
+        if *round > MAX_ROUNDS || past_deadline {
+            return Err(StorageError::unavailable(PROVIDER, operation, Some(id)));
+        }
+        tracing::debug!(
+            provider = PROVIDER,
+            ?wait,
+            "a delete, purge or recover is still in progress; waiting"
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// After a set met `ObjectIsDeletedButRecoverable`: recovers (soft mode) or purges
+    /// (purge mode) the deleted secret if it is ours; `Conflict` if it is not.
+    async fn revive(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
+        let ctx = |access, action| self.ctx(Operation::Store, Some(id), access, action);
+        let deleted = match self.client.get_deleted_secret(name, None).await.map(|r| r.into_model()) {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) | Err(e) => {
+                let e = AzError::from(e);
+                return match e.kind {
+                    // Not visible yet, or gone meanwhile: look again.
+                    Kind::NotFound | Kind::BeingDeleted => Ok(()),
+                    _ => Err(e.into_storage(ctx(Access::Read, READ_METADATA))),
+                };
+            }
+        };
+        self.ensure_ours(id, name, &tag_map(deleted.tags))?;
+        let outcome = match self.config.delete_mode {
+            DeleteMode::Soft => self
+                .client
+                .recover_deleted_secret(name, None)
+                .await
+                .map(drop)
+                .map_err(|e| (AzError::from(e), Access::Write, RECOVER)),
+            DeleteMode::Purge => self
+                .client
+                .purge_deleted_secret(name, None)
+                .await
+                .map(drop)
+                .map_err(|e| (AzError::from(e), Access::Purge, PURGE)),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err((e, _, _)) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted | Kind::BeingRecovered) => Ok(()),
+            Err((e, access, action)) => Err(e.into_storage(ctx(access, action))),
+        }
+    }
+
+    async fn store_value(
+        &self,
+        id: &CredentialId,
+        name: &str,
+        value: &str,
+        desired: &Tags,
+    ) -> Result<Revision, StorageError> {
+        let mut round = 0;
+        loop {
+            let tags = match self.current(id, name, Operation::Store).await? {
+                Some(current) => tags::merged(&current.tags, desired),
+                None => desired.clone(),
+            };
+            if tags.len() > MAX_AZURE_TAGS {
+                return Err(StorageError::backend(
+                    PROVIDER,
+                    Operation::Store,
+                    Some(id),
+                    format!(
+                        "the secret {name:?} would carry {} tags, over Key Vault's {MAX_AZURE_TAGS}: other tools \
+                         added {} of them; remove some of those, or store this credential with fewer tags",
+                        tags.len(),
+                        tags.len() - desired.len()
+                    ),
+                ));
+            }
+            let params = SetSecretParameters {
+                value: Some(value.to_string()),
+                content_type: Some(CONTENT_TYPE.into()),
+                tags: Some(tags.into_iter().collect()),
+                ..Default::default()
+            };
+            let request = params.try_into().map_err(|e: azure_core::Error| {
+                StorageError::backend(PROVIDER, Operation::Store, Some(id), "cannot serialize the request")
+                    .with_source(e)
+            })?;
+            let set = self.client.set_secret(name, request, None).await;
+            let err = match set.map(|r| r.into_model()) {
+                Ok(Ok(secret)) => {
+                    return Ok(Revision::new(last_segment(secret.id.as_deref().unwrap_or_default())));
+                }
+                Ok(Err(e)) | Err(e) => AzError::from(e),
+            };
+            match err.kind {
+                Kind::DeletedRecoverable => {
+                    self.revive(id, name).await?;
+                    self.wait(&mut round, Operation::Store, id).await?;
+                }
+                Kind::BeingDeleted | Kind::BeingRecovered => self.wait(&mut round, Operation::Store, id).await?,
+                _ => return Err(err.into_storage(self.ctx(Operation::Store, Some(id), Access::Write, SET))),
+            }
+        }
+    }
+
+    /// Purge mode: waits until the deleted secret is visible, then purges it.
+    async fn purge(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
+        let mut round = 0;
+        loop {
+            let found = self.client.get_deleted_secret(name, None).await.map(|r| r.into_model());
+            match found {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) | Err(e) => {
+                    let e = AzError::from(e);
+                    match e.kind {
+                        Kind::NotFound | Kind::BeingDeleted => {
+                            self.wait(&mut round, Operation::Delete, id).await?;
+                            continue;
+                        }
+                        _ => {
+                            return Err(e.into_storage(self.ctx(
+                                Operation::Delete,
+                                Some(id),
+                                Access::Read,
+                                READ_METADATA,
+                            )));
+                        }
+                    }
+                }
+            }
+            match self
+                .client
+                .purge_deleted_secret(name, None)
+                .await
+                .map_err(AzError::from)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind == Kind::NotFound => return Ok(()),
+                Err(e) if e.kind == Kind::BeingDeleted => self.wait(&mut round, Operation::Delete, id).await?,
+                Err(e) => return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Purge, PURGE))),
+            }
+        }
+    }
+
+    /// Purge mode, on a delete that found no live secret: a deleted secret of ours left
+    /// unpurged (an earlier purge failed) is purged now.
+    async fn purge_leftover(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
+        match self.client.get_deleted_secret(name, None).await.map(|r| r.into_model()) {
+            Ok(Ok(d)) => {
+                let tags = tag_map(d.tags);
+                if SCHEME.is_ours(&tags) && tags.get(ID_TAG).is_some_and(|t| t == id.as_str()) {
+                    self.purge(id, name).await?;
+                }
+                Ok(())
+            }
+            Ok(Err(e)) | Err(e) => {
+                let e = AzError::from(e);
+                match e.kind {
+                    Kind::NotFound | Kind::BeingDeleted => Ok(()),
+                    _ => Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Read, READ_METADATA))),
+                }
+            }
+        }
+    }
+
+    fn list_options(maxresults: i32) -> SecretClientListSecretPropertiesOptions<'static> {
+        SecretClientListSecretPropertiesOptions {
+            maxresults: Some(maxresults),
+            ..Default::default()
+        }
+    }
+
+    /// The id a listed secret of ours holds, when its name is the one we give that id.
+    fn listed_id(&self, item: &SecretProperties) -> Option<(CredentialId, Tags)> {
+        let name = listed_name(item.id.as_deref()?)?;
+        let prefix = &self.config.secret_prefix;
+        if name.len() < prefix.len() || !name[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            return None;
+        }
+        let tags = tag_map(item.tags.clone());
+        let id = CredentialId::new(tags.get(ID_TAG)?).ok()?;
+        self.secret_name(&id).eq_ignore_ascii_case(name).then_some((id, tags))
+    }
+}
+
+#[async_trait]
+impl StorageProvider for AzureKeyVaultProvider {
+    fn provider_name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let caps = Capabilities::new(MAX_SECRET_BYTES);
+        match self.config.delete_mode {
+            DeleteMode::Soft => caps.with_soft_delete(),
+            DeleteMode::Purge => caps,
+        }
+    }
+
+    async fn store_if(
+        &self,
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        precondition: &Precondition,
+    ) -> Result<Revision, StorageError> {
+        if precondition.is_conditional() {
+            return Err(StorageError::Unsupported {
+                provider: PROVIDER,
+                what: "conditional stores (Key Vault has no compare-and-set on secrets)",
+                advice: "store without a precondition: the last writer wins",
+            });
+        }
+        let json = StoredRecord::encode(id, data, metadata, PROVIDER, MAX_SECRET_BYTES)?;
+        let value = String::from_utf8(json).expect("serde_json writes UTF-8");
+        let desired = tags::desired(id, metadata, &self.config.default_tags);
+        let name = self.secret_name(id);
+        self.contact(self.store_value(id, &name, &value, &desired)).await
+    }
+
+    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        self.contact(self.retrieve_now(id)).await
+    }
+
+    async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+        self.contact(self.delete_now(id)).await
+    }
+
+    async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+        self.contact(self.list_now(filter)).await
+    }
+
+    async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+        self.contact(self.exists_now(id)).await
+    }
+
+    /// One page of at most one secret: proves the endpoint, TLS, the token and the
+    /// list permission.
+    async fn check(&self) -> Result<(), StorageError> {
+        self.contact(self.check_now()).await
+    }
+}
+
+/// The operations, run by the trait methods through [`AzureKeyVaultProvider::contact`].
+impl AzureKeyVaultProvider {
+    async fn retrieve_now(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        let name = self.secret_name(id);
+        let c = self.ctx(Operation::Retrieve, Some(id), Access::Read, GET);
+        let secret = self
+            .client
+            .get_secret(&name, None)
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| AzError::from(e).into_storage(c))?;
+        self.ensure_ours(id, &name, &tag_map(secret.tags))?;
+        let Some(value) = secret.value else {
+            return Err(StorageError::corrupted(
+                PROVIDER,
+                Some(id),
+                name,
+                "the secret has no value",
+            ));
+        };
+        let record = StoredRecord::from_json(value.as_bytes(), PROVIDER, &name, Some(id))?;
+        Ok(Stored {
+            data: record.encrypted_data,
+            metadata: record.metadata,
+            revision: Revision::new(last_segment(secret.id.as_deref().unwrap_or_default())),
+        })
+    }
+
+    async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
+        let name = self.secret_name(id);
+        if self.current(id, &name, Operation::Delete).await?.is_none() {
+            if self.config.delete_mode == DeleteMode::Purge {
+                self.purge_leftover(id, &name).await?;
+            }
+            return Ok(());
+        }
+        match self.client.delete_secret(&name, None).await.map_err(AzError::from) {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted) => {}
+            Err(e) => return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, DELETE))),
+        }
+        if self.config.delete_mode == DeleteMode::Purge {
+            self.purge(id, &name).await?;
+        }
+        Ok(())
+    }
+
+    async fn list_now(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+        let c = self.ctx(Operation::List, None, Access::Read, READ_METADATA);
+        let mut pager = self
+            .client
+            .list_secret_properties(Some(Self::list_options(25)))
+            .map_err(|e| AzError::from(e).into_storage(c))?;
+        let mut ids = Vec::new();
+        while let Some(item) = pager.try_next().await.map_err(|e| AzError::from(e).into_storage(c))? {
+            if let Some((id, tags)) = self.listed_id(&item)
+                && SCHEME.matches(filter, &id, &tags)
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    async fn exists_now(&self, id: &CredentialId) -> Result<bool, StorageError> {
+        let name = self.secret_name(id);
+        let tags = self
+            .latest_listed(&name, true)
+            .await
+            .map_err(|e| e.into_storage(self.ctx(Operation::Exists, Some(id), Access::Read, READ_METADATA)))?;
+        match tags {
+            None => Ok(false),
+            Some(tags) => self.ensure_ours(id, &name, &tags).map(|()| true),
+        }
+    }
+
+    async fn check_now(&self) -> Result<(), StorageError> {
+        let c = self.ctx(Operation::Check, None, Access::Read, READ_METADATA);
+        let mut pages = self
+            .client
+            .list_secret_properties(Some(Self::list_options(1)))
+            .map_err(|e| AzError::from(e).into_storage(c))?
+            .into_pages();
+        pages
+            .try_next()
+            .await
+            .map(drop)
+            .map_err(|e| AzError::from(e).into_storage(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_from_key_vault_ids() {
+        assert_eq!(last_segment("https://v.vault.azure.net/secrets/n/0123abcd"), "0123abcd");
+        assert_eq!(listed_name("https://v.vault.azure.net/secrets/n-x"), Some("n-x"));
+        assert_eq!(listed_name("https://v.vault.azure.net:443/secrets/n/"), Some("n"));
+        assert_eq!(listed_name("https://v.vault.azure.net/keys/n"), None);
+    }
+
+    #[test]
+    fn the_provider_and_its_config_never_print_the_client_secret() {
+        let config = AzureKeyVaultConfig {
+            credential: AzureCredential::ServicePrincipal {
+                tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+                client_id: "3c9c3a6e-1b9f-4f57-9c7a-2f6d1c2e8b4a".into(),
+                client_secret: "hunter2-s3cr3t".into(),
+            },
+            ..AzureKeyVaultConfig::new("https://kv1.vault.azure.net")
+        };
+        let p = AzureKeyVaultProvider::new(config.clone()).expect("builds without I/O");
+        let shown = format!("{p:?} {config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("3c9c3a6e"), "{shown}");
+        let long: CredentialId = "Ab_9-zY".repeat(19)[..128].parse().unwrap();
+        let name = p.secret_name(&long);
+        assert!(name.len() <= MAX_NAME_LEN && name.starts_with("nebula-"), "{name}");
+    }
+
+    #[tokio::test]
+    async fn oversized_records_and_conditional_stores_are_refused_before_any_request() {
+        let p = AzureKeyVaultProvider::new(AzureKeyVaultConfig::new("https://kv1.vault.azure.net")).unwrap();
+        let id: CredentialId = "big".parse().unwrap();
+        let data = nebula_credential_core::conformance::data(1);
+        let big = EncryptedData {
+            ciphertext: vec![0; MAX_SECRET_BYTES],
+            ..data.clone()
+        };
+        match p.store(&id, &big, &CredentialMetadata::new()).await {
+            Err(StorageError::TooLarge { size, limit, .. }) => {
+                assert_eq!(limit, MAX_SECRET_BYTES);
+                assert!(size > limit);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        let e = p
+            .store_if(&id, &data, &CredentialMetadata::new(), &Precondition::Absent)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StorageError::Unsupported { .. }), "{e}");
+        assert!(!p.capabilities().conditional_store);
+    }
+}

@@ -1,0 +1,801 @@
+//! The Azure Key Vault provider against the Key Vault emulator, through `open()`'s full
+//! layer stack, with challenge-resource verification ON, TLS verification ON (the
+//! emulator's CA trusted through `ca_cert`) and the SDK's retries OFF: the conformance
+//! suite (with foreign secrets planted by the raw SDK), then what only Key Vault shows
+//! (soft delete and purge, recovery, tags, RBAC and token errors, throttling, TLS, token
+//! refresh, parallel load).
+#![cfg(feature = "azure")]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
+use azure_core::time::OffsetDateTime;
+use azure_security_keyvault_secrets::models::{SetSecretParameters, UpdateSecretPropertiesParameters};
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE, DeleteMode};
+use nebula_credential::{
+    CredentialFilter, CredentialId, ErrorKind, RetryPolicy, StorageConfig, StorageError, StorageMetrics,
+    StorageProvider, open, open_with_metrics,
+};
+use nebula_credential_core::BoxError;
+use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
+use nebula_credential_core::layers::BoxFuture;
+use nebula_credential_tests::{StaticToken, azure_config, emulator_var, unique};
+use serde_json::{Value, json};
+
+fn token() -> String {
+    emulator_var("NEBULA_TEST_AZURE_TOKEN", "azure")
+}
+
+fn ca_path() -> String {
+    emulator_var("NEBULA_TEST_AZURE_CA_PEM", "azure")
+}
+
+/// The emulator's default vault URL, or the one of vault `name` on the same emulator.
+fn vault_url(name: Option<&str>) -> String {
+    let url = emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure");
+    match name {
+        None => url,
+        Some(name) => {
+            let mut parsed = Url::parse(&url).expect("vault url");
+            parsed.set_host(Some(&format!("{name}.localhost"))).expect("host");
+            parsed.as_str().trim_end_matches('/').to_string()
+        }
+    }
+}
+
+/// A vault name of our own (3–24 characters), so request logs and faults are ours alone.
+fn own_vault(tag: &str) -> String {
+    let n = unique(tag).replace('_', "-");
+    let tail = &n[n.len().saturating_sub(10)..];
+    format!("{tag}{tail}").chars().take(24).collect()
+}
+
+fn config_with(prefix: &str, credential: Arc<dyn TokenCredential>, vault: Option<&str>) -> AzureKeyVaultConfig {
+    azure_config(prefix, credential, vault_url(vault))
+}
+
+fn config(prefix: &str) -> AzureKeyVaultConfig {
+    config_with(prefix, Arc::new(StaticToken(token())), None)
+}
+
+async fn provider(c: AzureKeyVaultConfig) -> Arc<dyn StorageProvider> {
+    open(&StorageConfig::Azure(c)).await.expect("open azure")
+}
+
+fn http() -> reqwest::Client {
+    let ca = std::fs::read(ca_path()).expect("CA file");
+    let url = Url::parse(&vault_url(None)).expect("url");
+    let port = url.port().expect("port");
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("PEM")]);
+    for host in ["nebula.localhost", "localhost"] {
+        b = b.resolve(host, std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    b.build().expect("http client")
+}
+
+/// A raw SDK client of `vault` (default: the emulator's), for checks behind the provider's back.
+fn raw(vault: Option<&str>) -> SecretClient {
+    let url = vault_url(vault);
+    let host = Url::parse(&url).unwrap().host_str().unwrap().to_string();
+    let port = Url::parse(&url).unwrap().port().unwrap();
+    let ca = std::fs::read(ca_path()).expect("CA file");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("PEM")])
+        .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap();
+    let options = SecretClientOptions {
+        client_options: ClientOptions {
+            transport: Some(Transport::new(Arc::new(http))),
+            retry: RetryOptions::none(),
+            ..ClientOptions::default()
+        },
+        verify_challenge_resource: Some(true),
+        ..SecretClientOptions::default()
+    };
+    SecretClient::new(&url, Arc::new(StaticToken(token())), Some(options)).expect("secret client")
+}
+
+/// A control request to the emulator (`/__emulator/…`).
+async fn control(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = http()
+        .request(method, format!("{}/__emulator/{path}", vault_url(None)))
+        .bearer_auth(token());
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("control request");
+    assert!(response.status().is_success(), "control {path}: {}", response.status());
+    serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null)
+}
+
+/// The emulator's request log for `vault`: (method, path, status).
+async fn requests(vault: &str) -> Vec<(String, String, u16)> {
+    let log = control(reqwest::Method::GET, "requests", None).await;
+    log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["vault"].as_str().is_some_and(|v| v.eq_ignore_ascii_case(vault)))
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().to_string(),
+                r["status"].as_u64().unwrap() as u16,
+            )
+        })
+        .collect()
+}
+
+async fn raw_tags(c: &SecretClient, name: &str) -> BTreeMap<String, String> {
+    let s = c.get_secret(name, None).await.unwrap().into_model().unwrap();
+    s.tags.unwrap_or_default().into_iter().collect()
+}
+
+/// Polls until the deleted secret `name` is visible, then purges it.
+async fn purge(c: &SecretClient, name: &str) {
+    for _ in 0..100 {
+        if c.get_deleted_secret(name, None).await.is_ok() {
+            c.purge_deleted_secret(name, None).await.expect("purge");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never showed up as deleted");
+}
+
+/// Plants a secret named like ours, without the marker, through the raw SDK.
+struct AzureForeign;
+
+const FOREIGN_VALUE: &str = "not ours";
+
+fn name_in(namespace: &str, id: &CredentialId) -> String {
+    AzureKeyVaultProvider::with_credential(config(namespace), Arc::new(StaticToken(token())))
+        .expect("provider")
+        .secret_name(id)
+}
+
+impl Foreign for AzureForeign {
+    fn plant<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
+        Box::pin(async move {
+            let params = SetSecretParameters {
+                value: Some(FOREIGN_VALUE.into()),
+                tags: Some(HashMap::from([("CostCenter".to_string(), "42".to_string())])),
+                ..SetSecretParameters::default()
+            };
+            raw(None)
+                .set_secret(&name_in(namespace, id), params.try_into()?, None)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn intact<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let s = raw(None)
+                .get_secret(&name_in(namespace, id), None)
+                .await?
+                .into_model()?;
+            let tags = s.tags.unwrap_or_default();
+            Ok(s.value.as_deref() == Some(FOREIGN_VALUE) && tags.len() == 1 && tags["CostCenter"] == "42")
+        })
+    }
+
+    fn remove<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
+        Box::pin(async move {
+            let c = raw(None);
+            let name = name_in(namespace, id);
+            c.delete_secret(&name, None).await?;
+            purge(&c, &name).await;
+            Ok(())
+        })
+    }
+}
+
+nebula_credential_core::conformance_tests!(
+    azure_via_open,
+    |namespace: String| async move { provider(config(&namespace)).await },
+    foreign = AzureForeign
+);
+
+async fn cleanup(p: &dyn StorageProvider) {
+    for id in p.list(&CredentialFilter::new()).await.expect("list") {
+        p.delete(&id).await.expect("delete");
+    }
+}
+
+/// Our record in Key Vault: our content type, our tags, no plaintext.
+#[tokio::test]
+async fn the_secret_holds_our_content_type_tags_and_only_ciphertext() {
+    let ns = unique("shape").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Api_Key");
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let name = name_in(&ns, &k);
+    assert!(name.ends_with("-api---key"), "readable name: {name}");
+    let s = raw(None).get_secret(&name, None).await.unwrap().into_model().unwrap();
+    assert_eq!(s.content_type.as_deref(), Some(CONTENT_TYPE));
+    let tags = s.tags.unwrap();
+    assert_eq!(tags["env"], "prod");
+    assert_eq!(tags["nebula-credential:managed"], "true");
+    assert_eq!(tags["nebula-credential:id"], "Api_Key");
+    let value: Value = serde_json::from_str(s.value.as_deref().unwrap()).unwrap();
+    assert_eq!(value["id"], "Api_Key");
+    assert!(value["encrypted_data"]["ciphertext"].is_string());
+    cleanup(p.as_ref()).await;
+}
+
+/// Tags other tools put on the current version survive our next write; ours are replaced.
+#[tokio::test]
+async fn an_overwrite_keeps_tags_other_tools_added() {
+    let ns = unique("othertags").replace('_', "-");
+    let p = provider(AzureKeyVaultConfig {
+        default_tags: BTreeMap::from([("org:team".to_string(), "payments".to_string())]),
+        ..config(&ns)
+    })
+    .await;
+    let k = id("shared");
+    let name = name_in(&ns, &k);
+    p.store(&k, &data(1), &tagged(&[("env", "prod"), ("tier", "1")]))
+        .await
+        .unwrap();
+    let c = raw(None);
+    let mut tags: HashMap<String, String> = raw_tags(&c, &name).await.into_iter().collect();
+    tags.insert("CostCenter".into(), "42".into());
+    let update = UpdateSecretPropertiesParameters {
+        tags: Some(tags),
+        ..Default::default()
+    };
+    c.update_secret_properties(&name, update.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    p.store(&k, &data(2), &tagged(&[("env", "staging")])).await.unwrap();
+    let tags = raw_tags(&c, &name).await;
+    assert_eq!(tags.get("CostCenter").map(String::as_str), Some("42"), "{tags:?}");
+    assert_eq!(tags["env"], "staging");
+    assert!(!tags.contains_key("tier"), "our own old tag is removed: {tags:?}");
+    assert_eq!(tags["org:team"], "payments");
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag("env", "staging")).await.unwrap(),
+        vec![k.clone()]
+    );
+    cleanup(p.as_ref()).await;
+}
+
+/// Soft mode: delete, then store again, recovers our deleted secret and writes a new
+/// version; purge mode: delete purges, and storing again creates the secret anew.
+#[tokio::test]
+async fn store_after_delete_works_in_both_modes() {
+    for mode in [DeleteMode::Soft, DeleteMode::Purge] {
+        let ns = unique(&format!("again-{mode:?}")).replace('_', "-");
+        let p = provider(AzureKeyVaultConfig {
+            delete_mode: mode,
+            ..config(&ns)
+        })
+        .await;
+        let k = id("phoenix");
+        let name = name_in(&ns, &k);
+        let c = raw(None);
+        for round in 1..=3u8 {
+            p.store(&k, &data(round), &tagged(&[("gen", &round.to_string())]))
+                .await
+                .unwrap_or_else(|e| panic!("{mode:?} round {round}: {e}"));
+            let (got, m) = p.retrieve(&k).await.unwrap().into_parts();
+            assert_eq!((got, m.tags["gen"].clone()), (data(round), round.to_string()));
+            p.delete(&k).await.unwrap();
+            assert!(!p.exists(&k).await.unwrap());
+            assert!(p.retrieve(&k).await.unwrap_err().is_not_found());
+        }
+        match mode {
+            // Purged: nothing left under deletedsecrets.
+            DeleteMode::Purge => assert!(c.get_deleted_secret(&name, None).await.is_err(), "{mode:?}"),
+            // Soft-deleted and recoverable: the last delete stays visible once it completes.
+            DeleteMode::Soft => purge(&c, &name).await,
+        }
+    }
+}
+
+/// A soft delete undone with Azure's own recover brings our record back intact.
+#[tokio::test]
+async fn a_recover_by_azure_brings_back_our_record_intact() {
+    let ns = unique("recover").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Recovered_1");
+    let m = tagged(&[("env", "prod")]);
+    p.store(&k, &data(4), &m).await.unwrap();
+    p.delete(&k).await.unwrap();
+    let c = raw(None);
+    let name = name_in(&ns, &k);
+    let mut recovered = false;
+    for _ in 0..100 {
+        if c.recover_deleted_secret(&name, None).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "Azure's recover succeeded");
+    let mut back = None;
+    for _ in 0..100 {
+        match p.retrieve(&k).await {
+            Ok(s) => {
+                back = Some(s.into_parts());
+                break;
+            }
+            Err(e) if e.is_not_found() => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(back, Some((data(4), m)));
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![k]);
+    cleanup(p.as_ref()).await;
+}
+
+/// 50 operations of each kind at once, on distinct ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_operations() {
+    let ns = unique("parallel").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let tasks: Vec<_> = (0..50u8)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let k = id(&format!("Par_{i:02}"));
+                p.store(&k, &data(i), &tagged(&[("i", &i.to_string())])).await?;
+                let (d, _) = p.retrieve(&k).await?.into_parts();
+                assert_eq!(d, data(i));
+                assert!(p.exists(&k).await?);
+                if i % 2 == 0 {
+                    p.delete(&k).await?;
+                }
+                Ok::<_, StorageError>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let left = p.list(&CredentialFilter::new()).await.unwrap();
+    let expected: Vec<CredentialId> = (0..50u8)
+        .filter(|i| i % 2 == 1)
+        .map(|i| id(&format!("Par_{i:02}")))
+        .collect();
+    assert_eq!(left, expected);
+    cleanup(p.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_read_only_token_reads_and_writes_fail_naming_the_role() {
+    let ns = unique("readonly").replace('_', "-");
+    let full = provider(config(&ns)).await;
+    let k = id("readable");
+    full.store(&k, &data(1), &meta()).await.unwrap();
+    let reader = provider(config_with(
+        &ns,
+        Arc::new(StaticToken(emulator_var("NEBULA_TEST_AZURE_READONLY_TOKEN", "azure"))),
+        None,
+    ))
+    .await;
+    assert_eq!(reader.retrieve(&k).await.unwrap().data, data(1));
+    assert_eq!(reader.list(&CredentialFilter::new()).await.unwrap(), vec![k.clone()]);
+    for (op, outcome) in [
+        ("store", reader.store(&k, &data(2), &meta()).await.map(drop)),
+        ("delete", reader.delete(&k).await),
+    ] {
+        let e = outcome.expect_err(op);
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{op}: {e}");
+        let m = e.to_string();
+        assert!(m.contains("Key Vault Secrets Officer"), "{op}: {m}");
+        // azure_core 1.1 reports the status as the code of the service's RBAC denial; the
+        // provider found ForbiddenByRbac in the body.
+        let source = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<azure_core::Error>())
+            .expect("the SDK's error is the source");
+        let azure_core::error::ErrorKind::HttpResponse {
+            error_code,
+            raw_response,
+            ..
+        } = source.kind()
+        else {
+            panic!("{source:?}")
+        };
+        assert_eq!(error_code.as_deref(), Some("403"), "{op}");
+        let body = String::from_utf8_lossy(raw_response.as_ref().unwrap().body()).into_owned();
+        assert!(body.contains("ForbiddenByRbac"), "{body}");
+        assert!(
+            !m.contains(&emulator_var("NEBULA_TEST_AZURE_READONLY_TOKEN", "azure")),
+            "{m}"
+        );
+    }
+    assert_eq!(full.retrieve(&k).await.unwrap().data, data(1));
+    cleanup(full.as_ref()).await;
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_authentication_failed() {
+    let rejected = emulator_var("NEBULA_TEST_AZURE_REJECTED_TOKEN", "azure");
+    let p = provider(config_with("rejected", Arc::new(StaticToken(rejected.clone())), None)).await;
+    let e = p.retrieve(&id("anything")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{e}");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("custom TokenCredential"), "{e}");
+    assert!(!format!("{e} {e:?}").contains(&rejected), "the token never shows");
+    assert_eq!(p.check().await.unwrap_err().kind(), ErrorKind::AuthenticationFailed);
+}
+
+/// A 429 with `Retry-After` is retried by our `Retry` layer, once, after the wait the
+/// service asked for; the emulator's log shows one 429 and one success, so the SDK did
+/// not retry on its own. Without retries, the caller gets `Throttled` with the wait.
+#[tokio::test]
+async fn a_throttled_request_is_retried_by_our_layer_only() {
+    let vault = own_vault("thr");
+    let metrics = Arc::new(StorageMetrics::new());
+    let mut c = config_with("throttle", Arc::new(StaticToken(token())), Some(&vault));
+    c.retry = RetryPolicy {
+        max_retries: 3,
+        ..RetryPolicy::default()
+    };
+    let p = open_with_metrics(&StorageConfig::Azure(c.clone()), metrics.clone())
+        .await
+        .unwrap();
+    let k = id("throttled");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"status": 429, "retry_after_s": 1, "count": 1, "vault": vault})),
+    )
+    .await;
+    let started = Instant::now();
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited for Retry-After"
+    );
+    assert_eq!(metrics.snapshot().retrieve.retries, 1);
+    // This vault is this test's alone: its log ends with the store's PUT, then the
+    // retrieve's two attempts, nothing between.
+    let log = requests(&vault).await;
+    let tail: Vec<(&str, u16)> = log[log.len() - 3..].iter().map(|(m, _, s)| (m.as_str(), *s)).collect();
+    assert_eq!(tail, vec![("PUT", 200), ("GET", 429), ("GET", 200)], "{log:?}");
+
+    c.retry.max_retries = 0;
+    let once = open(&StorageConfig::Azure(c)).await.unwrap();
+    once.check().await.unwrap();
+    control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"status": 429, "retry_after_s": 2, "count": 1, "vault": vault})),
+    )
+    .await;
+    let e = once.retrieve(&k).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Throttled, "{e}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+    let log = requests(&vault).await;
+    let tail: Vec<(&str, &str, u16)> = log[log.len() - 2..]
+        .iter()
+        .map(|(m, p, s)| (m.as_str(), p.as_str(), *s))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![("GET", "/secrets", 200), ("GET", "/secrets/throttle-throttled/", 429)],
+        "one request after check's list: the SDK did not retry: {log:?}"
+    );
+    cleanup(p.as_ref()).await;
+}
+
+/// A 503 is retryable and retried; the record survives.
+#[tokio::test]
+async fn a_server_error_is_retried() {
+    let vault = own_vault("unav");
+    let metrics = Arc::new(StorageMetrics::new());
+    let p = open_with_metrics(
+        &StorageConfig::Azure(config_with("unavailable", Arc::new(StaticToken(token())), Some(&vault))),
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"status": 503, "count": 2, "vault": vault})),
+    )
+    .await;
+    let k = id("flaky");
+    p.store(&k, &data(3), &meta()).await.unwrap();
+    assert_eq!(metrics.snapshot().store.retries, 2);
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
+    cleanup(p.as_ref()).await;
+}
+
+/// Without the emulator's CA the handshake fails: a non-retryable error naming
+/// `ca_cert`, at once (no retries, no SDK retries).
+#[tokio::test]
+async fn an_untrusted_ca_is_refused_without_retries() {
+    let mut c = config("untrusted");
+    c.ca_cert = None;
+    c.retry.max_retries = 5;
+    let metrics = Arc::new(StorageMetrics::new());
+    let p = open_with_metrics(&StorageConfig::Azure(c), metrics.clone())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let e = p.retrieve(&id("anything")).await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("ca_cert"), "{e}");
+    assert_eq!(metrics.snapshot().retrieve.retries, 0);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+/// A disabled current version is reported as such; `exists` still sees the secret.
+#[tokio::test]
+async fn a_disabled_secret_is_reported_clearly() {
+    let ns = unique("disabled").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("off");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let name = name_in(&ns, &k);
+    let update = UpdateSecretPropertiesParameters {
+        secret_attributes: Some(azure_security_keyvault_secrets::models::SecretAttributes {
+            enabled: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    raw(None)
+        .update_secret_properties(&name, update.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    let e = p.retrieve(&k).await.unwrap_err();
+    assert!(e.to_string().contains("disabled") && !e.is_retryable(), "{e}");
+    assert!(p.exists(&k).await.unwrap());
+    p.store(&k, &data(2), &meta()).await.expect("a new version is enabled");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    cleanup(p.as_ref()).await;
+}
+
+/// A credential whose tokens expire within minutes: the SDK's bearer policy asks for a
+/// new token before each expires, and the emulator (which refuses expired tokens with 401
+/// `TokenExpired`) never sees an expired one during a long run.
+#[tokio::test]
+async fn tokens_are_refreshed_before_they_expire() {
+    #[derive(Debug)]
+    struct Expiring {
+        base: String,
+        issued: AtomicUsize,
+    }
+    #[async_trait::async_trait]
+    impl TokenCredential for Expiring {
+        async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+            self.issued.fetch_add(1, Ordering::SeqCst);
+            // The SDK treats a token as due for refresh 5 minutes before it expires, so a
+            // token said to expire in 302 s is due after 2 s. The emulator is told a
+            // deadline 3 to 4 s after issue: it refuses any token the SDK kept past its
+            // refresh margin, as the service refuses an expired one.
+            let now = OffsetDateTime::now_utc();
+            Ok(AccessToken::new(
+                format!("{}~exp={}", self.base, now.unix_timestamp() + 4),
+                now + azure_core::time::Duration::seconds(302),
+            ))
+        }
+    }
+    let vault = own_vault("tok");
+    let credential = Arc::new(Expiring {
+        base: token(),
+        issued: AtomicUsize::new(0),
+    });
+    let p = provider(config_with("tokens", credential.clone(), Some(&vault))).await;
+    let k = id("long_run");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let started = Instant::now();
+    let mut operations = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+        operations += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let issued = credential.issued.load(Ordering::SeqCst);
+    println!("{operations} reads over 8 s, {issued} tokens issued");
+    assert!(issued >= 4, "tokens were refreshed: {issued}");
+    assert!(
+        issued < operations,
+        "tokens were cached between refreshes: {issued} of {operations}"
+    );
+    let log = requests(&vault).await;
+    let refused = log.iter().filter(|(_, _, s)| *s == 401).count();
+    assert!(
+        refused <= 1,
+        "only the SDK's first, unauthenticated challenge request: {log:?}"
+    );
+    cleanup(p.as_ref()).await;
+}
+
+/// A foreign secret under our name that is soft-deleted is never recovered, purged or
+/// overwritten: `store` reports `Conflict` naming it, and a purge-mode `delete` leaves it.
+#[tokio::test]
+async fn a_deleted_foreign_secret_is_never_recovered_or_purged() {
+    let ns = unique("fdel").replace('_', "-");
+    let k = id("Taken");
+    let name = name_in(&ns, &k);
+    let c = raw(None);
+    let params = SetSecretParameters {
+        value: Some(FOREIGN_VALUE.into()),
+        ..SetSecretParameters::default()
+    };
+    c.set_secret(&name, params.try_into().unwrap(), None).await.unwrap();
+    c.delete_secret(&name, None).await.unwrap();
+    for mode in [DeleteMode::Soft, DeleteMode::Purge] {
+        let p = provider(AzureKeyVaultConfig {
+            delete_mode: mode,
+            ..config(&ns)
+        })
+        .await;
+        let e = p.store(&k, &data(1), &meta()).await.unwrap_err();
+        assert!(e.is_conflict(), "{mode:?}: {e}");
+        assert!(e.to_string().contains(&name), "{e}");
+        p.delete(&k).await.expect("nothing of ours to delete");
+        assert!(!p.exists(&k).await.unwrap());
+    }
+    let deleted = c.get_deleted_secret(&name, None).await.expect("still soft-deleted");
+    assert!(deleted.into_model().unwrap().tags.unwrap_or_default().is_empty());
+    assert!(c.get_secret(&name, None).await.is_err(), "not recovered");
+    c.purge_deleted_secret(&name, None).await.unwrap();
+}
+
+/// The worst case the core allows — a 128-character id, 10 tags with 256-character values
+/// — plus the one default tag fits Key Vault's 15 tags, and round-trips.
+#[tokio::test]
+async fn the_worst_case_of_tags_and_id_fits() {
+    let ns = unique("worst").replace('_', "-");
+    let p = provider(AzureKeyVaultConfig {
+        default_tags: BTreeMap::from([("org:team".to_string(), "t".repeat(256))]),
+        ..config(&ns)
+    })
+    .await;
+    let k = id(&"Zz_-9".repeat(26)[..128]);
+    let tags: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("k{i}{}", "x".repeat(61)), "✓".repeat(256)))
+        .collect();
+    let pairs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let m = tagged(&pairs);
+    p.store(&k, &data(9), &m).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().into_parts(), (data(9), m));
+    let name = name_in(&ns, &k);
+    assert!(name.len() <= 127, "{name}");
+    assert_eq!(raw_tags(&raw(None), &name).await.len(), 15);
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag(tags[9].0.clone(), tags[9].1.clone()))
+            .await
+            .unwrap(),
+        vec![k]
+    );
+    cleanup(p.as_ref()).await;
+}
+
+/// Two providers whose prefixes overlap can map different ids to one name; the id tag
+/// makes that a `Conflict`, never another credential's record.
+#[tokio::test]
+async fn overlapping_prefixes_never_hand_out_another_credential() {
+    let ns = unique("ovl").replace('_', "-");
+    let a = provider(AzureKeyVaultConfig {
+        secret_prefix: format!("{ns}-"),
+        ..config(&ns)
+    })
+    .await;
+    let b = provider(AzureKeyVaultConfig {
+        secret_prefix: format!("{ns}-b"),
+        ..config(&ns)
+    })
+    .await;
+    // "{ns}-" + "b-same" (id bSame) == "{ns}-b" + "-same" (id Same).
+    a.store(&id("bSame"), &data(1), &meta()).await.unwrap();
+    let e = b.retrieve(&id("Same")).await.unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    assert!(b.store(&id("Same"), &data(2), &meta()).await.unwrap_err().is_conflict());
+    assert!(b.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    assert_eq!(a.retrieve(&id("bSame")).await.unwrap().data, data(1));
+    cleanup(a.as_ref()).await;
+}
+
+/// Reads secret `name` with Microsoft's Python SDK (azure-keyvault-secrets, in the venv
+/// xtask installs), challenge and TLS verification on: `{content_type, tags, value}`.
+const PYTHON_READ: &str = r#"
+import json, os, socket, sys, time
+from azure.core.credentials import AccessToken
+from azure.keyvault.secrets import SecretClient
+real = socket.getaddrinfo
+def resolve(host, *a, **k):
+    if isinstance(host, str) and host.lower().endswith(".localhost"):
+        host = "127.0.0.1"
+    return real(host, *a, **k)
+socket.getaddrinfo = resolve
+class Token:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken(os.environ["NEBULA_TEST_AZURE_TOKEN"], int(time.time()) + 3600)
+client = SecretClient(os.environ["NEBULA_TEST_AZURE_VAULT_URL"], Token(), verify_challenge_resource=True,
+                      connection_verify=os.environ["NEBULA_TEST_AZURE_CA_PEM"])
+s = client.get_secret(sys.argv[1])
+print(json.dumps({"content_type": s.properties.content_type, "tags": s.properties.tags, "value": s.value}))
+"#;
+
+/// Interop: a credential stored through `CredentialStore` and the provider, read back with
+/// Microsoft's Python SDK, shows our content type and tags, and no plaintext.
+#[tokio::test]
+async fn the_python_sdk_reads_our_content_type_tags_and_no_plaintext() {
+    use nebula_credential::prelude::ExposeSecret as _;
+    use nebula_credential::{CredentialStore, EncryptionKey, Keyring, Tags};
+    let python = emulator_var("NEBULA_TEST_AZURE_PYTHON", "azure");
+    let ns = unique("interop").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let store = CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate()));
+    let k = id("Interop_Key");
+    let plaintext = "sk_live_interop_PLAINTEXT_4711";
+    store
+        .put(
+            &k,
+            plaintext.as_bytes(),
+            Tags::from([("env".to_string(), "prod".to_string())]),
+        )
+        .await
+        .unwrap();
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(PYTHON_READ)
+        .arg(name_in(&ns, &k))
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["content_type"], CONTENT_TYPE);
+    assert_eq!(seen["tags"]["env"], "prod");
+    assert_eq!(seen["tags"]["nebula-credential:managed"], "true");
+    assert_eq!(seen["tags"]["nebula-credential:id"], "Interop_Key");
+    let value = seen["value"].as_str().unwrap();
+    assert!(!value.contains(plaintext) && !value.contains("PLAINTEXT"), "{value}");
+    let record: Value = serde_json::from_str(value).unwrap();
+    assert_eq!(record["id"], "Interop_Key");
+    assert_eq!(store.get(&k).await.unwrap().expose_secret(), plaintext.as_bytes());
+    cleanup(p.as_ref()).await;
+}
+
+/// A vault nobody listens on is `Unavailable` (retryable); a request that stalls past
+/// `read_ms` times out and the `Retry` layer tries again.
+#[tokio::test]
+async fn connection_failures_and_stalls_are_retryable() {
+    let mut c = config("refused");
+    c.vault_url = "https://nebula.localhost:1".into();
+    c.retry.max_retries = 0;
+    let e = provider(c).await.retrieve(&id("x")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+
+    let vault = own_vault("stall");
+    let metrics = Arc::new(StorageMetrics::new());
+    let mut c = config_with("stall", Arc::new(StaticToken(token())), Some(&vault));
+    c.timeouts.read_ms = 1_000;
+    let p = open_with_metrics(&StorageConfig::Azure(c), metrics.clone())
+        .await
+        .unwrap();
+    let k = id("slow");
+    p.store(&k, &data(5), &meta()).await.unwrap();
+    control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"stall_ms": 1500, "count": 1, "vault": vault})),
+    )
+    .await;
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(5));
+    let s = metrics.snapshot().retrieve;
+    assert_eq!(s.retries, 1, "{s:?}");
+    cleanup(p.as_ref()).await;
+}
