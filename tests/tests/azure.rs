@@ -16,7 +16,7 @@ use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_secrets::models::{SetSecretParameters, UpdateSecretPropertiesParameters};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE, DeleteMode};
+use nebula_credential::azure::{AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE, DeleteMode};
 use nebula_credential::{
     CredentialFilter, CredentialId, ErrorKind, RetryPolicy, StorageConfig, StorageError, StorageMetrics,
     StorageProvider, open, open_with_metrics,
