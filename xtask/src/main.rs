@@ -257,6 +257,8 @@ const MSRV_PACKAGES: &[&str] = &[
     "nebula-credential-local",
     "nebula-credential",
     "nebula-credential-vault",
+    "nebula-credential-kubernetes",
+    "nebula-credential-azure",
 ];
 
 /// Checks that the crates claiming the workspace's `rust-version` build with that
