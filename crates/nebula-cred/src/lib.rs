@@ -31,6 +31,10 @@ use exit::CliError;
 /// Parses the process's arguments, runs the command and returns its exit status
 /// (see [`exit`]). Errors are printed to stderr; data goes to stdout.
 pub fn run() -> ExitCode {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -38,18 +42,21 @@ pub fn run() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
         }
     };
-    // Errors are reported by the commands themselves; the log adds the library's view.
-    let level = match cli.global.verbose {
-        0 => tracing::Level::ERROR,
-        1 => tracing::Level::WARN,
-        2 => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
+    // Errors are reported by the commands themselves; `-v` adds the library's view. Its log
+    // carries ids, kinds and reasons, never values. Dependencies (SDK clients) stay quiet
+    // below `-vv`: they log a routine 404 as an error.
+    let (ours, theirs) = match cli.global.verbose {
+        0 => (LevelFilter::OFF, LevelFilter::OFF),
+        1 => (LevelFilter::WARN, LevelFilter::OFF),
+        2 => (LevelFilter::INFO, LevelFilter::WARN),
+        _ => (LevelFilter::DEBUG, LevelFilter::INFO),
     };
-    // The library's log carries ids, kinds and reasons, never values.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
+        .with_max_level(ours.max(theirs))
         .with_target(false)
+        .finish()
+        .with(Targets::new().with_target("nebula", ours).with_default(theirs))
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
