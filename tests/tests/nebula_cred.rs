@@ -2,7 +2,8 @@
 //! `open()`'s full layer stacks: `migrate` between every pair of backends (records arrive
 //! byte-identical — ciphertext and metadata — and decrypt on the target with the same key,
 //! a different record already on the target is left alone unless `overwrite`, and a second
-//! run writes nothing), and `doctor` passing every step on each backend.
+//! run writes nothing), `doctor` passing every step on each backend, and `doctor` naming the
+//! missing permission for each emulator's restricted identity.
 //!
 //! Each backend is one entry of [`backends`]; the pairs are generated from the list.
 //! Memory (a fresh store per `open()`) makes local ↔ memory run without emulators.
@@ -13,8 +14,8 @@ use nebula_cred::doctor::{Outcome, PROBE_ID, diagnose};
 use nebula_cred::migrate::{MigrateOptions, MigrationReport, migrate};
 use nebula_credential::secrecy::ExposeSecret;
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, Keyring, PROVIDERS, StorageConfig, StorageProvider,
-    Tags, open,
+    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, PROVIDERS, StorageConfig,
+    StorageProvider, Tags, open,
 };
 use nebula_credential_tests::unique;
 
@@ -108,6 +109,90 @@ fn azure(ns: &str) -> StorageConfig {
         std::sync::Arc::new(token),
         emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure"),
     ))
+}
+
+/// Each emulator's restricted identity (read-only), with what its refused write must name.
+/// AWS has none: moto's IAM enforcement is process-wide, so it would break every other test.
+fn restricted() -> Vec<(&'static str, StorageConfig, &'static [&'static str])> {
+    #[allow(unused_mut)]
+    let mut list: Vec<(&'static str, StorageConfig, &'static [&'static str])> = Vec::new();
+    #[cfg(feature = "vault")]
+    {
+        use nebula_credential::vault::VaultConfig;
+        use nebula_credential_tests::emulator_var;
+        let config = VaultConfig {
+            path_prefix: format!("nebula-test/{}", unique("ro")),
+            ..VaultConfig::with_token(
+                emulator_var("NEBULA_TEST_VAULT_ADDR", "vault"),
+                emulator_var("NEBULA_TEST_VAULT_READONLY_TOKEN", "vault"),
+            )
+        };
+        list.push(("vault", StorageConfig::Vault(config), &["create"]));
+    }
+    #[cfg(feature = "kubernetes")]
+    {
+        use nebula_credential::kubernetes::KubernetesSecretsConfig;
+        use nebula_credential_tests::emulator_var;
+        let config = KubernetesSecretsConfig {
+            namespace: Some(emulator_var("NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE", "kubernetes")),
+            kubeconfig_path: Some(emulator_var("NEBULA_TEST_KUBECONFIG_RESTRICTED", "kubernetes").into()),
+            ..KubernetesSecretsConfig::default()
+        };
+        list.push(("kubernetes", StorageConfig::Kubernetes(config), &["create", "secrets"]));
+    }
+    #[cfg(feature = "azure")]
+    {
+        use nebula_credential_tests::{StaticToken, azure_config, emulator_var};
+        let token = StaticToken(emulator_var("NEBULA_TEST_AZURE_READONLY_TOKEN", "azure"));
+        let config = azure_config(
+            "ro",
+            Arc::new(token),
+            emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure"),
+        );
+        list.push(("azure", StorageConfig::Azure(config), &["Key Vault Secrets Officer"]));
+    }
+    list
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_missing_permission_of_a_restricted_identity() {
+    let list = restricted();
+    let covered: Vec<&str> = list.iter().map(|(name, ..)| *name).collect();
+    for (backend, on) in HARNESS {
+        if on && backend != "aws" {
+            assert!(
+                covered.contains(&backend),
+                "{backend} has no restricted identity in restricted()"
+            );
+        }
+    }
+    for (name, config, needles) in list {
+        let report = diagnose(&config, |_| {}).await;
+        assert!(
+            !report.passed(),
+            "{name}: a read-only identity passed doctor: {report:?}"
+        );
+        let passed: Vec<&str> = report
+            .steps
+            .iter()
+            .take_while(|s| matches!(s.outcome, Outcome::Ok(_)))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            passed,
+            ["config", "open", "check"],
+            "{name}: reads pass, the store fails"
+        );
+        let store = &report.steps[3];
+        let Outcome::Failed(problem) = &store.outcome else {
+            panic!("{name}: store step: {store:?}");
+        };
+        assert_eq!(problem.kind(), ErrorKind::PermissionDenied, "{name}: {problem:?}");
+        let text = format!("{problem}");
+        for needle in needles {
+            assert!(text.contains(needle), "{name}: {text:?} does not name {needle:?}");
+        }
+    }
 }
 
 #[test]
