@@ -99,9 +99,11 @@ pub(crate) enum Command {
 pub(crate) struct PutArgs {
     /// Credential id: 1 to 128 of A-Z a-z 0-9 _ -.
     pub(crate) id: CredentialId,
-    /// A value given as an argument: refused without being echoed (it would show in `ps`).
-    #[arg(hide = true)]
-    pub(crate) value_argument: Option<RefusedValue>,
+    /// Values given as arguments: refused without being echoed (they would show in `ps`).
+    /// Everything after the id that is not an option lands here, even text starting with
+    /// `-` and anything after it, so clap never quotes it back as an unexpected argument.
+    #[arg(hide = true, num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) value_argument: Vec<RefusedValue>,
     /// A tag, KEY=VALUE (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub(crate) tags: Vec<(String, String)>,
@@ -237,7 +239,7 @@ mod tests {
     fn a_value_argument_is_not_kept() {
         let cli = Cli::try_parse_from(["nebula-cred", "put", "api_key", "hunter2"]).unwrap();
         let Command::Put(put) = &cli.command else { panic!("put") };
-        assert!(put.value_argument.is_some());
+        assert!(!put.value_argument.is_empty());
         assert!(!format!("{cli:?}").contains("hunter2"));
     }
 

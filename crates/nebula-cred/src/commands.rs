@@ -48,10 +48,12 @@ pub(crate) fn migrate_filter(pairs: &[(String, String)], prefix: Option<&str>) -
 
 /// Refuses a value given as an argument, without repeating it; checked before any I/O.
 pub(crate) fn check_put(args: &PutArgs) -> Result<(), CliError> {
-    if args.value_argument.is_some() {
+    if !args.value_argument.is_empty() {
         return Err(CliError::Usage(format!(
             "put takes no value argument: it would be visible in `ps` and shell history; give the value \
-             of '{}' on stdin (`printf '%s' \"$VALUE\" | nebula-cred put {}`) or with --from-file FILE",
+             of '{}' on stdin (`printf '%s' \"$VALUE\" | nebula-cred put {}`) or with --from-file FILE \
+             (what followed the id is not shown, in case it was a value; options are listed by \
+             `nebula-cred put --help`)",
             args.id, args.id
         )));
     }

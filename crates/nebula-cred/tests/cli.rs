@@ -474,6 +474,32 @@ fn a_value_given_as_an_argument_is_refused_and_never_echoed() {
 }
 
 #[test]
+fn a_value_argument_is_never_echoed_whatever_it_looks_like() {
+    // A PEM block, a value starting with '-', a value of several words, or one followed by
+    // options: clap would quote any of these back as "unexpected argument".
+    let f = Fixture::new();
+    let cases: [&[&str]; 5] = [
+        &["put", "api_key", "-----BEGIN-hunter2"],
+        &["put", "api_key", "-hunter2"],
+        &["put", "api_key", "hunter2", "second-hunter2"],
+        &["put", "api_key", "--tag", "env=prod", "hunter2", "--from-file", "x"],
+        &["put", "api_key", "--", "--hunter2"],
+    ];
+    for args in cases {
+        let out = f.cmd(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("hunter2"), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("stdin"), "{args:?}: {}", text(&out));
+    }
+    assert!(raw(&f.config(), "api_key").is_none(), "nothing stored");
+    // Options before the id and after it still work.
+    f.cmd(&["put", "api_key", "--tag", "env=prod"])
+        .write_stdin("v")
+        .assert()
+        .success();
+}
+
+#[test]
 fn secrets_never_appear_in_output_files_or_errors_unless_asked() {
     let f = Fixture::new();
     f.put("api_key", SECRET, &["--tag", "env=prod"]);
