@@ -61,8 +61,17 @@ pub(crate) fn check_put(args: &PutArgs) -> Result<(), CliError> {
 }
 
 /// `put`: the value from `--from-file`, a hidden prompt on a terminal, or stdin.
-pub(crate) async fn put(store: &CredentialStore, args: &PutArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let value = read_value(args)?;
+///
+/// No value can be longer than the backend's record limit (`limit`, the serialized
+/// record being larger than the value), so reading stops just past it: a wrong file or
+/// an endless pipe is refused at once instead of being read, encrypted and encoded whole.
+pub(crate) async fn put(
+    store: &CredentialStore,
+    limit: usize,
+    args: &PutArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let value = read_value(args, limit)?;
     if value.is_empty() {
         return Err(CliError::Usage(format!(
             "the value of '{}' is empty; give it on stdin or with --from-file FILE",
@@ -75,21 +84,37 @@ pub(crate) async fn put(store: &CredentialStore, args: &PutArgs, out: &mut dyn W
     emit(out, format!("stored '{}' (version {})\n", args.id, metadata.version))
 }
 
-fn read_value(args: &PutArgs) -> Result<Zeroizing<Vec<u8>>, CliError> {
-    if let Some(path) = &args.from_file {
-        return std::fs::read(path)
-            .map(Zeroizing::new)
-            .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e));
-    }
-    if std::io::stdin().is_terminal() {
+fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let value = if let Some(path) = &args.from_file {
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e))?;
+        read_at_most(file, limit)
+            .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e))?
+    } else if std::io::stdin().is_terminal() {
         let typed = rpassword::prompt_password(format!("value of '{}' (input hidden): ", args.id))
             .map_err(|e| CliError::io("cannot read the value from the terminal", e))?;
-        return Ok(Zeroizing::new(typed.into_bytes()));
+        Zeroizing::new(typed.into_bytes())
+    } else {
+        read_at_most(std::io::stdin().lock(), limit).map_err(|e| CliError::io("cannot read the value from stdin", e))?
+    };
+    if value.len() > limit {
+        return Err(CliError::Failed {
+            code: exit::ERROR,
+            message: format!(
+                "the value of '{}' is over {limit} bytes, the most this backend stores in one record \
+                 (max_payload_bytes); store a smaller secret or use a backend with a larger limit",
+                args.id
+            ),
+        });
     }
+    Ok(value)
+}
+
+/// Reads `reader` to its end, or until it has given more than `limit` bytes.
+fn read_at_most(reader: impl Read, limit: usize) -> std::io::Result<Zeroizing<Vec<u8>>> {
     let mut value = Zeroizing::new(Vec::new());
-    std::io::stdin()
-        .read_to_end(&mut value)
-        .map_err(|e| CliError::io("cannot read the value from stdin", e))?;
+    let most = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader.take(most).read_to_end(&mut value)?;
     Ok(value)
 }
 

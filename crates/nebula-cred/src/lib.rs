@@ -108,7 +108,10 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         )
     };
     match command {
-        Command::Put(args) => commands::put(&store(key), args, out).await,
+        Command::Put(args) => {
+            let limit = provider.capabilities().max_payload_bytes;
+            commands::put(&store(key), limit, args, out).await
+        }
         Command::Get(args) if args.metadata => commands::get_metadata(provider.as_ref(), args, out).await,
         Command::Get(args) => commands::get_value(&store(key), args, out).await,
         Command::List(args) => commands::list(provider.as_ref(), args, out).await,

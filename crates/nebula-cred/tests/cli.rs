@@ -413,6 +413,67 @@ fn a_record_too_large_for_the_target_fails_naming_both_sizes() {
 }
 
 #[test]
+fn put_stops_reading_a_value_once_it_is_over_the_backend_limit() {
+    use std::io::Write as _;
+    let f = Fixture::new();
+    let small = f.path("small.toml");
+    std::fs::write(
+        &small,
+        format!(
+            "provider = \"local\"\nbase_path = {:?}\nmax_payload_bytes = 2000\n",
+            f.path("small").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--config",
+            small.to_str().unwrap(),
+            "--key-file",
+            f.key.to_str().unwrap(),
+        ])
+        .args(["put", "huge"])
+        .env_remove("NEBULA_CREDENTIAL_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Offer far more than the limit; put must give up (closing the pipe) long before the end.
+    let mut stdin = child.stdin.take().unwrap();
+    let offered = 32 << 20;
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 << 10];
+        let mut written = 0;
+        while written < offered && stdin.write_all(&chunk).is_ok() {
+            written += chunk.len();
+        }
+        written
+    });
+    let out = child.wait_with_output().unwrap();
+    let written = writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("2000"), "names the limit: {}", text(&out));
+    assert!(written < offered, "read all {written} bytes offered before refusing");
+    assert!(raw(&load_config(&small), "huge").is_none());
+    // The same from a file.
+    let file = std::fs::File::create(f.path("sparse")).unwrap();
+    file.set_len(offered as u64).unwrap();
+    let out = bare()
+        .args([
+            "--config",
+            small.to_str().unwrap(),
+            "--key-file",
+            f.key.to_str().unwrap(),
+        ])
+        .args(["put", "huge", "--from-file", f.path("sparse").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("2000"), "{}", text(&out));
+}
+
+#[test]
 fn exists_and_delete_report_by_exit_status() {
     let f = Fixture::new();
     f.put("api_key", SECRET, &[]);
