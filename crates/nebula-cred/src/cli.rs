@@ -72,7 +72,8 @@ pub(crate) enum Command {
     /// Re-encrypt every credential under a new key, beside live writers.
     #[command(after_help = "Example:\n  nebula-cred keygen --out new.key\n  \
         nebula-cred rotate-key --key-file old.key --new-key-file new.key\n\n\
-        Then give applications the new key. Running it again after an interruption finishes the job.")]
+        Then give applications the new key. Running it again after an interruption finishes the job;\n\
+        if you already switched to the new key, pass the previous one with --old-key-file.")]
     RotateKey(RotateArgs),
     /// Copy credentials verbatim from one backend to another.
     #[command(

@@ -334,9 +334,14 @@ pub(crate) async fn rotate(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let new = key::key_file(&args.new_key_file)?;
-    if new.key_id() == current.key_id() {
+    // The new key already in use with no older key given: nothing to rotate from. With
+    // older keys it finishes an interrupted rotation whose operator switched keys early.
+    let finishing = new.key_id() == current.key_id();
+    if finishing && args.old_key_file.is_empty() {
         return Err(CliError::Usage(format!(
-            "the new key is the current key (id {}); create another with `nebula-cred keygen --out FILE`",
+            "the new key is the current key (id {}): to rotate, give the key in use now as the current \
+             key (--key-file or NEBULA_CREDENTIAL_KEY) and a new one from `nebula-cred keygen --out FILE`; \
+             to finish an interrupted rotation under this key, add --old-key-file with the previous key",
             current.key_id()
         )));
     }
@@ -352,7 +357,9 @@ pub(crate) async fn rotate(
         );
     }
     let store = CredentialStore::new(provider, ring);
-    store.add_current_key(new);
+    if !finishing {
+        store.add_current_key(new);
+    }
     let report = store.rotate_keys().await?;
     let mut text = format!(
         "re-encrypted under key {}: {}\nalready under it: {}\ndeleted meanwhile: {}\nfailed: {}\n",

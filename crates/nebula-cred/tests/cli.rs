@@ -760,6 +760,39 @@ fn rotate_key_re_encrypts_everything_under_the_new_key() {
 }
 
 #[test]
+fn an_interrupted_rotation_can_be_finished_with_the_new_key_already_in_use() {
+    // Half rotated: `a` and `b` still under the old key, `c` already under the new one, and
+    // the operator has switched to the new key.
+    let f = Fixture::new();
+    f.put("a", "value-a", &[]);
+    f.put("b", "value-b", &[]);
+    let new_key = f.path("new.key");
+    keygen(&new_key);
+    let new = new_key.to_str().unwrap();
+    let with_new = |args: &[&str]| with_key(&f.config, "--key-file", &new_key, args);
+    with_new(&["put", "c"]).write_stdin("value-c").assert().success();
+    // Without the old key there is nothing to rotate from: say how to finish.
+    with_new(&["rotate-key", "--new-key-file", new])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--old-key-file"));
+    with_new(&[
+        "rotate-key",
+        "--new-key-file",
+        new,
+        "--old-key-file",
+        f.key.to_str().unwrap(),
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(": 2\n").and(predicate::str::contains("already under it: 1")));
+    for id in ["a", "b", "c"] {
+        assert_eq!(raw(&f.config(), id).unwrap().data.key_id, key_of(&new_key).key_id());
+        with_new(&["get", id]).assert().success().stdout(format!("value-{id}"));
+    }
+}
+
+#[test]
 fn rotate_key_never_undoes_a_write_made_while_it_runs() {
     const TOTAL: usize = 300;
     let f = Fixture::new();
