@@ -136,11 +136,26 @@ fn when(t: Option<&Timestamp>) -> String {
     t.map_or_else(|| "never".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
+/// Tags for people, `k=v,…`. They come from the backend, where another tool may have
+/// written them: control characters (terminal escapes, line breaks) are shown escaped.
 fn tag_text(tags: &Tags) -> String {
     tags.iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `text` with its control characters escaped (`\u{1b}`, `\n`), so it cannot drive a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Whether `get` needs the key: not for `--metadata`.

@@ -378,6 +378,30 @@ fn a_corrupted_record_is_reported_and_the_others_still_listed_and_migrated() {
 }
 
 #[test]
+fn tags_written_by_another_tool_cannot_drive_the_terminal() {
+    // Another writer of the backend (here: a hand-edited file) put escape sequences in a tag.
+    let f = Fixture::new();
+    f.put("shared", "v", &["--tag", "owner=ops"]);
+    let file = f.path("store").join("shared.enc.json");
+    let record = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        record.replace("\"ops\"", "\"\\u001b[2J\\u001b]0;pwned\\u0007\\r\\nfake\""),
+    )
+    .unwrap();
+    for args in [&["list"][..], &["get", "shared", "--metadata"]] {
+        let out = f.cmd(args).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            !out.stdout.iter().any(|b| b.is_ascii_control() && *b != b'\n'),
+            "{args:?}: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(text(&out).contains("owner=\\u{1b}[2J"), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
 fn a_record_too_large_for_the_target_fails_naming_both_sizes() {
     let f = Fixture::new();
     std::fs::write(f.path("big"), vec![b'x'; 4000]).unwrap();
