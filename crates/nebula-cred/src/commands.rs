@@ -81,7 +81,21 @@ pub(crate) async fn put(
     let metadata = store
         .put_expiring(&args.id, &value, tags(&args.tags), args.expires)
         .await?;
-    emit(out, format!("stored '{}' (version {})\n", args.id, metadata.version))
+    emit(out, format!("stored '{}' (version {})\n", args.id, metadata.version))?;
+    warn_if_expired(&args.id, &metadata);
+    Ok(())
+}
+
+/// Says on stderr that a credential's expiry has passed (the library does not enforce
+/// it: applications still read the value).
+fn warn_if_expired(id: &CredentialId, metadata: &CredentialMetadata) {
+    if metadata.is_expired_at(chrono::Utc::now()) {
+        eprintln!(
+            "warning: '{id}' expired at {}; applications still read it: store a fresh value \
+             (put with a later --expires) or delete it",
+            when(metadata.expires_at.as_ref())
+        );
+    }
 }
 
 fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
@@ -170,6 +184,7 @@ pub(crate) async fn get_metadata(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let metadata = provider.retrieve(&args.id).await?.metadata;
+    warn_if_expired(&args.id, &metadata);
     let text = if args.json {
         json_line(&Described {
             id: &args.id,
@@ -204,6 +219,7 @@ pub(crate) fn check_reveal(args: &GetArgs) -> Result<(), CliError> {
 /// `get`: the value, raw or as JSON, to stdout only.
 pub(crate) async fn get_value(store: &CredentialStore, args: &GetArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let (secret, metadata) = store.get_with_metadata(&args.id).await?;
+    warn_if_expired(&args.id, &metadata);
     let bytes = secret.expose_secret();
     if !args.json {
         return emit(out, bytes);

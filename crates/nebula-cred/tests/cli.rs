@@ -250,6 +250,34 @@ fn put_then_get_returns_the_exact_bytes_from_stdin_and_from_a_file() {
 }
 
 #[test]
+fn an_expired_credential_is_still_printed_but_with_a_warning() {
+    let f = Fixture::new();
+    // An expiry in the past is most likely a typo of the year: stored, with a warning.
+    f.cmd(&["put", "old", "--expires", "2020-01-01T00:00:00Z"])
+        .write_stdin("old-value")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning").and(predicate::str::contains("2020-01-01T00:00:00Z")));
+    // Applications still read it (the library does not enforce expiry), so get prints it, on
+    // stdout only, and says on stderr that it expired.
+    f.cmd(&["get", "old"])
+        .assert()
+        .success()
+        .stdout("old-value")
+        .stderr(predicate::str::contains("'old' expired at 2020-01-01T00:00:00Z"));
+    f.cmd(&["get", "old", "--metadata"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("expired"));
+    f.cmd(&["put", "new", "--expires", "2999-01-01T00:00:00Z"])
+        .write_stdin("v")
+        .assert()
+        .success()
+        .stderr("");
+    f.cmd(&["get", "new"]).assert().success().stderr("");
+}
+
+#[test]
 fn get_json_carries_the_value_and_metadata() {
     let f = Fixture::new();
     f.put(
