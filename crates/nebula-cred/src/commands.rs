@@ -218,7 +218,23 @@ pub(crate) fn check_reveal(args: &GetArgs) -> Result<(), CliError> {
 
 /// `get`: the value, raw or as JSON, to stdout only.
 pub(crate) async fn get_value(store: &CredentialStore, args: &GetArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let (secret, metadata) = store.get_with_metadata(&args.id).await?;
+    let (secret, metadata) = store.get_with_metadata(&args.id).await.map_err(|e| match &e {
+        // The library's advice ("add that key as an old key") is for applications; get
+        // takes one key, so say how to give the right one.
+        nebula_credential::StorageError::Crypto(nebula_credential::CryptoError::UnknownKey { key_id, .. }) => {
+            CliError::Failed {
+                code: exit::ERROR,
+                message: format!(
+                    "{e}\n  hint: the key given (id {}) is not the one '{}' was stored with (id {key_id}); \
+                     give that key with --key-file FILE or NEBULA_CREDENTIAL_KEY (or its passphrase, with \
+                     the same salt)",
+                    store.current_key_id(),
+                    args.id
+                ),
+            }
+        }
+        _ => e.into(),
+    })?;
     warn_if_expired(&args.id, &metadata);
     let bytes = secret.expose_secret();
     if !args.json {

@@ -278,6 +278,27 @@ fn an_expired_credential_is_still_printed_but_with_a_warning() {
 }
 
 #[test]
+fn get_with_the_wrong_key_says_which_key_to_give() {
+    let f = Fixture::new();
+    f.put("api_key", SECRET, &[]);
+    let other = f.path("other.key");
+    keygen(&other);
+    let out = with_key(&f.config, "--key-file", &other, &["get", "api_key"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(!said.contains(SECRET), "{said}");
+    // Both key ids, and how to give a key to get (it has no --old-key-file).
+    assert!(said.contains(&f.key().key_id().to_string()), "{said}");
+    assert!(said.contains(&key_of(&other).key_id().to_string()), "{said}");
+    assert!(
+        said.contains("--key-file") && said.contains("NEBULA_CREDENTIAL_KEY"),
+        "{said}"
+    );
+}
+
+#[test]
 fn get_json_carries_the_value_and_metadata() {
     let f = Fixture::new();
     f.put(
