@@ -29,15 +29,15 @@ pub(crate) struct Global {
     /// Storage configuration file (TOML); default: from the environment.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// File holding the key (base64 of 32 bytes); default: NEBULA_CREDENTIAL_KEY, else a passphrase.
+    /// File holding the key (base64 of 32 bytes); default: --passphrase-file, NEBULA_CREDENTIAL_KEY, else a prompt.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) key_file: Option<PathBuf>,
     /// Show the library's log on stderr: -v warnings (each failed operation, files skipped), -vv info, -vvv debug.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
-    /// File whose first line is the passphrase, instead of the prompt (needs the salt
-    /// from [key] passphrase_salt or NEBULA_CREDENTIAL_SALT).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// File whose first line is the passphrase, instead of NEBULA_CREDENTIAL_KEY or the
+    /// prompt (needs the salt from [key] passphrase_salt or NEBULA_CREDENTIAL_SALT).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "key_file")]
     pub(crate) passphrase_file: Option<PathBuf>,
 }
 

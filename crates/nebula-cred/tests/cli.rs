@@ -753,6 +753,18 @@ fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured
         .assert()
         .code(2)
         .stderr(predicate::str::contains("passphrase_salt"));
+    // An explicit --passphrase-file wins over a key left in the environment…
+    by_pass(&["put", "explicit"])
+        .env("NEBULA_CREDENTIAL_KEY", key_b64.trim())
+        .write_stdin("ev")
+        .assert()
+        .success();
+    by_pass(&["get", "explicit"]).assert().success().stdout("ev");
+    // …and two explicit keys are refused rather than one silently ignored.
+    by_pass(&["--key-file", f.key.to_str().unwrap(), "get", "explicit"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
 }
 
 #[test]
