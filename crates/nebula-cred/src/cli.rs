@@ -182,7 +182,7 @@ pub(crate) struct MigrateArgs {
     #[arg(long)]
     pub(crate) overwrite: bool,
     /// Read every migrated record back from the target and compare bytes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub(crate) verify: bool,
     /// Records copied at once.
     #[arg(long, default_value_t = 4, value_name = "N")]

@@ -590,6 +590,11 @@ fn bad_usage_exits_2_with_what_to_do() {
         .code(2)
         .stderr(predicate::str::contains("empty"));
     f.cmd(&["frobnicate"]).assert().code(2);
+    // A dry run writes nothing, so there is nothing to read back: refused, not ignored.
+    migrate(&f.config, &f.path("t.toml"), &["--dry-run", "--verify"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
     bare()
         .args(["--config", "/nonexistent/c.toml", "list"])
         .assert()
