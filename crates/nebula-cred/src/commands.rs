@@ -105,7 +105,7 @@ fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliErr
         read_at_most(file, limit)
             .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e))?
     } else if std::io::stdin().is_terminal() {
-        let typed = rpassword::prompt_password(format!("value of '{}' (input hidden): ", args.id))
+        let typed = crate::prompt::hidden(&format!("value of '{}' (input hidden): ", args.id))
             .map_err(|e| CliError::io("cannot read the value from the terminal", e))?;
         Zeroizing::new(typed.into_bytes())
     } else {

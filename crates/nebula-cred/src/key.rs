@@ -58,7 +58,7 @@ pub(crate) fn load(sources: KeySources<'_>) -> Result<EncryptionKey, CliError> {
         )));
     }
     let typed = Zeroizing::new(
-        rpassword::prompt_password("passphrase: ")
+        crate::prompt::hidden("passphrase: ")
             .map_err(|e| CliError::io("cannot read the passphrase from the terminal", e))?,
     );
     let passphrase = SecretString::from(typed.as_str().to_string());

@@ -24,6 +24,7 @@ pub mod exit;
 mod key;
 pub mod migrate;
 mod migrate_cmd;
+mod prompt;
 
 use cli::{Cli, Command};
 use exit::CliError;

@@ -812,6 +812,27 @@ fn the_passphrase_prompt_does_not_echo() {
         .stdout("v");
 }
 
+#[test]
+fn ctrl_c_at_a_hidden_prompt_gives_the_terminal_its_echo_back() {
+    let f = Fixture::new();
+    // The shell traps (rather than ignores) SIGINT, so it survives to report the terminal
+    // state while nebula-cred gets the default disposition.
+    let line = format!(
+        "trap 'echo interrupted' INT; {BIN} --config {} --key-file {} put typed; echo status=$?; stty -a",
+        f.config.display(),
+        f.key.display()
+    );
+    let out = on_terminal(&line, Some(("(input hidden): ", "\x03")));
+    let shown = text(&out);
+    assert!(shown.contains("status=130"), "{shown}");
+    let modes = &shown[shown.find("status=130").unwrap()..];
+    assert!(
+        modes.contains(" echo ") && !modes.contains("-echo "),
+        "echo left off after Ctrl-C: {shown}"
+    );
+    assert!(raw(&f.config(), "typed").is_none());
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
