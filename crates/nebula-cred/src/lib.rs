@@ -102,6 +102,12 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         None
     };
     let provider = nebula_credential::open(&loaded.storage).await?;
+    if matches!(command, Command::Put(_) | Command::RotateKey(_)) && provider.provider_name() == "memory" {
+        eprintln!(
+            "note: the memory provider keeps nothing: what this command writes is lost when it exits \
+             (set provider in --config or NEBULA_CREDENTIAL_PROVIDER to a persistent backend)"
+        );
+    }
     let store = |key: Option<nebula_credential::EncryptionKey>| {
         CredentialStore::new(
             provider.clone(),

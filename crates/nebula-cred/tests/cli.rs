@@ -547,6 +547,23 @@ fn put_stops_reading_a_value_once_it_is_over_the_backend_limit() {
 }
 
 #[test]
+fn writing_to_the_memory_provider_says_nothing_is_kept() {
+    let memory = |args: &[&str]| {
+        let mut c = bare();
+        c.env("NEBULA_CREDENTIAL_PROVIDER", "memory")
+            .env("NEBULA_CREDENTIAL_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .args(args);
+        c
+    };
+    memory(&["put", "gone"])
+        .write_stdin("v")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("memory").and(predicate::str::contains("lost")));
+    memory(&["exists", "gone"]).assert().code(3);
+}
+
+#[test]
 fn exists_and_delete_report_by_exit_status() {
     let f = Fixture::new();
     f.put("api_key", SECRET, &[]);
