@@ -29,15 +29,15 @@ pub(crate) struct Global {
     /// Storage configuration file (TOML); default: from the environment.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// File holding the key (base64 of 32 bytes); default: NEBULA_CREDENTIAL_KEY, else a passphrase.
+    /// File holding the key (base64 of 32 bytes); default: --passphrase-file, NEBULA_CREDENTIAL_KEY, else a prompt.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) key_file: Option<PathBuf>,
     /// Show the library's log on stderr: -v warnings (each failed operation, files skipped), -vv info, -vvv debug.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
-    /// File whose first line is the passphrase, instead of the prompt (needs the salt
-    /// from [key] passphrase_salt or NEBULA_CREDENTIAL_SALT).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// File whose first line is the passphrase, instead of NEBULA_CREDENTIAL_KEY or the
+    /// prompt (needs the salt from [key] passphrase_salt or NEBULA_CREDENTIAL_SALT).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "key_file")]
     pub(crate) passphrase_file: Option<PathBuf>,
 }
 
@@ -72,7 +72,8 @@ pub(crate) enum Command {
     /// Re-encrypt every credential under a new key, beside live writers.
     #[command(after_help = "Example:\n  nebula-cred keygen --out new.key\n  \
         nebula-cred rotate-key --key-file old.key --new-key-file new.key\n\n\
-        Then give applications the new key. Running it again after an interruption finishes the job.")]
+        Then give applications the new key. Running it again after an interruption finishes the job;\n\
+        if you already switched to the new key, pass the previous one with --old-key-file.")]
     RotateKey(RotateArgs),
     /// Copy credentials verbatim from one backend to another.
     #[command(
@@ -99,9 +100,11 @@ pub(crate) enum Command {
 pub(crate) struct PutArgs {
     /// Credential id: 1 to 128 of A-Z a-z 0-9 _ -.
     pub(crate) id: CredentialId,
-    /// A value given as an argument: refused without being echoed (it would show in `ps`).
-    #[arg(hide = true)]
-    pub(crate) value_argument: Option<RefusedValue>,
+    /// Values given as arguments: refused without being echoed (they would show in `ps`).
+    /// Everything after the id that is not an option lands here, even text starting with
+    /// `-` and anything after it, so clap never quotes it back as an unexpected argument.
+    #[arg(hide = true, num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) value_argument: Vec<RefusedValue>,
     /// A tag, KEY=VALUE (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub(crate) tags: Vec<(String, String)>,
@@ -179,7 +182,7 @@ pub(crate) struct MigrateArgs {
     #[arg(long)]
     pub(crate) overwrite: bool,
     /// Read every migrated record back from the target and compare bytes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub(crate) verify: bool,
     /// Records copied at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
@@ -237,7 +240,7 @@ mod tests {
     fn a_value_argument_is_not_kept() {
         let cli = Cli::try_parse_from(["nebula-cred", "put", "api_key", "hunter2"]).unwrap();
         let Command::Put(put) = &cli.command else { panic!("put") };
-        assert!(put.value_argument.is_some());
+        assert!(!put.value_argument.is_empty());
         assert!(!format!("{cli:?}").contains("hunter2"));
     }
 

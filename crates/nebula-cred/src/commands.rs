@@ -48,10 +48,12 @@ pub(crate) fn migrate_filter(pairs: &[(String, String)], prefix: Option<&str>) -
 
 /// Refuses a value given as an argument, without repeating it; checked before any I/O.
 pub(crate) fn check_put(args: &PutArgs) -> Result<(), CliError> {
-    if args.value_argument.is_some() {
+    if !args.value_argument.is_empty() {
         return Err(CliError::Usage(format!(
             "put takes no value argument: it would be visible in `ps` and shell history; give the value \
-             of '{}' on stdin (`printf '%s' \"$VALUE\" | nebula-cred put {}`) or with --from-file FILE",
+             of '{}' on stdin (`printf '%s' \"$VALUE\" | nebula-cred put {}`) or with --from-file FILE \
+             (what followed the id is not shown, in case it was a value; options are listed by \
+             `nebula-cred put --help`)",
             args.id, args.id
         )));
     }
@@ -59,8 +61,17 @@ pub(crate) fn check_put(args: &PutArgs) -> Result<(), CliError> {
 }
 
 /// `put`: the value from `--from-file`, a hidden prompt on a terminal, or stdin.
-pub(crate) async fn put(store: &CredentialStore, args: &PutArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let value = read_value(args)?;
+///
+/// No value can be longer than the backend's record limit (`limit`, the serialized
+/// record being larger than the value), so reading stops just past it: a wrong file or
+/// an endless pipe is refused at once instead of being read, encrypted and encoded whole.
+pub(crate) async fn put(
+    store: &CredentialStore,
+    limit: usize,
+    args: &PutArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let value = read_value(args, limit)?;
     if value.is_empty() {
         return Err(CliError::Usage(format!(
             "the value of '{}' is empty; give it on stdin or with --from-file FILE",
@@ -70,24 +81,54 @@ pub(crate) async fn put(store: &CredentialStore, args: &PutArgs, out: &mut dyn W
     let metadata = store
         .put_expiring(&args.id, &value, tags(&args.tags), args.expires)
         .await?;
-    emit(out, format!("stored '{}' (version {})\n", args.id, metadata.version))
+    emit(out, format!("stored '{}' (version {})\n", args.id, metadata.version))?;
+    warn_if_expired(&args.id, &metadata);
+    Ok(())
 }
 
-fn read_value(args: &PutArgs) -> Result<Zeroizing<Vec<u8>>, CliError> {
-    if let Some(path) = &args.from_file {
-        return std::fs::read(path)
-            .map(Zeroizing::new)
-            .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e));
+/// Says on stderr that a credential's expiry has passed (the library does not enforce
+/// it: applications still read the value).
+fn warn_if_expired(id: &CredentialId, metadata: &CredentialMetadata) {
+    if metadata.is_expired_at(chrono::Utc::now()) {
+        eprintln!(
+            "warning: '{id}' expired at {}; applications still read it: store a fresh value \
+             (put with a later --expires) or delete it",
+            when(metadata.expires_at.as_ref())
+        );
     }
-    if std::io::stdin().is_terminal() {
-        let typed = rpassword::prompt_password(format!("value of '{}' (input hidden): ", args.id))
+}
+
+fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let value = if let Some(path) = &args.from_file {
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e))?;
+        read_at_most(file, limit)
+            .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e))?
+    } else if std::io::stdin().is_terminal() {
+        let typed = crate::prompt::hidden(&format!("value of '{}' (input hidden): ", args.id))
             .map_err(|e| CliError::io("cannot read the value from the terminal", e))?;
-        return Ok(Zeroizing::new(typed.into_bytes()));
+        Zeroizing::new(typed.into_bytes())
+    } else {
+        read_at_most(std::io::stdin().lock(), limit).map_err(|e| CliError::io("cannot read the value from stdin", e))?
+    };
+    if value.len() > limit {
+        return Err(CliError::Failed {
+            code: exit::ERROR,
+            message: format!(
+                "the value of '{}' is over {limit} bytes, the most this backend stores in one record \
+                 (max_payload_bytes); store a smaller secret or use a backend with a larger limit",
+                args.id
+            ),
+        });
     }
+    Ok(value)
+}
+
+/// Reads `reader` to its end, or until it has given more than `limit` bytes.
+fn read_at_most(reader: impl Read, limit: usize) -> std::io::Result<Zeroizing<Vec<u8>>> {
     let mut value = Zeroizing::new(Vec::new());
-    std::io::stdin()
-        .read_to_end(&mut value)
-        .map_err(|e| CliError::io("cannot read the value from stdin", e))?;
+    let most = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader.take(most).read_to_end(&mut value)?;
     Ok(value)
 }
 
@@ -109,11 +150,26 @@ fn when(t: Option<&Timestamp>) -> String {
     t.map_or_else(|| "never".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
+/// Tags for people, `k=v,…`. They come from the backend, where another tool may have
+/// written them: control characters (terminal escapes, line breaks) are shown escaped.
 fn tag_text(tags: &Tags) -> String {
     tags.iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", printable(k), printable(v)))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `text` with its control characters escaped (`\u{1b}`, `\n`), so it cannot drive a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Whether `get` needs the key: not for `--metadata`.
@@ -128,6 +184,7 @@ pub(crate) async fn get_metadata(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let metadata = provider.retrieve(&args.id).await?.metadata;
+    warn_if_expired(&args.id, &metadata);
     let text = if args.json {
         json_line(&Described {
             id: &args.id,
@@ -161,7 +218,24 @@ pub(crate) fn check_reveal(args: &GetArgs) -> Result<(), CliError> {
 
 /// `get`: the value, raw or as JSON, to stdout only.
 pub(crate) async fn get_value(store: &CredentialStore, args: &GetArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let (secret, metadata) = store.get_with_metadata(&args.id).await?;
+    let (secret, metadata) = store.get_with_metadata(&args.id).await.map_err(|e| match &e {
+        // The library's advice ("add that key as an old key") is for applications; get
+        // takes one key, so say how to give the right one.
+        nebula_credential::StorageError::Crypto(nebula_credential::CryptoError::UnknownKey { key_id, .. }) => {
+            CliError::Failed {
+                code: exit::ERROR,
+                message: format!(
+                    "{e}\n  hint: the key given (id {}) is not the one '{}' was stored with (id {key_id}); \
+                     give that key with --key-file FILE or NEBULA_CREDENTIAL_KEY (or its passphrase, with \
+                     the same salt)",
+                    store.current_key_id(),
+                    args.id
+                ),
+            }
+        }
+        _ => e.into(),
+    })?;
+    warn_if_expired(&args.id, &metadata);
     let bytes = secret.expose_secret();
     if !args.json {
         return emit(out, bytes);
@@ -307,9 +381,14 @@ pub(crate) async fn rotate(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let new = key::key_file(&args.new_key_file)?;
-    if new.key_id() == current.key_id() {
+    // The new key already in use with no older key given: nothing to rotate from. With
+    // older keys it finishes an interrupted rotation whose operator switched keys early.
+    let finishing = new.key_id() == current.key_id();
+    if finishing && args.old_key_file.is_empty() {
         return Err(CliError::Usage(format!(
-            "the new key is the current key (id {}); create another with `nebula-cred keygen --out FILE`",
+            "the new key is the current key (id {}): to rotate, give the key in use now as the current \
+             key (--key-file or NEBULA_CREDENTIAL_KEY) and a new one from `nebula-cred keygen --out FILE`; \
+             to finish an interrupted rotation under this key, add --old-key-file with the previous key",
             current.key_id()
         )));
     }
@@ -325,7 +404,9 @@ pub(crate) async fn rotate(
         );
     }
     let store = CredentialStore::new(provider, ring);
-    store.add_current_key(new);
+    if !finishing {
+        store.add_current_key(new);
+    }
     let report = store.rotate_keys().await?;
     let mut text = format!(
         "re-encrypted under key {}: {}\nalready under it: {}\ndeleted meanwhile: {}\nfailed: {}\n",

@@ -72,7 +72,7 @@ pub(crate) fn load_file(path: &Path) -> Result<Loaded, CliError> {
         Some(value) => value.try_into::<KeyTable>().map_err(|e| {
             CliError::Usage(format!(
                 "the [key] table of {shown} is invalid: {}; it may only hold passphrase_salt = \"<base64>\"",
-                e.message()
+                without_strings(e.message())
             ))
         })?,
         None => KeyTable::default(),
@@ -81,7 +81,7 @@ pub(crate) fn load_file(path: &Path) -> Result<Loaded, CliError> {
         CliError::Usage(format!(
             "the configuration file {shown} is not a valid storage configuration: {}; \
              start it with provider = \"local\" (or memory, aws, …) and that backend's settings",
-            e.message().trim_end()
+            without_strings(e.message().trim_end())
         ))
     })?;
     Ok(Loaded {
@@ -89,6 +89,38 @@ pub(crate) fn load_file(path: &Path) -> Result<Loaded, CliError> {
         salt: key.passphrase_salt,
         origin: shown.to_string(),
     })
+}
+
+/// `message` with each string value serde quotes (`string "…"`, as in "invalid type:
+/// string \"…\", expected usize") replaced by `a string`: the value may be a token put in
+/// the wrong field. Names of fields and variants (in backticks) stay.
+fn without_strings(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(QUOTED) {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        // Skip the Debug-escaped string up to its closing, unescaped quote.
+        let mut chars = rest[start + QUOTED.len()..].char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    end = Some(start + QUOTED.len() + i + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        // An unterminated quote hides everything after it.
+        rest = end.map_or("", |end| &rest[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -117,6 +149,25 @@ mod tests {
         let e = load_file(&path).unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_never_quote_the_value() {
+        // A token pasted into the wrong field must not be echoed back by the type error.
+        for text in [
+            "provider = \"local\"\nbase_path = \"/x\"\nmax_payload_bytes = \"hunter2 \\\"quoted\\\" secret\"\n",
+            "provider = \"local\"\ncreate_dir = \"hunter2\"\n",
+            "provider = \"local\"\n[timeouts]\nread_ms = \"hunter2\"\n",
+        ] {
+            let (_d, path) = write(text);
+            let e = load_file(&path).unwrap_err();
+            assert_eq!(e.code(), crate::exit::USAGE);
+            let e = e.to_string();
+            assert!(!e.contains("hunter2") && !e.contains("secret"), "{e}");
+            assert!(e.contains("invalid type: a string, expected"), "{e}");
+        }
+        let (_d, path) = write("provider = \"memory\"\n[key]\npassphrase_salt = 7\n");
+        assert!(load_file(&path).unwrap_err().to_string().contains("expected a string"));
     }
 
     #[test]

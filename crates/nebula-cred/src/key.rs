@@ -28,11 +28,18 @@ pub(crate) struct KeySources<'a> {
     pub(crate) salt: Option<&'a str>,
 }
 
-/// The key: from `--key-file`, else `NEBULA_CREDENTIAL_KEY`, else a passphrase from
-/// `--passphrase-file` or typed at a prompt without echo (when stderr is a terminal).
+/// The key: from `--key-file`, else a passphrase from `--passphrase-file`, else
+/// `NEBULA_CREDENTIAL_KEY`, else a passphrase typed at a prompt without echo (when
+/// stderr is a terminal). Options on the command line beat the environment.
 pub(crate) fn load(sources: KeySources<'_>) -> Result<EncryptionKey, CliError> {
     if let Some(path) = sources.key_file {
         return key_file(path);
+    }
+    // An option given on this command line beats a key left in the environment.
+    if let Some(path) = sources.passphrase_file {
+        let text = read_secret_file(path, "passphrase")?;
+        let first = text.lines().next().unwrap_or_default();
+        return from_passphrase(&SecretString::from(first.to_string()), sources.salt);
     }
     if let Ok(value) = std::env::var(KEY_VAR)
         && !value.trim().is_empty()
@@ -43,27 +50,18 @@ pub(crate) fn load(sources: KeySources<'_>) -> Result<EncryptionKey, CliError> {
             ))
         });
     }
-    let passphrase = match sources.passphrase_file {
-        Some(path) => {
-            let text = read_secret_file(path, "passphrase")?;
-            let first = text.lines().next().unwrap_or_default();
-            SecretString::from(first.to_string())
-        }
-        None if std::io::stderr().is_terminal() => {
-            let typed = Zeroizing::new(
-                rpassword::prompt_password("passphrase: ")
-                    .map_err(|e| CliError::io("cannot read the passphrase from the terminal", e))?,
-            );
-            SecretString::from(typed.as_str().to_string())
-        }
-        None => {
-            return Err(CliError::Usage(format!(
-                "no encryption key: set {KEY_VAR} (base64 of 32 bytes), pass --key-file FILE or \
-                 --passphrase-file FILE, or run on a terminal to type the passphrase \
-                 (create a key with `nebula-cred keygen --out FILE`)"
-            )));
-        }
-    };
+    if !std::io::stderr().is_terminal() {
+        return Err(CliError::Usage(format!(
+            "no encryption key: set {KEY_VAR} (base64 of 32 bytes), pass --key-file FILE or \
+             --passphrase-file FILE, or run on a terminal to type the passphrase \
+             (create a key with `nebula-cred keygen --out FILE`)"
+        )));
+    }
+    let typed = Zeroizing::new(
+        crate::prompt::hidden("passphrase: ")
+            .map_err(|e| CliError::io("cannot read the passphrase from the terminal", e))?,
+    );
+    let passphrase = SecretString::from(typed.as_str().to_string());
     from_passphrase(&passphrase, sources.salt)
 }
 

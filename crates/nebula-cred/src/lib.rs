@@ -24,6 +24,7 @@ pub mod exit;
 mod key;
 pub mod migrate;
 mod migrate_cmd;
+mod prompt;
 
 use cli::{Cli, Command};
 use exit::CliError;
@@ -108,6 +109,12 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         None
     };
     let provider = nebula_credential::open(&loaded.storage).await?;
+    if matches!(command, Command::Put(_) | Command::RotateKey(_)) && provider.provider_name() == "memory" {
+        eprintln!(
+            "note: the memory provider keeps nothing: what this command writes is lost when it exits \
+             (set provider in --config or NEBULA_CREDENTIAL_PROVIDER to a persistent backend)"
+        );
+    }
     let store = |key: Option<nebula_credential::EncryptionKey>| {
         CredentialStore::new(
             provider.clone(),
@@ -115,7 +122,10 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         )
     };
     match command {
-        Command::Put(args) => commands::put(&store(key), args, out).await,
+        Command::Put(args) => {
+            let limit = provider.capabilities().max_payload_bytes;
+            commands::put(&store(key), limit, args, out).await
+        }
         Command::Get(args) if args.metadata => commands::get_metadata(provider.as_ref(), args, out).await,
         Command::Get(args) => commands::get_value(&store(key), args, out).await,
         Command::List(args) => commands::list(provider.as_ref(), args, out).await,

@@ -517,6 +517,79 @@ mod tests {
         }
     }
 
+    /// A target that loses the tags of every record it stores (a backend bug `verify` must catch).
+    #[derive(Debug)]
+    struct Lossy(MemoryStorageProvider);
+
+    #[async_trait]
+    impl StorageProvider for Lossy {
+        fn provider_name(&self) -> &'static str {
+            "lossy"
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.0.capabilities()
+        }
+        async fn store_if(
+            &self,
+            id: &CredentialId,
+            data: &EncryptedData,
+            metadata: &CredentialMetadata,
+            precondition: &Precondition,
+        ) -> Result<Revision, StorageError> {
+            let mut lost = metadata.clone();
+            lost.tags = Tags::new();
+            self.0.store_if(id, data, &lost, precondition).await
+        }
+        async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+            self.0.retrieve(id).await
+        }
+        async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+            self.0.delete(id).await
+        }
+        async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+            self.0.list(filter).await
+        }
+        async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+            self.0.exists(id).await
+        }
+    }
+
+    #[test]
+    fn verify_reports_a_record_the_target_did_not_keep_verbatim() {
+        block_on(async {
+            let source = MemoryStorageProvider::new();
+            let store = CredentialStore::new(Arc::new(source.clone()), Keyring::new(EncryptionKey::generate()));
+            let tags: Tags = [("env".to_string(), "prod".to_string())].into_iter().collect();
+            store.put(&id("tagged"), b"v", tags).await.unwrap();
+            store.put(&id("plain"), b"v", Tags::new()).await.unwrap();
+
+            let unverified = migrate(
+                &source,
+                &Lossy(MemoryStorageProvider::new()),
+                &MigrateOptions::default(),
+                |_| {},
+            )
+            .await
+            .unwrap();
+            assert_eq!(unverified.copied.len(), 2, "without verify the loss goes unnoticed");
+
+            let target = Lossy(MemoryStorageProvider::new());
+            let options = MigrateOptions::default().verify(true);
+            let report = migrate(&source, &target, &options, |_| {}).await.unwrap();
+            assert_eq!(report.copied, vec![id("plain")]);
+            assert_eq!(report.verified, 1);
+            assert_eq!(report.failed.len(), 1);
+            assert_eq!(report.failed[0].0, id("tagged"));
+            assert_eq!(report.failed[0].1.kind(), ErrorKind::Corrupted);
+            assert!(
+                report.failed[0].1.to_string().contains("lossy"),
+                "{}",
+                report.failed[0].1
+            );
+            assert!(!report.is_complete());
+        });
+    }
+
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()

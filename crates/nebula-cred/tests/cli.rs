@@ -250,6 +250,55 @@ fn put_then_get_returns_the_exact_bytes_from_stdin_and_from_a_file() {
 }
 
 #[test]
+fn an_expired_credential_is_still_printed_but_with_a_warning() {
+    let f = Fixture::new();
+    // An expiry in the past is most likely a typo of the year: stored, with a warning.
+    f.cmd(&["put", "old", "--expires", "2020-01-01T00:00:00Z"])
+        .write_stdin("old-value")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning").and(predicate::str::contains("2020-01-01T00:00:00Z")));
+    // Applications still read it (the library does not enforce expiry), so get prints it, on
+    // stdout only, and says on stderr that it expired.
+    f.cmd(&["get", "old"])
+        .assert()
+        .success()
+        .stdout("old-value")
+        .stderr(predicate::str::contains("'old' expired at 2020-01-01T00:00:00Z"));
+    f.cmd(&["get", "old", "--metadata"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("expired"));
+    f.cmd(&["put", "new", "--expires", "2999-01-01T00:00:00Z"])
+        .write_stdin("v")
+        .assert()
+        .success()
+        .stderr("");
+    f.cmd(&["get", "new"]).assert().success().stderr("");
+}
+
+#[test]
+fn get_with_the_wrong_key_says_which_key_to_give() {
+    let f = Fixture::new();
+    f.put("api_key", SECRET, &[]);
+    let other = f.path("other.key");
+    keygen(&other);
+    let out = with_key(&f.config, "--key-file", &other, &["get", "api_key"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(!said.contains(SECRET), "{said}");
+    // Both key ids, and how to give a key to get (it has no --old-key-file).
+    assert!(said.contains(&f.key().key_id().to_string()), "{said}");
+    assert!(said.contains(&key_of(&other).key_id().to_string()), "{said}");
+    assert!(
+        said.contains("--key-file") && said.contains("NEBULA_CREDENTIAL_KEY"),
+        "{said}"
+    );
+}
+
+#[test]
 fn get_json_carries_the_value_and_metadata() {
     let f = Fixture::new();
     f.put(
@@ -378,6 +427,30 @@ fn a_corrupted_record_is_reported_and_the_others_still_listed_and_migrated() {
 }
 
 #[test]
+fn tags_written_by_another_tool_cannot_drive_the_terminal() {
+    // Another writer of the backend (here: a hand-edited file) put escape sequences in a tag.
+    let f = Fixture::new();
+    f.put("shared", "v", &["--tag", "owner=ops"]);
+    let file = f.path("store").join("shared.enc.json");
+    let record = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        record.replace("\"ops\"", "\"\\u001b[2J\\u001b]0;pwned\\u0007\\r\\nfake\""),
+    )
+    .unwrap();
+    for args in [&["list"][..], &["get", "shared", "--metadata"]] {
+        let out = f.cmd(args).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            !out.stdout.iter().any(|b| b.is_ascii_control() && *b != b'\n'),
+            "{args:?}: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(text(&out).contains("owner=\\u{1b}[2J"), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
 fn a_record_too_large_for_the_target_fails_naming_both_sizes() {
     let f = Fixture::new();
     std::fs::write(f.path("big"), vec![b'x'; 4000]).unwrap();
@@ -410,6 +483,84 @@ fn a_record_too_large_for_the_target_fails_naming_both_sizes() {
         );
     }
     assert!(raw(&load_config(&to), "big").is_none());
+}
+
+#[test]
+fn put_stops_reading_a_value_once_it_is_over_the_backend_limit() {
+    use std::io::Write as _;
+    let f = Fixture::new();
+    let small = f.path("small.toml");
+    std::fs::write(
+        &small,
+        format!(
+            "provider = \"local\"\nbase_path = {:?}\nmax_payload_bytes = 2000\n",
+            f.path("small").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--config",
+            small.to_str().unwrap(),
+            "--key-file",
+            f.key.to_str().unwrap(),
+        ])
+        .args(["put", "huge"])
+        .env_remove("NEBULA_CREDENTIAL_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Offer far more than the limit; put must give up (closing the pipe) long before the end.
+    let mut stdin = child.stdin.take().unwrap();
+    let offered = 32 << 20;
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 << 10];
+        let mut written = 0;
+        while written < offered && stdin.write_all(&chunk).is_ok() {
+            written += chunk.len();
+        }
+        written
+    });
+    let out = child.wait_with_output().unwrap();
+    let written = writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("2000"), "names the limit: {}", text(&out));
+    assert!(written < offered, "read all {written} bytes offered before refusing");
+    assert!(raw(&load_config(&small), "huge").is_none());
+    // The same from a file.
+    let file = std::fs::File::create(f.path("sparse")).unwrap();
+    file.set_len(offered as u64).unwrap();
+    let out = bare()
+        .args([
+            "--config",
+            small.to_str().unwrap(),
+            "--key-file",
+            f.key.to_str().unwrap(),
+        ])
+        .args(["put", "huge", "--from-file", f.path("sparse").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("2000"), "{}", text(&out));
+}
+
+#[test]
+fn writing_to_the_memory_provider_says_nothing_is_kept() {
+    let memory = |args: &[&str]| {
+        let mut c = bare();
+        c.env("NEBULA_CREDENTIAL_PROVIDER", "memory")
+            .env("NEBULA_CREDENTIAL_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .args(args);
+        c
+    };
+    memory(&["put", "gone"])
+        .write_stdin("v")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("memory").and(predicate::str::contains("lost")));
+    memory(&["exists", "gone"]).assert().code(3);
 }
 
 #[test]
@@ -456,6 +607,11 @@ fn bad_usage_exits_2_with_what_to_do() {
         .code(2)
         .stderr(predicate::str::contains("empty"));
     f.cmd(&["frobnicate"]).assert().code(2);
+    // A dry run writes nothing, so there is nothing to read back: refused, not ignored.
+    migrate(&f.config, &f.path("t.toml"), &["--dry-run", "--verify"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
     bare()
         .args(["--config", "/nonexistent/c.toml", "list"])
         .assert()
@@ -471,6 +627,32 @@ fn a_value_given_as_an_argument_is_refused_and_never_echoed() {
     assert!(text(&out).contains("stdin"), "{}", text(&out));
     assert!(!text(&out).contains(SECRET), "{}", text(&out));
     assert!(raw(&f.config(), "api_key").is_none(), "nothing stored");
+}
+
+#[test]
+fn a_value_argument_is_never_echoed_whatever_it_looks_like() {
+    // A PEM block, a value starting with '-', a value of several words, or one followed by
+    // options: clap would quote any of these back as "unexpected argument".
+    let f = Fixture::new();
+    let cases: [&[&str]; 5] = [
+        &["put", "api_key", "-----BEGIN-hunter2"],
+        &["put", "api_key", "-hunter2"],
+        &["put", "api_key", "hunter2", "second-hunter2"],
+        &["put", "api_key", "--tag", "env=prod", "hunter2", "--from-file", "x"],
+        &["put", "api_key", "--", "--hunter2"],
+    ];
+    for args in cases {
+        let out = f.cmd(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("hunter2"), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("stdin"), "{args:?}: {}", text(&out));
+    }
+    assert!(raw(&f.config(), "api_key").is_none(), "nothing stored");
+    // Options before the id and after it still work.
+    f.cmd(&["put", "api_key", "--tag", "env=prod"])
+        .write_stdin("v")
+        .assert()
+        .success();
 }
 
 #[test]
@@ -593,6 +775,18 @@ fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured
         .assert()
         .code(2)
         .stderr(predicate::str::contains("passphrase_salt"));
+    // An explicit --passphrase-file wins over a key left in the environment…
+    by_pass(&["put", "explicit"])
+        .env("NEBULA_CREDENTIAL_KEY", key_b64.trim())
+        .write_stdin("ev")
+        .assert()
+        .success();
+    by_pass(&["get", "explicit"]).assert().success().stdout("ev");
+    // …and two explicit keys are refused rather than one silently ignored.
+    by_pass(&["--key-file", f.key.to_str().unwrap(), "get", "explicit"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
 }
 
 #[test]
@@ -635,6 +829,27 @@ fn the_passphrase_prompt_does_not_echo() {
         .stdout("v");
 }
 
+#[test]
+fn ctrl_c_at_a_hidden_prompt_gives_the_terminal_its_echo_back() {
+    let f = Fixture::new();
+    // The shell traps (rather than ignores) SIGINT, so it survives to report the terminal
+    // state while nebula-cred gets the default disposition.
+    let line = format!(
+        "trap 'echo interrupted' INT; {BIN} --config {} --key-file {} put typed; echo status=$?; stty -a",
+        f.config.display(),
+        f.key.display()
+    );
+    let out = on_terminal(&line, Some(("(input hidden): ", "\x03")));
+    let shown = text(&out);
+    assert!(shown.contains("status=130"), "{shown}");
+    let modes = &shown[shown.find("status=130").unwrap()..];
+    assert!(
+        modes.contains(" echo ") && !modes.contains("-echo "),
+        "echo left off after Ctrl-C: {shown}"
+    );
+    assert!(raw(&f.config(), "typed").is_none());
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
@@ -670,6 +885,39 @@ fn rotate_key_re_encrypts_everything_under_the_new_key() {
     with_new(&["rotate-key", "--new-key-file", new_key.to_str().unwrap()])
         .assert()
         .code(2);
+}
+
+#[test]
+fn an_interrupted_rotation_can_be_finished_with_the_new_key_already_in_use() {
+    // Half rotated: `a` and `b` still under the old key, `c` already under the new one, and
+    // the operator has switched to the new key.
+    let f = Fixture::new();
+    f.put("a", "value-a", &[]);
+    f.put("b", "value-b", &[]);
+    let new_key = f.path("new.key");
+    keygen(&new_key);
+    let new = new_key.to_str().unwrap();
+    let with_new = |args: &[&str]| with_key(&f.config, "--key-file", &new_key, args);
+    with_new(&["put", "c"]).write_stdin("value-c").assert().success();
+    // Without the old key there is nothing to rotate from: say how to finish.
+    with_new(&["rotate-key", "--new-key-file", new])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--old-key-file"));
+    with_new(&[
+        "rotate-key",
+        "--new-key-file",
+        new,
+        "--old-key-file",
+        f.key.to_str().unwrap(),
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(": 2\n").and(predicate::str::contains("already under it: 1")));
+    for id in ["a", "b", "c"] {
+        assert_eq!(raw(&f.config(), id).unwrap().data.key_id, key_of(&new_key).key_id());
+        with_new(&["get", id]).assert().success().stdout(format!("value-{id}"));
+    }
 }
 
 #[test]
