@@ -193,8 +193,7 @@ impl Inner {
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound && create_dir => {
-                create_private_dir(path)
-                    .map_err(|e| config_err(format!("{} cannot be created: {e}", path.display())))?;
+                create_private_dir(path).map_err(|e| prepare_error(path, "cannot be created", e))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(config_err(format!(
@@ -202,14 +201,9 @@ impl Inner {
                     path.display()
                 )));
             }
-            Err(e) => return Err(config_err(format!("{} cannot be read: {e}", path.display()))),
+            Err(e) => return Err(prepare_error(path, "cannot be read", e)),
         }
-        probe_writable(path).map_err(|e| {
-            config_err(format!(
-                "{} is not writable by this process ({e}); fix its owner or permissions",
-                path.display()
-            ))
-        })?;
+        probe_writable(path).map_err(|e| prepare_error(path, "is not writable by this process", e))?;
         self.dir
             .remove_stale_temps()
             .map_err(|e| io_error(Operation::List, None, path, e))?;
@@ -346,6 +340,16 @@ fn join_error(operation: Operation, e: tokio::task::JoinError) -> StorageError {
 }
 
 /// The mapping table from I/O errors to [`StorageError`] kinds (by `io::ErrorKind`).
+/// Why `base_path` cannot be used: a permission the process lacks is `PermissionDenied`
+/// (what to grant); anything else is a configuration error naming the path.
+fn prepare_error(path: &Path, what: &str, e: io::Error) -> StorageError {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        return io_error(Operation::Check, None, path, e);
+    }
+    let rule = format!("{} {what} ({e}); fix its owner or permissions", path.display());
+    StorageError::Config(ConfigError::new(PROVIDER, "base_path", rule))
+}
+
 fn io_error(operation: Operation, id: Option<&CredentialId>, path: &Path, e: io::Error) -> StorageError {
     use io::ErrorKind as K;
     let where_ = path.display();
@@ -475,6 +479,25 @@ impl StorageProvider for LocalStorageProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unusable_base_path_is_permission_denied_only_when_a_permission_is_missing() {
+        let p = Path::new("/srv/creds");
+        let denied = prepare_error(
+            p,
+            "is not writable by this process",
+            io::ErrorKind::PermissionDenied.into(),
+        );
+        assert_eq!(
+            denied.kind(),
+            nebula_credential_core::ErrorKind::PermissionDenied,
+            "{denied}"
+        );
+        assert!(denied.to_string().contains("/srv/creds"), "{denied}");
+        let other = prepare_error(p, "cannot be read", io::ErrorKind::InvalidData.into());
+        assert!(matches!(other, StorageError::Config(_)), "{other}");
+        assert!(other.to_string().contains("base_path"), "{other}");
+    }
 
     #[test]
     fn io_errors_map_by_kind() {

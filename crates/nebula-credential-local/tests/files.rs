@@ -3,7 +3,7 @@
 //! racing writers.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, SystemTime};
 
 use nebula_credential_core::conformance::{bytes, data, id, meta, tagged};
@@ -135,18 +135,40 @@ async fn a_corrupted_file_is_isolated() {
     assert!(p.retrieve(&id("garbage")).await.is_ok());
 }
 
+/// Everything this test binary logs. One global subscriber: a thread-local default misses
+/// events logged on the blocking threads, and races other tests over callsite interest.
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+}
+
 /// A file under a credential's name that holds something else (a PIN written by
 /// another program) is reported without its content: not in errors, not in logs.
 #[test]
 fn a_foreign_file_never_puts_its_content_in_errors_or_logs() {
     const PIN: &str = "123456";
-    let log_file = tempfile::NamedTempFile::new().unwrap();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(Arc::new(log_file.reopen().unwrap()))
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    capture_logs();
     let tmp = tempfile::tempdir().unwrap();
     let shown = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -173,9 +195,11 @@ fn a_foreign_file_never_puts_its_content_in_errors_or_logs() {
             assert!(listed.is_empty());
             shown
         });
-    let logs = std::fs::read_to_string(log_file.path()).unwrap();
+    let logs = String::from_utf8_lossy(&LOG.lock().unwrap()).into_owned();
+    let ours = tmp.path().display().to_string();
     assert!(
-        logs.contains("skipping an unreadable credential file"),
+        logs.lines()
+            .any(|l| l.contains("skipping an unreadable credential file") && l.contains(&ours)),
         "logs captured:\n{logs}"
     );
     for text in shown.iter().chain(std::iter::once(&logs)) {
