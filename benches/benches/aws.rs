@@ -180,13 +180,7 @@ fn main() -> anyhow::Result<()> {
         ("exists", &exists, &raw_describe),
         ("list_101", &list, &raw_list),
     ] {
-        figures.add_latency(&format!("aws_{label}"), ours);
-        figures.add_latency(&format!("aws_raw_{label}"), base);
-        figures.add(
-            &format!("aws_{label}_p50_ratio_provider_to_raw"),
-            micros(ours.p50()) / micros(base.p50()),
-            "x",
-        );
+        figures.add_pair("aws", label, ours, base);
     }
     figures.add_latency("aws_raw_put_secret_value_alone", &raw_put);
     figures.add_latency("aws_store_if_revision", &conditional);

@@ -20,7 +20,7 @@ use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig, AzureKeyVau
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
 };
-use nebula_credential_benches::{Figures, Samples, micros};
+use nebula_credential_benches::{Figures, Samples};
 
 const SAMPLES: usize = 300;
 const LISTED: usize = 100;
@@ -222,13 +222,7 @@ fn main() -> anyhow::Result<()> {
         ("exists_301_versions", &exists, &raw_versions),
         ("list_100", &list, &raw_list),
     ] {
-        figures.add_latency(&format!("azure_{label}"), ours);
-        figures.add_latency(&format!("azure_raw_{label}"), base);
-        figures.add(
-            &format!("azure_{label}_p50_ratio_provider_to_raw"),
-            micros(ours.p50()) / micros(base.p50()),
-            "x",
-        );
+        figures.add_pair("azure", label, ours, base);
     }
 
     rt.block_on(async {

@@ -17,7 +17,7 @@ use nebula_credential::kubernetes::{KubernetesSecretsConfig, KubernetesSecretsPr
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
 };
-use nebula_credential_benches::{Figures, Samples, micros};
+use nebula_credential_benches::{Figures, Samples};
 
 const SAMPLES: usize = 300;
 const LISTED: usize = 100;
@@ -145,13 +145,7 @@ fn main() -> anyhow::Result<()> {
         ("exists", &exists, &raw_metadata),
         ("list_101", &list, &raw_list),
     ] {
-        figures.add_latency(&format!("kubernetes_{label}"), ours);
-        figures.add_latency(&format!("kubernetes_raw_{label}"), base);
-        figures.add(
-            &format!("kubernetes_{label}_p50_ratio_provider_to_raw"),
-            micros(ours.p50()) / micros(base.p50()),
-            "x",
-        );
+        figures.add_pair("kubernetes", label, ours, base);
     }
 
     rt.block_on(async {

@@ -12,7 +12,7 @@ use nebula_credential::vault::VaultConfig;
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
 };
-use nebula_credential_benches::{Figures, Samples, micros};
+use nebula_credential_benches::{Figures, Samples};
 use vaultrs::api::kv2::requests::ReadSecretRequest;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::kv2;
@@ -147,13 +147,7 @@ fn main() -> anyhow::Result<()> {
         ("store", &store, &raw_store),
         ("list_100", &list, &raw_list),
     ] {
-        figures.add_latency(&format!("vault_{label}"), ours);
-        figures.add_latency(&format!("vault_raw_{label}"), base);
-        figures.add(
-            &format!("vault_{label}_p50_ratio_provider_to_raw"),
-            micros(ours.p50()) / micros(base.p50()),
-            "x",
-        );
+        figures.add_pair("vault", label, ours, base);
     }
 
     rt.block_on(async {

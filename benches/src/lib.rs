@@ -82,6 +82,18 @@ impl Figures {
         self.add(&format!("{name}_p95"), micros(s.p95()), "us");
     }
 
+    /// Adds `BACKEND_LABEL` and `BACKEND_raw_LABEL` latencies (the provider's and the raw
+    /// SDK calls it makes) and `BACKEND_LABEL_p50_ratio_provider_to_raw`.
+    pub fn add_pair(&mut self, backend: &str, label: &str, ours: &Samples, raw: &Samples) {
+        self.add_latency(&format!("{backend}_{label}"), ours);
+        self.add_latency(&format!("{backend}_raw_{label}"), raw);
+        self.add(
+            &format!("{backend}_{label}_p50_ratio_provider_to_raw"),
+            micros(ours.p50()) / micros(raw.p50()),
+            "x",
+        );
+    }
+
     /// Prints every line to stdout.
     pub fn print(&self) {
         println!("\n== figures ==");
