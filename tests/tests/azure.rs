@@ -799,3 +799,30 @@ async fn connection_failures_and_stalls_are_retryable() {
     assert_eq!(s.retries, 1, "{s:?}");
     cleanup(p.as_ref()).await;
 }
+
+/// Key Vault lists a secret's versions in pages of at most 25: when the newest version
+/// (here a foreign tool's overwrite without our marker) is not on the first page, `exists`
+/// must still judge by it, as `retrieve` and `store` do.
+#[tokio::test]
+async fn exists_judges_by_the_newest_version_beyond_the_first_page() {
+    let ns = unique("pages").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Paged");
+    for i in 0..25u8 {
+        p.store(&k, &data(i), &meta()).await.unwrap();
+    }
+    assert!(p.exists(&k).await.unwrap());
+    let name = name_in(&ns, &k);
+    let c = raw(None);
+    let params = SetSecretParameters {
+        value: Some(FOREIGN_VALUE.into()),
+        ..SetSecretParameters::default()
+    };
+    c.set_secret(&name, params.try_into().unwrap(), None).await.unwrap();
+    assert!(p.retrieve(&k).await.unwrap_err().is_conflict());
+    let e = p.exists(&k).await.expect_err("the newest version is not ours");
+    assert!(e.is_conflict(), "{e}");
+    assert!(p.store(&k, &data(1), &meta()).await.unwrap_err().is_conflict());
+    c.delete_secret(&name, None).await.unwrap();
+    purge(&c, &name).await;
+}

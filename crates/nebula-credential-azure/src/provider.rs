@@ -290,9 +290,10 @@ impl AzureKeyVaultProvider {
         }
     }
 
-    /// The versions of `name` as listed (no values): every page, or (`first_page`) only
-    /// the first page that lists any. `None` when there is no live secret.
-    async fn versions(&self, name: &str, first_page: bool) -> Result<Option<Vec<Listed>>, AzError> {
+    /// The versions of `name` as listed (no values), from every page: the service documents
+    /// no order, and the emulator lists the oldest first, so the newest version may be on
+    /// any page. `None` when there is no live secret.
+    async fn versions(&self, name: &str) -> Result<Option<Vec<Listed>>, AzError> {
         let options = SecretClientListSecretPropertiesVersionsOptions {
             maxresults: Some(25),
             ..Default::default()
@@ -321,17 +322,14 @@ impl AzureKeyVaultProvider {
                     tags: tag_map(p.tags),
                 }
             }));
-            if first_page && !listed.is_empty() {
-                break;
-            }
         }
         Ok((!listed.is_empty()).then_some(listed))
     }
 
-    /// The tags of the newest listed version of `name` (no value read): among all
-    /// versions, or among the first page of them (`first_page`, a bounded cost).
-    async fn latest_listed(&self, name: &str, first_page: bool) -> Result<Option<Tags>, AzError> {
-        Ok(self.versions(name, first_page).await?.and_then(|vs| {
+    /// The tags of the newest listed version of `name`, among all its versions (no value
+    /// read).
+    async fn latest_listed(&self, name: &str) -> Result<Option<Tags>, AzError> {
+        Ok(self.versions(name).await?.and_then(|vs| {
             // The service does not document the order: take the newest by its times,
             // the later listed on a tie.
             vs.into_iter()
@@ -358,7 +356,7 @@ impl AzureKeyVaultProvider {
                 match e.kind {
                     Kind::NotFound => None,
                     Kind::Disabled => self
-                        .latest_listed(name, false)
+                        .latest_listed(name)
                         .await
                         .map_err(|e| e.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)))?,
                     _ => return Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET))),
@@ -686,7 +684,7 @@ impl AzureKeyVaultProvider {
     async fn exists_now(&self, id: &CredentialId) -> Result<bool, StorageError> {
         let name = self.secret_name(id);
         let tags = self
-            .latest_listed(&name, true)
+            .latest_listed(&name)
             .await
             .map_err(|e| e.into_storage(self.ctx(Operation::Exists, Some(id), Access::Read, READ_METADATA)))?;
         match tags {
