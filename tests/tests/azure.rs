@@ -1077,3 +1077,29 @@ async fn the_longest_ids_with_the_longest_prefix_are_distinct() {
     assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), want);
     cleanup(p.as_ref()).await;
 }
+
+/// A delete issued while Azure is still recovering our secret (recover started by an
+/// operator just before) must not report success and leave the secret live afterwards.
+#[tokio::test]
+async fn a_delete_during_a_recover_leaves_no_live_secret() {
+    let ns = unique("delrec").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Racing");
+    let name = name_in(&ns, &k);
+    let c = raw(None);
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    p.delete(&k).await.unwrap();
+    for _ in 0..100 {
+        if c.get_deleted_secret(&name, None).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.recover_deleted_secret(&name, None).await.expect("recover");
+    let deleted = p.delete(&k).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let live = p.exists(&k).await.unwrap();
+    assert!(!(deleted.is_ok() && live), "delete said {deleted:?} yet the secret is live again");
+    cleanup(p.as_ref()).await;
+    purge(&c, &name).await;
+}

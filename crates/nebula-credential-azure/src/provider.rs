@@ -645,11 +645,28 @@ impl AzureKeyVaultProvider {
 
     async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
-        if self.current(id, &name, Operation::Delete).await?.is_none() {
-            if self.config.delete_mode == DeleteMode::Purge {
-                self.purge_leftover(id, &name).await?;
+        let mut round = 0;
+        while self.current(id, &name, Operation::Delete).await?.is_none() {
+            // A secret being recovered reads as 404 too, and is live again moments later:
+            // only a DELETE tells (409 `ObjectIsBeingRecovered`). Wait for it, then delete.
+            match self.client.delete_secret(&name, None).await.map(|r| r.into_model()) {
+                Ok(Ok(deleted)) => return self.deleted_in_between(id, &name, &tag_map(deleted.tags)).await,
+                Ok(Err(e)) | Err(e) => {
+                    let e = AzError::from(e);
+                    match e.kind {
+                        Kind::BeingRecovered => self.wait(&mut round, Operation::Delete, id).await?,
+                        Kind::NotFound | Kind::BeingDeleted => {
+                            if self.config.delete_mode == DeleteMode::Purge {
+                                self.purge_leftover(id, &name).await?;
+                            }
+                            return Ok(());
+                        }
+                        _ => {
+                            return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, DELETE)));
+                        }
+                    }
+                }
             }
-            return Ok(());
         }
         match self.client.delete_secret(&name, None).await.map_err(AzError::from) {
             Ok(_) => {}
@@ -658,6 +675,35 @@ impl AzureKeyVaultProvider {
         }
         if self.config.delete_mode == DeleteMode::Purge {
             self.purge(id, &name).await?;
+        }
+        Ok(())
+    }
+
+    /// The DELETE that probed an absent secret deleted one created in between: ours is
+    /// deleted as asked; another tool's is recovered at once (intact, all its versions) and
+    /// reported as `Conflict`.
+    async fn deleted_in_between(&self, id: &CredentialId, name: &str, tags: &Tags) -> Result<(), StorageError> {
+        if let Err(foreign) = self.ensure_ours(id, name, tags) {
+            let mut round = 0;
+            loop {
+                match self
+                    .client
+                    .recover_deleted_secret(name, None)
+                    .await
+                    .map_err(AzError::from)
+                {
+                    Ok(_) => return Err(foreign),
+                    Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted) => {
+                        self.wait(&mut round, Operation::Delete, id).await?;
+                    }
+                    Err(e) => {
+                        return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, RECOVER)));
+                    }
+                }
+            }
+        }
+        if self.config.delete_mode == DeleteMode::Purge {
+            self.purge(id, name).await?;
         }
         Ok(())
     }
