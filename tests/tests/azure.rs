@@ -1022,7 +1022,10 @@ async fn tokens_and_values_never_reach_logs_or_errors() {
         ])),
         ..SetSecretParameters::default()
     };
-    raw(None).set_secret(&name, params.try_into().unwrap(), None).await.unwrap();
+    raw(None)
+        .set_secret(&name, params.try_into().unwrap(), None)
+        .await
+        .unwrap();
     let corrupt = p.retrieve(&bad).await.unwrap_err();
     assert_eq!(corrupt.kind(), ErrorKind::Corrupted, "{corrupt}");
     let rejected_token = emulator_var("NEBULA_TEST_AZURE_REJECTED_TOKEN", "azure");
@@ -1035,8 +1038,18 @@ async fn tokens_and_values_never_reach_logs_or_errors() {
     cleanup(p.as_ref()).await;
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let b64 = serde_json::to_string(&d).unwrap();
-    let b64 = b64.split("\"ciphertext\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
-    assert!(text.contains("/secrets/") && text.contains("Leaky"), "the logs were captured");
+    let b64 = b64
+        .split("\"ciphertext\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("/secrets/") && text.contains("Leaky"),
+        "the logs were captured"
+    );
     for secret in [&rejected_token, &token(), &"hunter2".to_string(), &b64] {
         assert!(!text.contains(secret.as_str()), "{secret} reached the logs");
     }
@@ -1099,7 +1112,10 @@ async fn a_delete_during_a_recover_leaves_no_live_secret() {
     let deleted = p.delete(&k).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let live = p.exists(&k).await.unwrap();
-    assert!(!(deleted.is_ok() && live), "delete said {deleted:?} yet the secret is live again");
+    assert!(
+        !(deleted.is_ok() && live),
+        "delete said {deleted:?} yet the secret is live again"
+    );
     cleanup(p.as_ref()).await;
     purge(&c, &name).await;
 }
