@@ -107,6 +107,17 @@ fn last_segment(id: &str) -> &str {
     id.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
 }
 
+/// The tags of the newest of `versions`, by their times (whole seconds). The service
+/// documents no order, so on a tie a version without our marker wins (another tool wrote
+/// over ours within the same second: the secret is no longer ours), then the later listed.
+fn newest(versions: Vec<Listed>) -> Option<Tags> {
+    versions
+        .into_iter()
+        .enumerate()
+        .max_by_key(|(i, v)| (v.created, v.updated, !SCHEME.is_ours(&v.tags), *i))
+        .map(|(_, v)| v.tags)
+}
+
 /// The secret name of a listed item id (`https://v/secrets/NAME`).
 fn listed_name(id: &str) -> Option<&str> {
     let path = id.split_once("/secrets/")?.1;
@@ -329,14 +340,7 @@ impl AzureKeyVaultProvider {
     /// The tags of the newest listed version of `name`, among all its versions (no value
     /// read).
     async fn latest_listed(&self, name: &str) -> Result<Option<Tags>, AzError> {
-        Ok(self.versions(name).await?.and_then(|vs| {
-            // The service does not document the order: take the newest by its times,
-            // the later listed on a tie.
-            vs.into_iter()
-                .enumerate()
-                .max_by_key(|(i, v)| (v.created, v.updated, *i))
-                .map(|(_, v)| v.tags)
-        }))
+        Ok(self.versions(name).await?.and_then(newest))
     }
 
     /// The current version's tags, checked to be ours and `id`'s; `None` when there is no
@@ -757,6 +761,24 @@ impl AzureKeyVaultProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_foreign_version_wins_a_tie_for_the_newest_whatever_the_listed_order() {
+        let id: CredentialId = "k".parse().unwrap();
+        let ours = tags::desired(&id, &CredentialMetadata::new(), &Tags::new());
+        let foreign = Tags::from([("CostCenter".to_string(), "42".to_string())]);
+        let at = |created, tags: &Tags| Listed {
+            tags: tags.clone(),
+            created: Some(created),
+            updated: Some(created),
+        };
+        for order in [[at(100, &foreign), at(100, &ours)], [at(100, &ours), at(100, &foreign)]] {
+            assert_eq!(newest(order.into()), Some(foreign.clone()));
+        }
+        assert_eq!(newest(vec![at(101, &ours), at(100, &foreign)]), Some(ours.clone()));
+        assert_eq!(newest(vec![at(100, &ours), at(100, &ours)]), Some(ours));
+        assert_eq!(newest(Vec::new()), None);
+    }
 
     #[test]
     fn ids_and_names_from_key_vault_ids() {
