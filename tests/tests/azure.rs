@@ -1119,3 +1119,33 @@ async fn a_delete_during_a_recover_leaves_no_live_secret() {
     cleanup(p.as_ref()).await;
     purge(&c, &name).await;
 }
+
+/// Soft mode: a store after a delete recovers our secret first, so tags other tools added
+/// before the delete survive on the new version too.
+#[tokio::test]
+async fn tags_other_tools_added_survive_a_store_after_a_soft_delete() {
+    let ns = unique("tagsback").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Back");
+    let name = name_in(&ns, &k);
+    let c = raw(None);
+    p.store(&k, &data(1), &tagged(&[("tier", "1")])).await.unwrap();
+    let mut tags: HashMap<String, String> = raw_tags(&c, &name).await.into_iter().collect();
+    tags.insert("CostCenter".into(), "42".into());
+    let update = UpdateSecretPropertiesParameters {
+        tags: Some(tags),
+        ..Default::default()
+    };
+    c.update_secret_properties(&name, update.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    p.delete(&k).await.unwrap();
+    p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    let tags = raw_tags(&c, &name).await;
+    assert_eq!(tags.get("CostCenter").map(String::as_str), Some("42"), "{tags:?}");
+    assert_eq!(tags["env"], "prod");
+    assert!(!tags.contains_key("tier"), "{tags:?}");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    cleanup(p.as_ref()).await;
+    purge(&c, &name).await;
+}
