@@ -1149,3 +1149,28 @@ async fn tags_other_tools_added_survive_a_store_after_a_soft_delete() {
     cleanup(p.as_ref()).await;
     purge(&c, &name).await;
 }
+
+/// A purge-mode delete that meets a soft delete still in progress (another client, in
+/// soft mode, deleted the secret a moment before) waits for it and purges.
+#[tokio::test]
+async fn a_purge_mode_delete_during_a_soft_delete_purges() {
+    let ns = unique("mixed").replace('_', "-");
+    let soft = provider(config(&ns)).await;
+    let purging = provider(AzureKeyVaultConfig {
+        delete_mode: DeleteMode::Purge,
+        ..config(&ns)
+    })
+    .await;
+    let k = id("Mixed");
+    let name = name_in(&ns, &k);
+    soft.store(&k, &data(1), &meta()).await.unwrap();
+    purging.exists(&k).await.unwrap();
+    soft.delete(&k).await.unwrap();
+    purging.delete(&k).await.unwrap();
+    let c = raw(None);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        c.get_deleted_secret(&name, None).await.is_err(),
+        "purge mode left the secret soft-deleted"
+    );
+}

@@ -107,6 +107,11 @@ fn last_segment(id: &str) -> &str {
     id.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
 }
 
+/// Whether tags mark a secret as ours and holding `id`.
+fn holds(id: &CredentialId, tags: &Tags) -> bool {
+    SCHEME.is_ours(tags) && tags.get(ID_TAG).is_some_and(|t| t == id.as_str())
+}
+
 /// The tags of the newest of `versions`, by their times (whole seconds). The service
 /// documents no order, so on a tie a version without our marker wins (another tool wrote
 /// over ours within the same second: the secret is no longer ours), then the later listed.
@@ -481,13 +486,18 @@ impl AzureKeyVaultProvider {
         }
     }
 
-    /// Purge mode: waits until the deleted secret is visible, then purges it.
+    /// Purge mode: waits until the deleted secret is visible, then purges it if it is ours
+    /// and `id`'s (another tool's is left alone).
     async fn purge(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
         let mut round = 0;
         loop {
             let found = self.client.get_deleted_secret(name, None).await.map(|r| r.into_model());
             match found {
-                Ok(Ok(_)) => {}
+                Ok(Ok(d)) => {
+                    if !holds(id, &tag_map(d.tags)) {
+                        return Ok(());
+                    }
+                }
                 Ok(Err(e)) | Err(e) => {
                     let e = AzError::from(e);
                     match e.kind {
@@ -525,8 +535,7 @@ impl AzureKeyVaultProvider {
     async fn purge_leftover(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
         match self.client.get_deleted_secret(name, None).await.map(|r| r.into_model()) {
             Ok(Ok(d)) => {
-                let tags = tag_map(d.tags);
-                if SCHEME.is_ours(&tags) && tags.get(ID_TAG).is_some_and(|t| t == id.as_str()) {
+                if holds(id, &tag_map(d.tags)) {
                     self.purge(id, name).await?;
                 }
                 Ok(())
@@ -657,14 +666,14 @@ impl AzureKeyVaultProvider {
                 Ok(Ok(deleted)) => return self.deleted_in_between(id, &name, &tag_map(deleted.tags)).await,
                 Ok(Err(e)) | Err(e) => {
                     let e = AzError::from(e);
+                    let purging = self.config.delete_mode == DeleteMode::Purge;
                     match e.kind {
                         Kind::BeingRecovered => self.wait(&mut round, Operation::Delete, id).await?,
-                        Kind::NotFound | Kind::BeingDeleted => {
-                            if self.config.delete_mode == DeleteMode::Purge {
-                                self.purge_leftover(id, &name).await?;
-                            }
-                            return Ok(());
-                        }
+                        // A delete still in progress (another client's, or ours before a
+                        // purge that timed out): purge mode waits for it, then purges.
+                        Kind::BeingDeleted if purging => return self.purge(id, &name).await,
+                        Kind::NotFound if purging => return self.purge_leftover(id, &name).await,
+                        Kind::NotFound | Kind::BeingDeleted => return Ok(()),
                         _ => {
                             return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, DELETE)));
                         }
