@@ -799,3 +799,378 @@ async fn connection_failures_and_stalls_are_retryable() {
     assert_eq!(s.retries, 1, "{s:?}");
     cleanup(p.as_ref()).await;
 }
+
+/// Key Vault lists a secret's versions in pages of at most 25: when the newest version
+/// (here a foreign tool's overwrite without our marker) is not on the first page, `exists`
+/// must still judge by it, as `retrieve` and `store` do.
+#[tokio::test]
+async fn exists_judges_by_the_newest_version_beyond_the_first_page() {
+    let ns = unique("pages").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Paged");
+    for i in 0..25u8 {
+        p.store(&k, &data(i), &meta()).await.unwrap();
+    }
+    assert!(p.exists(&k).await.unwrap());
+    let name = name_in(&ns, &k);
+    let c = raw(None);
+    let params = SetSecretParameters {
+        value: Some(FOREIGN_VALUE.into()),
+        ..SetSecretParameters::default()
+    };
+    c.set_secret(&name, params.try_into().unwrap(), None).await.unwrap();
+    assert!(p.retrieve(&k).await.unwrap_err().is_conflict());
+    let e = p.exists(&k).await.expect_err("the newest version is not ours");
+    assert!(e.is_conflict(), "{e}");
+    assert!(p.store(&k, &data(1), &meta()).await.unwrap_err().is_conflict());
+    c.delete_secret(&name, None).await.unwrap();
+    purge(&c, &name).await;
+}
+
+/// The record limit is Key Vault's 25,600 bytes exactly: a record of 25,600 bytes is
+/// stored, one of 25,601 is `TooLarge` naming both numbers, with no request sent.
+#[tokio::test]
+async fn records_of_the_limit_fit_and_one_byte_more_is_refused_before_any_request() {
+    use nebula_credential_core::{EncryptedData, StoredRecord};
+    let vault = own_vault("size");
+    let p = provider(config_with("size-", Arc::new(StaticToken(token())), Some(&vault))).await;
+    let k = id("Big_one");
+    let m = meta();
+    let sized = |target: usize| {
+        let mut d = EncryptedData {
+            ciphertext: vec![7; 18_000],
+            ..data(1)
+        };
+        let len = |d: &EncryptedData| StoredRecord::encode(&k, d, &m, "azure", usize::MAX).unwrap().len();
+        while len(&d) + 4 <= target {
+            d.ciphertext.push(7);
+        }
+        while len(&d) < target {
+            d.key_id.push('k');
+        }
+        assert_eq!(len(&d), target);
+        d
+    };
+    p.store(&k, &sized(25_600), &m).await.expect("25,600 bytes fit");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, sized(25_600));
+    let before = requests(&vault).await.len();
+    match p.store(&k, &sized(25_601), &m).await {
+        Err(StorageError::TooLarge { size, limit, .. }) => assert_eq!((size, limit), (25_601, 25_600)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(requests(&vault).await.len(), before, "no request for a refused record");
+    cleanup(p.as_ref()).await;
+}
+
+/// Ids differing only in case or in `_`/`-` are distinct credentials.
+#[tokio::test]
+async fn case_and_separator_variants_are_distinct_credentials() {
+    let ns = unique("case").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let ids = [
+        "Key", "key", "KEY", "kEy", "a_b", "a-b", "A_B", "a__b", "a--b", "a_-b", "a-_b",
+    ];
+    for (i, k) in ids.iter().enumerate() {
+        p.store(&id(k), &data(i as u8), &meta()).await.unwrap();
+    }
+    for (i, k) in ids.iter().enumerate() {
+        assert_eq!(p.retrieve(&id(k)).await.unwrap().data, data(i as u8), "{k}");
+    }
+    let mut want: Vec<CredentialId> = ids.iter().map(|k| id(k)).collect();
+    want.sort();
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), want);
+    p.delete(&id("KEY")).await.unwrap();
+    assert!(p.exists(&id("Key")).await.unwrap() && !p.exists(&id("KEY")).await.unwrap());
+    cleanup(p.as_ref()).await;
+}
+
+/// Foreign secrets that look like ours (marker with another value, marker without an id
+/// tag, id tag without the marker) are never read, listed, overwritten or deleted.
+#[tokio::test]
+async fn forged_markers_and_id_tags_are_not_ours() {
+    let ns = unique("forge").replace('_', "-");
+    let p = provider(AzureKeyVaultConfig {
+        delete_mode: DeleteMode::Purge,
+        ..config(&ns)
+    })
+    .await;
+    let c = raw(None);
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "Wrong",
+            &[("nebula-credential:managed", "TRUE"), ("nebula-credential:id", "Wrong")],
+        ),
+        ("NoId", &[("nebula-credential:managed", "true")]),
+        ("OnlyId", &[("nebula-credential:id", "OnlyId")]),
+        (
+            "Other",
+            &[("nebula-credential:managed", "true"), ("nebula-credential:id", "other")],
+        ),
+    ];
+    for (k, tags) in cases {
+        let name = name_in(&ns, &id(k));
+        let params = SetSecretParameters {
+            value: Some(FOREIGN_VALUE.into()),
+            content_type: Some(CONTENT_TYPE.into()),
+            tags: Some(tags.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()),
+            ..SetSecretParameters::default()
+        };
+        c.set_secret(&name, params.try_into().unwrap(), None).await.unwrap();
+        assert!(p.retrieve(&id(k)).await.unwrap_err().is_conflict(), "{k}");
+        assert!(p.exists(&id(k)).await.unwrap_err().is_conflict(), "{k}");
+        assert!(
+            p.store(&id(k), &data(1), &meta()).await.unwrap_err().is_conflict(),
+            "{k}"
+        );
+        assert!(p.delete(&id(k)).await.unwrap_err().is_conflict(), "{k}");
+        let s = c.get_secret(&name, None).await.unwrap().into_model().unwrap();
+        assert_eq!(s.value.as_deref(), Some(FOREIGN_VALUE), "{k}");
+    }
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    for (k, _) in cases {
+        let name = name_in(&ns, &id(k));
+        c.delete_secret(&name, None).await.unwrap();
+        purge(&c, &name).await;
+    }
+}
+
+/// Delete twice, and store right after delete, in both modes; a purge-mode delete and a
+/// store racing on one id both finish.
+#[tokio::test]
+async fn delete_twice_and_store_right_after_delete() {
+    for mode in [DeleteMode::Soft, DeleteMode::Purge] {
+        let ns = unique("twice").replace('_', "-");
+        let p = provider(AzureKeyVaultConfig {
+            delete_mode: mode,
+            ..config(&ns)
+        })
+        .await;
+        let k = id("Twice");
+        p.store(&k, &data(1), &meta()).await.unwrap();
+        p.delete(&k).await.unwrap();
+        p.delete(&k).await.unwrap();
+        p.store(&k, &data(2), &meta()).await.unwrap();
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(2), "{mode:?}");
+        let (a, b) = tokio::join!(p.delete(&k), p.delete(&k));
+        a.unwrap();
+        b.unwrap();
+        assert!(!p.exists(&k).await.unwrap());
+        p.store(&k, &data(3), &meta()).await.unwrap();
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(3), "{mode:?}");
+        cleanup(p.as_ref()).await;
+        let name = name_in(&ns, &k);
+        if mode == DeleteMode::Soft {
+            purge(&raw(None), &name).await;
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this test binary from its first call on, at TRACE level (global, so
+/// events of the SDK and HTTP stack on every thread are seen).
+fn captured_logs() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
+/// Tokens, ciphertext and a corrupted secret's value never reach logs, `Debug` or
+/// `Display` of errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_values_never_reach_logs_or_errors() {
+    use nebula_credential_core::EncryptedData;
+    let captured = captured_logs();
+    let ns = unique("leak").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Leaky");
+    let d = EncryptedData {
+        ciphertext: b"CIPHERTEXT-MARKER-0123456789".to_vec(),
+        ..data(3)
+    };
+    p.store(&k, &d, &meta()).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().data, d);
+    // A secret of ours whose value is not a record: Corrupted, without the value.
+    let bad = id("Corrupt");
+    let name = name_in(&ns, &bad);
+    let params = SetSecretParameters {
+        value: Some("{\"format_version\": hunter2-PLAINTEXT".into()),
+        content_type: Some(CONTENT_TYPE.into()),
+        tags: Some(HashMap::from([
+            ("nebula-credential:managed".to_string(), "true".to_string()),
+            ("nebula-credential:id".to_string(), "Corrupt".to_string()),
+        ])),
+        ..SetSecretParameters::default()
+    };
+    raw(None)
+        .set_secret(&name, params.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    let corrupt = p.retrieve(&bad).await.unwrap_err();
+    assert_eq!(corrupt.kind(), ErrorKind::Corrupted, "{corrupt}");
+    let rejected_token = emulator_var("NEBULA_TEST_AZURE_REJECTED_TOKEN", "azure");
+    let rejected = provider(config_with(&ns, Arc::new(StaticToken(rejected_token.clone())), None)).await;
+    let denied = rejected.retrieve(&k).await.unwrap_err();
+    let errors = format!("{corrupt} {corrupt:?} {denied} {denied:?}");
+    for secret in ["hunter2", &rejected_token, &token()] {
+        assert!(!errors.contains(secret), "{secret} in an error: {errors}");
+    }
+    cleanup(p.as_ref()).await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let b64 = serde_json::to_string(&d).unwrap();
+    let b64 = b64
+        .split("\"ciphertext\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("/secrets/") && text.contains("Leaky"),
+        "the logs were captured"
+    );
+    for secret in [&rejected_token, &token(), &"hunter2".to_string(), &b64] {
+        assert!(!text.contains(secret.as_str()), "{secret} reached the logs");
+    }
+}
+
+/// 128-character ids with the longest prefix (64): exact and digest names, ids that differ
+/// only in their last character or in case, all distinct and listed by their ids.
+#[tokio::test]
+async fn the_longest_ids_with_the_longest_prefix_are_distinct() {
+    let ns = unique("long").replace('_', "-");
+    let prefix = format!("{ns}-{}", "p".repeat(64 - ns.len() - 1));
+    assert_eq!(prefix.len(), 64);
+    let p = provider(AzureKeyVaultConfig {
+        secret_prefix: prefix,
+        ..config(&ns)
+    })
+    .await;
+    let base = "A_".repeat(63);
+    let ids = [
+        format!("{base}bC"),
+        format!("{base}bc"),
+        format!("{base}Bc"),
+        format!("{base}b_"),
+        format!("{base}b-"),
+        "a".repeat(63),
+        "a".repeat(64),
+        "A".repeat(128),
+        "a".repeat(128),
+    ];
+    for (i, k) in ids.iter().enumerate() {
+        assert!(p.store(&id(k), &data(i as u8), &meta()).await.is_ok(), "{k}");
+    }
+    for (i, k) in ids.iter().enumerate() {
+        assert_eq!(p.retrieve(&id(k)).await.unwrap().data, data(i as u8), "{k}");
+    }
+    let mut want: Vec<CredentialId> = ids.iter().map(|k| id(k)).collect();
+    want.sort();
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), want);
+    cleanup(p.as_ref()).await;
+}
+
+/// A delete issued while Azure is still recovering our secret (recover started by an
+/// operator just before) must not report success and leave the secret live afterwards.
+#[tokio::test]
+async fn a_delete_during_a_recover_leaves_no_live_secret() {
+    let ns = unique("delrec").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Racing");
+    let name = name_in(&ns, &k);
+    let c = raw(None);
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    p.delete(&k).await.unwrap();
+    for _ in 0..100 {
+        if c.get_deleted_secret(&name, None).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.recover_deleted_secret(&name, None).await.expect("recover");
+    let deleted = p.delete(&k).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let live = p.exists(&k).await.unwrap();
+    assert!(
+        !(deleted.is_ok() && live),
+        "delete said {deleted:?} yet the secret is live again"
+    );
+    cleanup(p.as_ref()).await;
+    purge(&c, &name).await;
+}
+
+/// Soft mode: a store after a delete recovers our secret first, so tags other tools added
+/// before the delete survive on the new version too.
+#[tokio::test]
+async fn tags_other_tools_added_survive_a_store_after_a_soft_delete() {
+    let ns = unique("tagsback").replace('_', "-");
+    let p = provider(config(&ns)).await;
+    let k = id("Back");
+    let name = name_in(&ns, &k);
+    let c = raw(None);
+    p.store(&k, &data(1), &tagged(&[("tier", "1")])).await.unwrap();
+    let mut tags: HashMap<String, String> = raw_tags(&c, &name).await.into_iter().collect();
+    tags.insert("CostCenter".into(), "42".into());
+    let update = UpdateSecretPropertiesParameters {
+        tags: Some(tags),
+        ..Default::default()
+    };
+    c.update_secret_properties(&name, update.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    p.delete(&k).await.unwrap();
+    p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    let tags = raw_tags(&c, &name).await;
+    assert_eq!(tags.get("CostCenter").map(String::as_str), Some("42"), "{tags:?}");
+    assert_eq!(tags["env"], "prod");
+    assert!(!tags.contains_key("tier"), "{tags:?}");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    cleanup(p.as_ref()).await;
+    purge(&c, &name).await;
+}
+
+/// A purge-mode delete that meets a soft delete still in progress (another client, in
+/// soft mode, deleted the secret a moment before) waits for it and purges.
+#[tokio::test]
+async fn a_purge_mode_delete_during_a_soft_delete_purges() {
+    let ns = unique("mixed").replace('_', "-");
+    let soft = provider(config(&ns)).await;
+    let purging = provider(AzureKeyVaultConfig {
+        delete_mode: DeleteMode::Purge,
+        ..config(&ns)
+    })
+    .await;
+    let k = id("Mixed");
+    let name = name_in(&ns, &k);
+    soft.store(&k, &data(1), &meta()).await.unwrap();
+    purging.exists(&k).await.unwrap();
+    soft.delete(&k).await.unwrap();
+    purging.delete(&k).await.unwrap();
+    let c = raw(None);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        c.get_deleted_secret(&name, None).await.is_err(),
+        "purge mode left the secret soft-deleted"
+    );
+}

@@ -25,8 +25,8 @@
 //! |---|---|---|
 //! | `store` | get secret, set secret (+ get deleted, recover or purge after a delete) | Key Vault Secrets Officer |
 //! | `retrieve` | get secret (latest version) | Key Vault Secrets User |
-//! | `exists` | the first page of the secret's versions (never reads the value) | Key Vault Secrets User |
-//! | `delete` | get secret, delete (+ get deleted and purge in purge mode) | Key Vault Secrets Officer |
+//! | `exists` | every page of the secret's versions (never reads the value) | Key Vault Secrets User |
+//! | `delete` | get secret, delete (also when the get finds none: a recover may be in progress; + get deleted and purge in purge mode) | Key Vault Secrets Officer |
 //! | `list` | list secret properties, paged | Key Vault Secrets User |
 //! | `check` | one page of one secret's properties | Key Vault Secrets User |
 //!

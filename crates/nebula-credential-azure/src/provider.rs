@@ -107,6 +107,22 @@ fn last_segment(id: &str) -> &str {
     id.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
 }
 
+/// Whether tags mark a secret as ours and holding `id`.
+fn holds(id: &CredentialId, tags: &Tags) -> bool {
+    SCHEME.is_ours(tags) && tags.get(ID_TAG).is_some_and(|t| t == id.as_str())
+}
+
+/// The tags of the newest of `versions`, by their times (whole seconds). The service
+/// documents no order, so on a tie a version without our marker wins (another tool wrote
+/// over ours within the same second: the secret is no longer ours), then the later listed.
+fn newest(versions: Vec<Listed>) -> Option<Tags> {
+    versions
+        .into_iter()
+        .enumerate()
+        .max_by_key(|(i, v)| (v.created, v.updated, !SCHEME.is_ours(&v.tags), *i))
+        .map(|(_, v)| v.tags)
+}
+
 /// The secret name of a listed item id (`https://v/secrets/NAME`).
 fn listed_name(id: &str) -> Option<&str> {
     let path = id.split_once("/secrets/")?.1;
@@ -290,9 +306,10 @@ impl AzureKeyVaultProvider {
         }
     }
 
-    /// The versions of `name` as listed (no values): every page, or (`first_page`) only
-    /// the first page that lists any. `None` when there is no live secret.
-    async fn versions(&self, name: &str, first_page: bool) -> Result<Option<Vec<Listed>>, AzError> {
+    /// The versions of `name` as listed (no values), from every page: the service documents
+    /// no order, and the emulator lists the oldest first, so the newest version may be on
+    /// any page. `None` when there is no live secret.
+    async fn versions(&self, name: &str) -> Result<Option<Vec<Listed>>, AzError> {
         let options = SecretClientListSecretPropertiesVersionsOptions {
             maxresults: Some(25),
             ..Default::default()
@@ -321,24 +338,14 @@ impl AzureKeyVaultProvider {
                     tags: tag_map(p.tags),
                 }
             }));
-            if first_page && !listed.is_empty() {
-                break;
-            }
         }
         Ok((!listed.is_empty()).then_some(listed))
     }
 
-    /// The tags of the newest listed version of `name` (no value read): among all
-    /// versions, or among the first page of them (`first_page`, a bounded cost).
-    async fn latest_listed(&self, name: &str, first_page: bool) -> Result<Option<Tags>, AzError> {
-        Ok(self.versions(name, first_page).await?.and_then(|vs| {
-            // The service does not document the order: take the newest by its times,
-            // the later listed on a tie.
-            vs.into_iter()
-                .enumerate()
-                .max_by_key(|(i, v)| (v.created, v.updated, *i))
-                .map(|(_, v)| v.tags)
-        }))
+    /// The tags of the newest listed version of `name`, among all its versions (no value
+    /// read).
+    async fn latest_listed(&self, name: &str) -> Result<Option<Tags>, AzError> {
+        Ok(self.versions(name).await?.and_then(newest))
     }
 
     /// The current version's tags, checked to be ours and `id`'s; `None` when there is no
@@ -358,7 +365,7 @@ impl AzureKeyVaultProvider {
                 match e.kind {
                     Kind::NotFound => None,
                     Kind::Disabled => self
-                        .latest_listed(name, false)
+                        .latest_listed(name)
                         .await
                         .map_err(|e| e.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)))?,
                     _ => return Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET))),
@@ -479,13 +486,18 @@ impl AzureKeyVaultProvider {
         }
     }
 
-    /// Purge mode: waits until the deleted secret is visible, then purges it.
+    /// Purge mode: waits until the deleted secret is visible, then purges it if it is ours
+    /// and `id`'s (another tool's is left alone).
     async fn purge(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
         let mut round = 0;
         loop {
             let found = self.client.get_deleted_secret(name, None).await.map(|r| r.into_model());
             match found {
-                Ok(Ok(_)) => {}
+                Ok(Ok(d)) => {
+                    if !holds(id, &tag_map(d.tags)) {
+                        return Ok(());
+                    }
+                }
                 Ok(Err(e)) | Err(e) => {
                     let e = AzError::from(e);
                     match e.kind {
@@ -523,8 +535,7 @@ impl AzureKeyVaultProvider {
     async fn purge_leftover(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
         match self.client.get_deleted_secret(name, None).await.map(|r| r.into_model()) {
             Ok(Ok(d)) => {
-                let tags = tag_map(d.tags);
-                if SCHEME.is_ours(&tags) && tags.get(ID_TAG).is_some_and(|t| t == id.as_str()) {
+                if holds(id, &tag_map(d.tags)) {
                     self.purge(id, name).await?;
                 }
                 Ok(())
@@ -647,11 +658,28 @@ impl AzureKeyVaultProvider {
 
     async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
-        if self.current(id, &name, Operation::Delete).await?.is_none() {
-            if self.config.delete_mode == DeleteMode::Purge {
-                self.purge_leftover(id, &name).await?;
+        let mut round = 0;
+        while self.current(id, &name, Operation::Delete).await?.is_none() {
+            // A secret being recovered reads as 404 too, and is live again moments later:
+            // only a DELETE tells (409 `ObjectIsBeingRecovered`). Wait for it, then delete.
+            match self.client.delete_secret(&name, None).await.map(|r| r.into_model()) {
+                Ok(Ok(deleted)) => return self.deleted_in_between(id, &name, &tag_map(deleted.tags)).await,
+                Ok(Err(e)) | Err(e) => {
+                    let e = AzError::from(e);
+                    let purging = self.config.delete_mode == DeleteMode::Purge;
+                    match e.kind {
+                        Kind::BeingRecovered => self.wait(&mut round, Operation::Delete, id).await?,
+                        // A delete still in progress (another client's, or ours before a
+                        // purge that timed out): purge mode waits for it, then purges.
+                        Kind::BeingDeleted if purging => return self.purge(id, &name).await,
+                        Kind::NotFound if purging => return self.purge_leftover(id, &name).await,
+                        Kind::NotFound | Kind::BeingDeleted => return Ok(()),
+                        _ => {
+                            return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, DELETE)));
+                        }
+                    }
+                }
             }
-            return Ok(());
         }
         match self.client.delete_secret(&name, None).await.map_err(AzError::from) {
             Ok(_) => {}
@@ -660,6 +688,35 @@ impl AzureKeyVaultProvider {
         }
         if self.config.delete_mode == DeleteMode::Purge {
             self.purge(id, &name).await?;
+        }
+        Ok(())
+    }
+
+    /// The DELETE that probed an absent secret deleted one created in between: ours is
+    /// deleted as asked; another tool's is recovered at once (intact, all its versions) and
+    /// reported as `Conflict`.
+    async fn deleted_in_between(&self, id: &CredentialId, name: &str, tags: &Tags) -> Result<(), StorageError> {
+        if let Err(foreign) = self.ensure_ours(id, name, tags) {
+            let mut round = 0;
+            loop {
+                match self
+                    .client
+                    .recover_deleted_secret(name, None)
+                    .await
+                    .map_err(AzError::from)
+                {
+                    Ok(_) => return Err(foreign),
+                    Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted) => {
+                        self.wait(&mut round, Operation::Delete, id).await?;
+                    }
+                    Err(e) => {
+                        return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, RECOVER)));
+                    }
+                }
+            }
+        }
+        if self.config.delete_mode == DeleteMode::Purge {
+            self.purge(id, name).await?;
         }
         Ok(())
     }
@@ -686,7 +743,7 @@ impl AzureKeyVaultProvider {
     async fn exists_now(&self, id: &CredentialId) -> Result<bool, StorageError> {
         let name = self.secret_name(id);
         let tags = self
-            .latest_listed(&name, true)
+            .latest_listed(&name)
             .await
             .map_err(|e| e.into_storage(self.ctx(Operation::Exists, Some(id), Access::Read, READ_METADATA)))?;
         match tags {
@@ -713,6 +770,24 @@ impl AzureKeyVaultProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_foreign_version_wins_a_tie_for_the_newest_whatever_the_listed_order() {
+        let id: CredentialId = "k".parse().unwrap();
+        let ours = tags::desired(&id, &CredentialMetadata::new(), &Tags::new());
+        let foreign = Tags::from([("CostCenter".to_string(), "42".to_string())]);
+        let at = |created, tags: &Tags| Listed {
+            tags: tags.clone(),
+            created: Some(created),
+            updated: Some(created),
+        };
+        for order in [[at(100, &foreign), at(100, &ours)], [at(100, &ours), at(100, &foreign)]] {
+            assert_eq!(newest(order.into()), Some(foreign.clone()));
+        }
+        assert_eq!(newest(vec![at(101, &ours), at(100, &foreign)]), Some(ours.clone()));
+        assert_eq!(newest(vec![at(100, &ours), at(100, &ours)]), Some(ours));
+        assert_eq!(newest(Vec::new()), None);
+    }
 
     #[test]
     fn ids_and_names_from_key_vault_ids() {
