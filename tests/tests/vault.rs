@@ -685,3 +685,73 @@ async fn logs_of_renewals_logins_and_rejections_never_contain_a_token() {
     }
     assert!(!has_token_shape(&text), "a token reached the logs:\n{text}");
 }
+
+/// A store racing a delete of the same id (destroy mode) never leaves an entry without
+/// our marker behind: afterwards the id is either absent or readable, and storing again
+/// works — never a `Conflict` over our own entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_racing_a_delete_never_orphans_the_entry() {
+    let ns = unique("store-delete-race");
+    let p = provider(config(&ns)).await;
+    let k = id("Raced");
+    // The same metadata every time: an overwrite then changes no tag.
+    let m = meta();
+    for round in 0..40u8 {
+        let value = data(round);
+        p.store(&k, &value, &m).await.expect("store before the race");
+        let (stored, deleted) = tokio::join!(p.store(&k, &value, &m), p.delete(&k));
+        stored.expect("racing store");
+        deleted.expect("racing delete");
+        match p.retrieve(&k).await {
+            Ok(got) => assert_eq!(got.data, data(round)),
+            Err(StorageError::NotFound { .. }) => {}
+            Err(e) => panic!("round {round}: our own entry became unusable: {e}"),
+        }
+        let m2 = kv2::read_metadata(&raw(), "secret", &format!("{}/Raced", prefix(&ns))).await;
+        if let Ok(m2) = m2 {
+            assert_eq!(
+                m2.custom_metadata
+                    .unwrap_or_default()
+                    .get("nebula-credential:managed")
+                    .map(String::as_str),
+                Some("true"),
+                "round {round}: an entry without our marker was left behind"
+            );
+        }
+    }
+    cleanup(p.as_ref()).await;
+}
+
+/// An operator who requires check-and-set on an entry (`bao kv metadata put
+/// -cas-required`) and keeps fewer versions still gets overwrites, and both settings and
+/// the custom metadata other tools added survive them.
+#[tokio::test]
+async fn overwrites_work_where_an_operator_requires_cas_and_keep_their_settings() {
+    let ns = unique("cas-required");
+    let p = provider(config(&ns)).await;
+    let k = id("Guarded");
+    let path = format!("{}/Guarded", prefix(&ns));
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let mut custom: HashMap<String, String> = kv2::read_metadata(&raw(), "secret", &path)
+        .await
+        .unwrap()
+        .custom_metadata
+        .unwrap_or_default();
+    custom.insert("owner".into(), "ops".into());
+    let mut settings = SetSecretMetadataRequest::builder();
+    settings.cas_required(true).max_versions(3u64).custom_metadata(custom);
+    kv2::set_metadata(&raw(), "secret", &path, Some(&mut settings))
+        .await
+        .unwrap();
+    for round in 2..=5u8 {
+        p.store(&k, &data(round), &tagged(&[("env", "staging")])).await.unwrap();
+    }
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(5));
+    let m = kv2::read_metadata(&raw(), "secret", &path).await.unwrap();
+    assert!(m.cas_required, "{m:?}");
+    assert_eq!(m.max_versions, 3);
+    let custom = m.custom_metadata.unwrap_or_default();
+    assert_eq!(custom.get("owner").map(String::as_str), Some("ops"));
+    assert_eq!(custom.get("env").map(String::as_str), Some("staging"));
+    cleanup(p.as_ref()).await;
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use nebula_credential_core::remote::TagScheme;
+use nebula_credential_core::remote::{TagScheme, back_off};
 use nebula_credential_core::{
     Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, Precondition, Revision,
     StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
@@ -56,8 +56,9 @@ fn from_vault(custom: Option<HashMap<String, String>>) -> Tags {
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Rounds of read-then-`cas`-write a last-writer-wins store makes before giving up.
-const MAX_ROUNDS: usize = 5;
+/// Rounds of read-then-`cas`-write an unconditional store makes against other writers
+/// before giving up (each lost round backs off a random moment).
+const MAX_ROUNDS: u32 = 64;
 
 /// Credentials in HashiCorp Vault's (or OpenBao's) KV v2 secrets engine.
 ///
@@ -255,20 +256,19 @@ impl HashiCorpVaultProvider {
         })
     }
 
-    /// One write, with `cas` when given. `Ok(None)` when the check-and-set did not hold.
+    /// One write with check-and-set `cas`. `Ok(None)` when the check-and-set did not hold.
     async fn write(
         &self,
         id: &CredentialId,
         path: &str,
         record: &serde_json::Value,
-        cas: Option<u64>,
+        cas: u64,
         create: bool,
     ) -> Result<Option<u64>, StorageError> {
         let mount = self.config.mount_path.as_str();
-        let cas = match cas.map(u32::try_from) {
-            None => None,
-            Some(Ok(c)) => Some(c),
-            Some(Err(_)) => {
+        let cas = match u32::try_from(cas) {
+            Ok(c) => c,
+            Err(_) => {
                 return Err(StorageError::backend(
                     PROVIDER,
                     Operation::Store,
@@ -277,18 +277,15 @@ impl HashiCorpVaultProvider {
                 ));
             }
         };
-        let written = self
-            .call(|c| async move {
-                match cas {
-                    Some(cas) => kv2::set_with_options(&*c, mount, path, record, SetSecretRequestOptions { cas }).await,
-                    None => kv2::set(&*c, mount, path, record).await,
-                }
+        let written =
+            self.call(|c| async move {
+                kv2::set_with_options(&*c, mount, path, record, SetSecretRequestOptions { cas }).await
             })
             .await;
         match written {
             Ok(meta) => Ok(Some(meta.version)),
             // Our request is well-formed: a 400 on a cas write is the check-and-set failing.
-            Err(e) if e.kind == Kind::BadRequest && cas.is_some() => Ok(None),
+            Err(e) if e.kind == Kind::BadRequest => Ok(None),
             Err(e) => Err(e.into_storage(Context {
                 operation: Operation::Store,
                 id: Some(id),
@@ -307,19 +304,22 @@ impl HashiCorpVaultProvider {
     ) -> Result<Revision, StorageError> {
         let path = self.entry_path(id);
         let desired = SCHEME.desired(metadata, &Tags::new());
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+            }
             let state = self.ours(id, &path, Operation::Store).await?;
-            // Last writer wins over an entry of ours (no cas); a new entry is created with
-            // cas 0, so a foreign entry created meanwhile is never overwritten.
+            // Every write names the version checked as ours with cas (0: no entry), so an
+            // entry deleted or replaced meanwhile (ours or foreign) is never written over:
+            // a write after a concurrent destroy would recreate it without our marker.
             let (cas, current_tags) = match (&state, precondition) {
                 (Some(s), Precondition::Absent) if s.live => return Err(precondition.conflict(PROVIDER, id)),
                 (Some(s), Precondition::Revision(r)) if !s.live || r.as_str() != s.current.to_string() => {
                     return Err(precondition.conflict(PROVIDER, id));
                 }
                 (None, Precondition::Revision(_)) => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), Precondition::None) => (None, Some(&s.tags)),
-                (Some(s), _) => (Some(s.current), Some(&s.tags)),
-                (None, _) => (Some(0), None),
+                (Some(s), _) => (s.current, Some(&s.tags)),
+                (None, _) => (0, None),
             };
             let tags = match current_tags {
                 // A new entry carries our marker before it holds any data.
@@ -339,10 +339,15 @@ impl HashiCorpVaultProvider {
                     })
                 }
             };
-            match self.write(id, &path, record, cas, current_tags.is_none()).await? {
+            let created = current_tags.is_none();
+            match self.write(id, &path, record, cas, created).await? {
                 Some(version) => {
                     if let Some(tags) = tags {
                         self.put_tags(id, &path, &tags, "update").await?;
+                    } else if created {
+                        // A delete between marking and writing removed the marker with the
+                        // metadata; the version just written is ours: mark it again.
+                        self.put_tags(id, &path, &desired, "create").await?;
                     }
                     return Ok(Revision::new(version.to_string()));
                 }
