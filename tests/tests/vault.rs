@@ -154,7 +154,11 @@ async fn store_twice_retrieves_the_latest_kv_version() {
     let k = id("Versioned");
     let first = p.store(&k, &data(1), &meta()).await.unwrap();
     let second = p.store(&k, &data(2), &meta()).await.unwrap();
-    assert_eq!((first.as_str(), second.as_str()), ("1", "2"));
+    // The revision is the KV version and its creation time.
+    assert!(
+        first.as_str().starts_with("1@") && second.as_str().starts_with("2@"),
+        "{first:?} {second:?}"
+    );
     let got = p.retrieve(&k).await.unwrap();
     assert_eq!(got.data, data(2));
     assert_eq!(got.revision, second);
@@ -477,7 +481,7 @@ async fn soft_delete_keeps_the_version_for_vaults_own_tools() {
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
     p.delete(&k).await.unwrap();
     let rev = p.store_if(&k, &data(2), &meta(), &Precondition::Absent).await.unwrap();
-    assert_eq!(rev.as_str(), "2");
+    assert!(rev.as_str().starts_with("2@"), "{rev:?}");
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
     kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
 }
@@ -549,11 +553,8 @@ async fn key_rotation_rewrites_every_credential_with_cas() {
             store.get(&k).await.unwrap().expose_secret(),
             format!("value-{i}").as_bytes()
         );
-        assert_eq!(
-            p.retrieve(&k).await.unwrap().revision.as_str(),
-            "2",
-            "one cas write each"
-        );
+        let revision = p.retrieve(&k).await.unwrap().revision;
+        assert!(revision.as_str().starts_with("2@"), "one cas write each: {revision:?}");
     }
     assert_eq!(store.rotate_keys().await.unwrap().already_current, 5);
     cleanup(p.as_ref()).await;
@@ -753,5 +754,31 @@ async fn overwrites_work_where_an_operator_requires_cas_and_keep_their_settings(
     let custom = m.custom_metadata.unwrap_or_default();
     assert_eq!(custom.get("owner").map(String::as_str), Some("ops"));
     assert_eq!(custom.get("env").map(String::as_str), Some("staging"));
+    cleanup(p.as_ref()).await;
+}
+
+/// A revision read before a delete (destroy) and a re-create is stale, although KV
+/// versions restart at 1 and the new entry's version equals the old one.
+#[tokio::test]
+async fn a_revision_from_before_a_delete_and_recreate_is_stale() {
+    let ns = unique("aba");
+    let p = provider(config(&ns)).await;
+    let k = id("Recreated");
+    let before = p.store(&k, &data(1), &meta()).await.unwrap();
+    p.delete(&k).await.unwrap();
+    let after = p.store(&k, &data(2), &meta()).await.unwrap();
+    let m = kv2::read_metadata(&raw(), "secret", &format!("{}/Recreated", prefix(&ns)))
+        .await
+        .unwrap();
+    assert_eq!(m.current_version, 1, "the version restarted");
+    assert_ne!(before, after);
+    let stale = p.store_if(&k, &data(3), &meta(), &Precondition::Revision(before)).await;
+    assert!(matches!(stale, Err(StorageError::Conflict { .. })), "{stale:?}");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    let fresh = p.retrieve(&k).await.unwrap().revision;
+    assert_eq!(fresh, after);
+    p.store_if(&k, &data(3), &meta(), &Precondition::Revision(fresh))
+        .await
+        .unwrap();
     cleanup(p.as_ref()).await;
 }

@@ -11,10 +11,12 @@
 //! under our prefix without the marker is never read, overwritten or deleted: every
 //! operation reports `Conflict` naming it.
 //!
-//! Revisions are KV versions: `retrieve` reports the version read, and a conditional
-//! store writes with `cas` set to it (`cas = 0` for create-if-absent), which Vault
-//! checks atomically. A plain store uses `cas` too, with the version it just saw, so a
-//! foreign entry created meanwhile is never overwritten.
+//! Revisions are KV versions with their creation time (`2@2026-…Z`; versions restart at 1
+//! after a `destroy` delete, creation times do not): `retrieve` reports the version read,
+//! and a conditional store checks the time and writes with `cas` set to the version
+//! (`cas = 0` for create-if-absent), which Vault checks atomically. A plain store uses
+//! `cas` too, with the version it just saw, so an entry deleted or replaced meanwhile is
+//! never written over.
 //!
 //! | operation | calls | policy capabilities |
 //! |---|---|---|

@@ -83,10 +83,18 @@ impl std::fmt::Debug for HashiCorpVaultProvider {
     }
 }
 
+/// The revision of KV version `version` created at `created_time`: the version alone
+/// repeats after a `destroy` delete (versions restart at 1), its creation time does not.
+fn revision(version: u64, created_time: &str) -> Revision {
+    Revision::new(format!("{version}@{created_time}"))
+}
+
 /// What the metadata of one entry says.
 struct EntryState {
     /// `current_version`; 0 for a metadata-only entry.
     current: u64,
+    /// The [`revision`] of the current version.
+    revision: Revision,
     /// The current version is readable (not soft-deleted, not destroyed).
     live: bool,
     /// `custom_metadata`.
@@ -95,12 +103,11 @@ struct EntryState {
 
 impl EntryState {
     fn from_metadata(m: ReadSecretMetadataResponse) -> Self {
-        let live = m.current_version > 0
-            && m.versions
-                .get(&m.current_version.to_string())
-                .is_some_and(|v| v.deletion_time.is_empty() && !v.destroyed);
+        let current = m.versions.get(&m.current_version.to_string());
+        let live = m.current_version > 0 && current.is_some_and(|v| v.deletion_time.is_empty() && !v.destroyed);
         EntryState {
             current: m.current_version,
+            revision: revision(m.current_version, current.map_or("", |v| v.created_time.as_str())),
             live,
             tags: from_vault(m.custom_metadata),
         }
@@ -256,7 +263,8 @@ impl HashiCorpVaultProvider {
         })
     }
 
-    /// One write with check-and-set `cas`. `Ok(None)` when the check-and-set did not hold.
+    /// One write with check-and-set `cas`: the new version's revision, `Ok(None)` when the
+    /// check-and-set did not hold.
     async fn write(
         &self,
         id: &CredentialId,
@@ -264,7 +272,7 @@ impl HashiCorpVaultProvider {
         record: &serde_json::Value,
         cas: u64,
         create: bool,
-    ) -> Result<Option<u64>, StorageError> {
+    ) -> Result<Option<Revision>, StorageError> {
         let mount = self.config.mount_path.as_str();
         let cas = match u32::try_from(cas) {
             Ok(c) => c,
@@ -283,7 +291,7 @@ impl HashiCorpVaultProvider {
             })
             .await;
         match written {
-            Ok(meta) => Ok(Some(meta.version)),
+            Ok(meta) => Ok(Some(revision(meta.version, &meta.created_time))),
             // Our request is well-formed: a 400 on a cas write is the check-and-set failing.
             Err(e) if e.kind == Kind::BadRequest => Ok(None),
             Err(e) => Err(e.into_storage(Context {
@@ -314,7 +322,7 @@ impl HashiCorpVaultProvider {
             // a write after a concurrent destroy would recreate it without our marker.
             let (cas, current_tags) = match (&state, precondition) {
                 (Some(s), Precondition::Absent) if s.live => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), Precondition::Revision(r)) if !s.live || r.as_str() != s.current.to_string() => {
+                (Some(s), Precondition::Revision(r)) if !s.live || *r != s.revision => {
                     return Err(precondition.conflict(PROVIDER, id));
                 }
                 (None, Precondition::Revision(_)) => return Err(precondition.conflict(PROVIDER, id)),
@@ -341,7 +349,7 @@ impl HashiCorpVaultProvider {
             };
             let created = current_tags.is_none();
             match self.write(id, &path, record, cas, created).await? {
-                Some(version) => {
+                Some(written) => {
                     if let Some(tags) = tags {
                         self.put_tags(id, &path, &tags, "update").await?;
                     } else if created {
@@ -349,7 +357,7 @@ impl HashiCorpVaultProvider {
                         // metadata; the version just written is ours: mark it again.
                         self.put_tags(id, &path, &desired, "create").await?;
                     }
-                    return Ok(Revision::new(version.to_string()));
+                    return Ok(written);
                 }
                 None if precondition.is_conditional() => return Err(precondition.conflict(PROVIDER, id)),
                 // Another writer got in between: read again (it may even be foreign now).
@@ -436,7 +444,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,
-            revision: Revision::new(read.metadata.version.to_string()),
+            revision: revision(read.metadata.version, &read.metadata.created_time),
         })
     }
 
