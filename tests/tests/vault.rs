@@ -782,3 +782,19 @@ async fn a_revision_from_before_a_delete_and_recreate_is_stale() {
         .unwrap();
     cleanup(p.as_ref()).await;
 }
+
+/// A store to a mount that does not exist says so (naming `mount_path`), instead of
+/// reporting the credential it was asked to create as not found.
+#[tokio::test]
+async fn a_store_to_a_missing_mount_names_the_mount() {
+    let p = provider(VaultConfig {
+        mount_path: "no-such-mount".into(),
+        ..config(&unique("no-mount"))
+    })
+    .await;
+    let e = p.store(&id("k"), &data(1), &meta()).await.unwrap_err();
+    assert!(!matches!(e, StorageError::NotFound { .. }), "{e:?}");
+    assert!(!e.is_retryable(), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains("no-such-mount") && m.contains("mount_path"), "{m}");
+}
