@@ -798,3 +798,44 @@ async fn a_store_to_a_missing_mount_names_the_mount() {
     let m = e.to_string();
     assert!(m.contains("no-such-mount") && m.contains("mount_path"), "{m}");
 }
+
+/// An entry of ours copied, value and `custom_metadata` (marker included), to the key of
+/// another id is not that credential: never listed, read, overwritten or deleted.
+#[tokio::test]
+async fn a_copy_of_our_entry_under_another_id_is_left_alone() {
+    let ns = unique("copy");
+    let p = provider(config(&ns)).await;
+    p.store(&id("Orig"), &data(1), &tagged(&[("env", "prod")]))
+        .await
+        .unwrap();
+    let orig = format!("{}/Orig", prefix(&ns));
+    let copy = format!("{}/Copy", prefix(&ns));
+    let value: serde_json::Value = kv2::read(&raw(), "secret", &orig).await.unwrap();
+    let custom = kv2::read_metadata(&raw(), "secret", &orig)
+        .await
+        .unwrap()
+        .custom_metadata
+        .unwrap();
+    kv2::set(&raw(), "secret", &copy, &value).await.unwrap();
+    let mut req = SetSecretMetadataRequest::builder();
+    req.custom_metadata(custom);
+    kv2::set_metadata(&raw(), "secret", &copy, Some(&mut req))
+        .await
+        .unwrap();
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![id("Orig")]);
+    let k = id("Copy");
+    for (op, outcome) in [
+        ("exists", p.exists(&k).await.map(drop)),
+        ("retrieve", p.retrieve(&k).await.map(drop)),
+        ("store", p.store(&k, &data(2), &meta()).await.map(drop)),
+        ("delete", p.delete(&k).await),
+    ] {
+        let err = outcome.expect_err(op);
+        assert!(err.is_conflict(), "{op}: {err}");
+        assert!(err.to_string().contains("Orig"), "{op}: {err}");
+    }
+    let still: serde_json::Value = kv2::read(&raw(), "secret", &copy).await.unwrap();
+    assert_eq!(still, value);
+    kv2::delete_metadata(&raw(), "secret", &copy).await.unwrap();
+    cleanup(p.as_ref()).await;
+}

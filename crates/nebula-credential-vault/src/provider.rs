@@ -32,6 +32,34 @@ pub(crate) const SCHEME: TagScheme = TagScheme {
     ..TagScheme::DEFAULT
 };
 
+/// `custom_metadata` key holding the credential id, so an entry copied (value and
+/// metadata) to another key is not taken for the credential that key names.
+pub(crate) const ID_KEY: &str = "nebula-credential:id";
+
+/// Our `custom_metadata` for `id` holding a credential with `metadata`.
+fn desired(id: &CredentialId, metadata: &CredentialMetadata) -> Tags {
+    let mut tags = SCHEME.desired(metadata, &Tags::new());
+    tags.insert(ID_KEY.into(), id.to_string());
+    tags
+}
+
+/// `Ok` when the entry at `location`, tagged `tags`, is ours and holds `id` (entries
+/// written before [`ID_KEY`] existed lack it and pass); `Conflict` otherwise.
+fn ensure_holds(id: &CredentialId, location: &str, tags: &Tags) -> Result<(), StorageError> {
+    SCHEME.ensure_ours(PROVIDER, id, location, tags)?;
+    match tags.get(ID_KEY) {
+        Some(held) if held != id.as_str() => Err(StorageError::conflict(
+            PROVIDER,
+            id,
+            format!(
+                "{location:?} carries the managed-by marker but holds credential {held:?} (a copy?), so \
+                 nebula-credential neither reads, overwrites nor deletes it; move that entry away"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Vault refuses empty `custom_metadata` values: an empty tag value is stored as `∅`,
 /// which the scheme never produces for a non-empty value (it holds `∅` as a digest).
 const EMPTY_CHAR: char = '\u{2205}';
@@ -232,7 +260,7 @@ impl HashiCorpVaultProvider {
         let Some(state) = self.state(path, ctx).await? else {
             return Ok(None);
         };
-        SCHEME.ensure_ours(PROVIDER, id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
+        ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
         Ok(Some(state))
     }
 
@@ -311,7 +339,7 @@ impl HashiCorpVaultProvider {
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
         let path = self.entry_path(id);
-        let desired = SCHEME.desired(metadata, &Tags::new());
+        let desired = desired(id, metadata);
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 back_off(round).await;
@@ -436,7 +464,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         };
         let location = format!("{mount}/{path}");
         let tags = from_vault(read.metadata.custom_metadata);
-        SCHEME.ensure_ours(PROVIDER, id, &location, &tags)?;
+        ensure_holds(id, &location, &tags)?;
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
@@ -515,7 +543,9 @@ impl StorageProvider for HashiCorpVaultProvider {
                 let state = self.state(&path, ctx).await?;
                 Ok::<_, StorageError>(
                     state
-                        .filter(|s| s.live && SCHEME.matches(filter, &id, &s.tags))
+                        .filter(|s| {
+                            s.live && SCHEME.matches(filter, &id, &s.tags) && ensure_holds(&id, "", &s.tags).is_ok()
+                        })
                         .map(|_| id),
                 )
             })
