@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
-use nebula_credential::kubernetes::{KubernetesSecretsConfig, KubernetesSecretsProvider, RECORD_KEY};
+use nebula_credential::kubernetes::{KubernetesSecretsConfig, KubernetesSecretsProvider, RECORD_KEY, SECRET_TYPE};
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
 };
@@ -132,7 +132,10 @@ fn main() -> anyhow::Result<()> {
         SAMPLES / 3,
         |_| async { assert_eq!(p.list(&CredentialFilter::new()).await.expect("list").len(), LISTED + 1) },
         |_| async {
-            let params = ListParams::default().labels(&selector).limit(250);
+            let params = ListParams::default()
+                .labels(&selector)
+                .fields(&format!("type={SECRET_TYPE}"))
+                .limit(250);
             let page = raw.list_metadata(&params).await.expect("list");
             assert_eq!(page.items.len(), LISTED + 1);
         },

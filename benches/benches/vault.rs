@@ -13,7 +13,7 @@ use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
 };
 use nebula_credential_benches::{Figures, Samples};
-use vaultrs::api::kv2::requests::ReadSecretRequest;
+use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::kv2;
 
@@ -117,8 +117,11 @@ fn main() -> anyhow::Result<()> {
             p.store(&k, &data(), &meta).await.expect("store");
         },
         |_| async {
-            kv2::read_metadata(&raw, MOUNT, &path).await.expect("metadata");
-            kv2::set(&raw, MOUNT, &path, &record).await.expect("set");
+            let m = kv2::read_metadata(&raw, MOUNT, &path).await.expect("metadata");
+            let cas = u32::try_from(m.current_version).expect("version");
+            kv2::set_with_options(&raw, MOUNT, &path, &record, SetSecretRequestOptions { cas })
+                .await
+                .expect("set");
         },
     );
     let (list, raw_list) = Samples::interleaved(

@@ -562,3 +562,46 @@ async fn a_missing_namespace_is_named() {
         "{err}"
     );
 }
+
+/// A Secret of another `type` that carries our managed-by label and id annotation (a
+/// copy, or a forgery) is not ours: it is never read, listed, overwritten or deleted.
+#[tokio::test]
+async fn a_secret_of_another_type_with_our_label_is_left_alone() {
+    let (ns, p) = fresh("other-type").await;
+    let k = id("Typed_Key");
+    let name = secret_name(PREFIX, &k);
+    // A real Secret of ours, then a copy of its metadata and data under another type.
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let api = secrets(&ns).await;
+    let ours = api.get(&name).await.unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let copy = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: ours.metadata.labels.clone(),
+            annotations: ours.metadata.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: ours.data.clone(),
+        ..Secret::default()
+    };
+    api.create(&PostParams::default(), &copy).await.unwrap();
+    assert_eq!(
+        p.list(&CredentialFilter::new()).await.unwrap(),
+        Vec::<CredentialId>::new()
+    );
+    for (op, outcome) in [
+        ("retrieve", p.retrieve(&k).await.map(drop)),
+        ("store", p.store(&k, &data(2), &meta()).await.map(drop)),
+        ("delete", p.delete(&k).await),
+    ] {
+        let err = outcome.expect_err(op);
+        assert!(err.is_conflict(), "{op}: {err}");
+        assert!(err.to_string().contains(&name), "{op}: {err}");
+    }
+    let still = api.get(&name).await.expect("the Opaque Secret is still there");
+    assert_eq!(still.type_.as_deref(), Some("Opaque"));
+    assert_eq!(still.data, ours.data);
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}

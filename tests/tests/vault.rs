@@ -154,7 +154,11 @@ async fn store_twice_retrieves_the_latest_kv_version() {
     let k = id("Versioned");
     let first = p.store(&k, &data(1), &meta()).await.unwrap();
     let second = p.store(&k, &data(2), &meta()).await.unwrap();
-    assert_eq!((first.as_str(), second.as_str()), ("1", "2"));
+    // The revision is the KV version and its creation time.
+    assert!(
+        first.as_str().starts_with("1@") && second.as_str().starts_with("2@"),
+        "{first:?} {second:?}"
+    );
     let got = p.retrieve(&k).await.unwrap();
     assert_eq!(got.data, data(2));
     assert_eq!(got.revision, second);
@@ -477,7 +481,7 @@ async fn soft_delete_keeps_the_version_for_vaults_own_tools() {
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
     p.delete(&k).await.unwrap();
     let rev = p.store_if(&k, &data(2), &meta(), &Precondition::Absent).await.unwrap();
-    assert_eq!(rev.as_str(), "2");
+    assert!(rev.as_str().starts_with("2@"), "{rev:?}");
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
     kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
 }
@@ -549,11 +553,8 @@ async fn key_rotation_rewrites_every_credential_with_cas() {
             store.get(&k).await.unwrap().expose_secret(),
             format!("value-{i}").as_bytes()
         );
-        assert_eq!(
-            p.retrieve(&k).await.unwrap().revision.as_str(),
-            "2",
-            "one cas write each"
-        );
+        let revision = p.retrieve(&k).await.unwrap().revision;
+        assert!(revision.as_str().starts_with("2@"), "one cas write each: {revision:?}");
     }
     assert_eq!(store.rotate_keys().await.unwrap().already_current, 5);
     cleanup(p.as_ref()).await;
@@ -684,4 +685,157 @@ async fn logs_of_renewals_logins_and_rejections_never_contain_a_token() {
         assert!(!text.contains(secret), "a secret reached the logs");
     }
     assert!(!has_token_shape(&text), "a token reached the logs:\n{text}");
+}
+
+/// A store racing a delete of the same id (destroy mode) never leaves an entry without
+/// our marker behind: afterwards the id is either absent or readable, and storing again
+/// works — never a `Conflict` over our own entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_racing_a_delete_never_orphans_the_entry() {
+    let ns = unique("store-delete-race");
+    let p = provider(config(&ns)).await;
+    let k = id("Raced");
+    // The same metadata every time: an overwrite then changes no tag.
+    let m = meta();
+    for round in 0..40u8 {
+        let value = data(round);
+        p.store(&k, &value, &m).await.expect("store before the race");
+        let (stored, deleted) = tokio::join!(p.store(&k, &value, &m), p.delete(&k));
+        stored.expect("racing store");
+        deleted.expect("racing delete");
+        match p.retrieve(&k).await {
+            Ok(got) => assert_eq!(got.data, data(round)),
+            Err(StorageError::NotFound { .. }) => {}
+            Err(e) => panic!("round {round}: our own entry became unusable: {e}"),
+        }
+        let m2 = kv2::read_metadata(&raw(), "secret", &format!("{}/Raced", prefix(&ns))).await;
+        if let Ok(m2) = m2 {
+            assert_eq!(
+                m2.custom_metadata
+                    .unwrap_or_default()
+                    .get("nebula-credential:managed")
+                    .map(String::as_str),
+                Some("true"),
+                "round {round}: an entry without our marker was left behind"
+            );
+        }
+    }
+    cleanup(p.as_ref()).await;
+}
+
+/// An operator who requires check-and-set on an entry (`bao kv metadata put
+/// -cas-required`) and keeps fewer versions still gets overwrites, and both settings and
+/// the custom metadata other tools added survive them.
+#[tokio::test]
+async fn overwrites_work_where_an_operator_requires_cas_and_keep_their_settings() {
+    let ns = unique("cas-required");
+    let p = provider(config(&ns)).await;
+    let k = id("Guarded");
+    let path = format!("{}/Guarded", prefix(&ns));
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let mut custom: HashMap<String, String> = kv2::read_metadata(&raw(), "secret", &path)
+        .await
+        .unwrap()
+        .custom_metadata
+        .unwrap_or_default();
+    custom.insert("owner".into(), "ops".into());
+    let mut settings = SetSecretMetadataRequest::builder();
+    settings.cas_required(true).max_versions(3u64).custom_metadata(custom);
+    kv2::set_metadata(&raw(), "secret", &path, Some(&mut settings))
+        .await
+        .unwrap();
+    for round in 2..=5u8 {
+        p.store(&k, &data(round), &tagged(&[("env", "staging")])).await.unwrap();
+    }
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(5));
+    let m = kv2::read_metadata(&raw(), "secret", &path).await.unwrap();
+    assert!(m.cas_required, "{m:?}");
+    assert_eq!(m.max_versions, 3);
+    let custom = m.custom_metadata.unwrap_or_default();
+    assert_eq!(custom.get("owner").map(String::as_str), Some("ops"));
+    assert_eq!(custom.get("env").map(String::as_str), Some("staging"));
+    cleanup(p.as_ref()).await;
+}
+
+/// A revision read before a delete (destroy) and a re-create is stale, although KV
+/// versions restart at 1 and the new entry's version equals the old one.
+#[tokio::test]
+async fn a_revision_from_before_a_delete_and_recreate_is_stale() {
+    let ns = unique("aba");
+    let p = provider(config(&ns)).await;
+    let k = id("Recreated");
+    let before = p.store(&k, &data(1), &meta()).await.unwrap();
+    p.delete(&k).await.unwrap();
+    let after = p.store(&k, &data(2), &meta()).await.unwrap();
+    let m = kv2::read_metadata(&raw(), "secret", &format!("{}/Recreated", prefix(&ns)))
+        .await
+        .unwrap();
+    assert_eq!(m.current_version, 1, "the version restarted");
+    assert_ne!(before, after);
+    let stale = p.store_if(&k, &data(3), &meta(), &Precondition::Revision(before)).await;
+    assert!(matches!(stale, Err(StorageError::Conflict { .. })), "{stale:?}");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    let fresh = p.retrieve(&k).await.unwrap().revision;
+    assert_eq!(fresh, after);
+    p.store_if(&k, &data(3), &meta(), &Precondition::Revision(fresh))
+        .await
+        .unwrap();
+    cleanup(p.as_ref()).await;
+}
+
+/// A store to a mount that does not exist says so (naming `mount_path`), instead of
+/// reporting the credential it was asked to create as not found.
+#[tokio::test]
+async fn a_store_to_a_missing_mount_names_the_mount() {
+    let p = provider(VaultConfig {
+        mount_path: "no-such-mount".into(),
+        ..config(&unique("no-mount"))
+    })
+    .await;
+    let e = p.store(&id("k"), &data(1), &meta()).await.unwrap_err();
+    assert!(!matches!(e, StorageError::NotFound { .. }), "{e:?}");
+    assert!(!e.is_retryable(), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains("no-such-mount") && m.contains("mount_path"), "{m}");
+}
+
+/// An entry of ours copied, value and `custom_metadata` (marker included), to the key of
+/// another id is not that credential: never listed, read, overwritten or deleted.
+#[tokio::test]
+async fn a_copy_of_our_entry_under_another_id_is_left_alone() {
+    let ns = unique("copy");
+    let p = provider(config(&ns)).await;
+    p.store(&id("Orig"), &data(1), &tagged(&[("env", "prod")]))
+        .await
+        .unwrap();
+    let orig = format!("{}/Orig", prefix(&ns));
+    let copy = format!("{}/Copy", prefix(&ns));
+    let value: serde_json::Value = kv2::read(&raw(), "secret", &orig).await.unwrap();
+    let custom = kv2::read_metadata(&raw(), "secret", &orig)
+        .await
+        .unwrap()
+        .custom_metadata
+        .unwrap();
+    kv2::set(&raw(), "secret", &copy, &value).await.unwrap();
+    let mut req = SetSecretMetadataRequest::builder();
+    req.custom_metadata(custom);
+    kv2::set_metadata(&raw(), "secret", &copy, Some(&mut req))
+        .await
+        .unwrap();
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![id("Orig")]);
+    let k = id("Copy");
+    for (op, outcome) in [
+        ("exists", p.exists(&k).await.map(drop)),
+        ("retrieve", p.retrieve(&k).await.map(drop)),
+        ("store", p.store(&k, &data(2), &meta()).await.map(drop)),
+        ("delete", p.delete(&k).await),
+    ] {
+        let err = outcome.expect_err(op);
+        assert!(err.is_conflict(), "{op}: {err}");
+        assert!(err.to_string().contains("Orig"), "{op}: {err}");
+    }
+    let still: serde_json::Value = kv2::read(&raw(), "secret", &copy).await.unwrap();
+    assert_eq!(still, value);
+    kv2::delete_metadata(&raw(), "secret", &copy).await.unwrap();
+    cleanup(p.as_ref()).await;
 }

@@ -23,10 +23,11 @@
 //! only labels this library wrote; labels and annotations other tools added stay.
 //!
 //! **Writes.** `store` creates the Secret, or replaces it with the `resourceVersion` just
-//! read (a lost race is retried, at most 10 rounds). A conditional store uses the
+//! read (a lost race is retried, at most 64 rounds). A conditional store uses the
 //! `resourceVersion` as the revision (`Precondition::Revision`) and a create for
-//! `Precondition::Absent`. A Secret under our name without the managed-by label is never
-//! read, overwritten or deleted: every operation reports `Conflict` naming it. The whole
+//! `Precondition::Absent`. A Secret under our name without the managed-by label, or with it
+//! but of another `type`, is never listed, read, overwritten or deleted: every operation
+//! reports `Conflict` naming it (`exists`, reading metadata only, checks the label alone). The whole
 //! object (name, type, labels, annotations, data) is checked against 1 MiB before any
 //! request.
 //!
@@ -35,8 +36,8 @@
 //! | `store` | `get`, then `create` or `update` (`PUT` with `resourceVersion`) | `get`, `create`, `update` |
 //! | `retrieve` | `get` | `get` |
 //! | `exists` | `get` of the metadata only (no data transferred) | `get` |
-//! | `delete` | `get` of the metadata, `delete` with a `uid` precondition | `get`, `delete` |
-//! | `list` | `list` of metadata with a label selector, `limit` / `continue` pages | `list` |
+//! | `delete` | `get` (to check the type), `delete` with a `uid` precondition | `get`, `delete` |
+//! | `list` | `list` of metadata with a label selector and `type` field selector, `limit` / `continue` pages | `list` |
 //! | `check` | `list` of at most one item | `list` |
 //!
 //! Errors map by HTTP status and `Status.reason` in one table (`errors.rs`), never by

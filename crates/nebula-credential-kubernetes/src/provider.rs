@@ -226,6 +226,25 @@ impl KubernetesSecretsProvider {
         Ok(())
     }
 
+    /// [`ensure_ours`](Self::ensure_ours), and the Secret has our [`SECRET_TYPE`]: one of
+    /// another type carrying our label (a copy, a forgery) is not ours either.
+    fn ensure_ours_secret(&self, id: &CredentialId, name: &str, secret: &Secret) -> Result<(), StorageError> {
+        self.ensure_ours(id, name, &secret.metadata)?;
+        if secret.type_.as_deref() != Some(SECRET_TYPE) {
+            return Err(StorageError::conflict(
+                PROVIDER,
+                id,
+                format!(
+                    "{} carries the managed-by label but has type {:?}, not {SECRET_TYPE:?}, so \
+                     nebula-credential neither reads, overwrites nor deletes it; move that Secret away",
+                    self.location(name),
+                    secret.type_.as_deref().unwrap_or("Opaque")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The Secret holding `record` for `id`, on top of `current` (its foreign labels,
     /// annotations and object metadata are kept), or a new one.
     fn object(
@@ -338,7 +357,7 @@ impl KubernetesSecretsProvider {
             let current = self.get(id, name, Operation::Store).await?;
             return match current {
                 Some(c) => {
-                    self.ensure_ours(id, name, &c.metadata)?;
+                    self.ensure_ours_secret(id, name, &c)?;
                     Self::same_write(&c, record).ok_or_else(|| precondition.conflict(PROVIDER, id))
                 }
                 // Created and deleted again meanwhile: it existed when we asked.
@@ -358,7 +377,7 @@ impl KubernetesSecretsProvider {
                     Err(_) => continue,
                 }
             };
-            self.ensure_ours(id, name, &current.metadata)?;
+            self.ensure_ours_secret(id, name, &current)?;
             let mut next = self.object(id, name, metadata, record, Some(&current))?;
             if let Precondition::Revision(expected) = precondition {
                 if current.metadata.resource_version.as_deref() != Some(expected.as_str()) {
@@ -384,6 +403,7 @@ impl KubernetesSecretsProvider {
     fn list_params(&self, selector: &str, continue_token: Option<String>, limit: u32) -> ListParams {
         ListParams {
             label_selector: Some(selector.to_string()),
+            field_selector: Some(format!("type={SECRET_TYPE}")),
             limit: Some(limit),
             continue_token,
             ..ListParams::default()
@@ -420,7 +440,7 @@ impl StorageProvider for KubernetesSecretsProvider {
         let Some(secret) = self.get(id, &name, Operation::Retrieve).await? else {
             return Err(StorageError::not_found(PROVIDER, id));
         };
-        self.ensure_ours(id, &name, &secret.metadata)?;
+        self.ensure_ours_secret(id, &name, &secret)?;
         let location = self.location(&name);
         let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(RECORD_KEY)) else {
             return Err(StorageError::corrupted(
@@ -444,13 +464,11 @@ impl StorageProvider for KubernetesSecretsProvider {
             if round > 0 {
                 back_off(round).await;
             }
-            let meta = self
-                .api
-                .get_metadata_opt(&name)
-                .await
-                .map_err(|e| KubeError::from(e).into_storage(self.ctx(Operation::Delete, Some(id), "get")))?;
-            let Some(meta) = meta else { return Ok(()) };
-            self.ensure_ours(id, &name, &meta.metadata)?;
+            // The whole object: its type is not in the metadata-only view.
+            let Some(meta) = self.get(id, &name, Operation::Delete).await? else {
+                return Ok(());
+            };
+            self.ensure_ours_secret(id, &name, &meta)?;
             // Delete exactly the object checked: if it was replaced meanwhile, look again.
             let params = DeleteParams {
                 preconditions: Some(Preconditions {

@@ -9,7 +9,8 @@
 //! | 401 | `APIError` | `AuthenticationFailed` |
 //! | 403, `lookup-self` works | `APIError { code: 403 }` | `PermissionDenied` naming path and capability |
 //! | 403, `lookup-self` refused too | `APIError { code: 403 }` | `AuthenticationFailed` (AppRole logs in again once first) |
-//! | 404 | `APIError` or `RestClientError(ServerResponseError)` | `NotFound` (`list`: empty) |
+//! | 404 on a read | `APIError` or `RestClientError(ServerResponseError)` | `NotFound` (`list`: empty) |
+//! | 404 on a write | either form | `Backend` naming `mount_path` and `namespace` (no KV v2 engine there) |
 //! | 412 (performance standby not caught up) | either form | `Unavailable` (retryable) |
 //! | 429 | either form | `Throttled` (retryable) |
 //! | 500, 502, 503 (sealed, standby), 504 | either form | `Unavailable` (retryable) |
@@ -137,11 +138,18 @@ impl VaultError {
             capability,
         } = ctx;
         let err = match self.kind {
+            // Only a read can miss the credential; a 404 on a write or a list means the
+            // mount (or namespace) is missing.
             Kind::NotFound => match id {
-                Some(id) => return StorageError::not_found(PROVIDER, id),
-                None => self.backend(
+                Some(id) if matches!(operation, Operation::Retrieve | Operation::Exists) => {
+                    return StorageError::not_found(PROVIDER, id);
+                }
+                _ => self.backend(
                     ctx,
-                    &format!("{path} was not found; check mount_path and the KV version (v2)"),
+                    &format!(
+                        "{path} was not found: no KV v2 engine answers there; check mount_path, namespace and \
+                         that the mount is KV version 2"
+                    ),
                 ),
             },
             Kind::Denied => StorageError::permission_denied(
@@ -235,8 +243,15 @@ mod tests {
     #[test]
     fn storage_errors() {
         let id: CredentialId = "api".parse().unwrap();
-        let e = VaultError::from(server(404)).into_storage(ctx(Some(&id)));
+        let e = VaultError::from(server(404)).into_storage(Context {
+            operation: Operation::Retrieve,
+            ..ctx(Some(&id))
+        });
         assert!(matches!(e, StorageError::NotFound { .. }));
+        // A write meeting a 404 found no engine: the mount or namespace is missing.
+        let e = VaultError::from(api(404)).into_storage(ctx(Some(&id)));
+        assert!(matches!(e, StorageError::Backend { .. }), "{e:?}");
+        assert!(e.to_string().contains("mount_path"), "{e}");
         let e = VaultError::from(api(403)).into_storage(ctx(Some(&id)));
         assert!(matches!(e, StorageError::PermissionDenied { .. }), "{e:?}");
         let m = e.to_string();

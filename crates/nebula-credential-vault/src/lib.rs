@@ -5,16 +5,19 @@
 //! The entry's data is the versioned JSON record (`{format_version, id, encrypted_data,
 //! metadata}`), checked against `max_payload_bytes` before any request. Its
 //! `custom_metadata` carries the shared `remote::TagScheme` tags: the managed-by marker
-//! `nebula-credential:managed = true`, the creation time, the credential's tags (values
-//! over 128 characters as a `sha256:` digest), so `list` filters on metadata and never
-//! reads values. `custom_metadata` keys other tools add survive our writes. An entry
-//! under our prefix without the marker is never read, overwritten or deleted: every
-//! operation reports `Conflict` naming it.
+//! `nebula-credential:managed = true`, the id (`nebula-credential:id`, so a copy under
+//! another key is not taken for that credential), the creation time, the credential's
+//! tags (values over 128 characters as a `sha256:` digest), so `list` filters on metadata
+//! and never reads values. `custom_metadata` keys other tools add survive our writes. An
+//! entry under our prefix without the marker, or holding another id, is never listed,
+//! read, overwritten or deleted: every operation reports `Conflict` naming it.
 //!
-//! Revisions are KV versions: `retrieve` reports the version read, and a conditional
-//! store writes with `cas` set to it (`cas = 0` for create-if-absent), which Vault
-//! checks atomically. A plain store uses `cas` too, with the version it just saw, so a
-//! foreign entry created meanwhile is never overwritten.
+//! Revisions are KV versions with their creation time (`2@2026-…Z`; versions restart at 1
+//! after a `destroy` delete, creation times do not): `retrieve` reports the version read,
+//! and a conditional store checks the time and writes with `cas` set to the version
+//! (`cas = 0` for create-if-absent), which Vault checks atomically. A plain store uses
+//! `cas` too, with the version it just saw, so an entry deleted or replaced meanwhile is
+//! never written over.
 //!
 //! | operation | calls | policy capabilities |
 //! |---|---|---|

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use nebula_credential_core::remote::TagScheme;
+use nebula_credential_core::remote::{TagScheme, back_off};
 use nebula_credential_core::{
     Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, Precondition, Revision,
     StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
@@ -32,6 +32,34 @@ pub(crate) const SCHEME: TagScheme = TagScheme {
     ..TagScheme::DEFAULT
 };
 
+/// `custom_metadata` key holding the credential id, so an entry copied (value and
+/// metadata) to another key is not taken for the credential that key names.
+pub(crate) const ID_KEY: &str = "nebula-credential:id";
+
+/// Our `custom_metadata` for `id` holding a credential with `metadata`.
+fn desired(id: &CredentialId, metadata: &CredentialMetadata) -> Tags {
+    let mut tags = SCHEME.desired(metadata, &Tags::new());
+    tags.insert(ID_KEY.into(), id.to_string());
+    tags
+}
+
+/// `Ok` when the entry at `location`, tagged `tags`, is ours and holds `id` (entries
+/// written before [`ID_KEY`] existed lack it and pass); `Conflict` otherwise.
+fn ensure_holds(id: &CredentialId, location: &str, tags: &Tags) -> Result<(), StorageError> {
+    SCHEME.ensure_ours(PROVIDER, id, location, tags)?;
+    match tags.get(ID_KEY) {
+        Some(held) if held != id.as_str() => Err(StorageError::conflict(
+            PROVIDER,
+            id,
+            format!(
+                "{location:?} carries the managed-by marker but holds credential {held:?} (a copy?), so \
+                 nebula-credential neither reads, overwrites nor deletes it; move that entry away"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Vault refuses empty `custom_metadata` values: an empty tag value is stored as `∅`,
 /// which the scheme never produces for a non-empty value (it holds `∅` as a digest).
 const EMPTY_CHAR: char = '\u{2205}';
@@ -56,8 +84,9 @@ fn from_vault(custom: Option<HashMap<String, String>>) -> Tags {
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Rounds of read-then-`cas`-write a last-writer-wins store makes before giving up.
-const MAX_ROUNDS: usize = 5;
+/// Rounds of read-then-`cas`-write an unconditional store makes against other writers
+/// before giving up (each lost round backs off a random moment).
+const MAX_ROUNDS: u32 = 64;
 
 /// Credentials in HashiCorp Vault's (or OpenBao's) KV v2 secrets engine.
 ///
@@ -82,10 +111,18 @@ impl std::fmt::Debug for HashiCorpVaultProvider {
     }
 }
 
+/// The revision of KV version `version` created at `created_time`: the version alone
+/// repeats after a `destroy` delete (versions restart at 1), its creation time does not.
+fn revision(version: u64, created_time: &str) -> Revision {
+    Revision::new(format!("{version}@{created_time}"))
+}
+
 /// What the metadata of one entry says.
 struct EntryState {
     /// `current_version`; 0 for a metadata-only entry.
     current: u64,
+    /// The [`revision`] of the current version.
+    revision: Revision,
     /// The current version is readable (not soft-deleted, not destroyed).
     live: bool,
     /// `custom_metadata`.
@@ -94,12 +131,11 @@ struct EntryState {
 
 impl EntryState {
     fn from_metadata(m: ReadSecretMetadataResponse) -> Self {
-        let live = m.current_version > 0
-            && m.versions
-                .get(&m.current_version.to_string())
-                .is_some_and(|v| v.deletion_time.is_empty() && !v.destroyed);
+        let current = m.versions.get(&m.current_version.to_string());
+        let live = m.current_version > 0 && current.is_some_and(|v| v.deletion_time.is_empty() && !v.destroyed);
         EntryState {
             current: m.current_version,
+            revision: revision(m.current_version, current.map_or("", |v| v.created_time.as_str())),
             live,
             tags: from_vault(m.custom_metadata),
         }
@@ -224,7 +260,7 @@ impl HashiCorpVaultProvider {
         let Some(state) = self.state(path, ctx).await? else {
             return Ok(None);
         };
-        SCHEME.ensure_ours(PROVIDER, id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
+        ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
         Ok(Some(state))
     }
 
@@ -255,20 +291,20 @@ impl HashiCorpVaultProvider {
         })
     }
 
-    /// One write, with `cas` when given. `Ok(None)` when the check-and-set did not hold.
+    /// One write with check-and-set `cas`: the new version's revision, `Ok(None)` when the
+    /// check-and-set did not hold.
     async fn write(
         &self,
         id: &CredentialId,
         path: &str,
         record: &serde_json::Value,
-        cas: Option<u64>,
+        cas: u64,
         create: bool,
-    ) -> Result<Option<u64>, StorageError> {
+    ) -> Result<Option<Revision>, StorageError> {
         let mount = self.config.mount_path.as_str();
-        let cas = match cas.map(u32::try_from) {
-            None => None,
-            Some(Ok(c)) => Some(c),
-            Some(Err(_)) => {
+        let cas = match u32::try_from(cas) {
+            Ok(c) => c,
+            Err(_) => {
                 return Err(StorageError::backend(
                     PROVIDER,
                     Operation::Store,
@@ -277,18 +313,15 @@ impl HashiCorpVaultProvider {
                 ));
             }
         };
-        let written = self
-            .call(|c| async move {
-                match cas {
-                    Some(cas) => kv2::set_with_options(&*c, mount, path, record, SetSecretRequestOptions { cas }).await,
-                    None => kv2::set(&*c, mount, path, record).await,
-                }
+        let written =
+            self.call(|c| async move {
+                kv2::set_with_options(&*c, mount, path, record, SetSecretRequestOptions { cas }).await
             })
             .await;
         match written {
-            Ok(meta) => Ok(Some(meta.version)),
+            Ok(meta) => Ok(Some(revision(meta.version, &meta.created_time))),
             // Our request is well-formed: a 400 on a cas write is the check-and-set failing.
-            Err(e) if e.kind == Kind::BadRequest && cas.is_some() => Ok(None),
+            Err(e) if e.kind == Kind::BadRequest => Ok(None),
             Err(e) => Err(e.into_storage(Context {
                 operation: Operation::Store,
                 id: Some(id),
@@ -306,20 +339,23 @@ impl HashiCorpVaultProvider {
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
         let path = self.entry_path(id);
-        let desired = SCHEME.desired(metadata, &Tags::new());
-        for _ in 0..MAX_ROUNDS {
+        let desired = desired(id, metadata);
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                back_off(round).await;
+            }
             let state = self.ours(id, &path, Operation::Store).await?;
-            // Last writer wins over an entry of ours (no cas); a new entry is created with
-            // cas 0, so a foreign entry created meanwhile is never overwritten.
+            // Every write names the version checked as ours with cas (0: no entry), so an
+            // entry deleted or replaced meanwhile (ours or foreign) is never written over:
+            // a write after a concurrent destroy would recreate it without our marker.
             let (cas, current_tags) = match (&state, precondition) {
                 (Some(s), Precondition::Absent) if s.live => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), Precondition::Revision(r)) if !s.live || r.as_str() != s.current.to_string() => {
+                (Some(s), Precondition::Revision(r)) if !s.live || *r != s.revision => {
                     return Err(precondition.conflict(PROVIDER, id));
                 }
                 (None, Precondition::Revision(_)) => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), Precondition::None) => (None, Some(&s.tags)),
-                (Some(s), _) => (Some(s.current), Some(&s.tags)),
-                (None, _) => (Some(0), None),
+                (Some(s), _) => (s.current, Some(&s.tags)),
+                (None, _) => (0, None),
             };
             let tags = match current_tags {
                 // A new entry carries our marker before it holds any data.
@@ -339,12 +375,17 @@ impl HashiCorpVaultProvider {
                     })
                 }
             };
-            match self.write(id, &path, record, cas, current_tags.is_none()).await? {
-                Some(version) => {
+            let created = current_tags.is_none();
+            match self.write(id, &path, record, cas, created).await? {
+                Some(written) => {
                     if let Some(tags) = tags {
                         self.put_tags(id, &path, &tags, "update").await?;
+                    } else if created {
+                        // A delete between marking and writing removed the marker with the
+                        // metadata; the version just written is ours: mark it again.
+                        self.put_tags(id, &path, &desired, "create").await?;
                     }
-                    return Ok(Revision::new(version.to_string()));
+                    return Ok(written);
                 }
                 None if precondition.is_conditional() => return Err(precondition.conflict(PROVIDER, id)),
                 // Another writer got in between: read again (it may even be foreign now).
@@ -423,7 +464,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         };
         let location = format!("{mount}/{path}");
         let tags = from_vault(read.metadata.custom_metadata);
-        SCHEME.ensure_ours(PROVIDER, id, &location, &tags)?;
+        ensure_holds(id, &location, &tags)?;
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
@@ -431,7 +472,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,
-            revision: Revision::new(read.metadata.version.to_string()),
+            revision: revision(read.metadata.version, &read.metadata.created_time),
         })
     }
 
@@ -502,7 +543,9 @@ impl StorageProvider for HashiCorpVaultProvider {
                 let state = self.state(&path, ctx).await?;
                 Ok::<_, StorageError>(
                     state
-                        .filter(|s| s.live && SCHEME.matches(filter, &id, &s.tags))
+                        .filter(|s| {
+                            s.live && SCHEME.matches(filter, &id, &s.tags) && ensure_holds(&id, "", &s.tags).is_ok()
+                        })
                         .map(|_| id),
                 )
             })
