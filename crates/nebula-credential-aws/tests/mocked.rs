@@ -120,6 +120,15 @@ fn ours() -> DescribeSecretOutput {
     described(vec![marker()])
 }
 
+/// Metadata at a fixed time: "now" serializes to a varying length (trailing zeros of the
+/// fraction are dropped), which would move a record across a byte boundary.
+fn fixed_meta() -> CredentialMetadata {
+    let mut meta = CredentialMetadata::new();
+    meta.created_at = "2026-01-02T03:04:05.678Z".parse().unwrap();
+    meta.updated_at = meta.created_at;
+    meta
+}
+
 fn record_json(ciphertext_len: usize, key_id_len: usize) -> String {
     let data = EncryptedData {
         version: 1,
@@ -127,7 +136,7 @@ fn record_json(ciphertext_len: usize, key_id_len: usize) -> String {
         nonce: [0; 12],
         ciphertext: vec![1; ciphertext_len],
     };
-    let json = StoredRecord::new(key(), data, CredentialMetadata::new())
+    let json = StoredRecord::new(key(), data, fixed_meta())
         .to_json("aws", usize::MAX)
         .unwrap();
     String::from_utf8(json).unwrap()
@@ -266,12 +275,7 @@ async fn the_65536_byte_boundary_is_enforced_before_any_request() {
         .match_requests(|r| r.secret_string().map(str::len) == Some(MAX_SECRET_BYTES))
         .then_output(|| CreateSecretOutput::builder().version_id("v1").build());
     let p = provider_over(mocked(&[&describe, &create]));
-    let mut meta = CredentialMetadata::new();
-    meta.created_at = StoredRecord::from_json(record_json(ct, pad).as_bytes(), "aws", "x", None)
-        .unwrap()
-        .metadata
-        .created_at;
-    meta.updated_at = meta.created_at;
+    let meta = fixed_meta();
     let rev = p
         .store(&key(), &data(pad), &meta)
         .await
