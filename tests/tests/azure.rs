@@ -63,6 +63,13 @@ fn config(prefix: &str) -> AzureKeyVaultConfig {
     config_with(prefix, Arc::new(StaticToken(token())), None)
 }
 
+/// A namespace (secret-name prefix) of its own for `tag`, and a provider over it.
+async fn fresh(tag: &str) -> (String, Arc<dyn StorageProvider>) {
+    let ns = unique(tag).replace('_', "-");
+    let p = provider(config(&ns)).await;
+    (ns, p)
+}
+
 async fn provider(c: AzureKeyVaultConfig) -> Arc<dyn StorageProvider> {
     open(&StorageConfig::Azure(c)).await.expect("open azure")
 }
@@ -217,8 +224,7 @@ async fn cleanup(p: &dyn StorageProvider) {
 /// Our record in Key Vault: our content type, our tags, no plaintext.
 #[tokio::test]
 async fn the_secret_holds_our_content_type_tags_and_only_ciphertext() {
-    let ns = unique("shape").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("shape").await;
     let k = id("Api_Key");
     p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
     let name = name_in(&ns, &k);
@@ -308,8 +314,7 @@ async fn store_after_delete_works_in_both_modes() {
 /// A soft delete undone with Azure's own recover brings our record back intact.
 #[tokio::test]
 async fn a_recover_by_azure_brings_back_our_record_intact() {
-    let ns = unique("recover").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("recover").await;
     let k = id("Recovered_1");
     let m = tagged(&[("env", "prod")]);
     p.store(&k, &data(4), &m).await.unwrap();
@@ -344,8 +349,7 @@ async fn a_recover_by_azure_brings_back_our_record_intact() {
 /// 50 operations of each kind at once, on distinct ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_parallel_operations() {
-    let ns = unique("parallel").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (_, p) = fresh("parallel").await;
     let tasks: Vec<_> = (0..50u8)
         .map(|i| {
             let p = p.clone();
@@ -540,8 +544,7 @@ async fn an_untrusted_ca_is_refused_without_retries() {
 /// A disabled current version is reported as such; `exists` still sees the secret.
 #[tokio::test]
 async fn a_disabled_secret_is_reported_clearly() {
-    let ns = unique("disabled").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("disabled").await;
     let k = id("off");
     p.store(&k, &data(1), &meta()).await.unwrap();
     let name = name_in(&ns, &k);
@@ -735,8 +738,7 @@ async fn the_python_sdk_reads_our_content_type_tags_and_no_plaintext() {
     use nebula_credential::prelude::ExposeSecret as _;
     use nebula_credential::{CredentialStore, EncryptionKey, Keyring, Tags};
     let python = emulator_var("NEBULA_TEST_AZURE_PYTHON", "azure");
-    let ns = unique("interop").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("interop").await;
     let store = CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate()));
     let k = id("Interop_Key");
     let plaintext = "sk_live_interop_PLAINTEXT_4711";
@@ -805,8 +807,7 @@ async fn connection_failures_and_stalls_are_retryable() {
 /// must still judge by it, as `retrieve` and `store` do.
 #[tokio::test]
 async fn exists_judges_by_the_newest_version_beyond_the_first_page() {
-    let ns = unique("pages").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("pages").await;
     let k = id("Paged");
     for i in 0..25u8 {
         p.store(&k, &data(i), &meta()).await.unwrap();
@@ -865,8 +866,7 @@ async fn records_of_the_limit_fit_and_one_byte_more_is_refused_before_any_reques
 /// Ids differing only in case or in `_`/`-` are distinct credentials.
 #[tokio::test]
 async fn case_and_separator_variants_are_distinct_credentials() {
-    let ns = unique("case").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (_, p) = fresh("case").await;
     let ids = [
         "Key", "key", "KEY", "kEy", "a_b", "a-b", "A_B", "a__b", "a--b", "a_-b", "a-_b",
     ];
@@ -1001,8 +1001,7 @@ fn captured_logs() -> &'static Captured {
 async fn tokens_and_values_never_reach_logs_or_errors() {
     use nebula_credential_core::EncryptedData;
     let captured = captured_logs();
-    let ns = unique("leak").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("leak").await;
     let k = id("Leaky");
     let d = EncryptedData {
         ciphertext: b"CIPHERTEXT-MARKER-0123456789".to_vec(),
@@ -1095,8 +1094,7 @@ async fn the_longest_ids_with_the_longest_prefix_are_distinct() {
 /// operator just before) must not report success and leave the secret live afterwards.
 #[tokio::test]
 async fn a_delete_during_a_recover_leaves_no_live_secret() {
-    let ns = unique("delrec").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("delrec").await;
     let k = id("Racing");
     let name = name_in(&ns, &k);
     let c = raw(None);
@@ -1124,8 +1122,7 @@ async fn a_delete_during_a_recover_leaves_no_live_secret() {
 /// before the delete survive on the new version too.
 #[tokio::test]
 async fn tags_other_tools_added_survive_a_store_after_a_soft_delete() {
-    let ns = unique("tagsback").replace('_', "-");
-    let p = provider(config(&ns)).await;
+    let (ns, p) = fresh("tagsback").await;
     let k = id("Back");
     let name = name_in(&ns, &k);
     let c = raw(None);

@@ -72,7 +72,6 @@ fn http_client(config: &VaultConfig) -> Result<reqwest::Client, StorageError> {
     let overall = Duration::from_millis(config.timeouts.read_ms.max(config.timeouts.write_ms));
     let mut builder = reqwest::ClientBuilder::new()
         .tls_backend_rustls()
-        .tls_danger_accept_invalid_certs(false)
         .timeout(overall)
         .connect_timeout(overall.min(Duration::from_secs(10)));
     if config.address.starts_with("http://") {
