@@ -427,6 +427,10 @@ def test_a_mid_session_challenge_is_answered_by_the_sdk(env):
     assert len(credential.scopes) > asked, "the SDK asked for a new token"
     log = [(r["method"], r["status"]) for r in control(env, "GET", "requests")["requests"] if r["vault"] == vault]
     assert log == [("GET", 401), ("GET", 200)]
+    # A write challenged mid-session is resent with its body.
+    control(env, "POST", "faults", {"vault": vault, "method": "PUT", "challenge": True})
+    kv.set_secret(name, "after-challenge")
+    assert kv.get_secret(name).value == "after-challenge"
 
 
 def test_a_reset_mid_body_lands_the_write_and_loses_the_answer(env):

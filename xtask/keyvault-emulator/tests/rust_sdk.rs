@@ -655,6 +655,19 @@ async fn a_mid_session_challenge_is_answered_by_the_sdk_and_the_retry_served() {
     assert_eq!(get_value(&client, "session").await.unwrap().as_deref(), Some("v"));
     let log: Vec<(String, u16)> = h.requests().await.into_iter().map(|r| (r.method, r.status)).collect();
     assert_eq!(log, [("GET".to_string(), 401), ("GET".to_string(), 200)]);
+
+    // A write challenged mid-session is resent with its body.
+    h.control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"challenge": true, "method": "PUT"})),
+    )
+    .await;
+    set(&client, "session", params("after-challenge")).await.unwrap();
+    assert_eq!(
+        get_value(&client, "session").await.unwrap().as_deref(),
+        Some("after-challenge")
+    );
 }
 
 #[tokio::test]
