@@ -300,7 +300,9 @@ impl Answer {
     fn into_response(self, shared: &Shared) -> Response<Body> {
         let bytes = self.body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let full_length = bytes.len();
-        let body = if self.cut {
+        // An answer without a body (purge's 204) has nothing to cut: it goes out whole.
+        let cut = self.cut && full_length > 0;
+        let body = if cut {
             CutBody {
                 part: Some(bytes.slice(..full_length / 2)),
                 pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
@@ -312,7 +314,7 @@ impl Answer {
         let mut response = Response::new(body);
         *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
-        if self.cut {
+        if cut {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(full_length));
         }
         if self.status != 204 {
