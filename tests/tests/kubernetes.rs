@@ -350,7 +350,10 @@ async fn the_restricted_user_gets_permission_denied_naming_the_verb() {
     let p = open_with_metrics(&StorageConfig::Kubernetes(c.clone()), metrics.clone())
         .await
         .unwrap();
-    let err = p.check().await.expect_err("check proves the namespace with a dry-run create");
+    let err = p
+        .check()
+        .await
+        .expect_err("check proves the namespace with a dry-run create");
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(
         err.to_string()
@@ -707,7 +710,14 @@ async fn kube_debug_override_url_is_not_honoured() {
         let k = id("Through_The_Kubeconfig");
         p.store(&k, &data(1), &meta()).await.expect("store on the real server");
         assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
-        assert!(secrets(&ns).await.get_opt(&secret_name(PREFIX, &k)).await.unwrap().is_some());
+        assert!(
+            secrets(&ns)
+                .await
+                .get_opt(&secret_name(PREFIX, &k))
+                .await
+                .unwrap()
+                .is_some()
+        );
         p.delete(&k).await.unwrap();
         return;
     }
@@ -745,7 +755,11 @@ async fn kube_debug_override_url_is_not_honoured() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(diverted.load(Ordering::SeqCst), 0, "a connection went to the override URL");
+    assert_eq!(
+        diverted.load(Ordering::SeqCst),
+        0,
+        "a connection went to the override URL"
+    );
 }
 
 /// The label of the finalizer another tool holds our Secret with.
@@ -797,7 +811,9 @@ async fn a_secret_held_by_a_foreign_finalizer_is_absent_and_never_written_into()
     .await;
     let err = short.store(&k, &data(2), &meta()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    let cause = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+    let cause = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(cause.contains(HOLD), "{cause}");
     let dying_revision = Revision::new(dying.metadata.resource_version.clone().unwrap());
     let err = p

@@ -131,7 +131,10 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
 /// Checks the transport rules and turns kube's own retries off.
 fn finish(kube_config: &mut Config, source: &Source, context: Option<&str>) -> Result<(), StorageError> {
     if let Err(rule) = check_transport(kube_config) {
-        return Err(config_error("kubeconfig_path", format!("{} {rule}", source.whence(context))));
+        return Err(config_error(
+            "kubeconfig_path",
+            format!("{} {rule}", source.whence(context)),
+        ));
     }
     kube_config.default_retry = false;
     Ok(())
@@ -141,7 +144,10 @@ fn finish(kube_config: &mut Config, source: &Source, context: Option<&str>) -> R
 fn shown_server(config: &Config) -> String {
     let url = config.cluster_url.to_string();
     if config.cluster_url.authority().is_some_and(|a| a.as_str().contains('@')) {
-        format!("{}://… (with user info)", config.cluster_url.scheme_str().unwrap_or("?"))
+        format!(
+            "{}://… (with user info)",
+            config.cluster_url.scheme_str().unwrap_or("?")
+        )
     } else {
         url
     }
@@ -163,7 +169,9 @@ pub(crate) fn check_transport(config: &Config) -> Result<(), String> {
         return Err(format!("has the server {server:?}, which {rule}"));
     }
     if config.cluster_url.port_u16() == Some(0) {
-        return Err(format!("has the server {server:?}, whose port 0 cannot be connected to; use 1 to 65535"));
+        return Err(format!(
+            "has the server {server:?}, whose port 0 cannot be connected to; use 1 to 65535"
+        ));
     }
     if check_service_url(&raw, false, "").is_err() {
         return Err(format!(

@@ -40,7 +40,12 @@ async fn provider(url: &str) -> (KubernetesSecretsProvider, tempfile::TempDir) {
 }
 
 fn continued(requests: &Requests) -> Vec<bool> {
-    requests.lock().unwrap().iter().map(|l| l.contains("continue=")).collect()
+    requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.contains("continue="))
+        .collect()
 }
 
 #[tokio::test]
@@ -77,5 +82,9 @@ async fn a_second_expiry_in_a_row_is_retryable() {
     let err = p.list(&CredentialFilter::new()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.is_retryable());
-    assert_eq!(continued(&requests), [false, true, false, true], "restarted once, no more");
+    assert_eq!(
+        continued(&requests),
+        [false, true, false, true],
+        "restarted once, no more"
+    );
 }

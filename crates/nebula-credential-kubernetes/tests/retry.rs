@@ -127,7 +127,10 @@ async fn too_large_reports_the_whole_object_before_any_request() {
             other => panic!("expected TooLarge, got {other:?}"),
         }
     }
-    assert!(records[0] < MAX_OBJECT_BYTES && records[1] > MAX_OBJECT_BYTES, "{records:?}");
+    assert!(
+        records[0] < MAX_OBJECT_BYTES && records[1] > MAX_OBJECT_BYTES,
+        "{records:?}"
+    );
     assert!(overheads[0] > 0, "the object's metadata counts");
     assert_eq!(overheads[0], overheads[1], "one measure for both sizes: {overheads:?}");
     assert_eq!(count(&requests), 0, "refused before any request");

@@ -46,7 +46,11 @@ pub(crate) async fn serve(handler: Handler) -> (String, Requests) {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 let n = {
                     let mut log = log.lock().unwrap();
                     log.push(line.clone());
