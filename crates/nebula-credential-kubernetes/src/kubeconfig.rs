@@ -101,31 +101,40 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
                 ));
             }
             // kube's order: the kubeconfig first, then the pod's settings.
-            Err(kubeconfig_error) => {
-                let mut kube_config = Config::incluster().map_err(|in_cluster| {
-                    config_error(
-                        "kubeconfig_path",
-                        format!(
-                            "is not set and no configuration was found (kubeconfig: {kubeconfig_error}; in-cluster: \
-                             {in_cluster}); set it, KUBECONFIG, or run in a pod"
-                        ),
-                    )
-                })?;
-                return finish(&mut kube_config, &Source::InCluster, None).map(|()| kube_config);
-            }
+            Err(kubeconfig_error) => return in_cluster(&kubeconfig_error),
         },
     };
     let context = config.context.clone().or_else(|| kubeconfig.current_context.clone());
-    let mut kube_config = Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| {
+    let mut kube_config = match Config::from_custom_kubeconfig(kubeconfig, &options).await {
+        Ok(kube_config) => kube_config,
+        // Like `Config::infer`: a default kubeconfig that cannot be loaded gives way to the pod's settings.
+        Err(e) if matches!(source, Source::Default) && config.context.is_none() => return in_cluster(&e),
+        Err(e) => {
             let whence = match &source {
                 Source::Path(p) => format!("{:?}", p.display().to_string()),
                 _ => "KUBECONFIG or ~/.kube/config".into(),
             };
-            config_error(context_field, format!("cannot be used with {whence}: {e}"))
-        })?;
+            return Err(config_error(
+                context_field,
+                format!("cannot be used with {whence}: {e}"),
+            ));
+        }
+    };
     finish(&mut kube_config, &source, context.as_deref()).map(|()| kube_config)
+}
+
+/// The in-cluster configuration, checked, when no kubeconfig could be used (`kubeconfig_error`).
+fn in_cluster(kubeconfig_error: &dyn std::fmt::Display) -> Result<Config, StorageError> {
+    let mut kube_config = Config::incluster().map_err(|in_cluster| {
+        config_error(
+            "kubeconfig_path",
+            format!(
+                "is not set and no configuration was found (kubeconfig: {kubeconfig_error}; in-cluster: \
+                 {in_cluster}); set it, KUBECONFIG, or run in a pod"
+            ),
+        )
+    })?;
+    finish(&mut kube_config, &Source::InCluster, None).map(|()| kube_config)
 }
 
 /// Checks the transport rules and turns kube's own retries off.
