@@ -350,16 +350,9 @@ async fn the_restricted_user_gets_permission_denied_naming_the_verb() {
     let p = open_with_metrics(&StorageConfig::Kubernetes(c.clone()), metrics.clone())
         .await
         .unwrap();
-    let err = p
-        .check()
+    p.check()
         .await
-        .expect_err("check proves the namespace with a dry-run create");
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
-    assert!(
-        err.to_string()
-            .contains(&format!("grant `create` on `secrets` in namespace `{own_ns}`")),
-        "{err}"
-    );
+        .expect("list is allowed; without `create` the namespace probe is skipped");
     assert!(!p.exists(&id("nothing")).await.unwrap(), "get is allowed");
     assert!(
         p.list(&CredentialFilter::new()).await.unwrap().is_empty(),

@@ -54,7 +54,7 @@
 //! | `exists` | `get` of the metadata only (no data transferred) | `get` |
 //! | `delete` | `get` (to check the type), `delete` with a `uid` precondition | `get`, `delete` |
 //! | `list` | `list` of metadata with a label selector and `type` field selector, `limit` / `continue` pages; when nothing at all is listed, once per provider a dry-run `create` to tell a missing namespace | `list` (`create` for the namespace probe, optional) |
-//! | `check` | a server-side dry-run `create` (writes nothing; proves the namespace exists), then a `list` of at most one item | `create`, `list` |
+//! | `check` | a server-side dry-run `create` (writes nothing; proves the namespace exists), then a `list` of at most one item | `list` (`create` to prove the namespace; without it, the probe is skipped) |
 //!
 //! Errors map by HTTP status and `Status.reason` in one table (`errors.rs`), never by
 //! message text. kube's own retries are turned off; the `Retry` layer is the only one.

@@ -496,26 +496,20 @@ impl KubernetesSecretsProvider {
         }
     }
 
-    /// After an empty `list`: a namespace that does not exist also lists empty, so probe
-    /// it once (a dry-run create) and say so. A probe that is refused (no `create`) or
-    /// fails otherwise leaves the empty answer as it is.
-    async fn ensure_namespace_listed(&self) -> Result<(), StorageError> {
-        if self.namespace_known.load(Ordering::Relaxed) {
-            return Ok(());
-        }
+    /// Proves that the namespace exists with [`dry_run_create`](Self::dry_run_create),
+    /// and remembers it. An identity without `create` (a read-only one) cannot prove it:
+    /// that is logged and `Ok`. A missing namespace, and any other failure, is the error.
+    async fn probe_namespace(&self) -> Result<(), KubeError> {
         match self.dry_run_create().await {
             Ok(()) => {}
-            Err(e) if e.kind == Kind::NamespaceMissing => {
-                return Err(e.into_storage(self.ctx(Operation::List, None, "create")));
-            }
             Err(e) if e.kind == Kind::Denied => {
                 tracing::debug!(
                     provider = PROVIDER,
                     namespace = self.namespace.as_str(),
-                    "an empty list cannot prove the namespace exists without `create` on secrets"
+                    "without `create` on secrets the namespace cannot be proven to exist: a missing one reads as empty"
                 );
             }
-            Err(_) => return Ok(()),
+            Err(e) => return Err(e),
         }
         self.namespace_known.store(true, Ordering::Relaxed);
         Ok(())
@@ -670,8 +664,15 @@ impl StorageProvider for KubernetesSecretsProvider {
                 break;
             }
         }
-        if listed == 0 {
-            self.ensure_namespace_listed().await?;
+        // A namespace that does not exist lists as empty: say so, probing once per provider.
+        if listed == 0 && !self.namespace_known.load(Ordering::Relaxed) {
+            match self.probe_namespace().await {
+                Err(e) if e.kind == Kind::NamespaceMissing => {
+                    return Err(e.into_storage(self.ctx(Operation::List, None, "create")));
+                }
+                // The list itself succeeded; a failed probe leaves it as it is.
+                _ => {}
+            }
         } else {
             self.namespace_known.store(true, Ordering::Relaxed);
         }
@@ -695,13 +696,14 @@ impl StorageProvider for KubernetesSecretsProvider {
     }
 
     /// A server-side dry-run create of a Secret (nothing is written), then a metadata
-    /// list of at most one item: proves the server, the credentials, that the namespace
-    /// exists, and the `create` and `list` permissions on `secrets` in it.
+    /// list of at most one item: proves the server, the credentials, the `list`
+    /// permission on `secrets`, and that the namespace exists (a namespaced list answers
+    /// 200 in a missing namespace too). An identity without `create` passes on `list`
+    /// alone: it cannot prove the namespace, and a missing one reads as empty.
     async fn check(&self) -> Result<(), StorageError> {
-        self.dry_run_create()
+        self.probe_namespace()
             .await
             .map_err(|e| e.into_storage(self.ctx(Operation::Check, None, "create")))?;
-        self.namespace_known.store(true, Ordering::Relaxed);
         self.api
             .list_metadata(&self.list_params(&self.label_selector(&CredentialFilter::new()), None, 1))
             .await
