@@ -345,7 +345,9 @@ impl KubernetesSecretsProvider {
     ) -> Result<(), StorageError> {
         let mut pause = FIRST_DELETION_POLL;
         loop {
-            let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + pause >= d);
+            // Leave as long as the pause for the look after it, so this error, which names
+            // the finalizers, comes before the `Timeout` layer's.
+            let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + pause * 2 >= d);
             if past_deadline || *waited + pause > MAX_DELETION_WAIT {
                 let held = BeingDeleted {
                     location: self.location(name),
