@@ -3,11 +3,15 @@
 //! with foreign Secrets planted by kube-rs directly), then what only Kubernetes shows:
 //! labels and annotations seen by other clients, server-side label selection, RBAC and
 //! authentication errors, TLS refusal, kubeconfig contexts, and interop with the
-//! Kubernetes project's own Python client.
+//! Kubernetes project's own Python client; the kubeconfig's transport rules (no
+//! `insecure-skip-tls-verify`, no debug override URL), Secrets held by another tool's
+//! finalizer, namespace proof in `check` and `list`, and `immutable` Secrets.
 #![cfg(feature = "kubernetes")]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -19,8 +23,8 @@ use nebula_credential::kubernetes::{
 };
 use nebula_credential::secrecy::ExposeSecret;
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, StorageConfig, StorageError,
-    StorageMetrics, StorageProvider, Tags, open, open_with_metrics,
+    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, Precondition, RetryPolicy,
+    Revision, StorageConfig, StorageError, StorageMetrics, StorageProvider, Tags, Timeouts, open, open_with_metrics,
 };
 use nebula_credential_core::BoxError;
 use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
@@ -346,8 +350,14 @@ async fn the_restricted_user_gets_permission_denied_naming_the_verb() {
     let p = open_with_metrics(&StorageConfig::Kubernetes(c.clone()), metrics.clone())
         .await
         .unwrap();
-    p.check().await.expect("list is allowed");
+    p.check()
+        .await
+        .expect("list is allowed; without `create` the namespace probe is skipped");
     assert!(!p.exists(&id("nothing")).await.unwrap(), "get is allowed");
+    assert!(
+        p.list(&CredentialFilter::new()).await.unwrap().is_empty(),
+        "list is allowed; the namespace probe it cannot make is skipped"
+    );
     let err = p.store(&id("denied"), &data(1), &meta()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     let m = err.to_string();
@@ -549,18 +559,30 @@ print(json.dumps({
     cleanup(p.as_ref()).await;
 }
 
-/// A namespace that does not exist: reads find nothing, a store says the namespace is missing.
+/// A namespace that does not exist: `check`, `list` and a store say it is missing (a LIST
+/// there answers 200 with no items, so `check` and an empty `list` prove the namespace with
+/// a server-side dry-run create, which writes nothing); a read finds nothing.
 #[tokio::test]
 async fn a_missing_namespace_is_named() {
     let ns = unique("absent");
     let p = provider(config(&ns)).await;
     assert!(matches!(p.retrieve(&id("k")).await, Err(StorageError::NotFound { .. })));
-    let err = p.store(&id("k"), &data(1), &meta()).await.unwrap_err();
-    assert!(!err.is_retryable());
-    assert!(
-        err.to_string().contains(&format!("namespace `{ns}` does not exist")),
-        "{err}"
-    );
+    let missing = format!("namespace `{ns}` does not exist");
+    for (op, err) in [
+        ("check", p.check().await.unwrap_err()),
+        ("list", p.list(&CredentialFilter::new()).await.unwrap_err()),
+        ("store", p.store(&id("k"), &data(1), &meta()).await.unwrap_err()),
+    ] {
+        assert!(!err.is_retryable(), "{op}: {err}");
+        assert!(err.to_string().contains(&missing), "{op}: {err}");
+    }
+
+    // Once it exists, `check` passes and the dry runs left nothing behind.
+    ensure_namespace(&ns).await;
+    p.check().await.expect("check in an existing namespace");
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    let all = secrets(&ns).await.list(&ListParams::default()).await.unwrap();
+    assert!(all.items.is_empty(), "a dry run wrote a Secret");
 }
 
 /// A Secret of another `type` that carries our managed-by label and id annotation (a
@@ -604,4 +626,239 @@ async fn a_secret_of_another_type_with_our_label_is_left_alone() {
     assert_eq!(still.type_.as_deref(), Some("Opaque"));
     assert_eq!(still.data, ours.data);
     api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+/// The admin kubeconfig with its cluster changed by `edit`, written to `dir`.
+fn edited_admin_kubeconfig(
+    dir: &tempfile::TempDir,
+    edit: impl FnOnce(&mut kube::config::Cluster),
+) -> std::path::PathBuf {
+    let mut kubeconfig = Kubeconfig::read_from(admin_kubeconfig()).unwrap();
+    edit(kubeconfig.clusters[0].cluster.as_mut().unwrap());
+    write_kubeconfig(dir, &serde_json::to_string(&kubeconfig).unwrap())
+}
+
+/// kube honours `insecure-skip-tls-verify: true` (the admin token would reach any server
+/// presenting any certificate); the provider refuses the kubeconfig at open, naming the file
+/// and the context, although the server it names would answer.
+#[tokio::test]
+async fn insecure_skip_tls_verify_is_refused_naming_the_kubeconfig_and_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_admin_kubeconfig(&dir, |c| {
+        c.certificate_authority_data = None;
+        c.insecure_skip_tls_verify = Some(true);
+    });
+    // kube alone connects with it.
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap();
+    let insecure = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    assert!(insecure.accept_invalid_certs);
+    let raw: Api<Secret> = Api::namespaced(Client::try_from(insecure).unwrap(), "default");
+    raw.list(&ListParams::default().limit(1))
+        .await
+        .expect("kube skips verification");
+
+    let err = open(&StorageConfig::Kubernetes(KubernetesSecretsConfig {
+        namespace: Some("default".into()),
+        kubeconfig_path: Some(path.clone()),
+        ..KubernetesSecretsConfig::default()
+    }))
+    .await
+    .map(drop)
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let m = err.to_string();
+    for part in [
+        "`kubeconfig_path`",
+        &path.display().to_string(),
+        "context \"nebula\"",
+        "insecure-skip-tls-verify: true",
+        "certificate-authority-data",
+    ] {
+        assert!(m.contains(part), "{part:?} missing from: {m}");
+    }
+}
+
+/// Set in a child process of this test binary to the name of the test it runs.
+const CHILD: &str = "NEBULA_K8S_TEST_CHILD";
+
+/// With `KUBECONFIG` naming the admin kubeconfig and `KUBE_RS_DEBUG_OVERRIDE_URL` naming a
+/// listener of ours, a provider without `kubeconfig_path` talks to the real API server and
+/// the listener sees no connection (kube's `Config::infer` would send the token there).
+#[tokio::test]
+async fn kube_debug_override_url_is_not_honoured() {
+    const NAME: &str = "kube_debug_override_url_is_not_honoured";
+    if std::env::var(CHILD).is_ok_and(|v| v == NAME) {
+        let ns = std::env::var("NEBULA_TEST_CHILD_NAMESPACE").unwrap();
+        let p = provider(KubernetesSecretsConfig {
+            namespace: Some(ns.clone()),
+            timeouts: Timeouts {
+                read_ms: 3_000,
+                write_ms: 3_000,
+            },
+            ..KubernetesSecretsConfig::default()
+        })
+        .await;
+        let k = id("Through_The_Kubeconfig");
+        p.store(&k, &data(1), &meta()).await.expect("store on the real server");
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+        assert!(
+            secrets(&ns)
+                .await
+                .get_opt(&secret_name(PREFIX, &k))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        p.delete(&k).await.unwrap();
+        return;
+    }
+    let ns = unique("override");
+    ensure_namespace(&ns).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let override_url = format!("http://{}", listener.local_addr().unwrap());
+    let diverted = Arc::new(AtomicUsize::new(0));
+    let seen = diverted.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let exe = std::env::current_exe().unwrap();
+    let envs = [
+        (CHILD, NAME.to_string()),
+        ("KUBECONFIG", admin_kubeconfig()),
+        ("KUBE_RS_DEBUG_OVERRIDE_URL", override_url),
+        ("NEBULA_TEST_CHILD_NAMESPACE", ns),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .envs(envs)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("run the test binary");
+    assert!(
+        out.status.success(),
+        "the child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        diverted.load(Ordering::SeqCst),
+        0,
+        "a connection went to the override URL"
+    );
+}
+
+/// The label of the finalizer another tool holds our Secret with.
+const HOLD: &str = "example.com/hold";
+
+/// Another tool's finalizer keeps a deleted Secret (with `deletionTimestamp`) readable on
+/// the server: the provider reads it as absent, `delete` is `Ok`, a store never writes into
+/// it (it would be acknowledged, then vanish with the object), and a store that waits while
+/// the finalizer goes creates the Secret anew.
+#[tokio::test]
+async fn a_secret_held_by_a_foreign_finalizer_is_absent_and_never_written_into() {
+    let (ns, p) = fresh("finalizer").await;
+    let k = id("Held_Key");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let hold = serde_json::json!({"metadata": {"finalizers": [HOLD]}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .unwrap();
+
+    p.delete(&k).await.expect("delete while a finalizer holds it");
+    let dying = api.get(&name).await.unwrap();
+    assert!(dying.metadata.deletion_timestamp.is_some(), "the finalizer keeps it");
+    assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(!p.exists(&k).await.unwrap());
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    assert!(
+        p.list(&CredentialFilter::new().tag("env", "prod"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    p.delete(&k).await.expect("a second delete is Ok too");
+
+    // A store within a short deadline gives up, retryably, naming the finalizer; nothing
+    // was written into the dying Secret. A conditional store on its revision conflicts.
+    let short = provider(KubernetesSecretsConfig {
+        timeouts: Timeouts {
+            read_ms: 1_000,
+            write_ms: 1_000,
+        },
+        retry: RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+        ..config(&ns)
+    })
+    .await;
+    let err = short.store(&k, &data(2), &meta()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let cause = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(cause.contains(HOLD), "{cause}");
+    let dying_revision = Revision::new(dying.metadata.resource_version.clone().unwrap());
+    let err = p
+        .store_if(&k, &data(2), &meta(), &Precondition::Revision(dying_revision))
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    let still = api.get(&name).await.unwrap();
+    assert_eq!(still.metadata.uid, dying.metadata.uid);
+    assert_eq!(still.data, dying.data, "a store wrote into the dying Secret");
+
+    // The finalizer goes while a store waits: the store creates the Secret anew.
+    let waiting = {
+        let (p, k) = (p.clone(), k.clone());
+        tokio::spawn(async move { p.store(&k, &data(3), &meta()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    waiting.await.unwrap().expect("the store waited for the Secret to go");
+    let new = api.get(&name).await.unwrap();
+    assert_ne!(new.metadata.uid, dying.metadata.uid);
+    assert!(new.metadata.deletion_timestamp.is_none());
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![k.clone()]);
+    cleanup(p.as_ref()).await;
+}
+
+/// A Secret of ours that someone marked `immutable: true` cannot take new data: the store
+/// says so (not a validation error about labels), and delete-then-store works.
+#[tokio::test]
+async fn storing_over_an_immutable_secret_names_immutability() {
+    let (ns, p) = fresh("immutable").await;
+    let k = id("Frozen");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let freeze = serde_json::json!({"immutable": true});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&freeze))
+        .await
+        .unwrap();
+    let err = p.store(&k, &data(2), &meta()).await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    let m = err.to_string();
+    assert!(m.contains("immutable: true"), "{m}");
+    assert!(m.contains(&name), "{m}");
+    assert!(!m.contains("labels"), "{m}");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+    p.delete(&k).await.expect("an immutable Secret can be deleted");
+    p.store(&k, &data(3), &meta()).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
+    cleanup(p.as_ref()).await;
 }

@@ -21,7 +21,7 @@ pub const MAX_NAMESPACE_LEN: usize = 63;
 /// ```toml
 /// provider = "kubernetes"
 /// namespace = "payments"
-/// kubeconfig_path = "/etc/nebula/kubeconfig"   # omit in a pod: in-cluster config
+/// kubeconfig_path = "/etc/nebula/kubeconfig"   # omit: KUBECONFIG or ~/.kube/config, else in-cluster
 /// context = "prod"
 /// secret_prefix = "nebula-cred-"
 /// [default_labels]
@@ -36,10 +36,13 @@ pub const MAX_NAMESPACE_LEN: usize = 63;
 #[serde(default, deny_unknown_fields)]
 pub struct KubernetesSecretsConfig {
     /// Namespace of the Secrets (a DNS-1123 label of at most 63 characters). `None`: the
-    /// pod's namespace in a cluster, else the kubeconfig context's namespace, else `default`.
+    /// namespace of the kubeconfig context (`default` when it names none), or the pod's
+    /// namespace when the in-cluster configuration is used.
     pub namespace: Option<String>,
-    /// Kubeconfig file to use. `None`: the in-cluster config, else `KUBECONFIG` or
-    /// `~/.kube/config` (as kube's `Config::infer` does).
+    /// Kubeconfig file to use. `None`: `KUBECONFIG` or `~/.kube/config`, else the
+    /// in-cluster configuration (the order of kube's `Config::infer`, without its debug
+    /// overrides). Whatever the source, `insecure-skip-tls-verify: true`, plain `http://`
+    /// to a host that is not loopback, and malformed servers are refused.
     pub kubeconfig_path: Option<PathBuf>,
     /// A named context of that kubeconfig; `None`: its current context.
     pub context: Option<String>,

@@ -1,7 +1,8 @@
 //! The one table from Kubernetes API errors to [`StorageError`] kinds, by HTTP status and
 //! `Status.reason` (API conventions, "Response Status Kind"), never by message text.
-//! Retryability is decided here: 429, 500, 502, 503, 504 and connection failures are
-//! transient; TLS failures, 4xx and everything else are not.
+//! Retryability is decided here: 429, 500, 502, 503, 504, 410 (an expired `continue`
+//! token, after `list` restarted once) and connection failures are transient; TLS
+//! failures, other 4xx and everything else are not.
 
 use std::time::Duration;
 
@@ -78,6 +79,31 @@ fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+/// Why a store gave up waiting: the Secret under its name is being deleted, and the
+/// finalizers of other tools keep it until their controllers release it. The source of a
+/// retryable `Unavailable`; names the finalizers, never data.
+#[derive(Debug, Clone)]
+pub(crate) struct BeingDeleted {
+    /// e.g. `Secret payments/nebula-cred-api-key`.
+    pub(crate) location: String,
+    /// The finalizers holding it.
+    pub(crate) finalizers: Vec<String>,
+}
+
+impl std::fmt::Display for BeingDeleted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is being deleted and held by the finalizers {:?}; a write into it would vanish with it, so the \
+             store waited for it to go: retry once the controllers owning those finalizers release it (or remove \
+             a finalizer whose controller is gone)",
+            self.location, self.finalizers
+        )
+    }
+}
+
+impl std::error::Error for BeingDeleted {}
 
 /// Where an error happened: the operation, the credential, the RBAC verb and namespace.
 #[derive(Debug, Clone, Copy)]
@@ -197,7 +223,8 @@ impl KubeError {
                     ),
                 });
             }
-            Kind::Gone => backend("the list continuation expired while paging; list again".into()),
+            // `list` restarts once on its own; a second expiry in a row is worth a retry.
+            Kind::Gone => StorageError::unavailable(PROVIDER, operation, id),
             Kind::TooLarge => {
                 backend("the API server refused the request body as too large; store a smaller secret".into())
             }
@@ -326,6 +353,9 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Unavailable, "{code}");
             assert!(e.is_retryable());
         }
+        let e = api(410, "Expired", None).into_storage(ctx(&id));
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_retryable());
         let e = api(409, "Conflict", None).into_storage(ctx(&id));
         assert!(e.is_conflict() && !e.is_retryable());
         let e = api(418, "Teapot", None).into_storage(ctx(&id));

@@ -29,7 +29,23 @@
 //! but of another `type`, is never listed, read, overwritten or deleted: every operation
 //! reports `Conflict` naming it (`exists`, reading metadata only, checks the label alone). The whole
 //! object (name, type, labels, annotations, data) is checked against 1 MiB before any
-//! request.
+//! request, and `TooLarge` reports that object's size. A store over a Secret marked
+//! `immutable: true` fails naming immutability (delete, then store again).
+//!
+//! **Secrets being deleted.** A Secret with a `deletionTimestamp` (the finalizer of another
+//! tool holds it) is going: `retrieve`, `exists` and `list` treat it as absent, `delete`
+//! returns `Ok` without a request, a conditional store on its revision is a `Conflict`, and
+//! any other store waits for it to go (polling its metadata, within the operation's deadline
+//! and at most 10 s), then creates the Secret anew — or fails with a retryable `Unavailable`
+//! naming the finalizers. A write is never acknowledged into an object that will vanish.
+//!
+//! **Connection.** The configuration comes from `kubeconfig_path`, else `KUBECONFIG` or
+//! `~/.kube/config`, else the pod's in-cluster settings (kube's order). It is refused with a
+//! `Config` error naming the kubeconfig and context when it sets `insecure-skip-tls-verify:
+//! true`, uses plain `http://` to a host that is not loopback (the bearer token would travel
+//! in clear; `http://127.0.0.1` for `kubectl proxy` is fine), or names a malformed server
+//! (no host, a port outside 1..=65535, user info). kube's debug variables
+//! (`KUBE_RS_DEBUG_OVERRIDE_URL`, `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored.
 //!
 //! | operation | requests | RBAC verbs on `secrets` |
 //! |---|---|---|
@@ -37,14 +53,17 @@
 //! | `retrieve` | `get` | `get` |
 //! | `exists` | `get` of the metadata only (no data transferred) | `get` |
 //! | `delete` | `get` (to check the type), `delete` with a `uid` precondition | `get`, `delete` |
-//! | `list` | `list` of metadata with a label selector and `type` field selector, `limit` / `continue` pages | `list` |
-//! | `check` | `list` of at most one item | `list` |
+//! | `list` | `list` of metadata with a label selector and `type` field selector, `limit` / `continue` pages; when nothing at all is listed, once per provider a dry-run `create` to tell a missing namespace | `list` (`create` for the namespace probe, optional) |
+//! | `check` | a server-side dry-run `create` (writes nothing; proves the namespace exists), then a `list` of at most one item | `list` (`create` to prove the namespace; without it, the probe is skipped) |
 //!
 //! Errors map by HTTP status and `Status.reason` in one table (`errors.rs`), never by
 //! message text. kube's own retries are turned off; the `Retry` layer is the only one.
+//! An expired `continue` token (410) makes `list` start again from the first page, once;
+//! a second expiry is a retryable `Unavailable`.
 
 mod config;
 mod errors;
+mod kubeconfig;
 mod labels;
 mod naming;
 mod provider;

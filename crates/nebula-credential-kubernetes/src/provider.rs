@@ -2,23 +2,25 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
     Precondition, ProviderConfig, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
 };
 
+use nebula_credential_core::layers;
 use nebula_credential_core::remote::back_off;
 
 use crate::PROVIDER;
 use crate::config::KubernetesSecretsConfig;
-use crate::errors::{Context, Kind, KubeError};
+use crate::errors::{BeingDeleted, Context, Kind, KubeError};
 use crate::labels::{
     ID_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, METADATA_ANNOTATION, PREFIX_LABEL, SCHEME, from_labels, label_key,
     tag_selector, to_labels,
@@ -34,6 +36,14 @@ pub const RECORD_KEY: &str = "record";
 /// Rounds of an unconditional store or a delete racing other writers before it gives up
 /// (each lost round backs off a random moment, as `CredentialStore` does).
 const MAX_ROUNDS: u32 = 64;
+/// Longest a store waits for a Secret that is being deleted (finalizers hold it) to go,
+/// when no deadline of the `Timeout` layer ends the wait sooner.
+const MAX_DELETION_WAIT: Duration = Duration::from_secs(10);
+/// First pause between two looks at a Secret that is being deleted; it doubles up to
+/// [`MAX_DELETION_POLL`].
+const FIRST_DELETION_POLL: Duration = Duration::from_millis(50);
+/// Longest pause between two looks at a Secret that is being deleted.
+const MAX_DELETION_POLL: Duration = Duration::from_secs(1);
 
 /// Stores each credential as one Kubernetes Secret of type [`SECRET_TYPE`] in one
 /// namespace, named by [`secret_name`](Self::secret_name), whose data key [`RECORD_KEY`]
@@ -48,6 +58,9 @@ pub struct KubernetesSecretsProvider {
     config: Arc<KubernetesSecretsConfig>,
     /// Default labels plus the encoded prefix label, in the scheme's view.
     defaults: Tags,
+    /// Set once the namespace is known to exist (or cannot be probed), so an empty
+    /// `list` probes it at most once.
+    namespace_known: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for KubernetesSecretsProvider {
@@ -83,6 +96,13 @@ pub fn object_size(secret: &Secret) -> usize {
             .sum::<usize>()
 }
 
+/// Whether the object is being deleted: it has a `deletionTimestamp` and stays only until
+/// the finalizers of other tools are removed. Its data is going: reads treat it as absent,
+/// and nothing is written into it.
+fn is_dying(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+}
+
 fn is_ours(meta: &ObjectMeta) -> bool {
     meta.labels
         .as_ref()
@@ -110,50 +130,21 @@ impl KubernetesSecretsProvider {
         Self::with_client(client, &namespace, config)
     }
 
-    /// The kube client configuration `config` selects (kubeconfig file and context, or
-    /// inferred), with kube's own retries turned off.
+    /// The kube client configuration `config` selects: `kubeconfig_path`, else
+    /// `KUBECONFIG` or `~/.kube/config`, else the in-cluster configuration (kube's order),
+    /// with kube's own retries turned off. Refused with a `Config` error naming the
+    /// kubeconfig and context when it turns TLS verification off
+    /// (`insecure-skip-tls-verify: true`), uses plain `http://` to a host that is not
+    /// loopback, or names a malformed server (e.g. a port outside 1..=65535). kube's debug
+    /// variables (`KUBE_RS_DEBUG_OVERRIDE_URL`, `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored.
     pub async fn client_config(config: &KubernetesSecretsConfig) -> Result<Config, StorageError> {
-        let options = KubeConfigOptions {
-            context: config.context.clone(),
-            ..KubeConfigOptions::default()
-        };
-        let context_field = if config.context.is_some() {
-            "context"
-        } else {
-            "kubeconfig_path"
-        };
-        let mut kube_config = match (&config.kubeconfig_path, &config.context) {
-            (Some(path), _) => {
-                let path = path.clone();
-                let shown = path.display().to_string();
-                let kubeconfig = tokio::task::spawn_blocking(move || Kubeconfig::read_from(path))
-                    .await
-                    .map_err(|e| config_error("kubeconfig_path", format!("could not be read ({e})")))?
-                    .map_err(|e| config_error("kubeconfig_path", format!("{shown:?} cannot be used: {e}")))?;
-                Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .map_err(|e| config_error(context_field, format!("cannot be used with {shown:?}: {e}")))?
-            }
-            (None, Some(_)) => Config::from_kubeconfig(&options).await.map_err(|e| {
-                config_error(
-                    "context",
-                    format!("cannot be used with KUBECONFIG or ~/.kube/config: {e}"),
-                )
-            })?,
-            (None, None) => Config::infer().await.map_err(|e| {
-                config_error(
-                    "kubeconfig_path",
-                    format!("is not set and no configuration was found ({e}); set it, KUBECONFIG, or run in a pod"),
-                )
-            })?,
-        };
-        kube_config.default_retry = false;
-        Ok(kube_config)
+        crate::kubeconfig::load(config).await
     }
 
     /// A provider over a client you built, in `namespace`. The client is used as it is:
     /// build it from a `Config` with `default_retry = false` so the `Retry` layer alone
-    /// decides.
+    /// decides ([`client_config`](Self::client_config) gives one that also meets the
+    /// transport rules, which a ready-made client cannot be checked against).
     pub fn with_client(client: Client, namespace: &str, config: KubernetesSecretsConfig) -> Result<Self, StorageError> {
         config.validate()?;
         if !crate::config::is_dns_label(namespace) {
@@ -169,6 +160,7 @@ impl KubernetesSecretsProvider {
             namespace: namespace.to_string(),
             config: Arc::new(config),
             defaults,
+            namespace_known: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -341,6 +333,65 @@ impl KubernetesSecretsProvider {
         }
     }
 
+    /// Waits until `dying` (an object being deleted) is gone or replaced by another
+    /// object, polling its metadata; gives up with a retryable `Unavailable` before the
+    /// operation's deadline would pass, or after [`MAX_DELETION_WAIT`] without one.
+    async fn wait_until_gone(
+        &self,
+        id: &CredentialId,
+        name: &str,
+        dying: &ObjectMeta,
+        waited: &mut Duration,
+    ) -> Result<(), StorageError> {
+        let mut pause = FIRST_DELETION_POLL;
+        loop {
+            // Leave as long as the pause for the look after it, so this error, which names
+            // the finalizers, comes before the `Timeout` layer's.
+            let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + pause * 2 >= d);
+            if past_deadline || *waited + pause > MAX_DELETION_WAIT {
+                let held = BeingDeleted {
+                    location: self.location(name),
+                    finalizers: dying.finalizers.clone().unwrap_or_default(),
+                };
+                tracing::warn!(
+                    provider = PROVIDER,
+                    credential_id = id.as_str(),
+                    waited_ms = waited.as_millis() as u64,
+                    "{held}"
+                );
+                return Err(StorageError::unavailable(PROVIDER, Operation::Store, Some(id)).with_source(held));
+            }
+            tokio::time::sleep(pause).await;
+            *waited += pause;
+            pause = (pause * 2).min(MAX_DELETION_POLL);
+            let now = self
+                .api
+                .get_metadata_opt(name)
+                .await
+                .map_err(|e| KubeError::from(e).into_storage(self.ctx(Operation::Store, Some(id), "get")))?;
+            match now {
+                Some(m) if m.metadata.uid == dying.uid => {}
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The error of a store over a Secret marked `immutable: true`.
+    fn immutable(&self, id: &CredentialId, name: &str) -> StorageError {
+        StorageError::backend(
+            PROVIDER,
+            Operation::Store,
+            Some(id),
+            format!(
+                "{} is marked `immutable: true` (not by nebula-credential), so Kubernetes refuses any change to \
+                 its data and the mark cannot be removed; delete the credential (or `kubectl delete secret -n {} \
+                 {name}`) and store it again",
+                self.location(name),
+                self.namespace
+            ),
+        )
+    }
+
     async fn store_record(
         &self,
         id: &CredentialId,
@@ -350,25 +401,43 @@ impl KubernetesSecretsProvider {
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
         let fresh = self.object(id, name, metadata, record, None)?;
+        let mut waited = Duration::ZERO;
         if let Precondition::Absent = precondition {
-            if let Ok(revision) = self.create(id, &fresh).await? {
-                return Ok(revision);
-            }
-            let current = self.get(id, name, Operation::Store).await?;
-            return match current {
-                Some(c) => {
-                    self.ensure_ours_secret(id, name, &c)?;
-                    Self::same_write(&c, record).ok_or_else(|| precondition.conflict(PROVIDER, id))
+            loop {
+                if let Ok(revision) = self.create(id, &fresh).await? {
+                    return Ok(revision);
                 }
-                // Created and deleted again meanwhile: it existed when we asked.
-                None => Err(precondition.conflict(PROVIDER, id)),
-            };
+                return match self.get(id, name, Operation::Store).await? {
+                    // Absent for our purpose, but its name is taken until it goes.
+                    Some(c) if is_dying(&c.metadata) => {
+                        self.wait_until_gone(id, name, &c.metadata, &mut waited).await?;
+                        continue;
+                    }
+                    Some(c) => {
+                        self.ensure_ours_secret(id, name, &c)?;
+                        Self::same_write(&c, record).ok_or_else(|| precondition.conflict(PROVIDER, id))
+                    }
+                    // Created and deleted again meanwhile: it existed when we asked.
+                    None => Err(precondition.conflict(PROVIDER, id)),
+                };
+            }
         }
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 back_off(round).await;
             }
-            let Some(current) = self.get(id, name, Operation::Store).await? else {
+            let current = match self.get(id, name, Operation::Store).await? {
+                Some(c) if is_dying(&c.metadata) => {
+                    // A write into it would be acknowledged, then vanish with it.
+                    if let Precondition::Revision(_) = precondition {
+                        return Err(precondition.conflict(PROVIDER, id));
+                    }
+                    self.wait_until_gone(id, name, &c.metadata, &mut waited).await?;
+                    continue;
+                }
+                other => other,
+            };
+            let Some(current) = current else {
                 if let Precondition::Revision(_) = precondition {
                     return Err(precondition.conflict(PROVIDER, id));
                 }
@@ -378,6 +447,9 @@ impl KubernetesSecretsProvider {
                 }
             };
             self.ensure_ours_secret(id, name, &current)?;
+            if current.immutable == Some(true) {
+                return Err(self.immutable(id, name));
+            }
             let mut next = self.object(id, name, metadata, record, Some(&current))?;
             if let Precondition::Revision(expected) = precondition {
                 if current.metadata.resource_version.as_deref() != Some(expected.as_str()) {
@@ -398,6 +470,51 @@ impl KubernetesSecretsProvider {
             id,
             format!("the Secret kept changing under {MAX_ROUNDS} concurrent writes; retry the store"),
         ))
+    }
+
+    /// A server-side dry-run create of a Secret like ours (nothing is written): proves the
+    /// namespace exists and `create` is allowed. `Ok` also for `AlreadyExists`, which the
+    /// API server answers only after both checks.
+    async fn dry_run_create(&self) -> Result<(), KubeError> {
+        let (labels, _) = to_labels(&SCHEME.desired(&CredentialMetadata::new(), &self.defaults));
+        let probe = Secret {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}check-", self.config.secret_prefix)),
+                labels: Some(labels),
+                annotations: Some(self.config.default_annotations.clone()),
+                ..ObjectMeta::default()
+            },
+            type_: Some(SECRET_TYPE.into()),
+            ..Secret::default()
+        };
+        let params = PostParams {
+            dry_run: true,
+            field_manager: None,
+        };
+        match self.api.create(&params, &probe).await.map_err(KubeError::from) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind == Kind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Proves that the namespace exists with [`dry_run_create`](Self::dry_run_create),
+    /// and remembers it. An identity without `create` (a read-only one) cannot prove it:
+    /// that is logged and `Ok`. A missing namespace, and any other failure, is the error.
+    async fn probe_namespace(&self) -> Result<(), KubeError> {
+        match self.dry_run_create().await {
+            Ok(()) => {}
+            Err(e) if e.kind == Kind::Denied => {
+                tracing::debug!(
+                    provider = PROVIDER,
+                    namespace = self.namespace.as_str(),
+                    "without `create` on secrets the namespace cannot be proven to exist: a missing one reads as empty"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+        self.namespace_known.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     fn list_params(&self, selector: &str, continue_token: Option<String>, limit: u32) -> ListParams {
@@ -431,13 +548,17 @@ impl StorageProvider for KubernetesSecretsProvider {
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
         let name = self.secret_name(id);
-        let record = StoredRecord::encode(id, data, metadata, PROVIDER, MAX_OBJECT_BYTES)?;
-        self.store_record(id, &name, metadata, &record, precondition).await
+        // The limit applies to the whole object, checked (and reported) when it is built.
+        let record = StoredRecord::encode(id, data, metadata, PROVIDER, usize::MAX)?;
+        let revision = self.store_record(id, &name, metadata, &record, precondition).await?;
+        self.namespace_known.store(true, Ordering::Relaxed);
+        Ok(revision)
     }
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let name = self.secret_name(id);
-        let Some(secret) = self.get(id, &name, Operation::Retrieve).await? else {
+        let secret = self.get(id, &name, Operation::Retrieve).await?;
+        let Some(secret) = secret.filter(|s| !is_dying(&s.metadata)) else {
             return Err(StorageError::not_found(PROVIDER, id));
         };
         self.ensure_ours_secret(id, &name, &secret)?;
@@ -468,6 +589,10 @@ impl StorageProvider for KubernetesSecretsProvider {
             let Some(meta) = self.get(id, &name, Operation::Delete).await? else {
                 return Ok(());
             };
+            if is_dying(&meta.metadata) {
+                // Already being deleted (finalizers of other tools hold it): its data is going.
+                return Ok(());
+            }
             self.ensure_ours_secret(id, &name, &meta)?;
             // Delete exactly the object checked: if it was replaced meanwhile, look again.
             let params = DeleteParams {
@@ -496,15 +621,35 @@ impl StorageProvider for KubernetesSecretsProvider {
         let prefix = self.config.secret_prefix.as_str();
         let mut continue_token = None;
         let mut ids = Vec::new();
+        let mut listed = 0;
+        let mut restarted = false;
         loop {
-            let page = self
-                .api
-                .list_metadata(&self.list_params(&selector, continue_token, self.config.list_page_size))
-                .await
-                .map_err(|e| KubeError::from(e).into_storage(self.ctx(Operation::List, None, "list")))?;
+            let params = self.list_params(&selector, continue_token.take(), self.config.list_page_size);
+            let paging = params.continue_token.is_some();
+            let page = match self.api.list_metadata(&params).await.map_err(KubeError::from) {
+                Ok(page) => page,
+                // The continue token expired (etcd compacted its revision): list again from
+                // the start, once; a second expiry is reported as retryable.
+                Err(e) if e.kind == Kind::Gone && paging && !restarted => {
+                    tracing::debug!(
+                        provider = PROVIDER,
+                        namespace = self.namespace.as_str(),
+                        "the list continuation expired; listing again from the first page"
+                    );
+                    restarted = true;
+                    ids.clear();
+                    listed = 0;
+                    continue;
+                }
+                Err(e) => return Err(e.into_storage(self.ctx(Operation::List, None, "list"))),
+            };
+            listed += page.items.len();
             let no_labels = BTreeMap::new();
             for item in &page.items {
                 let m = &item.metadata;
+                if is_dying(m) {
+                    continue;
+                }
                 let Some(id) = m.name.as_deref().and_then(|n| naming::credential_id(prefix, n)) else {
                     continue;
                 };
@@ -521,6 +666,18 @@ impl StorageProvider for KubernetesSecretsProvider {
                 break;
             }
         }
+        // A namespace that does not exist lists as empty: say so, probing once per provider.
+        if listed == 0 && !self.namespace_known.load(Ordering::Relaxed) {
+            match self.probe_namespace().await {
+                Err(e) if e.kind == Kind::NamespaceMissing => {
+                    return Err(e.into_storage(self.ctx(Operation::List, None, "create")));
+                }
+                // The list itself succeeded; a failed probe leaves it as it is.
+                _ => {}
+            }
+        } else {
+            self.namespace_known.store(true, Ordering::Relaxed);
+        }
         ids.sort();
         ids.dedup();
         Ok(ids)
@@ -535,13 +692,20 @@ impl StorageProvider for KubernetesSecretsProvider {
             .map_err(|e| KubeError::from(e).into_storage(self.ctx(Operation::Exists, Some(id), "get")))?;
         match meta {
             None => Ok(false),
+            Some(m) if is_dying(&m.metadata) => Ok(false),
             Some(m) => self.ensure_ours(id, &name, &m.metadata).map(|()| true),
         }
     }
 
-    /// One metadata list of at most one item: proves the server, the credentials and the
-    /// `list` permission on `secrets` in the namespace.
+    /// A server-side dry-run create of a Secret (nothing is written), then a metadata
+    /// list of at most one item: proves the server, the credentials, the `list`
+    /// permission on `secrets`, and that the namespace exists (a namespaced list answers
+    /// 200 in a missing namespace too). An identity without `create` passes on `list`
+    /// alone: it cannot prove the namespace, and a missing one reads as empty.
     async fn check(&self) -> Result<(), StorageError> {
+        self.probe_namespace()
+            .await
+            .map_err(|e| e.into_storage(self.ctx(Operation::Check, None, "create")))?;
         self.api
             .list_metadata(&self.list_params(&self.label_selector(&CredentialFilter::new()), None, 1))
             .await
