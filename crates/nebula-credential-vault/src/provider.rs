@@ -8,19 +8,18 @@ use std::time::Duration;
 use futures::StreamExt;
 use nebula_credential_core::remote::{TagScheme, back_off};
 use nebula_credential_core::{
-    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, Precondition, Revision,
-    StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
+    Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
+    Precondition, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags, Timestamp, async_trait,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions};
-use vaultrs::api::kv2::responses::ReadSecretMetadataResponse;
+use vaultrs::api::kv2::responses::{ReadSecretMetadataResponse, ReadSecretResponse};
 use vaultrs::client::VaultClient;
-use vaultrs::error::ClientError;
 use vaultrs::kv2;
 
 use crate::PROVIDER;
-use crate::auth::{Session, TokenStats, renewal_loop};
+use crate::auth::{Lookup, Session, TokenStats, renewal_loop};
 use crate::config::{DeleteMode, VaultConfig};
 use crate::errors::{Context, Kind, VaultError};
 
@@ -36,11 +35,52 @@ pub(crate) const SCHEME: TagScheme = TagScheme {
 /// metadata) to another key is not taken for the credential that key names.
 pub(crate) const ID_KEY: &str = "nebula-credential:id";
 
-/// Our `custom_metadata` for `id` holding a credential with `metadata`.
-fn desired(id: &CredentialId, metadata: &CredentialMetadata) -> Tags {
+/// `custom_metadata` key holding the [`revision`] of the KV version the tags describe.
+/// Tags land in a second request after the value: tags whose revision is not the entry's
+/// current one may describe an older version (that request was lost, or a concurrent
+/// writer's landed later), so `list` reads the record instead and repairs them.
+pub(crate) const REVISION_KEY: &str = "nebula-credential:revision";
+
+/// Our `custom_metadata` for `id` holding a credential with `metadata`, written for the
+/// version `revision`.
+fn desired(id: &CredentialId, metadata: &CredentialMetadata, revision: &Revision) -> Tags {
     let mut tags = SCHEME.desired(metadata, &Tags::new());
     tags.insert(ID_KEY.into(), id.to_string());
+    tags.insert(REVISION_KEY.into(), revision.as_str().to_string());
     tags
+}
+
+/// The marker alone, written on a new entry before its first version so the value never
+/// exists without it. It carries no credential tags: a create that loses the race must
+/// not leave its tags on the winner.
+fn marker(id: &CredentialId) -> Tags {
+    Tags::from([
+        (SCHEME.managed_key.to_string(), SCHEME.managed_value.to_string()),
+        (ID_KEY.to_string(), id.to_string()),
+    ])
+}
+
+/// `current` changed so it carries `desired`, keeping the keys other tools added.
+fn merged(current: &Tags, desired: &Tags) -> Tags {
+    let update = SCHEME.update(current, desired);
+    let mut next = current.clone();
+    for k in &update.remove {
+        next.remove(k);
+    }
+    next.extend(update.set);
+    next
+}
+
+/// Whether KV version metadata says the version is readable: not destroyed, and not
+/// deleted — `deletion_time` empty or in the future (a mount's or key's
+/// `delete_version_after` sets a future one on every version, which stays readable until
+/// then).
+fn version_live(deletion_time: &str, destroyed: bool, now: Timestamp) -> bool {
+    !destroyed
+        && (deletion_time.is_empty()
+            || deletion_time
+                .parse::<Timestamp>()
+                .is_ok_and(|deleted_at| deleted_at > now))
 }
 
 /// `Ok` when the entry at `location`, tagged `tags`, is ours and holds `id` (entries
@@ -96,6 +136,8 @@ const MAX_ROUNDS: u32 = 64;
 pub struct HashiCorpVaultProvider {
     config: VaultConfig,
     session: Arc<Session>,
+    /// Set once the mount was confirmed to be KV version 2.
+    mount_confirmed: tokio::sync::OnceCell<()>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -130,9 +172,15 @@ struct EntryState {
 }
 
 impl EntryState {
+    /// Whether the tags were written for the current version (see [`REVISION_KEY`]).
+    fn tags_current(&self) -> bool {
+        self.tags.get(REVISION_KEY).map(String::as_str) == Some(self.revision.as_str())
+    }
+
     fn from_metadata(m: ReadSecretMetadataResponse) -> Self {
         let current = m.versions.get(&m.current_version.to_string());
-        let live = m.current_version > 0 && current.is_some_and(|v| v.deletion_time.is_empty() && !v.destroyed);
+        let now = nebula_credential_core::now();
+        let live = m.current_version > 0 && current.is_some_and(|v| version_live(&v.deletion_time, v.destroyed, now));
         EntryState {
             current: m.current_version,
             revision: revision(m.current_version, current.map_or("", |v| v.created_time.as_str())),
@@ -155,6 +203,7 @@ impl HashiCorpVaultProvider {
         Ok(HashiCorpVaultProvider {
             config,
             session,
+            mount_confirmed: tokio::sync::OnceCell::new(),
             stop,
             task: Mutex::new(Some(task)),
         })
@@ -201,15 +250,16 @@ impl HashiCorpVaultProvider {
     /// Runs `call` with the current client. On a 403 it asks `lookup-self` whether the
     /// token itself is refused: then AppRole logs in again and `call` runs once more,
     /// token auth reports `AuthenticationFailed`; otherwise it is a policy denial.
-    async fn call<'a, T, F, Fut>(&self, f: F) -> Result<T, VaultError>
+    async fn call<'a, T, E, F, Fut>(&self, f: F) -> Result<T, VaultError>
     where
         F: Fn(Arc<VaultClient>) -> Fut,
-        Fut: Future<Output = Result<T, ClientError>> + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
+        E: Into<VaultError>,
     {
         let client = self.session.client();
         let err = match f(client.clone()).await {
             Ok(v) => return Ok(v),
-            Err(e) => VaultError::from(e),
+            Err(e) => e.into(),
         };
         if err.kind != Kind::Denied || self.session.token_accepted(&client).await? {
             return Err(err);
@@ -221,13 +271,93 @@ impl HashiCorpVaultProvider {
         match f(client.clone()).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                let e = VaultError::from(e);
+                let e: VaultError = e.into();
                 if e.kind == Kind::Denied && !self.session.token_accepted(&client).await? {
                     return Err(e.unauthenticated());
                 }
                 Err(e)
             }
         }
+    }
+
+    /// Confirms, once per provider, that `mount_path` is a KV version 2 mount (before the
+    /// first operation; a failure is not remembered, the next operation asks again).
+    async fn ensure_mount(&self) -> Result<(), StorageError> {
+        self.mount_confirmed
+            .get_or_try_init(|| self.confirm_mount())
+            .await
+            .map(drop)
+    }
+
+    /// `GET sys/internal/ui/mounts/<mount_path>` (the `default` policy allows it): the
+    /// mount must be `kv` with `options.version = 2` and be `mount_path` itself. Missing
+    /// mount, KV v1, another engine or a missing namespace: a `Config` error naming
+    /// `mount_path` or `namespace`.
+    async fn confirm_mount(&self) -> Result<(), StorageError> {
+        let mount = self.config.mount_path.as_str();
+        let lookup = self.session.lookup_state().await;
+        let probe = format!("sys/internal/ui/mounts/{mount}");
+        let probe_path = probe.as_str();
+        let ctx = Context {
+            operation: Operation::Check,
+            id: None,
+            path: &probe,
+            capability: "read",
+        };
+        let no_mount = || {
+            config_error(
+                "mount_path",
+                format!(
+                    "no secrets engine is mounted at {mount:?}{} (or the token's policies grant nothing under it): \
+                     set mount_path to your KV version 2 mount",
+                    self.in_namespace()
+                ),
+            )
+        };
+        let session = &self.session;
+        let answer = self
+            .call(|c| async move { session.get_json(&c, probe_path).await })
+            .await;
+        match answer {
+            Ok(body) => check_mount(mount, &self.in_namespace(), &body),
+            Err(e) if e.kind == Kind::Denied => match lookup {
+                // The token may not read sys/internal/ui (no `default` policy): the
+                // operations themselves will tell.
+                Lookup::Denied => {
+                    tracing::warn!(
+                        provider = PROVIDER,
+                        "cannot confirm that mount_path {mount:?} is a KV version 2 mount: the token lacks the \
+                         `default` policy (read on sys/internal/ui/mounts)"
+                    );
+                    Ok(())
+                }
+                Lookup::Allowed => Err(no_mount()),
+                // A token refused by lookup-self and by every request.
+                Lookup::Unknown => Err(e.unauthenticated().into_storage(ctx)),
+            },
+            // Only the namespace in front of the route can be missing: the route exists.
+            Err(e) if e.kind == Kind::NotFound && e.route_missing && self.config.namespace.is_some() => {
+                let ns = self.config.namespace.as_deref().unwrap_or_default();
+                Err(config_error(
+                    "namespace",
+                    format!(
+                        "Vault has no namespace {ns:?} (a child namespace is written `parent/child`): set namespace \
+                         to an existing one, or leave it unset for the root namespace"
+                    ),
+                ))
+            }
+            Err(e) if matches!(e.kind, Kind::NotFound | Kind::BadRequest) => Err(no_mount()),
+            Err(e) => Err(e.into_storage(ctx)),
+        }
+    }
+
+    /// ` in namespace "x"` when one is set.
+    fn in_namespace(&self) -> String {
+        self.config
+            .namespace
+            .as_ref()
+            .map(|ns| format!(" in namespace {ns:?}"))
+            .unwrap_or_default()
     }
 
     /// The metadata of the entry at `path`, `None` when there is none. Never reads values.
@@ -238,7 +368,7 @@ impl HashiCorpVaultProvider {
             .await
         {
             Ok(m) => Ok(Some(EntryState::from_metadata(m))),
-            Err(e) if e.kind == Kind::NotFound => Ok(None),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(None),
             Err(e) => Err(e.into_storage(ctx)),
         }
     }
@@ -262,6 +392,89 @@ impl HashiCorpVaultProvider {
         };
         ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
         Ok(Some(state))
+    }
+
+    /// Reads the current version of `id`'s entry (value and metadata in one call); `None`
+    /// when there is no readable version.
+    async fn read_current(&self, id: &CredentialId, path: &str, operation: Operation) -> Result<Option<ReadSecretResponse>, StorageError> {
+        let mount = self.config.mount_path.as_str();
+        let read = self
+            .call(|c| async move {
+                let request = ReadSecretRequest::builder()
+                    .mount(mount)
+                    .path(path)
+                    .build()
+                    .expect("mount and path set");
+                vaultrs::api::exec_with_result(&*c, request).await
+            })
+            .await;
+        match read {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(None),
+            Err(e) => Err(e.into_storage(Context {
+                operation,
+                id: Some(id),
+                path: &self.api_path("data", path),
+                capability: "read",
+            })),
+        }
+    }
+
+    /// `Some(revision)` when the entry's current version holds exactly `record`: an
+    /// earlier attempt of this very write (retried after a lost answer) landed, so the
+    /// conditional store succeeded rather than conflicting with itself.
+    async fn landed(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        record: &serde_json::Value,
+        metadata: &CredentialMetadata,
+    ) -> Result<Option<Revision>, StorageError> {
+        let Some(read) = self.read_current(id, path, Operation::Store).await? else {
+            return Ok(None);
+        };
+        if read.data != *record {
+            return Ok(None);
+        }
+        let written = revision(read.metadata.version, &read.metadata.created_time);
+        let tags = from_vault(read.metadata.custom_metadata);
+        ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &tags)?;
+        if tags.get(REVISION_KEY).map(String::as_str) != Some(written.as_str()) {
+            self.tag_version(id, path, &tags, &desired(id, metadata, &written)).await;
+        }
+        Ok(Some(written))
+    }
+
+    /// After a version landed: sets its tags (`desired`, marked with its revision) on top
+    /// of `current`. A failure is logged, not returned — the value is stored and the tags
+    /// say which version they describe, so readers detect stale ones and repair them.
+    async fn tag_version(&self, id: &CredentialId, path: &str, current: &Tags, desired: &Tags) {
+        let next = merged(current, desired);
+        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+            tracing::warn!(
+                provider = PROVIDER,
+                credential = %id,
+                error = %e,
+                "the value was stored, but its tags (custom_metadata) were not updated; list reads the record until \
+                 they are repaired"
+            );
+        }
+    }
+
+    /// Tags for `id` from its record when the entry's tags were written for another
+    /// version: repaired in passing (best effort; a token without `update` on metadata
+    /// leaves them, and readers keep reading the record).
+    async fn repair_tags(&self, id: &CredentialId, path: &str, read: &ReadSecretResponse, current: &Tags) -> Option<Tags> {
+        let bytes = serde_json::to_vec(&read.data).ok()?;
+        let location = format!("{}/{path}", self.config.mount_path);
+        let record = StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id)).ok()?;
+        let written = revision(read.metadata.version, &read.metadata.created_time);
+        let tags = desired(id, &record.metadata, &written);
+        let next = merged(current, &tags);
+        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+            tracing::debug!(provider = PROVIDER, credential = %id, error = %e, "cannot repair stale tags");
+        }
+        Some(next)
     }
 
     /// Replaces the entry's `custom_metadata` with `tags`.
@@ -338,8 +551,8 @@ impl HashiCorpVaultProvider {
         metadata: &CredentialMetadata,
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
-        let desired = desired(id, metadata);
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 back_off(round).await;
@@ -348,46 +561,40 @@ impl HashiCorpVaultProvider {
             // Every write names the version checked as ours with cas (0: no entry), so an
             // entry deleted or replaced meanwhile (ours or foreign) is never written over:
             // a write after a concurrent destroy would recreate it without our marker.
-            let (cas, current_tags) = match (&state, precondition) {
-                (Some(s), Precondition::Absent) if s.live => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), Precondition::Revision(r)) if !s.live || *r != s.revision => {
-                    return Err(precondition.conflict(PROVIDER, id));
-                }
-                (None, Precondition::Revision(_)) => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), _) => (s.current, Some(&s.tags)),
-                (None, _) => (0, None),
+            let refused = match (&state, precondition) {
+                (Some(s), Precondition::Absent) => s.live,
+                (Some(s), Precondition::Revision(r)) => !s.live || *r != s.revision,
+                (None, Precondition::Revision(_)) => true,
+                _ => false,
             };
-            let tags = match current_tags {
+            if refused {
+                return match self.landed(id, &path, record, metadata).await? {
+                    Some(written) => Ok(written),
+                    None => Err(precondition.conflict(PROVIDER, id)),
+                };
+            }
+            let (cas, current_tags) = match state {
+                Some(s) => (s.current, s.tags),
                 // A new entry carries our marker before it holds any data.
                 None => {
-                    self.put_tags(id, &path, &desired, "create").await?;
-                    None
-                }
-                Some(current) => {
-                    let update = SCHEME.update(current, &desired);
-                    (!update.is_empty()).then(|| {
-                        let mut next = current.clone();
-                        for k in &update.remove {
-                            next.remove(k);
-                        }
-                        next.extend(update.set);
-                        next
-                    })
+                    let marked = marker(id);
+                    self.put_tags(id, &path, &marked, "create").await?;
+                    (0, marked)
                 }
             };
-            let created = current_tags.is_none();
-            match self.write(id, &path, record, cas, created).await? {
+            match self.write(id, &path, record, cas, cas == 0).await? {
                 Some(written) => {
-                    if let Some(tags) = tags {
-                        self.put_tags(id, &path, &tags, "update").await?;
-                    } else if created {
-                        // A delete between marking and writing removed the marker with the
-                        // metadata; the version just written is ours: mark it again.
-                        self.put_tags(id, &path, &desired, "create").await?;
-                    }
+                    // Also re-marks an entry a delete stripped between marking and writing.
+                    self.tag_version(id, &path, &current_tags, &desired(id, metadata, &written))
+                        .await;
                     return Ok(written);
                 }
-                None if precondition.is_conditional() => return Err(precondition.conflict(PROVIDER, id)),
+                None if precondition.is_conditional() => {
+                    return match self.landed(id, &path, record, metadata).await? {
+                        Some(written) => Ok(written),
+                        None => Err(precondition.conflict(PROVIDER, id)),
+                    };
+                }
                 // Another writer got in between: read again (it may even be foreign now).
                 None => continue,
             }
@@ -398,6 +605,52 @@ impl HashiCorpVaultProvider {
             "the entry kept changing while being written; retry the store",
         ))
     }
+}
+
+/// A `Config` error of this provider.
+fn config_error(field: &str, rule: String) -> StorageError {
+    StorageError::Config(ConfigError::new(PROVIDER, field, rule))
+}
+
+/// Checks the answer of `sys/internal/ui/mounts/<mount>`: a KV version 2 mount at exactly
+/// `mount`.
+fn check_mount(mount: &str, in_namespace: &str, body: &serde_json::Value) -> Result<(), StorageError> {
+    let data = &body["data"];
+    let kind = data["type"].as_str().unwrap_or_default();
+    let at = data["path"].as_str().unwrap_or_default().trim_end_matches('/');
+    if !at.is_empty() && at != mount {
+        return Err(config_error(
+            "mount_path",
+            format!(
+                "{mount:?}{in_namespace} is not a mount: it lies inside the {kind:?} mount {at:?}; set mount_path to \
+                 the mount itself and put the rest of the path into path_prefix"
+            ),
+        ));
+    }
+    if kind != "kv" && kind != "generic" {
+        return Err(config_error(
+            "mount_path",
+            format!(
+                "{mount:?}{in_namespace} is a {kind:?} secrets engine, not KV version 2; set mount_path to a KV \
+                 version 2 mount"
+            ),
+        ));
+    }
+    let version = match &data["options"]["version"] {
+        serde_json::Value::String(v) => v.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => "1".into(),
+    };
+    if version != "2" {
+        return Err(config_error(
+            "mount_path",
+            format!(
+                "{mount:?}{in_namespace} is a KV version {version} mount; the provider needs KV version 2 (`bao \
+                 secrets enable -version=2 -path=…`, or upgrade it with `bao kv enable-versioning {mount}`)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for HashiCorpVaultProvider {
@@ -438,45 +691,31 @@ impl StorageProvider for HashiCorpVaultProvider {
     }
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
-        let mount = self.config.mount_path.as_str();
-        let p = path.as_str();
-        let read = self
-            .call(|c| async move {
-                let request = ReadSecretRequest::builder()
-                    .mount(mount)
-                    .path(p)
-                    .build()
-                    .expect("mount and path set");
-                vaultrs::api::exec_with_result(&*c, request).await
-            })
-            .await;
-        let read = match read {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(e.into_storage(Context {
-                    operation: Operation::Retrieve,
-                    id: Some(id),
-                    path: &self.api_path("data", &path),
-                    capability: "read",
-                }));
-            }
+        let Some(read) = self.read_current(id, &path, Operation::Retrieve).await? else {
+            return Err(StorageError::not_found(PROVIDER, id));
         };
-        let location = format!("{mount}/{path}");
-        let tags = from_vault(read.metadata.custom_metadata);
+        let location = format!("{}/{path}", self.config.mount_path);
+        let tags = from_vault(read.metadata.custom_metadata.clone());
         ensure_holds(id, &location, &tags)?;
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
         let record = StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id))?;
+        let read_revision = revision(read.metadata.version, &read.metadata.created_time);
+        if tags.get(REVISION_KEY).map(String::as_str) != Some(read_revision.as_str()) {
+            self.repair_tags(id, &path, &read, &tags).await;
+        }
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,
-            revision: revision(read.metadata.version, &read.metadata.created_time),
+            revision: read_revision,
         })
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
         let Some(state) = self.ours(id, &path, Operation::Delete).await? else {
             return Ok(());
@@ -498,7 +737,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         };
         match result {
             Ok(()) => Ok(()),
-            Err(e) if e.kind == Kind::NotFound => Ok(()),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(()),
             Err(e) => Err(e.into_storage(Context {
                 operation: Operation::Delete,
                 id: Some(id),
@@ -509,12 +748,13 @@ impl StorageProvider for HashiCorpVaultProvider {
     }
 
     async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+        self.ensure_mount().await?;
         let mount = self.config.mount_path.as_str();
         let prefix = self.config.path_prefix.as_str();
         let listed = self.call(|c| async move { kv2::list(&*c, mount, prefix).await }).await;
         let keys = match listed {
             Ok(keys) => keys,
-            Err(e) if e.kind == Kind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => return Ok(Vec::new()),
             Err(e) => {
                 return Err(e.into_storage(Context {
                     operation: Operation::List,
@@ -540,14 +780,28 @@ impl StorageProvider for HashiCorpVaultProvider {
                     path: &meta_path,
                     capability: "read",
                 };
-                let state = self.state(&path, ctx).await?;
-                Ok::<_, StorageError>(
-                    state
-                        .filter(|s| {
-                            s.live && SCHEME.matches(filter, &id, &s.tags) && ensure_holds(&id, "", &s.tags).is_ok()
-                        })
-                        .map(|_| id),
-                )
+                let Some(state) = self.state(&path, ctx).await? else {
+                    return Ok(None);
+                };
+                if !state.live || ensure_holds(&id, "", &state.tags).is_err() {
+                    return Ok(None);
+                }
+                let tags = if state.tags_current() {
+                    state.tags
+                } else {
+                    // Tags written for another version: the record says what is current.
+                    match self.read_current(&id, &path, Operation::List).await {
+                        Ok(Some(read)) => match self.repair_tags(&id, &path, &read, &state.tags).await {
+                            Some(tags) => tags,
+                            None => state.tags,
+                        },
+                        Ok(None) => return Ok(None),
+                        // A token that may list but not read values filters on the tags it has.
+                        Err(StorageError::PermissionDenied { .. }) => state.tags,
+                        Err(e) => return Err(e),
+                    }
+                };
+                Ok::<_, StorageError>(SCHEME.matches(filter, &id, &tags).then_some(id))
             })
             .buffer_unordered(self.config.list_concurrency);
         let mut ids: Vec<CredentialId> = Vec::new();
@@ -562,18 +816,23 @@ impl StorageProvider for HashiCorpVaultProvider {
     }
 
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
         Ok(self.ours(id, &path, Operation::Exists).await?.is_some_and(|s| s.live))
     }
 
-    /// A `LIST` of the prefix (an empty folder is fine): proves the address, TLS, the
-    /// token and the `list` capability.
+    /// Confirms that `mount_path` is a KV version 2 mount (`GET
+    /// sys/internal/ui/mounts/<mount_path>`; a `Config` error naming `mount_path` or
+    /// `namespace` otherwise), then a `LIST` of the prefix (an empty folder is fine):
+    /// proves the address, TLS, the token, the mount and the `list` capability.
     async fn check(&self) -> Result<(), StorageError> {
+        self.confirm_mount().await?;
+        let _ = self.mount_confirmed.set(());
         let mount = self.config.mount_path.as_str();
         let prefix = self.config.path_prefix.as_str();
         match self.call(|c| async move { kv2::list(&*c, mount, prefix).await }).await {
             Ok(_) => Ok(()),
-            Err(e) if e.kind == Kind::NotFound => Ok(()),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(()),
             Err(e) => Err(e.into_storage(Context {
                 operation: Operation::Check,
                 id: None,
