@@ -884,7 +884,11 @@ async fn live_under_delete_version_after(c: VaultConfig, mount: &str, path: &str
     );
     let absent = p.store_if(&k, &data(9), &meta(), &Precondition::Absent).await;
     assert!(matches!(absent, Err(StorageError::Conflict { .. })), "{absent:?}");
-    assert_eq!(p.retrieve(&k).await.unwrap().data, data(4), "store_if(Absent) wrote over a live entry");
+    assert_eq!(
+        p.retrieve(&k).await.unwrap().data,
+        data(4),
+        "store_if(Absent) wrote over a live entry"
+    );
     soft.delete(&k).await.unwrap();
     assert!(!p.exists(&k).await.unwrap());
     assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
@@ -976,10 +980,15 @@ async fn stale_tags_are_detected_by_revision_and_repaired() {
     // As if the second store's tag request had been lost.
     let mut req = SetSecretMetadataRequest::builder();
     req.custom_metadata(old.clone());
-    kv2::set_metadata(&raw(), "secret", &path, Some(&mut req)).await.unwrap();
+    kv2::set_metadata(&raw(), "secret", &path, Some(&mut req))
+        .await
+        .unwrap();
     assert_eq!(old["env"], "prod");
     assert!(
-        p.list(&CredentialFilter::new().tag("env", "prod")).await.unwrap().is_empty(),
+        p.list(&CredentialFilter::new().tag("env", "prod"))
+            .await
+            .unwrap()
+            .is_empty(),
         "stale tags were trusted"
     );
     assert_eq!(
@@ -1037,8 +1046,13 @@ async fn a_policy_without_update_on_metadata_still_reports_the_landed_value() {
         .lines()
         .find(|l| l.contains("Created_Once") && l.contains("tags"))
         .unwrap_or_else(|| panic!("no warning about the tags:\n{text}"));
-    assert!(line.contains("`update`") && line.contains(&format!("secret/metadata/{pfx}/Created_Once")), "{line}");
-    kv2::delete_metadata(&raw(), "secret", &format!("{pfx}/Created_Once")).await.unwrap();
+    assert!(
+        line.contains("`update`") && line.contains(&format!("secret/metadata/{pfx}/Created_Once")),
+        "{line}"
+    );
+    kv2::delete_metadata(&raw(), "secret", &format!("{pfx}/Created_Once"))
+        .await
+        .unwrap();
 }
 
 /// Item 2: two creates racing (`store_if(Absent)`): the loser's tags never end up
@@ -1066,7 +1080,10 @@ async fn a_losing_concurrent_create_leaves_no_tags_on_the_winner() {
         let got = a.retrieve(&k).await.unwrap();
         assert_eq!(got.metadata.tags["side"], winner, "round {round}");
         assert!(
-            a.list(&CredentialFilter::new().tag("side", loser)).await.unwrap().is_empty(),
+            a.list(&CredentialFilter::new().tag("side", loser))
+                .await
+                .unwrap()
+                .is_empty(),
             "round {round}: the loser's tags describe the winner"
         );
         assert_eq!(
@@ -1075,7 +1092,11 @@ async fn a_losing_concurrent_create_leaves_no_tags_on_the_winner() {
             "round {round}"
         );
         let custom = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
-        assert_eq!(custom.get("side").map(String::as_str), Some(winner), "round {round}: {custom:?}");
+        assert_eq!(
+            custom.get("side").map(String::as_str),
+            Some(winner),
+            "round {round}: {custom:?}"
+        );
         a.delete(&k).await.unwrap();
     }
 }
@@ -1096,7 +1117,10 @@ async fn check_confirms_a_kv_v2_mount() {
         ("exists", missing.exists(&id("k")).await.unwrap_err()),
         ("list", missing.list(&CredentialFilter::new()).await.unwrap_err()),
     ] {
-        assert!(matches!(&err, StorageError::Config(c) if c.field() == "mount_path"), "{op}: {err:?}");
+        assert!(
+            matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+            "{op}: {err:?}"
+        );
         assert!(err.to_string().contains("no-such-mount"), "{op}: {err}");
     }
     let v1 = unique("kv-v1").replace('-', "_");
@@ -1111,7 +1135,10 @@ async fn check_confirms_a_kv_v2_mount() {
         ("store", on_v1.store(&id("k"), &data(1), &meta()).await.unwrap_err()),
         ("retrieve", on_v1.retrieve(&id("k")).await.unwrap_err()),
     ] {
-        assert!(matches!(&err, StorageError::Config(c) if c.field() == "mount_path"), "{op}: {err:?}");
+        assert!(
+            matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+            "{op}: {err:?}"
+        );
         assert!(err.to_string().contains("version 1"), "{op}: {err}");
     }
     // `bao list` of an empty mount fails (404): nothing was written.
@@ -1133,7 +1160,10 @@ async fn check_confirms_a_kv_v2_mount() {
     })
     .await;
     let err = inside.check().await.unwrap_err();
-    assert!(matches!(&err, StorageError::Config(c) if c.field() == "mount_path"), "{err:?}");
+    assert!(
+        matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+        "{err:?}"
+    );
     provider(config(&ns)).await.check().await.expect("secret/ is KV v2");
 }
 
@@ -1152,7 +1182,10 @@ async fn check_names_a_missing_namespace() {
         ("retrieve", p.retrieve(&id("k")).await.unwrap_err()),
         ("store", p.store(&id("k"), &data(1), &meta()).await.unwrap_err()),
     ] {
-        assert!(matches!(&err, StorageError::Config(c) if c.field() == "namespace"), "{op}: {err:?}");
+        assert!(
+            matches!(&err, StorageError::Config(c) if c.field() == "namespace"),
+            "{op}: {err:?}"
+        );
         assert!(err.to_string().contains("no-such-namespace"), "{op}: {err}");
     }
     // An existing namespace without the mount names the mount, then works once it has one.
@@ -1164,9 +1197,19 @@ async fn check_names_a_missing_namespace() {
     })
     .await;
     let err = p.check().await.unwrap_err();
-    assert!(matches!(&err, StorageError::Config(c) if c.field() == "mount_path"), "{err:?}");
+    assert!(
+        matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&team), "{err}");
-    bao(&["secrets", "enable", &format!("-ns={team}"), "-path=secret", "-version=2", "kv"]);
+    bao(&[
+        "secrets",
+        "enable",
+        &format!("-ns={team}"),
+        "-path=secret",
+        "-version=2",
+        "kv",
+    ]);
     p.check().await.expect("a KV v2 mount in the namespace");
     let k = id("In_Namespace");
     p.store(&k, &data(1), &meta()).await.unwrap();
@@ -1361,7 +1404,9 @@ fn counting_proxy() -> (String, Seen) {
             let (log, upstream) = (log.clone(), upstream.clone());
             std::thread::spawn(move || {
                 use std::io::Write;
-                let Some((head, body)) = read_request(&mut client) else { return };
+                let Some((head, body)) = read_request(&mut client) else {
+                    return;
+                };
                 log.lock().unwrap().push(head.clone());
                 let head: String = head
                     .trim_end()
@@ -1369,7 +1414,9 @@ fn counting_proxy() -> (String, Seen) {
                     .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
                     .map(|l| format!("{l}\r\n"))
                     .collect();
-                let Ok(mut server) = std::net::TcpStream::connect(&upstream) else { return };
+                let Ok(mut server) = std::net::TcpStream::connect(&upstream) else {
+                    return;
+                };
                 let _ = server.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes());
                 let _ = server.write_all(&body);
                 let _ = std::io::copy(&mut server, &mut client);
@@ -1414,7 +1461,9 @@ async fn forty_operations_with_dead_credentials_make_one_login() {
     let mut tasks = Vec::new();
     for i in 0..40 {
         let p = p.clone();
-        tasks.push(tokio::spawn(async move { p.retrieve(&id(&format!("storm_{i}"))).await }));
+        tasks.push(tokio::spawn(
+            async move { p.retrieve(&id(&format!("storm_{i}"))).await },
+        ));
     }
     for t in tasks {
         let err = t.await.unwrap().unwrap_err();
@@ -1431,7 +1480,11 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
     let (elsewhere, seen_elsewhere) = fake_server(|_| http_response("200 OK", "", "{}"));
     let (address, seen) = fake_server(move |head| {
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-        http_response("307 Temporary Redirect", &format!("Location: {elsewhere}{path}\r\n"), "")
+        http_response(
+            "307 Temporary Redirect",
+            &format!("Location: {elsewhere}{path}\r\n"),
+            "",
+        )
     });
     let p = HashiCorpVaultProvider::new(VaultConfig {
         path_prefix: "redirected".into(),
@@ -1483,12 +1536,12 @@ async fn errors_never_carry_a_response_body_with_a_token() {
     let p = HashiCorpVaultProvider::new(VaultConfig::with_token(address, "s.OTHERTOKEN0123456789"))
         .await
         .unwrap();
-    for err in [
-        p.retrieve(&id("k")).await.unwrap_err(),
-        p.check().await.unwrap_err(),
-    ] {
+    for err in [p.retrieve(&id("k")).await.unwrap_err(), p.check().await.unwrap_err()] {
         let shown = format!("{err:?} {err}");
-        assert!(!shown.contains("LEAKEDTOKEN") && !shown.contains("OTHERTOKEN"), "{shown}");
+        assert!(
+            !shown.contains("LEAKEDTOKEN") && !shown.contains("OTHERTOKEN"),
+            "{shown}"
+        );
     }
     p.shutdown().await;
 }

@@ -332,7 +332,8 @@ impl Session {
             }
             Err(failure) => {
                 state.consecutive = state.consecutive.saturating_add(1);
-                let backoff = Duration::from_secs(1u64 << state.consecutive.min(7).saturating_sub(1)).min(MAX_LOGIN_BACKOFF);
+                let backoff =
+                    Duration::from_secs(1u64 << state.consecutive.min(7).saturating_sub(1)).min(MAX_LOGIN_BACKOFF);
                 state.failure = Some((failure, Instant::now() + backoff));
                 let e = self.login_error(failure);
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -355,7 +356,10 @@ impl Session {
                 let e = VaultError::from(e);
                 tracing::debug!(provider = PROVIDER, error = %e.kind_text(), "could not revoke the replaced Vault token; it ends with its TTL");
             }
-            Err(_) => tracing::debug!(provider = PROVIDER, "revoking the replaced Vault token timed out; it ends with its TTL"),
+            Err(_) => tracing::debug!(
+                provider = PROVIDER,
+                "revoking the replaced Vault token timed out; it ends with its TTL"
+            ),
         }
     }
 
@@ -642,5 +646,40 @@ pub(crate) async fn renewal_loop(session: Arc<Session>, interval: Duration, mut 
             _ = stop.changed() => return,
             () = session.maintain() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With an https address the client refuses any plain-http URL before connecting
+    /// (what a redirect or a mistaken join could produce).
+    #[tokio::test]
+    async fn an_https_address_makes_the_client_https_only() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let plain = format!("http://{}/v1/sys/health", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let https = http_client(&VaultConfig::with_token("https://vault.example.com:8200", "s.x")).unwrap();
+        let err = https.get(&plain).send().await.unwrap_err();
+        assert!(err.is_builder() || err.is_request(), "{err:?}");
+        assert!(listener.accept().is_err(), "an https-only client connected over http");
+        let http = http_client(&VaultConfig::with_token("http://127.0.0.1:8200", "s.x")).unwrap();
+        let _ = http.get(&plain).timeout(Duration::from_millis(200)).send().await;
+        assert!(listener.accept().is_ok(), "a plain-http address connects");
+    }
+
+    #[test]
+    fn tokens_below_the_threshold_are_replaced_at_half_their_ttl_not_at_every_check() {
+        let session = Session::new(&VaultConfig {
+            renewal_check_interval_secs: 300,
+            token_renewal_threshold_secs: 3600,
+            ..VaultConfig::with_token("http://127.0.0.1:8200", "s.x")
+        })
+        .unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!(session.replace_below(secs(20 * 60)), secs(10 * 60));
+        assert_eq!(session.replace_below(secs(4 * 3600)), secs(3600));
+        assert_eq!(session.replace_below(secs(60)), secs(600), "at least two checks");
     }
 }

@@ -385,7 +385,11 @@ mod tests {
         });
         assert!(matches!(e, StorageError::NotFound { .. }));
         // A write meeting a 404 found no engine: the mount or namespace is missing.
-        let e = VaultError::from(api(404)).into_storage(ctx(Some(&id)));
+        let e = VaultError::from(ClientError::APIError {
+            code: 404,
+            errors: Vec::new(),
+        })
+        .into_storage(ctx(Some(&id)));
         assert!(matches!(e, StorageError::Backend { .. }), "{e:?}");
         assert!(e.to_string().contains("mount_path"), "{e}");
         let e = VaultError::from(api(403)).into_storage(ctx(Some(&id)));
@@ -412,6 +416,52 @@ mod tests {
         }
         let e = VaultError::from(api(400)).into_storage(ctx(None));
         assert!(e.to_string().contains("HTTP 400"), "{e}");
+    }
+
+    #[test]
+    fn a_404_with_errors_is_a_missing_route_and_bodies_never_show() {
+        assert!(
+            !VaultError::from(ClientError::APIError {
+                code: 404,
+                errors: vec![]
+            })
+            .route_missing
+        );
+        let missing = VaultError::from(ClientError::APIError {
+            code: 404,
+            errors: vec!["no handler for route".into()],
+        });
+        assert!(missing.route_missing);
+        let e = missing.into_storage(ctx(None));
+        assert!(
+            matches!(&e, StorageError::Config(c) if c.field() == "mount_path"),
+            "{e:?}"
+        );
+        let body = "{\"auth\":{\"client_token\":\"s.TOPSECRETTOKEN\"}}".to_string();
+        for err in [
+            ClientError::RestClientError {
+                source: rustify::errors::ClientError::ServerResponseError {
+                    code: 500,
+                    content: Some(body.clone()),
+                },
+            },
+            ClientError::RestClientError {
+                source: rustify::errors::ClientError::ResponseParseError {
+                    source: anyhow::anyhow!("missing field"),
+                    content: Some(body.clone()),
+                },
+            },
+        ] {
+            let e = VaultError::from(err).into_storage(ctx(None));
+            let shown = format!("{e:?} {e}");
+            assert!(!shown.contains("TOPSECRET"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn redirects_are_named() {
+        let e = VaultError::from(server(307)).into_storage(ctx(None));
+        assert!(!e.is_retryable() && e.to_string().contains("redirect"), "{e}");
     }
 
     #[test]

@@ -396,7 +396,12 @@ impl HashiCorpVaultProvider {
 
     /// Reads the current version of `id`'s entry (value and metadata in one call); `None`
     /// when there is no readable version.
-    async fn read_current(&self, id: &CredentialId, path: &str, operation: Operation) -> Result<Option<ReadSecretResponse>, StorageError> {
+    async fn read_current(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        operation: Operation,
+    ) -> Result<Option<ReadSecretResponse>, StorageError> {
         let mount = self.config.mount_path.as_str();
         let read = self
             .call(|c| async move {
@@ -440,7 +445,8 @@ impl HashiCorpVaultProvider {
         let tags = from_vault(read.metadata.custom_metadata);
         ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &tags)?;
         if tags.get(REVISION_KEY).map(String::as_str) != Some(written.as_str()) {
-            self.tag_version(id, path, &tags, &desired(id, metadata, &written)).await;
+            self.tag_version(id, path, &tags, &desired(id, metadata, &written))
+                .await;
         }
         Ok(Some(written))
     }
@@ -464,7 +470,13 @@ impl HashiCorpVaultProvider {
     /// Tags for `id` from its record when the entry's tags were written for another
     /// version: repaired in passing (best effort; a token without `update` on metadata
     /// leaves them, and readers keep reading the record).
-    async fn repair_tags(&self, id: &CredentialId, path: &str, read: &ReadSecretResponse, current: &Tags) -> Option<Tags> {
+    async fn repair_tags(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        read: &ReadSecretResponse,
+        current: &Tags,
+    ) -> Option<Tags> {
         let bytes = serde_json::to_vec(&read.data).ok()?;
         let location = format!("{}/{path}", self.config.mount_path);
         let record = StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id)).ok()?;
@@ -910,6 +922,65 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the renewal task outlived its provider");
+    }
+
+    #[test]
+    fn a_future_deletion_time_is_live() {
+        let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        assert!(version_live("", false, now));
+        assert!(
+            version_live("2026-12-06T13:00:00.123456789Z", false, now),
+            "delete_version_after"
+        );
+        assert!(!version_live("2026-12-06T11:59:59.999Z", false, now), "soft-deleted");
+        assert!(!version_live("", true, now), "destroyed");
+        assert!(!version_live("not a time", false, now));
+    }
+
+    #[test]
+    fn mount_answers() {
+        let answer = |kind: &str, version: serde_json::Value, path: &str| serde_json::json!({"data": {"type": kind, "options": {"version": version}, "path": path}});
+        assert!(check_mount("secret", "", &answer("kv", "2".into(), "secret/")).is_ok());
+        let field = |r: Result<(), StorageError>| match r {
+            Err(StorageError::Config(c)) => (c.field().to_string(), c.rule().to_string()),
+            other => panic!("{other:?}"),
+        };
+        let (f, rule) = field(check_mount("secret", "", &answer("kv", "1".into(), "secret/")));
+        assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
+        let (f, rule) = field(check_mount("kv", "", &answer("kv", serde_json::Value::Null, "kv/")));
+        assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
+        let (_, rule) = field(check_mount("pki", "", &answer("pki", serde_json::Value::Null, "pki/")));
+        assert!(rule.contains("\"pki\" secrets engine"), "{rule}");
+        let (_, rule) = field(check_mount("secret/sub", "", &answer("kv", "2".into(), "secret/")));
+        assert!(rule.contains("inside") && rule.contains("path_prefix"), "{rule}");
+    }
+
+    #[test]
+    fn tags_name_the_version_they_describe() {
+        let id: CredentialId = "k".parse().unwrap();
+        let meta = CredentialMetadata::new().with_tags(Tags::from([("env".to_string(), "prod".to_string())]));
+        let rev = revision(3, "2026-12-06T12:00:00Z");
+        let tags = desired(&id, &meta, &rev);
+        let state = |tags: Tags| EntryState {
+            current: 3,
+            revision: rev.clone(),
+            live: true,
+            tags,
+        };
+        assert!(state(tags.clone()).tags_current());
+        let older = desired(&id, &meta, &revision(2, "2026-12-06T11:00:00Z"));
+        assert!(!state(older).tags_current());
+        assert!(
+            !state(marker(&id)).tags_current(),
+            "the marker alone describes no version"
+        );
+        assert!(SCHEME.is_ours(&marker(&id)) && !marker(&id).contains_key("env"));
+        // Other tools' keys survive a merge; ours are replaced.
+        let mut current = marker(&id);
+        current.insert("owner".into(), "ops".into());
+        let next = merged(&current, &tags);
+        assert_eq!(next["owner"], "ops");
+        assert_eq!(next[REVISION_KEY], rev.as_str());
     }
 
     #[test]
