@@ -1449,6 +1449,8 @@ async fn forty_operations_with_dead_credentials_make_one_login() {
         .await
         .unwrap(),
     );
+    // The mount is confirmed while the token lives; then the token expires.
+    assert!(!p.exists(&id("warm_up")).await.unwrap());
     tokio::time::sleep(Duration::from_secs(4)).await;
     let logins = || {
         seen.lock()

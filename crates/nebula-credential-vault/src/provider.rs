@@ -138,6 +138,8 @@ pub struct HashiCorpVaultProvider {
     session: Arc<Session>,
     /// Set once the mount was confirmed to be KV version 2.
     mount_confirmed: tokio::sync::OnceCell<()>,
+    /// Set when a tag repair was denied (a read-only token): readers stop trying.
+    repair_denied: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -204,6 +206,7 @@ impl HashiCorpVaultProvider {
             config,
             session,
             mount_confirmed: tokio::sync::OnceCell::new(),
+            repair_denied: std::sync::atomic::AtomicBool::new(false),
             stop,
             task: Mutex::new(Some(task)),
         })
@@ -468,8 +471,9 @@ impl HashiCorpVaultProvider {
     }
 
     /// Tags for `id` from its record when the entry's tags were written for another
-    /// version: repaired in passing (best effort; a token without `update` on metadata
-    /// leaves them, and readers keep reading the record).
+    /// version: repaired in passing (best effort; once a repair is denied — a token
+    /// without `update` on metadata — this provider stops trying, and readers keep
+    /// reading the record).
     async fn repair_tags(
         &self,
         id: &CredentialId,
@@ -483,7 +487,13 @@ impl HashiCorpVaultProvider {
         let written = revision(read.metadata.version, &read.metadata.created_time);
         let tags = desired(id, &record.metadata, &written);
         let next = merged(current, &tags);
+        if self.repair_denied.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(next);
+        }
         if let Err(e) = self.put_tags(id, path, &next, "update").await {
+            if matches!(e, StorageError::PermissionDenied { .. }) {
+                self.repair_denied.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             tracing::debug!(provider = PROVIDER, credential = %id, error = %e, "cannot repair stale tags");
         }
         Some(next)
