@@ -1552,6 +1552,7 @@ async fn errors_never_carry_a_response_body_with_a_token() {
 /// failures while idle, `check()` passes, and a policy denial is `PermissionDenied`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_without_the_default_policy_is_not_taken_for_rejected() {
+    let captured = captured_logs();
     let ns = unique("no-default");
     let admin = provider(config(&ns)).await;
     let k = id("Readable");
@@ -1576,6 +1577,11 @@ async fn a_token_without_the_default_policy_is_not_taken_for_rejected() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(p.token_stats().failures, 0, "{:?}", p.token_stats());
     p.shutdown().await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("may not call auth/token/lookup-self (it lacks the `default` policy)"),
+        "no warning says what the token lacks:\n{text}"
+    );
     cleanup(admin.as_ref()).await;
 }
 

@@ -140,6 +140,8 @@ pub struct HashiCorpVaultProvider {
     mount_confirmed: tokio::sync::OnceCell<()>,
     /// Set when a tag repair was denied (a read-only token): readers stop trying.
     repair_denied: std::sync::atomic::AtomicBool,
+    /// Set once the warning that the mount cannot be confirmed was logged.
+    mount_unconfirmable_warned: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -207,6 +209,7 @@ impl HashiCorpVaultProvider {
             session,
             mount_confirmed: tokio::sync::OnceCell::new(),
             repair_denied: std::sync::atomic::AtomicBool::new(false),
+            mount_unconfirmable_warned: std::sync::atomic::AtomicBool::new(false),
             stop,
             task: Mutex::new(Some(task)),
         })
@@ -327,6 +330,12 @@ impl HashiCorpVaultProvider {
                 // The token may not read sys/internal/ui (no `default` policy): the
                 // operations themselves will tell.
                 Lookup::Denied => {
+                    if self
+                        .mount_unconfirmable_warned
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        return Ok(());
+                    }
                     tracing::warn!(
                         provider = PROVIDER,
                         "cannot confirm that mount_path {mount:?} is a KV version 2 mount: the token lacks the \
