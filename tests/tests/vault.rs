@@ -1609,3 +1609,49 @@ async fn an_approle_token_without_the_default_policy_stays_logged_in() {
     assert_eq!((stats.relogins, stats.failures), (0, 0), "{stats:?}");
     p.shutdown().await;
 }
+
+/// What each operation costs in requests, counted at a proxy (one request per
+/// connection) once the provider is warm: `store` of an existing entry is `GET metadata`,
+/// `POST data` with cas and `POST metadata` with the tags of the new revision; reads are
+/// one request each.
+#[tokio::test]
+async fn requests_per_operation() {
+    let (address, seen) = counting_proxy();
+    let p = HashiCorpVaultProvider::new(VaultConfig {
+        address,
+        ..config(&unique("requests"))
+    })
+    .await
+    .unwrap();
+    p.shutdown().await;
+    let k = id("Counted");
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let count = |seen: &Seen| {
+        let heads = std::mem::take(&mut *seen.lock().unwrap());
+        heads
+            .iter()
+            .map(|h| {
+                let mut words = h.split_whitespace();
+                let method = words.next().unwrap_or_default().to_string();
+                let path = words.next().unwrap_or_default();
+                let api = if path.contains("/metadata/") {
+                    "metadata"
+                } else if path.contains("/data/") {
+                    "data"
+                } else {
+                    path
+                };
+                format!("{method} {api}")
+            })
+            .collect::<Vec<_>>()
+    };
+    count(&seen);
+    p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    assert_eq!(count(&seen), ["GET metadata", "POST data", "POST metadata"]);
+    p.retrieve(&k).await.unwrap();
+    assert_eq!(count(&seen), ["GET data"]);
+    assert!(p.exists(&k).await.unwrap());
+    assert_eq!(count(&seen), ["GET metadata"]);
+    p.delete(&k).await.unwrap();
+    assert_eq!(count(&seen), ["GET metadata", "DELETE metadata"]);
+}

@@ -71,16 +71,22 @@ fn merged(current: &Tags, desired: &Tags) -> Tags {
     next
 }
 
+/// How far this machine's clock may lag Vault's: a `deletion_time` less than this ahead
+/// of our clock counts as passed. A soft delete sets `deletion_time` to Vault's "now",
+/// which a lagging clock would see in the future; a version that `delete_version_after`
+/// removes within this margin is treated as gone a moment early.
+const CLOCK_SKEW_ALLOWANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
 /// Whether KV version metadata says the version is readable: not destroyed, and not
 /// deleted — `deletion_time` empty or in the future (a mount's or key's
 /// `delete_version_after` sets a future one on every version, which stays readable until
-/// then).
+/// then), beyond [`CLOCK_SKEW_ALLOWANCE`].
 fn version_live(deletion_time: &str, destroyed: bool, now: Timestamp) -> bool {
     !destroyed
         && (deletion_time.is_empty()
             || deletion_time
                 .parse::<Timestamp>()
-                .is_ok_and(|deleted_at| deleted_at > now))
+                .is_ok_and(|deleted_at| deleted_at > now + CLOCK_SKEW_ALLOWANCE))
 }
 
 /// `Ok` when the entry at `location`, tagged `tags`, is ours and holds `id` (entries
@@ -952,6 +958,10 @@ mod tests {
             "delete_version_after"
         );
         assert!(!version_live("2026-12-06T11:59:59.999Z", false, now), "soft-deleted");
+        assert!(
+            !version_live("2026-12-06T12:00:03Z", false, now),
+            "soft-deleted, seen by a clock 3 s behind Vault's"
+        );
         assert!(!version_live("", true, now), "destroyed");
         assert!(!version_live("not a time", false, now));
     }
