@@ -307,7 +307,8 @@ impl HashiCorpVaultProvider {
     /// `mount_path` or `namespace`.
     async fn confirm_mount(&self) -> Result<(), StorageError> {
         let mount = self.config.mount_path.as_str();
-        let lookup = self.session.lookup_state().await;
+        // Probes lookup-self first, so a 403 below can be told apart.
+        self.session.lookup_state().await;
         let probe = format!("sys/internal/ui/mounts/{mount}");
         let probe_path = probe.as_str();
         let ctx = Context {
@@ -332,7 +333,7 @@ impl HashiCorpVaultProvider {
             .await;
         match answer {
             Ok(body) => check_mount(mount, &self.in_namespace(), &body),
-            Err(e) if e.kind == Kind::Denied => match lookup {
+            Err(e) if e.kind == Kind::Denied => match self.session.lookup_state().await {
                 // The token may not read sys/internal/ui (no `default` policy): the
                 // operations themselves will tell.
                 Lookup::Denied => {
