@@ -75,7 +75,9 @@
 mod auth;
 mod config;
 mod errors;
+mod mount;
 mod provider;
+mod tags;
 
 pub use auth::TokenStats;
 pub use config::{

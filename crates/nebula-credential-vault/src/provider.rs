@@ -1,15 +1,14 @@
 //! [`HashiCorpVaultProvider`]: one KV v2 entry per credential.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use nebula_credential_core::remote::{TagScheme, back_off};
+use nebula_credential_core::remote::back_off;
 use nebula_credential_core::{
-    Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
-    Precondition, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags, Timestamp, async_trait,
+    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, Precondition, Revision,
+    StorageError, StorageProvider, Stored, StoredRecord, Tags, Timestamp, async_trait,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,54 +21,8 @@ use crate::PROVIDER;
 use crate::auth::{Lookup, Session, TokenStats, renewal_loop};
 use crate::config::{DeleteMode, VaultConfig};
 use crate::errors::{Context, Kind, VaultError};
-
-/// The tag scheme of KV v2 `custom_metadata`: values up to 512 bytes (128 characters of
-/// any Unicode fit), any character but controls and [`EMPTY`].
-pub(crate) const SCHEME: TagScheme = TagScheme {
-    max_value_chars: 128,
-    value_char: |c| !c.is_control() && c != EMPTY_CHAR,
-    ..TagScheme::DEFAULT
-};
-
-/// `custom_metadata` key holding the credential id, so an entry copied (value and
-/// metadata) to another key is not taken for the credential that key names.
-pub(crate) const ID_KEY: &str = "nebula-credential:id";
-
-/// `custom_metadata` key holding the [`revision`] of the KV version the tags describe.
-/// Tags land in a second request after the value: tags whose revision is not the entry's
-/// current one may describe an older version (that request was lost, or a concurrent
-/// writer's landed later), so `list` reads the record instead and repairs them.
-pub(crate) const REVISION_KEY: &str = "nebula-credential:revision";
-
-/// Our `custom_metadata` for `id` holding a credential with `metadata`, written for the
-/// version `revision`.
-fn desired(id: &CredentialId, metadata: &CredentialMetadata, revision: &Revision) -> Tags {
-    let mut tags = SCHEME.desired(metadata, &Tags::new());
-    tags.insert(ID_KEY.into(), id.to_string());
-    tags.insert(REVISION_KEY.into(), revision.as_str().to_string());
-    tags
-}
-
-/// The marker alone, written on a new entry before its first version so the value never
-/// exists without it. It carries no credential tags: a create that loses the race must
-/// not leave its tags on the winner.
-fn marker(id: &CredentialId) -> Tags {
-    Tags::from([
-        (SCHEME.managed_key.to_string(), SCHEME.managed_value.to_string()),
-        (ID_KEY.to_string(), id.to_string()),
-    ])
-}
-
-/// `current` changed so it carries `desired`, keeping the keys other tools added.
-fn merged(current: &Tags, desired: &Tags) -> Tags {
-    let update = SCHEME.update(current, desired);
-    let mut next = current.clone();
-    for k in &update.remove {
-        next.remove(k);
-    }
-    next.extend(update.set);
-    next
-}
+use crate::mount::{check_mount, config_error};
+use crate::tags::{REVISION_KEY, SCHEME, desired, ensure_holds, from_vault, marker, merged, to_vault};
 
 /// How far this machine's clock may lag Vault's: a `deletion_time` less than this ahead
 /// of our clock counts as passed. A soft delete sets `deletion_time` to Vault's "now",
@@ -87,44 +40,6 @@ fn version_live(deletion_time: &str, destroyed: bool, now: Timestamp) -> bool {
             || deletion_time
                 .parse::<Timestamp>()
                 .is_ok_and(|deleted_at| deleted_at > now + CLOCK_SKEW_ALLOWANCE))
-}
-
-/// `Ok` when the entry at `location`, tagged `tags`, is ours and holds `id` (entries
-/// written before [`ID_KEY`] existed lack it and pass); `Conflict` otherwise.
-fn ensure_holds(id: &CredentialId, location: &str, tags: &Tags) -> Result<(), StorageError> {
-    SCHEME.ensure_ours(PROVIDER, id, location, tags)?;
-    match tags.get(ID_KEY) {
-        Some(held) if held != id.as_str() => Err(StorageError::conflict(
-            PROVIDER,
-            id,
-            format!(
-                "{location:?} carries the managed-by marker but holds credential {held:?} (a copy?), so \
-                 nebula-credential neither reads, overwrites nor deletes it; move that entry away"
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Vault refuses empty `custom_metadata` values: an empty tag value is stored as `∅`,
-/// which the scheme never produces for a non-empty value (it holds `∅` as a digest).
-const EMPTY_CHAR: char = '\u{2205}';
-const EMPTY: &str = "\u{2205}";
-
-/// Tags as written to `custom_metadata`.
-fn to_vault(tags: &Tags) -> HashMap<String, String> {
-    tags.iter()
-        .map(|(k, v)| (k.clone(), if v.is_empty() { EMPTY.to_string() } else { v.clone() }))
-        .collect()
-}
-
-/// Tags as read from `custom_metadata`.
-fn from_vault(custom: Option<HashMap<String, String>>) -> Tags {
-    custom
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| if v == EMPTY { (k, String::new()) } else { (k, v) })
-        .collect()
 }
 
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
@@ -643,52 +558,6 @@ impl HashiCorpVaultProvider {
             "the entry kept changing while being written; retry the store",
         ))
     }
-}
-
-/// A `Config` error of this provider.
-fn config_error(field: &str, rule: String) -> StorageError {
-    StorageError::Config(ConfigError::new(PROVIDER, field, rule))
-}
-
-/// Checks the answer of `sys/internal/ui/mounts/<mount>`: a KV version 2 mount at exactly
-/// `mount`.
-fn check_mount(mount: &str, in_namespace: &str, body: &serde_json::Value) -> Result<(), StorageError> {
-    let data = &body["data"];
-    let kind = data["type"].as_str().unwrap_or_default();
-    let at = data["path"].as_str().unwrap_or_default().trim_end_matches('/');
-    if !at.is_empty() && at != mount {
-        return Err(config_error(
-            "mount_path",
-            format!(
-                "{mount:?}{in_namespace} is not a mount: it lies inside the {kind:?} mount {at:?}; set mount_path to \
-                 the mount itself and put the rest of the path into path_prefix"
-            ),
-        ));
-    }
-    if kind != "kv" && kind != "generic" {
-        return Err(config_error(
-            "mount_path",
-            format!(
-                "{mount:?}{in_namespace} is a {kind:?} secrets engine, not KV version 2; set mount_path to a KV \
-                 version 2 mount"
-            ),
-        ));
-    }
-    let version = match &data["options"]["version"] {
-        serde_json::Value::String(v) => v.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => "1".into(),
-    };
-    if version != "2" {
-        return Err(config_error(
-            "mount_path",
-            format!(
-                "{mount:?}{in_namespace} is a KV version {version} mount; the provider needs KV version 2 (`bao \
-                 secrets enable -version=2 -path=…`, or upgrade it with `bao kv enable-versioning {mount}`)"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 impl Drop for HashiCorpVaultProvider {
