@@ -13,7 +13,7 @@ use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
 };
 use nebula_credential_benches::{Figures, Samples};
-use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
+use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::kv2;
 
@@ -119,9 +119,20 @@ fn main() -> anyhow::Result<()> {
         |_| async {
             let m = kv2::read_metadata(&raw, MOUNT, &path).await.expect("metadata");
             let cas = u32::try_from(m.current_version).expect("version");
-            kv2::set_with_options(&raw, MOUNT, &path, &record, SetSecretRequestOptions { cas })
+            let written = kv2::set_with_options(&raw, MOUNT, &path, &record, SetSecretRequestOptions { cas })
                 .await
                 .expect("set");
+            // The tags, marked with the version they describe (`nebula-credential:revision`).
+            let mut custom = m.custom_metadata.unwrap_or_default();
+            custom.insert(
+                "nebula-credential:revision".into(),
+                format!("{}@{}", written.version, written.created_time),
+            );
+            let mut tags = SetSecretMetadataRequest::builder();
+            tags.custom_metadata(custom);
+            kv2::set_metadata(&raw, MOUNT, &path, Some(&mut tags))
+                .await
+                .expect("tags");
         },
     );
     let (list, raw_list) = Samples::interleaved(

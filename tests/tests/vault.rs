@@ -839,3 +839,819 @@ async fn a_copy_of_our_entry_under_another_id_is_left_alone() {
     kv2::delete_metadata(&raw(), "secret", &copy).await.unwrap();
     cleanup(p.as_ref()).await;
 }
+
+// ---- issue 19: the promises at Vault's edges ----
+
+/// Runs the bao CLI (`NEBULA_TEST_VAULT_CLI`) as root; panics with its stderr on failure.
+fn bao(args: &[&str]) -> String {
+    let out = std::process::Command::new(var("NEBULA_TEST_VAULT_CLI"))
+        .args(args)
+        .env("BAO_ADDR", addr())
+        .env("BAO_TOKEN", root_token())
+        .output()
+        .expect("run bao");
+    assert!(
+        out.status.success(),
+        "bao {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The checks of item 1 on `k`, whose versions carry a future `deletion_time`
+/// (`delete_version_after`) at `mount`/`path`.
+async fn live_under_delete_version_after(c: VaultConfig, mount: &str, path: &str) {
+    let p = provider(c.clone()).await;
+    let soft = provider(VaultConfig {
+        delete_mode: DeleteMode::Soft,
+        ..c
+    })
+    .await;
+    let k = id(path.rsplit('/').next().unwrap());
+    for round in 2..=4u8 {
+        p.store(&k, &data(round), &tagged(&[("env", "prod")]))
+            .await
+            .expect("put over a version with a future deletion_time");
+    }
+    let m = kv2::read_metadata(&raw(), mount, path).await.unwrap();
+    let current = &m.versions[&m.current_version.to_string()];
+    assert!(!current.deletion_time.is_empty(), "the setting is active: {m:?}");
+    assert!(p.exists(&k).await.unwrap());
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(4));
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag("env", "prod")).await.unwrap(),
+        vec![k.clone()]
+    );
+    let absent = p.store_if(&k, &data(9), &meta(), &Precondition::Absent).await;
+    assert!(matches!(absent, Err(StorageError::Conflict { .. })), "{absent:?}");
+    assert_eq!(
+        p.retrieve(&k).await.unwrap().data,
+        data(4),
+        "store_if(Absent) wrote over a live entry"
+    );
+    soft.delete(&k).await.unwrap();
+    assert!(!p.exists(&k).await.unwrap());
+    assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    p.store_if(&k, &data(5), &meta(), &Precondition::Absent)
+        .await
+        .expect("a soft-deleted entry is absent");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(5));
+    kv2::delete_metadata(&raw(), mount, path).await.unwrap();
+}
+
+/// Item 1: with a mount-level `delete_version_after`, every version carries a future
+/// `deletion_time` and stays readable: the entry is live.
+#[tokio::test]
+async fn a_mount_level_delete_version_after_keeps_entries_live() {
+    let mount = unique("kv-dva").replace('-', "_");
+    bao(&["secrets", "enable", &format!("-path={mount}"), "-version=2", "kv"]);
+    bao(&["write", &format!("{mount}/config"), "delete_version_after=1h"]);
+    let ns = unique("dva-mount");
+    let c = VaultConfig {
+        mount_path: mount.clone(),
+        ..config(&ns)
+    };
+    live_under_delete_version_after(c, &mount, &format!("{}/Expiring", prefix(&ns))).await;
+    bao(&["secrets", "disable", &mount]);
+}
+
+/// Item 1: the same with a per-key `delete_version_after` (`kv metadata put`).
+#[tokio::test]
+async fn a_per_key_delete_version_after_keeps_entries_live() {
+    let ns = unique("dva-key");
+    let p = provider(config(&ns)).await;
+    let path = format!("{}/Expiring", prefix(&ns));
+    p.store(&id("Expiring"), &data(1), &meta()).await.unwrap();
+    bao(&[
+        "kv",
+        "metadata",
+        "put",
+        "-delete-version-after=1h",
+        &format!("secret/{path}"),
+    ]);
+    live_under_delete_version_after(config(&ns), "secret", &path).await;
+}
+
+/// Item 7: a conditional store retried after its answer was lost (it had landed)
+/// succeeds with the revision it wrote, instead of conflicting with itself.
+#[tokio::test]
+async fn a_retried_conditional_store_that_landed_is_not_a_conflict() {
+    let ns = unique("landed");
+    let p = HashiCorpVaultProvider::new(config(&ns)).await.unwrap();
+    let k = id("Retried");
+    let m = tagged(&[("env", "prod")]);
+    let first = p.store_if(&k, &data(1), &m, &Precondition::Absent).await.unwrap();
+    let again = p.store_if(&k, &data(1), &m, &Precondition::Absent).await;
+    assert_eq!(again.unwrap(), first, "the retry of a landed create");
+    let second = p
+        .store_if(&k, &data(2), &m, &Precondition::Revision(first.clone()))
+        .await
+        .unwrap();
+    let again = p
+        .store_if(&k, &data(2), &m, &Precondition::Revision(first.clone()))
+        .await;
+    assert_eq!(again.unwrap(), second, "the retry of a landed update");
+    // Another value is a real conflict.
+    let other = p.store_if(&k, &data(3), &m, &Precondition::Revision(first)).await;
+    assert!(matches!(other, Err(StorageError::Conflict { .. })), "{other:?}");
+    let other = p.store_if(&k, &data(3), &m, &Precondition::Absent).await;
+    assert!(matches!(other, Err(StorageError::Conflict { .. })), "{other:?}");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    cleanup(&p).await;
+    p.shutdown().await;
+}
+
+fn custom_of(m: &vaultrs::api::kv2::responses::ReadSecretMetadataResponse) -> HashMap<String, String> {
+    m.custom_metadata.clone().unwrap_or_default()
+}
+
+/// Item 2: tags left from an older version (the tag request of the latest store was
+/// lost) are detected by their revision: `list` filters on the record and repairs them.
+#[tokio::test]
+async fn stale_tags_are_detected_by_revision_and_repaired() {
+    let ns = unique("stale-tags");
+    let p = provider(config(&ns)).await;
+    let k = id("Drifted");
+    let path = format!("{}/Drifted", prefix(&ns));
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let old = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+    let latest = p.store(&k, &data(2), &tagged(&[("env", "staging")])).await.unwrap();
+    // As if the second store's tag request had been lost.
+    let mut req = SetSecretMetadataRequest::builder();
+    req.custom_metadata(old.clone());
+    kv2::set_metadata(&raw(), "secret", &path, Some(&mut req))
+        .await
+        .unwrap();
+    assert_eq!(old["env"], "prod");
+    assert!(
+        p.list(&CredentialFilter::new().tag("env", "prod"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "stale tags were trusted"
+    );
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag("env", "staging")).await.unwrap(),
+        vec![k.clone()]
+    );
+    let repaired = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+    assert_eq!(repaired["env"], "staging");
+    assert_eq!(repaired["nebula-credential:revision"], latest.as_str());
+    cleanup(p.as_ref()).await;
+}
+
+/// Item 2: a token that may create metadata but not update it: the value lands, the store
+/// reports it (the tags are repaired by readers), and the log names `update`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_without_update_on_metadata_still_reports_the_landed_value() {
+    let captured = captured_logs();
+    let ns = unique("no-meta-update");
+    let pfx = prefix(&ns);
+    let policy = format!("create-no-update-{}", ns.replace('/', "-"));
+    vaultrs::sys::policy::set(
+        &raw(),
+        &policy,
+        &format!(
+            "path \"secret/data/{pfx}/*\" {{ capabilities = [\"create\", \"read\", \"update\", \"delete\"] }}\n\
+             path \"secret/metadata/{pfx}/*\" {{ capabilities = [\"create\", \"read\", \"delete\", \"list\"] }}\n\
+             path \"secret/metadata/{pfx}\" {{ capabilities = [\"list\"] }}\n"
+        ),
+    )
+    .await
+    .unwrap();
+    let mut req = CreateTokenRequest::builder();
+    req.policies(vec![policy.clone()]).ttl("1h");
+    let token = vaultrs::token::new(&raw(), Some(&mut req)).await.unwrap().client_token;
+    let p = provider(VaultConfig {
+        auth: VaultAuth::Token {
+            token: SecretString::from(token),
+        },
+        ..config(&ns)
+    })
+    .await;
+    let k = id("Created_Once");
+    let revision = p
+        .store(&k, &data(1), &tagged(&[("env", "prod")]))
+        .await
+        .expect("the value landed: not a failure");
+    let got = p.retrieve(&k).await.unwrap();
+    assert_eq!((got.data, got.revision), (data(1), revision));
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag("env", "prod")).await.unwrap(),
+        vec![k.clone()]
+    );
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("Created_Once") && l.contains("tags"))
+        .unwrap_or_else(|| panic!("no warning about the tags:\n{text}"));
+    assert!(
+        line.contains("`update`") && line.contains(&format!("secret/metadata/{pfx}/Created_Once")),
+        "{line}"
+    );
+    kv2::delete_metadata(&raw(), "secret", &format!("{pfx}/Created_Once"))
+        .await
+        .unwrap();
+}
+
+/// Item 2: two creates racing (`store_if(Absent)`): the loser's tags never end up
+/// describing the winner's value, neither in `list` nor (after it) in `custom_metadata`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_losing_concurrent_create_leaves_no_tags_on_the_winner() {
+    let ns = unique("create-race");
+    let a = provider(config(&ns)).await;
+    let b = provider(config(&ns)).await;
+    let k = id("Contested");
+    let path = format!("{}/Contested", prefix(&ns));
+    let (side_a, side_b) = (tagged(&[("side", "a")]), tagged(&[("side", "b")]));
+    for round in 0..30u8 {
+        let value = data(round);
+        let (ra, rb) = tokio::join!(
+            a.store_if(&k, &value, &side_a, &Precondition::Absent),
+            b.store_if(&k, &value, &side_b, &Precondition::Absent),
+        );
+        let winner = match (&ra, &rb) {
+            (Ok(_), Err(e)) if e.is_conflict() => "a",
+            (Err(e), Ok(_)) if e.is_conflict() => "b",
+            _ => panic!("round {round}: {ra:?} {rb:?}"),
+        };
+        let loser = if winner == "a" { "b" } else { "a" };
+        let got = a.retrieve(&k).await.unwrap();
+        assert_eq!(got.metadata.tags["side"], winner, "round {round}");
+        assert!(
+            a.list(&CredentialFilter::new().tag("side", loser))
+                .await
+                .unwrap()
+                .is_empty(),
+            "round {round}: the loser's tags describe the winner"
+        );
+        assert_eq!(
+            a.list(&CredentialFilter::new().tag("side", winner)).await.unwrap(),
+            vec![k.clone()],
+            "round {round}"
+        );
+        let custom = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+        assert_eq!(
+            custom.get("side").map(String::as_str),
+            Some(winner),
+            "round {round}: {custom:?}"
+        );
+        a.delete(&k).await.unwrap();
+    }
+}
+
+/// Item 3: a missing mount, a KV v1 mount and a path inside a mount fail `check()` and
+/// every operation with a `Config` error naming `mount_path`; nothing is written.
+#[tokio::test]
+async fn check_confirms_a_kv_v2_mount() {
+    let ns = unique("mounts");
+    let missing = provider(VaultConfig {
+        mount_path: "no-such-mount".into(),
+        ..config(&ns)
+    })
+    .await;
+    for (op, err) in [
+        ("check", missing.check().await.unwrap_err()),
+        ("retrieve", missing.retrieve(&id("k")).await.unwrap_err()),
+        ("exists", missing.exists(&id("k")).await.unwrap_err()),
+        ("list", missing.list(&CredentialFilter::new()).await.unwrap_err()),
+    ] {
+        assert!(
+            matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+            "{op}: {err:?}"
+        );
+        assert!(err.to_string().contains("no-such-mount"), "{op}: {err}");
+    }
+    let v1 = unique("kv-v1").replace('-', "_");
+    bao(&["secrets", "enable", &format!("-path={v1}"), "-version=1", "kv"]);
+    let on_v1 = provider(VaultConfig {
+        mount_path: v1.clone(),
+        ..config(&ns)
+    })
+    .await;
+    for (op, err) in [
+        ("check", on_v1.check().await.unwrap_err()),
+        ("store", on_v1.store(&id("k"), &data(1), &meta()).await.unwrap_err()),
+        ("retrieve", on_v1.retrieve(&id("k")).await.unwrap_err()),
+    ] {
+        assert!(
+            matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+            "{op}: {err:?}"
+        );
+        assert!(err.to_string().contains("version 1"), "{op}: {err}");
+    }
+    // `bao list` of an empty mount fails (404): nothing was written.
+    let junk = std::process::Command::new(var("NEBULA_TEST_VAULT_CLI"))
+        .args(["list", "-format=json", &v1])
+        .env("BAO_ADDR", addr())
+        .env("BAO_TOKEN", root_token())
+        .output()
+        .unwrap();
+    assert!(
+        !junk.status.success(),
+        "a store on KV v1 left junk: {}",
+        String::from_utf8_lossy(&junk.stdout)
+    );
+    bao(&["secrets", "disable", &v1]);
+    let inside = provider(VaultConfig {
+        mount_path: "secret/nebula-test".into(),
+        ..config(&ns)
+    })
+    .await;
+    let err = inside.check().await.unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+        "{err:?}"
+    );
+    provider(config(&ns)).await.check().await.expect("secret/ is KV v2");
+}
+
+/// Item 3: a namespace that does not exist fails `check()` and operations with a
+/// `Config` error naming `namespace`; an existing one works.
+#[tokio::test]
+async fn check_names_a_missing_namespace() {
+    let ns = unique("namespaces");
+    let p = provider(VaultConfig {
+        namespace: Some("no-such-namespace".into()),
+        ..config(&ns)
+    })
+    .await;
+    for (op, err) in [
+        ("check", p.check().await.unwrap_err()),
+        ("retrieve", p.retrieve(&id("k")).await.unwrap_err()),
+        ("store", p.store(&id("k"), &data(1), &meta()).await.unwrap_err()),
+    ] {
+        assert!(
+            matches!(&err, StorageError::Config(c) if c.field() == "namespace"),
+            "{op}: {err:?}"
+        );
+        assert!(err.to_string().contains("no-such-namespace"), "{op}: {err}");
+    }
+    // An existing namespace without the mount names the mount, then works once it has one.
+    let team = unique("team").replace('-', "_");
+    bao(&["namespace", "create", &team]);
+    let p = provider(VaultConfig {
+        namespace: Some(team.clone()),
+        ..config(&ns)
+    })
+    .await;
+    let err = p.check().await.unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Config(c) if c.field() == "mount_path"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&team), "{err}");
+    bao(&[
+        "secrets",
+        "enable",
+        &format!("-ns={team}"),
+        "-path=secret",
+        "-version=2",
+        "kv",
+    ]);
+    p.check().await.expect("a KV v2 mount in the namespace");
+    let k = id("In_Namespace");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+    p.delete(&k).await.unwrap();
+}
+
+/// A unique AppRole role of the `nebula-test` policy, set up by `configure`; its
+/// credentials.
+async fn role(
+    name: &str,
+    configure: impl FnOnce(&mut vaultrs::api::auth::approle::requests::SetAppRoleRequestBuilder),
+) -> VaultAuth {
+    let mut req = vaultrs::api::auth::approle::requests::SetAppRoleRequest::builder();
+    req.token_policies(vec!["nebula-test".to_string()]);
+    configure(&mut req);
+    vaultrs::auth::approle::role::set(&raw(), "approle", name, Some(&mut req))
+        .await
+        .unwrap();
+    let role_id = vaultrs::auth::approle::role::read_id(&raw(), "approle", name)
+        .await
+        .unwrap()
+        .role_id;
+    let secret_id = vaultrs::auth::approle::role::secret::generate(&raw(), "approle", name, None)
+        .await
+        .unwrap()
+        .secret_id;
+    VaultAuth::AppRole {
+        role_id,
+        secret_id: SecretString::from(secret_id),
+        mount: "approle".into(),
+    }
+}
+
+/// Item 4: a token whose TTL is below `token_renewal_threshold_secs` but renews fine is
+/// renewed, never replaced: no re-login (the role's secret id allows only two logins,
+/// which a re-login at every check would use up) and no failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_ttl_that_renews_causes_no_relogin() {
+    let name = unique("renewing-role");
+    let auth = role(&name, |r| {
+        r.token_ttl("4s").token_max_ttl("1h").secret_id_num_uses(2u64);
+    })
+    .await;
+    let p = HashiCorpVaultProvider::new(VaultConfig {
+        auth,
+        renewal_check_interval_secs: 1,
+        ..config(&unique("renewing"))
+    })
+    .await
+    .unwrap();
+    keep_working(&p, Duration::from_secs(6)).await;
+    let stats = p.token_stats();
+    assert!(stats.renewals >= 2, "{stats:?}");
+    assert_eq!((stats.relogins, stats.failures), (0, 0), "{stats:?}");
+    p.shutdown().await;
+}
+
+/// Item 4: token auth with a TTL below the threshold that renews fine: no false "nears
+/// its max TTL" failure at every check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewable_token_below_the_threshold_logs_no_false_max_ttl() {
+    let token = short_token("4s", "1h").await;
+    let p = HashiCorpVaultProvider::new(VaultConfig {
+        auth: VaultAuth::Token {
+            token: SecretString::from(token),
+        },
+        renewal_check_interval_secs: 1,
+        ..config(&unique("renew-token"))
+    })
+    .await
+    .unwrap();
+    keep_working(&p, Duration::from_secs(6)).await;
+    let stats = p.token_stats();
+    assert!(stats.renewals >= 2, "{stats:?}");
+    assert_eq!(stats.failures, 0, "{stats:?}");
+    p.shutdown().await;
+}
+
+/// Item 4: the token a re-login replaced is revoked at once, not left to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relogin_revokes_the_replaced_token() {
+    let name = unique("revoking-role");
+    // Renewable up to 6 s: the provider logs in again about 2 s before the end.
+    let auth = role(&name, |r| {
+        r.token_ttl("6s").token_max_ttl("6s");
+    })
+    .await;
+    let p = HashiCorpVaultProvider::new(VaultConfig {
+        auth,
+        renewal_check_interval_secs: 1,
+        token_renewal_threshold_secs: 5,
+        ..config(&unique("revoking"))
+    })
+    .await
+    .unwrap();
+    let start = Instant::now();
+    while p.token_stats().relogins == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", p.token_stats());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live = live_tokens_of_role(&name).await;
+    assert_eq!(live, 1, "the replaced token is still alive");
+    p.shutdown().await;
+}
+
+/// How many live tokens the AppRole role `name` has (root lists every accessor).
+async fn live_tokens_of_role(name: &str) -> usize {
+    let out = bao(&["list", "-format=json", "auth/token/accessors"]);
+    let accessors: Vec<String> = serde_json::from_str(&out).unwrap();
+    let mut live = 0;
+    for a in accessors {
+        if let Ok(info) = vaultrs::token::lookup_accessor(&raw(), &a).await
+            && info.meta.unwrap_or_default().get("role_name").map(String::as_str) == Some(name)
+        {
+            live += 1;
+        }
+    }
+    live
+}
+
+/// Reads one HTTP/1.1 request (head and `Content-Length` body) from `s`.
+fn read_request(s: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let len = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+/// Request heads a fake server or proxy saw.
+type Seen = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A fake HTTP server on loopback answering every request with `answer(head)`: its
+/// address and the request heads it saw.
+fn fake_server(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> (String, Seen) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Seen::default();
+    let log = seen.clone();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (log, answer) = (log.clone(), answer.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                while let Some((head, _)) = read_request(&mut stream) {
+                    log.lock().unwrap().push(head.clone());
+                    if stream.write_all(answer(&head).as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, seen)
+}
+
+fn http_response(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A proxy on loopback to OpenBao, one request per connection: its address and the
+/// request heads that went through.
+fn counting_proxy() -> (String, Seen) {
+    let upstream = addr().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Seen::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let (log, upstream) = (log.clone(), upstream.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let Some((head, body)) = read_request(&mut client) else {
+                    return;
+                };
+                log.lock().unwrap().push(head.clone());
+                let head: String = head
+                    .trim_end()
+                    .lines()
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                    .map(|l| format!("{l}\r\n"))
+                    .collect();
+                let Ok(mut server) = std::net::TcpStream::connect(&upstream) else {
+                    return;
+                };
+                let _ = server.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes());
+                let _ = server.write_all(&body);
+                let _ = std::io::copy(&mut server, &mut client);
+            });
+        }
+    });
+    (address, seen)
+}
+
+/// Item 5: 40 concurrent operations meeting a dead token with dead AppRole credentials
+/// share one login attempt (counted at a proxy in front of OpenBao) and all fail with
+/// `AuthenticationFailed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_operations_with_dead_credentials_make_one_login() {
+    let name = unique("dead-role");
+    // One login only, and its token lives 2 s.
+    let auth = role(&name, |r| {
+        r.token_ttl("2s").token_max_ttl("2s").secret_id_num_uses(1u64);
+    })
+    .await;
+    let (address, seen) = counting_proxy();
+    let p = Arc::new(
+        HashiCorpVaultProvider::new(VaultConfig {
+            address,
+            auth,
+            renewal_check_interval_secs: 3600,
+            token_renewal_threshold_secs: 3601,
+            ..config(&unique("storm"))
+        })
+        .await
+        .unwrap(),
+    );
+    // The mount is confirmed while the token lives; then the token expires.
+    assert!(!p.exists(&id("warm_up")).await.unwrap());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let logins = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.starts_with("POST /v1/auth/approle/login"))
+            .count()
+    };
+    let before = logins();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(
+            async move { p.retrieve(&id(&format!("storm_{i}"))).await },
+        ));
+    }
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(matches!(err, StorageError::AuthenticationFailed { .. }), "{err:?}");
+    }
+    assert_eq!(logins() - before, 1, "login attempts during the storm");
+    p.shutdown().await;
+}
+
+/// Item 6: Vault's address answering 307 to another origin: the provider does not
+/// follow, so the token never reaches the other origin; the error says why.
+#[tokio::test]
+async fn a_redirect_to_another_origin_never_carries_the_token() {
+    let (elsewhere, seen_elsewhere) = fake_server(|_| http_response("200 OK", "", "{}"));
+    let (address, seen) = fake_server(move |head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        http_response(
+            "307 Temporary Redirect",
+            &format!("Location: {elsewhere}{path}\r\n"),
+            "",
+        )
+    });
+    let p = HashiCorpVaultProvider::new(VaultConfig {
+        path_prefix: "redirected".into(),
+        ..VaultConfig::with_token(address, "s.REDIRECTEDTOKEN0123456789")
+    })
+    .await
+    .unwrap();
+    for err in [
+        p.check().await.unwrap_err(),
+        p.retrieve(&id("k")).await.unwrap_err(),
+        p.store(&id("k"), &data(1), &meta()).await.unwrap_err(),
+    ] {
+        assert!(!err.is_retryable(), "{err:?}");
+        assert!(err.to_string().contains("redirect"), "{err}");
+    }
+    p.shutdown().await;
+    assert!(!seen.lock().unwrap().is_empty());
+    assert!(
+        seen_elsewhere.lock().unwrap().is_empty(),
+        "the other origin was asked: {:?}",
+        seen_elsewhere.lock().unwrap()
+    );
+}
+
+/// Item 8: answers holding a token (a login answer that does not parse, a 500 whose body
+/// repeats it) never reach an error's `Debug` or `Display`.
+#[tokio::test]
+async fn errors_never_carry_a_response_body_with_a_token() {
+    let leaked = "s.LEAKEDTOKENabcdefghij0123";
+    let (address, _) = fake_server(move |head| {
+        if head.contains("/auth/approle/login") {
+            http_response("200 OK", "", &format!("{{\"auth\":{{\"client_token\":\"{leaked}\"}}}}"))
+        } else {
+            http_response("500 Internal Server Error", "", &format!("{{\"token\":\"{leaked}\"}}"))
+        }
+    });
+    let err = HashiCorpVaultProvider::new(VaultConfig {
+        auth: VaultAuth::AppRole {
+            role_id: "r".into(),
+            secret_id: SecretString::from("s".to_string()),
+            mount: "approle".into(),
+        },
+        ..VaultConfig::with_token(address.clone(), "unused")
+    })
+    .await
+    .unwrap_err();
+    let shown = format!("{err:?} {err}");
+    assert!(!shown.contains("LEAKEDTOKEN"), "{shown}");
+    let p = HashiCorpVaultProvider::new(VaultConfig::with_token(address, "s.OTHERTOKEN0123456789"))
+        .await
+        .unwrap();
+    for err in [p.retrieve(&id("k")).await.unwrap_err(), p.check().await.unwrap_err()] {
+        let shown = format!("{err:?} {err}");
+        assert!(
+            !shown.contains("LEAKEDTOKEN") && !shown.contains("OTHERTOKEN"),
+            "{shown}"
+        );
+    }
+    p.shutdown().await;
+}
+
+/// Item 9: a token without the `default` policy (no `lookup-self`) works: no "rejected"
+/// failures while idle, `check()` passes, and a policy denial is `PermissionDenied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_the_default_policy_is_not_taken_for_rejected() {
+    let captured = captured_logs();
+    let ns = unique("no-default");
+    let admin = provider(config(&ns)).await;
+    let k = id("Readable");
+    admin.store(&k, &data(1), &meta()).await.unwrap();
+    let mut req = CreateTokenRequest::builder();
+    req.policies(vec!["nebula-readonly".to_string()])
+        .no_default_policy(true)
+        .ttl("1h");
+    let token = vaultrs::token::new(&raw(), Some(&mut req)).await.unwrap().client_token;
+    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+        auth: VaultAuth::Token {
+            token: SecretString::from(token),
+        },
+        ..config(&ns)
+    }))
+    .await
+    .unwrap();
+    p.check().await.expect("the token works");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+    let err = p.store(&k, &data(2), &meta()).await.unwrap_err();
+    assert!(matches!(err, StorageError::PermissionDenied { .. }), "{err:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(p.token_stats().failures, 0, "{:?}", p.token_stats());
+    p.shutdown().await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("may not call auth/token/lookup-self (it lacks the `default` policy)"),
+        "no warning says what the token lacks:\n{text}"
+    );
+    cleanup(admin.as_ref()).await;
+}
+
+/// Item 9: an AppRole token without the `default` policy does not log in again while
+/// idle (it did at every check), and operations work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approle_token_without_the_default_policy_stays_logged_in() {
+    let name = unique("no-default-role");
+    let auth = role(&name, |r| {
+        r.token_ttl("1h").token_no_default_policy(true);
+    })
+    .await;
+    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+        auth,
+        ..config(&unique("no-default-approle"))
+    }))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let k = id("Idle");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+    p.delete(&k).await.unwrap();
+    let stats = p.token_stats();
+    assert_eq!((stats.relogins, stats.failures), (0, 0), "{stats:?}");
+    p.shutdown().await;
+}
+
+/// What each operation costs in requests, counted at a proxy (one request per
+/// connection) once the provider is warm: `store` of an existing entry is `GET metadata`,
+/// `POST data` with cas and `POST metadata` with the tags of the new revision; reads are
+/// one request each.
+#[tokio::test]
+async fn requests_per_operation() {
+    let (address, seen) = counting_proxy();
+    let p = HashiCorpVaultProvider::new(VaultConfig {
+        address,
+        ..config(&unique("requests"))
+    })
+    .await
+    .unwrap();
+    p.shutdown().await;
+    let k = id("Counted");
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let count = |seen: &Seen| {
+        let heads = std::mem::take(&mut *seen.lock().unwrap());
+        heads
+            .iter()
+            .map(|h| {
+                let mut words = h.split_whitespace();
+                let method = words.next().unwrap_or_default().to_string();
+                let path = words.next().unwrap_or_default();
+                let api = if path.contains("/metadata/") {
+                    "metadata"
+                } else if path.contains("/data/") {
+                    "data"
+                } else {
+                    path
+                };
+                format!("{method} {api}")
+            })
+            .collect::<Vec<_>>()
+    };
+    count(&seen);
+    p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    assert_eq!(count(&seen), ["GET metadata", "POST data", "POST metadata"]);
+    p.retrieve(&k).await.unwrap();
+    assert_eq!(count(&seen), ["GET data"]);
+    assert!(p.exists(&k).await.unwrap());
+    assert_eq!(count(&seen), ["GET metadata"]);
+    p.delete(&k).await.unwrap();
+    assert_eq!(count(&seen), ["GET metadata", "DELETE metadata"]);
+}

@@ -9,14 +9,20 @@
 //! | 401 | `APIError` | `AuthenticationFailed` |
 //! | 403, `lookup-self` works | `APIError { code: 403 }` | `PermissionDenied` naming path and capability |
 //! | 403, `lookup-self` refused too | `APIError { code: 403 }` | `AuthenticationFailed` (AppRole logs in again once first) |
-//! | 404 on a read | `APIError` or `RestClientError(ServerResponseError)` | `NotFound` (`list`: empty) |
+//! | 404 with `{"errors":[]}` on a read | `APIError` or `RestClientError(ServerResponseError)` | `NotFound` (`list`: empty) |
+//! | 404 with a non-empty `errors` list (no handler for the route, no such namespace) | `APIError` | `Config` naming `mount_path` / `namespace` |
 //! | 404 on a write | either form | `Backend` naming `mount_path` and `namespace` (no KV v2 engine there) |
+//! | 3xx (never followed: the token would go along) | `ServerResponseError` | `Backend` saying to set `address` to a node that answers itself |
 //! | 412 (performance standby not caught up) | either form | `Unavailable` (retryable) |
 //! | 429 | either form | `Throttled` (retryable) |
 //! | 500, 502, 503 (sealed, standby), 504 | either form | `Unavailable` (retryable) |
 //! | connection refused, reset, timed out | `RestClientError(RequestError)` | `Unavailable` (retryable) |
 //! | TLS handshake failure | `RestClientError(RequestError)` | `Backend`, not retryable, naming `ca_cert` |
 //! | unparsable answer | `JsonParseError`, `ResponseParseError`, … | `Backend` |
+//!
+//! The source kept on every error is [`VaultSource`]: the status and Vault's `errors`
+//! list, or the transport failure — never the answer's body, which vaultrs keeps in its
+//! errors and which holds a token for a login or `lookup-self`.
 
 use nebula_credential_core::remote::source_chain;
 use nebula_credential_core::{BoxError, CredentialId, Operation, StorageError};
@@ -41,6 +47,8 @@ pub(crate) enum Kind {
     Unavailable,
     /// The TLS handshake failed: an untrusted certificate or a wrong host name.
     Tls,
+    /// A 3xx answer: the provider never follows redirects (the token would go along).
+    Redirect,
     /// Anything else: permanent.
     Other,
 }
@@ -60,6 +68,7 @@ pub(crate) fn classify(status: u16) -> Kind {
         403 => Kind::Denied,
         429 => Kind::Throttled,
         412 | 473 | 500 | 502 | 503 | 504 => Kind::Unavailable,
+        300..=399 => Kind::Redirect,
         _ => Kind::Other,
     }
 }
@@ -69,25 +78,137 @@ pub(crate) fn classify(status: u16) -> Kind {
 pub(crate) struct VaultError {
     pub(crate) kind: Kind,
     pub(crate) status: Option<u16>,
+    /// A 404 whose body lists errors (`{"errors":["no handler for route …"]}` or
+    /// `["namespace not found"]`): no engine or namespace answers at the path. A missing
+    /// key or an empty folder answers `{"errors":[]}`. Told apart by the structure of the
+    /// body (an empty list or not), never by its text.
+    pub(crate) route_missing: bool,
     source: BoxError,
+}
+
+/// The source kept from a vaultrs error: the status and Vault's `errors` list, or the
+/// transport failure. vaultrs keeps the raw response body in its errors, and a login or
+/// `lookup-self` answer holds a token: that body never reaches `Debug`, `Display` or logs.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VaultSource {
+    /// Vault answered with an error status.
+    #[error("Vault answered HTTP {status} (errors: {errors:?})")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// Vault's `errors` list (empty when the body held none).
+        errors: Vec<String>,
+    },
+    /// No answer: the connection, TLS or the network failed.
+    #[error("no answer from Vault")]
+    Transport(#[source] BoxError),
+    /// An answer that could not be understood (its body is left out on purpose).
+    #[error("{0} (the answer's body is left out: it may hold a token)")]
+    Unparsable(&'static str),
 }
 
 impl From<ClientError> for VaultError {
     fn from(err: ClientError) -> Self {
-        let (kind, status) = match &err {
-            ClientError::APIError { code, .. } => (classify(*code), Some(*code)),
+        use rustify::errors::ClientError as Rest;
+        let network = network_kind(&err);
+        let (kind, status, route_missing, source) = match err {
+            ClientError::APIError { code, errors } => (
+                classify(code),
+                Some(code),
+                code == 404 && !errors.is_empty(),
+                VaultSource::Api { status: code, errors },
+            ),
             ClientError::RestClientError { source } => match source {
-                rustify::errors::ClientError::ServerResponseError { code, .. } => (classify(*code), Some(*code)),
-                rustify::errors::ClientError::RequestError { .. }
-                | rustify::errors::ClientError::ResponseError { .. } => (network_kind(&err), None),
-                _ => (Kind::Other, None),
+                Rest::ServerResponseError { code, .. } => (
+                    classify(code),
+                    Some(code),
+                    false,
+                    VaultSource::Api {
+                        status: code,
+                        errors: Vec::new(),
+                    },
+                ),
+                Rest::RequestError { source, .. } | Rest::ResponseError { source } => {
+                    (network, None, false, VaultSource::Transport(source.into()))
+                }
+                Rest::ResponseParseError { .. } | Rest::ResponseConversionError { .. } => (
+                    Kind::Other,
+                    None,
+                    false,
+                    VaultSource::Unparsable("cannot parse Vault's answer"),
+                ),
+                _ => (
+                    Kind::Other,
+                    None,
+                    false,
+                    VaultSource::Unparsable("the request to Vault could not be made"),
+                ),
             },
-            _ => (Kind::Other, None),
+            ClientError::JsonParseError { .. } => (
+                Kind::Other,
+                None,
+                false,
+                VaultSource::Unparsable("cannot parse Vault's answer as JSON"),
+            ),
+            ClientError::ResponseEmptyError | ClientError::ResponseDataEmptyError => (
+                Kind::Other,
+                None,
+                false,
+                VaultSource::Unparsable("Vault's answer held no data"),
+            ),
+            _ => (
+                Kind::Other,
+                None,
+                false,
+                VaultSource::Unparsable("the Vault client failed"),
+            ),
         };
         VaultError {
             kind,
             status,
-            source: Box::new(err),
+            route_missing,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl VaultError {
+    /// An error of a request made without vaultrs (see `Session::get_json`).
+    pub(crate) fn api(status: u16, errors: Vec<String>) -> Self {
+        VaultError {
+            kind: classify(status),
+            status: Some(status),
+            route_missing: status == 404 && !errors.is_empty(),
+            source: Box::new(VaultSource::Api { status, errors }),
+        }
+    }
+
+    /// An error known by its kind and status alone (a login failure held for callers
+    /// queued behind it).
+    pub(crate) fn bare(kind: Kind, status: Option<u16>) -> Self {
+        let source = match status {
+            Some(status) => VaultSource::Api {
+                status,
+                errors: Vec::new(),
+            },
+            None => VaultSource::Unparsable("no usable answer from Vault"),
+        };
+        VaultError {
+            kind,
+            status,
+            route_missing: false,
+            source: Box::new(source),
+        }
+    }
+
+    /// A transport failure of a request made without vaultrs.
+    pub(crate) fn transport(err: reqwest::Error) -> Self {
+        let kind = network_kind(&err);
+        VaultError {
+            kind,
+            status: None,
+            route_missing: false,
+            source: Box::new(VaultSource::Transport(Box::new(err))),
         }
     }
 }
@@ -140,6 +261,16 @@ impl VaultError {
         let err = match self.kind {
             // Only a read can miss the credential; a 404 on a write or a list means the
             // mount (or namespace) is missing.
+            Kind::NotFound if self.route_missing => {
+                return StorageError::Config(nebula_credential_core::ConfigError::new(
+                    PROVIDER,
+                    "mount_path",
+                    format!(
+                        "no KV v2 engine answers at {path} (Vault: no handler for the route, or no such namespace): \
+                         check mount_path and namespace"
+                    ),
+                ));
+            }
             Kind::NotFound => match id {
                 Some(id) if matches!(operation, Operation::Retrieve | Operation::Exists) => {
                     return StorageError::not_found(PROVIDER, id);
@@ -168,6 +299,11 @@ impl VaultError {
                 ctx,
                 "the TLS handshake with Vault failed: its certificate is not trusted or does not name the host; set \
                  ca_cert to the CA that signed it (or VAULT_CACERT with from_env) — verification cannot be turned off",
+            ),
+            Kind::Redirect => self.backend(
+                ctx,
+                "Vault answered with a redirect, which the provider never follows (the token would be sent along); \
+                 set address to a node that answers itself (the active node or your load balancer)",
             ),
             Kind::BadRequest => self.backend(ctx, &format!("Vault refused the request to {path} as invalid")),
             Kind::Other => self.backend(ctx, &format!("the request to {path} failed")),
@@ -249,7 +385,11 @@ mod tests {
         });
         assert!(matches!(e, StorageError::NotFound { .. }));
         // A write meeting a 404 found no engine: the mount or namespace is missing.
-        let e = VaultError::from(api(404)).into_storage(ctx(Some(&id)));
+        let e = VaultError::from(ClientError::APIError {
+            code: 404,
+            errors: Vec::new(),
+        })
+        .into_storage(ctx(Some(&id)));
         assert!(matches!(e, StorageError::Backend { .. }), "{e:?}");
         assert!(e.to_string().contains("mount_path"), "{e}");
         let e = VaultError::from(api(403)).into_storage(ctx(Some(&id)));
@@ -279,6 +419,52 @@ mod tests {
     }
 
     #[test]
+    fn a_404_with_errors_is_a_missing_route_and_bodies_never_show() {
+        assert!(
+            !VaultError::from(ClientError::APIError {
+                code: 404,
+                errors: vec![]
+            })
+            .route_missing
+        );
+        let missing = VaultError::from(ClientError::APIError {
+            code: 404,
+            errors: vec!["no handler for route".into()],
+        });
+        assert!(missing.route_missing);
+        let e = missing.into_storage(ctx(None));
+        assert!(
+            matches!(&e, StorageError::Config(c) if c.field() == "mount_path"),
+            "{e:?}"
+        );
+        let body = "{\"auth\":{\"client_token\":\"s.TOPSECRETTOKEN\"}}".to_string();
+        for err in [
+            ClientError::RestClientError {
+                source: rustify::errors::ClientError::ServerResponseError {
+                    code: 500,
+                    content: Some(body.clone()),
+                },
+            },
+            ClientError::RestClientError {
+                source: rustify::errors::ClientError::ResponseParseError {
+                    source: anyhow::anyhow!("missing field"),
+                    content: Some(body.clone()),
+                },
+            },
+        ] {
+            let e = VaultError::from(err).into_storage(ctx(None));
+            let shown = format!("{e:?} {e}");
+            assert!(!shown.contains("TOPSECRET"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn redirects_are_named() {
+        let e = VaultError::from(server(307)).into_storage(ctx(None));
+        assert!(!e.is_retryable() && e.to_string().contains("redirect"), "{e}");
+    }
+
+    #[test]
     fn network_failures() {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(network_kind(&refused), Kind::Unavailable);
@@ -290,6 +476,7 @@ mod tests {
         let e = VaultError {
             kind: Kind::Tls,
             status: None,
+            route_missing: false,
             source: Box::new(tls),
         }
         .into_storage(ctx(None));

@@ -17,30 +17,67 @@
 //! and a conditional store checks the time and writes with `cas` set to the version
 //! (`cas = 0` for create-if-absent), which Vault checks atomically. A plain store uses
 //! `cas` too, with the version it just saw, so an entry deleted or replaced meanwhile is
-//! never written over.
+//! never written over. A conditional store whose earlier attempt landed (retried after a
+//! lost answer) finds its own record as the current version and succeeds with that
+//! revision instead of reporting `Conflict`.
+//!
+//! A version is live while its `deletion_time` is empty or in the future: a mount's or
+//! key's `delete_version_after` gives every version a future one, and such entries are
+//! read, listed, overwritten and deleted like any other (the comparison uses this
+//! machine's clock, allowing it to lag Vault's by 5 s).
+//!
+//! Tags land in a second request after the value, so `custom_metadata` also records
+//! `nebula-credential:revision`, the revision of the version the tags were written for.
+//! Tags whose revision is not the current one (that request was lost, or a concurrent
+//! writer's landed later) are not trusted: `list` filters on the record itself and
+//! repairs the tags, as does `retrieve` and the next store. A store whose value landed
+//! but whose tag request failed succeeds (logging a warning that names the missing
+//! capability, `update` on `metadata/…`). A new entry is first marked with the
+//! managed-by marker and the id only, so a create that loses a race leaves no tags on
+//! the winner.
 //!
 //! | operation | calls | policy capabilities |
 //! |---|---|---|
-//! | `store` | `GET metadata/…`, `POST metadata/…` (new entry, or changed tags), `POST data/…` with `cas` | `read` on `metadata/…`; `create`/`update` on `data/…` and `metadata/…` |
-//! | `retrieve` | `GET data/…` (value and `custom_metadata` in one call) | `read` on `data/…` |
+//! | `store` | `GET metadata/…`, (new entry) `POST metadata/…` with the marker, `POST data/…` with `cas`, `POST metadata/…` with the tags | `read` on `metadata/…`; `create`/`update` on `data/…` and `metadata/…` |
+//! | `retrieve` | `GET data/…` (value and `custom_metadata` in one call; `POST metadata/…` when the tags are stale) | `read` on `data/…` |
 //! | `exists` | `GET metadata/…` (never the value) | `read` on `metadata/…` |
 //! | `delete` | `GET metadata/…`, then `DELETE metadata/…` (`destroy`) or `DELETE data/…` (`soft`) | `read` and `delete` on `metadata/…` or `data/…` |
-//! | `list` | `LIST metadata/<prefix>`, then `GET metadata/…` per entry, `list_concurrency` at once | `list` and `read` on `metadata/…` |
-//! | `check` | `LIST metadata/<prefix>` | `list` on `metadata/…` |
+//! | `list` | `LIST metadata/<prefix>`, then `GET metadata/…` per entry, `list_concurrency` at once (plus `GET data/…` for an entry with stale tags) | `list` and `read` on `metadata/…` |
+//! | `check` | `GET sys/internal/ui/mounts/<mount_path>`, `LIST metadata/<prefix>` | the `default` policy; `list` on `metadata/…` |
+//!
+//! The mount: `check()` and the first operation confirm with `GET
+//! sys/internal/ui/mounts/<mount_path>` that `mount_path` is a KV version 2 mount; a
+//! missing mount, a KV v1 mount, another engine, a path inside a mount or a missing
+//! namespace is a `Config` error naming `mount_path` or `namespace`. A 404 with Vault's
+//! `errors` list non-empty (no handler for the route, no such namespace) is told from a
+//! missing key (`{"errors":[]}`) by that structure, never by the text.
+//!
+//! The HTTP client follows no redirect (the token would go along to another origin) and
+//! is https-only when the address is https. Errors keep Vault's status and `errors` list
+//! as their source, never the raw answer (a login or `lookup-self` answer holds a token).
 //!
 //! The token: a background task looks it up every `renewal_check_interval_secs`; below
-//! `token_renewal_threshold_secs` it calls `renew-self`; when the token is not
-//! renewable, renewal is refused, its max TTL caps it below the threshold, or it expired,
-//! AppRole logs in again (token auth counts a failure and logs what to do). An operation
-//! that meets a 403 asks `lookup-self` whether the token itself is refused: then AppRole
-//! logs in again once and retries, token auth reports `AuthenticationFailed`; otherwise
-//! it is `PermissionDenied` naming the path and capability. See `errors.rs` for the
-//! whole error table.
+//! `token_renewal_threshold_secs` it calls `renew-self`. AppRole logs in again only when
+//! renewal can no longer extend the token (its max TTL caps it, or it is not renewable)
+//! and the token nears its end — below the threshold, or half its normal TTL when that is
+//! shorter (at least two checks) — and then revokes the replaced token. Token auth logs
+//! "nears its max TTL" only when renewal was really capped. Concurrent operations that
+//! need a login share one attempt; a failed login is held for a backoff (1 s doubling to
+//! 60 s) during which callers get its error without a new attempt. An operation that
+//! meets a 403 asks `lookup-self` whether the token itself is refused: then AppRole logs
+//! in again once and retries, token auth reports `AuthenticationFailed`; otherwise it is
+//! `PermissionDenied` naming the path and capability. A token that may not call
+//! `lookup-self` (no `default` policy) is detected once at start (its `LIST` works): a
+//! warning says what it lacks, 403s are policy denials, and AppRole logs in again only
+//! when the TTL its login reported nears its end. See `errors.rs` for the whole error
+//! table.
 
 mod auth;
 mod config;
 mod errors;
+mod mount;
 mod provider;
+mod tags;
 
 pub use auth::TokenStats;
 pub use config::{

@@ -1,84 +1,45 @@
 //! [`HashiCorpVaultProvider`]: one KV v2 entry per credential.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use nebula_credential_core::remote::{TagScheme, back_off};
+use nebula_credential_core::remote::back_off;
 use nebula_credential_core::{
     Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, Precondition, Revision,
-    StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
+    StorageError, StorageProvider, Stored, StoredRecord, Tags, Timestamp, async_trait,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions};
-use vaultrs::api::kv2::responses::ReadSecretMetadataResponse;
+use vaultrs::api::kv2::responses::{ReadSecretMetadataResponse, ReadSecretResponse};
 use vaultrs::client::VaultClient;
-use vaultrs::error::ClientError;
 use vaultrs::kv2;
 
 use crate::PROVIDER;
-use crate::auth::{Session, TokenStats, renewal_loop};
+use crate::auth::{Lookup, Session, TokenStats, renewal_loop};
 use crate::config::{DeleteMode, VaultConfig};
 use crate::errors::{Context, Kind, VaultError};
+use crate::mount::{check_mount, config_error};
+use crate::tags::{REVISION_KEY, SCHEME, desired, ensure_holds, from_vault, marker, merged, to_vault};
 
-/// The tag scheme of KV v2 `custom_metadata`: values up to 512 bytes (128 characters of
-/// any Unicode fit), any character but controls and [`EMPTY`].
-pub(crate) const SCHEME: TagScheme = TagScheme {
-    max_value_chars: 128,
-    value_char: |c| !c.is_control() && c != EMPTY_CHAR,
-    ..TagScheme::DEFAULT
-};
+/// How far this machine's clock may lag Vault's: a `deletion_time` less than this ahead
+/// of our clock counts as passed. A soft delete sets `deletion_time` to Vault's "now",
+/// which a lagging clock would see in the future; a version that `delete_version_after`
+/// removes within this margin is treated as gone a moment early.
+const CLOCK_SKEW_ALLOWANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
-/// `custom_metadata` key holding the credential id, so an entry copied (value and
-/// metadata) to another key is not taken for the credential that key names.
-pub(crate) const ID_KEY: &str = "nebula-credential:id";
-
-/// Our `custom_metadata` for `id` holding a credential with `metadata`.
-fn desired(id: &CredentialId, metadata: &CredentialMetadata) -> Tags {
-    let mut tags = SCHEME.desired(metadata, &Tags::new());
-    tags.insert(ID_KEY.into(), id.to_string());
-    tags
-}
-
-/// `Ok` when the entry at `location`, tagged `tags`, is ours and holds `id` (entries
-/// written before [`ID_KEY`] existed lack it and pass); `Conflict` otherwise.
-fn ensure_holds(id: &CredentialId, location: &str, tags: &Tags) -> Result<(), StorageError> {
-    SCHEME.ensure_ours(PROVIDER, id, location, tags)?;
-    match tags.get(ID_KEY) {
-        Some(held) if held != id.as_str() => Err(StorageError::conflict(
-            PROVIDER,
-            id,
-            format!(
-                "{location:?} carries the managed-by marker but holds credential {held:?} (a copy?), so \
-                 nebula-credential neither reads, overwrites nor deletes it; move that entry away"
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Vault refuses empty `custom_metadata` values: an empty tag value is stored as `∅`,
-/// which the scheme never produces for a non-empty value (it holds `∅` as a digest).
-const EMPTY_CHAR: char = '\u{2205}';
-const EMPTY: &str = "\u{2205}";
-
-/// Tags as written to `custom_metadata`.
-fn to_vault(tags: &Tags) -> HashMap<String, String> {
-    tags.iter()
-        .map(|(k, v)| (k.clone(), if v.is_empty() { EMPTY.to_string() } else { v.clone() }))
-        .collect()
-}
-
-/// Tags as read from `custom_metadata`.
-fn from_vault(custom: Option<HashMap<String, String>>) -> Tags {
-    custom
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| if v == EMPTY { (k, String::new()) } else { (k, v) })
-        .collect()
+/// Whether KV version metadata says the version is readable: not destroyed, and not
+/// deleted — `deletion_time` empty or in the future (a mount's or key's
+/// `delete_version_after` sets a future one on every version, which stays readable until
+/// then), beyond [`CLOCK_SKEW_ALLOWANCE`].
+fn version_live(deletion_time: &str, destroyed: bool, now: Timestamp) -> bool {
+    !destroyed
+        && (deletion_time.is_empty()
+            || deletion_time
+                .parse::<Timestamp>()
+                .is_ok_and(|deleted_at| deleted_at > now + CLOCK_SKEW_ALLOWANCE))
 }
 
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
@@ -96,6 +57,12 @@ const MAX_ROUNDS: u32 = 64;
 pub struct HashiCorpVaultProvider {
     config: VaultConfig,
     session: Arc<Session>,
+    /// Set once the mount was confirmed to be KV version 2.
+    mount_confirmed: tokio::sync::OnceCell<()>,
+    /// Set when a tag repair was denied (a read-only token): readers stop trying.
+    repair_denied: std::sync::atomic::AtomicBool,
+    /// Set once the warning that the mount cannot be confirmed was logged.
+    mount_unconfirmable_warned: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -130,9 +97,15 @@ struct EntryState {
 }
 
 impl EntryState {
+    /// Whether the tags were written for the current version (see [`REVISION_KEY`]).
+    fn tags_current(&self) -> bool {
+        self.tags.get(REVISION_KEY).map(String::as_str) == Some(self.revision.as_str())
+    }
+
     fn from_metadata(m: ReadSecretMetadataResponse) -> Self {
         let current = m.versions.get(&m.current_version.to_string());
-        let live = m.current_version > 0 && current.is_some_and(|v| v.deletion_time.is_empty() && !v.destroyed);
+        let now = nebula_credential_core::now();
+        let live = m.current_version > 0 && current.is_some_and(|v| version_live(&v.deletion_time, v.destroyed, now));
         EntryState {
             current: m.current_version,
             revision: revision(m.current_version, current.map_or("", |v| v.created_time.as_str())),
@@ -155,6 +128,9 @@ impl HashiCorpVaultProvider {
         Ok(HashiCorpVaultProvider {
             config,
             session,
+            mount_confirmed: tokio::sync::OnceCell::new(),
+            repair_denied: std::sync::atomic::AtomicBool::new(false),
+            mount_unconfirmable_warned: std::sync::atomic::AtomicBool::new(false),
             stop,
             task: Mutex::new(Some(task)),
         })
@@ -201,15 +177,16 @@ impl HashiCorpVaultProvider {
     /// Runs `call` with the current client. On a 403 it asks `lookup-self` whether the
     /// token itself is refused: then AppRole logs in again and `call` runs once more,
     /// token auth reports `AuthenticationFailed`; otherwise it is a policy denial.
-    async fn call<'a, T, F, Fut>(&self, f: F) -> Result<T, VaultError>
+    async fn call<'a, T, E, F, Fut>(&self, f: F) -> Result<T, VaultError>
     where
         F: Fn(Arc<VaultClient>) -> Fut,
-        Fut: Future<Output = Result<T, ClientError>> + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
+        E: Into<VaultError>,
     {
         let client = self.session.client();
         let err = match f(client.clone()).await {
             Ok(v) => return Ok(v),
-            Err(e) => VaultError::from(e),
+            Err(e) => e.into(),
         };
         if err.kind != Kind::Denied || self.session.token_accepted(&client).await? {
             return Err(err);
@@ -221,13 +198,100 @@ impl HashiCorpVaultProvider {
         match f(client.clone()).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                let e = VaultError::from(e);
+                let e: VaultError = e.into();
                 if e.kind == Kind::Denied && !self.session.token_accepted(&client).await? {
                     return Err(e.unauthenticated());
                 }
                 Err(e)
             }
         }
+    }
+
+    /// Confirms, once per provider, that `mount_path` is a KV version 2 mount (before the
+    /// first operation; a failure is not remembered, the next operation asks again).
+    async fn ensure_mount(&self) -> Result<(), StorageError> {
+        self.mount_confirmed
+            .get_or_try_init(|| self.confirm_mount())
+            .await
+            .map(drop)
+    }
+
+    /// `GET sys/internal/ui/mounts/<mount_path>` (the `default` policy allows it): the
+    /// mount must be `kv` with `options.version = 2` and be `mount_path` itself. Missing
+    /// mount, KV v1, another engine or a missing namespace: a `Config` error naming
+    /// `mount_path` or `namespace`.
+    async fn confirm_mount(&self) -> Result<(), StorageError> {
+        let mount = self.config.mount_path.as_str();
+        // Probes lookup-self first, so a 403 below can be told apart.
+        self.session.lookup_state().await;
+        let probe = format!("sys/internal/ui/mounts/{mount}");
+        let probe_path = probe.as_str();
+        let ctx = Context {
+            operation: Operation::Check,
+            id: None,
+            path: &probe,
+            capability: "read",
+        };
+        let no_mount = || {
+            config_error(
+                "mount_path",
+                format!(
+                    "no secrets engine is mounted at {mount:?}{} (or the token's policies grant nothing under it): \
+                     set mount_path to your KV version 2 mount",
+                    self.in_namespace()
+                ),
+            )
+        };
+        let session = &self.session;
+        let answer = self
+            .call(|c| async move { session.get_json(&c, probe_path).await })
+            .await;
+        match answer {
+            Ok(body) => check_mount(mount, &self.in_namespace(), &body),
+            Err(e) if e.kind == Kind::Denied => match self.session.lookup_state().await {
+                // The token may not read sys/internal/ui (no `default` policy): the
+                // operations themselves will tell.
+                Lookup::Denied => {
+                    if self
+                        .mount_unconfirmable_warned
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        return Ok(());
+                    }
+                    tracing::warn!(
+                        provider = PROVIDER,
+                        "cannot confirm that mount_path {mount:?} is a KV version 2 mount: the token lacks the \
+                         `default` policy (read on sys/internal/ui/mounts)"
+                    );
+                    Ok(())
+                }
+                Lookup::Allowed => Err(no_mount()),
+                // A token refused by lookup-self and by every request.
+                Lookup::Unknown => Err(e.unauthenticated().into_storage(ctx)),
+            },
+            // Only the namespace in front of the route can be missing: the route exists.
+            Err(e) if e.kind == Kind::NotFound && e.route_missing && self.config.namespace.is_some() => {
+                let ns = self.config.namespace.as_deref().unwrap_or_default();
+                Err(config_error(
+                    "namespace",
+                    format!(
+                        "Vault has no namespace {ns:?} (a child namespace is written `parent/child`): set namespace \
+                         to an existing one, or leave it unset for the root namespace"
+                    ),
+                ))
+            }
+            Err(e) if matches!(e.kind, Kind::NotFound | Kind::BadRequest) => Err(no_mount()),
+            Err(e) => Err(e.into_storage(ctx)),
+        }
+    }
+
+    /// ` in namespace "x"` when one is set.
+    fn in_namespace(&self) -> String {
+        self.config
+            .namespace
+            .as_ref()
+            .map(|ns| format!(" in namespace {ns:?}"))
+            .unwrap_or_default()
     }
 
     /// The metadata of the entry at `path`, `None` when there is none. Never reads values.
@@ -238,7 +302,7 @@ impl HashiCorpVaultProvider {
             .await
         {
             Ok(m) => Ok(Some(EntryState::from_metadata(m))),
-            Err(e) if e.kind == Kind::NotFound => Ok(None),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(None),
             Err(e) => Err(e.into_storage(ctx)),
         }
     }
@@ -262,6 +326,108 @@ impl HashiCorpVaultProvider {
         };
         ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
         Ok(Some(state))
+    }
+
+    /// Reads the current version of `id`'s entry (value and metadata in one call); `None`
+    /// when there is no readable version.
+    async fn read_current(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        operation: Operation,
+    ) -> Result<Option<ReadSecretResponse>, StorageError> {
+        let mount = self.config.mount_path.as_str();
+        let read = self
+            .call(|c| async move {
+                let request = ReadSecretRequest::builder()
+                    .mount(mount)
+                    .path(path)
+                    .build()
+                    .expect("mount and path set");
+                vaultrs::api::exec_with_result(&*c, request).await
+            })
+            .await;
+        match read {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(None),
+            Err(e) => Err(e.into_storage(Context {
+                operation,
+                id: Some(id),
+                path: &self.api_path("data", path),
+                capability: "read",
+            })),
+        }
+    }
+
+    /// `Some(revision)` when the entry's current version holds exactly `record`: an
+    /// earlier attempt of this very write (retried after a lost answer) landed, so the
+    /// conditional store succeeded rather than conflicting with itself.
+    async fn landed(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        record: &serde_json::Value,
+        metadata: &CredentialMetadata,
+    ) -> Result<Option<Revision>, StorageError> {
+        let Some(read) = self.read_current(id, path, Operation::Store).await? else {
+            return Ok(None);
+        };
+        if read.data != *record {
+            return Ok(None);
+        }
+        let written = revision(read.metadata.version, &read.metadata.created_time);
+        let tags = from_vault(read.metadata.custom_metadata);
+        ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &tags)?;
+        if tags.get(REVISION_KEY).map(String::as_str) != Some(written.as_str()) {
+            self.tag_version(id, path, &tags, &desired(id, metadata, &written))
+                .await;
+        }
+        Ok(Some(written))
+    }
+
+    /// After a version landed: sets its tags (`desired`, marked with its revision) on top
+    /// of `current`. A failure is logged, not returned — the value is stored and the tags
+    /// say which version they describe, so readers detect stale ones and repair them.
+    async fn tag_version(&self, id: &CredentialId, path: &str, current: &Tags, desired: &Tags) {
+        let next = merged(current, desired);
+        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+            tracing::warn!(
+                provider = PROVIDER,
+                credential = %id,
+                error = %e,
+                "the value was stored, but its tags (custom_metadata) were not updated; list reads the record until \
+                 they are repaired"
+            );
+        }
+    }
+
+    /// Tags for `id` from its record when the entry's tags were written for another
+    /// version: repaired in passing (best effort; once a repair is denied — a token
+    /// without `update` on metadata — this provider stops trying, and readers keep
+    /// reading the record).
+    async fn repair_tags(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        read: &ReadSecretResponse,
+        current: &Tags,
+    ) -> Option<Tags> {
+        let bytes = serde_json::to_vec(&read.data).ok()?;
+        let location = format!("{}/{path}", self.config.mount_path);
+        let record = StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id)).ok()?;
+        let written = revision(read.metadata.version, &read.metadata.created_time);
+        let tags = desired(id, &record.metadata, &written);
+        let next = merged(current, &tags);
+        if self.repair_denied.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(next);
+        }
+        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+            if matches!(e, StorageError::PermissionDenied { .. }) {
+                self.repair_denied.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            tracing::debug!(provider = PROVIDER, credential = %id, error = %e, "cannot repair stale tags");
+        }
+        Some(next)
     }
 
     /// Replaces the entry's `custom_metadata` with `tags`.
@@ -338,8 +504,8 @@ impl HashiCorpVaultProvider {
         metadata: &CredentialMetadata,
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
-        let desired = desired(id, metadata);
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 back_off(round).await;
@@ -348,46 +514,40 @@ impl HashiCorpVaultProvider {
             // Every write names the version checked as ours with cas (0: no entry), so an
             // entry deleted or replaced meanwhile (ours or foreign) is never written over:
             // a write after a concurrent destroy would recreate it without our marker.
-            let (cas, current_tags) = match (&state, precondition) {
-                (Some(s), Precondition::Absent) if s.live => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), Precondition::Revision(r)) if !s.live || *r != s.revision => {
-                    return Err(precondition.conflict(PROVIDER, id));
-                }
-                (None, Precondition::Revision(_)) => return Err(precondition.conflict(PROVIDER, id)),
-                (Some(s), _) => (s.current, Some(&s.tags)),
-                (None, _) => (0, None),
+            let refused = match (&state, precondition) {
+                (Some(s), Precondition::Absent) => s.live,
+                (Some(s), Precondition::Revision(r)) => !s.live || *r != s.revision,
+                (None, Precondition::Revision(_)) => true,
+                _ => false,
             };
-            let tags = match current_tags {
+            if refused {
+                return match self.landed(id, &path, record, metadata).await? {
+                    Some(written) => Ok(written),
+                    None => Err(precondition.conflict(PROVIDER, id)),
+                };
+            }
+            let (cas, current_tags) = match state {
+                Some(s) => (s.current, s.tags),
                 // A new entry carries our marker before it holds any data.
                 None => {
-                    self.put_tags(id, &path, &desired, "create").await?;
-                    None
-                }
-                Some(current) => {
-                    let update = SCHEME.update(current, &desired);
-                    (!update.is_empty()).then(|| {
-                        let mut next = current.clone();
-                        for k in &update.remove {
-                            next.remove(k);
-                        }
-                        next.extend(update.set);
-                        next
-                    })
+                    let marked = marker(id);
+                    self.put_tags(id, &path, &marked, "create").await?;
+                    (0, marked)
                 }
             };
-            let created = current_tags.is_none();
-            match self.write(id, &path, record, cas, created).await? {
+            match self.write(id, &path, record, cas, cas == 0).await? {
                 Some(written) => {
-                    if let Some(tags) = tags {
-                        self.put_tags(id, &path, &tags, "update").await?;
-                    } else if created {
-                        // A delete between marking and writing removed the marker with the
-                        // metadata; the version just written is ours: mark it again.
-                        self.put_tags(id, &path, &desired, "create").await?;
-                    }
+                    // Also re-marks an entry a delete stripped between marking and writing.
+                    self.tag_version(id, &path, &current_tags, &desired(id, metadata, &written))
+                        .await;
                     return Ok(written);
                 }
-                None if precondition.is_conditional() => return Err(precondition.conflict(PROVIDER, id)),
+                None if precondition.is_conditional() => {
+                    return match self.landed(id, &path, record, metadata).await? {
+                        Some(written) => Ok(written),
+                        None => Err(precondition.conflict(PROVIDER, id)),
+                    };
+                }
                 // Another writer got in between: read again (it may even be foreign now).
                 None => continue,
             }
@@ -438,45 +598,31 @@ impl StorageProvider for HashiCorpVaultProvider {
     }
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
-        let mount = self.config.mount_path.as_str();
-        let p = path.as_str();
-        let read = self
-            .call(|c| async move {
-                let request = ReadSecretRequest::builder()
-                    .mount(mount)
-                    .path(p)
-                    .build()
-                    .expect("mount and path set");
-                vaultrs::api::exec_with_result(&*c, request).await
-            })
-            .await;
-        let read = match read {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(e.into_storage(Context {
-                    operation: Operation::Retrieve,
-                    id: Some(id),
-                    path: &self.api_path("data", &path),
-                    capability: "read",
-                }));
-            }
+        let Some(read) = self.read_current(id, &path, Operation::Retrieve).await? else {
+            return Err(StorageError::not_found(PROVIDER, id));
         };
-        let location = format!("{mount}/{path}");
-        let tags = from_vault(read.metadata.custom_metadata);
+        let location = format!("{}/{path}", self.config.mount_path);
+        let tags = from_vault(read.metadata.custom_metadata.clone());
         ensure_holds(id, &location, &tags)?;
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
         let record = StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id))?;
+        let read_revision = revision(read.metadata.version, &read.metadata.created_time);
+        if tags.get(REVISION_KEY).map(String::as_str) != Some(read_revision.as_str()) {
+            self.repair_tags(id, &path, &read, &tags).await;
+        }
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,
-            revision: revision(read.metadata.version, &read.metadata.created_time),
+            revision: read_revision,
         })
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
         let Some(state) = self.ours(id, &path, Operation::Delete).await? else {
             return Ok(());
@@ -498,7 +644,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         };
         match result {
             Ok(()) => Ok(()),
-            Err(e) if e.kind == Kind::NotFound => Ok(()),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(()),
             Err(e) => Err(e.into_storage(Context {
                 operation: Operation::Delete,
                 id: Some(id),
@@ -509,12 +655,13 @@ impl StorageProvider for HashiCorpVaultProvider {
     }
 
     async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+        self.ensure_mount().await?;
         let mount = self.config.mount_path.as_str();
         let prefix = self.config.path_prefix.as_str();
         let listed = self.call(|c| async move { kv2::list(&*c, mount, prefix).await }).await;
         let keys = match listed {
             Ok(keys) => keys,
-            Err(e) if e.kind == Kind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => return Ok(Vec::new()),
             Err(e) => {
                 return Err(e.into_storage(Context {
                     operation: Operation::List,
@@ -540,14 +687,28 @@ impl StorageProvider for HashiCorpVaultProvider {
                     path: &meta_path,
                     capability: "read",
                 };
-                let state = self.state(&path, ctx).await?;
-                Ok::<_, StorageError>(
-                    state
-                        .filter(|s| {
-                            s.live && SCHEME.matches(filter, &id, &s.tags) && ensure_holds(&id, "", &s.tags).is_ok()
-                        })
-                        .map(|_| id),
-                )
+                let Some(state) = self.state(&path, ctx).await? else {
+                    return Ok(None);
+                };
+                if !state.live || ensure_holds(&id, "", &state.tags).is_err() {
+                    return Ok(None);
+                }
+                let tags = if state.tags_current() {
+                    state.tags
+                } else {
+                    // Tags written for another version: the record says what is current.
+                    match self.read_current(&id, &path, Operation::List).await {
+                        Ok(Some(read)) => match self.repair_tags(&id, &path, &read, &state.tags).await {
+                            Some(tags) => tags,
+                            None => state.tags,
+                        },
+                        Ok(None) => return Ok(None),
+                        // A token that may list but not read values filters on the tags it has.
+                        Err(StorageError::PermissionDenied { .. }) => state.tags,
+                        Err(e) => return Err(e),
+                    }
+                };
+                Ok::<_, StorageError>(SCHEME.matches(filter, &id, &tags).then_some(id))
             })
             .buffer_unordered(self.config.list_concurrency);
         let mut ids: Vec<CredentialId> = Vec::new();
@@ -562,18 +723,23 @@ impl StorageProvider for HashiCorpVaultProvider {
     }
 
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+        self.ensure_mount().await?;
         let path = self.entry_path(id);
         Ok(self.ours(id, &path, Operation::Exists).await?.is_some_and(|s| s.live))
     }
 
-    /// A `LIST` of the prefix (an empty folder is fine): proves the address, TLS, the
-    /// token and the `list` capability.
+    /// Confirms that `mount_path` is a KV version 2 mount (`GET
+    /// sys/internal/ui/mounts/<mount_path>`; a `Config` error naming `mount_path` or
+    /// `namespace` otherwise), then a `LIST` of the prefix (an empty folder is fine):
+    /// proves the address, TLS, the token, the mount and the `list` capability.
     async fn check(&self) -> Result<(), StorageError> {
+        self.confirm_mount().await?;
+        let _ = self.mount_confirmed.set(());
         let mount = self.config.mount_path.as_str();
         let prefix = self.config.path_prefix.as_str();
         match self.call(|c| async move { kv2::list(&*c, mount, prefix).await }).await {
             Ok(_) => Ok(()),
-            Err(e) if e.kind == Kind::NotFound => Ok(()),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(()),
             Err(e) => Err(e.into_storage(Context {
                 operation: Operation::Check,
                 id: None,
@@ -651,6 +817,69 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the renewal task outlived its provider");
+    }
+
+    #[test]
+    fn a_future_deletion_time_is_live() {
+        let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        assert!(version_live("", false, now));
+        assert!(
+            version_live("2026-12-06T13:00:00.123456789Z", false, now),
+            "delete_version_after"
+        );
+        assert!(!version_live("2026-12-06T11:59:59.999Z", false, now), "soft-deleted");
+        assert!(
+            !version_live("2026-12-06T12:00:03Z", false, now),
+            "soft-deleted, seen by a clock 3 s behind Vault's"
+        );
+        assert!(!version_live("", true, now), "destroyed");
+        assert!(!version_live("not a time", false, now));
+    }
+
+    #[test]
+    fn mount_answers() {
+        let answer = |kind: &str, version: serde_json::Value, path: &str| serde_json::json!({"data": {"type": kind, "options": {"version": version}, "path": path}});
+        assert!(check_mount("secret", "", &answer("kv", "2".into(), "secret/")).is_ok());
+        let field = |r: Result<(), StorageError>| match r {
+            Err(StorageError::Config(c)) => (c.field().to_string(), c.rule().to_string()),
+            other => panic!("{other:?}"),
+        };
+        let (f, rule) = field(check_mount("secret", "", &answer("kv", "1".into(), "secret/")));
+        assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
+        let (f, rule) = field(check_mount("kv", "", &answer("kv", serde_json::Value::Null, "kv/")));
+        assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
+        let (_, rule) = field(check_mount("pki", "", &answer("pki", serde_json::Value::Null, "pki/")));
+        assert!(rule.contains("\"pki\" secrets engine"), "{rule}");
+        let (_, rule) = field(check_mount("secret/sub", "", &answer("kv", "2".into(), "secret/")));
+        assert!(rule.contains("inside") && rule.contains("path_prefix"), "{rule}");
+    }
+
+    #[test]
+    fn tags_name_the_version_they_describe() {
+        let id: CredentialId = "k".parse().unwrap();
+        let meta = CredentialMetadata::new().with_tags(Tags::from([("env".to_string(), "prod".to_string())]));
+        let rev = revision(3, "2026-12-06T12:00:00Z");
+        let tags = desired(&id, &meta, &rev);
+        let state = |tags: Tags| EntryState {
+            current: 3,
+            revision: rev.clone(),
+            live: true,
+            tags,
+        };
+        assert!(state(tags.clone()).tags_current());
+        let older = desired(&id, &meta, &revision(2, "2026-12-06T11:00:00Z"));
+        assert!(!state(older).tags_current());
+        assert!(
+            !state(marker(&id)).tags_current(),
+            "the marker alone describes no version"
+        );
+        assert!(SCHEME.is_ours(&marker(&id)) && !marker(&id).contains_key("env"));
+        // Other tools' keys survive a merge; ours are replaced.
+        let mut current = marker(&id);
+        current.insert("owner".into(), "ops".into());
+        let next = merged(&current, &tags);
+        assert_eq!(next["owner"], "ops");
+        assert_eq!(next[REVISION_KEY], rev.as_str());
     }
 
     #[test]
