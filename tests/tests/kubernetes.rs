@@ -862,3 +862,182 @@ async fn storing_over_an_immutable_secret_names_immutability() {
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
     cleanup(p.as_ref()).await;
 }
+
+/// A CONNECT proxy on loopback that resolves every host it is asked for to 127.0.0.1 (as a
+/// proxy resolves names its clients cannot): records each tunnel's target and whether a
+/// `Proxy-Authorization` header came.
+async fn connect_proxy() -> (String, Arc<std::sync::Mutex<Vec<(String, bool)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let tunnels = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let authorized = head.to_ascii_lowercase().contains("proxy-authorization: basic");
+                seen.lock().unwrap().push((target.clone(), authorized));
+                let port = target.rsplit(':').next().unwrap_or_default().to_string();
+                if !head.starts_with("CONNECT ") {
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await else {
+                    return;
+                };
+                socket
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
+            });
+        }
+    });
+    (addr, tunnels)
+}
+
+/// The proxy password of the proxy tests.
+const PROXY_PASSWORD: &str = "pr0xy-s3cret";
+
+/// The admin kubeconfig with its server renamed to `kubernetes.default.svc` (a name in the
+/// server certificate that only the proxy of [`connect_proxy`] resolves), and its port.
+fn kubeconfig_behind_a_proxy(dir: &tempfile::TempDir) -> (std::path::PathBuf, String) {
+    let (server, _) = cluster();
+    let port = server.rsplit(':').next().unwrap().to_string();
+    let path = edited_admin_kubeconfig(dir, |c| {
+        c.server = Some(format!("https://kubernetes.default.svc:{port}"));
+    });
+    (path, port)
+}
+
+/// kube reads `HTTPS_PROXY` (as kubectl does). With it set to a CONNECT proxy with a
+/// password, the provider opens and talks to the real API server through the tunnel (TLS end
+/// to end), and no output shows the password; with `NO_PROXY` naming the server, the proxy
+/// is not used (kube 5 alone matches `NO_PROXY` against the proxy's URL instead).
+#[tokio::test]
+async fn an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown() {
+    const NAME: &str = "an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown";
+    if std::env::var(CHILD).is_ok_and(|v| v == NAME) {
+        let ns = std::env::var("NEBULA_TEST_CHILD_NAMESPACE").unwrap();
+        let opened = open(&StorageConfig::Kubernetes(KubernetesSecretsConfig {
+            namespace: Some(ns.clone()),
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            ..KubernetesSecretsConfig::default()
+        }))
+        .await;
+        let p = match opened {
+            Ok(p) => p,
+            Err(e) => {
+                let shown = format!("{e} {e:?}");
+                assert!(!shown.contains(PROXY_PASSWORD), "the proxy password leaked: {shown}");
+                panic!("open failed with HTTPS_PROXY set: {e}");
+            }
+        };
+        if std::env::var_os("NO_PROXY").is_some() {
+            let err = p
+                .check()
+                .await
+                .expect_err("the server's name resolves only through the proxy");
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            assert!(!format!("{err} {err:?}").contains(PROXY_PASSWORD), "{err:?}");
+            return;
+        }
+        p.check().await.expect("check through the proxy");
+        let k = id("Through_The_Proxy");
+        p.store(&k, &data(1), &meta()).await.expect("store through the proxy");
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+        p.delete(&k).await.unwrap();
+        assert!(!format!("{p:?}").contains(PROXY_PASSWORD));
+        return;
+    }
+    let ns = unique("proxy");
+    ensure_namespace(&ns).await;
+    let (addr, tunnels) = connect_proxy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (kubeconfig, port) = kubeconfig_behind_a_proxy(&dir);
+    for no_proxy in [None, Some("localhost,.default.svc")] {
+        let exe = std::env::current_exe().unwrap();
+        let envs = [
+            (CHILD, NAME.to_string()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+            ("HTTPS_PROXY", format!("http://nebula:{PROXY_PASSWORD}@{addr}")),
+            ("NEBULA_TEST_CHILD_NAMESPACE", ns.clone()),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(exe);
+            child
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .envs(envs)
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy")
+                .env_remove("https_proxy");
+            if let Some(no_proxy) = no_proxy {
+                child.env("NO_PROXY", no_proxy);
+            }
+            child.output()
+        })
+        .await
+        .unwrap()
+        .expect("run the test binary");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "the child failed ({no_proxy:?}):\n{stdout}\n{stderr}"
+        );
+        assert!(
+            !format!("{stdout}{stderr}").contains(PROXY_PASSWORD),
+            "{stdout}\n{stderr}"
+        );
+        let tunnels = std::mem::take(&mut *tunnels.lock().unwrap());
+        if no_proxy.is_some() {
+            assert!(tunnels.is_empty(), "NO_PROXY names the server, yet: {tunnels:?}");
+        } else {
+            assert!(!tunnels.is_empty(), "no request went through the proxy");
+            let target = format!("kubernetes.default.svc:{port}");
+            assert!(tunnels.iter().all(|(t, auth)| *t == target && *auth), "{tunnels:?}");
+        }
+    }
+}
+
+/// A plain-http server behind a proxy (the cluster's `proxy-url`) would hand the bearer token
+/// to the proxy in clear: refused at open, naming the rule, without the proxy's password, and
+/// nothing reaches the proxy.
+#[tokio::test]
+async fn a_plain_http_server_behind_a_proxy_is_refused() {
+    let (addr, tunnels) = connect_proxy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_admin_kubeconfig(&dir, |c| {
+        c.server = Some("http://127.0.0.1:8001".into());
+        c.proxy_url = Some(format!("http://nebula:{PROXY_PASSWORD}@{addr}"));
+    });
+    let err = open(&StorageConfig::Kubernetes(KubernetesSecretsConfig {
+        namespace: Some("default".into()),
+        kubeconfig_path: Some(path),
+        ..KubernetesSecretsConfig::default()
+    }))
+    .await
+    .map(drop)
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("in clear"), "{shown}");
+    assert!(shown.contains("proxy-url"), "{shown}");
+    assert!(!shown.contains(PROXY_PASSWORD), "{shown}");
+    assert!(tunnels.lock().unwrap().is_empty());
+}
