@@ -1041,3 +1041,76 @@ async fn a_plain_http_server_behind_a_proxy_is_refused() {
     assert!(!shown.contains(PROXY_PASSWORD), "{shown}");
     assert!(tunnels.lock().unwrap().is_empty());
 }
+
+/// The token an exec plugin of [`an_exec_plugin_failure_never_shows_its_output`] prints.
+const EXEC_TOKEN: &str = "exec-t0ken-9c2f7d";
+
+/// An exec plugin (kubeconfig `users[].user.exec`) that prints a credential and then
+/// fails, or prints a malformed one: kube's error holds the plugin's whole output (its
+/// `Display` prints stdout and stderr); the provider's error says the credentials were
+/// refused, not retried, and shows neither the token nor the output.
+#[tokio::test]
+async fn an_exec_plugin_failure_never_shows_its_output() {
+    let (server, ca) = cluster();
+    let credential = format!(
+        r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{EXEC_TOKEN}"}}}}"#
+    );
+    let malformed = format!(
+        r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{EXEC_TOKEN}","expirationTimestamp":[1]}}}}"#
+    );
+    for (what, script) in [
+        (
+            "prints a credential, then fails",
+            format!("#!/bin/sh\necho '{credential}'\necho \"cache: $0 {EXEC_TOKEN}\" >&2\nexit 3\n"),
+        ),
+        (
+            "prints a malformed credential",
+            format!("#!/bin/sh\necho '{malformed}'\n"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("plugin.sh");
+        std::fs::write(&plugin, script).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&plugin)
+            .status()
+            .unwrap();
+        let path = write_kubeconfig(
+            &dir,
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    \
+                 certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: \
+                 client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n\
+                 contexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+                plugin.display()
+            ),
+        );
+        let metrics = Arc::new(StorageMetrics::new());
+        let opened = open_with_metrics(
+            &StorageConfig::Kubernetes(KubernetesSecretsConfig {
+                namespace: Some("default".into()),
+                kubeconfig_path: Some(path),
+                ..KubernetesSecretsConfig::default()
+            }),
+            metrics.clone(),
+        )
+        .await;
+        let err = match opened {
+            Ok(p) => p.exists(&id("k")).await.unwrap_err(),
+            Err(e) => e,
+        };
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(EXEC_TOKEN), "{what}: the token leaked: {shown}");
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{what}: {err}");
+        assert!(!err.is_retryable(), "{what}: {err}");
+        assert!(
+            !err.to_string().contains("401"),
+            "{what}: not an answer of the server: {err}"
+        );
+        let cause = std::error::Error::source(&err)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(cause.contains("exec plugin"), "{what}: {cause}");
+    }
+}

@@ -24,6 +24,8 @@ pub(crate) enum Kind {
     Conflict,
     /// 401: the credentials are not accepted.
     Unauthenticated,
+    /// The client could not obtain credentials (exec plugin, auth provider, token file).
+    NoCredentials,
     /// 403: RBAC refuses the verb.
     Denied,
     /// 422 (`Invalid`) or 400 (`BadRequest`): the object breaks a validation rule.
@@ -105,6 +107,61 @@ impl std::fmt::Display for BeingDeleted {
 
 impl std::error::Error for BeingDeleted {}
 
+/// Why the client could not obtain credentials, told without the output of an exec plugin
+/// or auth provider (which may hold a token): the source of an `AuthenticationFailed` in
+/// place of kube's error, whose `Display` prints that output.
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialsUnavailable(pub(crate) String);
+
+impl std::fmt::Display for CredentialsUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CredentialsUnavailable {}
+
+impl CredentialsUnavailable {
+    /// What went wrong in `err`, naming no output, token or argument of a plugin.
+    fn of(err: &kube::client::AuthError) -> Self {
+        use kube::client::AuthError as A;
+        let hidden = "its output is not shown: it may hold a credential";
+        CredentialsUnavailable(match err {
+            A::AuthExecRun { out, .. } => {
+                format!("the kubeconfig user's exec plugin failed ({}; {hidden})", out.status)
+            }
+            A::AuthExecStart(e) => format!("the kubeconfig user's exec plugin could not be started ({})", e.kind()),
+            A::AuthExecParse(_) => {
+                format!("the kubeconfig user's exec plugin printed no valid ExecCredential ({hidden})")
+            }
+            A::ParseTokenKey(_) | A::AuthExec(_) => {
+                format!("the kubeconfig user's auth-provider command failed or printed no token ({hidden})")
+            }
+            A::ReadTokenFile(e, path) => {
+                format!(
+                    "the token file {:?} cannot be read ({})",
+                    path.display().to_string(),
+                    e.kind()
+                )
+            }
+            A::InvalidBasicAuth(_)
+            | A::InvalidBearerToken(_)
+            | A::UnrefreshableTokenResponse
+            | A::ExecPluginFailed
+            | A::MalformedTokenExpirationDate(_)
+            | A::MissingCommand
+            | A::ExecMissingClusterInfo
+            | A::AuthExecSerialize(_) => err.to_string(),
+            _ => "the kubeconfig user's auth provider failed".into(),
+        })
+    }
+}
+
+/// The first [`kube::client::AuthError`] in `err`'s source chain.
+fn auth_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::client::AuthError> {
+    nebula_credential_core::remote::source_chain(err).find_map(|e| e.downcast_ref::<kube::client::AuthError>())
+}
+
 /// Where an error happened: the operation, the credential, the RBAC verb and namespace.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'a> {
@@ -125,6 +182,18 @@ pub(crate) struct KubeError {
 
 impl From<kube::Error> for KubeError {
     fn from(err: kube::Error) -> Self {
+        let auth = match &err {
+            kube::Error::Auth(a) => Some(a),
+            kube::Error::Service(e) => auth_error(e.as_ref()),
+            _ => None,
+        };
+        if let Some(auth) = auth {
+            return KubeError {
+                kind: Kind::NoCredentials,
+                status: None,
+                source: Box::new(CredentialsUnavailable::of(auth)),
+            };
+        }
         let (kind, status) = match &err {
             kube::Error::Api(s) => {
                 let details_kind = s.details.as_ref().map(|d| d.kind.as_str()).unwrap_or_default();
@@ -133,7 +202,6 @@ impl From<kube::Error> for KubeError {
             kube::Error::Service(e) if is_tls(e.as_ref()) => (Kind::Tls, None),
             kube::Error::HyperError(e) if is_tls(e) => (Kind::Tls, None),
             kube::Error::Service(_) | kube::Error::HyperError(_) => (Kind::Unavailable, None),
-            kube::Error::Auth(_) => (Kind::Unauthenticated, None),
             _ => (Kind::Other, None),
         };
         KubeError {
@@ -203,6 +271,11 @@ impl KubeError {
                 PROVIDER,
                 "the API server did not accept the credentials (HTTP 401); renew the token or client certificate \
                  of the kubeconfig user or service account (see `kubeconfig_path` and `context`)",
+            ),
+            Kind::NoCredentials => StorageError::authentication_failed(
+                PROVIDER,
+                "the credentials of the kubeconfig user could not be obtained (see the source error); fix its exec \
+                 plugin, auth provider or token file (see `kubeconfig_path` and `context`)",
             ),
             Kind::Denied => StorageError::permission_denied(
                 PROVIDER,
