@@ -1114,3 +1114,78 @@ async fn an_exec_plugin_failure_never_shows_its_output() {
         assert!(cause.contains("exec plugin"), "{what}: {cause}");
     }
 }
+
+/// Metadata whose JSON has a fixed length (fixed timestamps), so object sizes repeat.
+fn fixed_meta() -> nebula_credential::CredentialMetadata {
+    let mut v = serde_json::to_value(meta()).unwrap();
+    v["created_at"] = "2026-01-01T00:00:00Z".into();
+    v["updated_at"] = "2026-01-01T00:00:00Z".into();
+    serde_json::from_value(v).unwrap()
+}
+
+/// `TooLarge` is measured on the whole Secret, to the byte, against the real server: a
+/// Secret of exactly `MAX_OBJECT_BYTES` (padded with a default annotation) is stored and
+/// read back; one byte more is `TooLarge` reporting `MAX_OBJECT_BYTES + 1`, and the stored
+/// Secret is left as it was.
+#[tokio::test]
+async fn too_large_is_measured_on_the_whole_secret_to_the_byte() {
+    use nebula_credential::kubernetes::{MAX_OBJECT_BYTES, object_size};
+    let ns = unique("limit");
+    ensure_namespace(&ns).await;
+    let k = id("Edge");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    let blob = |n: usize| nebula_credential::EncryptedData {
+        ciphertext: vec![7; n],
+        ..data(7)
+    };
+    let pad_key = "example.com/pad";
+    let padded = |pad: usize| {
+        let mut c = config(&ns);
+        c.retry.max_retries = 0;
+        if pad > 0 {
+            c.default_annotations.insert(pad_key.to_string(), "p".repeat(pad));
+        }
+        c
+    };
+    let p = provider(padded(0)).await;
+    // The largest ciphertext whose Secret fits, by bisection on the server.
+    let (mut lo, mut hi) = (1, MAX_OBJECT_BYTES);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        match p.store(&k, &blob(mid), &fixed_meta()).await {
+            Ok(_) => lo = mid,
+            Err(StorageError::TooLarge { size, limit, .. }) => {
+                assert_eq!(limit, MAX_OBJECT_BYTES);
+                assert!(size > limit);
+                hi = mid;
+            }
+            Err(e) => panic!("{mid}: {e}"),
+        }
+    }
+    // A little below, to leave room for the padding annotation's key.
+    let lo = lo - 32;
+    p.store(&k, &blob(lo), &fixed_meta()).await.unwrap();
+    let stored = object_size(&api.get(&name).await.unwrap());
+    assert!(stored <= MAX_OBJECT_BYTES, "{stored}");
+    // Pad it to the limit exactly, with a default annotation of the right length.
+    let pad = MAX_OBJECT_BYTES - stored - pad_key.len();
+    let exact = provider(padded(pad)).await;
+    exact
+        .store(&k, &blob(lo), &fixed_meta())
+        .await
+        .expect("a Secret of exactly MAX_OBJECT_BYTES is stored");
+    let on_server = api.get(&name).await.unwrap();
+    assert_eq!(object_size(&on_server), MAX_OBJECT_BYTES);
+    assert_eq!(exact.retrieve(&k).await.unwrap().data, blob(lo));
+    let over = provider(padded(pad + 1)).await;
+    match over.store(&k, &blob(lo), &fixed_meta()).await {
+        Err(StorageError::TooLarge { size, limit, .. }) => {
+            assert_eq!((size, limit), (MAX_OBJECT_BYTES + 1, MAX_OBJECT_BYTES));
+        }
+        other => panic!("one byte over the limit: {other:?}"),
+    }
+    let after = api.get(&name).await.unwrap();
+    assert_eq!(after.metadata.resource_version, on_server.metadata.resource_version);
+    exact.delete(&k).await.unwrap();
+}
