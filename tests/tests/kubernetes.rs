@@ -1189,3 +1189,71 @@ async fn too_large_is_measured_on_the_whole_secret_to_the_byte() {
     assert_eq!(after.metadata.resource_version, on_server.metadata.resource_version);
     exact.delete(&k).await.unwrap();
 }
+
+/// `store_if(Absent)` into a name held by a dying Secret (another tool's finalizer): the
+/// Secret is absent for the precondition, so the create waits for it to go; within a short
+/// deadline it gives up retryably, naming the finalizer, without writing; when the
+/// finalizer is removed mid-wait, the create lands and a second `Absent` store conflicts.
+#[tokio::test]
+async fn store_if_absent_waits_for_a_dying_secret_and_never_writes_into_it() {
+    let (ns, p) = fresh("absent-dying").await;
+    let k = id("Dying_Absent");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let hold = serde_json::json!({"metadata": {"finalizers": [HOLD]}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .unwrap();
+    p.delete(&k).await.unwrap();
+    let dying = api.get(&name).await.unwrap();
+    assert!(dying.metadata.deletion_timestamp.is_some());
+
+    let short = provider(KubernetesSecretsConfig {
+        timeouts: Timeouts {
+            read_ms: 800,
+            write_ms: 800,
+        },
+        retry: RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+        ..config(&ns)
+    })
+    .await;
+    let err = short
+        .store_if(&k, &data(2), &meta(), &Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let cause = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(cause.contains(HOLD), "{cause}");
+    let still = api.get(&name).await.unwrap();
+    assert_eq!(
+        (still.metadata.uid.clone(), still.data.clone()),
+        (dying.metadata.uid.clone(), dying.data.clone())
+    );
+
+    let waiting = {
+        let (p, k) = (p.clone(), k.clone());
+        tokio::spawn(async move { p.store_if(&k, &data(3), &meta(), &Precondition::Absent).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    let revision = waiting.await.unwrap().expect("the create waited for the Secret to go");
+    let new = api.get(&name).await.unwrap();
+    assert_ne!(new.metadata.uid, dying.metadata.uid);
+    assert_eq!(Revision::new(new.metadata.resource_version.clone().unwrap()), revision);
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
+    let err = p
+        .store_if(&k, &data(4), &meta(), &Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    cleanup(p.as_ref()).await;
+}
