@@ -23,7 +23,7 @@
 use std::path::PathBuf;
 
 use kube::Config;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use nebula_credential_core::remote::check_service_url;
 use nebula_credential_core::{ConfigError, StorageError};
 
@@ -94,7 +94,12 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
             let kubeconfig = tokio::task::spawn_blocking(move || Kubeconfig::read_from(read))
                 .await
                 .map_err(|e| config_error("kubeconfig_path", format!("could not be read ({e})")))?
-                .map_err(|e| config_error("kubeconfig_path", format!("{shown:?} cannot be used: {e}")))?;
+                .map_err(|e| {
+                    config_error(
+                        "kubeconfig_path",
+                        format!("{shown:?} cannot be used: {}", without_text(&e)),
+                    )
+                })?;
             (kubeconfig, Source::Path(path.clone()))
         }
         None => match tokio::task::spawn_blocking(Kubeconfig::read)
@@ -105,11 +110,11 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
             Err(e) if config.context.is_some() => {
                 return Err(config_error(
                     "context",
-                    format!("cannot be used with KUBECONFIG or ~/.kube/config: {e}"),
+                    format!("cannot be used with KUBECONFIG or ~/.kube/config: {}", without_text(&e)),
                 ));
             }
             // kube's order: the kubeconfig first, then the pod's settings.
-            Err(kubeconfig_error) => return in_cluster(&kubeconfig_error),
+            Err(kubeconfig_error) => return in_cluster(&without_text(&kubeconfig_error)),
         },
     };
     let context = config.context.clone().or_else(|| kubeconfig.current_context.clone());
@@ -117,7 +122,9 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
     let mut kube_config = match Config::from_custom_kubeconfig(kubeconfig, &options).await {
         Ok(kube_config) => kube_config,
         // Like `Config::infer`: a default kubeconfig that cannot be loaded gives way to the pod's settings.
-        Err(e) if matches!(source, Source::Default) && config.context.is_none() => return in_cluster(&e),
+        Err(e) if matches!(source, Source::Default) && config.context.is_none() => {
+            return in_cluster(&without_text(&e));
+        }
         Err(e) => {
             let whence = match &source {
                 Source::Path(p) => format!("{:?}", p.display().to_string()),
@@ -125,7 +132,7 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
             };
             return Err(config_error(
                 context_field,
-                format!("cannot be used with {whence}: {e}"),
+                format!("cannot be used with {whence}: {}", without_text(&e)),
             ));
         }
     };
@@ -133,6 +140,24 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
         kube_config.proxy_url = None;
     }
     finish(&mut kube_config, &source, context.as_deref()).map(|()| kube_config)
+}
+
+/// kube's error about a kubeconfig, without the kubeconfig's text: its YAML parser quotes
+/// the lines around a syntax error (tokens and keys included), so a parse error names the
+/// line and column only.
+fn without_text(e: &KubeconfigError) -> String {
+    const HIDDEN: &str = "its text is not shown, as it may hold a credential";
+    match e {
+        KubeconfigError::Parse(yaml) => match yaml.location() {
+            Some(at) => format!(
+                "it is not a valid kubeconfig: YAML error at line {}, column {} ({HIDDEN})",
+                at.line(),
+                at.column()
+            ),
+            None => format!("it is not a valid kubeconfig: YAML error ({HIDDEN})"),
+        },
+        other => other.to_string(),
+    }
 }
 
 /// Whether the cluster of `context` in `kubeconfig` sets a `proxy-url` (else kube takes

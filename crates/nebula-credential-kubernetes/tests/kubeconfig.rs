@@ -176,3 +176,60 @@ async fn kube_debug_override_url_is_ignored() {
     assert_eq!(diverted.lock().unwrap().len(), 0, "a request went to the override URL");
     assert_eq!(asked.lock().unwrap().len(), 1);
 }
+
+/// Kubeconfigs broken next to a credential (a token's unclosed quote, a user that is a bare
+/// string, a misindented line after `client-key-data`).
+fn broken_next_to_a_secret() -> Vec<String> {
+    let head = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.5:6443\n\
+                contexts:\n- name: a\n  context: {cluster: c, user: u}\ncurrent-context: a\nusers:\n- name: u\n";
+    [
+        format!("  user:\n    token: \"{TOKEN}\n"),
+        format!("  user: {TOKEN}\n"),
+        format!("  user:\n    token: [{TOKEN}]\n"),
+        format!("  user:\n    client-key-data: {TOKEN}\n   password: {TOKEN}\n x\n"),
+    ]
+    .into_iter()
+    .map(|users| format!("{head}{users}"))
+    .collect()
+}
+
+fn assert_no_snippet(err: &StorageError, what: &str) {
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(TOKEN), "{what}: the kubeconfig's text leaked: {shown}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{what}: {err}");
+    assert!(
+        err.to_string().contains("line "),
+        "{what}: the position is named: {err}"
+    );
+}
+
+/// kube's YAML parser quotes the lines around a syntax error in its message, credentials
+/// included: a kubeconfig that does not parse is refused naming the file and the line and
+/// column only, whether from `kubeconfig_path` or from `KUBECONFIG`.
+#[tokio::test]
+async fn a_kubeconfig_that_does_not_parse_is_named_without_its_text() {
+    const NAME: &str = "a_kubeconfig_that_does_not_parse_is_named_without_its_text";
+    if is_child(NAME) {
+        let err = open(None).await.unwrap_err();
+        assert_no_snippet(&err, "KUBECONFIG");
+        let err = KubernetesSecretsProvider::new(KubernetesSecretsConfig {
+            context: Some("a".into()),
+            ..KubernetesSecretsConfig::default()
+        })
+        .await
+        .unwrap_err();
+        assert_no_snippet(&err, "KUBECONFIG with a context");
+        return;
+    }
+    for (i, text) in broken_next_to_a_secret().into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, text).unwrap();
+        let err = open(Some(path.clone())).await.unwrap_err();
+        assert_no_snippet(&err, &format!("kubeconfig_path #{i}"));
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        if i == 0 {
+            run_child(NAME, vec![("KUBECONFIG", path.display().to_string())]).await;
+        }
+    }
+}
