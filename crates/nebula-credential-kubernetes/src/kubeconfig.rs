@@ -156,6 +156,10 @@ fn without_text(e: &KubeconfigError) -> String {
             ),
             None => format!("it is not a valid kubeconfig: YAML error ({HIDDEN})"),
         },
+        KubeconfigError::ParseNoProxy(e) => format!(
+            "with a proxy set, kube cannot parse NO_PROXY (or no_proxy): {e}; remove empty entries (e.g. a \
+             trailing comma) and entries that are not a host, an IP address or a CIDR range"
+        ),
         other => other.to_string(),
     }
 }

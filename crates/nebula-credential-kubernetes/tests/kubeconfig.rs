@@ -233,3 +233,37 @@ async fn a_kubeconfig_that_does_not_parse_is_named_without_its_text() {
         }
     }
 }
+
+/// With a proxy in the environment kube parses `NO_PROXY` and fails on entries it cannot
+/// read (an empty one from a trailing comma, `<local>`): `open()` names `NO_PROXY` and what
+/// to change in it, whether the kubeconfig comes from `kubeconfig_path` or `KUBECONFIG`.
+#[tokio::test]
+async fn a_no_proxy_kube_cannot_parse_is_named() {
+    const NAME: &str = "a_no_proxy_kube_cannot_parse_is_named";
+    if is_child(NAME) {
+        let path = std::env::var("NEBULA_TEST_KUBECONFIG_FILE").unwrap();
+        for err in [
+            open(Some(path.into())).await.unwrap_err(),
+            open(None).await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+            assert!(err.to_string().contains("NO_PROXY"), "{err}");
+            assert!(err.to_string().contains("remove empty entries"), "{err}");
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "    server: https://10.0.0.5:6443");
+    for no_proxy in ["localhost,127.0.0.1,", "<local>"] {
+        run_child(
+            NAME,
+            vec![
+                ("NEBULA_TEST_KUBECONFIG_FILE", path.display().to_string()),
+                ("KUBECONFIG", path.display().to_string()),
+                ("HTTPS_PROXY", "http://127.0.0.1:9".into()),
+                ("NO_PROXY", no_proxy.into()),
+            ],
+        )
+        .await;
+    }
+}
