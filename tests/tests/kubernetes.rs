@@ -921,9 +921,10 @@ fn kubeconfig_behind_a_proxy(dir: &tempfile::TempDir) -> (std::path::PathBuf, St
 }
 
 /// kube reads `HTTPS_PROXY` (as kubectl does). With it set to a CONNECT proxy with a
-/// password, the provider opens and talks to the real API server through the tunnel (TLS end
-/// to end), and no output shows the password; with `NO_PROXY` naming the server, the proxy
-/// is not used (kube 5 alone matches `NO_PROXY` against the proxy's URL instead).
+/// password, or without a scheme (an HTTP proxy, as for curl and Go), the provider opens and
+/// talks to the real API server through the tunnel (TLS end to end), and no output shows the
+/// password; with `NO_PROXY` naming the server, the proxy is not used (kube 5 alone matches
+/// `NO_PROXY` against the proxy's URL instead).
 #[tokio::test]
 async fn an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown() {
     const NAME: &str = "an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown";
@@ -968,12 +969,20 @@ async fn an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown(
     let (addr, tunnels) = connect_proxy().await;
     let dir = tempfile::tempdir().unwrap();
     let (kubeconfig, port) = kubeconfig_behind_a_proxy(&dir);
-    for no_proxy in [None, Some("localhost,.default.svc")] {
+    let with_password = format!("http://nebula:{PROXY_PASSWORD}@{addr}");
+    // Without a scheme, as curl and Go's net/http read it: an HTTP proxy.
+    let bare = addr.clone();
+    for (proxy, no_proxy) in [
+        (with_password.clone(), None),
+        (bare, None),
+        (with_password, Some("localhost,.default.svc")),
+    ] {
+        let authorized = proxy.contains(PROXY_PASSWORD);
         let exe = std::env::current_exe().unwrap();
         let envs = [
             (CHILD, NAME.to_string()),
             ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("HTTPS_PROXY", format!("http://nebula:{PROXY_PASSWORD}@{addr}")),
+            ("HTTPS_PROXY", proxy),
             ("NEBULA_TEST_CHILD_NAMESPACE", ns.clone()),
         ];
         let out = tokio::task::spawn_blocking(move || {
@@ -1010,7 +1019,10 @@ async fn an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown(
         } else {
             assert!(!tunnels.is_empty(), "no request went through the proxy");
             let target = format!("kubernetes.default.svc:{port}");
-            assert!(tunnels.iter().all(|(t, auth)| *t == target && *auth), "{tunnels:?}");
+            assert!(
+                tunnels.iter().all(|(t, auth)| *t == target && *auth == authorized),
+                "{tunnels:?}"
+            );
         }
     }
 }

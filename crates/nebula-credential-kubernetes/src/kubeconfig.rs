@@ -136,8 +136,12 @@ pub(crate) async fn load(config: &KubernetesSecretsConfig) -> Result<Config, Sto
             ));
         }
     };
-    if !explicit_proxy && kube_config.proxy_url.is_some() && bypasses_env_proxy(&kube_config.cluster_url) {
-        kube_config.proxy_url = None;
+    if !explicit_proxy {
+        kube_config.proxy_url = kube_config
+            .proxy_url
+            .take()
+            .filter(|_| !bypasses_env_proxy(&kube_config.cluster_url))
+            .map(with_default_scheme);
     }
     finish(&mut kube_config, &source, context.as_deref()).map(|()| kube_config)
 }
@@ -183,6 +187,15 @@ fn names_a_proxy(kubeconfig: &Kubeconfig, context: &str) -> bool {
         .and_then(|c| c.cluster.as_ref())
         .and_then(|c| c.proxy_url.as_deref())
         .is_some_and(|p| !p.is_empty())
+}
+
+/// A proxy from the environment without a scheme (`HTTPS_PROXY=proxy.corp:3128`) is an
+/// HTTP proxy, as for curl and Go's `net/http`; kube alone would refuse it.
+fn with_default_scheme(proxy: http::Uri) -> http::Uri {
+    match (proxy.scheme(), proxy.authority()) {
+        (None, Some(authority)) => format!("http://{authority}").parse().unwrap_or(proxy),
+        _ => proxy,
+    }
 }
 
 /// The host of `uri` without IPv6 brackets, lower case.
@@ -422,6 +435,20 @@ mod tests {
             assert!(rule.contains(says), "{server} {proxy}: {rule}");
             assert!(!rule.contains("s3cret"), "{rule}");
         }
+    }
+
+    #[test]
+    fn a_proxy_from_the_environment_without_a_scheme_is_an_http_proxy() {
+        for (raw, expected) in [
+            ("proxy.corp:3128", "http://proxy.corp:3128/"),
+            ("http://proxy.corp:3128", "http://proxy.corp:3128/"),
+            ("socks5://proxy.corp:1080", "socks5://proxy.corp:1080/"),
+        ] {
+            let uri: http::Uri = raw.parse().unwrap();
+            assert_eq!(with_default_scheme(uri).to_string(), expected, "{raw}");
+        }
+        let proxied = proxied("https://10.0.0.5:6443", "http://proxy.corp:3128");
+        check_transport(&proxied).unwrap();
     }
 
     #[test]
