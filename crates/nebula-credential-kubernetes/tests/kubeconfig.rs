@@ -267,3 +267,26 @@ async fn a_no_proxy_kube_cannot_parse_is_named() {
         .await;
     }
 }
+
+/// A client certificate and key that cannot be used (the key is not PEM) fail when the client
+/// is built, before any request: that is the kubeconfig's fault, so `open()` says `Config`,
+/// naming the kubeconfig, not a failed API request.
+#[tokio::test]
+async fn an_unusable_client_key_is_a_config_error_naming_the_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    // base64 of "not a key" and "not a certificate".
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.5:6443\n\
+         users:\n- name: u\n  user:\n    client-key-data: bm90IGEga2V5\n    client-certificate-data: \
+         bm90IGEgY2VydGlmaWNhdGU=\ncontexts:\n- name: dev-ctx\n  context: {cluster: c, user: u}\n\
+         current-context: dev-ctx\n",
+    )
+    .unwrap();
+    let err = open(Some(path.clone())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let m = err.to_string();
+    assert!(m.contains(&path.display().to_string()), "{m}");
+    assert!(m.contains("dev-ctx"), "{m}");
+}
