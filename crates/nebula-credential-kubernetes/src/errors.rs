@@ -213,6 +213,11 @@ impl From<kube::Error> for KubeError {
 }
 
 impl KubeError {
+    /// The error it was made from (sanitised where kube's would show a credential).
+    pub(crate) fn source(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.source.as_ref()
+    }
+
     fn code(&self) -> Option<u16> {
         self.status.as_ref().map(|s| s.code)
     }

@@ -313,18 +313,6 @@ fn finish(kube_config: &mut Config, source: &Source, context: Option<&str>) -> R
         ));
     }
     kube_config.default_retry = false;
-    // Building a client loads the client certificate, key and CA: failing here is the
-    // kubeconfig's fault, not a failed request.
-    if let Err(e) = kube::Client::try_from(kube_config.clone()) {
-        return Err(config_error(
-            "kubeconfig_path",
-            format!(
-                "{} cannot be turned into a client ({e}); check its user's client certificate and key \
-                 (`client-certificate-data`, `client-key-data`), token file, and its cluster's certificate authority",
-                source.whence(context)
-            ),
-        ));
-    }
     Ok(())
 }
 

@@ -120,12 +120,33 @@ impl KubernetesSecretsProvider {
             .clone()
             .unwrap_or_else(|| kube_config.default_namespace.clone());
         let client = Client::try_from(kube_config).map_err(|e| {
-            KubeError::from(e).into_storage(Context {
-                operation: Operation::Check,
-                id: None,
-                verb: "connect",
-                namespace: &namespace,
-            })
+            let e = KubeError::from(e);
+            if e.kind == Kind::NoCredentials {
+                return e.into_storage(Context {
+                    operation: Operation::Check,
+                    id: None,
+                    verb: "connect",
+                    namespace: &namespace,
+                });
+            }
+            // Building the client loads the certificates, key and token file: failing here is
+            // the kubeconfig's fault, not a failed request.
+            let whence = match (&config.kubeconfig_path, &config.context) {
+                (Some(path), Some(c)) => format!("({:?}), context {c:?},", path.display().to_string()),
+                (Some(path), None) => format!("({:?}), its current context,", path.display().to_string()),
+                (None, _) => {
+                    "is not set, and the configuration found (KUBECONFIG, ~/.kube/config or in-cluster)".into()
+                }
+            };
+            config_error(
+                "kubeconfig_path",
+                format!(
+                    "{whence} cannot be turned into a client ({}); check its user's client certificate and key \
+                     (`client-certificate-data`, `client-key-data`), token file, and its cluster's certificate \
+                     authority",
+                    e.source()
+                ),
+            )
         })?;
         Self::with_client(client, &namespace, config)
     }

@@ -288,5 +288,5 @@ async fn an_unusable_client_key_is_a_config_error_naming_the_kubeconfig() {
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     let m = err.to_string();
     assert!(m.contains(&path.display().to_string()), "{m}");
-    assert!(m.contains("dev-ctx"), "{m}");
+    assert!(m.contains("client-key-data"), "{m}");
 }
