@@ -156,8 +156,10 @@ impl KubernetesSecretsProvider {
     /// with kube's own retries turned off. Refused with a `Config` error naming the
     /// kubeconfig and context when it turns TLS verification off
     /// (`insecure-skip-tls-verify: true`), uses plain `http://` to a host that is not
-    /// loopback, or names a malformed server (e.g. a port outside 1..=65535). kube's debug
-    /// variables (`KUBE_RS_DEBUG_OVERRIDE_URL`, `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored.
+    /// loopback, names a malformed server (e.g. a port outside 1..=65535), or would send a
+    /// plain-`http://` server's traffic through a proxy. A proxy from `HTTPS_PROXY` is dropped
+    /// for loopback servers and servers `NO_PROXY` names. kube's debug variables
+    /// (`KUBE_RS_DEBUG_OVERRIDE_URL`, `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored.
     pub async fn client_config(config: &KubernetesSecretsConfig) -> Result<Config, StorageError> {
         crate::kubeconfig::load(config).await
     }
