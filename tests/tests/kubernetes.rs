@@ -1269,3 +1269,42 @@ async fn store_if_absent_waits_for_a_dying_secret_and_never_writes_into_it() {
     assert!(err.is_conflict(), "{err}");
     cleanup(p.as_ref()).await;
 }
+
+/// The restricted identity (RBAC in its own namespace only) in a namespace that does not
+/// exist: `check` and `list` do not pass as "empty" — no RoleBinding can exist there, so
+/// both are `PermissionDenied` naming the verb and namespace; a foreign `immutable` Secret
+/// under our name is still foreign (a store is a `Conflict`, the Secret untouched).
+#[tokio::test]
+async fn a_restricted_identity_in_a_missing_namespace_and_a_foreign_immutable_secret() {
+    let restricted = emulator_var("NEBULA_TEST_KUBECONFIG_RESTRICTED", BACKEND);
+    let missing = unique("nowhere");
+    let p = provider(KubernetesSecretsConfig {
+        namespace: Some(missing.clone()),
+        kubeconfig_path: Some(restricted.into()),
+        ..KubernetesSecretsConfig::default()
+    })
+    .await;
+    for (op, err) in [
+        ("check", p.check().await.unwrap_err()),
+        ("list", p.list(&CredentialFilter::new()).await.unwrap_err()),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{op}: {err}");
+        assert!(
+            err.to_string().contains(&format!("namespace `{missing}`")),
+            "{op}: {err}"
+        );
+    }
+
+    let (ns, p) = fresh("foreign-immutable").await;
+    let k = id("Frozen_Foreign");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    let mut frozen = foreign_secret(&name);
+    frozen.immutable = Some(true);
+    api.create(&PostParams::default(), &frozen).await.unwrap();
+    let err = p.store(&k, &data(1), &meta()).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(is_foreign_intact(&api.get(&name).await.unwrap()));
+    assert!(p.delete(&k).await.unwrap_err().is_conflict());
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
