@@ -1308,3 +1308,23 @@ async fn a_restricted_identity_in_a_missing_namespace_and_a_foreign_immutable_se
     assert!(p.delete(&k).await.unwrap_err().is_conflict());
     api.delete(&name, &DeleteParams::default()).await.unwrap();
 }
+
+/// A namespace being deleted (on this bare API server it stays `Terminating`: no namespace
+/// controller) refuses creates with 403 and the cause `NamespaceTerminating`: the store says
+/// the namespace is being deleted, not "grant `create`" (which the identity has), and is not
+/// retried as if it could pass; `check` fails the same way instead of passing as if the
+/// identity were read-only.
+#[tokio::test]
+async fn a_store_into_a_terminating_namespace_says_so() {
+    let (ns, p) = fresh("terminating").await;
+    let namespaces: Api<Namespace> = Api::all(admin_client().await);
+    namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();
+    let err = p.store(&id("Too_Late"), &data(1), &meta()).await.unwrap_err();
+    let m = err.to_string();
+    assert!(!m.contains("grant `create`"), "{m}");
+    assert!(m.contains(&format!("namespace `{ns}` is being deleted")), "{m}");
+    assert!(!err.is_retryable(), "{err}");
+    // `check`'s dry-run create proves the namespace can take new Secrets: it cannot.
+    let err = p.check().await.unwrap_err();
+    assert!(err.to_string().contains("is being deleted"), "{err}");
+}

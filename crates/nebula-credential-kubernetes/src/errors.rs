@@ -18,6 +18,9 @@ pub(crate) enum Kind {
     NotFound,
     /// 404 whose `details.kind` is `namespaces`: the namespace does not exist.
     NamespaceMissing,
+    /// A create refused because the namespace is being deleted (403 with the cause
+    /// `NamespaceTerminating`).
+    NamespaceTerminating,
     /// 409 `AlreadyExists`: a create lost to an existing object.
     AlreadyExists,
     /// 409 `Conflict`: a stale `resourceVersion` or a failed precondition.
@@ -197,7 +200,17 @@ impl From<kube::Error> for KubeError {
         let (kind, status) = match &err {
             kube::Error::Api(s) => {
                 let details_kind = s.details.as_ref().map(|d| d.kind.as_str()).unwrap_or_default();
-                (classify_status(s.code, &s.reason, details_kind), Some(s.clone()))
+                let terminating = s
+                    .details
+                    .iter()
+                    .flat_map(|d| d.causes.iter())
+                    .any(|c| c.reason == "NamespaceTerminating");
+                let kind = if terminating {
+                    Kind::NamespaceTerminating
+                } else {
+                    classify_status(s.code, &s.reason, details_kind)
+                };
+                (kind, Some(s.clone()))
             }
             kube::Error::Service(e) if is_tls(e.as_ref()) => (Kind::Tls, None),
             kube::Error::HyperError(e) if is_tls(e) => (Kind::Tls, None),
@@ -263,6 +276,10 @@ impl KubeError {
             },
             Kind::NamespaceMissing => backend(format!(
                 "namespace `{namespace}` does not exist; create it (`kubectl create namespace {namespace}`) or set `namespace`"
+            )),
+            Kind::NamespaceTerminating => backend(format!(
+                "namespace `{namespace}` is being deleted, so nothing can be created in it and what it holds goes \
+                 with it; set another `namespace`, or wait until it is gone and create it again"
             )),
             Kind::AlreadyExists | Kind::Conflict => match id {
                 Some(id) => StorageError::conflict(
@@ -431,6 +448,15 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Unavailable, "{code}");
             assert!(e.is_retryable());
         }
+        let terminating = StatusCause {
+            reason: "NamespaceTerminating".into(),
+            message: "namespace payments is being terminated".into(),
+            field: "metadata.namespace".into(),
+        };
+        let e = api(403, "Forbidden", Some(details("secrets", vec![terminating], 0))).into_storage(ctx(&id));
+        assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+        assert!(e.to_string().contains("namespace `payments` is being deleted"), "{e}");
+        assert!(!e.is_retryable());
         let e = api(410, "Expired", None).into_storage(ctx(&id));
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.is_retryable());
