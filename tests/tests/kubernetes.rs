@@ -862,3 +862,469 @@ async fn storing_over_an_immutable_secret_names_immutability() {
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
     cleanup(p.as_ref()).await;
 }
+
+/// A CONNECT proxy on loopback that resolves every host it is asked for to 127.0.0.1 (as a
+/// proxy resolves names its clients cannot): records each tunnel's target and whether a
+/// `Proxy-Authorization` header came.
+async fn connect_proxy() -> (String, Arc<std::sync::Mutex<Vec<(String, bool)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let tunnels = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let authorized = head.to_ascii_lowercase().contains("proxy-authorization: basic");
+                seen.lock().unwrap().push((target.clone(), authorized));
+                let port = target.rsplit(':').next().unwrap_or_default().to_string();
+                if !head.starts_with("CONNECT ") {
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await else {
+                    return;
+                };
+                socket
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
+            });
+        }
+    });
+    (addr, tunnels)
+}
+
+/// The proxy password of the proxy tests.
+const PROXY_PASSWORD: &str = "pr0xy-s3cret";
+
+/// The admin kubeconfig with its server renamed to `kubernetes.default.svc` (a name in the
+/// server certificate that only the proxy of [`connect_proxy`] resolves), and its port.
+fn kubeconfig_behind_a_proxy(dir: &tempfile::TempDir) -> (std::path::PathBuf, String) {
+    let (server, _) = cluster();
+    let port = server.rsplit(':').next().unwrap().to_string();
+    let path = edited_admin_kubeconfig(dir, |c| {
+        c.server = Some(format!("https://kubernetes.default.svc:{port}"));
+    });
+    (path, port)
+}
+
+/// kube reads `HTTPS_PROXY` (as kubectl does). With it set to a CONNECT proxy with a
+/// password, or without a scheme (an HTTP proxy, as for curl and Go), the provider opens and
+/// talks to the real API server through the tunnel (TLS end to end), and no output shows the
+/// password; with `NO_PROXY` naming the server, the proxy is not used (kube 5 alone matches
+/// `NO_PROXY` against the proxy's URL instead).
+#[tokio::test]
+async fn an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown() {
+    const NAME: &str = "an_https_proxy_in_the_environment_is_used_like_kubectl_and_never_shown";
+    if std::env::var(CHILD).is_ok_and(|v| v == NAME) {
+        let ns = std::env::var("NEBULA_TEST_CHILD_NAMESPACE").unwrap();
+        let opened = open(&StorageConfig::Kubernetes(KubernetesSecretsConfig {
+            namespace: Some(ns.clone()),
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            ..KubernetesSecretsConfig::default()
+        }))
+        .await;
+        let p = match opened {
+            Ok(p) => p,
+            Err(e) => {
+                let shown = format!("{e} {e:?}");
+                assert!(!shown.contains(PROXY_PASSWORD), "the proxy password leaked: {shown}");
+                panic!("open failed with HTTPS_PROXY set: {e}");
+            }
+        };
+        if std::env::var_os("NO_PROXY").is_some() {
+            let err = p
+                .check()
+                .await
+                .expect_err("the server's name resolves only through the proxy");
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            assert!(!format!("{err} {err:?}").contains(PROXY_PASSWORD), "{err:?}");
+            return;
+        }
+        p.check().await.expect("check through the proxy");
+        let k = id("Through_The_Proxy");
+        p.store(&k, &data(1), &meta()).await.expect("store through the proxy");
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+        p.delete(&k).await.unwrap();
+        assert!(!format!("{p:?}").contains(PROXY_PASSWORD));
+        return;
+    }
+    let ns = unique("proxy");
+    ensure_namespace(&ns).await;
+    let (addr, tunnels) = connect_proxy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (kubeconfig, port) = kubeconfig_behind_a_proxy(&dir);
+    let with_password = format!("http://nebula:{PROXY_PASSWORD}@{addr}");
+    // Without a scheme, as curl and Go's net/http read it: an HTTP proxy.
+    let bare = addr.clone();
+    for (proxy, no_proxy) in [
+        (with_password.clone(), None),
+        (bare, None),
+        (with_password, Some("localhost,.default.svc")),
+    ] {
+        let authorized = proxy.contains(PROXY_PASSWORD);
+        let exe = std::env::current_exe().unwrap();
+        let envs = [
+            (CHILD, NAME.to_string()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+            ("HTTPS_PROXY", proxy),
+            ("NEBULA_TEST_CHILD_NAMESPACE", ns.clone()),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(exe);
+            child
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .envs(envs)
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy")
+                .env_remove("https_proxy");
+            if let Some(no_proxy) = no_proxy {
+                child.env("NO_PROXY", no_proxy);
+            }
+            child.output()
+        })
+        .await
+        .unwrap()
+        .expect("run the test binary");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "the child failed ({no_proxy:?}):\n{stdout}\n{stderr}"
+        );
+        assert!(
+            !format!("{stdout}{stderr}").contains(PROXY_PASSWORD),
+            "{stdout}\n{stderr}"
+        );
+        let tunnels = std::mem::take(&mut *tunnels.lock().unwrap());
+        if no_proxy.is_some() {
+            assert!(tunnels.is_empty(), "NO_PROXY names the server, yet: {tunnels:?}");
+        } else {
+            assert!(!tunnels.is_empty(), "no request went through the proxy");
+            let target = format!("kubernetes.default.svc:{port}");
+            assert!(
+                tunnels.iter().all(|(t, auth)| *t == target && *auth == authorized),
+                "{tunnels:?}"
+            );
+        }
+    }
+}
+
+/// A plain-http server behind a proxy (the cluster's `proxy-url`) would hand the bearer token
+/// to the proxy in clear: refused at open, naming the rule, without the proxy's password, and
+/// nothing reaches the proxy.
+#[tokio::test]
+async fn a_plain_http_server_behind_a_proxy_is_refused() {
+    let (addr, tunnels) = connect_proxy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_admin_kubeconfig(&dir, |c| {
+        c.server = Some("http://127.0.0.1:8001".into());
+        c.proxy_url = Some(format!("http://nebula:{PROXY_PASSWORD}@{addr}"));
+    });
+    let err = open(&StorageConfig::Kubernetes(KubernetesSecretsConfig {
+        namespace: Some("default".into()),
+        kubeconfig_path: Some(path),
+        ..KubernetesSecretsConfig::default()
+    }))
+    .await
+    .map(drop)
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("in clear"), "{shown}");
+    assert!(shown.contains("proxy-url"), "{shown}");
+    assert!(!shown.contains(PROXY_PASSWORD), "{shown}");
+    assert!(tunnels.lock().unwrap().is_empty());
+}
+
+/// The token an exec plugin of [`an_exec_plugin_failure_never_shows_its_output`] prints.
+const EXEC_TOKEN: &str = "exec-t0ken-9c2f7d";
+
+/// An exec plugin (kubeconfig `users[].user.exec`) that prints a credential and then
+/// fails, or prints a malformed one: kube's error holds the plugin's whole output (its
+/// `Display` prints stdout and stderr); the provider's error says the credentials were
+/// refused, not retried, and shows neither the token nor the output.
+#[tokio::test]
+async fn an_exec_plugin_failure_never_shows_its_output() {
+    let (server, ca) = cluster();
+    let credential = format!(
+        r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{EXEC_TOKEN}"}}}}"#
+    );
+    let malformed = format!(
+        r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{EXEC_TOKEN}","expirationTimestamp":[1]}}}}"#
+    );
+    for (what, script) in [
+        (
+            "prints a credential, then fails",
+            format!("#!/bin/sh\necho '{credential}'\necho \"cache: $0 {EXEC_TOKEN}\" >&2\nexit 3\n"),
+        ),
+        (
+            "prints a malformed credential",
+            format!("#!/bin/sh\necho '{malformed}'\n"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("plugin.sh");
+        std::fs::write(&plugin, script).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&plugin)
+            .status()
+            .unwrap();
+        let path = write_kubeconfig(
+            &dir,
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    \
+                 certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: \
+                 client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n\
+                 contexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+                plugin.display()
+            ),
+        );
+        let metrics = Arc::new(StorageMetrics::new());
+        let opened = open_with_metrics(
+            &StorageConfig::Kubernetes(KubernetesSecretsConfig {
+                namespace: Some("default".into()),
+                kubeconfig_path: Some(path),
+                ..KubernetesSecretsConfig::default()
+            }),
+            metrics.clone(),
+        )
+        .await;
+        let err = match opened {
+            Ok(p) => p.exists(&id("k")).await.unwrap_err(),
+            Err(e) => e,
+        };
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(EXEC_TOKEN), "{what}: the token leaked: {shown}");
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{what}: {err}");
+        assert!(!err.is_retryable(), "{what}: {err}");
+        assert!(
+            !err.to_string().contains("401"),
+            "{what}: not an answer of the server: {err}"
+        );
+        let cause = std::error::Error::source(&err)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(cause.contains("exec plugin"), "{what}: {cause}");
+    }
+}
+
+/// Metadata whose JSON has a fixed length (fixed timestamps), so object sizes repeat.
+fn fixed_meta() -> nebula_credential::CredentialMetadata {
+    let mut v = serde_json::to_value(meta()).unwrap();
+    v["created_at"] = "2026-01-01T00:00:00Z".into();
+    v["updated_at"] = "2026-01-01T00:00:00Z".into();
+    serde_json::from_value(v).unwrap()
+}
+
+/// `TooLarge` is measured on the whole Secret, to the byte, against the real server: a
+/// Secret of exactly `MAX_OBJECT_BYTES` (padded with a default annotation) is stored and
+/// read back; one byte more is `TooLarge` reporting `MAX_OBJECT_BYTES + 1`, and the stored
+/// Secret is left as it was.
+#[tokio::test]
+async fn too_large_is_measured_on_the_whole_secret_to_the_byte() {
+    use nebula_credential::kubernetes::{MAX_OBJECT_BYTES, object_size};
+    let ns = unique("limit");
+    ensure_namespace(&ns).await;
+    let k = id("Edge");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    let blob = |n: usize| nebula_credential::EncryptedData {
+        ciphertext: vec![7; n],
+        ..data(7)
+    };
+    let pad_key = "example.com/pad";
+    let padded = |pad: usize| {
+        let mut c = config(&ns);
+        c.retry.max_retries = 0;
+        if pad > 0 {
+            c.default_annotations.insert(pad_key.to_string(), "p".repeat(pad));
+        }
+        c
+    };
+    let p = provider(padded(0)).await;
+    // The largest ciphertext whose Secret fits, by bisection on the server.
+    let (mut lo, mut hi) = (1, MAX_OBJECT_BYTES);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        match p.store(&k, &blob(mid), &fixed_meta()).await {
+            Ok(_) => lo = mid,
+            Err(StorageError::TooLarge { size, limit, .. }) => {
+                assert_eq!(limit, MAX_OBJECT_BYTES);
+                assert!(size > limit);
+                hi = mid;
+            }
+            Err(e) => panic!("{mid}: {e}"),
+        }
+    }
+    // A little below, to leave room for the padding annotation's key.
+    let lo = lo - 32;
+    p.store(&k, &blob(lo), &fixed_meta()).await.unwrap();
+    let stored = object_size(&api.get(&name).await.unwrap());
+    assert!(stored <= MAX_OBJECT_BYTES, "{stored}");
+    // Pad it to the limit exactly, with a default annotation of the right length.
+    let pad = MAX_OBJECT_BYTES - stored - pad_key.len();
+    let exact = provider(padded(pad)).await;
+    exact
+        .store(&k, &blob(lo), &fixed_meta())
+        .await
+        .expect("a Secret of exactly MAX_OBJECT_BYTES is stored");
+    let on_server = api.get(&name).await.unwrap();
+    assert_eq!(object_size(&on_server), MAX_OBJECT_BYTES);
+    assert_eq!(exact.retrieve(&k).await.unwrap().data, blob(lo));
+    let over = provider(padded(pad + 1)).await;
+    match over.store(&k, &blob(lo), &fixed_meta()).await {
+        Err(StorageError::TooLarge { size, limit, .. }) => {
+            assert_eq!((size, limit), (MAX_OBJECT_BYTES + 1, MAX_OBJECT_BYTES));
+        }
+        other => panic!("one byte over the limit: {other:?}"),
+    }
+    let after = api.get(&name).await.unwrap();
+    assert_eq!(after.metadata.resource_version, on_server.metadata.resource_version);
+    exact.delete(&k).await.unwrap();
+}
+
+/// `store_if(Absent)` into a name held by a dying Secret (another tool's finalizer): the
+/// Secret is absent for the precondition, so the create waits for it to go; within a short
+/// deadline it gives up retryably, naming the finalizer, without writing; when the
+/// finalizer is removed mid-wait, the create lands and a second `Absent` store conflicts.
+#[tokio::test]
+async fn store_if_absent_waits_for_a_dying_secret_and_never_writes_into_it() {
+    let (ns, p) = fresh("absent-dying").await;
+    let k = id("Dying_Absent");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let hold = serde_json::json!({"metadata": {"finalizers": [HOLD]}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .unwrap();
+    p.delete(&k).await.unwrap();
+    let dying = api.get(&name).await.unwrap();
+    assert!(dying.metadata.deletion_timestamp.is_some());
+
+    let short = provider(KubernetesSecretsConfig {
+        timeouts: Timeouts {
+            read_ms: 800,
+            write_ms: 800,
+        },
+        retry: RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+        ..config(&ns)
+    })
+    .await;
+    let err = short
+        .store_if(&k, &data(2), &meta(), &Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let cause = std::error::Error::source(&err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(cause.contains(HOLD), "{cause}");
+    let still = api.get(&name).await.unwrap();
+    assert_eq!(
+        (still.metadata.uid.clone(), still.data.clone()),
+        (dying.metadata.uid.clone(), dying.data.clone())
+    );
+
+    let waiting = {
+        let (p, k) = (p.clone(), k.clone());
+        tokio::spawn(async move { p.store_if(&k, &data(3), &meta(), &Precondition::Absent).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    let revision = waiting.await.unwrap().expect("the create waited for the Secret to go");
+    let new = api.get(&name).await.unwrap();
+    assert_ne!(new.metadata.uid, dying.metadata.uid);
+    assert_eq!(Revision::new(new.metadata.resource_version.clone().unwrap()), revision);
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(3));
+    let err = p
+        .store_if(&k, &data(4), &meta(), &Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    cleanup(p.as_ref()).await;
+}
+
+/// The restricted identity (RBAC in its own namespace only) in a namespace that does not
+/// exist: `check` and `list` do not pass as "empty" — no RoleBinding can exist there, so
+/// both are `PermissionDenied` naming the verb and namespace; a foreign `immutable` Secret
+/// under our name is still foreign (a store is a `Conflict`, the Secret untouched).
+#[tokio::test]
+async fn a_restricted_identity_in_a_missing_namespace_and_a_foreign_immutable_secret() {
+    let restricted = emulator_var("NEBULA_TEST_KUBECONFIG_RESTRICTED", BACKEND);
+    let missing = unique("nowhere");
+    let p = provider(KubernetesSecretsConfig {
+        namespace: Some(missing.clone()),
+        kubeconfig_path: Some(restricted.into()),
+        ..KubernetesSecretsConfig::default()
+    })
+    .await;
+    for (op, err) in [
+        ("check", p.check().await.unwrap_err()),
+        ("list", p.list(&CredentialFilter::new()).await.unwrap_err()),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{op}: {err}");
+        assert!(
+            err.to_string().contains(&format!("namespace `{missing}`")),
+            "{op}: {err}"
+        );
+    }
+
+    let (ns, p) = fresh("foreign-immutable").await;
+    let k = id("Frozen_Foreign");
+    let name = secret_name(PREFIX, &k);
+    let api = secrets(&ns).await;
+    let mut frozen = foreign_secret(&name);
+    frozen.immutable = Some(true);
+    api.create(&PostParams::default(), &frozen).await.unwrap();
+    let err = p.store(&k, &data(1), &meta()).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(is_foreign_intact(&api.get(&name).await.unwrap()));
+    assert!(p.delete(&k).await.unwrap_err().is_conflict());
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+/// A namespace being deleted (on this bare API server it stays `Terminating`: no namespace
+/// controller) refuses creates with 403 and the cause `NamespaceTerminating`: the store says
+/// the namespace is being deleted, not "grant `create`" (which the identity has), and is not
+/// retried as if it could pass; `check` fails the same way instead of passing as if the
+/// identity were read-only.
+#[tokio::test]
+async fn a_store_into_a_terminating_namespace_says_so() {
+    let (ns, p) = fresh("terminating").await;
+    let namespaces: Api<Namespace> = Api::all(admin_client().await);
+    namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();
+    let err = p.store(&id("Too_Late"), &data(1), &meta()).await.unwrap_err();
+    let m = err.to_string();
+    assert!(!m.contains("grant `create`"), "{m}");
+    assert!(m.contains(&format!("namespace `{ns}` is being deleted")), "{m}");
+    assert!(!err.is_retryable(), "{err}");
+    // `check`'s dry-run create proves the namespace can take new Secrets: it cannot.
+    let err = p.check().await.unwrap_err();
+    assert!(err.to_string().contains("is being deleted"), "{err}");
+}

@@ -42,7 +42,7 @@ pub struct KubernetesSecretsConfig {
     /// Kubeconfig file to use. `None`: `KUBECONFIG` or `~/.kube/config`, else the
     /// in-cluster configuration (the order of kube's `Config::infer`, without its debug
     /// overrides). Whatever the source, `insecure-skip-tls-verify: true`, plain `http://`
-    /// to a host that is not loopback, and malformed servers are refused.
+    /// to a host that is not loopback (or through a proxy), and malformed servers are refused.
     pub kubeconfig_path: Option<PathBuf>,
     /// A named context of that kubeconfig; `None`: its current context.
     pub context: Option<String>,

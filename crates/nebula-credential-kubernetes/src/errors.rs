@@ -18,12 +18,17 @@ pub(crate) enum Kind {
     NotFound,
     /// 404 whose `details.kind` is `namespaces`: the namespace does not exist.
     NamespaceMissing,
+    /// A create refused because the namespace is being deleted (403 with the cause
+    /// `NamespaceTerminating`).
+    NamespaceTerminating,
     /// 409 `AlreadyExists`: a create lost to an existing object.
     AlreadyExists,
     /// 409 `Conflict`: a stale `resourceVersion` or a failed precondition.
     Conflict,
     /// 401: the credentials are not accepted.
     Unauthenticated,
+    /// The client could not obtain credentials (exec plugin, auth provider, token file).
+    NoCredentials,
     /// 403: RBAC refuses the verb.
     Denied,
     /// 422 (`Invalid`) or 400 (`BadRequest`): the object breaks a validation rule.
@@ -105,6 +110,61 @@ impl std::fmt::Display for BeingDeleted {
 
 impl std::error::Error for BeingDeleted {}
 
+/// Why the client could not obtain credentials, told without the output of an exec plugin
+/// or auth provider (which may hold a token): the source of an `AuthenticationFailed` in
+/// place of kube's error, whose `Display` prints that output.
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialsUnavailable(pub(crate) String);
+
+impl std::fmt::Display for CredentialsUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CredentialsUnavailable {}
+
+impl CredentialsUnavailable {
+    /// What went wrong in `err`, naming no output, token or argument of a plugin.
+    fn of(err: &kube::client::AuthError) -> Self {
+        use kube::client::AuthError as A;
+        let hidden = "its output is not shown: it may hold a credential";
+        CredentialsUnavailable(match err {
+            A::AuthExecRun { out, .. } => {
+                format!("the kubeconfig user's exec plugin failed ({}; {hidden})", out.status)
+            }
+            A::AuthExecStart(e) => format!("the kubeconfig user's exec plugin could not be started ({})", e.kind()),
+            A::AuthExecParse(_) => {
+                format!("the kubeconfig user's exec plugin printed no valid ExecCredential ({hidden})")
+            }
+            A::ParseTokenKey(_) | A::AuthExec(_) => {
+                format!("the kubeconfig user's auth-provider command failed or printed no token ({hidden})")
+            }
+            A::ReadTokenFile(e, path) => {
+                format!(
+                    "the token file {:?} cannot be read ({})",
+                    path.display().to_string(),
+                    e.kind()
+                )
+            }
+            A::InvalidBasicAuth(_)
+            | A::InvalidBearerToken(_)
+            | A::UnrefreshableTokenResponse
+            | A::ExecPluginFailed
+            | A::MalformedTokenExpirationDate(_)
+            | A::MissingCommand
+            | A::ExecMissingClusterInfo
+            | A::AuthExecSerialize(_) => err.to_string(),
+            _ => "the kubeconfig user's auth provider failed".into(),
+        })
+    }
+}
+
+/// The first [`kube::client::AuthError`] in `err`'s source chain.
+fn auth_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::client::AuthError> {
+    nebula_credential_core::remote::source_chain(err).find_map(|e| e.downcast_ref::<kube::client::AuthError>())
+}
+
 /// Where an error happened: the operation, the credential, the RBAC verb and namespace.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'a> {
@@ -125,15 +185,36 @@ pub(crate) struct KubeError {
 
 impl From<kube::Error> for KubeError {
     fn from(err: kube::Error) -> Self {
+        let auth = match &err {
+            kube::Error::Auth(a) => Some(a),
+            kube::Error::Service(e) => auth_error(e.as_ref()),
+            _ => None,
+        };
+        if let Some(auth) = auth {
+            return KubeError {
+                kind: Kind::NoCredentials,
+                status: None,
+                source: Box::new(CredentialsUnavailable::of(auth)),
+            };
+        }
         let (kind, status) = match &err {
             kube::Error::Api(s) => {
                 let details_kind = s.details.as_ref().map(|d| d.kind.as_str()).unwrap_or_default();
-                (classify_status(s.code, &s.reason, details_kind), Some(s.clone()))
+                let terminating = s
+                    .details
+                    .iter()
+                    .flat_map(|d| d.causes.iter())
+                    .any(|c| c.reason == "NamespaceTerminating");
+                let kind = if terminating {
+                    Kind::NamespaceTerminating
+                } else {
+                    classify_status(s.code, &s.reason, details_kind)
+                };
+                (kind, Some(s.clone()))
             }
             kube::Error::Service(e) if is_tls(e.as_ref()) => (Kind::Tls, None),
             kube::Error::HyperError(e) if is_tls(e) => (Kind::Tls, None),
             kube::Error::Service(_) | kube::Error::HyperError(_) => (Kind::Unavailable, None),
-            kube::Error::Auth(_) => (Kind::Unauthenticated, None),
             _ => (Kind::Other, None),
         };
         KubeError {
@@ -145,6 +226,11 @@ impl From<kube::Error> for KubeError {
 }
 
 impl KubeError {
+    /// The error it was made from (sanitised where kube's would show a credential).
+    pub(crate) fn source(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.source.as_ref()
+    }
+
     fn code(&self) -> Option<u16> {
         self.status.as_ref().map(|s| s.code)
     }
@@ -191,6 +277,10 @@ impl KubeError {
             Kind::NamespaceMissing => backend(format!(
                 "namespace `{namespace}` does not exist; create it (`kubectl create namespace {namespace}`) or set `namespace`"
             )),
+            Kind::NamespaceTerminating => backend(format!(
+                "namespace `{namespace}` is being deleted, so nothing can be created in it and what it holds goes \
+                 with it; set another `namespace`, or wait until it is gone and create it again"
+            )),
             Kind::AlreadyExists | Kind::Conflict => match id {
                 Some(id) => StorageError::conflict(
                     PROVIDER,
@@ -203,6 +293,11 @@ impl KubeError {
                 PROVIDER,
                 "the API server did not accept the credentials (HTTP 401); renew the token or client certificate \
                  of the kubeconfig user or service account (see `kubeconfig_path` and `context`)",
+            ),
+            Kind::NoCredentials => StorageError::authentication_failed(
+                PROVIDER,
+                "the credentials of the kubeconfig user could not be obtained (see the source error); fix its exec \
+                 plugin, auth provider or token file (see `kubeconfig_path` and `context`)",
             ),
             Kind::Denied => StorageError::permission_denied(
                 PROVIDER,
@@ -353,6 +448,15 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Unavailable, "{code}");
             assert!(e.is_retryable());
         }
+        let terminating = StatusCause {
+            reason: "NamespaceTerminating".into(),
+            message: "namespace payments is being terminated".into(),
+            field: "metadata.namespace".into(),
+        };
+        let e = api(403, "Forbidden", Some(details("secrets", vec![terminating], 0))).into_storage(ctx(&id));
+        assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+        assert!(e.to_string().contains("namespace `payments` is being deleted"), "{e}");
+        assert!(!e.is_retryable());
         let e = api(410, "Expired", None).into_storage(ctx(&id));
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.is_retryable());

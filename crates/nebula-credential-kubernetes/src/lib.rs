@@ -44,8 +44,11 @@
 //! `Config` error naming the kubeconfig and context when it sets `insecure-skip-tls-verify:
 //! true`, uses plain `http://` to a host that is not loopback (the bearer token would travel
 //! in clear; `http://127.0.0.1` for `kubectl proxy` is fine), or names a malformed server
-//! (no host, a port outside 1..=65535, user info). kube's debug variables
-//! (`KUBE_RS_DEBUG_OVERRIDE_URL`, `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored.
+//! (no host, a port outside 1..=65535, user info), or sends a plain-`http://` server's
+//! traffic through a proxy. kube's debug variables (`KUBE_RS_DEBUG_OVERRIDE_URL`,
+//! `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored. Proxies work as with kubectl: the cluster's
+//! `proxy-url`, else `HTTPS_PROXY`, which is skipped for loopback servers and servers
+//! `NO_PROXY` names; no message shows a proxy's user info, nor an exec plugin's output.
 //!
 //! | operation | requests | RBAC verbs on `secrets` |
 //! |---|---|---|

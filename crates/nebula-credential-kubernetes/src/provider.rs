@@ -120,12 +120,33 @@ impl KubernetesSecretsProvider {
             .clone()
             .unwrap_or_else(|| kube_config.default_namespace.clone());
         let client = Client::try_from(kube_config).map_err(|e| {
-            KubeError::from(e).into_storage(Context {
-                operation: Operation::Check,
-                id: None,
-                verb: "connect",
-                namespace: &namespace,
-            })
+            let e = KubeError::from(e);
+            if e.kind == Kind::NoCredentials {
+                return e.into_storage(Context {
+                    operation: Operation::Check,
+                    id: None,
+                    verb: "connect",
+                    namespace: &namespace,
+                });
+            }
+            // Building the client loads the certificates, key and token file: failing here is
+            // the kubeconfig's fault, not a failed request.
+            let whence = match (&config.kubeconfig_path, &config.context) {
+                (Some(path), Some(c)) => format!("({:?}), context {c:?},", path.display().to_string()),
+                (Some(path), None) => format!("({:?}), its current context,", path.display().to_string()),
+                (None, _) => {
+                    "is not set, and the configuration found (KUBECONFIG, ~/.kube/config or in-cluster)".into()
+                }
+            };
+            config_error(
+                "kubeconfig_path",
+                format!(
+                    "{whence} cannot be turned into a client ({}); check its user's client certificate and key \
+                     (`client-certificate-data`, `client-key-data`), token file, and its cluster's certificate \
+                     authority",
+                    e.source()
+                ),
+            )
         })?;
         Self::with_client(client, &namespace, config)
     }
@@ -135,8 +156,10 @@ impl KubernetesSecretsProvider {
     /// with kube's own retries turned off. Refused with a `Config` error naming the
     /// kubeconfig and context when it turns TLS verification off
     /// (`insecure-skip-tls-verify: true`), uses plain `http://` to a host that is not
-    /// loopback, or names a malformed server (e.g. a port outside 1..=65535). kube's debug
-    /// variables (`KUBE_RS_DEBUG_OVERRIDE_URL`, `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored.
+    /// loopback, names a malformed server (e.g. a port outside 1..=65535), or would send a
+    /// plain-`http://` server's traffic through a proxy. A proxy from `HTTPS_PROXY` is dropped
+    /// for loopback servers and servers `NO_PROXY` names. kube's debug variables
+    /// (`KUBE_RS_DEBUG_OVERRIDE_URL`, `KUBE_RS_DEBUG_IMPERSONATE_*`) are ignored.
     pub async fn client_config(config: &KubernetesSecretsConfig) -> Result<Config, StorageError> {
         crate::kubeconfig::load(config).await
     }

@@ -176,3 +176,117 @@ async fn kube_debug_override_url_is_ignored() {
     assert_eq!(diverted.lock().unwrap().len(), 0, "a request went to the override URL");
     assert_eq!(asked.lock().unwrap().len(), 1);
 }
+
+/// Kubeconfigs broken next to a credential (a token's unclosed quote, a user that is a bare
+/// string, a misindented line after `client-key-data`).
+fn broken_next_to_a_secret() -> Vec<String> {
+    let head = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.5:6443\n\
+                contexts:\n- name: a\n  context: {cluster: c, user: u}\ncurrent-context: a\nusers:\n- name: u\n";
+    [
+        format!("  user:\n    token: \"{TOKEN}\n"),
+        format!("  user: {TOKEN}\n"),
+        format!("  user:\n    token: [{TOKEN}]\n"),
+        format!("  user:\n    client-key-data: {TOKEN}\n   password: {TOKEN}\n x\n"),
+    ]
+    .into_iter()
+    .map(|users| format!("{head}{users}"))
+    .collect()
+}
+
+fn assert_no_snippet(err: &StorageError, what: &str) {
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(TOKEN), "{what}: the kubeconfig's text leaked: {shown}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{what}: {err}");
+    assert!(
+        err.to_string().contains("line "),
+        "{what}: the position is named: {err}"
+    );
+}
+
+/// kube's YAML parser quotes the lines around a syntax error in its message, credentials
+/// included: a kubeconfig that does not parse is refused naming the file and the line and
+/// column only, whether from `kubeconfig_path` or from `KUBECONFIG`.
+#[tokio::test]
+async fn a_kubeconfig_that_does_not_parse_is_named_without_its_text() {
+    const NAME: &str = "a_kubeconfig_that_does_not_parse_is_named_without_its_text";
+    if is_child(NAME) {
+        let err = open(None).await.unwrap_err();
+        assert_no_snippet(&err, "KUBECONFIG");
+        let err = KubernetesSecretsProvider::new(KubernetesSecretsConfig {
+            context: Some("a".into()),
+            ..KubernetesSecretsConfig::default()
+        })
+        .await
+        .unwrap_err();
+        assert_no_snippet(&err, "KUBECONFIG with a context");
+        return;
+    }
+    for (i, text) in broken_next_to_a_secret().into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, text).unwrap();
+        let err = open(Some(path.clone())).await.unwrap_err();
+        assert_no_snippet(&err, &format!("kubeconfig_path #{i}"));
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        if i == 0 {
+            run_child(NAME, vec![("KUBECONFIG", path.display().to_string())]).await;
+        }
+    }
+}
+
+/// With a proxy in the environment kube parses `NO_PROXY` and fails on entries it cannot
+/// read (an empty one from a trailing comma, `<local>`): `open()` names `NO_PROXY` and what
+/// to change in it, whether the kubeconfig comes from `kubeconfig_path` or `KUBECONFIG`.
+#[tokio::test]
+async fn a_no_proxy_kube_cannot_parse_is_named() {
+    const NAME: &str = "a_no_proxy_kube_cannot_parse_is_named";
+    if is_child(NAME) {
+        let path = std::env::var("NEBULA_TEST_KUBECONFIG_FILE").unwrap();
+        for err in [
+            open(Some(path.into())).await.unwrap_err(),
+            open(None).await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+            assert!(err.to_string().contains("NO_PROXY"), "{err}");
+            assert!(err.to_string().contains("remove empty entries"), "{err}");
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "    server: https://10.0.0.5:6443");
+    for no_proxy in ["localhost,127.0.0.1,", "<local>"] {
+        run_child(
+            NAME,
+            vec![
+                ("NEBULA_TEST_KUBECONFIG_FILE", path.display().to_string()),
+                ("KUBECONFIG", path.display().to_string()),
+                ("HTTPS_PROXY", "http://127.0.0.1:9".into()),
+                ("NO_PROXY", no_proxy.into()),
+            ],
+        )
+        .await;
+    }
+}
+
+/// A client certificate and key that cannot be used (the key is not PEM) fail when the client
+/// is built, before any request: that is the kubeconfig's fault, so `open()` says `Config`,
+/// naming the kubeconfig, not a failed API request.
+#[tokio::test]
+async fn an_unusable_client_key_is_a_config_error_naming_the_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    // base64 of "not a key" and "not a certificate".
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.5:6443\n\
+         users:\n- name: u\n  user:\n    client-key-data: bm90IGEga2V5\n    client-certificate-data: \
+         bm90IGEgY2VydGlmaWNhdGU=\ncontexts:\n- name: dev-ctx\n  context: {cluster: c, user: u}\n\
+         current-context: dev-ctx\n",
+    )
+    .unwrap();
+    let err = open(Some(path.clone())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let m = err.to_string();
+    assert!(m.contains(&path.display().to_string()), "{m}");
+    assert!(m.contains("client-key-data"), "{m}");
+}
