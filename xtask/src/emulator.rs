@@ -46,6 +46,21 @@ pub(crate) struct Spec {
     pub(crate) docker_env: DockerEnv,
     /// Variables exported to tests, on both runtimes (the native start may export more).
     pub(crate) env: &'static [&'static str],
+    /// Variables exported on the native runtime only (what the docker substitute cannot offer,
+    /// e.g. tokens with restricted rights); required there like `env`.
+    pub(crate) native_env: &'static [&'static str],
+}
+
+impl Spec {
+    /// Every variable the emulator must export on `runtime`.
+    pub(crate) fn exports(&self, runtime: Runtime) -> impl Iterator<Item = &'static str> {
+        let native: &'static [&'static str] = if runtime == Runtime::Native {
+            self.native_env
+        } else {
+            &[]
+        };
+        self.env.iter().chain(native).copied()
+    }
 }
 
 /// The emulators, in the order they start and are listed.
@@ -57,6 +72,7 @@ static EMULATORS: [Spec; 4] = [
         start: native::start_aws,
         ci_native_skip: None,
         native_checks: None,
+        native_env: &[],
         docker_service: "localstack",
         docker_port: 4566,
         docker_env: docker::aws_env,
@@ -69,6 +85,7 @@ static EMULATORS: [Spec; 4] = [
         start: native::start_vault,
         ci_native_skip: None,
         native_checks: None,
+        native_env: &[],
         docker_service: "openbao",
         docker_port: 8200,
         docker_env: docker::vault_env,
@@ -93,6 +110,12 @@ static EMULATORS: [Spec; 4] = [
         start: native::start_azure,
         ci_native_skip: None,
         native_checks: Some(native::azure_parity),
+        native_env: &[
+            "NEBULA_TEST_AZURE_READONLY_TOKEN",
+            "NEBULA_TEST_AZURE_REJECTED_TOKEN",
+            "NEBULA_TEST_AZURE_METADATA_TOKEN",
+            "NEBULA_TEST_AZURE_NOPURGE_TOKEN",
+        ],
         // Lowkey Vault accepts any token: under docker only the smoke test runs (no read-only
         // and rejected tokens, no parity suite).
         docker_service: "lowkey-vault",
@@ -111,6 +134,7 @@ static EMULATORS: [Spec; 4] = [
         start: native::start_kubernetes,
         ci_native_skip: None,
         native_checks: None,
+        native_env: &[],
         docker_service: "k3s",
         docker_port: 6443,
         docker_env: docker::kubernetes_env,
@@ -236,7 +260,7 @@ mod tests {
         assert!(e.contains("choose from aws, vault, azure, kubernetes"), "{e}");
         for e in Emulator::all() {
             assert_eq!(e.spec().name.parse::<Emulator>().unwrap(), e);
-            assert!(e.spec().env.iter().all(|v| v.starts_with("NEBULA_TEST_")));
+            assert!(e.spec().exports(Runtime::Native).all(|v| v.starts_with("NEBULA_TEST_")));
         }
     }
 

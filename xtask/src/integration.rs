@@ -57,12 +57,12 @@ pub(crate) fn up(emulators: &[Emulator], runtime: Runtime) -> Result<()> {
 
 /// Both runtimes must export every variable the table promises for `e`.
 fn check_exports(e: Emulator, state: &State) -> Result<()> {
-    let env = state.get(e).map(|r| &r.env);
+    let running = state.get(e);
+    let env = running.map(|r| &r.env);
+    let runtime = running.map_or(Runtime::Native, |r| r.runtime);
     let missing: Vec<&str> = e
         .spec()
-        .env
-        .iter()
-        .copied()
+        .exports(runtime)
         .filter(|v| !env.is_some_and(|env| env.contains_key(*v)))
         .collect();
     if !missing.is_empty() {

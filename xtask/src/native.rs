@@ -284,12 +284,14 @@ struct KeyVaultReady {
     tokens_file: PathBuf,
 }
 
-/// The emulator's `tokens.json`.
+/// The emulator's `tokens.json`: one token per role.
 #[derive(serde::Deserialize)]
 struct KeyVaultTokens {
     full: String,
     read_only: String,
     rejected: String,
+    metadata_reader: String,
+    no_purge: String,
 }
 
 /// Parses `ready.json`, failing unless it was written by `pid` (a stale file is not ready).
@@ -311,6 +313,8 @@ fn keyvault_env(ready: &KeyVaultReady, tokens: &str) -> Result<Env> {
         ("NEBULA_TEST_AZURE_TOKEN", tokens.full),
         ("NEBULA_TEST_AZURE_READONLY_TOKEN", tokens.read_only),
         ("NEBULA_TEST_AZURE_REJECTED_TOKEN", tokens.rejected),
+        ("NEBULA_TEST_AZURE_METADATA_TOKEN", tokens.metadata_reader),
+        ("NEBULA_TEST_AZURE_NOPURGE_TOKEN", tokens.no_purge),
     ]))
 }
 
@@ -518,10 +522,13 @@ mod tests {
     fn the_keyvault_emulator_files_give_the_azure_variables() {
         let ready = keyvault_ready(READY, 8510).unwrap();
         assert_eq!(ready.tokens_file, Path::new("/abs/dir/tokens.json"));
-        let tokens = r#"{"full": "f-tok", "read_only": "r-tok", "rejected": "x-tok"}"#;
+        let tokens = r#"{"full": "f-tok", "read_only": "r-tok", "rejected": "x-tok",
+            "metadata_reader": "m-tok", "no_purge": "n-tok"}"#;
         let env = keyvault_env(&ready, tokens).unwrap();
         let expected = [
             ("NEBULA_TEST_AZURE_CA_PEM", "/abs/dir/ca.pem"),
+            ("NEBULA_TEST_AZURE_METADATA_TOKEN", "m-tok"),
+            ("NEBULA_TEST_AZURE_NOPURGE_TOKEN", "n-tok"),
             ("NEBULA_TEST_AZURE_READONLY_TOKEN", "r-tok"),
             ("NEBULA_TEST_AZURE_REJECTED_TOKEN", "x-tok"),
             ("NEBULA_TEST_AZURE_TOKEN", "f-tok"),
@@ -531,7 +538,10 @@ mod tests {
         assert_eq!(got, expected);
         let azure: crate::emulator::Emulator = "azure".parse().unwrap();
         assert!(
-            azure.spec().env.iter().all(|v| env.contains_key(*v)),
+            azure
+                .spec()
+                .exports(crate::emulator::Runtime::Native)
+                .all(|v| env.contains_key(v)),
             "the table's variables"
         );
     }
@@ -546,6 +556,10 @@ mod tests {
         assert!(
             keyvault_env(&ready, r#"{"full": "f"}"#).is_err(),
             "every token is needed"
+        );
+        assert!(
+            keyvault_env(&ready, r#"{"full": "f", "read_only": "r", "rejected": "x"}"#).is_err(),
+            "an emulator without the metadata-reader and no-purge roles is too old"
         );
     }
 }

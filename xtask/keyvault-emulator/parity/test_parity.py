@@ -16,6 +16,7 @@ import pytest
 import requests
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import (
+    AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
@@ -29,6 +30,8 @@ ENV_VARS = (
     "NEBULA_TEST_AZURE_TOKEN",
     "NEBULA_TEST_AZURE_READONLY_TOKEN",
     "NEBULA_TEST_AZURE_REJECTED_TOKEN",
+    "NEBULA_TEST_AZURE_METADATA_TOKEN",
+    "NEBULA_TEST_AZURE_NOPURGE_TOKEN",
 )
 
 
@@ -329,3 +332,170 @@ def test_a_fault_for_one_vault_leaves_the_others_alone(env):
         secret_client.get_secret(name)
     assert raised.value.status_code == 503
     assert secret_client.get_secret(name).value == "v"
+
+
+def fresh_vault(prefix):
+    """A vault of this test's own on the shared emulator (3-24 characters)."""
+    return (prefix + uuid.uuid4().hex)[:20]
+
+
+def test_versions_of_a_missing_secret_are_an_empty_list(env):
+    kv, _ = client(env)
+    assert list(kv.list_properties_of_secret_versions(unique("never-set"))) == []
+
+
+def test_an_unknown_api_version_is_a_bad_parameter(env):
+    kv, _ = client(env, api_version="7.9")
+    with pytest.raises(HttpResponseError) as bad:
+        kv.get_secret(unique("anything"))
+    assert bad.value.status_code == 400
+    assert bad.value.error.code == "BadParameter"
+    assert "(7.9)" in bad.value.error.message
+    for known in ("7.6", "2025-07-01"):
+        kv, _ = client(env, api_version=known)
+        with pytest.raises(ResourceNotFoundError):
+            kv.get_secret(unique("absent"))
+
+
+def test_a_purge_protected_vault_refuses_purge(env):
+    vault = fresh_vault("pp")
+    settings = control(env, "POST", f"vaults/{vault}", {"purge_protection": True, "delete_delay_ms": 0})
+    assert settings["recovery_level"] == "Recoverable"
+    assert control(env, "GET", f"vaults/{vault}") == settings
+    kv, _ = client(env, vault=vault)
+    name = unique("protected")
+    secret = kv.set_secret(name, "v")
+    assert secret.properties.recovery_level == "Recoverable"
+    assert secret.properties.recoverable_days == 90
+    kv.begin_delete_secret(name).wait()
+    with pytest.raises(HttpResponseError) as refused:
+        kv.purge_deleted_secret(name)
+    assert refused.value.status_code == 403
+    assert refused.value.error.code == "Forbidden"
+    assert inner_code(refused.value) is None
+    assert "purge protection" in refused.value.error.message
+    kv.begin_recover_deleted_secret(name).wait()
+    assert kv.get_secret(name).value == "v"
+
+
+def test_delete_delay_is_set_per_vault_and_waited_for_by_the_sdk_poller(env):
+    vault = fresh_vault("slow")
+    control(env, "POST", f"vaults/{vault}", {"delete_delay_ms": 3000, "recover_delay_ms": 0})
+    kv, _ = client(env, vault=vault)
+    name = unique("slow")
+    kv.set_secret(name, "v")
+    control(env, "DELETE", "requests")
+    started = time.monotonic()
+    kv.begin_delete_secret(name).wait()
+    assert time.monotonic() - started >= 3.0
+    log = [r for r in control(env, "GET", "requests")["requests"] if r["vault"] == vault]
+    polls = [r["status"] for r in log if r["path"] == f"/deletedsecrets/{name}"]
+    assert polls[0] == 404 and polls[-1] == 200, polls
+
+
+def test_faults_match_method_and_path_and_answer_any_code(env):
+    vault = fresh_vault("fm")
+    kv, _ = client(env, vault=vault, retry_total=0)
+    name = unique("guarded")
+    kv.set_secret(name, "v")
+    control(env, "POST", "faults", {
+        "vault": vault, "method": "DELETE", "path": f"/secrets/{name}",
+        "status": 403, "code": "Forbidden", "inner_code": "ForbiddenByFirewall",
+        "message": "Client address is not authorized and caller is not a trusted service.",
+    })
+    control(env, "POST", "faults", {"vault": vault, "path": f"/secrets/{name}*", "method": "GET", "status": 409})
+    with pytest.raises(ResourceExistsError) as conflict:
+        kv.get_secret(name)
+    assert conflict.value.status_code == 409
+    assert conflict.value.error.code == "Conflict"
+    with pytest.raises(HttpResponseError) as firewall:
+        kv.begin_delete_secret(name)
+    assert firewall.value.status_code == 403
+    assert inner_code(firewall.value) == "ForbiddenByFirewall"
+    assert kv.get_secret(name).value == "v"
+
+
+def test_a_mid_session_challenge_is_answered_by_the_sdk(env):
+    vault = fresh_vault("cae")
+    kv, credential = client(env, vault=vault, retry_total=0)
+    name = unique("session")
+    kv.set_secret(name, "v")
+    asked = len(credential.scopes)
+    control(env, "DELETE", "requests")
+    control(env, "POST", "faults", {"vault": vault, "challenge": True})
+    assert kv.get_secret(name).value == "v"
+    assert len(credential.scopes) > asked, "the SDK asked for a new token"
+    log = [(r["method"], r["status"]) for r in control(env, "GET", "requests")["requests"] if r["vault"] == vault]
+    assert log == [("GET", 401), ("GET", 200)]
+
+
+def test_a_reset_mid_body_lands_the_write_and_loses_the_answer(env):
+    vault = fresh_vault("rst")
+    kv, _ = client(env, vault=vault, retry_total=0)
+    name = unique("landed")
+    kv.set_secret(name, "one")
+    control(env, "POST", "faults", {"vault": vault, "method": "PUT", "reset_mid_body": True})
+    with pytest.raises(AzureError) as cut:
+        kv.set_secret(name, "two")
+    assert not isinstance(cut.value, HttpResponseError) or cut.value.status_code is None, cut.value
+    assert kv.get_secret(name).value == "two"
+
+
+def test_a_hook_writes_as_another_tool_just_before_the_next_request(env):
+    vault = fresh_vault("hk")
+    kv, _ = client(env, vault=vault)
+    name = unique("contested")
+    kv.set_secret(name, "ours", tags={"managed-by": "nebula"})
+    control(env, "POST", "hooks", {
+        "vault": vault, "name": name, "method": "DELETE", "action": "set",
+        "value": "theirs", "tags": {"owner": "other-tool"},
+    })
+    assert kv.get_secret(name).value == "ours"
+    poller = kv.begin_delete_secret(name)
+    assert poller.result().properties.tags == {"owner": "other-tool"}
+    hooks = control(env, "GET", "hooks")
+    assert not [h for h in hooks["hooks"] if h["vault"] == vault]
+    fired = [h for h in hooks["fired"] if h["vault"] == vault]
+    assert [(h["action"], h["status"]) for h in fired] == [("set", 200)]
+
+
+def test_metadata_reader_and_no_purge_roles(env):
+    writer, _ = client(env)
+    name = unique("roles")
+    writer.set_secret(name, "hidden")
+    reader, _ = client(env, "NEBULA_TEST_AZURE_METADATA_TOKEN")
+    assert [v.name for v in reader.list_properties_of_secret_versions(name)] == [name]
+    with pytest.raises(HttpResponseError) as forbidden:
+        reader.get_secret(name)
+    assert forbidden.value.status_code == 403
+    assert inner_code(forbidden.value) == "ForbiddenByRbac"
+    assert "Microsoft.KeyVault/vaults/secrets/getSecret/action" in forbidden.value.error.message
+
+    officer, _ = client(env, "NEBULA_TEST_AZURE_NOPURGE_TOKEN")
+    officer.set_secret(name, "rotated")
+    assert officer.get_secret(name).value == "rotated"
+    officer.begin_delete_secret(name).wait()
+    with pytest.raises(HttpResponseError) as no_purge:
+        officer.purge_deleted_secret(name)
+    assert no_purge.value.status_code == 403
+    assert inner_code(no_purge.value) == "ForbiddenByRbac"
+    assert "Microsoft.KeyVault/vaults/secrets/purge/action" in no_purge.value.error.message
+    writer.purge_deleted_secret(name)
+
+
+def test_certificate_backed_secrets_are_managed_and_refuse_writes(env):
+    vault = fresh_vault("mg")
+    name = unique("tls-cert")
+    created = control(env, "POST", f"managed/{name}", {"vault": vault, "value": "MIIC-pfx"})
+    assert created["managed"] is True
+    kv, _ = client(env, vault=vault)
+    secret = kv.get_secret(name)
+    assert secret.properties.managed is True
+    assert secret.properties.key_id == f"{vault_url(env, vault)}/keys/{name}/{secret.properties.version}"
+    assert [s.managed for s in kv.list_properties_of_secrets()] == [True]
+    with pytest.raises(HttpResponseError) as refused:
+        kv.set_secret(name, "mine")
+    assert (refused.value.status_code, inner_code(refused.value)) == (403, "SecretManagedByKeyVault")
+    with pytest.raises(HttpResponseError) as refused:
+        kv.begin_delete_secret(name)
+    assert (refused.value.status_code, inner_code(refused.value)) == (403, "SecretManagedByKeyVault")

@@ -93,7 +93,8 @@ impl Op {
         matches!(self, Self::Set(_) | Self::Update(..))
     }
 
-    fn name(&self) -> Option<&str> {
+    /// The secret name the operation addresses, if any.
+    pub fn name(&self) -> Option<&str> {
         match self {
             Self::ListVersions(n)
             | Self::Set(n)
@@ -105,6 +106,43 @@ impl Op {
             | Self::Recover(n) => Some(n),
             Self::List | Self::ListDeleted | Self::Unsupported(_) => None,
         }
+    }
+}
+
+/// The `api-version` values the service documents for the secrets data plane (and the
+/// previews the SDKs have sent); anything else is refused as the service refuses it.
+pub const API_VERSIONS: &[&str] = &[
+    "2016-10-01",
+    "7.0",
+    "7.0-preview",
+    "7.1",
+    "7.1-preview",
+    "7.2",
+    "7.2-preview",
+    "7.3",
+    "7.3-preview",
+    "7.4",
+    "7.4-preview.1",
+    "7.5",
+    "7.5-preview.1",
+    "7.6",
+    "7.6-preview.1",
+    "7.6-preview.2",
+    "2025-06-01-preview",
+    "2025-07-01",
+    "2026-04-01",
+];
+
+/// The newest stable version, which the refusal of an unknown one recommends.
+pub const LATEST_API_VERSION: &str = "2026-04-01";
+
+/// Checks `api-version`: present (400 `BadParameter` otherwise) and one the service knows
+/// (400 `BadParameter` "The specified version (…) is not recognized…" otherwise).
+pub fn check_api_version(query: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    match query.get("api-version").map(String::as_str) {
+        None | Some("") => Err(ApiError::bad_parameter("The api-version query parameter is missing.")),
+        Some(given) if API_VERSIONS.contains(&given) => Ok(()),
+        Some(given) => Err(ApiError::unknown_api_version(given, LATEST_API_VERSION)),
     }
 }
 
@@ -202,7 +240,8 @@ fn list_page<T>(call: &Call<'_>, items: Vec<(String, T)>, render: impl Fn(&T) ->
     Ok(Reply::Json(json!({ "value": value, "nextLink": next_link })))
 }
 
-fn new_version_id() -> String {
+/// A fresh 32-hex version id.
+pub fn new_version_id() -> String {
     let bytes: [u8; 16] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -297,6 +336,9 @@ fn item(base: &str, view: &View, sd: SoftDelete, with_version: bool) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), json!(id));
     out.insert("attributes".into(), attributes(view, sd));
+    if view.managed {
+        out.insert("managed".into(), json!(true));
+    }
     if !view.version.tags.is_empty() {
         out.insert("tags".into(), json!(view.version.tags));
     }
@@ -307,10 +349,13 @@ fn item(base: &str, view: &View, sd: SoftDelete, with_version: bool) -> Value {
 }
 
 /// `SecretBundle`: an item with the version in its id, and the value where asked.
-fn bundle(base: &str, view: &View, sd: SoftDelete, with_value: bool) -> Value {
+pub fn bundle(base: &str, view: &View, sd: SoftDelete, with_value: bool) -> Value {
     let mut out = item(base, view, sd, true);
     if with_value {
         out["value"] = json!(view.version.value);
+    }
+    if view.managed {
+        out["kid"] = json!(format!("{base}/keys/{}/{}", view.name, view.version.id));
     }
     out
 }

@@ -1,4 +1,4 @@
-//! Bearer tokens, the authentication challenge, and the data actions a read-only token lacks.
+//! Bearer tokens, the authentication challenge, and the data actions each role may perform.
 
 use std::fmt;
 
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-/// The three tokens the emulator knows. `Debug` never shows them.
+/// The tokens the emulator knows, one per role. `Debug` never shows them.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tokens {
     /// Full rights on the data plane and the control endpoints.
@@ -16,6 +16,13 @@ pub struct Tokens {
     pub read_only: String,
     /// Always answered with 401, as a token for the wrong audience or tenant is.
     pub rejected: String,
+    /// Metadata only (the "Key Vault Reader" role): list, list versions, get/list deleted; a
+    /// read of a value is refused.
+    #[serde(default = "random_metadata_reader")]
+    pub metadata_reader: String,
+    /// Everything but purge ("Key Vault Secrets Officer" without the purge data action).
+    #[serde(default = "random_no_purge")]
+    pub no_purge: String,
 }
 
 impl fmt::Debug for Tokens {
@@ -24,32 +31,58 @@ impl fmt::Debug for Tokens {
             .field("full", &"******")
             .field("read_only", &"******")
             .field("rejected", &"******")
+            .field("metadata_reader", &"******")
+            .field("no_purge", &"******")
             .finish()
     }
 }
 
+fn random_token(kind: &str) -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("kvemu-{kind}-{hex}")
+}
+
+fn random_metadata_reader() -> String {
+    random_token("metadata")
+}
+
+fn random_no_purge() -> String {
+    random_token("nopurge")
+}
+
 impl Tokens {
-    /// Three fresh random tokens.
+    /// Fresh random tokens.
     pub fn random() -> Self {
-        let token = |kind: &str| {
-            let bytes: [u8; 16] = rand::rng().random();
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            format!("kvemu-{kind}-{hex}")
-        };
         Self {
-            full: token("full"),
-            read_only: token("readonly"),
-            rejected: token("rejected"),
+            full: random_token("full"),
+            read_only: random_token("readonly"),
+            rejected: random_token("rejected"),
+            metadata_reader: random_metadata_reader(),
+            no_purge: random_no_purge(),
         }
     }
 
-    /// Checks the three are non-empty and distinct.
+    fn all(&self) -> [&str; 5] {
+        [
+            &self.full,
+            &self.read_only,
+            &self.rejected,
+            &self.metadata_reader,
+            &self.no_purge,
+        ]
+    }
+
+    /// Checks the tokens are non-empty and distinct.
     pub fn validate(&self) -> Result<(), String> {
-        if self.full.is_empty() || self.read_only.is_empty() || self.rejected.is_empty() {
+        let all = self.all();
+        if all.iter().any(|t| t.is_empty()) {
             return Err("tokens must not be empty".into());
         }
-        if self.full == self.read_only || self.full == self.rejected || self.read_only == self.rejected {
-            return Err("the full, read-only and rejected tokens must differ".into());
+        for (i, a) in all.iter().enumerate() {
+            if all[i + 1..].contains(a) {
+                return Err("the full, read-only, rejected, metadata-reader and no-purge tokens must differ".into());
+            }
         }
         Ok(())
     }
@@ -78,6 +111,10 @@ impl Tokens {
             Ok(Access::Full)
         } else if token == self.read_only {
             Ok(Access::ReadOnly)
+        } else if token == self.metadata_reader {
+            Ok(Access::MetadataReader)
+        } else if token == self.no_purge {
+            Ok(Access::NoPurge)
         } else {
             Err(ApiError::rejected_token())
         }
@@ -101,8 +138,24 @@ fn bearer(header: &str) -> Option<&str> {
 pub enum Access {
     /// Everything.
     Full,
-    /// Reads only.
+    /// Reads only ("Key Vault Secrets User").
     ReadOnly,
+    /// Metadata only ("Key Vault Reader"): no value reads.
+    MetadataReader,
+    /// Everything but purge.
+    NoPurge,
+}
+
+impl Access {
+    /// The `appid` the service's RBAC denial names for this caller.
+    pub fn caller(self) -> &'static str {
+        match self {
+            Self::Full => "keyvault-emulator-full",
+            Self::ReadOnly => "keyvault-emulator-readonly",
+            Self::MetadataReader => "keyvault-emulator-metadata-reader",
+            Self::NoPurge => "keyvault-emulator-no-purge",
+        }
+    }
 }
 
 /// The RBAC data action an operation needs, as Key Vault names it in a denial.
@@ -140,7 +193,12 @@ impl Action {
 
     /// Whether `access` includes this action.
     pub fn allowed(self, access: Access) -> bool {
-        access == Access::Full || matches!(self, Self::GetSecret | Self::ReadMetadata)
+        match access {
+            Access::Full => true,
+            Access::ReadOnly => matches!(self, Self::GetSecret | Self::ReadMetadata),
+            Access::MetadataReader => self == Self::ReadMetadata,
+            Access::NoPurge => self != Self::Purge,
+        }
     }
 }
 
@@ -161,6 +219,8 @@ mod tests {
             full: "f".into(),
             read_only: "r".into(),
             rejected: "x".into(),
+            metadata_reader: "m".into(),
+            no_purge: "n".into(),
         }
     }
 
@@ -173,7 +233,7 @@ mod tests {
         assert_eq!(t.check(Some("Basic f")).unwrap_err().status, 401);
         assert_eq!(t.check(Some("Bearer ")).unwrap_err().status, 401);
         let rejected = t.check(Some("Bearer x")).unwrap_err();
-        assert_eq!((rejected.status, rejected.code), (401, "Unauthorized"));
+        assert_eq!((rejected.status, rejected.code.as_ref()), (401, "Unauthorized"));
         assert_eq!(t.check(Some("Bearer unknown")).unwrap_err().status, 401);
     }
 
@@ -183,7 +243,7 @@ mod tests {
         assert_eq!(t.check_at(Some("Bearer f~exp=100"), 99).unwrap(), Access::Full);
         assert_eq!(t.check_at(Some("Bearer r~exp=100"), 50).unwrap(), Access::ReadOnly);
         let expired = t.check_at(Some("Bearer f~exp=100"), 100).unwrap_err();
-        assert_eq!((expired.status, expired.inner), (401, Some("TokenExpired")));
+        assert_eq!((expired.status, expired.inner.as_deref()), (401, Some("TokenExpired")));
         assert_eq!(t.check_at(Some("Bearer f~exp=soon"), 0).unwrap_err().status, 401);
         assert_eq!(t.check_at(Some("Bearer x~exp=100"), 0).unwrap_err().status, 401);
     }
@@ -206,6 +266,44 @@ mod tests {
         assert_eq!(
             Action::SetSecret.name(),
             "Microsoft.KeyVault/vaults/secrets/setSecret/action"
+        );
+    }
+
+    #[test]
+    fn metadata_reader_lists_and_no_purge_does_all_but_purge() {
+        let t = tokens();
+        assert_eq!(t.check(Some("Bearer m")).unwrap(), Access::MetadataReader);
+        assert_eq!(t.check(Some("Bearer n")).unwrap(), Access::NoPurge);
+        assert!(Action::ReadMetadata.allowed(Access::MetadataReader));
+        for action in [Action::GetSecret, Action::SetSecret, Action::Delete, Action::Purge] {
+            assert!(!action.allowed(Access::MetadataReader), "{action:?}");
+        }
+        for action in [
+            Action::GetSecret,
+            Action::ReadMetadata,
+            Action::SetSecret,
+            Action::Update,
+            Action::Delete,
+            Action::Recover,
+        ] {
+            assert!(action.allowed(Access::NoPurge), "{action:?}");
+        }
+        assert!(!Action::Purge.allowed(Access::NoPurge));
+    }
+
+    #[test]
+    fn a_token_file_without_the_newer_roles_gets_random_ones() {
+        let t: Tokens = serde_json::from_str(r#"{"full":"f","read_only":"r","rejected":"x"}"#).unwrap();
+        assert!(t.metadata_reader.starts_with("kvemu-metadata-"));
+        assert!(t.no_purge.starts_with("kvemu-nopurge-"));
+        assert!(t.validate().is_ok());
+        assert!(
+            Tokens {
+                no_purge: "f".into(),
+                ..t
+            }
+            .validate()
+            .is_err()
         );
     }
 

@@ -1,5 +1,7 @@
 //! The service's error answers: a status, a code and the `{"error":{…}}` body.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 /// One error answer, shaped like the real service's: `{"error":{"code","message","innererror"}}`.
@@ -8,9 +10,9 @@ pub struct ApiError {
     /// HTTP status.
     pub status: u16,
     /// `error.code`.
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     /// `error.innererror.code`, where the service sends one.
-    pub inner: Option<&'static str>,
+    pub inner: Option<Cow<'static, str>>,
     /// `error.message`.
     pub message: String,
     /// `Retry-After` seconds (throttling only).
@@ -21,8 +23,8 @@ impl ApiError {
     fn new(status: u16, code: &'static str, inner: Option<&'static str>, message: String) -> Self {
         Self {
             status,
-            code,
-            inner,
+            code: Cow::Borrowed(code),
+            inner: inner.map(Cow::Borrowed),
             message,
             retry_after_s: None,
         }
@@ -63,8 +65,9 @@ impl ApiError {
         )
     }
 
-    /// 403 `Forbidden` / `ForbiddenByRbac`, naming the data action the caller lacks.
-    pub fn forbidden_by_rbac(action: &str, vault: &str) -> Self {
+    /// 403 `Forbidden` / `ForbiddenByRbac`, naming the data action the caller (`appid`) lacks,
+    /// in the service's multi-line wording.
+    pub fn forbidden_by_rbac(action: &str, vault: &str, caller: &str) -> Self {
         Self::new(
             403,
             "Forbidden",
@@ -72,10 +75,54 @@ impl ApiError {
             format!(
                 "Caller is not authorized to perform action on resource.\r\n\
                  If role assignments, deny assignments or role definitions were changed recently, \
-                 please observe propagation time.\r\nCaller: appid=keyvault-emulator-readonly\r\n\
+                 please observe propagation time.\r\nCaller: appid={caller}\r\n\
                  Action: '{action}'\r\nResource: '/vaults/{vault}'\r\nAssignment: (not found)\r\n\
+                 DenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\n\
                  Vault: {vault};location=local\r\n"
             ),
+        )
+    }
+
+    /// 403 `Forbidden` (no inner code) for a purge in a vault with purge protection, in the
+    /// service's wording.
+    pub fn purge_protected(vault: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            None,
+            format!(
+                "Operation \"purge\" is not allowed because purge protection is enabled for this vault. \
+                 Key Vault service will automatically purge it after the retention period has passed.\r\n\
+                 Vault: {vault};location=local"
+            ),
+        )
+    }
+
+    /// 403 `Forbidden` / `SecretManagedByKeyVault` for a write to a certificate-backed secret.
+    pub fn managed_by_key_vault(operation: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            Some("SecretManagedByKeyVault"),
+            format!("Operation \"{operation}\" is not allowed as this object's lifetime is managed by Key Vault."),
+        )
+    }
+
+    /// 400 `BadParameter` for an `api-version` the service does not know.
+    pub fn unknown_api_version(given: &str, latest: &str) -> Self {
+        Self::bad_parameter(format!(
+            "The specified version ({given}) is not recognized. Consider using the latest supported version ({latest})."
+        ))
+    }
+
+    /// 401 `Unauthorized` with a fresh challenge mid-session (fault injection: a revoked token,
+    /// a continuous-access-evaluation event).
+    pub fn challenge() -> Self {
+        Self::new(
+            401,
+            "Unauthorized",
+            None,
+            "AKV10032: The token was revoked; authenticate again (emulator fault injection).".into(),
         )
     }
 
@@ -149,17 +196,42 @@ impl ApiError {
         error
     }
 
-    /// Any other injected status (503 and friends).
-    pub fn injected(status: u16, retry_after_s: Option<u64>) -> Self {
-        let code = match status {
+    /// An injected status, with the given body fields or a default code per status (429 is
+    /// `Throttled` with `Retry-After`, 1 s unless given).
+    pub fn injected(
+        status: u16,
+        retry_after_s: Option<u64>,
+        code: Option<&str>,
+        inner: Option<&str>,
+        message: Option<&str>,
+    ) -> Self {
+        let default_code = match status {
+            400 => "BadParameter",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            409 => "Conflict",
+            429 => "Throttled",
             500 => "InternalServerError",
             502 => "BadGateway",
             503 => "ServiceUnavailable",
             504 => "GatewayTimeout",
             _ => "InjectedFault",
         };
-        let mut error = Self::new(status, code, None, format!("Injected fault: HTTP {status}."));
-        error.retry_after_s = retry_after_s;
+        let mut error = if status == 429 {
+            Self::throttled(retry_after_s.unwrap_or(1))
+        } else {
+            let mut error = Self::new(status, default_code, None, format!("Injected fault: HTTP {status}."));
+            error.retry_after_s = retry_after_s;
+            error
+        };
+        if let Some(code) = code {
+            error.code = Cow::Owned(code.to_owned());
+        }
+        error.inner = inner.map(|inner| Cow::Owned(inner.to_owned()));
+        if let Some(message) = message {
+            error.message = message.to_owned();
+        }
         error
     }
 
@@ -196,7 +268,7 @@ impl ApiError {
     /// The JSON body.
     pub fn body(&self) -> Value {
         let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(inner) = self.inner {
+        if let Some(inner) = &self.inner {
             error["innererror"] = json!({ "code": inner });
         }
         json!({ "error": error })

@@ -19,8 +19,9 @@ use serde_json::json;
 const USAGE: &str = "usage: keyvault-emulator --state-dir DIR [--listen 127.0.0.1:0] [--vault NAME]... \
 [--tenant TENANT] [--token-file FILE] [--delete-delay-ms N] [--recover-delay-ms N] [--recoverable-days N]
 
-Tokens come from --token-file (JSON {\"full\",\"read_only\",\"rejected\"}), else from
-KEYVAULT_EMULATOR_TOKEN / KEYVAULT_EMULATOR_READONLY_TOKEN / KEYVAULT_EMULATOR_REJECTED_TOKEN,
+Tokens come from --token-file (JSON {\"full\",\"read_only\",\"rejected\",\"metadata_reader\",\"no_purge\"};
+missing roles are generated), else from KEYVAULT_EMULATOR_TOKEN / KEYVAULT_EMULATOR_READONLY_TOKEN /
+KEYVAULT_EMULATOR_REJECTED_TOKEN / KEYVAULT_EMULATOR_METADATA_TOKEN / KEYVAULT_EMULATOR_NOPURGE_TOKEN,
 else they are generated. They are written to DIR/tokens.json (0600), never printed.";
 
 struct Args {
@@ -78,6 +79,8 @@ fn tokens(file: Option<&Path>) -> Result<Tokens> {
         ("KEYVAULT_EMULATOR_TOKEN", &mut tokens.full),
         ("KEYVAULT_EMULATOR_READONLY_TOKEN", &mut tokens.read_only),
         ("KEYVAULT_EMULATOR_REJECTED_TOKEN", &mut tokens.rejected),
+        ("KEYVAULT_EMULATOR_METADATA_TOKEN", &mut tokens.metadata_reader),
+        ("KEYVAULT_EMULATOR_NOPURGE_TOKEN", &mut tokens.no_purge),
     ] {
         if let Ok(value) = std::env::var(var) {
             *slot = value;

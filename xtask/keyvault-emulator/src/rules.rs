@@ -100,7 +100,7 @@ mod tests {
         }
         for bad in ["", "a_b", "a.b", "a b", "é", "a/b", &"x".repeat(128)] {
             let error = check_name(bad).unwrap_err();
-            assert_eq!((error.status, error.code), (400, "BadParameter"), "{bad}");
+            assert_eq!((error.status, error.code.as_ref()), (400, "BadParameter"), "{bad}");
         }
     }
 

@@ -1,18 +1,23 @@
-//! The HTTPS server: TLS, vault by host name, authentication, faults, logging, dispatch.
+//! The HTTPS server: TLS, vault by host name, authentication, faults, hooks, logging, dispatch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
@@ -21,10 +26,14 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::{self, Call, Op, Reply};
 use crate::auth::{self, Access, Tokens};
 use crate::error::ApiError;
-use crate::faults::{FaultRule, Faults, LoggedRequest, RequestLog};
-use crate::rules::is_vault_name;
-use crate::store::{Now, SoftDelete, Vault};
+use crate::faults::{FaultRule, Faults, LoggedRequest, RequestLog, Target};
+use crate::hooks::{Hook, Hooks};
+use crate::rules::{self, is_vault_name};
+use crate::store::{NewVersion, Now, SoftDelete, Vault};
 use crate::tls::Tls;
+
+/// The body of every answer: whole, or cut short by a `reset_mid_body` fault.
+type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Largest request body read.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -59,6 +68,7 @@ impl Config {
                 delete_delay,
                 recover_delay,
                 recoverable_days: 90,
+                purge_protection: false,
             },
         }
     }
@@ -95,7 +105,17 @@ struct Shared {
     port: u16,
     vaults: Mutex<HashMap<String, Vault>>,
     faults: Mutex<Faults>,
+    hooks: Mutex<Hooks>,
     log: Mutex<RequestLog>,
+}
+
+impl Shared {
+    /// The vault named `name` (lowercase), created with the default settings on first use.
+    fn vault<'a>(&self, vaults: &'a mut HashMap<String, Vault>, name: &str) -> &'a mut Vault {
+        vaults
+            .entry(name.to_owned())
+            .or_insert_with(|| Vault::named(name, self.config.soft_delete))
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,6 +146,7 @@ impl Emulator {
             port: addr.port(),
             vaults: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
+            hooks: Mutex::new(Hooks::default()),
             log: Mutex::new(RequestLog::default()),
         });
         let acceptor = TlsAcceptor::from(tls.server_config.clone());
@@ -214,6 +235,8 @@ struct Answer {
     status: u16,
     body: Option<Value>,
     error: Option<ApiError>,
+    /// Cut the body short and drop the connection (`reset_mid_body`).
+    cut: bool,
 }
 
 impl From<ApiError> for Answer {
@@ -222,6 +245,35 @@ impl From<ApiError> for Answer {
             status: error.status,
             body: Some(error.body()),
             error: Some(error),
+            cut: false,
+        }
+    }
+}
+
+/// A body that sends its first part, pauses so the part is flushed, then fails: hyper drops
+/// the connection, and the client has the status, the headers and part of the body.
+struct CutBody {
+    part: Option<Bytes>,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for CutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(part) = self.part.take() {
+            return Poll::Ready(Some(Ok(Frame::data(part))));
+        }
+        match self.pause.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "emulator fault: connection reset mid-body",
+            )))),
         }
     }
 }
@@ -232,6 +284,7 @@ impl Answer {
             status,
             body: Some(body),
             error: None,
+            cut: false,
         }
     }
 
@@ -240,14 +293,28 @@ impl Answer {
             status: 204,
             body: None,
             error: None,
+            cut: false,
         }
     }
 
-    fn into_response(self, shared: &Shared) -> Response<Full<Bytes>> {
-        let body = self.body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let mut response = Response::new(Full::new(body));
+    fn into_response(self, shared: &Shared) -> Response<Body> {
+        let bytes = self.body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let full_length = bytes.len();
+        let body = if self.cut {
+            CutBody {
+                part: Some(bytes.slice(..full_length / 2)),
+                pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
+            }
+            .boxed()
+        } else {
+            Full::new(bytes).map_err(|never| match never {}).boxed()
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
+        if self.cut {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(full_length));
+        }
         if self.status != 204 {
             headers.insert(
                 CONTENT_TYPE,
@@ -272,7 +339,7 @@ impl Answer {
     }
 }
 
-async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
@@ -290,7 +357,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         return Ok(Answer::json(200, json!({ "status": "ok" })).into_response(&shared));
     }
     if path.starts_with(CONTROL_PREFIX) {
-        let answer = control(&shared, request, &method, &path).await;
+        let answer = control(&shared, request, &method, &path, &vault).await;
         return Ok(answer.into_response(&shared));
     }
     let answer = serve(&shared, request, &vault, &host, &path, &query).await;
@@ -337,22 +404,48 @@ async fn serve(
         Ok(op) => op,
         Err(error) => return error.into(),
     };
-    let injection = lock(&shared.faults).next(op.is_list(), vault);
+    let method = request.method().as_str().to_owned();
+    let target = Target {
+        method: &method,
+        path,
+        vault,
+        is_list: op.is_list(),
+    };
+    let injection = lock(&shared.faults).next(target);
     if let Some(ms) = injection.stall_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    match injection.status {
-        Some((429, retry_after)) => return ApiError::throttled(retry_after.unwrap_or(1)).into(),
-        Some((status, retry_after)) => return ApiError::injected(status, retry_after).into(),
-        None => {}
+    if let Some(injected) = injection.status {
+        let mut error = if injection.challenge {
+            ApiError::challenge()
+        } else {
+            ApiError::injected(injected.status, injected.retry_after_s, None, None, None)
+        };
+        let custom = ApiError::injected(
+            injected.status,
+            injected.retry_after_s,
+            injected.code.as_deref(),
+            injected.inner_code.as_deref(),
+            injected.message.as_deref(),
+        );
+        if injected.code.is_some() {
+            error.code = custom.code;
+        }
+        if injected.inner_code.is_some() {
+            error.inner = custom.inner;
+        }
+        if injected.message.is_some() {
+            error.message = custom.message;
+        }
+        return error.into();
     }
     let query: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    if query.get("api-version").is_none_or(String::is_empty) {
-        return ApiError::bad_parameter("The api-version query parameter is missing.").into();
+    if let Err(error) = api::check_api_version(&query) {
+        return error.into();
     }
     let action = op.action();
     if !action.allowed(access) {
-        return ApiError::forbidden_by_rbac(action.name(), vault).into();
+        return ApiError::forbidden_by_rbac(action.name(), vault, access.caller()).into();
     }
     let body = if op.has_body() {
         match read_body(request).await {
@@ -371,39 +464,137 @@ async fn serve(
         empty_page: injection.empty_page,
         now: Now::current(),
     };
+    let due = match op.name() {
+        Some(name) => lock(&shared.hooks).take(vault, name, &method),
+        None => Vec::new(),
+    };
     let mut vaults = lock(&shared.vaults);
-    let vault = vaults
-        .entry(vault.to_owned())
-        .or_insert_with(|| Vault::new(shared.config.soft_delete));
-    match api::execute(&op, vault, &call) {
+    let store = shared.vault(&mut vaults, vault);
+    for hook in due {
+        let outcome = hook.run(store, api::new_version_id(), Now::current());
+        lock(&shared.hooks).record(hook, &outcome);
+    }
+    let mut answer = match api::execute(&op, store, &call) {
         Ok(Reply::Json(body)) => Answer::json(200, body),
         Ok(Reply::NoContent) => Answer::no_content(),
         Err(error) => error.into(),
-    }
+    };
+    answer.cut = injection.reset_mid_body;
+    answer
 }
 
-/// `/__emulator/faults` (GET, POST, DELETE) and `/__emulator/requests` (GET, DELETE); full token only.
-async fn control(shared: &Shared, request: Request<Incoming>, method: &Method, path: &str) -> Answer {
+/// Per-vault settings, as `POST /__emulator/vaults/{vault}` takes them (every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VaultSettingsBody {
+    purge_protection: Option<bool>,
+    recoverable_days: Option<u32>,
+    delete_delay_ms: Option<u64>,
+    recover_delay_ms: Option<u64>,
+}
+
+/// A vault's settings, as the vault endpoints answer them.
+#[derive(Debug, Serialize)]
+struct VaultSettings<'a> {
+    vault: &'a str,
+    purge_protection: bool,
+    recoverable_days: u32,
+    recovery_level: &'static str,
+    delete_delay_ms: u64,
+    recover_delay_ms: u64,
+}
+
+/// Longest delete/recover delay a vault may be given (10 minutes).
+const MAX_DELAY_MS: u64 = 600_000;
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn settings_json(name: &str, sd: SoftDelete) -> Value {
+    let settings = VaultSettings {
+        vault: name,
+        purge_protection: sd.purge_protection,
+        recoverable_days: sd.recoverable_days,
+        recovery_level: sd.recovery_level(),
+        delete_delay_ms: millis(sd.delete_delay),
+        recover_delay_ms: millis(sd.recover_delay),
+    };
+    serde_json::to_value(settings).unwrap_or(Value::Null)
+}
+
+/// Applies posted settings to `sd`, refusing what the service refuses.
+fn apply_settings(sd: &mut SoftDelete, body: VaultSettingsBody) -> Result<(), String> {
+    if body.purge_protection == Some(false) && sd.purge_protection {
+        return Err("purge protection cannot be turned off once on (as in the service); use another vault".into());
+    }
+    if let Some(days) = body.recoverable_days {
+        if !(7..=90).contains(&days) {
+            return Err(format!("recoverable_days {days} is not 7..=90"));
+        }
+        sd.recoverable_days = days;
+    }
+    for (value, slot, field) in [
+        (body.delete_delay_ms, &mut sd.delete_delay, "delete_delay_ms"),
+        (body.recover_delay_ms, &mut sd.recover_delay, "recover_delay_ms"),
+    ] {
+        if let Some(ms) = value {
+            if ms > MAX_DELAY_MS {
+                return Err(format!("{field} {ms} is over {MAX_DELAY_MS}"));
+            }
+            *slot = Duration::from_millis(ms);
+        }
+    }
+    if let Some(on) = body.purge_protection {
+        sd.purge_protection = on;
+    }
+    Ok(())
+}
+
+/// A certificate-backed secret, as `POST /__emulator/managed/{name}` takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManagedBody {
+    vault: Option<String>,
+    value: String,
+    content_type: Option<String>,
+}
+
+fn parse_control<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_parameter(format!("Invalid {what}: {e}")))
+}
+
+/// `/__emulator/…` control endpoints (full token only): `faults`, `requests`, `hooks`
+/// (GET, POST, DELETE), `vaults/{vault}` (GET, POST) and `managed/{name}` (POST).
+async fn control(shared: &Shared, request: Request<Incoming>, method: &Method, path: &str, host_vault: &str) -> Answer {
     match shared.config.tokens.check(authorization(&request)) {
         Ok(Access::Full) => {}
-        Ok(Access::ReadOnly) => return ApiError::forbidden_by_rbac("emulator control", "emulator").into(),
+        Ok(access) => return ApiError::forbidden_by_rbac("emulator control", "emulator", access.caller()).into(),
         Err(error) => return error.into(),
     }
-    let endpoint = path.trim_start_matches(CONTROL_PREFIX).trim_end_matches('/');
-    match (endpoint, method) {
-        ("faults", &Method::GET) => Answer::json(200, json!({ "faults": lock(&shared.faults).pending() })),
-        ("faults", &Method::DELETE) => {
+    let endpoint = path.trim_start_matches(CONTROL_PREFIX).trim_end_matches('/').to_owned();
+    let body = if *method == Method::POST {
+        match read_body(request).await {
+            Ok(body) => body,
+            Err(error) => return error.into(),
+        }
+    } else {
+        Bytes::new()
+    };
+    let (collection, item) = match endpoint.split_once('/') {
+        Some((collection, item)) => (collection, Some(item)),
+        None => (endpoint.as_str(), None),
+    };
+    match (collection, item, method) {
+        ("faults", None, &Method::GET) => Answer::json(200, json!({ "faults": lock(&shared.faults).pending() })),
+        ("faults", None, &Method::DELETE) => {
             lock(&shared.faults).clear();
             Answer::no_content()
         }
-        ("faults", &Method::POST) => {
-            let body = match read_body(request).await {
-                Ok(body) => body,
-                Err(error) => return error.into(),
-            };
-            let rule: FaultRule = match serde_json::from_slice(&body) {
+        ("faults", None, &Method::POST) => {
+            let rule: FaultRule = match parse_control(&body, "fault rule") {
                 Ok(rule) => rule,
-                Err(e) => return ApiError::bad_parameter(format!("Invalid fault rule: {e}")).into(),
+                Err(error) => return error.into(),
             };
             if let Err(message) = rule.validate() {
                 return ApiError::bad_parameter(message).into();
@@ -412,12 +603,98 @@ async fn control(shared: &Shared, request: Request<Incoming>, method: &Method, p
             faults.push(rule);
             Answer::json(200, json!({ "faults": faults.pending() }))
         }
-        ("requests", &Method::GET) => Answer::json(200, json!({ "requests": lock(&shared.log).entries() })),
-        ("requests", &Method::DELETE) => {
+        ("hooks", None, &Method::GET) => {
+            let hooks = lock(&shared.hooks);
+            Answer::json(200, json!({ "hooks": hooks.pending(), "fired": hooks.fired() }))
+        }
+        ("hooks", None, &Method::DELETE) => {
+            lock(&shared.hooks).clear();
+            Answer::no_content()
+        }
+        ("hooks", None, &Method::POST) => {
+            let mut hook: Hook = match parse_control(&body, "hook") {
+                Ok(hook) => hook,
+                Err(error) => return error.into(),
+            };
+            if let Err(message) = hook.validate() {
+                return ApiError::bad_parameter(message).into();
+            }
+            let vault = hook.vault.take().unwrap_or_else(|| host_vault.to_owned());
+            hook.vault = Some(vault.to_ascii_lowercase());
+            let mut hooks = lock(&shared.hooks);
+            hooks.push(hook);
+            Answer::json(200, json!({ "hooks": hooks.pending() }))
+        }
+        ("requests", None, &Method::GET) => Answer::json(200, json!({ "requests": lock(&shared.log).entries() })),
+        ("requests", None, &Method::DELETE) => {
             lock(&shared.log).clear();
             Answer::no_content()
         }
-        ("faults" | "requests", _) => ApiError::method_not_allowed().into(),
+        ("vaults", Some(name), &Method::GET | &Method::POST) => {
+            if !is_vault_name(name) {
+                return ApiError::bad_parameter(format!(
+                    "invalid vault name {name:?}: 3-24 characters of [0-9a-zA-Z-]"
+                ))
+                .into();
+            }
+            let name = name.to_ascii_lowercase();
+            let mut vaults = lock(&shared.vaults);
+            let vault = shared.vault(&mut vaults, &name);
+            let mut sd = vault.soft_delete();
+            if *method == Method::POST {
+                let settings: VaultSettingsBody = match parse_control(&body, "vault settings") {
+                    Ok(settings) => settings,
+                    Err(error) => return error.into(),
+                };
+                if let Err(message) = apply_settings(&mut sd, settings) {
+                    return ApiError::bad_parameter(message).into();
+                }
+                vault.set_soft_delete(sd);
+            }
+            Answer::json(200, settings_json(&name, sd))
+        }
+        ("managed", Some(name), &Method::POST) => {
+            let managed: ManagedBody = match parse_control(&body, "managed secret") {
+                Ok(managed) => managed,
+                Err(error) => return error.into(),
+            };
+            let checks = rules::check_name(name)
+                .and_then(|()| rules::check_value(&managed.value))
+                .and_then(|()| {
+                    managed
+                        .content_type
+                        .as_deref()
+                        .map_or(Ok(()), rules::check_content_type)
+                });
+            if let Err(error) = checks {
+                return error.into();
+            }
+            let vault_name = managed.vault.as_deref().unwrap_or(host_vault).to_ascii_lowercase();
+            if !is_vault_name(&vault_name) {
+                return ApiError::bad_parameter(format!("invalid vault name {vault_name:?}")).into();
+            }
+            let new = NewVersion {
+                value: managed.value,
+                content_type: Some(
+                    managed
+                        .content_type
+                        .unwrap_or_else(|| "application/x-pkcs12".to_owned()),
+                ),
+                ..NewVersion::default()
+            };
+            let port = shared.port;
+            let base = format!("https://{vault_name}.localhost:{port}");
+            let mut vaults = lock(&shared.vaults);
+            let vault = shared.vault(&mut vaults, &vault_name);
+            let sd = vault.soft_delete();
+            match vault.set_managed(name, new, api::new_version_id(), Now::current()) {
+                Ok(view) => Answer::json(200, api::bundle(&base, &view, sd, true)),
+                Err(error) => error.into(),
+            }
+        }
+        ("faults" | "requests" | "hooks", None, _) | ("vaults" | "managed", Some(_), _) => {
+            ApiError::method_not_allowed().into()
+        }
         _ => ApiError::unknown_path(path).into(),
     }
 }

@@ -50,6 +50,8 @@ pub struct SoftDelete {
     pub recover_delay: Duration,
     /// Retention in days (7..=90); decides `recoveryLevel` and `scheduledPurgeDate`.
     pub recoverable_days: u32,
+    /// Purge protection: purge answers 403 and `recoveryLevel` loses `+Purgeable`.
+    pub purge_protection: bool,
 }
 
 impl SoftDelete {
@@ -59,15 +61,18 @@ impl SoftDelete {
             delete_delay: Duration::ZERO,
             recover_delay: Duration::ZERO,
             recoverable_days,
+            purge_protection: false,
         }
     }
 
-    /// `recoveryLevel` as the service reports it for this retention.
+    /// `recoveryLevel` as the service reports it for this retention and purge protection
+    /// (the `DeletionRecoveryLevel` values of the REST spec).
     pub fn recovery_level(&self) -> &'static str {
-        if self.recoverable_days >= 90 {
-            "Recoverable+Purgeable"
-        } else {
-            "CustomizedRecoverable+Purgeable"
+        match (self.recoverable_days >= 90, self.purge_protection) {
+            (true, false) => "Recoverable+Purgeable",
+            (false, false) => "CustomizedRecoverable+Purgeable",
+            (true, true) => "Recoverable",
+            (false, true) => "CustomizedRecoverable",
         }
     }
 }
@@ -136,6 +141,8 @@ pub struct View {
     pub name: String,
     /// The version shown.
     pub version: Version,
+    /// Whether the secret backs a certificate (`managed: true`, with a `kid`).
+    pub managed: bool,
 }
 
 /// A deleted secret as an answer needs it.
@@ -162,6 +169,7 @@ struct Entry {
     name: String,
     versions: Vec<Version>,
     state: State,
+    managed: bool,
 }
 
 impl Entry {
@@ -173,6 +181,7 @@ impl Entry {
         View {
             name: self.name.clone(),
             version: version.clone(),
+            managed: self.managed,
         }
     }
 
@@ -196,15 +205,22 @@ fn deleted_view(sd: SoftDelete, entry: &Entry, deleted_date: i64) -> DeletedView
 /// One vault: its secrets keyed by lowercased name.
 #[derive(Debug)]
 pub struct Vault {
+    name: String,
     soft_delete: SoftDelete,
     entries: BTreeMap<String, Entry>,
     next_seq: u64,
 }
 
 impl Vault {
-    /// An empty vault.
+    /// An empty vault (named `vault` in messages).
     pub fn new(soft_delete: SoftDelete) -> Self {
+        Self::named("vault", soft_delete)
+    }
+
+    /// An empty vault with the name its messages use.
+    pub fn named(name: &str, soft_delete: SoftDelete) -> Self {
         Self {
+            name: name.to_owned(),
             soft_delete,
             entries: BTreeMap::new(),
             next_seq: 0,
@@ -214,6 +230,11 @@ impl Vault {
     /// The vault's soft-delete settings.
     pub fn soft_delete(&self) -> SoftDelete {
         self.soft_delete
+    }
+
+    /// Replaces the vault's soft-delete settings (for entries already deleted too).
+    pub fn set_soft_delete(&mut self, soft_delete: SoftDelete) {
+        self.soft_delete = soft_delete;
     }
 
     fn entry(&mut self, name: &str, now: Now) -> Option<&mut Entry> {
@@ -229,8 +250,39 @@ impl Vault {
         }
     }
 
-    /// PUT: a new version (creating the secret if needed).
+    /// PUT: a new version (creating the secret if needed). A certificate-backed secret refuses.
     pub fn set(&mut self, name: &str, new: NewVersion, version_id: String, now: Now) -> Result<View, ApiError> {
+        if self.entry(name, now).is_some_and(|e| e.managed) {
+            return Err(ApiError::managed_by_key_vault("set"));
+        }
+        self.store(name, new, version_id, now, false)
+    }
+
+    /// A new version of a certificate-backed secret (`managed: true`), as issuing or renewing
+    /// a certificate makes; 409 if an ordinary secret holds the name.
+    pub fn set_managed(&mut self, name: &str, new: NewVersion, version_id: String, now: Now) -> Result<View, ApiError> {
+        if self.entry(name, now).is_some_and(|e| !e.managed) {
+            return Err(ApiError::injected(
+                409,
+                None,
+                Some("Conflict"),
+                None,
+                Some(&format!(
+                    "A secret named {name} exists and is not backed by a certificate; pick another name."
+                )),
+            ));
+        }
+        self.store(name, new, version_id, now, true)
+    }
+
+    fn store(
+        &mut self,
+        name: &str,
+        new: NewVersion,
+        version_id: String,
+        now: Now,
+        managed: bool,
+    ) -> Result<View, ApiError> {
         let seq = self.next_seq;
         let version = Version {
             id: version_id,
@@ -256,6 +308,7 @@ impl Vault {
                     name: name.to_owned(),
                     versions: vec![version],
                     state: State::Active,
+                    managed,
                 };
                 self.entries.insert(name_key(name), entry);
             }
@@ -322,9 +375,12 @@ impl Vault {
             .collect()
     }
 
-    /// All versions of an active secret, oldest first, keyed by creation order.
+    /// All versions of an active secret, oldest first, keyed by creation order; none for a
+    /// name that is missing (the service answers an empty list, not 404) or deleted.
     pub fn versions(&mut self, name: &str, now: Now) -> Result<Vec<(String, View)>, ApiError> {
-        let entry = self.active(name, now)?;
+        let Ok(entry) = self.active(name, now) else {
+            return Ok(Vec::new());
+        };
         Ok(entry
             .versions
             .iter()
@@ -348,6 +404,12 @@ impl Vault {
     /// DELETE: soft delete; the secret shows under `deletedsecrets` after the delete delay.
     pub fn delete(&mut self, name: &str, now: Now) -> Result<DeletedView, ApiError> {
         let sd = self.soft_delete;
+        if self
+            .entry(name, now)
+            .is_some_and(|e| e.managed && e.state == State::Active)
+        {
+            return Err(ApiError::managed_by_key_vault("delete"));
+        }
         let entry = self.transition(name, now, ApiError::secret_not_found, |state| match state {
             State::Active if sd.delete_delay.is_zero() => Ok(State::Deleted { deleted_date: now.unix }),
             State::Active => Ok(State::Deleting {
@@ -399,8 +461,11 @@ impl Vault {
         Ok(entry.view(entry.latest()))
     }
 
-    /// DELETE of a deleted secret: gone for good.
+    /// DELETE of a deleted secret: gone for good; 403 in a vault with purge protection.
     pub fn purge(&mut self, name: &str, now: Now) -> Result<(), ApiError> {
+        if self.soft_delete.purge_protection {
+            return Err(ApiError::purge_protected(&self.name));
+        }
         match self.entry(name, now).map(|e| e.state) {
             Some(State::Deleted { .. }) => {
                 self.entries.remove(&name_key(name));
@@ -424,6 +489,7 @@ mod tests {
             delete_delay: DELAY,
             recover_delay: DELAY,
             recoverable_days: 7,
+            purge_protection: false,
         })
     }
 
@@ -438,9 +504,9 @@ mod tests {
         format!("{n:032x}")
     }
 
-    fn inner(result: Result<impl std::fmt::Debug, ApiError>) -> (u16, Option<&'static str>) {
+    fn inner(result: Result<impl std::fmt::Debug, ApiError>) -> (u16, Option<String>) {
         let error = result.unwrap_err();
-        (error.status, error.inner)
+        (error.status, error.inner.map(String::from))
     }
 
     #[test]
@@ -471,7 +537,7 @@ mod tests {
             now,
         )
         .unwrap();
-        assert_eq!(inner(v.get("k", None, now)), (403, Some("SecretDisabled")));
+        assert_eq!(inner(v.get("k", None, now)), (403, Some("SecretDisabled".into())));
         assert!(!v.list(now)[0].1.version.enabled);
         v.update(
             "k",
@@ -498,11 +564,11 @@ mod tests {
         assert_eq!(v.get("k", None, t0).unwrap_err().status, 404);
         assert_eq!(v.get_deleted("k", t0).unwrap_err().status, 404);
         assert!(v.list_deleted(t0).is_empty());
-        assert_eq!(inner(v.purge("k", t0)), (409, Some("ObjectIsBeingDeleted")));
-        assert_eq!(inner(v.recover("k", t0)), (409, Some("ObjectIsBeingDeleted")));
+        assert_eq!(inner(v.purge("k", t0)), (409, Some("ObjectIsBeingDeleted".into())));
+        assert_eq!(inner(v.recover("k", t0)), (409, Some("ObjectIsBeingDeleted".into())));
         assert_eq!(
             inner(v.set("k", value("y"), id(2), t0)),
-            (409, Some("ObjectIsBeingDeleted"))
+            (409, Some("ObjectIsBeingDeleted".into()))
         );
 
         // Deleted: listed, name not reusable.
@@ -511,7 +577,7 @@ mod tests {
         assert_eq!(v.list_deleted(t1).len(), 1);
         assert_eq!(
             inner(v.set("K", value("y"), id(2), t1)),
-            (409, Some("ObjectIsDeletedButRecoverable"))
+            (409, Some("ObjectIsDeletedButRecoverable".into()))
         );
         assert_eq!(v.delete("k", t1).unwrap_err().status, 404);
 
@@ -520,9 +586,9 @@ mod tests {
         assert_eq!(v.get("k", None, t1).unwrap_err().status, 404);
         assert_eq!(
             inner(v.set("k", value("y"), id(2), t1)),
-            (409, Some("ObjectIsBeingRecovered"))
+            (409, Some("ObjectIsBeingRecovered".into()))
         );
-        assert_eq!(inner(v.delete("k", t1)), (409, Some("ObjectIsBeingRecovered")));
+        assert_eq!(inner(v.delete("k", t1)), (409, Some("ObjectIsBeingRecovered".into())));
         let t2 = t1.after(DELAY);
         assert_eq!(v.get("k", None, t2).unwrap().version.value, "x");
 
@@ -556,5 +622,57 @@ mod tests {
         assert_eq!(v.purge("k", now).unwrap_err().status, 404);
         assert_eq!(v.recover("k", now).unwrap_err().status, 404);
         assert_eq!(v.delete("missing", now).unwrap_err().code, "SecretNotFound");
+    }
+
+    #[test]
+    fn versions_of_a_missing_or_deleted_name_are_an_empty_list() {
+        let now = Now::current();
+        let mut v = Vault::new(SoftDelete::without_delays(90));
+        assert!(v.versions("missing", now).unwrap().is_empty());
+        v.set("k", value("x"), id(1), now).unwrap();
+        v.delete("k", now).unwrap();
+        assert!(v.versions("k", now).unwrap().is_empty());
+    }
+
+    #[test]
+    fn purge_protection_refuses_purge_and_drops_purgeable() {
+        let now = Now::current();
+        let mut sd = SoftDelete::without_delays(90);
+        sd.purge_protection = true;
+        assert_eq!(sd.recovery_level(), "Recoverable");
+        sd.recoverable_days = 7;
+        assert_eq!(sd.recovery_level(), "CustomizedRecoverable");
+        let mut v = Vault::named("locked", sd);
+        v.set("k", value("x"), id(1), now).unwrap();
+        v.delete("k", now).unwrap();
+        let refused = v.purge("k", now).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code.as_ref(), refused.inner.is_none()),
+            (403, "Forbidden", true)
+        );
+        assert!(refused.message.contains("Vault: locked;"), "{}", refused.message);
+        v.recover("k", now).unwrap();
+        assert_eq!(v.get("k", None, now).unwrap().version.value, "x");
+    }
+
+    #[test]
+    fn certificate_backed_secrets_refuse_set_and_delete() {
+        let now = Now::current();
+        let mut v = Vault::new(SoftDelete::without_delays(90));
+        let view = v.set_managed("cert", value("pfx"), id(1), now).unwrap();
+        assert!(view.managed);
+        assert_eq!(
+            inner(v.set("Cert", value("y"), id(2), now)),
+            (403, Some("SecretManagedByKeyVault".into()))
+        );
+        assert_eq!(
+            inner(v.delete("cert", now)),
+            (403, Some("SecretManagedByKeyVault".into()))
+        );
+        v.set_managed("cert", value("renewed"), id(3), now).unwrap();
+        assert_eq!(v.get("cert", None, now).unwrap().version.value, "renewed");
+        assert!(v.list(now)[0].1.managed);
+        v.set("plain", value("p"), id(4), now).unwrap();
+        assert_eq!(v.set_managed("plain", value("x"), id(5), now).unwrap_err().status, 409);
     }
 }

@@ -99,6 +99,13 @@ impl Harness {
     }
 
     async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, answer) = self.control_status(method, path, body).await;
+        assert!((200..300).contains(&status), "control {path}: {status} {answer}");
+        answer
+    }
+
+    /// A control request's status and JSON answer (`Null` when there is none).
+    async fn control_status(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}/__emulator/{path}", self.emulator.vault_url(VAULT));
         let mut request = self.http.request(method, url).bearer_auth(&self.tokens.full);
         if let Some(body) = body {
@@ -107,9 +114,27 @@ impl Harness {
                 .body(body.to_string());
         }
         let response = request.send().await.expect("control request");
-        assert!(response.status().is_success(), "control {path}: {}", response.status());
+        let status = response.status().as_u16();
         let text = response.text().await.expect("control body");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A client of the default vault with `token` and the given api-version.
+    fn client_with_api_version(&self, token: &str, api_version: &str) -> SecretClient {
+        let credential = Arc::new(StaticToken {
+            token: token.to_owned(),
+            scopes: Mutex::new(Vec::new()),
+        });
+        let options = SecretClientOptions {
+            api_version: api_version.to_owned(),
+            client_options: ClientOptions {
+                transport: Some(Transport::new(Arc::new(self.http.clone()))),
+                retry: RetryOptions::none(),
+                ..Default::default()
+            },
+            verify_challenge_resource: Some(true),
+        };
+        SecretClient::new(&self.emulator.vault_url(VAULT), credential, Some(options)).expect("client")
     }
 
     async fn requests(&self) -> Vec<LoggedRequest> {
@@ -160,6 +185,21 @@ fn http_error(error: &azure_core::Error) -> (u16, String, Option<String>, String
         inner,
         message,
     )
+}
+
+/// Status, `error.code` and inner code as the body says them (azure_core 1.1 reports the
+/// status as the code when the body's strings hold escapes such as `\"` or `\r\n`).
+fn body_error(error: &azure_core::Error) -> (u16, String, Option<String>, String) {
+    let (status, _, inner, message) = http_error(error);
+    let ErrorKind::HttpResponse { raw_response, .. } = error.kind() else {
+        unreachable!("http_error checked the kind")
+    };
+    let body: Value = raw_response
+        .as_ref()
+        .and_then(|raw| serde_json::from_slice(raw.body()).ok())
+        .unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+    (status, code, inner, message)
 }
 
 /// Asserts an error's status and the error code the SDK reports.
@@ -562,4 +602,340 @@ async fn control_endpoints_need_the_full_token_and_stalls_delay_answers() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     let pending = h.control(reqwest::Method::GET, "faults", None).await;
     assert_eq!(pending["faults"], json!([]));
+}
+
+#[tokio::test]
+async fn faults_match_method_and_path_and_answer_any_code() {
+    let h = Harness::start().await;
+    let client = h.full();
+    set(&client, "guarded", params("v")).await.unwrap();
+    set(&client, "other", params("w")).await.unwrap();
+    h.control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({
+            "status": 403, "code": "Forbidden", "inner_code": "ForbiddenByFirewall",
+            "message": "Client address is not authorized and caller is not a trusted service.",
+            "method": "delete", "path": "/secrets/GUARDED",
+        })),
+    )
+    .await;
+    h.control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"status": 409, "path": "/secrets/other*"})),
+    )
+    .await;
+    // Reads of the guarded name and deletes of other names pass the first rule by.
+    assert_eq!(get_value(&client, "guarded").await.unwrap().as_deref(), Some("v"));
+    let error = client.delete_secret("guarded", None).await.unwrap_err();
+    let (status, _, inner, message) = http_error(&error);
+    assert_eq!((status, inner.as_deref()), (403, Some("ForbiddenByFirewall")));
+    assert!(message.contains("trusted service"), "{message}");
+    // A plain 409 `Conflict` for the prefix rule.
+    let error = client.get_secret("other", None).await.unwrap_err();
+    assert_http_error(&error, 409, "Conflict");
+    assert_eq!(http_error(&error).2, None);
+    assert_eq!(
+        h.control(reqwest::Method::GET, "faults", None).await["faults"],
+        json!([])
+    );
+    // The guarded secret was never deleted.
+    assert_eq!(get_value(&client, "guarded").await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn a_mid_session_challenge_is_answered_by_the_sdk_and_the_retry_served() {
+    let h = Harness::start().await;
+    let client = h.full();
+    set(&client, "session", params("v")).await.unwrap();
+    h.clear_requests().await;
+    h.control(reqwest::Method::POST, "faults", Some(json!({"challenge": true})))
+        .await;
+    assert_eq!(get_value(&client, "session").await.unwrap().as_deref(), Some("v"));
+    let log: Vec<(String, u16)> = h.requests().await.into_iter().map(|r| (r.method, r.status)).collect();
+    assert_eq!(log, [("GET".to_string(), 401), ("GET".to_string(), 200)]);
+}
+
+#[tokio::test]
+async fn a_reset_mid_body_serves_the_write_then_cuts_the_answer() {
+    let h = Harness::start().await;
+    let client = h.full();
+    set(&client, "landed", params("one")).await.unwrap();
+    h.control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"reset_mid_body": true, "method": "PUT"})),
+    )
+    .await;
+    let error = set(&client, "landed", params("two")).await.unwrap_err();
+    assert!(
+        !matches!(error.kind(), ErrorKind::HttpResponse { .. }),
+        "a transport error, not an answer: {error:?}"
+    );
+    // The write landed although its answer was lost.
+    assert_eq!(get_value(&client, "landed").await.unwrap().as_deref(), Some("two"));
+
+    // On the wire: status and headers arrive, the body is cut short.
+    h.control(reqwest::Method::POST, "faults", Some(json!({"reset_mid_body": true})))
+        .await;
+    let url = format!("{}/secrets/landed?api-version=7.6", h.emulator.vault_url(VAULT));
+    let response = h.http.get(url).bearer_auth(&h.tokens.full).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let length = response.content_length().unwrap();
+    assert!(response.bytes().await.is_err(), "the body of {length} bytes is cut");
+}
+
+#[tokio::test]
+async fn hooks_run_another_tools_write_just_before_the_next_request() {
+    let h = Harness::start().await;
+    let client = h.full();
+    set(&client, "contested", params("ours")).await.unwrap();
+    let pending = h
+        .control(
+            reqwest::Method::POST,
+            "hooks",
+            Some(json!({
+                "name": "Contested", "method": "DELETE", "action": "set",
+                "value": "theirs", "tags": {"owner": "other-tool"},
+            })),
+        )
+        .await;
+    assert_eq!(pending["hooks"][0]["vault"], VAULT);
+    // A read does not fire a DELETE hook.
+    assert_eq!(get_value(&client, "contested").await.unwrap().as_deref(), Some("ours"));
+    // The DELETE deletes what the other tool wrote just before: its answer carries their tags.
+    let deleted = client
+        .delete_secret("contested", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(deleted.tags.unwrap()["owner"], "other-tool");
+    let hooks = h.control(reqwest::Method::GET, "hooks", None).await;
+    assert_eq!(hooks["hooks"], json!([]));
+    assert_eq!(hooks["fired"][0]["status"], 200);
+    assert_eq!(hooks["fired"][0]["action"], "set");
+
+    // A failing hook write is recorded with the service's answer.
+    h.control(
+        reqwest::Method::POST,
+        "hooks",
+        Some(json!({"vault": VAULT, "name": "never-there", "action": "delete"})),
+    )
+    .await;
+    let _ = client.get_secret("never-there", None).await;
+    let hooks = h.control(reqwest::Method::GET, "hooks", None).await;
+    assert_eq!(hooks["fired"][1]["status"], 404);
+    h.control(reqwest::Method::DELETE, "hooks", None).await;
+    assert_eq!(h.control(reqwest::Method::GET, "hooks", None).await["fired"], json!([]));
+}
+
+#[tokio::test]
+async fn a_purge_protected_vault_refuses_purge_and_reports_its_recovery_level() {
+    let h = Harness::start().await;
+    let settings = h
+        .control(
+            reqwest::Method::POST,
+            &format!("vaults/{VAULT}"),
+            Some(json!({"purge_protection": true, "recoverable_days": 7, "delete_delay_ms": 0})),
+        )
+        .await;
+    assert_eq!(
+        settings,
+        json!({
+            "vault": VAULT, "purge_protection": true, "recoverable_days": 7,
+            "recovery_level": "CustomizedRecoverable", "delete_delay_ms": 0, "recover_delay_ms": 150,
+        })
+    );
+    assert_eq!(
+        h.control(reqwest::Method::GET, &format!("vaults/{VAULT}"), None).await,
+        settings
+    );
+    let (status, _) = h
+        .control_status(
+            reqwest::Method::POST,
+            &format!("vaults/{VAULT}"),
+            Some(json!({"purge_protection": false})),
+        )
+        .await;
+    assert_eq!(status, 400, "purge protection cannot be turned off");
+
+    let client = h.full();
+    set(&client, "kept", params("v")).await.unwrap();
+    let secret = client.get_secret("kept", None).await.unwrap().into_model().unwrap();
+    let attributes = secret.attributes.unwrap();
+    assert_eq!(
+        attributes.recovery_level,
+        Some(azure_security_keyvault_secrets::models::DeletionRecoveryLevel::CustomizedRecoverable)
+    );
+    assert_eq!(attributes.recoverable_days, Some(7));
+    client.delete_secret("kept", None).await.unwrap();
+    let error = client.purge_deleted_secret("kept", None).await.unwrap_err();
+    let (status, code, inner, message) = body_error(&error);
+    assert_eq!((status, code.as_str(), inner), (403, "Forbidden", None));
+    assert!(message.contains("purge protection"), "{message}");
+    client.recover_deleted_secret("kept", None).await.unwrap();
+    let value = poll("recovered", || get_value(&client, "kept")).await;
+    assert_eq!(value.as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn delete_and_recover_delays_are_set_per_vault() {
+    let h = Harness::start().await;
+    h.control(
+        reqwest::Method::POST,
+        "vaults/slow-vault",
+        Some(json!({"delete_delay_ms": 600_000})),
+    )
+    .await;
+    let (status, _) = h
+        .control_status(
+            reqwest::Method::POST,
+            "vaults/slow-vault",
+            Some(json!({"delete_delay_ms": 600_001})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let url = format!("https://slow-vault.localhost:{}", h.emulator.addr().port());
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .resolve("slow-vault.localhost", h.emulator.addr())
+        .tls_certs_only([reqwest::Certificate::from_pem(h.emulator.ca_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let (slow, _) = h.client_for(&url, &h.tokens.full, http);
+    set(&slow, "lingers", params("v")).await.unwrap();
+    slow.delete_secret("lingers", None).await.unwrap();
+    // Ten minutes of "being deleted" in this vault only.
+    let error = slow.purge_deleted_secret("lingers", None).await.unwrap_err();
+    assert_eq!(http_error(&error).2.as_deref(), Some("ObjectIsBeingDeleted"));
+    assert_eq!(
+        http_error(&slow.get_deleted_secret("lingers", None).await.unwrap_err()).0,
+        404
+    );
+    let fast = h.full();
+    set(&fast, "lingers", params("v")).await.unwrap();
+    fast.delete_secret("lingers", None).await.unwrap();
+    poll("deleted in the default vault", || {
+        fast.get_deleted_secret("lingers", None)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metadata_reader_and_no_purge_roles() {
+    let h = Harness::start().await;
+    set(&h.full(), "listed", params("hidden")).await.unwrap();
+    let reader = h.client(&h.tokens.metadata_reader);
+    assert_eq!(list_all(&reader).await.len(), 1);
+    let versions: Vec<_> = reader
+        .list_secret_properties_versions("listed", None)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    let error = reader.get_secret("listed", None).await.unwrap_err();
+    let (status, _, inner, message) = http_error(&error);
+    assert_eq!((status, inner.as_deref()), (403, Some("ForbiddenByRbac")));
+    assert!(
+        message.contains("Microsoft.KeyVault/vaults/secrets/getSecret/action"),
+        "{message}"
+    );
+    assert_eq!(
+        http_error(&set(&reader, "listed", params("x")).await.unwrap_err()).0,
+        403
+    );
+
+    let officer = h.client(&h.tokens.no_purge);
+    set(&officer, "officer", params("v")).await.unwrap();
+    assert_eq!(get_value(&officer, "officer").await.unwrap().as_deref(), Some("v"));
+    officer.delete_secret("officer", None).await.unwrap();
+    poll("deleted", || officer.get_deleted_secret("officer", None)).await;
+    let error = officer.purge_deleted_secret("officer", None).await.unwrap_err();
+    let (status, _, inner, message) = http_error(&error);
+    assert_eq!((status, inner.as_deref()), (403, Some("ForbiddenByRbac")));
+    assert!(
+        message.contains("Microsoft.KeyVault/vaults/secrets/purge/action"),
+        "{message}"
+    );
+    officer.recover_deleted_secret("officer", None).await.unwrap();
+    // Control endpoints stay with the full token.
+    let url = format!("{}/__emulator/faults", h.emulator.vault_url(VAULT));
+    let status = h
+        .http
+        .get(url)
+        .bearer_auth(&h.tokens.no_purge)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 403);
+}
+
+#[tokio::test]
+async fn versions_of_a_missing_secret_are_an_empty_list() {
+    let h = Harness::start().await;
+    let versions: Vec<_> = h
+        .full()
+        .list_secret_properties_versions("never-set", None)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(versions.is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_api_version_is_a_bad_parameter() {
+    let h = Harness::start().await;
+    let client = h.client_with_api_version(&h.tokens.full, "7.9");
+    let error = client.get_secret("anything", None).await.unwrap_err();
+    let (status, code, _, message) = http_error(&error);
+    assert_eq!((status, code.as_str()), (400, "BadParameter"));
+    assert!(message.contains("(7.9)"), "{message}");
+    for known in ["7.6", "2025-07-01", "7.0"] {
+        let client = h.client_with_api_version(&h.tokens.full, known);
+        assert_http_error(
+            &client.get_secret("absent", None).await.unwrap_err(),
+            404,
+            "SecretNotFound",
+        );
+    }
+}
+
+#[tokio::test]
+async fn certificate_backed_secrets_are_managed_and_refuse_set_and_delete() {
+    let h = Harness::start().await;
+    let created = h
+        .control(
+            reqwest::Method::POST,
+            "managed/tls-cert",
+            Some(json!({"vault": VAULT, "value": "MIIC-pfx-base64"})),
+        )
+        .await;
+    assert_eq!(created["managed"], true);
+    assert_eq!(created["contentType"], "application/x-pkcs12");
+    let client = h.full();
+    let secret = client.get_secret("tls-cert", None).await.unwrap().into_model().unwrap();
+    assert_eq!(secret.managed, Some(true));
+    let version = secret.resource_id().unwrap().version.unwrap();
+    let port = h.emulator.addr().port();
+    assert_eq!(
+        secret.kid.as_deref(),
+        Some(format!("https://{VAULT}.localhost:{port}/keys/tls-cert/{version}").as_str())
+    );
+    let listed = list_all(&client).await;
+    assert_eq!(listed[0].managed, Some(true));
+    for error in [
+        set(&client, "tls-cert", params("mine")).await.unwrap_err(),
+        client.delete_secret("tls-cert", None).await.unwrap_err(),
+    ] {
+        let (status, code, inner, _) = body_error(&error);
+        assert_eq!(
+            (status, code.as_str(), inner.as_deref()),
+            (403, "Forbidden", Some("SecretManagedByKeyVault"))
+        );
+    }
 }
