@@ -16,6 +16,7 @@ use nebula_credential_core::{BoxError, ConfigError, CredentialId, Operation, Sto
 
 use crate::PROVIDER;
 use crate::challenge::ChallengeMismatch;
+use crate::entra::EntraStatus;
 
 /// What an error means, whatever the operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +181,14 @@ fn retry_after(response: &RawResponse) -> Option<Duration> {
 /// unreachable, timing out or answering 408/5xx is `Unavailable`, 429 `Throttled`, both
 /// retryable; anything else (a refused secret, a missing variable) stays `NoToken`.
 fn token_failure(err: &azure_core::Error) -> (Kind, Option<u16>, Option<String>, Option<Duration>) {
+    if let Some(s) = source_chain(err).find_map(|e| e.downcast_ref::<EntraStatus>()) {
+        let kind = if s.status == 429 {
+            Kind::Throttled
+        } else {
+            Kind::Unavailable
+        };
+        return (kind, Some(s.status), None, s.retry_after);
+    }
     for e in source_chain(err).skip(1) {
         if let Some(inner) = e.downcast_ref::<azure_core::Error>() {
             match inner.kind() {

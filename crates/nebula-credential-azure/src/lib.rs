@@ -73,6 +73,7 @@
 mod challenge;
 mod cloud;
 mod config;
+mod entra;
 mod errors;
 mod naming;
 mod provider;

@@ -155,8 +155,9 @@ fn config_error(field: &str, rule: String) -> StorageError {
 }
 
 /// Options of a credential's own pipeline: https only, no redirects (our client), no SDK
-/// retries (the `Retry` layer retries an unreachable Entra ID), and the Entra ID authority
-/// of the vault's cloud.
+/// retries (the `Retry` layer retries an unreachable Entra ID), Entra ID's 408/429/5xx kept
+/// as such whatever the body ([`crate::entra`]), and the Entra ID authority of the vault's
+/// cloud.
 fn credential_client_options(config: &AzureKeyVaultConfig) -> Result<ClientOptions, StorageError> {
     let host = url::Url::parse(&config.vault_url)
         .ok()
@@ -168,6 +169,7 @@ fn credential_client_options(config: &AzureKeyVaultConfig) -> Result<ClientOptio
         cloud: cloud.map(|c| Arc::new(c.configuration())),
         transport: Some(Transport::new(Arc::new(http_client(config)?))),
         retry: RetryOptions::none(),
+        per_try_policies: vec![Arc::new(crate::entra::EntraStatusCheck)],
         ..ClientOptions::default()
     })
 }

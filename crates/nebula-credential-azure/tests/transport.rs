@@ -323,3 +323,55 @@ async fn redirects_are_never_followed() {
     let reached = other.connections.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(reached, 0, "a redirect was followed: {:?}", other.seen());
 }
+
+/// A service principal the provider builds from its configuration sees Entra ID's 5xx as
+/// `Unavailable` whatever the body (a gateway's HTML page, which azure_identity cannot
+/// parse). The test runs itself again in a child process whose `AZURE_AUTHORITY_HOST`
+/// names a local stand-in for Entra ID (the environment of this process stays untouched).
+#[tokio::test]
+async fn a_configured_service_principal_sees_entra_5xx_with_any_body_as_unavailable() {
+    const NAME: &str = "a_configured_service_principal_sees_entra_5xx_with_any_body_as_unavailable";
+    if let Ok(vault_url) = std::env::var("NEBULA_TRANSPORT_CHILD_VAULT") {
+        let config = AzureKeyVaultConfig {
+            custom_endpoint: true,
+            ca_cert: std::env::var("NEBULA_TRANSPORT_CHILD_CA").ok(),
+            credential: AzureCredential::ServicePrincipal {
+                tenant_id: GUID.into(),
+                client_id: GUID.into(),
+                client_secret: "hunter2-client-secret".into(),
+            },
+            ..AzureKeyVaultConfig::new(vault_url)
+        };
+        let p = AzureKeyVaultProvider::new(config).unwrap();
+        let e = p.retrieve(&id()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(e.is_retryable());
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+        return;
+    }
+    let (ca, tls) = tls();
+    let vault = Server::start(tls.clone(), |_| challenge("https://localhost")).await;
+    let entra = Server::start(tls, |_| (502, vec![], "<html>502 Bad Gateway</html>".into())).await;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([NAME, "--exact", "--nocapture"])
+        .env("NEBULA_TRANSPORT_CHILD_VAULT", vault.url("vault.localhost"))
+        .env("NEBULA_TRANSPORT_CHILD_CA", &ca)
+        .env("AZURE_AUTHORITY_HOST", entra.url("localhost"));
+    let out = tokio::task::spawn_blocking(move || child.output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    let asked = entra.seen();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/oauth2/v2.0/token")),
+        "the child asked the local Entra ID: {asked:?}"
+    );
+}
