@@ -376,6 +376,10 @@ mod tests {
             (403, &["403", "Forbidden", "ForbiddenByRbac"], Kind::Denied),
             (403, &["Forbidden", "AccessDenied"], Kind::Denied),
             (403, &["Forbidden", "SecretDisabled"], Kind::Disabled),
+            (403, &["Forbidden", "ForbiddenByFirewall"], Kind::Network),
+            (403, &["403", "Forbidden", "ForbiddenByConnection"], Kind::Network),
+            (301, &[], Kind::Redirect),
+            (307, &[], Kind::Redirect),
             (404, &["SecretNotFound"], Kind::NotFound),
             (404, &["DeletedSecretNotFound"], Kind::NotFound),
             (
@@ -467,6 +471,62 @@ mod tests {
         assert_eq!(tls.kind, Kind::Tls);
     }
 
+    /// azure_identity wraps every failure as `Credential`: what it wraps decides.
+    #[test]
+    fn token_failures_are_classified_by_what_they_wrap() {
+        let wrapped = |inner: azure_core::Error| {
+            AzError::from(azure_core::Error::with_error(
+                AzKind::Credential,
+                inner,
+                "ClientSecretCredential authentication failed.",
+            ))
+        };
+        let refused = wrapped(azure_core::Error::new(
+            AzKind::Connection,
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ));
+        assert_eq!(refused.kind, Kind::Unavailable);
+        let http = |status: u16, headers: &[(&'static str, &str)]| {
+            use azure_core::http::headers::Headers;
+            use azure_core::http::{RawResponse, StatusCode};
+            let mut h = Headers::new();
+            for (k, v) in headers {
+                h.insert(*k, v.to_string());
+            }
+            AzKind::HttpResponse {
+                status: StatusCode::from(status),
+                error_code: None,
+                raw_response: Some(Box::new(RawResponse::from_bytes(
+                    StatusCode::from(status),
+                    h,
+                    Vec::new(),
+                ))),
+            }
+            .into_error()
+        };
+        assert_eq!(wrapped(http(503, &[])).kind, Kind::Unavailable);
+        assert_eq!(wrapped(http(408, &[])).kind, Kind::Unavailable);
+        let throttled = wrapped(http(429, &[("retry-after", "7")]));
+        assert_eq!(
+            (throttled.kind, throttled.retry_after),
+            (Kind::Throttled, Some(Duration::from_secs(7)))
+        );
+        assert_eq!(wrapped(http(400, &[])).kind, Kind::NoToken, "a refused secret");
+        let status = wrapped(azure_core::Error::new(
+            AzKind::Other,
+            EntraStatus {
+                status: 502,
+                retry_after: None,
+            },
+        ));
+        assert_eq!(status.kind, Kind::Unavailable);
+        let missing = AzError::from(azure_core::Error::with_message(
+            AzKind::Credential,
+            "no tenant ID specified",
+        ));
+        assert_eq!(missing.kind, Kind::NoToken);
+    }
+
     fn err(kind: Kind) -> AzError {
         AzError {
             kind,
@@ -512,6 +572,17 @@ mod tests {
         assert!(!tls.is_retryable() && tls.to_string().contains("ca_cert"), "{tls}");
         let disabled = err(Kind::Disabled).into_storage(ctx(&id, Access::Read));
         assert!(disabled.to_string().contains("disabled"), "{disabled}");
+        let walled = err(Kind::Network).into_storage(ctx(&id, Access::Read));
+        assert_eq!(walled.kind(), ErrorKind::PermissionDenied);
+        assert!(
+            walled.to_string().contains("network rules") && !walled.to_string().contains("assign"),
+            "{walled}"
+        );
+        let redirect = err(Kind::Redirect).into_storage(ctx(&id, Access::Read));
+        assert!(
+            redirect.to_string().contains("redirect") && !redirect.is_retryable(),
+            "{redirect}"
+        );
         assert!(err(Kind::NotFound).into_storage(ctx(&id, Access::Read)).is_not_found());
     }
 }
