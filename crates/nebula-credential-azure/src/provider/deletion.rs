@@ -260,3 +260,31 @@ impl AzureKeyVaultProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_protection_is_a_recovery_level_without_purgeable() {
+        let at = |level: &str| SecretAttributes {
+            recovery_level: Some(level.parse().unwrap()),
+            ..Default::default()
+        };
+        for level in [
+            "Recoverable",
+            "CustomizedRecoverable",
+            "Recoverable+ProtectedSubscription",
+        ] {
+            assert_eq!(unpurgeable(&at(level)).as_deref(), Some(level));
+        }
+        for level in ["Purgeable", "Recoverable+Purgeable", "CustomizedRecoverable+Purgeable"] {
+            assert_eq!(unpurgeable(&at(level)), None, "{level}");
+        }
+        assert_eq!(
+            unpurgeable(&SecretAttributes::default()),
+            None,
+            "unknown: try the purge"
+        );
+    }
+}
