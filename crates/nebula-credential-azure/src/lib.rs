@@ -16,9 +16,10 @@
 //! are carried over to the versions we write.
 //!
 //! Key Vault has no conditional writes: conditional stores answer `Unsupported` and the
-//! last writer wins. `delete` first writes a *tombstone* version over ours (content type
-//! [`TOMBSTONE_CONTENT_TYPE`], the marker and id tags, other tools' tags, no record), then
-//! soft-deletes (`DeleteMode::Soft`), or soft-deletes and purges (`DeleteMode::Purge`). A
+//! last writer wins. `delete` soft-deletes (`DeleteMode::Soft`), or soft-deletes and purges
+//! (`DeleteMode::Purge`); in soft mode (and on a vault with purge protection) it first
+//! writes a *tombstone* version over ours (content type [`TOMBSTONE_CONTENT_TYPE`], the
+//! marker and id tags, other tools' tags, no record). A
 //! secret whose current version is a tombstone reads as absent, so when storing a deleted
 //! id again recovers our deleted secret (waiting out deletes and recoveries in progress
 //! with bounded backoff), or Azure's own recover brings it back, readers see "not found",
@@ -42,7 +43,7 @@
 //! | `store` | get secret, set secret (+ get deleted, recover or purge after a delete) | Key Vault Secrets Officer |
 //! | `retrieve` | get secret (latest version) | Key Vault Secrets User |
 //! | `exists` | get secret (latest version, one request; the value is dropped); the versions (at most 40 pages) only when the get is refused for a metadata-only role or a disabled version | Key Vault Secrets User |
-//! | `delete` | get secret, set the tombstone, delete (also when the get finds none: a recover may be in progress; + get deleted and purge in purge mode; + recover if the delete hit another tool's secret) | Key Vault Secrets Officer |
+//! | `delete` | get secret, set the tombstone (soft mode), delete (also when the get finds none: a recover may be in progress; + get deleted and purge in purge mode; + recover if the delete hit another tool's secret) | Key Vault Secrets Officer |
 //! | `list` | list secret properties, paged (tombstones skipped) | Key Vault Secrets User |
 //! | `check` | get of a name no id gets (404 proves the read permission), one page of one secret's properties | Key Vault Secrets User |
 //!

@@ -104,12 +104,15 @@ struct Current {
     tags: Tags,
     /// The version is a tombstone: the credential is deleted.
     tombstone: bool,
+    /// Its `recoveryLevel` rules out purging (the vault has purge protection).
+    protected: bool,
 }
 
 /// A version as listed (no value).
 struct Listed {
     tags: Tags,
     content_type: Option<String>,
+    protected: bool,
     created: Option<i64>,
     updated: Option<i64>,
 }
@@ -395,6 +398,7 @@ impl AzureKeyVaultProvider {
                 Listed {
                     created: time(|a| a.created),
                     updated: time(|a| a.updated),
+                    protected: p.attributes.as_ref().and_then(deletion::unpurgeable).is_some(),
                     content_type: p.content_type.clone(),
                     tags: tag_map(p.tags),
                 }
@@ -415,8 +419,11 @@ impl AzureKeyVaultProvider {
         operation: Operation,
     ) -> Result<Option<Current>, StorageError> {
         let got = self.client.get_secret(name, None).await.and_then(|r| r.into_model());
-        let (tags, content_type) = match got {
-            Ok(secret) => (tag_map(secret.tags), secret.content_type),
+        let (tags, content_type, protected) = match got {
+            Ok(secret) => {
+                let protected = secret.attributes.as_ref().and_then(deletion::unpurgeable).is_some();
+                (tag_map(secret.tags), secret.content_type, protected)
+            }
             Err(e) => {
                 let e = AzError::from(e);
                 let list = e.kind == Kind::Disabled || (e.kind == Kind::Denied && operation == Operation::Exists);
@@ -428,7 +435,7 @@ impl AzureKeyVaultProvider {
                 }
                 match self.newest_listed(name).await {
                     Ok(None) => return Ok(None),
-                    Ok(Some(v)) => (v.tags, v.content_type),
+                    Ok(Some(v)) => (v.tags, v.content_type, v.protected),
                     Err(Some(listing)) => {
                         return Err(listing.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)));
                     }
@@ -440,6 +447,7 @@ impl AzureKeyVaultProvider {
         self.ensure_ours(id, name, &tags)?;
         Ok(Some(Current {
             tombstone: is_tombstone(content_type.as_deref()),
+            protected,
             tags,
         }))
     }
@@ -735,6 +743,7 @@ mod tests {
         let at = |created, tags: &Tags| Listed {
             tags: tags.clone(),
             content_type: None,
+            protected: false,
             created: Some(created),
             updated: Some(created),
         };

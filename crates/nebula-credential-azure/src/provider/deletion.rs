@@ -4,7 +4,9 @@
 //! A delete writes a tombstone version (content type [`TOMBSTONE_CONTENT_TYPE`], our marker
 //! and id, other tools' tags, no record) before the soft delete, so a later recover — ours
 //! before a store, or Azure's — exposes only the tombstone, which reads as absent: a
-//! deleted record is never served again. The DELETE answers with the tags of what it
+//! deleted record is never served again. Purge mode writes one only on a vault with purge
+//! protection (read from the current version's `recoveryLevel`): elsewhere the purge leaves
+//! nothing to recover. The DELETE answers with the tags of what it
 //! deleted; if another tool's secret had replaced ours in between, it is recovered at once
 //! and the delete reports `Conflict` (in purge mode too: a foreign secret is never left
 //! soft-deleted, never purged).
@@ -38,8 +40,14 @@ impl AzureKeyVaultProvider {
             // A secret being recovered reads as 404 too, and is live again moments later:
             // so a DELETE is sent even when the GET finds nothing (409
             // `ObjectIsBeingRecovered` tells); it waits for the recover, then deletes.
+            // Purge mode needs no tombstone (nothing is left to recover) unless the vault's
+            // purge protection will keep the deleted secret: a tombstone costs a set, and
+            // without it the DELETE follows the GET at once, so the DELETE's answer covers
+            // every write another tool could slip in.
+            let soft = self.config.delete_mode == DeleteMode::Soft;
             if let Some(current) = self.current(id, &name, Operation::Delete).await?
                 && !current.tombstone
+                && (soft || current.protected)
             {
                 self.write_tombstone(id, &name, &current.tags).await?;
             }
