@@ -3,11 +3,15 @@
 //! Each credential is one Key Vault secret. Its value is the versioned JSON record
 //! (`{format_version, id, encrypted_data, metadata}`) with the content type
 //! [`CONTENT_TYPE`], checked against Key Vault's 25 KB limit before any request. Its name
-//! is `secret_prefix` + the id escaped into Key Vault's case-insensitive `[0-9a-z-]`
+//! is `secret_prefix` (lowercase, starting with a letter: Key Vault folds the case of names,
+//! so a prefix with capitals is refused) + the id escaped into Key Vault's case-insensitive
+//! `[0-9a-z-]`
 //! (`github_token` → `github--token`, `Api-Key` → `-api-0-key`; ids too long for the
 //! room left end in a SHA-256 digest), so `Key`, `key` and `KEY` are three secrets. Its
 //! tags (the shared `remote::TagScheme`) carry the credential's tags, the default tags, a
-//! managed-by marker, the creation time, the keys we own and the original id: at most
+//! managed-by marker, the creation time, the keys we own (credential and default tags, so a
+//! default tag dropped from the configuration is removed by the next store) and the
+//! original id: at most
 //! 15. `list` pages over the vault's secret properties and keeps only ours (marker, and a
 //! name that is exactly the one we give the id in the id tag), filtering by tags and
 //! creation time without reading values. A secret under one of our names without the
