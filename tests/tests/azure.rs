@@ -14,9 +14,15 @@ use std::time::{Duration, Instant};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use azure_core::time::OffsetDateTime;
-use azure_security_keyvault_secrets::models::{SetSecretParameters, UpdateSecretPropertiesParameters};
+use azure_security_keyvault_secrets::models::{
+    SecretClientGetSecretOptions, SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
+    UpdateSecretPropertiesParameters,
+};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use nebula_credential::azure::{AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE, DeleteMode};
+use futures::TryStreamExt as _;
+use nebula_credential::azure::{
+    AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE, DeleteMode, TOMBSTONE_CONTENT_TYPE,
+};
 use nebula_credential::{
     CredentialFilter, CredentialId, ErrorKind, RetryPolicy, StorageConfig, StorageError, StorageMetrics,
     StorageProvider, open, open_with_metrics,
@@ -283,7 +289,7 @@ async fn an_overwrite_keeps_tags_other_tools_added() {
 #[tokio::test]
 async fn store_after_delete_works_in_both_modes() {
     for mode in [DeleteMode::Soft, DeleteMode::Purge] {
-        let ns = unique(&format!("again-{mode:?}")).replace('_', "-");
+        let ns = unique(&format!("again-{mode:?}").to_ascii_lowercase()).replace('_', "-");
         let p = provider(AzureKeyVaultConfig {
             delete_mode: mode,
             ..config(&ns)
@@ -311,9 +317,10 @@ async fn store_after_delete_works_in_both_modes() {
     }
 }
 
-/// A soft delete undone with Azure's own recover brings our record back intact.
+/// A soft delete undone with Azure's own recover brings back the tombstone the delete
+/// wrote, which reads as absent; our record is intact in the version before it.
 #[tokio::test]
-async fn a_recover_by_azure_brings_back_our_record_intact() {
+async fn a_recover_by_azure_brings_back_the_tombstone_and_the_record_stays_a_version_before() {
     let (ns, p) = fresh("recover").await;
     let k = id("Recovered_1");
     let m = tagged(&[("env", "prod")]);
@@ -330,20 +337,173 @@ async fn a_recover_by_azure_brings_back_our_record_intact() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "Azure's recover succeeded");
-    let mut back = None;
+    let mut live = None;
     for _ in 0..100 {
-        match p.retrieve(&k).await {
+        match c.get_secret(&name, None).await {
             Ok(s) => {
-                back = Some(s.into_parts());
+                live = Some(s.into_model().unwrap());
                 break;
             }
-            Err(e) if e.is_not_found() => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => panic!("{e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    assert_eq!(back, Some((data(4), m)));
-    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![k]);
+    let live = live.expect("recovered");
+    assert_eq!(live.content_type.as_deref(), Some(TOMBSTONE_CONTENT_TYPE));
+    assert!(p.retrieve(&k).await.unwrap_err().is_not_found());
+    assert!(!p.exists(&k).await.unwrap());
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    let options = SecretClientListSecretPropertiesVersionsOptions::default();
+    let versions: Vec<_> = c
+        .list_secret_properties_versions(&name, Some(options))
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let record = versions
+        .iter()
+        .find(|v| v.content_type.as_deref() == Some(CONTENT_TYPE))
+        .expect("the record's version");
+    let version = record.id.as_deref().unwrap().rsplit('/').next().unwrap().to_string();
+    let options = SecretClientGetSecretOptions {
+        secret_version: Some(version),
+        ..Default::default()
+    };
+    let old = c.get_secret(&name, Some(options)).await.unwrap().into_model().unwrap();
+    let value: Value = serde_json::from_str(old.value.as_deref().unwrap()).unwrap();
+    assert_eq!(value["id"], "Recovered_1");
+    p.store(&k, &data(5), &m).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().into_parts(), (data(5), m));
     cleanup(p.as_ref()).await;
+}
+
+/// Soft mode: readers racing delete → store of one id never receive a value whose delete
+/// was acknowledged (a store after a delete recovers the deleted secret before writing,
+/// and the recover exposes only the tombstone the delete wrote). The vault takes seconds to
+/// delete and recover, as the service does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_mode_never_serves_a_deleted_value_to_concurrent_readers() {
+    let vault = own_vault("revoked");
+    control(
+        reqwest::Method::POST,
+        &format!("vaults/{vault}"),
+        Some(json!({"delete_delay_ms": 2000, "recover_delay_ms": 2000})),
+    )
+    .await;
+    let p = in_vault("revoked", &vault, DeleteMode::Soft).await;
+    let k = id("Revoked");
+    // The highest generation whose delete was acknowledged.
+    let deleted = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (p, k, deleted, stop) = (p.clone(), k.clone(), deleted.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut reads, mut stale) = (0usize, Vec::new());
+                while !stop.load(Ordering::SeqCst) {
+                    let floor = deleted.load(Ordering::SeqCst);
+                    match p.retrieve(&k).await {
+                        Ok(s) => {
+                            reads += 1;
+                            let generation: usize = s.metadata.tags["gen"].parse().unwrap();
+                            if generation <= floor {
+                                stale.push((generation, floor));
+                            }
+                        }
+                        Err(e) if e.is_not_found() => reads += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (reads, stale)
+            })
+        })
+        .collect();
+    for generation in 1..=3usize {
+        let g = generation.to_string();
+        p.store(&k, &data(generation as u8), &tagged(&[("gen", &g)]))
+            .await
+            .unwrap();
+        p.delete(&k).await.unwrap();
+        deleted.store(generation, Ordering::SeqCst);
+    }
+    p.store(&k, &data(4), &tagged(&[("gen", "4")])).await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let mut total = 0;
+    for r in readers {
+        let (reads, stale) = r.await.unwrap();
+        assert!(
+            stale.is_empty(),
+            "deleted generations served (generation, deleted up to): {stale:?}"
+        );
+        total += reads;
+    }
+    println!("{total} reads");
+    assert!(total > 20, "the readers ran: {total}");
+    assert_eq!(p.retrieve(&k).await.unwrap().metadata.tags["gen"], "4");
+    cleanup(p.as_ref()).await;
+}
+
+/// `exists` answers in one request (a GET of the latest version), whatever the number of
+/// versions; Key Vault lists versions 25 to a page.
+#[tokio::test]
+async fn exists_is_one_request_whatever_the_number_of_versions() {
+    let vault = own_vault("exi");
+    let p = provider(config_with("exists", Arc::new(StaticToken(token())), Some(&vault))).await;
+    let k = id("Many");
+    for i in 0..30u8 {
+        p.store(&k, &data(i), &meta()).await.unwrap();
+    }
+    assert!(p.exists(&k).await.unwrap());
+    let log = requests(&vault).await;
+    let tail: Vec<(&str, u16)> = log[log.len() - 2..].iter().map(|(m, _, s)| (m.as_str(), *s)).collect();
+    assert_eq!(tail, vec![("PUT", 200), ("GET", 200)], "{:?}", &log[log.len() - 3..]);
+    assert!(!p.exists(&id("absent")).await.unwrap());
+    let log = requests(&vault).await;
+    let tail: Vec<(&str, u16)> = log[log.len() - 2..].iter().map(|(m, _, s)| (m.as_str(), *s)).collect();
+    assert_eq!(tail, vec![("GET", 200), ("GET", 404)], "{log:?}");
+    cleanup(p.as_ref()).await;
+}
+
+/// Default tags are owned too: one removed or renamed in the configuration is removed by
+/// the next store (it neither stays nor eats the 15-tag budget), other tools' tags stay.
+#[tokio::test]
+async fn default_tags_dropped_from_the_config_are_removed_by_the_next_store() {
+    let ns = unique("deftags").replace('_', "-");
+    let with = |key: &str| AzureKeyVaultConfig {
+        default_tags: BTreeMap::from([(key.to_string(), "payments".to_string())]),
+        ..config(&ns)
+    };
+    let k = id("Tagged");
+    let name = name_in(&ns, &k);
+    let ten: Vec<(String, String)> = (0..10).map(|i| (format!("k{i}"), i.to_string())).collect();
+    let pairs: Vec<(&str, &str)> = ten.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let m = tagged(&pairs);
+    provider(with("org:team")).await.store(&k, &data(1), &m).await.unwrap();
+    assert_eq!(raw_tags(&raw(None), &name).await.len(), 15);
+    let renamed = provider(with("org:squad")).await;
+    renamed
+        .store(&k, &data(2), &m)
+        .await
+        .expect("the old default tag is ours to remove");
+    let tags = raw_tags(&raw(None), &name).await;
+    assert!(!tags.contains_key("org:team"), "{tags:?}");
+    assert_eq!(tags["org:squad"], "payments");
+    // Without default tags, another tool's tag takes the room and is kept.
+    let c = raw(None);
+    let plain = provider(config(&ns)).await;
+    plain.store(&k, &data(3), &m).await.unwrap();
+    let mut tags: HashMap<String, String> = raw_tags(&c, &name).await.into_iter().collect();
+    assert!(!tags.contains_key("org:squad"), "{tags:?}");
+    tags.insert("CostCenter".into(), "42".into());
+    let update = UpdateSecretPropertiesParameters {
+        tags: Some(tags),
+        ..Default::default()
+    };
+    c.update_secret_properties(&name, update.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    plain.store(&k, &data(4), &m).await.unwrap();
+    assert_eq!(raw_tags(&c, &name).await["CostCenter"], "42");
+    cleanup(plain.as_ref()).await;
 }
 
 /// 50 operations of each kind at once, on distinct ids.
@@ -1170,4 +1330,203 @@ async fn a_purge_mode_delete_during_a_soft_delete_purges() {
         c.get_deleted_secret(&name, None).await.is_err(),
         "purge mode left the secret soft-deleted"
     );
+}
+
+/// A provider of vault `vault` with secret prefix `prefix-`, deleting in `mode`.
+async fn in_vault(prefix: &str, vault: &str, mode: DeleteMode) -> Arc<dyn StorageProvider> {
+    provider(AzureKeyVaultConfig {
+        delete_mode: mode,
+        ..config_with(prefix, Arc::new(StaticToken(token())), Some(vault))
+    })
+    .await
+}
+
+/// Polls until `name` is live in `vault` again (after a recover), then returns its value.
+async fn live_value(vault: &str, name: &str) -> String {
+    let c = raw(Some(vault));
+    for _ in 0..100 {
+        if let Ok(s) = c.get_secret(name, None).await {
+            return s.into_model().unwrap().value.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never came back");
+}
+
+/// Another tool's secret swapped in between our GET and our DELETE (the emulator's hook
+/// runs that write just before the DELETE) is recovered at once — in purge mode too, never
+/// purged — and the delete reports `Conflict`.
+#[tokio::test]
+async fn a_foreign_secret_swapped_in_before_the_delete_is_recovered_and_reported() {
+    for mode in [DeleteMode::Soft, DeleteMode::Purge] {
+        let vault = own_vault("swap");
+        let p = in_vault("swap", &vault, mode).await;
+        let k = id("Swapped");
+        let name = name_in("swap", &k);
+        p.store(&k, &data(1), &meta()).await.unwrap();
+        control(
+            reqwest::Method::POST,
+            "hooks",
+            Some(json!({
+                "vault": vault, "name": name, "method": "DELETE", "action": "set",
+                "value": FOREIGN_VALUE, "tags": {"CostCenter": "42"},
+            })),
+        )
+        .await;
+        let e = p.delete(&k).await.expect_err("the DELETE hit another tool's secret");
+        assert!(e.is_conflict(), "{mode:?}: {e}");
+        assert_eq!(live_value(&vault, &name).await, FOREIGN_VALUE, "{mode:?}");
+        let c = raw(Some(&vault));
+        assert!(
+            c.get_deleted_secret(&name, None).await.is_err(),
+            "{mode:?}: left soft-deleted"
+        );
+        assert!(p.retrieve(&k).await.unwrap_err().is_conflict());
+        c.delete_secret(&name, None).await.unwrap();
+        purge(&c, &name).await;
+    }
+}
+
+/// On a vault with purge protection (`recoveryLevel` without `Purgeable`), purge mode is
+/// refused by `check()`, a delete stops after the soft delete with its own message (not a
+/// role to assign), a later delete succeeds, and a store recovers instead of purging.
+#[tokio::test]
+async fn purge_protection_is_read_from_the_recovery_level() {
+    let vault = own_vault("prot");
+    let settings = control(
+        reqwest::Method::POST,
+        &format!("vaults/{vault}"),
+        Some(json!({"purge_protection": true})),
+    )
+    .await;
+    assert_eq!(settings["purge_protection"], true, "{settings}");
+    let p = in_vault("prot", &vault, DeleteMode::Purge).await;
+    let k = id("Kept");
+    let name = name_in("prot", &k);
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let e = p.check().await.unwrap_err();
+    let StorageError::Config(c) = &e else { panic!("{e:?}") };
+    assert_eq!(c.field(), "delete_mode", "{e}");
+    assert!(c.rule().contains("purge protection"), "{e}");
+    in_vault("prot", &vault, DeleteMode::Soft)
+        .await
+        .check()
+        .await
+        .expect("soft mode fits");
+    let e = p.delete(&k).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    assert!(
+        e.to_string().contains("purge protection") && !e.to_string().contains("assign"),
+        "{e}"
+    );
+    assert!(!p.exists(&k).await.unwrap());
+    let c = raw(Some(&vault));
+    for _ in 0..100 {
+        if c.get_deleted_secret(&name, None).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    p.delete(&k).await.expect("nothing more to delete");
+    p.store(&k, &data(2), &meta())
+        .await
+        .expect("a store recovers instead of purging");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+}
+
+/// Firewall and private-link denials name the vault's network rules, not a role.
+#[tokio::test]
+async fn network_rule_denials_name_the_network_not_a_role() {
+    let vault = own_vault("fw");
+    let p = in_vault("fw", &vault, DeleteMode::Soft).await;
+    p.check().await.unwrap();
+    for inner in ["ForbiddenByFirewall", "ForbiddenByConnection"] {
+        control(
+            reqwest::Method::POST,
+            "faults",
+            Some(json!({"status": 403, "code": "Forbidden", "inner_code": inner, "count": 1, "vault": vault})),
+        )
+        .await;
+        let e = p.retrieve(&id("walled")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        let m = e.to_string();
+        assert!(
+            m.contains("network rules") && m.contains(inner) && !m.contains("assign"),
+            "{m}"
+        );
+    }
+}
+
+/// `check()` proves a read, not only a list: the Key Vault Reader role (metadata only) fails
+/// it naming `getSecret`; `exists` still answers for that role, from the versions.
+#[tokio::test]
+async fn check_proves_a_read_and_a_metadata_reader_fails_it() {
+    let (ns, full) = fresh("metaread").await;
+    let k = id("Seen");
+    full.store(&k, &data(1), &meta()).await.unwrap();
+    let token = emulator_var("NEBULA_TEST_AZURE_METADATA_TOKEN", "azure");
+    let reader = provider(config_with(&ns, Arc::new(StaticToken(token)), None)).await;
+    let e = reader.check().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(e.to_string().contains("getSecret"), "{e}");
+    assert!(
+        reader.exists(&k).await.unwrap(),
+        "exists lists versions for a metadata reader"
+    );
+    assert!(!reader.exists(&id("absent")).await.unwrap());
+    let read_only = emulator_var("NEBULA_TEST_AZURE_READONLY_TOKEN", "azure");
+    provider(config_with(&ns, Arc::new(StaticToken(read_only)), None))
+        .await
+        .check()
+        .await
+        .expect("Secrets User passes");
+    cleanup(full.as_ref()).await;
+}
+
+/// A wait for a delete or recover in progress that gives up is `Unavailable` with the last
+/// 409 as its source.
+#[tokio::test]
+async fn a_wait_that_gives_up_keeps_the_last_409_as_its_source() {
+    let vault = own_vault("busy");
+    let mut c = config_with("busy", Arc::new(StaticToken(token())), Some(&vault));
+    c.retry.max_retries = 0;
+    c.timeouts.write_ms = 1_000;
+    let p = provider(c).await;
+    let k = id("Busy");
+    let name = name_in("busy", &k);
+    control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({
+            "status": 409, "code": "Conflict", "inner_code": "ObjectIsBeingDeleted", "count": 100,
+            "method": "PUT", "path": format!("/secrets/{name}"), "vault": vault,
+        })),
+    )
+    .await;
+    let e = p.store(&k, &data(1), &meta()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    let source = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<azure_core::Error>())
+        .unwrap_or_else(|| panic!("no 409 source: {e:?}"));
+    let azure_core::error::ErrorKind::HttpResponse { status, .. } = source.kind() else {
+        panic!("{source:?}")
+    };
+    assert_eq!(u16::from(*status), 409);
+}
+
+/// Purge refused for lack of the purge permission names the role, unlike purge protection.
+#[tokio::test]
+async fn a_purge_the_role_lacks_names_the_role() {
+    let vault = own_vault("nopurge");
+    let token = emulator_var("NEBULA_TEST_AZURE_NOPURGE_TOKEN", "azure");
+    let p = provider(AzureKeyVaultConfig {
+        delete_mode: DeleteMode::Purge,
+        ..config_with("nopurge", Arc::new(StaticToken(token)), Some(&vault))
+    })
+    .await;
+    let k = id("Stuck");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let e = p.delete(&k).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(e.to_string().contains("purge"), "{e}");
 }

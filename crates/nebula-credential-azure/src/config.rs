@@ -16,16 +16,9 @@ use crate::naming::{MAX_NAME_LEN, MAX_PREFIX_LEN};
 use crate::provider::AzureKeyVaultProvider;
 use crate::tags::{MAX_DEFAULT_TAGS, validate_default_tag};
 
-/// Host suffixes of Key Vault and Managed HSM in the public and sovereign clouds.
-pub const KNOWN_VAULT_DOMAINS: &[&str] = &[
-    "vault.azure.net",
-    "vault.azure.cn",
-    "vault.usgovcloudapi.net",
-    "vault.microsoftazure.de",
-    "managedhsm.azure.net",
-    "managedhsm.azure.cn",
-    "managedhsm.usgovcloudapi.net",
-];
+/// Host suffixes of Key Vault in the clouds that serve secrets: public, China, US
+/// Government. Managed HSM hosts (keys only) and Azure Germany (closed in 2021) are refused.
+pub const KNOWN_VAULT_DOMAINS: &[&str] = &["vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net"];
 
 /// What `delete` does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,19 +192,26 @@ impl PartialEq for AzureCredential {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AzureKeyVaultConfig {
-    /// The vault, `https://NAME.vault.azure.net` (or another cloud's Key Vault or Managed
-    /// HSM domain). Required.
+    /// The vault, `https://NAME.vault.azure.net` (or `vault.azure.cn`,
+    /// `vault.usgovcloudapi.net`). Required. Managed HSM hosts (keys only) and Azure Germany
+    /// (closed) are refused. A service principal or workload identity gets its tokens from
+    /// the Entra ID authority of the vault's cloud.
     pub vault_url: String,
-    /// Accept a `vault_url` outside the clouds' Key Vault domains (emulators, private
-    /// endpoints with custom DNS). Default `false`.
+    /// Accept a `vault_url` outside the clouds' Key Vault domains (emulators). The vault's
+    /// authentication challenge must still name a resource whose host is a parent of this
+    /// host, so a private endpoint keeps the vault's own name (resolved to the private IP by
+    /// the `privatelink.vaultcore.azure.net` DNS zone) rather than a custom DNS name.
+    /// Default `false`.
     pub custom_endpoint: bool,
     /// A private CA to trust besides the system roots: a path to a PEM file, or the PEM
     /// text itself. TLS verification is never turned off.
     pub ca_cert: Option<String>,
     /// How to authenticate (default: the system-assigned managed identity).
     pub credential: AzureCredential,
-    /// Prepended to every secret name (default `nebula-`): up to 64 characters of
-    /// `[0-9A-Za-z-]`, so every credential id still fits in Key Vault's 127.
+    /// Prepended to every secret name (default `nebula-`): 1 to 64 characters of
+    /// `[0-9a-z-]` starting with a letter, so every credential id still fits in Key Vault's
+    /// 127. Upper case is refused: Key Vault folds the case of names, so `App-` and `app-`
+    /// would be one namespace.
     pub secret_prefix: String,
     /// Tags put on every secret besides the credential's own; at most 1 (Key Vault allows
     /// 15, 4 are reserved and credentials may carry 10). Keys need a character credential
@@ -269,7 +269,8 @@ pub(crate) fn is_guid(s: &str) -> bool {
 }
 
 /// Checks `vault_url`: https, a host, nothing but `/` as path, no user info, query or
-/// fragment; the host a Key Vault / Managed HSM of a known cloud unless `custom`.
+/// fragment; never a Managed HSM or a closed cloud; the host a Key Vault of a known cloud
+/// unless `custom`.
 fn check_vault_url(raw: &str, custom: bool) -> Result<(), String> {
     if raw.is_empty() {
         return Err("is required, e.g. \"https://myvault.vault.azure.net\" (AZURE_KEYVAULT_URL)".into());
@@ -291,19 +292,17 @@ fn check_vault_url(raw: &str, custom: bool) -> Result<(), String> {
     if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/") {
         return Err("must be the vault's root, without path, query or fragment".into());
     }
+    if let Some(why) = crate::cloud::refused(host) {
+        return Err(format!("has host {host:?}, which is {why}"));
+    }
     if custom {
         return Ok(());
     }
     let host = host.to_ascii_lowercase();
-    let known = KNOWN_VAULT_DOMAINS.iter().find_map(|d| {
-        host.strip_suffix(d)
-            .and_then(|n| n.strip_suffix('.'))
-            .map(|name| (name.to_string(), *d))
-    });
-    let Some((name, _)) = known else {
+    let Some((_, name)) = crate::cloud::cloud_of(&host) else {
         return Err(format!(
-            "has host {host:?}, which is not a Key Vault or Managed HSM of a known cloud ({}); set \
-             custom_endpoint = true for emulators and private endpoints",
+            "has host {host:?}, which is not a Key Vault of a known cloud ({}); set custom_endpoint = true for \
+             emulators (a private endpoint keeps the vault's own name, resolved to its private IP by DNS)",
             KNOWN_VAULT_DOMAINS.join(", ")
         ));
     };
@@ -342,6 +341,26 @@ fn env_var(names: &[&str]) -> Option<String> {
     names
         .iter()
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+/// Checks the variables the AKS workload identity webhook injects and azure_identity's
+/// `WorkloadIdentityCredential` reads; the text completes "credential …".
+fn check_workload_identity(env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    let missing = |v: &str| {
+        format!(
+            "is workload_identity but {v} is not set: the AKS workload identity webhook sets AZURE_TENANT_ID, \
+             AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE in pods whose service account is annotated with \
+             azure.workload.identity/client-id and that carry the label azure.workload.identity/use: \"true\""
+        )
+    };
+    for var in ["AZURE_TENANT_ID", "AZURE_CLIENT_ID"] {
+        let value = env(var).ok_or_else(|| missing(var))?;
+        if !is_guid(&value) {
+            return Err(format!("is workload_identity but {var} is not a GUID (got {value:?})"));
+        }
+    }
+    env("AZURE_FEDERATED_TOKEN_FILE").ok_or_else(|| missing("AZURE_FEDERATED_TOKEN_FILE"))?;
+    Ok(())
 }
 
 impl AzureKeyVaultConfig {
@@ -458,7 +477,16 @@ impl ProviderConfig for AzureKeyVaultConfig {
         Ok(Box::new(AzureKeyVaultProvider::new(self.clone())?))
     }
 
+    /// Checks every field (and, for a service principal or workload identity, the
+    /// `AZURE_*` variables azure_identity will read) without any request.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_in(&|name| env_var(&[name]))
+    }
+}
+
+impl AzureKeyVaultConfig {
+    /// [`ProviderConfig::validate`] with the environment read through `env`.
+    pub(crate) fn validate_in(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let err = |field: &str, rule: String| Err(ConfigError::new(PROVIDER, field, rule));
         if let Err(rule) = check_vault_url(&self.vault_url, self.custom_endpoint) {
             return err("vault_url", rule);
@@ -489,7 +517,47 @@ impl ProviderConfig for AzureKeyVaultConfig {
             }
             _ => {}
         }
+        if matches!(
+            self.credential,
+            AzureCredential::ServicePrincipal { .. } | AzureCredential::WorkloadIdentity
+        ) {
+            let host = url::Url::parse(&self.vault_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            if let Err(rule) = crate::cloud::authority_for(&host, env("AZURE_AUTHORITY_HOST").as_deref()) {
+                return err("vault_url", rule);
+            }
+        }
+        if self.credential == AzureCredential::WorkloadIdentity {
+            check_workload_identity(env).or_else(|rule| err("credential", rule))?;
+        }
         let p = &self.secret_prefix;
+        if p.is_empty() {
+            return err(
+                "secret_prefix",
+                "must not be empty: the prefix keeps this provider's secrets apart from the vault's other secrets \
+                 (e.g. \"myapp-\")"
+                    .into(),
+            );
+        }
+        if let Some(c) = p.chars().find(char::is_ascii_uppercase) {
+            return err(
+                "secret_prefix",
+                format!(
+                    "contains the capital {c:?}: Key Vault folds the case of secret names, so {p:?} and {:?} would \
+                     be one namespace and two providers configured so would read and overwrite each other's \
+                     records; use lowercase",
+                    p.to_ascii_lowercase()
+                ),
+            );
+        }
+        if !p.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return err(
+                "secret_prefix",
+                format!("must start with a lowercase letter (got {p:?}); e.g. \"myapp-\""),
+            );
+        }
         if p.len() > MAX_PREFIX_LEN {
             return err(
                 "secret_prefix",
@@ -503,7 +571,9 @@ impl ProviderConfig for AzureKeyVaultConfig {
         if let Some(c) = p.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
             return err(
                 "secret_prefix",
-                format!("contains {c:?}; Key Vault secret names allow only letters, digits and -"),
+                format!(
+                    "contains {c:?}; Key Vault secret names allow only letters, digits and -, and the prefix lowercase ones"
+                ),
             );
         }
         if self.default_tags.len() > MAX_DEFAULT_TAGS {
@@ -563,11 +633,124 @@ mod tests {
             "https://myapp-prod.vault.azure.net/",
             "https://kv1.vault.azure.cn",
             "https://kv1.vault.usgovcloudapi.net",
-            "https://kv1.vault.microsoftazure.de",
-            "https://hsm1.managedhsm.azure.net",
             "https://MyVault.Vault.Azure.Net",
         ] {
             assert!(AzureKeyVaultConfig::new(url).validate().is_ok(), "{url}");
+        }
+    }
+
+    /// Managed HSM pools hold no secrets (also not the China MHSM domain), and Azure
+    /// Germany closed: refused with what to do, also with `custom_endpoint`.
+    #[test]
+    fn managed_hsm_hosts_and_azure_germany_are_refused() {
+        for (url, why) in [
+            ("https://hsm1.managedhsm.azure.net", "Managed HSM"),
+            ("https://hsm1.managedhsm.chinacloudapi.cn", "Managed HSM"),
+            ("https://hsm1.managedhsm.azure.cn", "Managed HSM"),
+            ("https://hsm1.managedhsm.usgovcloudapi.net", "Managed HSM"),
+            ("https://kv1.vault.microsoftazure.de", "Azure Germany"),
+        ] {
+            for custom_endpoint in [false, true] {
+                let c = AzureKeyVaultConfig {
+                    custom_endpoint,
+                    ..AzureKeyVaultConfig::new(url)
+                };
+                let e = c.validate().expect_err(url);
+                assert_eq!(e.field(), "vault_url");
+                assert!(e.rule().contains(why), "{url}: {e}");
+            }
+        }
+    }
+
+    /// A service principal (or workload identity) of a sovereign-cloud vault gets its tokens
+    /// from that cloud's authority, not the public cloud's; an `AZURE_AUTHORITY_HOST` naming
+    /// another cloud is refused.
+    #[test]
+    fn a_sovereign_vault_uses_its_clouds_authority_or_refuses_the_mismatch() {
+        let sp = AzureCredential::ServicePrincipal {
+            tenant_id: GUID.into(),
+            client_id: GUID.into(),
+            client_secret: "s3cr3t".into(),
+        };
+        let china = AzureKeyVaultConfig {
+            credential: sp.clone(),
+            ..AzureKeyVaultConfig::new("https://kv1.vault.azure.cn")
+        };
+        let public_authority =
+            |n: &str| (n == "AZURE_AUTHORITY_HOST").then(|| "https://login.microsoftonline.com".to_string());
+        let e = china.validate_in(&public_authority).unwrap_err();
+        assert_eq!(e.field(), "vault_url");
+        assert!(e.rule().contains("login.chinacloudapi.cn"), "{e}");
+        assert!(china.validate_in(&|_| None).is_ok());
+        let mi = AzureKeyVaultConfig {
+            credential: AzureCredential::default(),
+            ..china.clone()
+        };
+        assert!(
+            mi.validate_in(&public_authority).is_ok(),
+            "managed identities use no authority"
+        );
+        let credential = crate::provider::build_credential(&china).expect("no I/O");
+        let shown = format!("{credential:?}");
+        assert!(shown.contains("login.chinacloudapi.cn"), "{shown}");
+    }
+
+    /// Workload identity without the webhook's variables fails validation, naming the variable.
+    #[test]
+    fn workload_identity_needs_its_variables_at_validation() {
+        let c = AzureKeyVaultConfig {
+            credential: AzureCredential::WorkloadIdentity,
+            ..valid()
+        };
+        let full = |n: &str| match n {
+            "AZURE_TENANT_ID" | "AZURE_CLIENT_ID" => Some(GUID.to_string()),
+            "AZURE_FEDERATED_TOKEN_FILE" => Some("/var/run/secrets/azure/tokens/azure-identity-token".to_string()),
+            _ => None,
+        };
+        assert!(c.validate_in(&full).is_ok());
+        for var in ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"] {
+            let e = c.validate_in(&|n| if n == var { None } else { full(n) }).unwrap_err();
+            assert_eq!(e.field(), "credential");
+            assert!(e.rule().contains(var), "{e}");
+        }
+        let e = c
+            .validate_in(&|n| {
+                if n == "AZURE_CLIENT_ID" {
+                    Some("x".into())
+                } else {
+                    full(n)
+                }
+            })
+            .unwrap_err();
+        assert!(e.rule().contains("GUID"), "{e}");
+    }
+
+    /// Key Vault folds case, so a prefix with capitals is refused (saying why), as are
+    /// empty prefixes and ones starting with a digit or `-`.
+    #[test]
+    fn prefixes_are_lowercase_start_with_a_letter_and_are_not_empty() {
+        for (prefix, says) in [
+            ("App-", "folds the case"),
+            ("aPP-", "folds the case"),
+            ("", "must not be empty"),
+            ("1app-", "lowercase letter"),
+            ("-app", "lowercase letter"),
+        ] {
+            let e = AzureKeyVaultConfig {
+                secret_prefix: prefix.into(),
+                ..valid()
+            }
+            .validate()
+            .expect_err(prefix);
+            assert_eq!(e.field(), "secret_prefix");
+            assert!(e.rule().contains(says), "{prefix:?}: {e}");
+        }
+        for prefix in ["a", "app-", "app-2-", "nebula-"] {
+            let c = AzureKeyVaultConfig {
+                secret_prefix: prefix.into(),
+                ..valid()
+            };
+            assert!(c.validate().is_ok(), "{prefix}");
         }
     }
 
@@ -719,7 +902,7 @@ mod tests {
             AzureKeyVaultConfig {
                 credential: sp(GUID, GUID, "s3cr3t"),
                 api_version: Some("7.5".into()),
-                secret_prefix: String::new(),
+                secret_prefix: "a".into(),
                 ..valid()
             }
             .validate()

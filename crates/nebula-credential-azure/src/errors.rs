@@ -10,9 +10,13 @@
 use std::time::Duration;
 
 use azure_core::error::ErrorKind as AzKind;
-use nebula_credential_core::{BoxError, CredentialId, Operation, StorageError};
+use azure_core::http::RawResponse;
+use nebula_credential_core::remote::source_chain;
+use nebula_credential_core::{BoxError, ConfigError, CredentialId, Operation, StorageError};
 
 use crate::PROVIDER;
+use crate::challenge::ChallengeMismatch;
+use crate::entra::EntraStatus;
 
 /// What an error means, whatever the operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +31,14 @@ pub(crate) enum Kind {
     Denied,
     /// 403 `SecretDisabled`: the current version is disabled.
     Disabled,
+    /// 403 `ForbiddenByFirewall` / `ForbiddenByConnection`: the vault's network rules
+    /// (firewall, private link) refused the client's network, whatever its role.
+    Network,
+    /// 3xx: a redirect, never followed (the request carries a bearer token).
+    Redirect,
+    /// The vault's authentication challenge names a resource that is not a parent of the
+    /// vault's host (see [`crate::challenge`]): no token was sent.
+    ChallengeMismatch,
     /// 409 `ObjectIsDeletedButRecoverable`: soft-deleted, the name is taken until recovered or purged.
     DeletedRecoverable,
     /// 409 `ObjectIsBeingDeleted`: a delete or purge is still in progress.
@@ -57,8 +69,10 @@ pub(crate) fn classify(status: u16, codes: &[&str]) -> Kind {
         return Kind::BeingRecovered;
     }
     match status {
+        300..=399 => Kind::Redirect,
         401 => Kind::Unauthenticated,
         403 if has("SecretDisabled") => Kind::Disabled,
+        403 if has("ForbiddenByFirewall") || has("ForbiddenByConnection") => Kind::Network,
         403 => Kind::Denied,
         404 => Kind::NotFound,
         408 => Kind::Unavailable,
@@ -103,46 +117,39 @@ pub(crate) struct AzError {
 
 impl From<azure_core::Error> for AzError {
     fn from(err: azure_core::Error) -> Self {
-        let (kind, status, code, retry_after) = match err.kind() {
-            AzKind::HttpResponse {
-                status,
-                error_code,
-                raw_response,
-            } => {
-                let status = u16::from(*status);
-                let (outer, inner) = raw_response.as_ref().map(|r| body_codes(r.body())).unwrap_or_default();
-                let header = raw_response
-                    .as_ref()
-                    .and_then(|r| r.headers().get_optional_str(&"x-ms-error-code".into()))
-                    .map(str::to_string);
-                let codes: Vec<&str> = [&header, error_code, &outer, &inner]
-                    .into_iter()
-                    .flatten()
-                    .map(String::as_str)
-                    .collect();
-                let kind = classify(status, &codes);
-                let retry_after = raw_response.as_ref().and_then(|r| {
-                    let h = r.headers();
-                    h.get_optional_str(&"retry-after-ms".into())
-                        .or_else(|| h.get_optional_str(&"x-ms-retry-after-ms".into()))
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_millis)
-                        .or_else(|| {
-                            h.get_optional_str(&"retry-after".into())
-                                .and_then(|v| v.trim().parse::<u64>().ok())
-                                .map(Duration::from_secs)
-                        })
-                });
-                // The most specific code: inner, else outer, else what azure_core saw.
-                let code = inner.or(outer).or(header).or_else(|| error_code.clone());
-                (kind, Some(status), code, retry_after)
+        let (kind, status, code, retry_after) = if source_chain(&err).any(|e| e.is::<ChallengeMismatch>()) {
+            (Kind::ChallengeMismatch, None, None, None)
+        } else {
+            match err.kind() {
+                AzKind::HttpResponse {
+                    status,
+                    error_code,
+                    raw_response,
+                } => {
+                    let status = u16::from(*status);
+                    let (outer, inner) = raw_response.as_ref().map(|r| body_codes(r.body())).unwrap_or_default();
+                    let header = raw_response
+                        .as_ref()
+                        .and_then(|r| r.headers().get_optional_str(&"x-ms-error-code".into()))
+                        .map(str::to_string);
+                    let codes: Vec<&str> = [&header, error_code, &outer, &inner]
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str)
+                        .collect();
+                    let kind = classify(status, &codes);
+                    let retry_after = raw_response.as_deref().and_then(retry_after);
+                    // The most specific code: inner, else outer, else what azure_core saw.
+                    let code = inner.or(outer).or(header).or_else(|| error_code.clone());
+                    (kind, Some(status), code, retry_after)
+                }
+                AzKind::Connection | AzKind::Io => {
+                    let kind = if is_tls(&err) { Kind::Tls } else { Kind::Unavailable };
+                    (kind, None, None, None)
+                }
+                AzKind::Credential => token_failure(&err),
+                _ => (Kind::Other, None, None, None),
             }
-            AzKind::Connection | AzKind::Io => {
-                let kind = if is_tls(&err) { Kind::Tls } else { Kind::Unavailable };
-                (kind, None, None, None)
-            }
-            AzKind::Credential => (Kind::NoToken, None, None, None),
-            _ => (Kind::Other, None, None, None),
         };
         AzError {
             kind,
@@ -152,6 +159,71 @@ impl From<azure_core::Error> for AzError {
             source: Box::new(err),
         }
     }
+}
+
+/// The wait a throttled response asks for: `retry-after-ms`, `x-ms-retry-after-ms`, else
+/// `Retry-After` in seconds.
+fn retry_after(response: &RawResponse) -> Option<Duration> {
+    let h = response.headers();
+    h.get_optional_str(&"retry-after-ms".into())
+        .or_else(|| h.get_optional_str(&"x-ms-retry-after-ms".into()))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .or_else(|| {
+            h.get_optional_str(&"retry-after".into())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        })
+}
+
+/// A credential that could not get a token, by what it wraps (azure_identity reports every
+/// failure as `ErrorKind::Credential`): Entra ID (or the managed identity endpoint)
+/// unreachable, timing out or answering 408/5xx is `Unavailable`, 429 `Throttled`, both
+/// retryable; anything else (a refused secret, a missing variable) stays `NoToken`.
+fn token_failure(err: &azure_core::Error) -> (Kind, Option<u16>, Option<String>, Option<Duration>) {
+    if let Some(s) = source_chain(err).find_map(|e| e.downcast_ref::<EntraStatus>()) {
+        let kind = if s.status == 429 {
+            Kind::Throttled
+        } else {
+            Kind::Unavailable
+        };
+        return (kind, Some(s.status), None, s.retry_after);
+    }
+    for e in source_chain(err).skip(1) {
+        if let Some(inner) = e.downcast_ref::<azure_core::Error>() {
+            match inner.kind() {
+                AzKind::HttpResponse {
+                    status, raw_response, ..
+                } => {
+                    let status = u16::from(*status);
+                    let kind = match status {
+                        429 => Kind::Throttled,
+                        408 | 500..=599 => Kind::Unavailable,
+                        _ => continue,
+                    };
+                    return (kind, Some(status), None, raw_response.as_deref().and_then(retry_after));
+                }
+                AzKind::Connection | AzKind::Io => {
+                    let kind = if is_tls(inner) { Kind::Tls } else { Kind::Unavailable };
+                    return (kind, None, None, None);
+                }
+                _ => {}
+            }
+        } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as Io;
+            if matches!(
+                io.kind(),
+                Io::ConnectionRefused
+                    | Io::ConnectionReset
+                    | Io::ConnectionAborted
+                    | Io::TimedOut
+                    | Io::HostUnreachable
+            ) {
+                return (Kind::Unavailable, None, None, None);
+            }
+        }
+    }
+    (Kind::NoToken, None, None, None)
 }
 
 /// `error.code` and `error.innererror.code` of a Key Vault error body.
@@ -167,20 +239,10 @@ fn body_codes(body: &[u8]) -> (Option<String>, Option<String>) {
 /// Whether a connection failure was the TLS handshake: rustls reports certificate and
 /// protocol failures as `io::ErrorKind::InvalidData` somewhere in the chain.
 fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::InvalidData {
-                return true;
-            }
-            if let Some(inner) = io.get_ref() {
-                next = Some(inner as &(dyn std::error::Error + 'static));
-                continue;
-            }
-        }
-        next = e.source();
-    }
-    false
+    source_chain(err).any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+    })
 }
 
 /// The built-in role to grant for `access`.
@@ -193,6 +255,11 @@ pub(crate) fn role(access: Access) -> &'static str {
 }
 
 impl AzError {
+    /// The underlying azure_core error, for a `StorageError` that keeps it as its source.
+    pub(crate) fn into_source(self) -> BoxError {
+        self.source
+    }
+
     /// The [`StorageError`] for this error in `ctx`. The azure_core error stays as the source;
     /// our message never repeats the service's text.
     pub(crate) fn into_storage(self, ctx: Context<'_>) -> StorageError {
@@ -233,6 +300,41 @@ impl AzError {
                     role(access)
                 ),
             ),
+            Kind::Network => StorageError::permission_denied(
+                PROVIDER,
+                operation,
+                id,
+                format!(
+                    "the vault's network rules refused this client's network ({}), whatever the role of \
+                     {credential}: add the client's public IP or virtual network to the vault's firewall, or \
+                     reach the vault through its private endpoint (vault_url stays https://NAME.vault.azure.net, \
+                     resolved to the private IP by the privatelink.vaultcore.azure.net DNS zone)",
+                    self.code.as_deref().unwrap_or("ForbiddenByFirewall")
+                ),
+            ),
+            Kind::Redirect => self.backend(
+                ctx,
+                "the vault answered with a redirect, which is never followed (the request carries a bearer \
+                 token); check vault_url and any proxy between this client and the vault",
+            ),
+            Kind::ChallengeMismatch => {
+                let detail = source_chain(&*self.source)
+                    .find_map(|e| e.downcast_ref::<ChallengeMismatch>())
+                    .map_or_else(
+                        || "the vault's authentication challenge names another resource".into(),
+                        |m| m.to_string(),
+                    );
+                return StorageError::Config(ConfigError::new(
+                    PROVIDER,
+                    "vault_url",
+                    format!(
+                        "is not covered by the vault's authentication challenge: {detail}. custom_endpoint serves \
+                         emulators whose challenge names their own host; for a private endpoint keep vault_url = \
+                         \"https://NAME.vault.azure.net\" and resolve that name to the private IP \
+                         (privatelink.vaultcore.azure.net DNS zone)"
+                    ),
+                ));
+            }
             Kind::Disabled => self.backend(
                 ctx,
                 "the secret's current version is disabled; enable it (az keyvault secret set-attributes \
@@ -274,6 +376,10 @@ mod tests {
             (403, &["403", "Forbidden", "ForbiddenByRbac"], Kind::Denied),
             (403, &["Forbidden", "AccessDenied"], Kind::Denied),
             (403, &["Forbidden", "SecretDisabled"], Kind::Disabled),
+            (403, &["Forbidden", "ForbiddenByFirewall"], Kind::Network),
+            (403, &["403", "Forbidden", "ForbiddenByConnection"], Kind::Network),
+            (301, &[], Kind::Redirect),
+            (307, &[], Kind::Redirect),
             (404, &["SecretNotFound"], Kind::NotFound),
             (404, &["DeletedSecretNotFound"], Kind::NotFound),
             (
@@ -365,6 +471,62 @@ mod tests {
         assert_eq!(tls.kind, Kind::Tls);
     }
 
+    /// azure_identity wraps every failure as `Credential`: what it wraps decides.
+    #[test]
+    fn token_failures_are_classified_by_what_they_wrap() {
+        let wrapped = |inner: azure_core::Error| {
+            AzError::from(azure_core::Error::with_error(
+                AzKind::Credential,
+                inner,
+                "ClientSecretCredential authentication failed.",
+            ))
+        };
+        let refused = wrapped(azure_core::Error::new(
+            AzKind::Connection,
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ));
+        assert_eq!(refused.kind, Kind::Unavailable);
+        let http = |status: u16, headers: &[(&'static str, &str)]| {
+            use azure_core::http::headers::Headers;
+            use azure_core::http::{RawResponse, StatusCode};
+            let mut h = Headers::new();
+            for (k, v) in headers {
+                h.insert(*k, v.to_string());
+            }
+            AzKind::HttpResponse {
+                status: StatusCode::from(status),
+                error_code: None,
+                raw_response: Some(Box::new(RawResponse::from_bytes(
+                    StatusCode::from(status),
+                    h,
+                    Vec::new(),
+                ))),
+            }
+            .into_error()
+        };
+        assert_eq!(wrapped(http(503, &[])).kind, Kind::Unavailable);
+        assert_eq!(wrapped(http(408, &[])).kind, Kind::Unavailable);
+        let throttled = wrapped(http(429, &[("retry-after", "7")]));
+        assert_eq!(
+            (throttled.kind, throttled.retry_after),
+            (Kind::Throttled, Some(Duration::from_secs(7)))
+        );
+        assert_eq!(wrapped(http(400, &[])).kind, Kind::NoToken, "a refused secret");
+        let status = wrapped(azure_core::Error::new(
+            AzKind::Other,
+            EntraStatus {
+                status: 502,
+                retry_after: None,
+            },
+        ));
+        assert_eq!(status.kind, Kind::Unavailable);
+        let missing = AzError::from(azure_core::Error::with_message(
+            AzKind::Credential,
+            "no tenant ID specified",
+        ));
+        assert_eq!(missing.kind, Kind::NoToken);
+    }
+
     fn err(kind: Kind) -> AzError {
         AzError {
             kind,
@@ -410,6 +572,17 @@ mod tests {
         assert!(!tls.is_retryable() && tls.to_string().contains("ca_cert"), "{tls}");
         let disabled = err(Kind::Disabled).into_storage(ctx(&id, Access::Read));
         assert!(disabled.to_string().contains("disabled"), "{disabled}");
+        let walled = err(Kind::Network).into_storage(ctx(&id, Access::Read));
+        assert_eq!(walled.kind(), ErrorKind::PermissionDenied);
+        assert!(
+            walled.to_string().contains("network rules") && !walled.to_string().contains("assign"),
+            "{walled}"
+        );
+        let redirect = err(Kind::Redirect).into_storage(ctx(&id, Access::Read));
+        assert!(
+            redirect.to_string().contains("redirect") && !redirect.is_retryable(),
+            "{redirect}"
+        );
         assert!(err(Kind::NotFound).into_storage(ctx(&id, Access::Read)).is_not_found());
     }
 }

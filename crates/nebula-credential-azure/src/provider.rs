@@ -8,8 +8,9 @@ use azure_core::credentials::{Secret as AzSecret, TokenCredential};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_core::time::OffsetDateTime;
 use azure_identity::{
-    ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId, WorkloadIdentityCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 use azure_security_keyvault_secrets::models::{
     SecretAttributes, SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions,
@@ -25,10 +26,13 @@ use nebula_credential_core::{
 };
 
 use crate::PROVIDER;
+use crate::challenge::ChallengeCheck;
 use crate::config::{AzureCredential, AzureKeyVaultConfig, DeleteMode};
 use crate::errors::{Access, AzError, Context, Kind};
 use crate::naming::{self, MAX_NAME_LEN};
 use crate::tags::{self, ID_TAG, MAX_AZURE_TAGS, SCHEME};
+
+mod deletion;
 
 /// Largest secret value Key Vault accepts, in bytes ("25 KB").
 pub const MAX_SECRET_BYTES: usize = 25 * 1024;
@@ -36,10 +40,19 @@ pub const MAX_SECRET_BYTES: usize = 25 * 1024;
 /// The content type of every secret this provider writes.
 pub const CONTENT_TYPE: &str = "application/vnd.nebula-credential.record+json; format=1";
 
+/// The content type of the tombstone version a `delete` writes before the soft delete: a
+/// secret whose current version is a tombstone reads as absent, so a recover (ours before a
+/// store, or Azure's) never serves the deleted record again.
+pub const TOMBSTONE_CONTENT_TYPE: &str = "application/vnd.nebula-credential.tombstone; format=1";
+
 /// Waits for a soft delete, purge or recover still in progress: first wait, cap, rounds.
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 const MAX_ROUNDS: u32 = 40;
+
+/// Most pages of versions (25 each) read to judge a secret without `getSecret` (a role
+/// that may read metadata only, or a disabled current version).
+const MAX_VERSION_PAGES: usize = 40;
 
 const GET: &str = "Microsoft.KeyVault/vaults/secrets/getSecret/action";
 const READ_METADATA: &str = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
@@ -89,17 +102,27 @@ impl std::fmt::Debug for AzureKeyVaultProvider {
 /// What we know of the current version of a secret of ours.
 struct Current {
     tags: Tags,
+    /// The version is a tombstone: the credential is deleted.
+    tombstone: bool,
+    /// Its `recoveryLevel` rules out purging (the vault has purge protection).
+    protected: bool,
 }
 
 /// A version as listed (no value).
 struct Listed {
     tags: Tags,
+    content_type: Option<String>,
+    protected: bool,
     created: Option<i64>,
     updated: Option<i64>,
 }
 
 fn tag_map(tags: Option<std::collections::HashMap<String, String>>) -> Tags {
     tags.unwrap_or_default().into_iter().collect()
+}
+
+fn is_tombstone(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| c.eq_ignore_ascii_case(TOMBSTONE_CONTENT_TYPE))
 }
 
 /// The last path segment of a Key Vault id (`https://v/secrets/NAME[/VERSION]`).
@@ -112,15 +135,15 @@ fn holds(id: &CredentialId, tags: &Tags) -> bool {
     SCHEME.is_ours(tags) && tags.get(ID_TAG).is_some_and(|t| t == id.as_str())
 }
 
-/// The tags of the newest of `versions`, by their times (whole seconds). The service
-/// documents no order, so on a tie a version without our marker wins (another tool wrote
-/// over ours within the same second: the secret is no longer ours), then the later listed.
-fn newest(versions: Vec<Listed>) -> Option<Tags> {
+/// The newest of `versions`, by their times (whole seconds). The service documents no
+/// order, so on a tie a version without our marker wins (another tool wrote over ours
+/// within the same second: the secret is no longer ours), then the later listed.
+fn newest(versions: Vec<Listed>) -> Option<Listed> {
     versions
         .into_iter()
         .enumerate()
         .max_by_key(|(i, v)| (v.created, v.updated, !SCHEME.is_ours(&v.tags), *i))
-        .map(|(_, v)| v.tags)
+        .map(|(_, v)| v)
 }
 
 /// The secret name of a listed item id (`https://v/secrets/NAME`).
@@ -134,14 +157,30 @@ fn config_error(field: &str, rule: String) -> StorageError {
     ConfigError::new(PROVIDER, field, rule).into()
 }
 
+/// Options of a credential's own pipeline: https only, no redirects (our client), no SDK
+/// retries (the `Retry` layer retries an unreachable Entra ID), Entra ID's 408/429/5xx kept
+/// as such whatever the body ([`crate::entra`]), and the Entra ID authority of the vault's
+/// cloud.
+fn credential_client_options(config: &AzureKeyVaultConfig) -> Result<ClientOptions, StorageError> {
+    let host = url::Url::parse(&config.vault_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let cloud = crate::cloud::authority_for(&host, std::env::var("AZURE_AUTHORITY_HOST").ok().as_deref())
+        .map_err(|rule| config_error("vault_url", rule))?;
+    Ok(ClientOptions {
+        cloud: cloud.map(|c| Arc::new(c.configuration())),
+        transport: Some(Transport::new(Arc::new(http_client(config)?))),
+        retry: RetryOptions::none(),
+        per_try_policies: vec![Arc::new(crate::entra::EntraStatusCheck)],
+        ..ClientOptions::default()
+    })
+}
+
 /// The credential `config` names, built without any request.
-fn build_credential(config: &AzureKeyVaultConfig) -> Result<Arc<dyn TokenCredential>, StorageError> {
-    let failed = |e: azure_core::Error| {
-        config_error(
-            "credential",
-            format!("cannot be set up ({}); check its settings", e.kind()),
-        )
-    };
+pub(crate) fn build_credential(config: &AzureKeyVaultConfig) -> Result<Arc<dyn TokenCredential>, StorageError> {
+    // The SDK's text names the missing variable or unreadable file, and holds no secret.
+    let failed = |e: azure_core::Error| config_error("credential", format!("cannot be set up: {e}"));
     Ok(match &config.credential {
         AzureCredential::ManagedIdentity { client_id } => {
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
@@ -158,21 +197,38 @@ fn build_credential(config: &AzureKeyVaultConfig) -> Result<Arc<dyn TokenCredent
             tenant_id,
             client_id.clone(),
             AzSecret::new(client_secret.expose_secret().to_string()),
-            None,
+            Some(ClientSecretCredentialOptions {
+                client_options: credential_client_options(config)?,
+            }),
         )
+        .map_err(|e| {
+            config_error(
+                "credential",
+                format!("cannot be set up ({}); check its settings", e.kind()),
+            )
+        })?,
+        AzureCredential::WorkloadIdentity => WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: credential_client_options(config)?,
+            },
+            ..Default::default()
+        }))
         .map_err(failed)?,
-        AzureCredential::WorkloadIdentity => WorkloadIdentityCredential::new(None).map_err(failed)?,
         AzureCredential::DeveloperTools => DeveloperToolsCredential::new(None).map_err(failed)?,
         AzureCredential::Custom(c) => c.0.clone(),
     })
 }
 
 /// The HTTP client: TLS verification on, the configured CA trusted besides the system
-/// roots, `*.localhost` resolved to loopback (RFC 6761; it does not resolve everywhere).
+/// roots, https only, no redirects (a bearer token must never follow one), `*.localhost`
+/// resolved to loopback (RFC 6761; it does not resolve everywhere).
 fn http_client(config: &AzureKeyVaultConfig) -> Result<reqwest::Client, StorageError> {
     let url = url::Url::parse(&config.vault_url)
         .map_err(|e| config_error("vault_url", format!("is not a valid URL ({e})")))?;
-    let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(true);
     if let Some(ca) = &config.ca_cert {
         let pem = if ca.contains("-----BEGIN") {
             ca.as_bytes().to_vec()
@@ -224,6 +280,7 @@ impl AzureKeyVaultProvider {
             client_options: ClientOptions {
                 transport: Some(Transport::new(Arc::new(http))),
                 retry: RetryOptions::none(),
+                per_try_policies: vec![Arc::new(ChallengeCheck)],
                 ..ClientOptions::default()
             },
             verify_challenge_resource: Some(true),
@@ -306,26 +363,32 @@ impl AzureKeyVaultProvider {
         }
     }
 
-    /// The versions of `name` as listed (no values), from every page: the service documents
-    /// no order, and the emulator lists the oldest first, so the newest version may be on
-    /// any page. `None` when there is no live secret.
-    async fn versions(&self, name: &str) -> Result<Option<Vec<Listed>>, AzError> {
+    /// The newest version of `name` as listed (no value), from at most
+    /// [`MAX_VERSION_PAGES`] pages: the service documents no order, and the emulator lists
+    /// the oldest first, so the newest version may be on any page. `Ok(None)` when there is
+    /// no live secret, `Err(None)` past the bound.
+    async fn newest_listed(&self, name: &str) -> Result<Option<Listed>, Option<AzError>> {
         let options = SecretClientListSecretPropertiesVersionsOptions {
             maxresults: Some(25),
             ..Default::default()
         };
         let mut pages = self
             .client
-            .list_secret_properties_versions(name, Some(options))?
+            .list_secret_properties_versions(name, Some(options))
+            .map_err(|e| Some(e.into()))?
             .into_pages();
         let mut listed = Vec::new();
-        loop {
+        for _ in 0..MAX_VERSION_PAGES {
             let page = match pages.try_next().await {
-                Ok(Some(page)) => page.into_model()?,
-                Ok(None) => break,
+                Ok(Some(page)) => page.into_model().map_err(|e| Some(e.into()))?,
+                Ok(None) => return Ok(newest(listed)),
                 Err(e) => {
                     let e = AzError::from(e);
-                    return if e.kind == Kind::NotFound { Ok(None) } else { Err(e) };
+                    return if e.kind == Kind::NotFound {
+                        Ok(None)
+                    } else {
+                        Err(Some(e))
+                    };
                 }
             };
             listed.extend(page.value.into_iter().map(|p| {
@@ -335,56 +398,75 @@ impl AzureKeyVaultProvider {
                 Listed {
                     created: time(|a| a.created),
                     updated: time(|a| a.updated),
+                    protected: p.attributes.as_ref().and_then(deletion::unpurgeable).is_some(),
+                    content_type: p.content_type.clone(),
                     tags: tag_map(p.tags),
                 }
             }));
         }
-        Ok((!listed.is_empty()).then_some(listed))
+        Err(None)
     }
 
-    /// The tags of the newest listed version of `name`, among all its versions (no value
-    /// read).
-    async fn latest_listed(&self, name: &str) -> Result<Option<Tags>, AzError> {
-        Ok(self.versions(name).await?.and_then(newest))
-    }
-
-    /// The current version's tags, checked to be ours and `id`'s; `None` when there is no
-    /// live secret. Reads the latest version (falling back on the version list when it is
-    /// disabled).
+    /// The current version, checked to be ours and `id`'s; `None` when there is no live
+    /// secret. One request: a GET of the latest version (its value is read and dropped;
+    /// Key Vault has no call for the latest version's properties alone). Only when that
+    /// GET is refused for a disabled version, or (for `exists`) for a role that may read
+    /// metadata only, are the versions listed instead, bounded.
     async fn current(
         &self,
         id: &CredentialId,
         name: &str,
         operation: Operation,
     ) -> Result<Option<Current>, StorageError> {
-        let got = self.client.get_secret(name, None).await.map(|r| r.into_model());
-        let tags = match got {
-            Ok(Ok(secret)) => Some(tag_map(secret.tags)),
-            Ok(Err(e)) | Err(e) => {
+        let got = self.client.get_secret(name, None).await.and_then(|r| r.into_model());
+        let (tags, content_type, protected) = match got {
+            Ok(secret) => {
+                let protected = secret.attributes.as_ref().and_then(deletion::unpurgeable).is_some();
+                (tag_map(secret.tags), secret.content_type, protected)
+            }
+            Err(e) => {
                 let e = AzError::from(e);
-                match e.kind {
-                    Kind::NotFound => None,
-                    Kind::Disabled => self
-                        .latest_listed(name)
-                        .await
-                        .map_err(|e| e.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)))?,
-                    _ => return Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET))),
+                let list = e.kind == Kind::Disabled || (e.kind == Kind::Denied && operation == Operation::Exists);
+                if !list {
+                    return match e.kind {
+                        Kind::NotFound => Ok(None),
+                        _ => Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET))),
+                    };
+                }
+                match self.newest_listed(name).await {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(v)) => (v.tags, v.content_type, v.protected),
+                    Err(Some(listing)) => {
+                        return Err(listing.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)));
+                    }
+                    // Too many versions to judge without reading the value: say what the GET needed.
+                    Err(None) => return Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET))),
                 }
             }
         };
-        let Some(tags) = tags else { return Ok(None) };
         self.ensure_ours(id, name, &tags)?;
-        Ok(Some(Current { tags }))
+        Ok(Some(Current {
+            tombstone: is_tombstone(content_type.as_deref()),
+            protected,
+            tags,
+        }))
     }
 
     /// Waits before the next round of an operation that met a delete, purge or recover
-    /// still in progress; `Err(Unavailable)` (retryable) past the bound or the deadline.
-    async fn wait(&self, round: &mut u32, operation: Operation, id: &CredentialId) -> Result<(), StorageError> {
+    /// still in progress (`last`); past the bound or the deadline, a retryable
+    /// `Unavailable` whose source is `last`.
+    async fn wait(
+        &self,
+        round: &mut u32,
+        operation: Operation,
+        id: &CredentialId,
+        last: AzError,
+    ) -> Result<(), StorageError> {
         let wait = (FIRST_WAIT * 2u32.saturating_pow((*round).min(8))).min(MAX_WAIT);
         *round += 1;
         let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d);
         if *round > MAX_ROUNDS || past_deadline {
-            return Err(StorageError::unavailable(PROVIDER, operation, Some(id)));
+            return Err(StorageError::unavailable(PROVIDER, operation, Some(id)).with_source(last.into_source()));
         }
         tracing::debug!(
             provider = PROVIDER,
@@ -393,43 +475,6 @@ impl AzureKeyVaultProvider {
         );
         tokio::time::sleep(wait).await;
         Ok(())
-    }
-
-    /// After a set met `ObjectIsDeletedButRecoverable`: recovers (soft mode) or purges
-    /// (purge mode) the deleted secret if it is ours; `Conflict` if it is not.
-    async fn revive(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
-        let ctx = |access, action| self.ctx(Operation::Store, Some(id), access, action);
-        let deleted = match self.client.get_deleted_secret(name, None).await.map(|r| r.into_model()) {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) | Err(e) => {
-                let e = AzError::from(e);
-                return match e.kind {
-                    // Not visible yet, or gone meanwhile: look again.
-                    Kind::NotFound | Kind::BeingDeleted => Ok(()),
-                    _ => Err(e.into_storage(ctx(Access::Read, READ_METADATA))),
-                };
-            }
-        };
-        self.ensure_ours(id, name, &tag_map(deleted.tags))?;
-        let outcome = match self.config.delete_mode {
-            DeleteMode::Soft => self
-                .client
-                .recover_deleted_secret(name, None)
-                .await
-                .map(drop)
-                .map_err(|e| (AzError::from(e), Access::Write, RECOVER)),
-            DeleteMode::Purge => self
-                .client
-                .purge_deleted_secret(name, None)
-                .await
-                .map(drop)
-                .map_err(|e| (AzError::from(e), Access::Purge, PURGE)),
-        };
-        match outcome {
-            Ok(()) => Ok(()),
-            Err((e, _, _)) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted | Kind::BeingRecovered) => Ok(()),
-            Err((e, access, action)) => Err(e.into_storage(ctx(access, action))),
-        }
     }
 
     async fn store_value(
@@ -458,96 +503,48 @@ impl AzureKeyVaultProvider {
                     ),
                 ));
             }
-            let params = SetSecretParameters {
-                value: Some(value.to_string()),
-                content_type: Some(CONTENT_TYPE.into()),
-                tags: Some(tags.into_iter().collect()),
-                ..Default::default()
-            };
-            let request = params.try_into().map_err(|e: azure_core::Error| {
-                StorageError::backend(PROVIDER, Operation::Store, Some(id), "cannot serialize the request")
-                    .with_source(e)
-            })?;
-            let set = self.client.set_secret(name, request, None).await;
-            let err = match set.map(|r| r.into_model()) {
-                Ok(Ok(secret)) => {
-                    return Ok(Revision::new(last_segment(secret.id.as_deref().unwrap_or_default())));
-                }
-                Ok(Err(e)) | Err(e) => AzError::from(e),
-            };
-            match err.kind {
-                Kind::DeletedRecoverable => {
-                    self.revive(id, name).await?;
-                    self.wait(&mut round, Operation::Store, id).await?;
-                }
-                Kind::BeingDeleted | Kind::BeingRecovered => self.wait(&mut round, Operation::Store, id).await?,
-                _ => return Err(err.into_storage(self.ctx(Operation::Store, Some(id), Access::Write, SET))),
+            match self.set(id, name, value, CONTENT_TYPE, tags, Operation::Store).await {
+                Ok(secret_id) => return Ok(Revision::new(last_segment(&secret_id))),
+                Err(err) => match err.kind {
+                    Kind::DeletedRecoverable => {
+                        self.revive(id, name).await?;
+                        self.wait(&mut round, Operation::Store, id, err).await?;
+                    }
+                    Kind::BeingDeleted | Kind::BeingRecovered => {
+                        self.wait(&mut round, Operation::Store, id, err).await?;
+                    }
+                    _ => return Err(err.into_storage(self.ctx(Operation::Store, Some(id), Access::Write, SET))),
+                },
             }
         }
     }
 
-    /// Purge mode: waits until the deleted secret is visible, then purges it if it is ours
-    /// and `id`'s (another tool's is left alone).
-    async fn purge(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
-        let mut round = 0;
-        loop {
-            let found = self.client.get_deleted_secret(name, None).await.map(|r| r.into_model());
-            match found {
-                Ok(Ok(d)) => {
-                    if !holds(id, &tag_map(d.tags)) {
-                        return Ok(());
-                    }
-                }
-                Ok(Err(e)) | Err(e) => {
-                    let e = AzError::from(e);
-                    match e.kind {
-                        Kind::NotFound | Kind::BeingDeleted => {
-                            self.wait(&mut round, Operation::Delete, id).await?;
-                            continue;
-                        }
-                        _ => {
-                            return Err(e.into_storage(self.ctx(
-                                Operation::Delete,
-                                Some(id),
-                                Access::Read,
-                                READ_METADATA,
-                            )));
-                        }
-                    }
-                }
-            }
-            match self
-                .client
-                .purge_deleted_secret(name, None)
-                .await
-                .map_err(AzError::from)
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind == Kind::NotFound => return Ok(()),
-                Err(e) if e.kind == Kind::BeingDeleted => self.wait(&mut round, Operation::Delete, id).await?,
-                Err(e) => return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Purge, PURGE))),
-            }
-        }
-    }
-
-    /// Purge mode, on a delete that found no live secret: a deleted secret of ours left
-    /// unpurged (an earlier purge failed) is purged now.
-    async fn purge_leftover(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
-        match self.client.get_deleted_secret(name, None).await.map(|r| r.into_model()) {
-            Ok(Ok(d)) => {
-                if holds(id, &tag_map(d.tags)) {
-                    self.purge(id, name).await?;
-                }
-                Ok(())
-            }
-            Ok(Err(e)) | Err(e) => {
-                let e = AzError::from(e);
-                match e.kind {
-                    Kind::NotFound | Kind::BeingDeleted => Ok(()),
-                    _ => Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Read, READ_METADATA))),
-                }
-            }
-        }
+    /// Sets a new version of `name`; its Key Vault id on success.
+    async fn set(
+        &self,
+        id: &CredentialId,
+        name: &str,
+        value: &str,
+        content_type: &str,
+        tags: Tags,
+        operation: Operation,
+    ) -> Result<String, AzError> {
+        let params = SetSecretParameters {
+            value: Some(value.to_string()),
+            content_type: Some(content_type.into()),
+            tags: Some(tags.into_iter().collect()),
+            ..Default::default()
+        };
+        let request = params.try_into().map_err(|e: azure_core::Error| {
+            tracing::error!(provider = PROVIDER, %operation, %id, "cannot serialize a set request");
+            AzError::from(e)
+        })?;
+        let secret = self
+            .client
+            .set_secret(name, request, None)
+            .await
+            .and_then(|r| r.into_model())?;
+        Ok(secret.id.unwrap_or_default())
     }
 
     fn list_options(maxresults: i32) -> SecretClientListSecretPropertiesOptions<'static> {
@@ -559,6 +556,9 @@ impl AzureKeyVaultProvider {
 
     /// The id a listed secret of ours holds, when its name is the one we give that id.
     fn listed_id(&self, item: &SecretProperties) -> Option<(CredentialId, Tags)> {
+        if is_tombstone(item.content_type.as_deref()) {
+            return None;
+        }
         let name = listed_name(item.id.as_deref()?)?;
         let prefix = &self.config.secret_prefix;
         if name.len() < prefix.len() || !name[..prefix.len()].eq_ignore_ascii_case(prefix) {
@@ -621,8 +621,8 @@ impl StorageProvider for AzureKeyVaultProvider {
         self.contact(self.exists_now(id)).await
     }
 
-    /// One page of at most one secret: proves the endpoint, TLS, the token and the
-    /// list permission.
+    /// A GET of an absent name (proves the read permission) and one page of at most one
+    /// secret (the list permission); in purge mode, refuses a vault with purge protection.
     async fn check(&self) -> Result<(), StorageError> {
         self.contact(self.check_now()).await
     }
@@ -640,6 +640,9 @@ impl AzureKeyVaultProvider {
             .and_then(|r| r.into_model())
             .map_err(|e| AzError::from(e).into_storage(c))?;
         self.ensure_ours(id, &name, &tag_map(secret.tags))?;
+        if is_tombstone(secret.content_type.as_deref()) {
+            return Err(StorageError::not_found(PROVIDER, id));
+        }
         let Some(value) = secret.value else {
             return Err(StorageError::corrupted(
                 PROVIDER,
@@ -654,71 +657,6 @@ impl AzureKeyVaultProvider {
             metadata: record.metadata,
             revision: Revision::new(last_segment(secret.id.as_deref().unwrap_or_default())),
         })
-    }
-
-    async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
-        let name = self.secret_name(id);
-        let mut round = 0;
-        while self.current(id, &name, Operation::Delete).await?.is_none() {
-            // A secret being recovered reads as 404 too, and is live again moments later:
-            // only a DELETE tells (409 `ObjectIsBeingRecovered`). Wait for it, then delete.
-            match self.client.delete_secret(&name, None).await.map(|r| r.into_model()) {
-                Ok(Ok(deleted)) => return self.deleted_in_between(id, &name, &tag_map(deleted.tags)).await,
-                Ok(Err(e)) | Err(e) => {
-                    let e = AzError::from(e);
-                    let purging = self.config.delete_mode == DeleteMode::Purge;
-                    match e.kind {
-                        Kind::BeingRecovered => self.wait(&mut round, Operation::Delete, id).await?,
-                        // A delete still in progress (another client's, or ours before a
-                        // purge that timed out): purge mode waits for it, then purges.
-                        Kind::BeingDeleted if purging => return self.purge(id, &name).await,
-                        Kind::NotFound if purging => return self.purge_leftover(id, &name).await,
-                        Kind::NotFound | Kind::BeingDeleted => return Ok(()),
-                        _ => {
-                            return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, DELETE)));
-                        }
-                    }
-                }
-            }
-        }
-        match self.client.delete_secret(&name, None).await.map_err(AzError::from) {
-            Ok(_) => {}
-            Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted) => {}
-            Err(e) => return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, DELETE))),
-        }
-        if self.config.delete_mode == DeleteMode::Purge {
-            self.purge(id, &name).await?;
-        }
-        Ok(())
-    }
-
-    /// The DELETE that probed an absent secret deleted one created in between: ours is
-    /// deleted as asked; another tool's is recovered at once (intact, all its versions) and
-    /// reported as `Conflict`.
-    async fn deleted_in_between(&self, id: &CredentialId, name: &str, tags: &Tags) -> Result<(), StorageError> {
-        if let Err(foreign) = self.ensure_ours(id, name, tags) {
-            let mut round = 0;
-            loop {
-                match self
-                    .client
-                    .recover_deleted_secret(name, None)
-                    .await
-                    .map_err(AzError::from)
-                {
-                    Ok(_) => return Err(foreign),
-                    Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted) => {
-                        self.wait(&mut round, Operation::Delete, id).await?;
-                    }
-                    Err(e) => {
-                        return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, RECOVER)));
-                    }
-                }
-            }
-        }
-        if self.config.delete_mode == DeleteMode::Purge {
-            self.purge(id, name).await?;
-        }
-        Ok(())
     }
 
     async fn list_now(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
@@ -740,30 +678,55 @@ impl AzureKeyVaultProvider {
         Ok(ids)
     }
 
+    /// One GET of the latest version (see [`Self::current`]); a tombstone is absent.
     async fn exists_now(&self, id: &CredentialId) -> Result<bool, StorageError> {
         let name = self.secret_name(id);
-        let tags = self
-            .latest_listed(&name)
-            .await
-            .map_err(|e| e.into_storage(self.ctx(Operation::Exists, Some(id), Access::Read, READ_METADATA)))?;
-        match tags {
-            None => Ok(false),
-            Some(tags) => self.ensure_ours(id, &name, &tags).map(|()| true),
-        }
+        let current = self.current(id, &name, Operation::Exists).await?;
+        Ok(current.is_some_and(|c| !c.tombstone))
     }
 
+    /// A GET of a name none of our ids gets (the escape `-1` is never written): 404 proves
+    /// the endpoint, TLS, the token and the read permission (a role that may only list is
+    /// refused here, as it would be on every `retrieve`). Then one page of at most one
+    /// secret proves the list permission; in purge mode, a listed secret's `recoveryLevel`
+    /// shows whether the vault has purge protection.
     async fn check_now(&self) -> Result<(), StorageError> {
+        let probe = format!("{}-1check", self.config.secret_prefix);
+        match self.client.get_secret(&probe, None).await {
+            Ok(_) => {}
+            Err(e) => {
+                let e = AzError::from(e);
+                if e.kind != Kind::NotFound {
+                    return Err(e.into_storage(self.ctx(Operation::Check, None, Access::Read, GET)));
+                }
+            }
+        }
         let c = self.ctx(Operation::Check, None, Access::Read, READ_METADATA);
         let mut pages = self
             .client
             .list_secret_properties(Some(Self::list_options(1)))
             .map_err(|e| AzError::from(e).into_storage(c))?
             .into_pages();
-        pages
-            .try_next()
-            .await
-            .map(drop)
-            .map_err(|e| AzError::from(e).into_storage(c))
+        let page = pages.try_next().await.map_err(|e| AzError::from(e).into_storage(c))?;
+        if self.config.delete_mode == DeleteMode::Purge
+            && let Some(page) = page
+        {
+            let items = page.into_model().map_err(|e| AzError::from(e).into_storage(c))?.value;
+            if let Some(level) = items
+                .iter()
+                .filter_map(|i| i.attributes.as_ref())
+                .find_map(deletion::unpurgeable)
+            {
+                return Err(config_error(
+                    "delete_mode",
+                    format!(
+                        "is \"purge\" but the vault has purge protection (recoveryLevel {level}): deleted secrets \
+                         cannot be purged before their retention ends; set delete_mode = \"soft\" for this vault"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -776,8 +739,11 @@ mod tests {
         let id: CredentialId = "k".parse().unwrap();
         let ours = tags::desired(&id, &CredentialMetadata::new(), &Tags::new());
         let foreign = Tags::from([("CostCenter".to_string(), "42".to_string())]);
+        let newest = |v: Vec<Listed>| newest(v).map(|l| l.tags);
         let at = |created, tags: &Tags| Listed {
             tags: tags.clone(),
+            content_type: None,
+            protected: false,
             created: Some(created),
             updated: Some(created),
         };

@@ -32,11 +32,40 @@ pub const RESERVED_TAGS: usize = TagScheme::RESERVED_TAGS + 1;
 /// Most `default_tags`: what 15 leaves after the reserved tags and 10 credential tags.
 pub const MAX_DEFAULT_TAGS: usize = MAX_AZURE_TAGS - RESERVED_TAGS - MAX_TAGS;
 
-/// Every tag a secret holding `id` with `metadata` carries.
+/// Every tag a secret holding `id` with `metadata` carries. The owned-keys tag lists the
+/// default-tag keys too, so a default tag removed or renamed in the configuration is
+/// removed from the secret by its next store, like a credential tag.
 pub(crate) fn desired(id: &CredentialId, metadata: &CredentialMetadata, defaults: &Tags) -> Tags {
     let mut tags = SCHEME.desired(metadata, defaults);
     tags.insert(ID_TAG.into(), id.to_string());
+    let owned = tags.entry(SCHEME.owned_key.to_string()).or_default();
+    for key in defaults.keys() {
+        if !owned.is_empty() {
+            owned.push('.');
+        }
+        owned.push_str(&key_digest(key));
+    }
     tags
+}
+
+/// The tags of a tombstone version for `id`: the marker and the id only (an overwrite
+/// with them removes every other tag this library wrote, and keeps other tools').
+pub(crate) fn tombstone(id: &CredentialId) -> Tags {
+    Tags::from([
+        (SCHEME.managed_key.to_string(), SCHEME.managed_value.to_string()),
+        (ID_TAG.to_string(), id.to_string()),
+    ])
+}
+
+/// The digest under which the owned-keys tag lists `key`: the first 8 hex digits of its
+/// SHA-256, as [`TagScheme::update`] reads them.
+fn key_digest(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The tags a secret now tagged `current` gets when we write `desired`: ours replaced,
@@ -115,6 +144,24 @@ mod tests {
         assert_eq!(tags.get("CostCenter").map(String::as_str), Some("42"));
         assert!(!tags.contains_key("env"));
         assert_eq!(tags["tier"], "1");
+    }
+
+    /// A default tag dropped from the configuration is removed by the next store; one
+    /// another tool added is kept.
+    #[test]
+    fn default_tag_keys_are_owned() {
+        let id: CredentialId = "x".parse().unwrap();
+        let meta = CredentialMetadata::new();
+        let team = Tags::from([("org:team".to_string(), "pay".to_string())]);
+        let mut current = desired(&id, &meta, &team);
+        current.insert("other:cost".into(), "42".into());
+        let squad = Tags::from([("org:squad".to_string(), "pay".to_string())]);
+        let tags = merged(&current, &desired(&id, &meta, &squad));
+        assert!(!tags.contains_key("org:team"), "{tags:?}");
+        assert_eq!(tags["org:squad"], "pay");
+        assert_eq!(tags["other:cost"], "42");
+        let tags = merged(&tags, &desired(&id, &meta, &Tags::new()));
+        assert!(!tags.contains_key("org:squad"), "{tags:?}");
     }
 
     #[test]

@@ -1,0 +1,298 @@
+//! `delete`, and what a store after a delete needs: tombstones, the soft delete, purge,
+//! recover, and the vault's purge protection.
+//!
+//! A delete writes a tombstone version (content type [`TOMBSTONE_CONTENT_TYPE`], our marker
+//! and id, other tools' tags, no record) before the soft delete, so a later recover — ours
+//! before a store, or Azure's — exposes only the tombstone, which reads as absent: a
+//! deleted record is never served again. Purge mode writes one only on a vault with purge
+//! protection (read from the current version's `recoveryLevel`): elsewhere the purge leaves
+//! nothing to recover. The DELETE answers with the tags of what it
+//! deleted; if another tool's secret had replaced ours in between, it is recovered at once
+//! and the delete reports `Conflict` (in purge mode too: a foreign secret is never left
+//! soft-deleted, never purged).
+
+use azure_security_keyvault_secrets::models::{DeletedSecret, DeletionRecoveryLevel, SecretAttributes};
+
+use super::*;
+
+/// The value of a tombstone version.
+const TOMBSTONE_VALUE: &str = "deleted";
+
+/// The recovery level of `attributes` when it rules out purging (purge protection), e.g.
+/// `Recoverable`; `None` when purging is allowed or the level is not given.
+pub(super) fn unpurgeable(attributes: &SecretAttributes) -> Option<String> {
+    let level = attributes.recovery_level.as_ref()?;
+    let purgeable = match level {
+        DeletionRecoveryLevel::Purgeable
+        | DeletionRecoveryLevel::RecoverablePurgeable
+        | DeletionRecoveryLevel::CustomizedRecoverablePurgeable => true,
+        DeletionRecoveryLevel::UnknownValue(v) => v.split('+').any(|p| p.eq_ignore_ascii_case("Purgeable")),
+        _ => false,
+    };
+    (!purgeable).then(|| level.to_string())
+}
+
+impl AzureKeyVaultProvider {
+    pub(super) async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
+        let name = self.secret_name(id);
+        let mut round = 0;
+        loop {
+            // A secret being recovered reads as 404 too, and is live again moments later:
+            // so a DELETE is sent even when the GET finds nothing (409
+            // `ObjectIsBeingRecovered` tells); it waits for the recover, then deletes.
+            // Purge mode needs no tombstone (nothing is left to recover) unless the vault's
+            // purge protection will keep the deleted secret: a tombstone costs a set, and
+            // without it the DELETE follows the GET at once, so the DELETE's answer covers
+            // every write another tool could slip in.
+            let soft = self.config.delete_mode == DeleteMode::Soft;
+            if let Some(current) = self.current(id, &name, Operation::Delete).await?
+                && !current.tombstone
+                && (soft || current.protected)
+            {
+                self.write_tombstone(id, &name, &current.tags).await?;
+            }
+            match self
+                .client
+                .delete_secret(&name, None)
+                .await
+                .and_then(|r| r.into_model())
+            {
+                Ok(deleted) => return self.after_delete(id, &name, deleted).await,
+                Err(e) => {
+                    let e = AzError::from(e);
+                    let purging = self.config.delete_mode == DeleteMode::Purge;
+                    match e.kind {
+                        Kind::BeingRecovered => self.wait(&mut round, Operation::Delete, id, e).await?,
+                        // A delete still in progress (another client's, or ours before a
+                        // purge that timed out): purge mode waits for it, then purges.
+                        Kind::BeingDeleted if purging => return self.purge(id, &name).await,
+                        Kind::NotFound if purging => return self.purge_leftover(id, &name).await,
+                        Kind::NotFound | Kind::BeingDeleted => return Ok(()),
+                        _ => {
+                            return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, DELETE)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the tombstone version over our current one, keeping other tools' tags.
+    async fn write_tombstone(&self, id: &CredentialId, name: &str, current: &Tags) -> Result<(), StorageError> {
+        let tags = tags::merged(current, &tags::tombstone(id));
+        self.set(
+            id,
+            name,
+            TOMBSTONE_VALUE,
+            TOMBSTONE_CONTENT_TYPE,
+            tags,
+            Operation::Delete,
+        )
+        .await
+        .map(drop)
+        .map_err(|e| e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, SET)))
+    }
+
+    /// What the DELETE deleted, by the tags it answered with: another tool's secret is
+    /// recovered and reported as `Conflict`; ours is purged in purge mode, unless the
+    /// vault's purge protection rules that out.
+    async fn after_delete(&self, id: &CredentialId, name: &str, deleted: DeletedSecret) -> Result<(), StorageError> {
+        if let Err(foreign) = self.ensure_ours(id, name, &tag_map(deleted.tags)) {
+            return Err(self.recover_foreign(id, name, foreign).await);
+        }
+        if self.config.delete_mode == DeleteMode::Purge {
+            if let Some(level) = deleted.attributes.as_ref().and_then(unpurgeable) {
+                return Err(self.purge_protected(id, name, &level));
+            }
+            self.purge(id, name).await?;
+        }
+        Ok(())
+    }
+
+    /// Recovers another tool's secret our DELETE deleted (intact, all its versions, once
+    /// the delete has completed); the error to report: `foreign`, or why the recover failed.
+    async fn recover_foreign(&self, id: &CredentialId, name: &str, foreign: StorageError) -> StorageError {
+        let mut round = 0;
+        loop {
+            match self
+                .client
+                .recover_deleted_secret(name, None)
+                .await
+                .map_err(AzError::from)
+            {
+                Ok(_) => return foreign,
+                Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted) => {
+                    if let Err(gave_up) = self.wait(&mut round, Operation::Delete, id, e).await {
+                        return gave_up;
+                    }
+                }
+                Err(e) => return e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, RECOVER)),
+            }
+        }
+    }
+
+    /// The error of a purge-mode delete on a vault with purge protection: the secret is
+    /// soft-deleted and stays so until its retention ends.
+    fn purge_protected(&self, id: &CredentialId, name: &str, level: &str) -> StorageError {
+        StorageError::backend(
+            PROVIDER,
+            Operation::Delete,
+            Some(id),
+            format!(
+                "{name:?} was soft-deleted but not purged: the vault has purge protection (recoveryLevel {level}), \
+                 so it stays recoverable until its retention ends (storing this id again recovers it, behind a \
+                 tombstone); set delete_mode = \"soft\" for this vault"
+            ),
+        )
+        .with_code(None, Some("PurgeProtection"))
+    }
+
+    /// Purge mode: waits until the deleted secret is visible, then purges it if it is ours
+    /// and `id`'s (another tool's is left alone).
+    async fn purge(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
+        let mut round = 0;
+        loop {
+            let found = self
+                .client
+                .get_deleted_secret(name, None)
+                .await
+                .and_then(|r| r.into_model());
+            match found {
+                Ok(d) => {
+                    if !holds(id, &tag_map(d.tags)) {
+                        return Ok(());
+                    }
+                    if let Some(level) = d.attributes.as_ref().and_then(unpurgeable) {
+                        return Err(self.purge_protected(id, name, &level));
+                    }
+                }
+                Err(e) => {
+                    let e = AzError::from(e);
+                    match e.kind {
+                        Kind::NotFound | Kind::BeingDeleted => {
+                            self.wait(&mut round, Operation::Delete, id, e).await?;
+                            continue;
+                        }
+                        _ => {
+                            return Err(e.into_storage(self.ctx(
+                                Operation::Delete,
+                                Some(id),
+                                Access::Read,
+                                READ_METADATA,
+                            )));
+                        }
+                    }
+                }
+            }
+            match self
+                .client
+                .purge_deleted_secret(name, None)
+                .await
+                .map_err(AzError::from)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind == Kind::NotFound => return Ok(()),
+                Err(e) if e.kind == Kind::BeingDeleted => self.wait(&mut round, Operation::Delete, id, e).await?,
+                Err(e) => return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Purge, PURGE))),
+            }
+        }
+    }
+
+    /// Purge mode, on a delete that found no live secret: a deleted secret of ours left
+    /// unpurged (an earlier purge failed) is purged now; one the vault's purge protection
+    /// keeps is left (nothing more can be done until its retention ends).
+    async fn purge_leftover(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
+        match self
+            .client
+            .get_deleted_secret(name, None)
+            .await
+            .and_then(|r| r.into_model())
+        {
+            Ok(d) => {
+                let protected = d.attributes.as_ref().and_then(unpurgeable).is_some();
+                if holds(id, &tag_map(d.tags)) && !protected {
+                    self.purge(id, name).await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let e = AzError::from(e);
+                match e.kind {
+                    Kind::NotFound | Kind::BeingDeleted => Ok(()),
+                    _ => Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Read, READ_METADATA))),
+                }
+            }
+        }
+    }
+
+    /// After a set met `ObjectIsDeletedButRecoverable`: recovers (soft mode, or a vault with
+    /// purge protection) or purges (purge mode) the deleted secret if it is ours;
+    /// `Conflict` if it is not. A recover exposes the tombstone, never the deleted record.
+    pub(super) async fn revive(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
+        let ctx = |access, action| self.ctx(Operation::Store, Some(id), access, action);
+        let deleted = match self
+            .client
+            .get_deleted_secret(name, None)
+            .await
+            .and_then(|r| r.into_model())
+        {
+            Ok(d) => d,
+            Err(e) => {
+                let e = AzError::from(e);
+                return match e.kind {
+                    // Not visible yet, or gone meanwhile: look again.
+                    Kind::NotFound | Kind::BeingDeleted => Ok(()),
+                    _ => Err(e.into_storage(ctx(Access::Read, READ_METADATA))),
+                };
+            }
+        };
+        let protected = deleted.attributes.as_ref().and_then(unpurgeable).is_some();
+        self.ensure_ours(id, name, &tag_map(deleted.tags))?;
+        let outcome = if self.config.delete_mode == DeleteMode::Soft || protected {
+            self.client
+                .recover_deleted_secret(name, None)
+                .await
+                .map(drop)
+                .map_err(|e| (AzError::from(e), Access::Write, RECOVER))
+        } else {
+            self.client
+                .purge_deleted_secret(name, None)
+                .await
+                .map(drop)
+                .map_err(|e| (AzError::from(e), Access::Purge, PURGE))
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err((e, _, _)) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted | Kind::BeingRecovered) => Ok(()),
+            Err((e, access, action)) => Err(e.into_storage(ctx(access, action))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_protection_is_a_recovery_level_without_purgeable() {
+        let at = |level: &str| SecretAttributes {
+            recovery_level: Some(level.parse().unwrap()),
+            ..Default::default()
+        };
+        for level in [
+            "Recoverable",
+            "CustomizedRecoverable",
+            "Recoverable+ProtectedSubscription",
+        ] {
+            assert_eq!(unpurgeable(&at(level)).as_deref(), Some(level));
+        }
+        for level in ["Purgeable", "Recoverable+Purgeable", "CustomizedRecoverable+Purgeable"] {
+            assert_eq!(unpurgeable(&at(level)), None, "{level}");
+        }
+        assert_eq!(
+            unpurgeable(&SecretAttributes::default()),
+            None,
+            "unknown: try the purge"
+        );
+    }
+}
