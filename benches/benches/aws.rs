@@ -90,18 +90,40 @@ fn main() -> anyhow::Result<()> {
         |_| async {
             p.store(&k, &data(), &meta).await.expect("store");
         },
-        |_| async {
-            raw.describe_secret().secret_id(&name).send().await.expect("describe");
-            raw.put_secret_value()
-                .secret_id(&name)
-                .secret_string(&value)
-                .send()
-                .await
-                .expect("put");
+        |i| {
+            let (raw, name, value) = (&raw, &name, &value);
+            async move {
+                // The calls the provider makes: look (ownership, current version, tags),
+                // write under the pending label, move AWSCURRENT to the new version.
+                let d = raw.describe_secret().secret_id(name).send().await.expect("describe");
+                let current = d
+                    .version_ids_to_stages()
+                    .into_iter()
+                    .flatten()
+                    .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+                    .map(|(v, _)| v.clone());
+                let token = format!("{:064x}", (u128::from(std::process::id()) << 64) | i as u128);
+                raw.put_secret_value()
+                    .secret_id(name)
+                    .secret_string(value)
+                    .client_request_token(&token)
+                    .version_stages("NEBULA_PENDING")
+                    .send()
+                    .await
+                    .expect("put");
+                raw.update_secret_version_stage()
+                    .secret_id(name)
+                    .version_stage("AWSCURRENT")
+                    .move_to_version_id(&token)
+                    .set_remove_from_version_id(current)
+                    .send()
+                    .await
+                    .expect("move AWSCURRENT");
+            }
         },
     );
-    // A conditional store from the revision just written (no conflicts): the plain
-    // store's calls plus the pending put, the stage move and the label clean-up.
+    // A conditional store from the revision just written (no conflicts): the same
+    // three calls as a plain store.
     let last = std::sync::Mutex::new(rt.block_on(p.retrieve(&k))?.revision);
     let conditional = Samples::collect(&rt, SAMPLES, |_| async {
         let expected = last.lock().expect("lock").clone();
@@ -119,6 +141,9 @@ fn main() -> anyhow::Result<()> {
             .await
             .expect("put");
     });
+    // The raw puts above wrote versions the provider did not: write one of its own, so
+    // retrieve measures the common case (a version whose id proves it is ours).
+    rt.block_on(p.store(&k, &data(), &meta))?;
     let (retrieve, raw_get) = Samples::interleaved(
         &rt,
         SAMPLES,

@@ -325,6 +325,52 @@ async fn a_secret_without_the_marker_is_never_touched() {
     assert_eq!((put.num_calls(), delete.num_calls()), (0, 0));
 }
 
+/// A read whose answer proves the value ours (its version id, as this library writes
+/// them) is one `GetSecretValue`, no `DescribeSecret`; the same value under a version id
+/// another tool's write would get is settled by `DescribeSecret`.
+#[tokio::test]
+async fn a_read_proven_by_its_version_id_needs_no_describe() {
+    let written = Arc::new(std::sync::Mutex::new((String::new(), String::new())));
+    let w = written.clone();
+    let missing = mock!(Client::describe_secret).then_http_response(error_response(400, "ResourceNotFoundException"));
+    let create = mock!(Client::create_secret)
+        .match_requests(move |r| {
+            *w.lock().unwrap() = (
+                r.client_request_token().unwrap_or_default().to_string(),
+                r.secret_string().unwrap_or_default().to_string(),
+            );
+            true
+        })
+        .then_output(|| CreateSecretOutput::builder().build());
+    provider_over(mocked(&[&missing, &create]))
+        .store(&key(), &data(1), &meta())
+        .await
+        .unwrap();
+    let (version, value) = written.lock().unwrap().clone();
+    assert_eq!(version.len(), 64, "{version}");
+
+    let answer = move |version: String| {
+        let value = value.clone();
+        move || {
+            GetSecretValueOutput::builder()
+                .version_id(&version)
+                .secret_string(&value)
+                .version_stages("AWSCURRENT")
+                .build()
+        }
+    };
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let get = mock!(Client::get_secret_value).then_output(answer(version));
+    let p = provider_over(mocked(&[&describe, &get]));
+    assert_eq!(p.retrieve(&key()).await.unwrap().data, data(1));
+    assert_eq!((get.num_calls(), describe.num_calls()), (1, 0));
+
+    let get = mock!(Client::get_secret_value).then_output(answer("3f6c6d0e-8b1a-4c2e-9f5d-0a1b2c3d4e5f".into()));
+    let p = provider_over(mocked(&[&describe, &get]));
+    assert_eq!(p.retrieve(&key()).await.unwrap().data, data(1));
+    assert_eq!((get.num_calls(), describe.num_calls()), (1, 1));
+}
+
 /// `list` never returns a secret without the marker, even if the server's filter let
 /// it through.
 #[tokio::test]

@@ -238,6 +238,7 @@ macro_rules! for_each_case {
             delete_missing_is_ok,
             delete_then_retrieve_is_not_found,
             store_after_delete,
+            readers_never_see_deleted_or_older_values,
             exists_true_and_false,
             list_empty,
             list_sorted,
@@ -448,6 +449,122 @@ pub mod cases {
         put(p, &k, d.clone(), m.clone()).await?;
         ensure_eq!(get(p, &k).await?, (d, m));
         ensure!(p.exists(&k).await?);
+        Ok(())
+    }
+
+    /// One writer overwrites, deletes and stores one id again, six times over, while
+    /// three readers read it. Every read answers what a sequential history allows: the
+    /// state after the last operation acknowledged before the read began, or after one
+    /// begun before it ended — never a value whose delete was acknowledged, never one
+    /// older than an acknowledged store, never an error. A value read is exactly one
+    /// store's: its data, its metadata (version included) and the revision that store
+    /// returned.
+    pub async fn readers_never_see_deleted_or_older_values(fx: Fixture) -> CaseResult {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+        const CYCLES: u8 = 6;
+        const READERS: usize = 3;
+        let k = id("revoked");
+        let t0 = now() - Duration::hours(1);
+        let meta_of = move |generation: u8| CredentialMetadata {
+            version: u64::from(generation),
+            ..at(
+                t0 + Duration::milliseconds(i64::from(generation)),
+                tagged(&[("generation", &generation.to_string())]),
+            )
+        };
+        // Operation i (from 1) stores generation g (`Some(g)`) or deletes (`None`); the
+        // state after it is the same `Option`, and before any operation it is `None`.
+        let mut schedule = Vec::new();
+        for cycle in 0..CYCLES {
+            schedule.extend([Some(2 * cycle + 1), Some(2 * cycle + 2), None]);
+        }
+        schedule.push(Some(2 * CYCLES + 1));
+        let schedule = Arc::new(schedule);
+        let state_after = {
+            let schedule = schedule.clone();
+            move |op: usize| if op == 0 { None } else { schedule[op - 1] }
+        };
+        let (begun, acked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let done = Arc::new(AtomicBool::new(false));
+
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (p, k, begun, acked, done) = (
+                    fx.provider.clone(),
+                    k.clone(),
+                    begun.clone(),
+                    acked.clone(),
+                    done.clone(),
+                );
+                let state_after = state_after.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    while !done.load(SeqCst) {
+                        let from = acked.load(SeqCst);
+                        let read = p.retrieve(&k).await;
+                        let to = begun.load(SeqCst);
+                        let state = match read {
+                            Ok(s) => {
+                                let generation = u8::try_from(s.metadata.version).unwrap_or(u8::MAX);
+                                if (s.data.clone(), s.metadata.clone()) != (data(generation), meta_of(generation)) {
+                                    return Err(format!(
+                                        "read a value that no store wrote whole (metadata version {})",
+                                        s.metadata.version
+                                    ));
+                                }
+                                seen.push((generation, s.revision));
+                                Some(generation)
+                            }
+                            Err(StorageError::NotFound { .. }) => None,
+                            Err(e) => return Err(format!("a read racing overwrite/delete/store failed: {e}")),
+                        };
+                        if !(from..=to).any(|op| state_after(op) == state) {
+                            let allowed: Vec<_> = (from..=to).map(&state_after).collect();
+                            return Err(format!(
+                                "read {state:?} (generation, None = not found) while operations {from}..={to} \
+                                 allowed only {allowed:?}: a deleted or older value came back"
+                            ));
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    Ok(seen)
+                })
+            })
+            .collect();
+
+        let p = fx.provider.as_ref();
+        let mut written = std::collections::BTreeMap::new();
+        let mut outcome = Ok(());
+        for (i, op) in schedule.iter().enumerate() {
+            begun.store(i + 1, SeqCst);
+            let result = match op {
+                Some(g) => p.store(&k, &data(*g), &meta_of(*g)).await.map(|r| {
+                    written.insert(*g, r);
+                }),
+                None => p.delete(&k).await,
+            };
+            if let Err(e) = result {
+                outcome = Err(format!("operation {} ({op:?}) failed: {e}", i + 1));
+                break;
+            }
+            acked.store(i + 1, SeqCst);
+        }
+        done.store(true, SeqCst);
+        for r in readers {
+            for (generation, revision) in r.await?? {
+                ensure_eq!(
+                    Some(&revision),
+                    written.get(&generation),
+                    "the revision read with generation {generation}"
+                );
+            }
+        }
+        outcome?;
+        let last = 2 * CYCLES + 1;
+        let s = p.retrieve(&k).await?;
+        ensure_eq!((s.data, s.metadata), (data(last), meta_of(last)));
+        ensure_eq!(Some(&s.revision), written.get(&last));
         Ok(())
     }
 
