@@ -667,7 +667,10 @@ async fn a_read_is_one_get_secret_value_unless_the_answer_cannot_prove_it_is_our
     raw.restore_secret().secret_id(name(&k)).send().await.unwrap();
     assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
     assert_eq!(calls.take(), ops(&["GetSecretValue"]));
-    assert!(matches!(p.retrieve(&id("never_stored")).await, Err(StorageError::NotFound { .. })));
+    assert!(matches!(
+        p.retrieve(&id("never_stored")).await,
+        Err(StorageError::NotFound { .. })
+    ));
     assert_eq!(calls.take(), ops(&["GetSecretValue"]));
 
     // A foreign secret under our name: DescribeSecret finds no marker.

@@ -187,7 +187,10 @@ mod tests {
         let patch = parse(DIFF).unwrap();
         let upgraded = ORIGINAL.replace("b = 2", "b = 5");
         let e = apply(&patch, &upgraded).unwrap_err().to_string();
-        assert!(e.contains("hunk 1") && e.contains("pkg/mod.py") && e.contains("0 places"), "{e}");
+        assert!(
+            e.contains("hunk 1") && e.contains("pkg/mod.py") && e.contains("0 places"),
+            "{e}"
+        );
         assert!(parse("not a diff").is_err());
     }
 

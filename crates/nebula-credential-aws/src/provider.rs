@@ -194,7 +194,11 @@ impl AwsSecretsManagerProvider {
         tombstone: bool,
     ) -> Result<Option<Revision>, (AwsError, &'static str)> {
         let token = version_token(name, expected.unwrap_or_default(), value);
-        let stages = if tombstone { vec![PENDING, TOMBSTONE] } else { vec![PENDING] };
+        let stages = if tombstone {
+            vec![PENDING, TOMBSTONE]
+        } else {
+            vec![PENDING]
+        };
         let put = self
             .client
             .put_secret_value()

@@ -82,11 +82,21 @@ mod tests {
         assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(authored("app/key", &token, "{\"record\":1}"));
         // The version written over does not matter for authorship.
-        assert!(authored("app/key", &version_token("app/key", "", "{\"record\":1}"), "{\"record\":1}"));
+        assert!(authored(
+            "app/key",
+            &version_token("app/key", "", "{\"record\":1}"),
+            "{\"record\":1}"
+        ));
         assert!(!authored("app/key", &token, "{\"record\":2}"), "another value");
-        assert!(!authored("app/other", &token, "{\"record\":1}"), "a copy under another name");
+        assert!(
+            !authored("app/other", &token, "{\"record\":1}"),
+            "a copy under another name"
+        );
         assert!(!authored("app/key", &token[..32], "{\"record\":1}"), "half an id");
-        assert!(!authored("app/key", "3f6c6d0e-8b1a-4c2e-9f5d-0a1b2c3d4e5f", "x"), "an SDK's UUID");
+        assert!(
+            !authored("app/key", "3f6c6d0e-8b1a-4c2e-9f5d-0a1b2c3d4e5f", "x"),
+            "an SDK's UUID"
+        );
         assert!(!authored("app/key", "é".repeat(32).as_str(), "x"), "not hex");
     }
 

@@ -452,8 +452,10 @@ pub mod cases {
         Ok(())
     }
 
-    /// One writer overwrites, deletes and stores one id again, six times over, while
-    /// three readers read it. Every read answers what a sequential history allows: the
+    /// One writer creates one id (`store_if` absent), updates it at its revision,
+    /// overwrites it with a plain `store` and deletes it, five times over, then creates
+    /// it again, while three readers read it (backends without conditional stores use
+    /// plain stores throughout). Every read answers what a sequential history allows: the
     /// state after the last operation acknowledged before the read began, or after one
     /// begun before it ended — never a value whose delete was acknowledged, never one
     /// older than an acknowledged store, never an error. A value read is exactly one
@@ -462,7 +464,7 @@ pub mod cases {
     pub async fn readers_never_see_deleted_or_older_values(fx: Fixture) -> CaseResult {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
-        const CYCLES: u8 = 6;
+        const CYCLES: u8 = 5;
         const READERS: usize = 3;
         let k = id("revoked");
         let t0 = now() - Duration::hours(1);
@@ -476,10 +478,12 @@ pub mod cases {
         // Operation i (from 1) stores generation g (`Some(g)`) or deletes (`None`); the
         // state after it is the same `Option`, and before any operation it is `None`.
         let mut schedule = Vec::new();
+        // Generation g is a create when g % 3 == 1, an update at the last revision when
+        // g % 3 == 2, a plain overwrite otherwise.
         for cycle in 0..CYCLES {
-            schedule.extend([Some(2 * cycle + 1), Some(2 * cycle + 2), None]);
+            schedule.extend([Some(3 * cycle + 1), Some(3 * cycle + 2), Some(3 * cycle + 3), None]);
         }
-        schedule.push(Some(2 * CYCLES + 1));
+        schedule.push(Some(3 * CYCLES + 1));
         let schedule = Arc::new(schedule);
         let state_after = {
             let schedule = schedule.clone();
@@ -534,15 +538,26 @@ pub mod cases {
             .collect();
 
         let p = fx.provider.as_ref();
+        let conditional = p.capabilities().conditional_store;
         let mut written = std::collections::BTreeMap::new();
+        let mut last: Option<Revision> = None;
         let mut outcome = Ok(());
         for (i, op) in schedule.iter().enumerate() {
             begun.store(i + 1, SeqCst);
             let result = match op {
-                Some(g) => p.store(&k, &data(*g), &meta_of(*g)).await.map(|r| {
-                    written.insert(*g, r);
-                }),
-                None => p.delete(&k).await,
+                Some(g) => {
+                    let (d, m) = (data(*g), meta_of(*g));
+                    let stored = match (conditional, g % 3, &last) {
+                        (true, 1, _) => p.store_if(&k, &d, &m, &Precondition::Absent).await,
+                        (true, 2, Some(r)) => p.store_if(&k, &d, &m, &Precondition::Revision(r.clone())).await,
+                        _ => p.store(&k, &d, &m).await,
+                    };
+                    stored.map(|r| {
+                        last = Some(r.clone());
+                        written.insert(*g, r);
+                    })
+                }
+                None => p.delete(&k).await.map(|()| last = None),
             };
             if let Err(e) = result {
                 outcome = Err(format!("operation {} ({op:?}) failed: {e}", i + 1));
@@ -561,10 +576,13 @@ pub mod cases {
             }
         }
         outcome?;
-        let last = 2 * CYCLES + 1;
+        let final_generation = 3 * CYCLES + 1;
         let s = p.retrieve(&k).await?;
-        ensure_eq!((s.data, s.metadata), (data(last), meta_of(last)));
-        ensure_eq!(Some(&s.revision), written.get(&last));
+        ensure_eq!(
+            (s.data, s.metadata),
+            (data(final_generation), meta_of(final_generation))
+        );
+        ensure_eq!(Some(&s.revision), written.get(&final_generation));
         Ok(())
     }
 
