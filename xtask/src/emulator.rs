@@ -68,7 +68,7 @@ static EMULATORS: [Spec; 4] = [
     Spec {
         name: "aws",
         aliases: &[],
-        native: "moto server 5.2.5 (PyPI moto[server]) in target/emulators/venv",
+        native: "moto server 5.2.5 (PyPI moto[server], patched by xtask/moto/) in target/emulators/venv",
         start: native::start_aws,
         ci_native_skip: None,
         native_checks: None,

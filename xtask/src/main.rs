@@ -4,6 +4,7 @@ mod docker;
 mod emulator;
 mod integration;
 mod launch;
+mod moto;
 mod native;
 mod prereq;
 mod process;

@@ -91,9 +91,12 @@ fn venv_with(requirements: &Path) -> Result<PathBuf> {
     Ok(venv)
 }
 
-/// Starts the aws emulator natively.
+/// Starts the aws emulator natively: moto from the venv, with the patches of
+/// `xtask/moto/` applied (see `moto.rs`; checked at every start, so a reinstall gets them).
 pub(crate) fn start_aws(l: &mut Launch) -> Result<Env> {
-    let bin = venv()?.join("bin").join("moto_server");
+    let venv = venv()?;
+    crate::moto::patch_moto(&venv)?;
+    let bin = venv.join("bin").join("moto_server");
     let port = free_port()?;
     let server = l.spawn(Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]))?;
     l.wait_ready("aws (moto)", server, Duration::from_secs(60), || {

@@ -11,22 +11,33 @@
 //! overwritten or deleted: every operation reports `Conflict` naming it.
 //!
 //! Revisions are version ids: `retrieve` reads the `AWSCURRENT` version and reports its
-//! id. A conditional store writes the new version under a pending stage label with a
-//! `ClientRequestToken` derived from (secret, expected version, value), then moves
-//! `AWSCURRENT` from the expected version to it, which AWS refuses once another writer
-//! moved it (`Conflict`); a create-if-absent is `CreateSecret`. Every write creates a
-//! version; AWS keeps about 100 per secret.
+//! id. Every version after the first is written the same way: `PutSecretValue` under a
+//! pending stage label with a `ClientRequestToken` the provider derives, then
+//! `UpdateSecretVersionStage` moving `AWSCURRENT` from the version read before to it,
+//! which AWS refuses once another writer moved it. A conditional store reports that as
+//! `Conflict`; an unconditional one counts as landed and at once overwritten (the other
+//! writer wins); a create is `CreateSecret`. No plain `PutSecretValue` moves `AWSCURRENT`,
+//! so nothing depends on how an emulator handles that after a stage move (moto 5.2.5/5.2.6
+//! get it wrong). Every write creates a version; AWS keeps about 100 per secret.
 //!
-//! `delete` with a recovery window first makes a tombstone the current version, so a
-//! restore (ours, when the id is stored again, or AWS's `RestoreSecret`) never brings the
-//! deleted value back; readers see "not found" throughout.
+//! The version id proves authorship: its first half is a digest of (secret name, value),
+//! so a `GetSecretValue` answer whose id matches is a value this library wrote under this
+//! name, and `retrieve` needs that one call. A value another tool put (its own version id),
+//! a copy of our record under another name, versions written before this scheme and
+//! foreign secrets are settled by `DescribeSecret` (the marker tag), as are reads AWS
+//! refuses because the secret is scheduled for deletion. The marker is checked before every
+//! write and delete.
+//!
+//! `delete` with a recovery window first makes a tombstone the current version (written
+//! like any other version), so a restore (ours, when the id is stored again, or AWS's
+//! `RestoreSecret`) never brings the deleted value back; readers see "not found" throughout.
 //!
 //! | operation | calls | IAM actions |
 //! |---|---|---|
-//! | `store` | `DescribeSecret`, then `CreateSecret` or `PutSecretValue` (+ `RestoreSecret` after a recovery-window delete, `TagResource` / `UntagResource` for changed tags); conditional: `PutSecretValue` + `UpdateSecretVersionStage` | `secretsmanager:DescribeSecret`, `CreateSecret`, `PutSecretValue`, `RestoreSecret`, `TagResource`, `UntagResource`, `UpdateSecretVersionStage` (+ `kms:GenerateDataKey` with a customer key) |
-//! | `retrieve` | `DescribeSecret` and `GetSecretValue` (`AWSCURRENT`), concurrently | `secretsmanager:DescribeSecret`, `GetSecretValue` (+ `kms:Decrypt`) |
+//! | `store` | `DescribeSecret`, then `CreateSecret`, or `PutSecretValue` + `UpdateSecretVersionStage` (+ `RestoreSecret` after a recovery-window delete, `TagResource` / `UntagResource` for changed tags); a conditional store the same | `secretsmanager:DescribeSecret`, `CreateSecret`, `PutSecretValue`, `UpdateSecretVersionStage`, `RestoreSecret`, `TagResource`, `UntagResource` (+ `kms:GenerateDataKey` with a customer key) |
+//! | `retrieve` | `GetSecretValue` (`AWSCURRENT`); `DescribeSecret` only when the answer does not prove the value ours or AWS refuses it | `secretsmanager:GetSecretValue`, `DescribeSecret` (+ `kms:Decrypt`) |
 //! | `exists` | `DescribeSecret` (never reads the value) | `secretsmanager:DescribeSecret` |
-//! | `delete` | `DescribeSecret`, `PutSecretValue` (tombstone, recovery window only), `DeleteSecret` | `secretsmanager:DescribeSecret`, `PutSecretValue`, `DeleteSecret` |
+//! | `delete` | `DescribeSecret`, `PutSecretValue` + `UpdateSecretVersionStage` (tombstone, recovery window only), `DeleteSecret` | `secretsmanager:DescribeSecret`, `PutSecretValue`, `UpdateSecretVersionStage`, `DeleteSecret` |
 //! | `list` | `ListSecrets`, paginated, filtered by name prefix and marker tag; each page with its own deadline and retries | `secretsmanager:ListSecrets` |
 //! | `check` | `ListSecrets` of one item | `secretsmanager:ListSecrets` |
 //!
@@ -39,6 +50,7 @@ mod config;
 mod errors;
 mod provider;
 mod tags;
+mod versions;
 
 pub use config::{AwsSecretsManagerConfig, Deletion, MAX_SECRET_NAME_LEN};
 pub use provider::{AwsSecretsManagerProvider, MAX_SECRET_BYTES};

@@ -1,6 +1,5 @@
 //! [`AwsSecretsManagerProvider`]: one Secrets Manager secret per credential.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +8,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use nebula_credential_core::{
@@ -16,24 +16,15 @@ use nebula_credential_core::{
     Precondition, ProviderConfig, Retried, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags,
     async_trait, layers,
 };
-use sha2::{Digest, Sha256};
 
 use crate::PROVIDER;
 use crate::config::{AwsSecretsManagerConfig, Deletion, MAX_SECRET_NAME_LEN};
 use crate::errors::{AwsError, Context, Kind};
 use crate::tags::SCHEME;
+use crate::versions::{CURRENT, PENDING, TOMBSTONE, TOMBSTONE_VALUE, authored, current_version, version_token};
 
 /// Largest `SecretString` AWS accepts, in bytes.
 pub const MAX_SECRET_BYTES: usize = 65_536;
-
-/// AWS's stage label of the current version.
-const CURRENT: &str = "AWSCURRENT";
-/// Stage label of a conditional write's version until it is made current.
-const PENDING: &str = "NEBULA_PENDING";
-/// Stage label of a tombstone version (written before a delete).
-const TOMBSTONE: &str = "NEBULA_DELETED";
-/// The value of a tombstone version: no record, so it reads as "not found".
-const TOMBSTONE_VALUE: &str = "{\"nebula_credential\":\"deleted\"}";
 /// Attempts of one logical step that races other writers or AWS's asynchronous deletes.
 const MAX_ROUNDS: u32 = 6;
 /// First wait for a name AWS is still freeing after a forced delete (doubles each round).
@@ -89,18 +80,6 @@ impl State {
     /// The credential is there to read.
     fn live(&self) -> bool {
         !self.deleted && !self.tombstoned
-    }
-}
-
-/// The version holding `AWSCURRENT`, and whether it is a tombstone.
-fn current_version(stages: Option<&HashMap<String, Vec<String>>>) -> (Option<String>, bool) {
-    let current = stages
-        .into_iter()
-        .flatten()
-        .find(|(_, labels)| labels.iter().any(|l| l == CURRENT));
-    match current {
-        Some((version, labels)) => (Some(version.clone()), labels.iter().any(|l| l == TOMBSTONE)),
-        None => (None, false),
     }
 }
 
@@ -197,32 +176,44 @@ impl AwsSecretsManagerProvider {
         Ok(Some(state))
     }
 
-    /// Writes `value` as a new version with `stages` (default: `AWSCURRENT`) and returns
-    /// its id. `token` is the version id to use, for idempotent writes.
-    async fn put_version(&self, name: &str, value: &str, token: Option<String>, stages: &[&str]) -> Outcome<String> {
-        let stages = (!stages.is_empty()).then(|| stages.iter().map(|s| s.to_string()).collect());
-        let out = self
+    /// Writes `value` as the next version after `expected` (the version holding
+    /// `AWSCURRENT`, `None` when none does), the one way every version after the first is
+    /// written: `PutSecretValue` under the pending label (plus the tombstone label for a
+    /// tombstone) with the id `version_token` derives, then `UpdateSecretVersionStage`
+    /// moving `AWSCURRENT` from `expected` to it, which AWS refuses once `expected` lost it.
+    ///
+    /// `None` when another writer moved `AWSCURRENT` first (or the secret went), unless
+    /// an earlier attempt of this very write did (a retry after a lost answer). Nothing
+    /// here depends on a plain `PutSecretValue` moving `AWSCURRENT`, which moto 5.2.5/5.2.6
+    /// get wrong after a stage move (two versions labelled `AWSCURRENT`).
+    async fn write_version(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+        tombstone: bool,
+    ) -> Result<Option<Revision>, (AwsError, &'static str)> {
+        let token = version_token(name, expected.unwrap_or_default(), value);
+        let stages = if tombstone {
+            vec![PENDING, TOMBSTONE]
+        } else {
+            vec![PENDING]
+        };
+        let put = self
             .client
             .put_secret_value()
             .secret_id(name)
             .secret_string(value)
-            .set_client_request_token(token)
-            .set_version_stages(stages)
+            .client_request_token(&token)
+            .set_version_stages(Some(stages.into_iter().map(str::to_string).collect()))
             .send()
-            .await?;
-        Ok(out.version_id().unwrap_or_default().to_string())
-    }
-
-    /// Makes a new version current only if `expected` still is: puts the value under a
-    /// pending label with a token derived from (secret, expected, value), then moves
-    /// `AWSCURRENT` from `expected` to it, which AWS refuses once `expected` lost it.
-    /// `None` when another writer got there first.
-    async fn swap(&self, name: &str, expected: &str, value: &str) -> Outcome<Option<Revision>> {
-        let token = swap_token(name, expected, value);
-        match self.put_version(name, value, Some(token.clone()), &[PENDING]).await {
+            .await
+            .map_err(AwsError::from);
+        match put {
             Ok(_) => {}
+            // The id is in use with another value: only a digest collision gets here.
             Err(e) if e.kind == Kind::Exists => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) => return Err((e, "secretsmanager:PutSecretValue")),
         }
         let moved = self
             .client
@@ -230,32 +221,24 @@ impl AwsSecretsManagerProvider {
             .secret_id(name)
             .version_stage(CURRENT)
             .move_to_version_id(&token)
-            .remove_from_version_id(expected)
+            .set_remove_from_version_id(expected.map(str::to_string))
             .send()
             .await
             .map_err(AwsError::from);
-        let outcome = match moved {
-            Ok(_) => Some(Revision::new(&token)),
+        match moved {
+            Ok(_) => Ok(Some(Revision::new(&token))),
             Err(e) if matches!(e.kind, Kind::InvalidParameter | Kind::NotFound) => {
                 // Refused: someone else moved AWSCURRENT, unless an earlier attempt of
-                // this very write already did (a retry after a lost answer).
-                let now = self.describe(name).await?;
+                // this very write already did.
+                let now = self
+                    .describe(name)
+                    .await
+                    .map_err(|e| (e, "secretsmanager:DescribeSecret"))?;
                 let (current, _) = current_version(now.as_ref().and_then(|d| d.version_ids_to_stages()));
-                (current.as_deref() == Some(token.as_str())).then(|| Revision::new(&token))
+                Ok((current.as_deref() == Some(token.as_str())).then(|| Revision::new(&token)))
             }
-            Err(e) => return Err(e),
-        };
-        // Best effort: a version without labels is deprecated and AWS reclaims it; the
-        // label also moves on by itself with the next conditional write.
-        let _ = self
-            .client
-            .update_secret_version_stage()
-            .secret_id(name)
-            .version_stage(PENDING)
-            .remove_from_version_id(&token)
-            .send()
-            .await;
-        Ok(outcome)
+            Err(e) => Err((e, "secretsmanager:UpdateSecretVersionStage")),
+        }
     }
 
     /// Brings the secret's tags from `current` to `desired`, touching only keys we own.
@@ -329,7 +312,7 @@ impl AwsSecretsManagerProvider {
                     .create_secret()
                     .name(name)
                     .secret_string(value)
-                    .client_request_token(swap_token(name, "", value))
+                    .client_request_token(version_token(name, "", value))
                     .set_kms_key_id(self.config.kms_key_id.clone())
                     .set_tags(Some(aws_tags(desired)))
                     .send()
@@ -355,42 +338,45 @@ impl AwsSecretsManagerProvider {
                 }
                 continue;
             }
+            let current = state.current.as_deref();
             let written = match precondition {
-                Precondition::None => self
-                    .put_version(name, value, None, &[])
-                    .await
-                    .map(|v| Some(Revision::new(v))),
+                Precondition::None => match self.write_version(name, current, value, false).await {
+                    // Refused: another writer made its version current after our look,
+                    // so this unconditional store counts as landed and at once
+                    // overwritten (last writer wins); the tags are the winner's to set.
+                    Ok(None) => return Ok(Revision::new(version_token(name, current.unwrap_or_default(), value))),
+                    written => written,
+                },
                 Precondition::Absent => {
                     if !state.tombstoned {
                         // Ours already, unless an earlier attempt of this write created it.
-                        let created = swap_token(name, "", value);
-                        if state.current.as_deref() == Some(created.as_str()) {
+                        let created = version_token(name, "", value);
+                        if current == Some(created.as_str()) {
                             return Ok(Revision::new(created));
                         }
                         return Err(precondition.conflict(PROVIDER, id));
                     }
-                    let expected = state.current.clone().unwrap_or_default();
-                    self.swap(name, &expected, value).await
+                    self.write_version(name, current, value, false).await
                 }
                 Precondition::Revision(expected) => {
                     let expected = expected.as_str();
-                    let mine = swap_token(name, expected, value);
-                    if state.current.as_deref() == Some(mine.as_str()) {
+                    let mine = version_token(name, expected, value);
+                    if current == Some(mine.as_str()) {
                         return Ok(Revision::new(mine));
                     }
-                    if state.tombstoned || state.current.as_deref() != Some(expected) {
+                    if state.tombstoned || current != Some(expected) {
                         // Stale already: refuse without spending a version.
                         return Err(precondition.conflict(PROVIDER, id));
                     }
-                    self.swap(name, expected, value).await
+                    self.write_version(name, current, value, false).await
                 }
             };
             let revision = match written {
                 Ok(Some(r)) => r,
                 Ok(None) => return Err(precondition.conflict(PROVIDER, id)),
                 // Deleted between our look and the put (AWS refuses puts then): look again.
-                Err(e) if e.kind == Kind::InvalidRequest => continue,
-                Err(e) => return Err(e.into_storage(c("secretsmanager:PutSecretValue"))),
+                Err((e, _)) if e.kind == Kind::InvalidRequest => continue,
+                Err((e, action)) => return Err(e.into_storage(c(action))),
             };
             self.sync_tags(name, &state.tags, desired)
                 .await
@@ -460,18 +446,6 @@ impl AwsSecretsManagerProvider {
     }
 }
 
-/// A version id (`ClientRequestToken`) derived from the secret, the version written
-/// over (empty for a create) and the value: the same write retried reuses it, and two
-/// different writes from the same version never share it.
-fn swap_token(name: &str, expected: &str, value: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [name, expected, value] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn ctx<'a>(operation: Operation, id: Option<&'a CredentialId>, action: &'static str) -> Context<'a> {
     Context { operation, id, action }
 }
@@ -486,6 +460,28 @@ fn aws_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
+}
+
+/// The credential in a `GetSecretValue` answer of a secret known to be ours: `NotFound`
+/// for a tombstone, `Corrupted` for anything that is not the record of `id`.
+fn read_record(id: &CredentialId, name: &str, out: &GetSecretValueOutput) -> Result<Stored, StorageError> {
+    if out.version_stages().iter().any(|s| s == TOMBSTONE) || out.secret_string() == Some(TOMBSTONE_VALUE) {
+        return Err(StorageError::not_found(PROVIDER, id));
+    }
+    let Some(value) = out.secret_string() else {
+        return Err(StorageError::corrupted(
+            PROVIDER,
+            Some(id),
+            name,
+            "the secret has no SecretString (binary secrets are not records)",
+        ));
+    };
+    let record = StoredRecord::from_json(value.as_bytes(), PROVIDER, name, Some(id))?;
+    Ok(Stored {
+        data: record.encrypted_data,
+        metadata: record.metadata,
+        revision: Revision::new(out.version_id().unwrap_or_default()),
+    })
 }
 
 #[async_trait]
@@ -516,21 +512,24 @@ impl StorageProvider for AwsSecretsManagerProvider {
         self.store_value(id, &name, &value, &desired, precondition).await
     }
 
+    /// One `GetSecretValue` of `AWSCURRENT` in the common case: its version id proves the
+    /// value is one this library wrote under this name (see `versions.rs`), and AWS
+    /// answers it only while the secret is not scheduled for deletion. Any other answer
+    /// (another tool's version, one written by a release before version ids proved
+    /// authorship) is settled by `DescribeSecret`: our marker, or `Conflict`.
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let name = self.secret_name(id)?;
         let c = ctx(Operation::Retrieve, Some(id), "secretsmanager:GetSecretValue");
         for _ in 0..MAX_ROUNDS {
-            let get = self
+            let got = self
                 .client
                 .get_secret_value()
                 .secret_id(&name)
                 .version_stage(CURRENT)
-                .send();
-            let (state, got) = tokio::join!(self.ours(id, &name, Operation::Retrieve), get);
-            let Some(state) = state? else {
-                return Err(StorageError::not_found(PROVIDER, id));
-            };
-            let out = match got.map_err(AwsError::from) {
+                .send()
+                .await
+                .map_err(AwsError::from);
+            let out = match got {
                 Ok(out) => out,
                 Err(e) if e.kind == Kind::NotFound => return Err(StorageError::not_found(PROVIDER, id)),
                 // Refused because it is scheduled for deletion; if it was restored since
@@ -541,26 +540,15 @@ impl StorageProvider for AwsSecretsManagerProvider {
                 },
                 Err(e) => return Err(e.into_storage(c)),
             };
-            if !state.live() && state.current.as_deref() == out.version_id()
-                || out.version_stages().iter().any(|s| s == TOMBSTONE)
-                || out.secret_string() == Some(TOMBSTONE_VALUE)
-            {
+            let proven = out
+                .version_id()
+                .zip(out.secret_string())
+                .is_some_and(|(version, value)| authored(&name, version, value));
+            if !proven && self.ours(id, &name, Operation::Retrieve).await?.is_none() {
+                // Deleted since the read.
                 return Err(StorageError::not_found(PROVIDER, id));
             }
-            let Some(value) = out.secret_string() else {
-                return Err(StorageError::corrupted(
-                    PROVIDER,
-                    Some(id),
-                    name,
-                    "the secret has no SecretString (binary secrets are not records)",
-                ));
-            };
-            let record = StoredRecord::from_json(value.as_bytes(), PROVIDER, &name, Some(id))?;
-            return Ok(Stored {
-                data: record.encrypted_data,
-                metadata: record.metadata,
-                revision: Revision::new(out.version_id().unwrap_or_default()),
-            });
+            return read_record(id, &name, &out);
         }
         Err(StorageError::unavailable(PROVIDER, Operation::Retrieve, Some(id)))
     }
@@ -568,40 +556,49 @@ impl StorageProvider for AwsSecretsManagerProvider {
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id)?;
         let c = |action| ctx(Operation::Delete, Some(id), action);
-        let Some(state) = self.ours(id, &name, Operation::Delete).await? else {
-            return Ok(());
-        };
-        if state.deleted {
-            return Ok(());
-        }
-        let request = self.client.delete_secret().secret_id(&name);
-        let request = match self.config.deletion {
-            Deletion::Force => request.force_delete_without_recovery(true),
-            Deletion::RecoveryWindow { days } => {
-                // Overwrite the value first, so a restore never brings it back.
-                if !state.tombstoned {
-                    match self
-                        .put_version(&name, TOMBSTONE_VALUE, None, &[CURRENT, TOMBSTONE])
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if matches!(e.kind, Kind::NotFound | Kind::InvalidRequest) => return Ok(()),
-                        Err(e) => return Err(e.into_storage(c("secretsmanager:PutSecretValue"))),
-                    }
-                }
-                request.recovery_window_in_days(i64::from(days))
+        for _ in 0..MAX_ROUNDS {
+            let Some(state) = self.ours(id, &name, Operation::Delete).await? else {
+                return Ok(());
+            };
+            if state.deleted {
+                return Ok(());
             }
-        };
-        match request.send().await.map_err(AwsError::from) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind == Kind::NotFound => Ok(()),
-            // Already scheduled for deletion meanwhile: nothing left to do.
-            Err(e) if e.kind == Kind::InvalidRequest => match self.ours(id, &name, Operation::Delete).await? {
-                Some(now) if !now.deleted => Err(e.into_storage(c("secretsmanager:DeleteSecret"))),
-                _ => Ok(()),
-            },
-            Err(e) => Err(e.into_storage(c("secretsmanager:DeleteSecret"))),
+            let request = self.client.delete_secret().secret_id(&name);
+            let request = match self.config.deletion {
+                Deletion::Force => request.force_delete_without_recovery(true),
+                Deletion::RecoveryWindow { days } => {
+                    // Overwrite the value first, so a restore never brings it back.
+                    if !state.tombstoned {
+                        match self
+                            .write_version(&name, state.current.as_deref(), TOMBSTONE_VALUE, true)
+                            .await
+                        {
+                            Ok(Some(_)) => {}
+                            // A store made its version current meanwhile: tombstone that one.
+                            Ok(None) => continue,
+                            Err((e, _)) if matches!(e.kind, Kind::NotFound | Kind::InvalidRequest) => return Ok(()),
+                            Err((e, action)) => return Err(e.into_storage(c(action))),
+                        }
+                    }
+                    request.recovery_window_in_days(i64::from(days))
+                }
+            };
+            return match request.send().await.map_err(AwsError::from) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind == Kind::NotFound => Ok(()),
+                // Already scheduled for deletion meanwhile: nothing left to do.
+                Err(e) if e.kind == Kind::InvalidRequest => match self.ours(id, &name, Operation::Delete).await? {
+                    Some(now) if !now.deleted => Err(e.into_storage(c("secretsmanager:DeleteSecret"))),
+                    _ => Ok(()),
+                },
+                Err(e) => Err(e.into_storage(c("secretsmanager:DeleteSecret"))),
+            };
         }
+        Err(StorageError::conflict(
+            PROVIDER,
+            id,
+            "stores kept replacing the value while it was being deleted; retry the delete",
+        ))
     }
 
     async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {

@@ -325,6 +325,52 @@ async fn a_secret_without_the_marker_is_never_touched() {
     assert_eq!((put.num_calls(), delete.num_calls()), (0, 0));
 }
 
+/// A read whose answer proves the value ours (its version id, as this library writes
+/// them) is one `GetSecretValue`, no `DescribeSecret`; the same value under a version id
+/// another tool's write would get is settled by `DescribeSecret`.
+#[tokio::test]
+async fn a_read_proven_by_its_version_id_needs_no_describe() {
+    let written = Arc::new(std::sync::Mutex::new((String::new(), String::new())));
+    let w = written.clone();
+    let missing = mock!(Client::describe_secret).then_http_response(error_response(400, "ResourceNotFoundException"));
+    let create = mock!(Client::create_secret)
+        .match_requests(move |r| {
+            *w.lock().unwrap() = (
+                r.client_request_token().unwrap_or_default().to_string(),
+                r.secret_string().unwrap_or_default().to_string(),
+            );
+            true
+        })
+        .then_output(|| CreateSecretOutput::builder().build());
+    provider_over(mocked(&[&missing, &create]))
+        .store(&key(), &data(1), &meta())
+        .await
+        .unwrap();
+    let (version, value) = written.lock().unwrap().clone();
+    assert_eq!(version.len(), 64, "{version}");
+
+    let answer = move |version: String| {
+        let value = value.clone();
+        move || {
+            GetSecretValueOutput::builder()
+                .version_id(&version)
+                .secret_string(&value)
+                .version_stages("AWSCURRENT")
+                .build()
+        }
+    };
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let get = mock!(Client::get_secret_value).then_output(answer(version));
+    let p = provider_over(mocked(&[&describe, &get]));
+    assert_eq!(p.retrieve(&key()).await.unwrap().data, data(1));
+    assert_eq!((get.num_calls(), describe.num_calls()), (1, 0));
+
+    let get = mock!(Client::get_secret_value).then_output(answer("3f6c6d0e-8b1a-4c2e-9f5d-0a1b2c3d4e5f".into()));
+    let p = provider_over(mocked(&[&describe, &get]));
+    assert_eq!(p.retrieve(&key()).await.unwrap().data, data(1));
+    assert_eq!((get.num_calls(), describe.num_calls()), (1, 1));
+}
+
 /// `list` never returns a secret without the marker, even if the server's filter let
 /// it through.
 #[tokio::test]
@@ -384,6 +430,40 @@ async fn a_stale_conditional_store_writes_no_version() {
     let err = p.store_if(&key(), &data(1), &meta(), &stale).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     assert_eq!(put.num_calls(), 0);
+}
+
+/// Every write moves `AWSCURRENT` with `UpdateSecretVersionStage` from the version it
+/// read; when AWS refuses (another writer moved it first), a plain store counts as landed
+/// and at once overwritten: `Ok`, no tag update (the tags are the winner's), and no plain
+/// `PutSecretValue` that would move `AWSCURRENT` by itself.
+#[tokio::test]
+async fn a_plain_store_that_loses_the_stage_move_counts_as_overwritten() {
+    use aws_sdk_secretsmanager::operation::tag_resource::TagResourceOutput;
+    use aws_sdk_secretsmanager::operation::update_secret_version_stage::UpdateSecretVersionStageOutput;
+    let described = mock!(Client::describe_secret).then_output(ours);
+    let put = mock!(Client::put_secret_value)
+        .match_requests(|r| r.version_stages() == ["NEBULA_PENDING"] && r.client_request_token().is_some())
+        .then_output(|| PutSecretValueOutput::builder().build());
+    let refused = mock!(Client::update_secret_version_stage)
+        .match_requests(|r| r.version_stage() == Some("AWSCURRENT") && r.remove_from_version_id() == Some("v1"))
+        .then_http_response(error_response(400, "InvalidParameterException"));
+    let tag = mock!(Client::tag_resource).then_output(|| TagResourceOutput::builder().build());
+    let p = provider_over(mocked(&[&described, &put, &refused, &tag]));
+    p.store(&key(), &data(1), &meta()).await.expect("counts as overwritten");
+    assert_eq!((put.num_calls(), refused.num_calls(), tag.num_calls()), (1, 1, 0));
+
+    // The same refusal for a store at a revision is a Conflict.
+    let stale = nebula_credential_core::Precondition::Revision(nebula_credential_core::Revision::new("v1"));
+    let err = p.store_if(&key(), &data(2), &meta(), &stale).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+
+    // Accepted: the revision is the version id the provider chose, tags follow.
+    let moved =
+        mock!(Client::update_secret_version_stage).then_output(|| UpdateSecretVersionStageOutput::builder().build());
+    let p = provider_over(mocked(&[&described, &put, &moved, &tag]));
+    let revision = p.store(&key(), &data(3), &meta()).await.unwrap();
+    assert_eq!(revision.as_str().len(), 64);
+    assert_eq!(tag.num_calls(), 1);
 }
 
 /// A page that fails transiently is retried from its own token: earlier pages are not

@@ -238,6 +238,7 @@ macro_rules! for_each_case {
             delete_missing_is_ok,
             delete_then_retrieve_is_not_found,
             store_after_delete,
+            readers_never_see_deleted_or_older_values,
             exists_true_and_false,
             list_empty,
             list_sorted,
@@ -448,6 +449,140 @@ pub mod cases {
         put(p, &k, d.clone(), m.clone()).await?;
         ensure_eq!(get(p, &k).await?, (d, m));
         ensure!(p.exists(&k).await?);
+        Ok(())
+    }
+
+    /// One writer creates one id (`store_if` absent), updates it at its revision,
+    /// overwrites it with a plain `store` and deletes it, five times over, then creates
+    /// it again, while three readers read it (backends without conditional stores use
+    /// plain stores throughout). Every read answers what a sequential history allows: the
+    /// state after the last operation acknowledged before the read began, or after one
+    /// begun before it ended — never a value whose delete was acknowledged, never one
+    /// older than an acknowledged store, never an error. A value read is exactly one
+    /// store's: its data, its metadata (version included) and the revision that store
+    /// returned.
+    pub async fn readers_never_see_deleted_or_older_values(fx: Fixture) -> CaseResult {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+        const CYCLES: u8 = 5;
+        const READERS: usize = 3;
+        let k = id("revoked");
+        let t0 = now() - Duration::hours(1);
+        let meta_of = move |generation: u8| CredentialMetadata {
+            version: u64::from(generation),
+            ..at(
+                t0 + Duration::milliseconds(i64::from(generation)),
+                tagged(&[("generation", &generation.to_string())]),
+            )
+        };
+        // Operation i (from 1) stores generation g (`Some(g)`) or deletes (`None`); the
+        // state after it is the same `Option`, and before any operation it is `None`.
+        let mut schedule = Vec::new();
+        // Generation g is a create when g % 3 == 1, an update at the last revision when
+        // g % 3 == 2, a plain overwrite otherwise.
+        for cycle in 0..CYCLES {
+            schedule.extend([Some(3 * cycle + 1), Some(3 * cycle + 2), Some(3 * cycle + 3), None]);
+        }
+        schedule.push(Some(3 * CYCLES + 1));
+        let schedule = Arc::new(schedule);
+        let state_after = {
+            let schedule = schedule.clone();
+            move |op: usize| if op == 0 { None } else { schedule[op - 1] }
+        };
+        let (begun, acked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let done = Arc::new(AtomicBool::new(false));
+
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (p, k, begun, acked, done) = (
+                    fx.provider.clone(),
+                    k.clone(),
+                    begun.clone(),
+                    acked.clone(),
+                    done.clone(),
+                );
+                let state_after = state_after.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    while !done.load(SeqCst) {
+                        let from = acked.load(SeqCst);
+                        let read = p.retrieve(&k).await;
+                        let to = begun.load(SeqCst);
+                        let state = match read {
+                            Ok(s) => {
+                                let generation = u8::try_from(s.metadata.version).unwrap_or(u8::MAX);
+                                if (s.data.clone(), s.metadata.clone()) != (data(generation), meta_of(generation)) {
+                                    return Err(format!(
+                                        "read a value that no store wrote whole (metadata version {})",
+                                        s.metadata.version
+                                    ));
+                                }
+                                seen.push((generation, s.revision));
+                                Some(generation)
+                            }
+                            Err(StorageError::NotFound { .. }) => None,
+                            Err(e) => return Err(format!("a read racing overwrite/delete/store failed: {e}")),
+                        };
+                        if !(from..=to).any(|op| state_after(op) == state) {
+                            let allowed: Vec<_> = (from..=to).map(&state_after).collect();
+                            return Err(format!(
+                                "read {state:?} (generation, None = not found) while operations {from}..={to} \
+                                 allowed only {allowed:?}: a deleted or older value came back"
+                            ));
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    Ok(seen)
+                })
+            })
+            .collect();
+
+        let p = fx.provider.as_ref();
+        let conditional = p.capabilities().conditional_store;
+        let mut written = std::collections::BTreeMap::new();
+        let mut last: Option<Revision> = None;
+        let mut outcome = Ok(());
+        for (i, op) in schedule.iter().enumerate() {
+            begun.store(i + 1, SeqCst);
+            let result = match op {
+                Some(g) => {
+                    let (d, m) = (data(*g), meta_of(*g));
+                    let stored = match (conditional, g % 3, &last) {
+                        (true, 1, _) => p.store_if(&k, &d, &m, &Precondition::Absent).await,
+                        (true, 2, Some(r)) => p.store_if(&k, &d, &m, &Precondition::Revision(r.clone())).await,
+                        _ => p.store(&k, &d, &m).await,
+                    };
+                    stored.map(|r| {
+                        last = Some(r.clone());
+                        written.insert(*g, r);
+                    })
+                }
+                None => p.delete(&k).await.map(|()| last = None),
+            };
+            if let Err(e) = result {
+                outcome = Err(format!("operation {} ({op:?}) failed: {e}", i + 1));
+                break;
+            }
+            acked.store(i + 1, SeqCst);
+        }
+        done.store(true, SeqCst);
+        for r in readers {
+            for (generation, revision) in r.await?? {
+                ensure_eq!(
+                    Some(&revision),
+                    written.get(&generation),
+                    "the revision read with generation {generation}"
+                );
+            }
+        }
+        outcome?;
+        let final_generation = 3 * CYCLES + 1;
+        let s = p.retrieve(&k).await?;
+        ensure_eq!(
+            (s.data, s.metadata),
+            (data(final_generation), meta_of(final_generation))
+        );
+        ensure_eq!(Some(&s.revision), written.get(&final_generation));
         Ok(())
     }
 
