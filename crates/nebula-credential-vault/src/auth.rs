@@ -521,7 +521,14 @@ impl Session {
             Ok(Err(e)) => {
                 let e = VaultError::from(e);
                 if matches!(e.kind, Kind::Denied | Kind::Unauthenticated) {
-                    if self.lookup.load(Ordering::SeqCst) == LOOKUP_UNKNOWN && self.token_works(&client).await {
+                    // An operation's probe may have found out meanwhile (it runs beside this
+                    // check): a token known to lack lookup-self is not a rejected one.
+                    let known_denied = match self.lookup.load(Ordering::SeqCst) {
+                        LOOKUP_DENIED => true,
+                        LOOKUP_UNKNOWN => self.token_works(&client).await,
+                        _ => false,
+                    };
+                    if known_denied {
                         self.mark_lookup_denied();
                         return self.maintain_blind(&client).await;
                     }
