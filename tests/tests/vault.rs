@@ -1393,6 +1393,13 @@ fn http_response(status: &str, headers: &str, body: &str) -> String {
 /// A proxy on loopback to OpenBao, one request per connection: its address and the
 /// request heads that went through.
 fn counting_proxy() -> (String, Seen) {
+    hooked_proxy(|_| {})
+}
+
+/// [`counting_proxy`] calling `before(head)` before it forwards each request (to run
+/// another tool's write at a chosen point of an operation).
+fn hooked_proxy(before: impl Fn(&str) + Send + Sync + 'static) -> (String, Seen) {
+    let before = Arc::new(before);
     let upstream = addr().trim_start_matches("http://").trim_end_matches('/').to_string();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -1401,13 +1408,14 @@ fn counting_proxy() -> (String, Seen) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut client) = stream else { continue };
-            let (log, upstream) = (log.clone(), upstream.clone());
+            let (log, upstream, before) = (log.clone(), upstream.clone(), before.clone());
             std::thread::spawn(move || {
                 use std::io::Write;
                 let Some((head, body)) = read_request(&mut client) else {
                     return;
                 };
                 log.lock().unwrap().push(head.clone());
+                before(&head);
                 let head: String = head
                     .trim_end()
                     .lines()
@@ -1612,7 +1620,7 @@ async fn an_approle_token_without_the_default_policy_stays_logged_in() {
 
 /// What each operation costs in requests, counted at a proxy (one request per
 /// connection) once the provider is warm: `store` of an existing entry is `GET metadata`,
-/// `POST data` with cas and `POST metadata` with the tags of the new revision; reads are
+/// `POST data` with cas and `PATCH metadata` with the tags of the new revision; reads are
 /// one request each.
 #[tokio::test]
 async fn requests_per_operation() {
@@ -1647,11 +1655,138 @@ async fn requests_per_operation() {
     };
     count(&seen);
     p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
-    assert_eq!(count(&seen), ["GET metadata", "POST data", "POST metadata"]);
+    assert_eq!(count(&seen), ["GET metadata", "POST data", "PATCH metadata"]);
     p.retrieve(&k).await.unwrap();
     assert_eq!(count(&seen), ["GET data"]);
     assert!(p.exists(&k).await.unwrap());
     assert_eq!(count(&seen), ["GET metadata"]);
     p.delete(&k).await.unwrap();
     assert_eq!(count(&seen), ["GET metadata", "DELETE metadata"]);
+}
+
+/// Whether `head` is a request `method` to `api` (`data` or `metadata`) of `path` on the
+/// `secret` mount.
+fn is_request(head: &str, method: &str, api: &str, path: &str) -> bool {
+    head.starts_with(&format!("{method} /v1/secret/{api}/{path} "))
+}
+
+/// A foreign tool creating the entry between our "is it there?" read and our marker (the
+/// first `POST metadata` of a create) never has its value overwritten: the store reports
+/// `Conflict` and our marker comes off again, so later stores leave it alone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_entry_created_during_our_create_is_never_taken_over() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ns = unique("create-race");
+    let k = id("Contested");
+    let path = foreign_path(&ns, &k);
+    let fired = AtomicBool::new(false);
+    let (address, _) = hooked_proxy({
+        let path = path.clone();
+        move |head| {
+            if is_request(head, "POST", "metadata", &path) && !fired.swap(true, Ordering::SeqCst) {
+                bao(&["kv", "put", &format!("secret/{path}"), "value=not ours"]);
+            }
+        }
+    });
+    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+        .await
+        .unwrap();
+    for attempt in ["the racing store", "a later store"] {
+        let err = p.store(&k, &data(1), &meta()).await.unwrap_err();
+        assert!(matches!(err, StorageError::Conflict { .. }), "{attempt}: {err:?}");
+        let value: HashMap<String, String> = kv2::read(&raw(), "secret", &path).await.unwrap();
+        assert_eq!(value, foreign_value(), "{attempt} overwrote the foreign value");
+        let custom = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+        assert!(
+            !custom.keys().any(|k| k.starts_with("nebula-credential:")),
+            "{attempt} left our keys on a foreign entry: {custom:?}"
+        );
+    }
+    p.shutdown().await;
+    kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
+}
+
+/// `custom_metadata` another tool adds while we store (between our read of the metadata
+/// and our tag write) survives: we change only our own keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_metadata_another_tool_adds_during_a_store_survives() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ns = unique("tag-race");
+    let k = id("Shared");
+    let path = foreign_path(&ns, &k);
+    let armed = Arc::new(AtomicBool::new(false));
+    let (address, _) = hooked_proxy({
+        let (path, armed) = (path.clone(), armed.clone());
+        move |head| {
+            if is_request(head, "POST", "data", &path) && armed.swap(false, Ordering::SeqCst) {
+                bao(&[
+                    "kv",
+                    "metadata",
+                    "patch",
+                    "-custom-metadata=owner=ops",
+                    &format!("secret/{path}"),
+                ]);
+            }
+        }
+    });
+    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+        .await
+        .unwrap();
+    p.store(&k, &data(1), &tagged(&[("env", "dev")])).await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let written = p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    assert!(!armed.load(Ordering::SeqCst), "the other tool never wrote");
+    let custom = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+    assert_eq!(custom.get("owner").map(String::as_str), Some("ops"), "{custom:?}");
+    assert_eq!(custom["env"], "prod");
+    assert_eq!(custom["nebula-credential:revision"], written.as_str());
+    cleanup(&p).await;
+    p.shutdown().await;
+}
+
+/// A credential tag key that lands on the entry during a store but is not among the keys
+/// the new version's tags name (an older writer's late tag write, merged in) never makes
+/// `list` match: a filter passes on the tags of the current version only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_key_left_by_an_older_write_never_matches_a_filter() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ns = unique("stray-tag");
+    let k = id("Strayed");
+    let path = foreign_path(&ns, &k);
+    let armed = Arc::new(AtomicBool::new(false));
+    let (address, _) = hooked_proxy({
+        let (path, armed) = (path.clone(), armed.clone());
+        move |head| {
+            if is_request(head, "POST", "data", &path) && armed.swap(false, Ordering::SeqCst) {
+                bao(&[
+                    "kv",
+                    "metadata",
+                    "patch",
+                    "-custom-metadata=team=a",
+                    &format!("secret/{path}"),
+                ]);
+            }
+        }
+    });
+    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+        .await
+        .unwrap();
+    p.store(&k, &data(1), &tagged(&[("env", "dev")])).await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    assert!(!armed.load(Ordering::SeqCst), "the late tag write never happened");
+    assert!(p.retrieve(&k).await.unwrap().metadata.tags.get("team").is_none());
+    assert!(
+        p.list(&CredentialFilter::new().tag("team", "a"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "list matched a tag the current version does not carry"
+    );
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag("env", "prod")).await.unwrap(),
+        vec![k.clone()]
+    );
+    cleanup(&p).await;
+    p.shutdown().await;
 }

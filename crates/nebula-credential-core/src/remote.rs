@@ -176,6 +176,22 @@ impl TagScheme {
         TagUpdate { set, remove }
     }
 
+    /// `tags` without the keys this library did not write as credential tags: the
+    /// reserved keys, and the credential tag keys the owned-keys list names. A backend
+    /// whose tag writes merge (rather than replace) filters on this view, so a key left
+    /// by another tool or by an older write, absent from the owned list written together
+    /// with the rest, never makes an object pass a filter.
+    pub fn owned_view(&self, tags: &Tags) -> Tags {
+        let owned: BTreeSet<&str> = tags
+            .get(self.owned_key)
+            .map(|v| v.split('.').filter(|d| !d.is_empty()).collect())
+            .unwrap_or_default();
+        tags.iter()
+            .filter(|(k, _)| k.starts_with(self.reserved_prefix) || owned.contains(key_digest(k).as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// `created_at` as recorded in the object's tags.
     pub fn created_at(&self, tags: &Tags) -> Option<Timestamp> {
         let millis = tags.get(self.created_key)?.parse().ok()?;

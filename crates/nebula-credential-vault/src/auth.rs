@@ -455,8 +455,38 @@ impl Session {
     /// `GET /v1/<path>` with the token of `client` and the namespace: the JSON answer, or
     /// the error with Vault's `errors` list (the body is never kept otherwise).
     pub(crate) async fn get_json(&self, client: &VaultClient, path: &str) -> Result<serde_json::Value, VaultError> {
+        self.send_json(client, reqwest::Method::GET, path, None).await
+    }
+
+    /// `PATCH /v1/<path>` with `body` as a JSON merge patch (keys set to `null` are
+    /// removed), with the token of `client` and the namespace.
+    pub(crate) async fn patch_json(
+        &self,
+        client: &VaultClient,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), VaultError> {
+        self.send_json(client, reqwest::Method::PATCH, path, Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// One request to `/v1/<path>`: the JSON answer, or the error with Vault's `errors`
+    /// list (the body is never kept otherwise).
+    async fn send_json(
+        &self,
+        client: &VaultClient,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, VaultError> {
         let url = format!("{}/v1/{path}", self.settings.address.as_str().trim_end_matches('/'));
-        let mut request = self.http.get(url).header("X-Vault-Request", "true");
+        let mut request = self.http.request(method, url).header("X-Vault-Request", "true");
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/merge-patch+json")
+                .body(body.to_string());
+        }
         if !client.settings.token.is_empty() {
             request = request.header("X-Vault-Token", client.settings.token.as_str());
         }

@@ -34,12 +34,17 @@
 //! but whose tag request failed succeeds (logging a warning that names the missing
 //! capability, `update` on `metadata/…`). A new entry is first marked with the
 //! managed-by marker and the id only, so a create that loses a race leaves no tags on
-//! the winner.
+//! the winner; when the winner is not a record of ours (another tool created the entry
+//! meanwhile) the marker comes off again and the store is a `Conflict`. Tags are
+//! written with `PATCH` (a JSON merge patch of our keys alone), so keys other tools add
+//! meanwhile survive; `list` filters on our keys alone (the reserved ones and the
+//! credential tag keys the owned-keys list of the same write names). Without `patch`
+//! the provider warns once and replaces `custom_metadata` whole.
 //!
 //! | operation | calls | policy capabilities |
 //! |---|---|---|
-//! | `store` | `GET metadata/…`, (new entry) `POST metadata/…` with the marker, `POST data/…` with `cas`, `POST metadata/…` with the tags | `read` on `metadata/…`; `create`/`update` on `data/…` and `metadata/…` |
-//! | `retrieve` | `GET data/…` (value and `custom_metadata` in one call; `POST metadata/…` when the tags are stale) | `read` on `data/…` |
+//! | `store` | `GET metadata/…`, (new entry) `POST metadata/…` with the marker, `POST data/…` with `cas`, `PATCH metadata/…` with the tags | `read` on `metadata/…`; `create`/`update` on `data/…` and `metadata/…`; `patch` on `metadata/…` |
+//! | `retrieve` | `GET data/…` (value and `custom_metadata` in one call; `PATCH metadata/…` when the tags are stale) | `read` on `data/…` |
 //! | `exists` | `GET metadata/…` (never the value) | `read` on `metadata/…` |
 //! | `delete` | `GET metadata/…`, then `DELETE metadata/…` (`destroy`) or `DELETE data/…` (`soft`) | `read` and `delete` on `metadata/…` or `data/…` |
 //! | `list` | `LIST metadata/<prefix>`, then `GET metadata/…` per entry, `list_concurrency` at once (plus `GET data/…` for an entry with stale tags) | `list` and `read` on `metadata/…` |

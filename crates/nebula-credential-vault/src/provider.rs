@@ -61,6 +61,9 @@ pub struct HashiCorpVaultProvider {
     mount_confirmed: tokio::sync::OnceCell<()>,
     /// Set when a tag repair was denied (a read-only token): readers stop trying.
     repair_denied: std::sync::atomic::AtomicBool,
+    /// Set when a `PATCH` of metadata was refused (a policy without `patch`, or a Vault
+    /// before 1.9): tags are then written by replacing `custom_metadata` whole.
+    patch_refused: std::sync::atomic::AtomicBool,
     /// Set once the warning that the mount cannot be confirmed was logged.
     mount_unconfirmable_warned: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
@@ -130,6 +133,7 @@ impl HashiCorpVaultProvider {
             session,
             mount_confirmed: tokio::sync::OnceCell::new(),
             repair_denied: std::sync::atomic::AtomicBool::new(false),
+            patch_refused: std::sync::atomic::AtomicBool::new(false),
             mount_unconfirmable_warned: std::sync::atomic::AtomicBool::new(false),
             stop,
             task: Mutex::new(Some(task)),
@@ -385,12 +389,45 @@ impl HashiCorpVaultProvider {
         Ok(Some(written))
     }
 
+    /// After our marker went onto a new entry and our create (`cas` 0) lost: when the
+    /// version that won is not a record of ours for `id` — another tool created the
+    /// entry between our look and our marker — takes our keys off it again and reports
+    /// it as foreign, so no later store takes it for ours and overwrites it.
+    async fn release_if_foreign(&self, id: &CredentialId, path: &str) -> Result<(), StorageError> {
+        let Some(read) = self.read_current(id, path, Operation::Store).await? else {
+            return Ok(());
+        };
+        let location = format!("{}/{path}", self.config.mount_path);
+        let ours = serde_json::to_vec(&read.data)
+            .ok()
+            .is_some_and(|bytes| StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id)).is_ok());
+        if ours {
+            return Ok(());
+        }
+        let tags = from_vault(read.metadata.custom_metadata);
+        let foreign: Tags = tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with(SCHEME.reserved_prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // `desired` = the foreign keys alone: every reserved key of ours is removed.
+        if let Err(e) = self.write_tags(id, path, &tags, &foreign).await {
+            tracing::warn!(
+                provider = PROVIDER,
+                credential = %id,
+                error = %e,
+                "another tool created {location:?} while this provider was creating it; taking the managed-by marker \
+                 off it again failed: remove the nebula-credential:* keys from its custom_metadata by hand"
+            );
+        }
+        SCHEME.ensure_ours(PROVIDER, id, &location, &Tags::new())
+    }
+
     /// After a version landed: sets its tags (`desired`, marked with its revision) on top
     /// of `current`. A failure is logged, not returned — the value is stored and the tags
     /// say which version they describe, so readers detect stale ones and repair them.
     async fn tag_version(&self, id: &CredentialId, path: &str, current: &Tags, desired: &Tags) {
-        let next = merged(current, desired);
-        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+        if let Err(e) = self.write_tags(id, path, current, desired).await {
             tracing::warn!(
                 provider = PROVIDER,
                 credential = %id,
@@ -421,13 +458,69 @@ impl HashiCorpVaultProvider {
         if self.repair_denied.load(std::sync::atomic::Ordering::Relaxed) {
             return Some(next);
         }
-        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+        if let Err(e) = self.write_tags(id, path, current, &tags).await {
             if matches!(e, StorageError::PermissionDenied { .. }) {
                 self.repair_denied.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             tracing::debug!(provider = PROVIDER, credential = %id, error = %e, "cannot repair stale tags");
         }
         Some(next)
+    }
+
+    /// Sets our keys of `desired` on the entry whose tags were `current`, by a JSON merge
+    /// patch of our keys alone (every key of `desired`, and `null` for ours it drops):
+    /// keys other tools add meanwhile survive, and an entry deleted meanwhile is not
+    /// brought back as metadata alone. Where `PATCH` is refused (a policy without
+    /// `patch` on `metadata/`, or a Vault before 1.9), `custom_metadata` is replaced
+    /// whole instead, from `current`.
+    async fn write_tags(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        current: &Tags,
+        desired: &Tags,
+    ) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        if !self.patch_refused.load(Ordering::Relaxed) {
+            let mut custom: serde_json::Map<String, serde_json::Value> = to_vault(desired)
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            for k in SCHEME.update(current, desired).remove {
+                custom.insert(k, serde_json::Value::Null);
+            }
+            let body = serde_json::json!({ "custom_metadata": custom });
+            let api = self.api_path("metadata", path);
+            let (session, api_ref, body_ref) = (&self.session, api.as_str(), &body);
+            let patched = self
+                .call(|c| async move { session.patch_json(&c, api_ref, body_ref).await })
+                .await;
+            match patched {
+                Ok(()) => return Ok(()),
+                // Deleted (destroy) since the value landed: nothing left to describe.
+                Err(e) if e.kind == Kind::NotFound && !e.route_missing => return Ok(()),
+                Err(e) if e.kind == Kind::Denied || e.status == Some(405) => {
+                    if !self.patch_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            provider = PROVIDER,
+                            path = %api,
+                            "Vault refused PATCH on metadata/ (the policy lacks the `patch` capability there, or Vault \
+                             is older than 1.9): the provider now replaces custom_metadata whole, which can drop keys \
+                             another tool adds at the same moment; grant `patch` on metadata/"
+                        );
+                    }
+                }
+                Err(e) => {
+                    return Err(e.into_storage(Context {
+                        operation: Operation::Store,
+                        id: Some(id),
+                        path: &api,
+                        capability: "patch",
+                    }));
+                }
+            }
+        }
+        self.put_tags(id, path, &merged(current, desired), "update").await
     }
 
     /// Replaces the entry's `custom_metadata` with `tags`.
@@ -526,16 +619,21 @@ impl HashiCorpVaultProvider {
                     None => Err(precondition.conflict(PROVIDER, id)),
                 };
             }
-            let (cas, current_tags) = match state {
-                Some(s) => (s.current, s.tags),
+            let (cas, current_tags, marked_now) = match state {
+                Some(s) => (s.current, s.tags, false),
                 // A new entry carries our marker before it holds any data.
                 None => {
                     let marked = marker(id);
                     self.put_tags(id, &path, &marked, "create").await?;
-                    (0, marked)
+                    (0, marked, true)
                 }
             };
-            match self.write(id, &path, record, cas, cas == 0).await? {
+            let written = self.write(id, &path, record, cas, cas == 0).await?;
+            if written.is_none() && marked_now {
+                // Our marker may have gone onto an entry another tool created meanwhile.
+                self.release_if_foreign(id, &path).await?;
+            }
+            match written {
                 Some(written) => {
                     // Also re-marks an entry a delete stripped between marking and writing.
                     self.tag_version(id, &path, &current_tags, &desired(id, metadata, &written))
@@ -708,7 +806,9 @@ impl StorageProvider for HashiCorpVaultProvider {
                         Err(e) => return Err(e),
                     }
                 };
-                Ok::<_, StorageError>(SCHEME.matches(filter, &id, &tags).then_some(id))
+                // Only keys written together with the revision count (a merge-patch may
+                // leave another writer's key behind; another tool's keys are not tags).
+                Ok::<_, StorageError>(SCHEME.matches(filter, &id, &SCHEME.owned_view(&tags)).then_some(id))
             })
             .buffer_unordered(self.config.list_concurrency);
         let mut ids: Vec<CredentialId> = Vec::new();
