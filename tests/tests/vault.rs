@@ -1790,3 +1790,53 @@ async fn a_tag_key_left_by_an_older_write_never_matches_a_filter() {
     cleanup(&p).await;
     p.shutdown().await;
 }
+
+/// Nested namespaces: a mount in a child namespace works whether the whole namespace
+/// path is in `namespace` (`parent/child`, mount `team/kv`), or its tail is written in
+/// front of the mount (`namespace = parent`, `mount_path = child/team/kv`, which Vault
+/// routes the same way; its mount probe answers with the path from the parent).
+#[tokio::test]
+async fn a_mount_in_a_nested_namespace_is_confirmed_however_the_path_is_split() {
+    let parent = unique("parent").replace('-', "_");
+    bao(&["namespace", "create", &parent]);
+    bao(&["namespace", "create", &format!("-ns={parent}"), "child"]);
+    bao(&[
+        "secrets",
+        "enable",
+        &format!("-ns={parent}/child"),
+        "-path=team/kv",
+        "-version=2",
+        "kv",
+    ]);
+    let ns = unique("nested");
+    for (namespace, mount) in [
+        (format!("{parent}/child"), "team/kv"),
+        (parent.clone(), "child/team/kv"),
+    ] {
+        let p = provider(VaultConfig {
+            namespace: Some(namespace.clone()),
+            mount_path: mount.into(),
+            ..config(&ns)
+        })
+        .await;
+        p.check()
+            .await
+            .unwrap_or_else(|e| panic!("namespace {namespace:?}, mount {mount:?}: {e}"));
+        let k = id("Nested");
+        p.store(&k, &data(1), &meta()).await.unwrap();
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+        p.delete(&k).await.unwrap();
+    }
+    // A path inside the mount is still refused.
+    let p = provider(VaultConfig {
+        namespace: Some(parent.clone()),
+        mount_path: "child/team/kv/sub".into(),
+        ..config(&ns)
+    })
+    .await;
+    let err = p.check().await.unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Config(c) if c.field() == "mount_path" && c.rule().contains("inside")),
+        "{err:?}"
+    );
+}

@@ -251,7 +251,7 @@ impl HashiCorpVaultProvider {
             .call(|c| async move { session.get_json(&c, probe_path).await })
             .await;
         match answer {
-            Ok(body) => check_mount(mount, &self.in_namespace(), &body),
+            Ok(body) => check_mount(mount, self.config.namespace.as_deref(), &self.in_namespace(), &body),
             Err(e) if e.kind == Kind::Denied => match self.session.lookup_state().await {
                 // The token may not read sys/internal/ui (no `default` policy): the
                 // operations themselves will tell.
@@ -939,19 +939,42 @@ mod tests {
     #[test]
     fn mount_answers() {
         let answer = |kind: &str, version: serde_json::Value, path: &str| serde_json::json!({"data": {"type": kind, "options": {"version": version}, "path": path}});
-        assert!(check_mount("secret", "", &answer("kv", "2".into(), "secret/")).is_ok());
+        assert!(check_mount("secret", None, "", &answer("kv", "2".into(), "secret/")).is_ok());
         let field = |r: Result<(), StorageError>| match r {
             Err(StorageError::Config(c)) => (c.field().to_string(), c.rule().to_string()),
             other => panic!("{other:?}"),
         };
-        let (f, rule) = field(check_mount("secret", "", &answer("kv", "1".into(), "secret/")));
+        let (f, rule) = field(check_mount("secret", None, "", &answer("kv", "1".into(), "secret/")));
         assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
-        let (f, rule) = field(check_mount("kv", "", &answer("kv", serde_json::Value::Null, "kv/")));
+        let (f, rule) = field(check_mount(
+            "kv",
+            None,
+            "",
+            &answer("kv", serde_json::Value::Null, "kv/"),
+        ));
         assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
-        let (_, rule) = field(check_mount("pki", "", &answer("pki", serde_json::Value::Null, "pki/")));
+        let (_, rule) = field(check_mount(
+            "pki",
+            None,
+            "",
+            &answer("pki", serde_json::Value::Null, "pki/"),
+        ));
         assert!(rule.contains("\"pki\" secrets engine"), "{rule}");
-        let (_, rule) = field(check_mount("secret/sub", "", &answer("kv", "2".into(), "secret/")));
+        let (_, rule) = field(check_mount(
+            "secret/sub",
+            None,
+            "",
+            &answer("kv", "2".into(), "secret/"),
+        ));
         assert!(rule.contains("inside") && rule.contains("path_prefix"), "{rule}");
+        // A child namespace written in front of the mount: Vault answers from the parent on.
+        let nested = answer("kv", "2".into(), "parent/child/kv/");
+        assert!(check_mount("child/kv", Some("parent"), "", &nested).is_ok());
+        assert!(check_mount("child/kv", Some("/parent/"), "", &nested).is_ok());
+        let (_, rule) = field(check_mount("child/kv", None, "", &nested));
+        assert!(rule.contains("inside"), "{rule}");
+        let (_, rule) = field(check_mount("child/kv/sub", Some("parent"), "", &nested));
+        assert!(rule.contains("inside"), "{rule}");
     }
 
     #[test]
