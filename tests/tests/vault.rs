@@ -1840,3 +1840,37 @@ async fn a_mount_in_a_nested_namespace_is_confirmed_however_the_path_is_split() 
         "{err:?}"
     );
 }
+
+/// A `delete_version_after` of a few seconds (shorter than the clock-lag allowance): while
+/// Vault still serves the version, `exists` and `list` agree with `retrieve`, and
+/// `store_if(Absent)` does not write over it; once Vault deletes it, all say absent.
+#[tokio::test]
+async fn a_delete_version_after_of_seconds_agrees_with_what_vault_serves() {
+    let ns = unique("dva-short");
+    let p = provider(config(&ns)).await;
+    let k = id("Brief");
+    let path = format!("{}/Brief", prefix(&ns));
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    bao(&[
+        "kv",
+        "metadata",
+        "put",
+        "-delete-version-after=4s",
+        &format!("secret/{path}"),
+    ]);
+    p.store(&k, &data(2), &meta()).await.unwrap();
+    let served = p.retrieve(&k).await;
+    let exists = p.exists(&k).await.unwrap();
+    let listed = p.list(&CredentialFilter::new()).await.unwrap();
+    let absent = p.store_if(&k, &data(9), &meta(), &Precondition::Absent).await;
+    assert!(served.is_ok(), "{served:?}");
+    assert!(exists, "exists says no while retrieve reads the value");
+    assert_eq!(listed, vec![k.clone()]);
+    assert!(matches!(absent, Err(StorageError::Conflict { .. })), "{absent:?}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(!p.exists(&k).await.unwrap());
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    p.store_if(&k, &data(3), &meta(), &Precondition::Absent).await.unwrap();
+    kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
+}

@@ -24,7 +24,8 @@
 //! A version is live while its `deletion_time` is empty or in the future: a mount's or
 //! key's `delete_version_after` gives every version a future one, and such entries are
 //! read, listed, overwritten and deleted like any other (the comparison uses this
-//! machine's clock, allowing it to lag Vault's by 5 s).
+//! machine's clock; a `deletion_time` within 5 s of it is settled by reading the
+//! version, so Vault's clock decides).
 //!
 //! Tags land in a second request after the value, so `custom_metadata` also records
 //! `nebula-credential:revision`, the revision of the version the tags were written for.

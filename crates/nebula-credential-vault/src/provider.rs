@@ -24,22 +24,37 @@ use crate::errors::{Context, Kind, VaultError};
 use crate::mount::{check_mount, config_error};
 use crate::tags::{REVISION_KEY, SCHEME, desired, ensure_holds, from_vault, marker, merged, to_vault};
 
-/// How far this machine's clock may lag Vault's: a `deletion_time` less than this ahead
-/// of our clock counts as passed. A soft delete sets `deletion_time` to Vault's "now",
-/// which a lagging clock would see in the future; a version that `delete_version_after`
-/// removes within this margin is treated as gone a moment early.
+/// How far this machine's clock may differ from Vault's: a `deletion_time` less than
+/// this away from our clock cannot be judged by it (a soft delete sets `deletion_time` to
+/// Vault's "now", which a lagging clock sees in the future; a `delete_version_after` of
+/// seconds sets one that a fast clock sees passed), so Vault is asked.
 const CLOCK_SKEW_ALLOWANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
-/// Whether KV version metadata says the version is readable: not destroyed, and not
-/// deleted — `deletion_time` empty or in the future (a mount's or key's
-/// `delete_version_after` sets a future one on every version, which stays readable until
-/// then), beyond [`CLOCK_SKEW_ALLOWANCE`].
-fn version_live(deletion_time: &str, destroyed: bool, now: Timestamp) -> bool {
-    !destroyed
-        && (deletion_time.is_empty()
-            || deletion_time
-                .parse::<Timestamp>()
-                .is_ok_and(|deleted_at| deleted_at > now + CLOCK_SKEW_ALLOWANCE))
+/// What KV version metadata says about the version being readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Readable: `deletion_time` empty, or well in the future (a mount's or key's
+    /// `delete_version_after` sets a future one on every version, readable until then).
+    Live,
+    /// Destroyed, or deleted well before our clock's now.
+    Gone,
+    /// `deletion_time` within [`CLOCK_SKEW_ALLOWANCE`] of our clock: only Vault's clock
+    /// can tell (a read of the version answers it).
+    AskVault,
+}
+
+fn version_liveness(deletion_time: &str, destroyed: bool, now: Timestamp) -> Liveness {
+    if destroyed {
+        return Liveness::Gone;
+    }
+    if deletion_time.is_empty() {
+        return Liveness::Live;
+    }
+    match deletion_time.parse::<Timestamp>() {
+        Ok(at) if at > now + CLOCK_SKEW_ALLOWANCE => Liveness::Live,
+        Ok(at) if at > now - CLOCK_SKEW_ALLOWANCE => Liveness::AskVault,
+        _ => Liveness::Gone,
+    }
 }
 
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
@@ -95,6 +110,8 @@ struct EntryState {
     revision: Revision,
     /// The current version is readable (not soft-deleted, not destroyed).
     live: bool,
+    /// The metadata alone cannot tell `live` (see [`Liveness::AskVault`]).
+    ask_vault: bool,
     /// `custom_metadata`.
     tags: Tags,
 }
@@ -108,11 +125,15 @@ impl EntryState {
     fn from_metadata(m: ReadSecretMetadataResponse) -> Self {
         let current = m.versions.get(&m.current_version.to_string());
         let now = nebula_credential_core::now();
-        let live = m.current_version > 0 && current.is_some_and(|v| version_live(&v.deletion_time, v.destroyed, now));
+        let liveness = match current {
+            Some(v) if m.current_version > 0 => version_liveness(&v.deletion_time, v.destroyed, now),
+            _ => Liveness::Gone,
+        };
         EntryState {
             current: m.current_version,
             revision: revision(m.current_version, current.map_or("", |v| v.created_time.as_str())),
-            live,
+            live: liveness == Liveness::Live,
+            ask_vault: liveness == Liveness::AskVault,
             tags: from_vault(m.custom_metadata),
         }
     }
@@ -305,9 +326,41 @@ impl HashiCorpVaultProvider {
             .call(|c| async move { kv2::read_metadata(&*c, mount, path).await })
             .await
         {
-            Ok(m) => Ok(Some(EntryState::from_metadata(m))),
+            Ok(m) => {
+                let mut state = EntryState::from_metadata(m);
+                if state.ask_vault {
+                    state.live = self.served(path, ctx).await?;
+                }
+                Ok(Some(state))
+            }
             Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(None),
             Err(e) => Err(e.into_storage(ctx)),
+        }
+    }
+
+    /// Whether Vault serves the current version of the entry at `path` (its clock
+    /// decides a `deletion_time` close to ours). A token that may not read values: no.
+    async fn served(&self, path: &str, ctx: Context<'_>) -> Result<bool, StorageError> {
+        let mount = self.config.mount_path.as_str();
+        let read = self
+            .call(|c| async move {
+                let request = ReadSecretRequest::builder()
+                    .mount(mount)
+                    .path(path)
+                    .build()
+                    .expect("mount and path set");
+                vaultrs::api::exec_with_result(&*c, request).await
+            })
+            .await;
+        match read {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(false),
+            Err(e) if e.kind == Kind::Denied => Ok(false),
+            Err(e) => Err(e.into_storage(Context {
+                path: &self.api_path("data", path),
+                capability: "read",
+                ..ctx
+            })),
         }
     }
 
@@ -921,19 +974,31 @@ mod tests {
 
     #[test]
     fn a_future_deletion_time_is_live() {
+        use Liveness::*;
         let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
-        assert!(version_live("", false, now));
-        assert!(
-            version_live("2026-12-06T13:00:00.123456789Z", false, now),
+        assert_eq!(version_liveness("", false, now), Live);
+        assert_eq!(
+            version_liveness("2026-12-06T13:00:00.123456789Z", false, now),
+            Live,
             "delete_version_after"
         );
-        assert!(!version_live("2026-12-06T11:59:59.999Z", false, now), "soft-deleted");
-        assert!(
-            !version_live("2026-12-06T12:00:03Z", false, now),
-            "soft-deleted, seen by a clock 3 s behind Vault's"
+        assert_eq!(
+            version_liveness("2026-12-06T11:59:50Z", false, now),
+            Gone,
+            "soft-deleted"
         );
-        assert!(!version_live("", true, now), "destroyed");
-        assert!(!version_live("not a time", false, now));
+        assert_eq!(
+            version_liveness("2026-12-06T12:00:03Z", false, now),
+            AskVault,
+            "soft-deleted seen by a clock 3 s behind Vault's, or a delete_version_after of seconds"
+        );
+        assert_eq!(
+            version_liveness("2026-12-06T11:59:58Z", false, now),
+            AskVault,
+            "due a moment ago by our clock"
+        );
+        assert_eq!(version_liveness("", true, now), Gone, "destroyed");
+        assert_eq!(version_liveness("not a time", false, now), Gone);
     }
 
     #[test]
@@ -987,6 +1052,7 @@ mod tests {
             current: 3,
             revision: rev.clone(),
             live: true,
+            ask_vault: false,
             tags,
         };
         assert!(state(tags.clone()).tags_current());
