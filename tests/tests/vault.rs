@@ -1874,3 +1874,70 @@ async fn a_delete_version_after_of_seconds_agrees_with_what_vault_serves() {
     p.store_if(&k, &data(3), &meta(), &Precondition::Absent).await.unwrap();
     kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
 }
+
+/// Stores (tags following the value), conditional creates and deletes racing on one id
+/// while `list` by tag runs: plain stores never fail (a create that a `destroy` delete
+/// stripped of its marker writes onto a bare entry and marks it a request later — not a
+/// foreign entry), and once the writers stop, `list` by each tag agrees exactly with
+/// what `retrieve` reads (tags of the current version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_on_one_id_leave_list_by_tag_exact() {
+    let ns = unique("race-one-id");
+    let p = Arc::new(HashiCorpVaultProvider::new(config(&ns)).await.unwrap());
+    let k = id("Hot");
+    let env = |n: u8| if n % 2 == 0 { "even" } else { "odd" };
+    for burst in 0..12u8 {
+        let mut tasks = Vec::new();
+        for w in 0..4u8 {
+            let (p, k) = (p.clone(), k.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..6u8 {
+                    let n = burst.wrapping_mul(31).wrapping_add(w * 7 + i);
+                    let m = tagged(&[("env", env(n)), (if n % 3 == 0 { "extra" } else { "other" }, "x")]);
+                    match n.wrapping_add(w) % 5 {
+                        0 => p.delete(&k).await.unwrap(),
+                        1 => match p.store_if(&k, &data(n), &m, &Precondition::Absent).await {
+                            Ok(_) | Err(StorageError::Conflict { .. }) => {}
+                            Err(e) => panic!("store_if: {e:?}"),
+                        },
+                        _ => {
+                            p.store(&k, &data(n), &m)
+                                .await
+                                .unwrap_or_else(|e| panic!("store: {e:?}"));
+                        }
+                    }
+                }
+            }));
+        }
+        let lister = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                for _ in 0..6 {
+                    p.list(&CredentialFilter::new().tag("env", "even")).await.unwrap();
+                }
+            })
+        };
+        for t in tasks {
+            t.await.unwrap();
+        }
+        lister.await.unwrap();
+        let current = match p.retrieve(&k).await {
+            Ok(s) => Some(s.metadata.tags),
+            Err(StorageError::NotFound { .. }) => None,
+            Err(e) => panic!("{e:?}"),
+        };
+        for (key, value) in [("env", "even"), ("env", "odd"), ("extra", "x"), ("other", "x")] {
+            let listed = p.list(&CredentialFilter::new().tag(key, value)).await.unwrap();
+            let expected = current
+                .as_ref()
+                .is_some_and(|t| t.get(key).map(String::as_str) == Some(value));
+            assert_eq!(
+                listed == vec![k.clone()],
+                expected,
+                "burst {burst}: list({key}={value}) = {listed:?}, current tags {current:?}"
+            );
+        }
+    }
+    cleanup(p.as_ref()).await;
+    p.shutdown().await;
+}

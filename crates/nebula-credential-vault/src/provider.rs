@@ -57,6 +57,24 @@ fn version_liveness(deletion_time: &str, destroyed: bool, now: Timestamp) -> Liv
     }
 }
 
+/// Pauses before looking again at an entry that may be ours in the making (see
+/// [`being_marked`]); a foreign entry is reported after them all (150 ms).
+const UNMARKED_PAUSES: [Duration; 4] = [
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(40),
+    Duration::from_millis(80),
+];
+
+/// Whether an entry without our marker may be one of ours in the making: a create whose
+/// marked metadata a concurrent `destroy` delete removed writes its first version onto
+/// a bare entry (a `cas = 0` write creates it without `custom_metadata`), and marks it
+/// one request later. Such an entry has version 1 and no `custom_metadata` at all; it is
+/// looked at again before being called foreign.
+fn being_marked(current: u64, tags: &Tags) -> bool {
+    current <= 1 && tags.is_empty()
+}
+
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -378,11 +396,20 @@ impl HashiCorpVaultProvider {
             path: &meta_path,
             capability: "read",
         };
-        let Some(state) = self.state(path, ctx).await? else {
-            return Ok(None);
-        };
-        ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
-        Ok(Some(state))
+        let location = format!("{}/{path}", self.config.mount_path);
+        for pause in UNMARKED_PAUSES.iter().map(Some).chain([None]) {
+            let Some(state) = self.state(path, ctx).await? else {
+                return Ok(None);
+            };
+            match ensure_holds(id, &location, &state.tags) {
+                Ok(()) => return Ok(Some(state)),
+                Err(e) => match pause {
+                    Some(pause) if being_marked(state.current, &state.tags) => tokio::time::sleep(*pause).await,
+                    _ => return Err(e),
+                },
+            }
+        }
+        unreachable!("the last round returns")
     }
 
     /// Reads the current version of `id`'s entry (value and metadata in one call); `None`
@@ -751,12 +778,21 @@ impl StorageProvider for HashiCorpVaultProvider {
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         self.ensure_mount().await?;
         let path = self.entry_path(id);
-        let Some(read) = self.read_current(id, &path, Operation::Retrieve).await? else {
-            return Err(StorageError::not_found(PROVIDER, id));
-        };
         let location = format!("{}/{path}", self.config.mount_path);
-        let tags = from_vault(read.metadata.custom_metadata.clone());
-        ensure_holds(id, &location, &tags)?;
+        let mut pauses = UNMARKED_PAUSES.iter();
+        let (read, tags) = loop {
+            let Some(read) = self.read_current(id, &path, Operation::Retrieve).await? else {
+                return Err(StorageError::not_found(PROVIDER, id));
+            };
+            let tags = from_vault(read.metadata.custom_metadata.clone());
+            match ensure_holds(id, &location, &tags) {
+                Ok(()) => break (read, tags),
+                Err(e) => match pauses.next() {
+                    Some(pause) if being_marked(read.metadata.version, &tags) => tokio::time::sleep(*pause).await,
+                    _ => return Err(e),
+                },
+            }
+        };
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
