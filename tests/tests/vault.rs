@@ -1941,3 +1941,33 @@ async fn racing_writers_on_one_id_leave_list_by_tag_exact() {
     cleanup(p.as_ref()).await;
     p.shutdown().await;
 }
+
+/// Item 6 on the login path: an AppRole login answered with a redirect (absolute to
+/// another origin, or relative) is not followed — the secret id never goes anywhere
+/// else — and the error says why, without the secret id.
+#[tokio::test]
+async fn a_redirected_approle_login_is_not_followed() {
+    let (elsewhere, seen_elsewhere) = fake_server(|_| http_response("200 OK", "", "{}"));
+    for location in [
+        format!("{elsewhere}/v1/auth/approle/login"),
+        "/v1/auth/other/login".to_string(),
+    ] {
+        let (address, seen) =
+            fake_server(move |_| http_response("307 Temporary Redirect", &format!("Location: {location}\r\n"), ""));
+        let err = HashiCorpVaultProvider::new(VaultConfig {
+            auth: VaultAuth::AppRole {
+                role_id: "role".into(),
+                secret_id: SecretString::from("SECRETID0123456789".to_string()),
+                mount: "approle".into(),
+            },
+            ..VaultConfig::with_token(address, "unused")
+        })
+        .await
+        .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("redirect") && !shown.contains("SECRETID"), "{shown}");
+        assert!(!err.is_retryable(), "{err:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
+    }
+    assert!(seen_elsewhere.lock().unwrap().is_empty());
+}
