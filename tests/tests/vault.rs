@@ -1971,3 +1971,68 @@ async fn a_redirected_approle_login_is_not_followed() {
     }
     assert!(seen_elsewhere.lock().unwrap().is_empty());
 }
+
+/// A mount configured with `cas_required=true` and `max_versions=1`: stores, conditional
+/// stores, both delete modes and re-creates work, and `list` by tag stays exact.
+#[tokio::test]
+async fn a_mount_requiring_cas_and_keeping_one_version_works() {
+    let mount = unique("kv-cas").replace('-', "_");
+    bao(&["secrets", "enable", &format!("-path={mount}"), "-version=2", "kv"]);
+    bao(&[
+        "write",
+        &format!("{mount}/config"),
+        "cas_required=true",
+        "max_versions=1",
+    ]);
+    let ns = unique("cas-mount");
+    for mode in [DeleteMode::Soft, DeleteMode::Destroy] {
+        let p = provider(VaultConfig {
+            mount_path: mount.clone(),
+            delete_mode: mode,
+            ..config(&ns)
+        })
+        .await;
+        p.check().await.unwrap();
+        let k = id("Strict");
+        let r1 = p.store(&k, &data(1), &tagged(&[("env", "a")])).await.unwrap();
+        let r2 = p
+            .store_if(
+                &k,
+                &data(2),
+                &tagged(&[("env", "b")]),
+                &Precondition::Revision(r1.clone()),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            p.store_if(&k, &data(3), &meta(), &Precondition::Revision(r1)).await,
+            Err(StorageError::Conflict { .. })
+        ));
+        assert_eq!(p.retrieve(&k).await.unwrap().revision, r2);
+        assert_eq!(
+            p.list(&CredentialFilter::new().tag("env", "b")).await.unwrap(),
+            vec![k.clone()]
+        );
+        assert!(
+            p.list(&CredentialFilter::new().tag("env", "a"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        p.delete(&k).await.unwrap();
+        assert!(!p.exists(&k).await.unwrap());
+        p.store_if(&k, &data(4), &tagged(&[("env", "c")]), &Precondition::Absent)
+            .await
+            .unwrap();
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(4));
+        assert_eq!(
+            p.list(&CredentialFilter::new().tag("env", "c")).await.unwrap(),
+            vec![k.clone()]
+        );
+        p.delete(&k).await.unwrap();
+        kv2::delete_metadata(&raw(), &mount, &format!("{}/Strict", prefix(&ns)))
+            .await
+            .unwrap();
+    }
+    bao(&["secrets", "disable", &mount]);
+}
