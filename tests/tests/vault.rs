@@ -1775,7 +1775,7 @@ async fn a_tag_key_left_by_an_older_write_never_matches_a_filter() {
     armed.store(true, Ordering::SeqCst);
     p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
     assert!(!armed.load(Ordering::SeqCst), "the late tag write never happened");
-    assert!(p.retrieve(&k).await.unwrap().metadata.tags.get("team").is_none());
+    assert!(!p.retrieve(&k).await.unwrap().metadata.tags.contains_key("team"));
     assert!(
         p.list(&CredentialFilter::new().tag("team", "a"))
             .await
@@ -1885,7 +1885,7 @@ async fn racing_writers_on_one_id_leave_list_by_tag_exact() {
     let ns = unique("race-one-id");
     let p = Arc::new(HashiCorpVaultProvider::new(config(&ns)).await.unwrap());
     let k = id("Hot");
-    let env = |n: u8| if n % 2 == 0 { "even" } else { "odd" };
+    let env = |n: u8| if n.is_multiple_of(2) { "even" } else { "odd" };
     for burst in 0..12u8 {
         let mut tasks = Vec::new();
         for w in 0..4u8 {
@@ -1893,7 +1893,10 @@ async fn racing_writers_on_one_id_leave_list_by_tag_exact() {
             tasks.push(tokio::spawn(async move {
                 for i in 0..6u8 {
                     let n = burst.wrapping_mul(31).wrapping_add(w * 7 + i);
-                    let m = tagged(&[("env", env(n)), (if n % 3 == 0 { "extra" } else { "other" }, "x")]);
+                    let m = tagged(&[
+                        ("env", env(n)),
+                        (if n.is_multiple_of(3) { "extra" } else { "other" }, "x"),
+                    ]);
                     match n.wrapping_add(w) % 5 {
                         0 => p.delete(&k).await.unwrap(),
                         1 => match p.store_if(&k, &data(n), &m, &Precondition::Absent).await {
