@@ -2039,3 +2039,28 @@ async fn a_mount_requiring_cas_and_keeping_one_version_works() {
     }
     bao(&["secrets", "disable", &mount]);
 }
+
+/// Another tool writes a value over one of our entries (`bao kv put`, keeping our
+/// `custom_metadata`): the tags, proved stale by their revision, describe nothing there,
+/// so `list` by tag no longer returns the id (an unfiltered `list` still shows it, and
+/// `retrieve` says what is wrong).
+#[tokio::test]
+async fn a_value_another_tool_wrote_over_ours_is_not_listed_by_our_old_tags() {
+    let ns = unique("overwritten");
+    let p = provider(config(&ns)).await;
+    let k = id("Clobbered");
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    bao(&["kv", "put", &format!("secret/{}", foreign_path(&ns, &k)), "value=junk"]);
+    assert!(
+        p.list(&CredentialFilter::new().tag("env", "prod"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "listed by the tags of a value that is gone"
+    );
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![k.clone()]);
+    assert!(p.retrieve(&k).await.is_err());
+    kv2::delete_metadata(&raw(), "secret", &foreign_path(&ns, &k))
+        .await
+        .unwrap();
+}

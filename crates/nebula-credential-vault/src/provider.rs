@@ -887,7 +887,10 @@ impl StorageProvider for HashiCorpVaultProvider {
                     match self.read_current(&id, &path, Operation::List).await {
                         Ok(Some(read)) => match self.repair_tags(&id, &path, &read, &state.tags).await {
                             Some(tags) => tags,
-                            None => state.tags,
+                            // The current version is no record of ours (another tool wrote
+                            // over it): the stale tags describe nothing there, so only the
+                            // marker is left to match (a tag filter does not).
+                            None => marker(&id),
                         },
                         Ok(None) => return Ok(None),
                         // A token that may list but not read values filters on the tags it has.
