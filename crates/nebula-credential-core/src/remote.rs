@@ -343,6 +343,19 @@ mod tests {
     }
 
     #[test]
+    fn the_owned_view_keeps_reserved_keys_and_the_credential_tags_the_owned_list_names() {
+        let mut tags = AWS_LIKE.desired(&meta(&[("env", "prod")]), &Tags::new());
+        tags.insert("owner".into(), "ops".into());
+        tags.insert("team".into(), "a".into());
+        let view = AWS_LIKE.owned_view(&tags);
+        assert_eq!(view.get("env").map(String::as_str), Some("prod"));
+        assert!(AWS_LIKE.is_ours(&view) && view.contains_key(AWS_LIKE.owned_key));
+        assert!(!view.contains_key("owner") && !view.contains_key("team"), "{view:?}");
+        let bare = AWS_LIKE.desired(&meta(&[]), &Tags::new());
+        assert_eq!(AWS_LIKE.owned_view(&bare), bare);
+    }
+
+    #[test]
     fn values_the_backend_cannot_hold_become_digests_within_its_limits() {
         assert_eq!(AWS_LIKE.encode_value("Zürich 東京"), "Zürich 東京");
         assert_eq!(AWS_LIKE.encode_value(""), "");
