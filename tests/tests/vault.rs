@@ -2064,3 +2064,54 @@ async fn a_value_another_tool_wrote_over_ours_is_not_listed_by_our_old_tags() {
         .await
         .unwrap();
 }
+
+/// Re-logins (the token's max TTL is 4 s) revoke the replaced token while six tasks keep
+/// storing and reading without pause: requests in flight with the revoked token are
+/// retried with the new one, so no operation fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_replaced_token_fails_no_operation_in_flight() {
+    let name = unique("busy-role");
+    let auth = role(&name, |r| {
+        r.token_ttl("2s").token_max_ttl("4s");
+    })
+    .await;
+    let p = Arc::new(
+        HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+            auth,
+            ..config(&unique("busy-relogin"))
+        }))
+        .await
+        .unwrap(),
+    );
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..6u8 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let k = id(&format!("Busy_{t}"));
+            let mut i = 0u8;
+            while start.elapsed() < Duration::from_secs(12) {
+                p.store(&k, &data(i), &meta())
+                    .await
+                    .unwrap_or_else(|e| panic!("store at {:?}: {e:?}", start.elapsed()));
+                let got = p
+                    .retrieve(&k)
+                    .await
+                    .unwrap_or_else(|e| panic!("retrieve at {:?}: {e:?}", start.elapsed()));
+                assert_eq!(got.data, data(i));
+                i = i.wrapping_add(1);
+            }
+            p.delete(&k).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = p.token_stats();
+    assert!(stats.relogins >= 2, "{stats:?}");
+    assert!(
+        live_tokens_of_role(&name).await <= 2,
+        "replaced tokens were not revoked"
+    );
+    p.shutdown().await;
+}
