@@ -1393,6 +1393,13 @@ fn http_response(status: &str, headers: &str, body: &str) -> String {
 /// A proxy on loopback to OpenBao, one request per connection: its address and the
 /// request heads that went through.
 fn counting_proxy() -> (String, Seen) {
+    hooked_proxy(|_| {})
+}
+
+/// [`counting_proxy`] calling `before(head)` before it forwards each request (to run
+/// another tool's write at a chosen point of an operation).
+fn hooked_proxy(before: impl Fn(&str) + Send + Sync + 'static) -> (String, Seen) {
+    let before = Arc::new(before);
     let upstream = addr().trim_start_matches("http://").trim_end_matches('/').to_string();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -1401,13 +1408,14 @@ fn counting_proxy() -> (String, Seen) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut client) = stream else { continue };
-            let (log, upstream) = (log.clone(), upstream.clone());
+            let (log, upstream, before) = (log.clone(), upstream.clone(), before.clone());
             std::thread::spawn(move || {
                 use std::io::Write;
                 let Some((head, body)) = read_request(&mut client) else {
                     return;
                 };
                 log.lock().unwrap().push(head.clone());
+                before(&head);
                 let head: String = head
                     .trim_end()
                     .lines()
@@ -1612,7 +1620,7 @@ async fn an_approle_token_without_the_default_policy_stays_logged_in() {
 
 /// What each operation costs in requests, counted at a proxy (one request per
 /// connection) once the provider is warm: `store` of an existing entry is `GET metadata`,
-/// `POST data` with cas and `POST metadata` with the tags of the new revision; reads are
+/// `POST data` with cas and `PATCH metadata` with the tags of the new revision; reads are
 /// one request each.
 #[tokio::test]
 async fn requests_per_operation() {
@@ -1647,11 +1655,463 @@ async fn requests_per_operation() {
     };
     count(&seen);
     p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
-    assert_eq!(count(&seen), ["GET metadata", "POST data", "POST metadata"]);
+    assert_eq!(count(&seen), ["GET metadata", "POST data", "PATCH metadata"]);
     p.retrieve(&k).await.unwrap();
     assert_eq!(count(&seen), ["GET data"]);
     assert!(p.exists(&k).await.unwrap());
     assert_eq!(count(&seen), ["GET metadata"]);
     p.delete(&k).await.unwrap();
     assert_eq!(count(&seen), ["GET metadata", "DELETE metadata"]);
+}
+
+/// Whether `head` is a request `method` to `api` (`data` or `metadata`) of `path` on the
+/// `secret` mount.
+fn is_request(head: &str, method: &str, api: &str, path: &str) -> bool {
+    head.starts_with(&format!("{method} /v1/secret/{api}/{path} "))
+}
+
+/// A foreign tool creating the entry between our "is it there?" read and our marker (the
+/// first `POST metadata` of a create) never has its value overwritten: the store reports
+/// `Conflict` and our marker comes off again, so later stores leave it alone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_entry_created_during_our_create_is_never_taken_over() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ns = unique("create-race");
+    let k = id("Contested");
+    let path = foreign_path(&ns, &k);
+    let fired = AtomicBool::new(false);
+    let (address, _) = hooked_proxy({
+        let path = path.clone();
+        move |head| {
+            if is_request(head, "POST", "metadata", &path) && !fired.swap(true, Ordering::SeqCst) {
+                bao(&["kv", "put", &format!("secret/{path}"), "value=not ours"]);
+            }
+        }
+    });
+    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+        .await
+        .unwrap();
+    for attempt in ["the racing store", "a later store"] {
+        let err = p.store(&k, &data(1), &meta()).await.unwrap_err();
+        assert!(matches!(err, StorageError::Conflict { .. }), "{attempt}: {err:?}");
+        let value: HashMap<String, String> = kv2::read(&raw(), "secret", &path).await.unwrap();
+        assert_eq!(value, foreign_value(), "{attempt} overwrote the foreign value");
+        let custom = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+        assert!(
+            !custom.keys().any(|k| k.starts_with("nebula-credential:")),
+            "{attempt} left our keys on a foreign entry: {custom:?}"
+        );
+    }
+    p.shutdown().await;
+    kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
+}
+
+/// `custom_metadata` another tool adds while we store (between our read of the metadata
+/// and our tag write) survives: we change only our own keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_metadata_another_tool_adds_during_a_store_survives() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ns = unique("tag-race");
+    let k = id("Shared");
+    let path = foreign_path(&ns, &k);
+    let armed = Arc::new(AtomicBool::new(false));
+    let (address, _) = hooked_proxy({
+        let (path, armed) = (path.clone(), armed.clone());
+        move |head| {
+            if is_request(head, "POST", "data", &path) && armed.swap(false, Ordering::SeqCst) {
+                bao(&[
+                    "kv",
+                    "metadata",
+                    "patch",
+                    "-custom-metadata=owner=ops",
+                    &format!("secret/{path}"),
+                ]);
+            }
+        }
+    });
+    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+        .await
+        .unwrap();
+    p.store(&k, &data(1), &tagged(&[("env", "dev")])).await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let written = p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    assert!(!armed.load(Ordering::SeqCst), "the other tool never wrote");
+    let custom = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+    assert_eq!(custom.get("owner").map(String::as_str), Some("ops"), "{custom:?}");
+    assert_eq!(custom["env"], "prod");
+    assert_eq!(custom["nebula-credential:revision"], written.as_str());
+    cleanup(&p).await;
+    p.shutdown().await;
+}
+
+/// A credential tag key that lands on the entry during a store but is not among the keys
+/// the new version's tags name (an older writer's late tag write, merged in) never makes
+/// `list` match: a filter passes on the tags of the current version only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_key_left_by_an_older_write_never_matches_a_filter() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ns = unique("stray-tag");
+    let k = id("Strayed");
+    let path = foreign_path(&ns, &k);
+    let armed = Arc::new(AtomicBool::new(false));
+    let (address, _) = hooked_proxy({
+        let (path, armed) = (path.clone(), armed.clone());
+        move |head| {
+            if is_request(head, "POST", "data", &path) && armed.swap(false, Ordering::SeqCst) {
+                bao(&[
+                    "kv",
+                    "metadata",
+                    "patch",
+                    "-custom-metadata=team=a",
+                    &format!("secret/{path}"),
+                ]);
+            }
+        }
+    });
+    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+        .await
+        .unwrap();
+    p.store(&k, &data(1), &tagged(&[("env", "dev")])).await.unwrap();
+    armed.store(true, Ordering::SeqCst);
+    p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
+    assert!(!armed.load(Ordering::SeqCst), "the late tag write never happened");
+    assert!(!p.retrieve(&k).await.unwrap().metadata.tags.contains_key("team"));
+    assert!(
+        p.list(&CredentialFilter::new().tag("team", "a"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "list matched a tag the current version does not carry"
+    );
+    assert_eq!(
+        p.list(&CredentialFilter::new().tag("env", "prod")).await.unwrap(),
+        vec![k.clone()]
+    );
+    cleanup(&p).await;
+    p.shutdown().await;
+}
+
+/// Nested namespaces: a mount in a child namespace works whether the whole namespace
+/// path is in `namespace` (`parent/child`, mount `team/kv`), or its tail is written in
+/// front of the mount (`namespace = parent`, `mount_path = child/team/kv`, which Vault
+/// routes the same way; its mount probe answers with the path from the parent).
+#[tokio::test]
+async fn a_mount_in_a_nested_namespace_is_confirmed_however_the_path_is_split() {
+    let parent = unique("parent").replace('-', "_");
+    bao(&["namespace", "create", &parent]);
+    bao(&["namespace", "create", &format!("-ns={parent}"), "child"]);
+    bao(&[
+        "secrets",
+        "enable",
+        &format!("-ns={parent}/child"),
+        "-path=team/kv",
+        "-version=2",
+        "kv",
+    ]);
+    let ns = unique("nested");
+    for (namespace, mount) in [
+        (format!("{parent}/child"), "team/kv"),
+        (parent.clone(), "child/team/kv"),
+    ] {
+        let p = provider(VaultConfig {
+            namespace: Some(namespace.clone()),
+            mount_path: mount.into(),
+            ..config(&ns)
+        })
+        .await;
+        p.check()
+            .await
+            .unwrap_or_else(|e| panic!("namespace {namespace:?}, mount {mount:?}: {e}"));
+        let k = id("Nested");
+        p.store(&k, &data(1), &meta()).await.unwrap();
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(1));
+        p.delete(&k).await.unwrap();
+    }
+    // A path inside the mount is still refused.
+    let p = provider(VaultConfig {
+        namespace: Some(parent.clone()),
+        mount_path: "child/team/kv/sub".into(),
+        ..config(&ns)
+    })
+    .await;
+    let err = p.check().await.unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Config(c) if c.field() == "mount_path" && c.rule().contains("inside")),
+        "{err:?}"
+    );
+}
+
+/// A `delete_version_after` of a few seconds (shorter than the clock-lag allowance): while
+/// Vault still serves the version, `exists` and `list` agree with `retrieve`, and
+/// `store_if(Absent)` does not write over it; once Vault deletes it, all say absent.
+#[tokio::test]
+async fn a_delete_version_after_of_seconds_agrees_with_what_vault_serves() {
+    let ns = unique("dva-short");
+    let p = provider(config(&ns)).await;
+    let k = id("Brief");
+    let path = format!("{}/Brief", prefix(&ns));
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    bao(&[
+        "kv",
+        "metadata",
+        "put",
+        "-delete-version-after=4s",
+        &format!("secret/{path}"),
+    ]);
+    p.store(&k, &data(2), &meta()).await.unwrap();
+    let served = p.retrieve(&k).await;
+    let exists = p.exists(&k).await.unwrap();
+    let listed = p.list(&CredentialFilter::new()).await.unwrap();
+    let absent = p.store_if(&k, &data(9), &meta(), &Precondition::Absent).await;
+    assert!(served.is_ok(), "{served:?}");
+    assert!(exists, "exists says no while retrieve reads the value");
+    assert_eq!(listed, vec![k.clone()]);
+    assert!(matches!(absent, Err(StorageError::Conflict { .. })), "{absent:?}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(!p.exists(&k).await.unwrap());
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    p.store_if(&k, &data(3), &meta(), &Precondition::Absent).await.unwrap();
+    kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
+}
+
+/// Stores (tags following the value), conditional creates and deletes racing on one id
+/// while `list` by tag runs: plain stores never fail (a create that a `destroy` delete
+/// stripped of its marker writes onto a bare entry and marks it a request later — not a
+/// foreign entry), and once the writers stop, `list` by each tag agrees exactly with
+/// what `retrieve` reads (tags of the current version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_on_one_id_leave_list_by_tag_exact() {
+    let ns = unique("race-one-id");
+    let p = Arc::new(HashiCorpVaultProvider::new(config(&ns)).await.unwrap());
+    let k = id("Hot");
+    let env = |n: u8| if n.is_multiple_of(2) { "even" } else { "odd" };
+    for burst in 0..12u8 {
+        let mut tasks = Vec::new();
+        for w in 0..4u8 {
+            let (p, k) = (p.clone(), k.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..6u8 {
+                    let n = burst.wrapping_mul(31).wrapping_add(w * 7 + i);
+                    let m = tagged(&[
+                        ("env", env(n)),
+                        (if n.is_multiple_of(3) { "extra" } else { "other" }, "x"),
+                    ]);
+                    match n.wrapping_add(w) % 5 {
+                        0 => p.delete(&k).await.unwrap(),
+                        1 => match p.store_if(&k, &data(n), &m, &Precondition::Absent).await {
+                            Ok(_) | Err(StorageError::Conflict { .. }) => {}
+                            Err(e) => panic!("store_if: {e:?}"),
+                        },
+                        _ => {
+                            p.store(&k, &data(n), &m)
+                                .await
+                                .unwrap_or_else(|e| panic!("store: {e:?}"));
+                        }
+                    }
+                }
+            }));
+        }
+        let lister = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                for _ in 0..6 {
+                    p.list(&CredentialFilter::new().tag("env", "even")).await.unwrap();
+                }
+            })
+        };
+        for t in tasks {
+            t.await.unwrap();
+        }
+        lister.await.unwrap();
+        let current = match p.retrieve(&k).await {
+            Ok(s) => Some(s.metadata.tags),
+            Err(StorageError::NotFound { .. }) => None,
+            Err(e) => panic!("{e:?}"),
+        };
+        for (key, value) in [("env", "even"), ("env", "odd"), ("extra", "x"), ("other", "x")] {
+            let listed = p.list(&CredentialFilter::new().tag(key, value)).await.unwrap();
+            let expected = current
+                .as_ref()
+                .is_some_and(|t| t.get(key).map(String::as_str) == Some(value));
+            assert_eq!(
+                listed == vec![k.clone()],
+                expected,
+                "burst {burst}: list({key}={value}) = {listed:?}, current tags {current:?}"
+            );
+        }
+    }
+    cleanup(p.as_ref()).await;
+    p.shutdown().await;
+}
+
+/// Item 6 on the login path: an AppRole login answered with a redirect (absolute to
+/// another origin, or relative) is not followed — the secret id never goes anywhere
+/// else — and the error says why, without the secret id.
+#[tokio::test]
+async fn a_redirected_approle_login_is_not_followed() {
+    let (elsewhere, seen_elsewhere) = fake_server(|_| http_response("200 OK", "", "{}"));
+    for location in [
+        format!("{elsewhere}/v1/auth/approle/login"),
+        "/v1/auth/other/login".to_string(),
+    ] {
+        let (address, seen) =
+            fake_server(move |_| http_response("307 Temporary Redirect", &format!("Location: {location}\r\n"), ""));
+        let err = HashiCorpVaultProvider::new(VaultConfig {
+            auth: VaultAuth::AppRole {
+                role_id: "role".into(),
+                secret_id: SecretString::from("SECRETID0123456789".to_string()),
+                mount: "approle".into(),
+            },
+            ..VaultConfig::with_token(address, "unused")
+        })
+        .await
+        .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("redirect") && !shown.contains("SECRETID"), "{shown}");
+        assert!(!err.is_retryable(), "{err:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
+    }
+    assert!(seen_elsewhere.lock().unwrap().is_empty());
+}
+
+/// A mount configured with `cas_required=true` and `max_versions=1`: stores, conditional
+/// stores, both delete modes and re-creates work, and `list` by tag stays exact.
+#[tokio::test]
+async fn a_mount_requiring_cas_and_keeping_one_version_works() {
+    let mount = unique("kv-cas").replace('-', "_");
+    bao(&["secrets", "enable", &format!("-path={mount}"), "-version=2", "kv"]);
+    bao(&[
+        "write",
+        &format!("{mount}/config"),
+        "cas_required=true",
+        "max_versions=1",
+    ]);
+    let ns = unique("cas-mount");
+    for mode in [DeleteMode::Soft, DeleteMode::Destroy] {
+        let p = provider(VaultConfig {
+            mount_path: mount.clone(),
+            delete_mode: mode,
+            ..config(&ns)
+        })
+        .await;
+        p.check().await.unwrap();
+        let k = id("Strict");
+        let r1 = p.store(&k, &data(1), &tagged(&[("env", "a")])).await.unwrap();
+        let r2 = p
+            .store_if(
+                &k,
+                &data(2),
+                &tagged(&[("env", "b")]),
+                &Precondition::Revision(r1.clone()),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            p.store_if(&k, &data(3), &meta(), &Precondition::Revision(r1)).await,
+            Err(StorageError::Conflict { .. })
+        ));
+        assert_eq!(p.retrieve(&k).await.unwrap().revision, r2);
+        assert_eq!(
+            p.list(&CredentialFilter::new().tag("env", "b")).await.unwrap(),
+            vec![k.clone()]
+        );
+        assert!(
+            p.list(&CredentialFilter::new().tag("env", "a"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        p.delete(&k).await.unwrap();
+        assert!(!p.exists(&k).await.unwrap());
+        p.store_if(&k, &data(4), &tagged(&[("env", "c")]), &Precondition::Absent)
+            .await
+            .unwrap();
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(4));
+        assert_eq!(
+            p.list(&CredentialFilter::new().tag("env", "c")).await.unwrap(),
+            vec![k.clone()]
+        );
+        p.delete(&k).await.unwrap();
+        kv2::delete_metadata(&raw(), &mount, &format!("{}/Strict", prefix(&ns)))
+            .await
+            .unwrap();
+    }
+    bao(&["secrets", "disable", &mount]);
+}
+
+/// Another tool writes a value over one of our entries (`bao kv put`, keeping our
+/// `custom_metadata`): the tags, proved stale by their revision, describe nothing there,
+/// so `list` by tag no longer returns the id (an unfiltered `list` still shows it, and
+/// `retrieve` says what is wrong).
+#[tokio::test]
+async fn a_value_another_tool_wrote_over_ours_is_not_listed_by_our_old_tags() {
+    let ns = unique("overwritten");
+    let p = provider(config(&ns)).await;
+    let k = id("Clobbered");
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    bao(&["kv", "put", &format!("secret/{}", foreign_path(&ns, &k)), "value=junk"]);
+    assert!(
+        p.list(&CredentialFilter::new().tag("env", "prod"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "listed by the tags of a value that is gone"
+    );
+    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap(), vec![k.clone()]);
+    assert!(p.retrieve(&k).await.is_err());
+    kv2::delete_metadata(&raw(), "secret", &foreign_path(&ns, &k))
+        .await
+        .unwrap();
+}
+
+/// Re-logins (the token's max TTL is 4 s) revoke the replaced token while six tasks keep
+/// storing and reading without pause: requests in flight with the revoked token are
+/// retried with the new one, so no operation fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_replaced_token_fails_no_operation_in_flight() {
+    let name = unique("busy-role");
+    let auth = role(&name, |r| {
+        r.token_ttl("2s").token_max_ttl("4s");
+    })
+    .await;
+    let p = Arc::new(
+        HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+            auth,
+            ..config(&unique("busy-relogin"))
+        }))
+        .await
+        .unwrap(),
+    );
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..6u8 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let k = id(&format!("Busy_{t}"));
+            let mut i = 0u8;
+            while start.elapsed() < Duration::from_secs(12) {
+                p.store(&k, &data(i), &meta())
+                    .await
+                    .unwrap_or_else(|e| panic!("store at {:?}: {e:?}", start.elapsed()));
+                let got = p
+                    .retrieve(&k)
+                    .await
+                    .unwrap_or_else(|e| panic!("retrieve at {:?}: {e:?}", start.elapsed()));
+                assert_eq!(got.data, data(i));
+                i = i.wrapping_add(1);
+            }
+            p.delete(&k).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = p.token_stats();
+    assert!(stats.relogins >= 2, "{stats:?}");
+    assert!(
+        live_tokens_of_role(&name).await <= 2,
+        "replaced tokens were not revoked"
+    );
+    p.shutdown().await;
 }

@@ -176,6 +176,22 @@ impl TagScheme {
         TagUpdate { set, remove }
     }
 
+    /// `tags` without the keys this library did not write as credential tags: the
+    /// reserved keys, and the credential tag keys the owned-keys list names. A backend
+    /// whose tag writes merge (rather than replace) filters on this view, so a key left
+    /// by another tool or by an older write, absent from the owned list written together
+    /// with the rest, never makes an object pass a filter.
+    pub fn owned_view(&self, tags: &Tags) -> Tags {
+        let owned: BTreeSet<&str> = tags
+            .get(self.owned_key)
+            .map(|v| v.split('.').filter(|d| !d.is_empty()).collect())
+            .unwrap_or_default();
+        tags.iter()
+            .filter(|(k, _)| k.starts_with(self.reserved_prefix) || owned.contains(key_digest(k).as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// `created_at` as recorded in the object's tags.
     pub fn created_at(&self, tags: &Tags) -> Option<Timestamp> {
         let millis = tags.get(self.created_key)?.parse().ok()?;
@@ -324,6 +340,19 @@ mod tests {
 
     fn meta(pairs: &[(&str, &str)]) -> CredentialMetadata {
         CredentialMetadata::new().with_tags(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn the_owned_view_keeps_reserved_keys_and_the_credential_tags_the_owned_list_names() {
+        let mut tags = AWS_LIKE.desired(&meta(&[("env", "prod")]), &Tags::new());
+        tags.insert("owner".into(), "ops".into());
+        tags.insert("team".into(), "a".into());
+        let view = AWS_LIKE.owned_view(&tags);
+        assert_eq!(view.get("env").map(String::as_str), Some("prod"));
+        assert!(AWS_LIKE.is_ours(&view) && view.contains_key(AWS_LIKE.owned_key));
+        assert!(!view.contains_key("owner") && !view.contains_key("team"), "{view:?}");
+        let bare = AWS_LIKE.desired(&meta(&[]), &Tags::new());
+        assert_eq!(AWS_LIKE.owned_view(&bare), bare);
     }
 
     #[test]

@@ -407,6 +407,21 @@ impl Session {
         }
     }
 
+    /// After `lookup-self` answered 403 for `client`: whether that is because the token
+    /// may not call it (no `default` policy) while it works — known already (another task
+    /// may have found out while this call was in flight), or proved now by
+    /// [`token_works`](Self::token_works) — rather than because it is refused.
+    async fn lookup_refused_but_token_works(&self, client: &VaultClient) -> bool {
+        match self.lookup.load(Ordering::SeqCst) {
+            LOOKUP_DENIED => true,
+            LOOKUP_UNKNOWN if self.token_works(client).await => {
+                self.mark_lookup_denied();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the token of `client` works at all although `lookup-self` is refused: a
     /// `LIST` of the prefix (the capability the provider needs anyway) answers 200 or 404.
     async fn token_works(&self, client: &VaultClient) -> bool {
@@ -434,8 +449,7 @@ impl Session {
                 Ok(true)
             }
             Err(e) if matches!(e.kind, Kind::Denied | Kind::Unauthenticated) => {
-                if self.lookup.load(Ordering::SeqCst) == LOOKUP_UNKNOWN && self.token_works(client).await {
-                    self.mark_lookup_denied();
+                if self.lookup_refused_but_token_works(client).await {
                     return Ok(!self.lease_over());
                 }
                 Ok(false)
@@ -455,8 +469,38 @@ impl Session {
     /// `GET /v1/<path>` with the token of `client` and the namespace: the JSON answer, or
     /// the error with Vault's `errors` list (the body is never kept otherwise).
     pub(crate) async fn get_json(&self, client: &VaultClient, path: &str) -> Result<serde_json::Value, VaultError> {
+        self.send_json(client, reqwest::Method::GET, path, None).await
+    }
+
+    /// `PATCH /v1/<path>` with `body` as a JSON merge patch (keys set to `null` are
+    /// removed), with the token of `client` and the namespace.
+    pub(crate) async fn patch_json(
+        &self,
+        client: &VaultClient,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), VaultError> {
+        self.send_json(client, reqwest::Method::PATCH, path, Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// One request to `/v1/<path>`: the JSON answer, or the error with Vault's `errors`
+    /// list (the body is never kept otherwise).
+    async fn send_json(
+        &self,
+        client: &VaultClient,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, VaultError> {
         let url = format!("{}/v1/{path}", self.settings.address.as_str().trim_end_matches('/'));
-        let mut request = self.http.get(url).header("X-Vault-Request", "true");
+        let mut request = self.http.request(method, url).header("X-Vault-Request", "true");
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/merge-patch+json")
+                .body(body.to_string());
+        }
         if !client.settings.token.is_empty() {
             request = request.header("X-Vault-Token", client.settings.token.as_str());
         }
@@ -521,15 +565,7 @@ impl Session {
             Ok(Err(e)) => {
                 let e = VaultError::from(e);
                 if matches!(e.kind, Kind::Denied | Kind::Unauthenticated) {
-                    // An operation's probe may have found out meanwhile (it runs beside this
-                    // check): a token known to lack lookup-self is not a rejected one.
-                    let known_denied = match self.lookup.load(Ordering::SeqCst) {
-                        LOOKUP_DENIED => true,
-                        LOOKUP_UNKNOWN => self.token_works(&client).await,
-                        _ => false,
-                    };
-                    if known_denied {
-                        self.mark_lookup_denied();
+                    if self.lookup_refused_but_token_works(&client).await {
                         return self.maintain_blind(&client).await;
                     }
                     if self.can_login() {
@@ -674,6 +710,43 @@ mod tests {
         let http = http_client(&VaultConfig::with_token("http://127.0.0.1:8200", "s.x")).unwrap();
         let _ = http.get(&plain).timeout(Duration::from_millis(200)).send().await;
         assert!(listener.accept().is_ok(), "a plain-http address connects");
+    }
+
+    /// A check whose `lookup-self` answer (403: the token lacks the `default` policy)
+    /// arrives after another task found that out is no "token rejected" failure.
+    #[tokio::test]
+    async fn a_check_racing_the_discovery_that_lookup_self_is_refused_counts_no_failure() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let (asked, asked_rx) = std::sync::mpsc::channel::<()>();
+        let (answer, answer_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            asked.send(()).unwrap();
+            answer_rx.recv().unwrap();
+            let body = r#"{"errors":["permission denied"]}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        let session = Arc::new(Session::new(&VaultConfig::with_token(address, "s.x")).unwrap());
+        let check = tokio::spawn({
+            let session = session.clone();
+            async move { session.maintain().await }
+        });
+        tokio::task::spawn_blocking(move || asked_rx.recv().unwrap())
+            .await
+            .unwrap();
+        // Another task found out meanwhile that the token may not call lookup-self.
+        session.mark_lookup_denied();
+        answer.send(()).unwrap();
+        check.await.unwrap();
+        assert_eq!(session.stats().failures, 0, "{:?}", session.stats());
     }
 
     #[test]

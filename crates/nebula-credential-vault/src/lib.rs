@@ -24,7 +24,8 @@
 //! A version is live while its `deletion_time` is empty or in the future: a mount's or
 //! key's `delete_version_after` gives every version a future one, and such entries are
 //! read, listed, overwritten and deleted like any other (the comparison uses this
-//! machine's clock, allowing it to lag Vault's by 5 s).
+//! machine's clock; a `deletion_time` within 5 s of it is settled by reading the
+//! version, so Vault's clock decides).
 //!
 //! Tags land in a second request after the value, so `custom_metadata` also records
 //! `nebula-credential:revision`, the revision of the version the tags were written for.
@@ -34,12 +35,17 @@
 //! but whose tag request failed succeeds (logging a warning that names the missing
 //! capability, `update` on `metadata/…`). A new entry is first marked with the
 //! managed-by marker and the id only, so a create that loses a race leaves no tags on
-//! the winner.
+//! the winner; when the winner is not a record of ours (another tool created the entry
+//! meanwhile) the marker comes off again and the store is a `Conflict`. Tags are
+//! written with `PATCH` (a JSON merge patch of our keys alone), so keys other tools add
+//! meanwhile survive; `list` filters on our keys alone (the reserved ones and the
+//! credential tag keys the owned-keys list of the same write names). Without `patch`
+//! the provider warns once and replaces `custom_metadata` whole.
 //!
 //! | operation | calls | policy capabilities |
 //! |---|---|---|
-//! | `store` | `GET metadata/…`, (new entry) `POST metadata/…` with the marker, `POST data/…` with `cas`, `POST metadata/…` with the tags | `read` on `metadata/…`; `create`/`update` on `data/…` and `metadata/…` |
-//! | `retrieve` | `GET data/…` (value and `custom_metadata` in one call; `POST metadata/…` when the tags are stale) | `read` on `data/…` |
+//! | `store` | `GET metadata/…`, (new entry) `POST metadata/…` with the marker, `POST data/…` with `cas`, `PATCH metadata/…` with the tags | `read` on `metadata/…`; `create`/`update` on `data/…` and `metadata/…`; `patch` on `metadata/…` |
+//! | `retrieve` | `GET data/…` (value and `custom_metadata` in one call; `PATCH metadata/…` when the tags are stale) | `read` on `data/…` |
 //! | `exists` | `GET metadata/…` (never the value) | `read` on `metadata/…` |
 //! | `delete` | `GET metadata/…`, then `DELETE metadata/…` (`destroy`) or `DELETE data/…` (`soft`) | `read` and `delete` on `metadata/…` or `data/…` |
 //! | `list` | `LIST metadata/<prefix>`, then `GET metadata/…` per entry, `list_concurrency` at once (plus `GET data/…` for an entry with stale tags) | `list` and `read` on `metadata/…` |

@@ -10,13 +10,25 @@ pub(crate) fn config_error(field: &str, rule: String) -> StorageError {
     StorageError::Config(ConfigError::new(PROVIDER, field, rule))
 }
 
-/// Checks the answer of `sys/internal/ui/mounts/<mount>`: a KV version 2 mount at exactly
-/// `mount`.
-pub(crate) fn check_mount(mount: &str, in_namespace: &str, body: &serde_json::Value) -> Result<(), StorageError> {
+/// Checks the answer of `sys/internal/ui/mounts/<mount>`, asked in `namespace`: a KV
+/// version 2 mount at exactly `mount`. When `mount` starts with a child namespace
+/// (`namespace = "parent"`, `mount = "child/kv"`, which Vault routes to `kv` in
+/// `parent/child`), Vault answers with the mount's path from `namespace`'s own parent
+/// on (`parent/child/kv/`): that is the same mount.
+pub(crate) fn check_mount(
+    mount: &str,
+    namespace: Option<&str>,
+    in_namespace: &str,
+    body: &serde_json::Value,
+) -> Result<(), StorageError> {
     let data = &body["data"];
     let kind = data["type"].as_str().unwrap_or_default();
     let at = data["path"].as_str().unwrap_or_default().trim_end_matches('/');
-    if !at.is_empty() && at != mount {
+    let same_mount = at == mount
+        || namespace.map(|ns| ns.trim_matches('/')).is_some_and(|ns| {
+            !ns.is_empty() && at.strip_prefix(ns).and_then(|rest| rest.strip_prefix('/')) == Some(mount)
+        });
+    if !at.is_empty() && !same_mount {
         return Err(config_error(
             "mount_path",
             format!(

@@ -24,22 +24,55 @@ use crate::errors::{Context, Kind, VaultError};
 use crate::mount::{check_mount, config_error};
 use crate::tags::{REVISION_KEY, SCHEME, desired, ensure_holds, from_vault, marker, merged, to_vault};
 
-/// How far this machine's clock may lag Vault's: a `deletion_time` less than this ahead
-/// of our clock counts as passed. A soft delete sets `deletion_time` to Vault's "now",
-/// which a lagging clock would see in the future; a version that `delete_version_after`
-/// removes within this margin is treated as gone a moment early.
+/// How far this machine's clock may differ from Vault's: a `deletion_time` less than
+/// this away from our clock cannot be judged by it (a soft delete sets `deletion_time` to
+/// Vault's "now", which a lagging clock sees in the future; a `delete_version_after` of
+/// seconds sets one that a fast clock sees passed), so Vault is asked.
 const CLOCK_SKEW_ALLOWANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
-/// Whether KV version metadata says the version is readable: not destroyed, and not
-/// deleted — `deletion_time` empty or in the future (a mount's or key's
-/// `delete_version_after` sets a future one on every version, which stays readable until
-/// then), beyond [`CLOCK_SKEW_ALLOWANCE`].
-fn version_live(deletion_time: &str, destroyed: bool, now: Timestamp) -> bool {
-    !destroyed
-        && (deletion_time.is_empty()
-            || deletion_time
-                .parse::<Timestamp>()
-                .is_ok_and(|deleted_at| deleted_at > now + CLOCK_SKEW_ALLOWANCE))
+/// What KV version metadata says about the version being readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Readable: `deletion_time` empty, or well in the future (a mount's or key's
+    /// `delete_version_after` sets a future one on every version, readable until then).
+    Live,
+    /// Destroyed, or deleted well before our clock's now.
+    Gone,
+    /// `deletion_time` within [`CLOCK_SKEW_ALLOWANCE`] of our clock: only Vault's clock
+    /// can tell (a read of the version answers it).
+    AskVault,
+}
+
+fn version_liveness(deletion_time: &str, destroyed: bool, now: Timestamp) -> Liveness {
+    if destroyed {
+        return Liveness::Gone;
+    }
+    if deletion_time.is_empty() {
+        return Liveness::Live;
+    }
+    match deletion_time.parse::<Timestamp>() {
+        Ok(at) if at > now + CLOCK_SKEW_ALLOWANCE => Liveness::Live,
+        Ok(at) if at > now - CLOCK_SKEW_ALLOWANCE => Liveness::AskVault,
+        _ => Liveness::Gone,
+    }
+}
+
+/// Pauses before looking again at an entry that may be ours in the making (see
+/// [`being_marked`]); a foreign entry is reported after them all (150 ms).
+const UNMARKED_PAUSES: [Duration; 4] = [
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(40),
+    Duration::from_millis(80),
+];
+
+/// Whether an entry without our marker may be one of ours in the making: a create whose
+/// marked metadata a concurrent `destroy` delete removed writes its first version onto
+/// a bare entry (a `cas = 0` write creates it without `custom_metadata`), and marks it
+/// one request later. Such an entry has version 1 and no `custom_metadata` at all; it is
+/// looked at again before being called foreign.
+fn being_marked(current: u64, tags: &Tags) -> bool {
+    current <= 1 && tags.is_empty()
 }
 
 /// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
@@ -61,6 +94,9 @@ pub struct HashiCorpVaultProvider {
     mount_confirmed: tokio::sync::OnceCell<()>,
     /// Set when a tag repair was denied (a read-only token): readers stop trying.
     repair_denied: std::sync::atomic::AtomicBool,
+    /// Set when a `PATCH` of metadata was refused (a policy without `patch`, or a Vault
+    /// before 1.9): tags are then written by replacing `custom_metadata` whole.
+    patch_refused: std::sync::atomic::AtomicBool,
     /// Set once the warning that the mount cannot be confirmed was logged.
     mount_unconfirmable_warned: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
@@ -92,6 +128,8 @@ struct EntryState {
     revision: Revision,
     /// The current version is readable (not soft-deleted, not destroyed).
     live: bool,
+    /// The metadata alone cannot tell `live` (see [`Liveness::AskVault`]).
+    ask_vault: bool,
     /// `custom_metadata`.
     tags: Tags,
 }
@@ -105,11 +143,15 @@ impl EntryState {
     fn from_metadata(m: ReadSecretMetadataResponse) -> Self {
         let current = m.versions.get(&m.current_version.to_string());
         let now = nebula_credential_core::now();
-        let live = m.current_version > 0 && current.is_some_and(|v| version_live(&v.deletion_time, v.destroyed, now));
+        let liveness = match current {
+            Some(v) if m.current_version > 0 => version_liveness(&v.deletion_time, v.destroyed, now),
+            _ => Liveness::Gone,
+        };
         EntryState {
             current: m.current_version,
             revision: revision(m.current_version, current.map_or("", |v| v.created_time.as_str())),
-            live,
+            live: liveness == Liveness::Live,
+            ask_vault: liveness == Liveness::AskVault,
             tags: from_vault(m.custom_metadata),
         }
     }
@@ -130,6 +172,7 @@ impl HashiCorpVaultProvider {
             session,
             mount_confirmed: tokio::sync::OnceCell::new(),
             repair_denied: std::sync::atomic::AtomicBool::new(false),
+            patch_refused: std::sync::atomic::AtomicBool::new(false),
             mount_unconfirmable_warned: std::sync::atomic::AtomicBool::new(false),
             stop,
             task: Mutex::new(Some(task)),
@@ -247,7 +290,7 @@ impl HashiCorpVaultProvider {
             .call(|c| async move { session.get_json(&c, probe_path).await })
             .await;
         match answer {
-            Ok(body) => check_mount(mount, &self.in_namespace(), &body),
+            Ok(body) => check_mount(mount, self.config.namespace.as_deref(), &self.in_namespace(), &body),
             Err(e) if e.kind == Kind::Denied => match self.session.lookup_state().await {
                 // The token may not read sys/internal/ui (no `default` policy): the
                 // operations themselves will tell.
@@ -301,9 +344,41 @@ impl HashiCorpVaultProvider {
             .call(|c| async move { kv2::read_metadata(&*c, mount, path).await })
             .await
         {
-            Ok(m) => Ok(Some(EntryState::from_metadata(m))),
+            Ok(m) => {
+                let mut state = EntryState::from_metadata(m);
+                if state.ask_vault {
+                    state.live = self.served(path, ctx).await?;
+                }
+                Ok(Some(state))
+            }
             Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(None),
             Err(e) => Err(e.into_storage(ctx)),
+        }
+    }
+
+    /// Whether Vault serves the current version of the entry at `path` (its clock
+    /// decides a `deletion_time` close to ours). A token that may not read values: no.
+    async fn served(&self, path: &str, ctx: Context<'_>) -> Result<bool, StorageError> {
+        let mount = self.config.mount_path.as_str();
+        let read = self
+            .call(|c| async move {
+                let request = ReadSecretRequest::builder()
+                    .mount(mount)
+                    .path(path)
+                    .build()
+                    .expect("mount and path set");
+                vaultrs::api::exec_with_result(&*c, request).await
+            })
+            .await;
+        match read {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(false),
+            Err(e) if e.kind == Kind::Denied => Ok(false),
+            Err(e) => Err(e.into_storage(Context {
+                path: &self.api_path("data", path),
+                capability: "read",
+                ..ctx
+            })),
         }
     }
 
@@ -321,11 +396,20 @@ impl HashiCorpVaultProvider {
             path: &meta_path,
             capability: "read",
         };
-        let Some(state) = self.state(path, ctx).await? else {
-            return Ok(None);
-        };
-        ensure_holds(id, &format!("{}/{path}", self.config.mount_path), &state.tags)?;
-        Ok(Some(state))
+        let location = format!("{}/{path}", self.config.mount_path);
+        for pause in UNMARKED_PAUSES.iter().map(Some).chain([None]) {
+            let Some(state) = self.state(path, ctx).await? else {
+                return Ok(None);
+            };
+            match ensure_holds(id, &location, &state.tags) {
+                Ok(()) => return Ok(Some(state)),
+                Err(e) => match pause {
+                    Some(pause) if being_marked(state.current, &state.tags) => tokio::time::sleep(*pause).await,
+                    _ => return Err(e),
+                },
+            }
+        }
+        unreachable!("the last round returns")
     }
 
     /// Reads the current version of `id`'s entry (value and metadata in one call); `None`
@@ -385,12 +469,45 @@ impl HashiCorpVaultProvider {
         Ok(Some(written))
     }
 
+    /// After our marker went onto a new entry and our create (`cas` 0) lost: when the
+    /// version that won is not a record of ours for `id` — another tool created the
+    /// entry between our look and our marker — takes our keys off it again and reports
+    /// it as foreign, so no later store takes it for ours and overwrites it.
+    async fn release_if_foreign(&self, id: &CredentialId, path: &str) -> Result<(), StorageError> {
+        let Some(read) = self.read_current(id, path, Operation::Store).await? else {
+            return Ok(());
+        };
+        let location = format!("{}/{path}", self.config.mount_path);
+        let ours = serde_json::to_vec(&read.data)
+            .ok()
+            .is_some_and(|bytes| StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id)).is_ok());
+        if ours {
+            return Ok(());
+        }
+        let tags = from_vault(read.metadata.custom_metadata);
+        let foreign: Tags = tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with(SCHEME.reserved_prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // `desired` = the foreign keys alone: every reserved key of ours is removed.
+        if let Err(e) = self.write_tags(id, path, &tags, &foreign).await {
+            tracing::warn!(
+                provider = PROVIDER,
+                credential = %id,
+                error = %e,
+                "another tool created {location:?} while this provider was creating it; taking the managed-by marker \
+                 off it again failed: remove the nebula-credential:* keys from its custom_metadata by hand"
+            );
+        }
+        SCHEME.ensure_ours(PROVIDER, id, &location, &Tags::new())
+    }
+
     /// After a version landed: sets its tags (`desired`, marked with its revision) on top
     /// of `current`. A failure is logged, not returned — the value is stored and the tags
     /// say which version they describe, so readers detect stale ones and repair them.
     async fn tag_version(&self, id: &CredentialId, path: &str, current: &Tags, desired: &Tags) {
-        let next = merged(current, desired);
-        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+        if let Err(e) = self.write_tags(id, path, current, desired).await {
             tracing::warn!(
                 provider = PROVIDER,
                 credential = %id,
@@ -421,13 +538,69 @@ impl HashiCorpVaultProvider {
         if self.repair_denied.load(std::sync::atomic::Ordering::Relaxed) {
             return Some(next);
         }
-        if let Err(e) = self.put_tags(id, path, &next, "update").await {
+        if let Err(e) = self.write_tags(id, path, current, &tags).await {
             if matches!(e, StorageError::PermissionDenied { .. }) {
                 self.repair_denied.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             tracing::debug!(provider = PROVIDER, credential = %id, error = %e, "cannot repair stale tags");
         }
         Some(next)
+    }
+
+    /// Sets our keys of `desired` on the entry whose tags were `current`, by a JSON merge
+    /// patch of our keys alone (every key of `desired`, and `null` for ours it drops):
+    /// keys other tools add meanwhile survive, and an entry deleted meanwhile is not
+    /// brought back as metadata alone. Where `PATCH` is refused (a policy without
+    /// `patch` on `metadata/`, or a Vault before 1.9), `custom_metadata` is replaced
+    /// whole instead, from `current`.
+    async fn write_tags(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        current: &Tags,
+        desired: &Tags,
+    ) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        if !self.patch_refused.load(Ordering::Relaxed) {
+            let mut custom: serde_json::Map<String, serde_json::Value> = to_vault(desired)
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            for k in SCHEME.update(current, desired).remove {
+                custom.insert(k, serde_json::Value::Null);
+            }
+            let body = serde_json::json!({ "custom_metadata": custom });
+            let api = self.api_path("metadata", path);
+            let (session, api_ref, body_ref) = (&self.session, api.as_str(), &body);
+            let patched = self
+                .call(|c| async move { session.patch_json(&c, api_ref, body_ref).await })
+                .await;
+            match patched {
+                Ok(()) => return Ok(()),
+                // Deleted (destroy) since the value landed: nothing left to describe.
+                Err(e) if e.kind == Kind::NotFound && !e.route_missing => return Ok(()),
+                Err(e) if e.kind == Kind::Denied || e.status == Some(405) => {
+                    if !self.patch_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            provider = PROVIDER,
+                            path = %api,
+                            "Vault refused PATCH on metadata/ (the policy lacks the `patch` capability there, or Vault \
+                             is older than 1.9): the provider now replaces custom_metadata whole, which can drop keys \
+                             another tool adds at the same moment; grant `patch` on metadata/"
+                        );
+                    }
+                }
+                Err(e) => {
+                    return Err(e.into_storage(Context {
+                        operation: Operation::Store,
+                        id: Some(id),
+                        path: &api,
+                        capability: "patch",
+                    }));
+                }
+            }
+        }
+        self.put_tags(id, path, &merged(current, desired), "update").await
     }
 
     /// Replaces the entry's `custom_metadata` with `tags`.
@@ -526,16 +699,21 @@ impl HashiCorpVaultProvider {
                     None => Err(precondition.conflict(PROVIDER, id)),
                 };
             }
-            let (cas, current_tags) = match state {
-                Some(s) => (s.current, s.tags),
+            let (cas, current_tags, marked_now) = match state {
+                Some(s) => (s.current, s.tags, false),
                 // A new entry carries our marker before it holds any data.
                 None => {
                     let marked = marker(id);
                     self.put_tags(id, &path, &marked, "create").await?;
-                    (0, marked)
+                    (0, marked, true)
                 }
             };
-            match self.write(id, &path, record, cas, cas == 0).await? {
+            let written = self.write(id, &path, record, cas, cas == 0).await?;
+            if written.is_none() && marked_now {
+                // Our marker may have gone onto an entry another tool created meanwhile.
+                self.release_if_foreign(id, &path).await?;
+            }
+            match written {
                 Some(written) => {
                     // Also re-marks an entry a delete stripped between marking and writing.
                     self.tag_version(id, &path, &current_tags, &desired(id, metadata, &written))
@@ -600,12 +778,21 @@ impl StorageProvider for HashiCorpVaultProvider {
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         self.ensure_mount().await?;
         let path = self.entry_path(id);
-        let Some(read) = self.read_current(id, &path, Operation::Retrieve).await? else {
-            return Err(StorageError::not_found(PROVIDER, id));
-        };
         let location = format!("{}/{path}", self.config.mount_path);
-        let tags = from_vault(read.metadata.custom_metadata.clone());
-        ensure_holds(id, &location, &tags)?;
+        let mut pauses = UNMARKED_PAUSES.iter();
+        let (read, tags) = loop {
+            let Some(read) = self.read_current(id, &path, Operation::Retrieve).await? else {
+                return Err(StorageError::not_found(PROVIDER, id));
+            };
+            let tags = from_vault(read.metadata.custom_metadata.clone());
+            match ensure_holds(id, &location, &tags) {
+                Ok(()) => break (read, tags),
+                Err(e) => match pauses.next() {
+                    Some(pause) if being_marked(read.metadata.version, &tags) => tokio::time::sleep(*pause).await,
+                    _ => return Err(e),
+                },
+            }
+        };
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
@@ -700,7 +887,10 @@ impl StorageProvider for HashiCorpVaultProvider {
                     match self.read_current(&id, &path, Operation::List).await {
                         Ok(Some(read)) => match self.repair_tags(&id, &path, &read, &state.tags).await {
                             Some(tags) => tags,
-                            None => state.tags,
+                            // The current version is no record of ours (another tool wrote
+                            // over it): the stale tags describe nothing there, so only the
+                            // marker is left to match (a tag filter does not).
+                            None => marker(&id),
                         },
                         Ok(None) => return Ok(None),
                         // A token that may list but not read values filters on the tags it has.
@@ -708,7 +898,9 @@ impl StorageProvider for HashiCorpVaultProvider {
                         Err(e) => return Err(e),
                     }
                 };
-                Ok::<_, StorageError>(SCHEME.matches(filter, &id, &tags).then_some(id))
+                // Only keys written together with the revision count (a merge-patch may
+                // leave another writer's key behind; another tool's keys are not tags).
+                Ok::<_, StorageError>(SCHEME.matches(filter, &id, &SCHEME.owned_view(&tags)).then_some(id))
             })
             .buffer_unordered(self.config.list_concurrency);
         let mut ids: Vec<CredentialId> = Vec::new();
@@ -821,37 +1013,72 @@ mod tests {
 
     #[test]
     fn a_future_deletion_time_is_live() {
+        use Liveness::*;
         let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
-        assert!(version_live("", false, now));
-        assert!(
-            version_live("2026-12-06T13:00:00.123456789Z", false, now),
+        assert_eq!(version_liveness("", false, now), Live);
+        assert_eq!(
+            version_liveness("2026-12-06T13:00:00.123456789Z", false, now),
+            Live,
             "delete_version_after"
         );
-        assert!(!version_live("2026-12-06T11:59:59.999Z", false, now), "soft-deleted");
-        assert!(
-            !version_live("2026-12-06T12:00:03Z", false, now),
-            "soft-deleted, seen by a clock 3 s behind Vault's"
+        assert_eq!(
+            version_liveness("2026-12-06T11:59:50Z", false, now),
+            Gone,
+            "soft-deleted"
         );
-        assert!(!version_live("", true, now), "destroyed");
-        assert!(!version_live("not a time", false, now));
+        assert_eq!(
+            version_liveness("2026-12-06T12:00:03Z", false, now),
+            AskVault,
+            "soft-deleted seen by a clock 3 s behind Vault's, or a delete_version_after of seconds"
+        );
+        assert_eq!(
+            version_liveness("2026-12-06T11:59:58Z", false, now),
+            AskVault,
+            "due a moment ago by our clock"
+        );
+        assert_eq!(version_liveness("", true, now), Gone, "destroyed");
+        assert_eq!(version_liveness("not a time", false, now), Gone);
     }
 
     #[test]
     fn mount_answers() {
         let answer = |kind: &str, version: serde_json::Value, path: &str| serde_json::json!({"data": {"type": kind, "options": {"version": version}, "path": path}});
-        assert!(check_mount("secret", "", &answer("kv", "2".into(), "secret/")).is_ok());
+        assert!(check_mount("secret", None, "", &answer("kv", "2".into(), "secret/")).is_ok());
         let field = |r: Result<(), StorageError>| match r {
             Err(StorageError::Config(c)) => (c.field().to_string(), c.rule().to_string()),
             other => panic!("{other:?}"),
         };
-        let (f, rule) = field(check_mount("secret", "", &answer("kv", "1".into(), "secret/")));
+        let (f, rule) = field(check_mount("secret", None, "", &answer("kv", "1".into(), "secret/")));
         assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
-        let (f, rule) = field(check_mount("kv", "", &answer("kv", serde_json::Value::Null, "kv/")));
+        let (f, rule) = field(check_mount(
+            "kv",
+            None,
+            "",
+            &answer("kv", serde_json::Value::Null, "kv/"),
+        ));
         assert!(f == "mount_path" && rule.contains("version 1"), "{rule}");
-        let (_, rule) = field(check_mount("pki", "", &answer("pki", serde_json::Value::Null, "pki/")));
+        let (_, rule) = field(check_mount(
+            "pki",
+            None,
+            "",
+            &answer("pki", serde_json::Value::Null, "pki/"),
+        ));
         assert!(rule.contains("\"pki\" secrets engine"), "{rule}");
-        let (_, rule) = field(check_mount("secret/sub", "", &answer("kv", "2".into(), "secret/")));
+        let (_, rule) = field(check_mount(
+            "secret/sub",
+            None,
+            "",
+            &answer("kv", "2".into(), "secret/"),
+        ));
         assert!(rule.contains("inside") && rule.contains("path_prefix"), "{rule}");
+        // A child namespace written in front of the mount: Vault answers from the parent on.
+        let nested = answer("kv", "2".into(), "parent/child/kv/");
+        assert!(check_mount("child/kv", Some("parent"), "", &nested).is_ok());
+        assert!(check_mount("child/kv", Some("/parent/"), "", &nested).is_ok());
+        let (_, rule) = field(check_mount("child/kv", None, "", &nested));
+        assert!(rule.contains("inside"), "{rule}");
+        let (_, rule) = field(check_mount("child/kv/sub", Some("parent"), "", &nested));
+        assert!(rule.contains("inside"), "{rule}");
     }
 
     #[test]
@@ -864,6 +1091,7 @@ mod tests {
             current: 3,
             revision: rev.clone(),
             live: true,
+            ask_vault: false,
             tags,
         };
         assert!(state(tags.clone()).tags_current());
