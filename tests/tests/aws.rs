@@ -686,3 +686,163 @@ async fn a_read_is_one_get_secret_value_unless_the_answer_cannot_prove_it_is_our
         force_delete(&name(&id(n))).await;
     }
 }
+
+/// Marker tag of our secrets (`TagScheme::DEFAULT.managed_key`).
+const MARKER: &str = "nebula-credential:managed";
+
+/// An operator removes or changes the marker on a secret this library wrote: from then on
+/// it is not ours, and no operation reads, writes or deletes it as ours (`Conflict`), even
+/// though its current version id still proves the value was written here.
+#[tokio::test]
+async fn a_secret_whose_marker_was_removed_or_changed_is_never_read_as_ours() {
+    let ns = unique("unmarked");
+    let p = provider(config(&ns)).await;
+    let raw = aws_client();
+    for (n, how) in [("removed", None), ("changed", Some("false"))] {
+        let k = id(n);
+        let name = format!("nebula-test/{ns}/{n}");
+        p.store(&k, &data(1), &meta()).await.unwrap();
+        p.store(&k, &data(2), &meta()).await.unwrap();
+        assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+        match how {
+            None => {
+                raw.untag_resource().secret_id(&name).tag_keys(MARKER).send().await.unwrap();
+            }
+            Some(v) => {
+                raw.tag_resource()
+                    .secret_id(&name)
+                    .tags(aws_sdk_secretsmanager::types::Tag::builder().key(MARKER).value(v).build())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        let err = p.retrieve(&k).await.map(|s| s.data).unwrap_err();
+        assert!(err.is_conflict(), "{n}: {err}");
+        assert!(p.exists(&k).await.unwrap_err().is_conflict(), "{n}");
+        assert!(p.store(&k, &data(3), &meta()).await.unwrap_err().is_conflict(), "{n}");
+        assert!(p.delete(&k).await.unwrap_err().is_conflict(), "{n}");
+        assert!(p.list(&CredentialFilter::new()).await.unwrap().iter().all(|i| i != &k), "{n}");
+        force_delete(&name).await;
+    }
+}
+
+/// Someone else (the console, the CLI) schedules our secret for deletion, without the
+/// tombstone our own delete writes first: the credential is absent, so a create
+/// (`store_if(Absent)`) succeeds and never brings the deleted value back.
+#[tokio::test]
+async fn a_create_over_a_secret_deleted_by_someone_else_never_revives_the_old_value() {
+    let ns = unique("opdel");
+    let p = provider(AwsSecretsManagerConfig {
+        deletion: Deletion::RecoveryWindow { days: 7 },
+        ..config(&ns)
+    })
+    .await;
+    let k = id("gone");
+    let name = format!("nebula-test/{ns}/gone");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    aws_client()
+        .delete_secret()
+        .secret_id(&name)
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(!p.exists(&k).await.unwrap());
+    let created = p.store_if(&k, &data(2), &meta(), &Precondition::Absent).await;
+    let now = p.retrieve(&k).await.map(|s| s.data);
+    assert!(
+        created.is_ok(),
+        "a deleted credential is absent: {created:?}, and now reads {now:?}"
+    );
+    assert_eq!(now.unwrap(), data(2));
+    // A conditional store at the old revision stays refused and revives nothing.
+    p.delete(&k).await.unwrap();
+    force_delete(&name).await;
+}
+
+/// A store racing a forced delete of the same id lands (re-creating the secret) or is
+/// overwritten; it never answers `NotFound`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_racing_a_forced_delete_never_answers_not_found() {
+    let ns = unique("stdel");
+    let p = provider(config(&ns)).await;
+    let k = id("raced");
+    let mut failures = Vec::new();
+    for round in 0..40u8 {
+        p.store(&k, &data(round), &meta()).await.unwrap();
+        let (a, b, c) = (p.clone(), p.clone(), k.clone());
+        let (d, e) = (p.clone(), k.clone());
+        let store = tokio::spawn(async move { a.store(&c, &data(100), &meta()).await });
+        let delete = tokio::spawn(async move { d.delete(&e).await });
+        let _ = b;
+        if let Err(err) = store.await.unwrap() {
+            failures.push(format!("round {round}: store: {err}"));
+        }
+        if let Err(err) = delete.await.unwrap() {
+            failures.push(format!("round {round}: delete: {err}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    cleanup(p.as_ref()).await;
+}
+
+/// Fifty writers on one id (plain stores, then stores at one revision): one version holds
+/// `AWSCURRENT`, reads return the last acknowledged write's value, exactly one
+/// conditional writer wins, and the losers' pending versions never become current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_writers_on_one_id_leave_one_current_version() {
+    let ns = unique("fifty");
+    let p = provider(config(&ns)).await;
+    let k = id("hot");
+    let name = format!("nebula-test/{ns}/hot");
+    let base = p.store(&k, &data(0), &meta()).await.unwrap();
+    let tasks: Vec<_> = (1..=50u8)
+        .map(|i| {
+            let (p, k) = (p.clone(), k.clone());
+            tokio::spawn(async move { p.store(&k, &data(i), &meta()).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("a plain store never fails on a race");
+    }
+    let one_current = || async {
+        let d = aws_client().describe_secret().secret_id(&name).send().await.unwrap();
+        let stages = d.version_ids_to_stages().unwrap().clone();
+        let current: Vec<_> = stages.iter().filter(|(_, l)| l.iter().any(|l| l == "AWSCURRENT")).collect();
+        assert_eq!(current.len(), 1, "{stages:?}");
+        let pending: Vec<_> = stages.iter().filter(|(_, l)| l.iter().any(|l| l == "NEBULA_PENDING")).collect();
+        assert!(pending.len() <= 1, "{stages:?}");
+        current[0].0.clone()
+    };
+    let current = one_current().await;
+    let got = p.retrieve(&k).await.unwrap();
+    assert_eq!(got.revision.as_str(), current);
+    assert_ne!(got.revision, base);
+
+    let from = got.revision.clone();
+    let tasks: Vec<_> = (1..=50u8)
+        .map(|i| {
+            let (p, k, from) = (p.clone(), k.clone(), from.clone());
+            tokio::spawn(async move {
+                p.store_if(&k, &data(100 + i), &meta(), &Precondition::Revision(from))
+                    .await
+                    .map(|r| (i, r))
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(w) => won.push(w),
+            Err(e) => assert!(e.is_conflict(), "{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let current = one_current().await;
+    let got = p.retrieve(&k).await.unwrap();
+    assert_eq!((got.data, got.revision.as_str()), (data(100 + won[0].0), current.as_str()));
+    assert_eq!(got.revision, won[0].1);
+    force_delete(&name).await;
+}
