@@ -762,30 +762,57 @@ async fn a_create_over_a_secret_deleted_by_someone_else_never_revives_the_old_va
     force_delete(&name).await;
 }
 
-/// A store racing a forced delete of the same id lands (re-creating the secret) or is
-/// overwritten; it never answers `NotFound`.
+/// A store racing a delete of the same id (forced, or with a recovery window) and a create
+/// lands (re-creating or restoring the secret) or is overwritten; it never answers
+/// `NotFound`, the delete always succeeds, the create succeeds or answers `Conflict`, and
+/// afterwards `exists` and `retrieve` agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_racing_a_forced_delete_never_answers_not_found() {
-    let ns = unique("stdel");
-    let p = provider(config(&ns)).await;
-    let k = id("raced");
-    let mut failures = Vec::new();
-    for round in 0..40u8 {
-        p.store(&k, &data(round), &meta()).await.unwrap();
-        let (a, b, c) = (p.clone(), p.clone(), k.clone());
-        let (d, e) = (p.clone(), k.clone());
-        let store = tokio::spawn(async move { a.store(&c, &data(100), &meta()).await });
-        let delete = tokio::spawn(async move { d.delete(&e).await });
-        let _ = b;
-        if let Err(err) = store.await.unwrap() {
-            failures.push(format!("round {round}: store: {err}"));
+async fn a_store_racing_a_delete_and_a_create_never_answers_not_found() {
+    for deletion in [Deletion::Force, Deletion::RecoveryWindow { days: 7 }] {
+        let ns = unique("stdel");
+        let p = provider(AwsSecretsManagerConfig {
+            deletion,
+            ..config(&ns)
+        })
+        .await;
+        let k = id("raced");
+        let mut failures = Vec::new();
+        for round in 0..30u8 {
+            p.store(&k, &data(round), &meta()).await.unwrap();
+            let (a, b, c) = (p.clone(), p.clone(), p.clone());
+            let (ka, kb, kc) = (k.clone(), k.clone(), k.clone());
+            let store = tokio::spawn(async move { a.store(&ka, &data(100), &meta()).await });
+            let delete = tokio::spawn(async move { b.delete(&kb).await });
+            let create =
+                tokio::spawn(async move { c.store_if(&kc, &data(200), &meta(), &Precondition::Absent).await });
+            if let Err(err) = store.await.unwrap() {
+                failures.push(format!("{deletion:?} round {round}: store: {err}"));
+            }
+            if let Err(err) = delete.await.unwrap() {
+                failures.push(format!("{deletion:?} round {round}: delete: {err}"));
+            }
+            match create.await.unwrap() {
+                Err(err) if !err.is_conflict() => failures.push(format!("{deletion:?} round {round}: create: {err}")),
+                _ => {}
+            }
+            let exists = p.exists(&k).await.unwrap();
+            let read = p.retrieve(&k).await.map(|s| s.data);
+            match (&read, exists) {
+                (Ok(d), true) if *d == data(100) || *d == data(200) => {}
+                (Err(StorageError::NotFound { .. }), false) => {}
+                _ => failures.push(format!("{deletion:?} round {round}: exists {exists}, read {read:?}")),
+            }
         }
-        if let Err(err) = delete.await.unwrap() {
-            failures.push(format!("round {round}: delete: {err}"));
-        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        cleanup(p.as_ref()).await;
+        // Gone already with `Force`; scheduled, and so still named, with a window.
+        let _ = aws_client()
+            .delete_secret()
+            .secret_id(format!("nebula-test/{ns}/raced"))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
     }
-    assert!(failures.is_empty(), "{failures:#?}");
-    cleanup(p.as_ref()).await;
 }
 
 /// Fifty writers on one id (plain stores, then stores at one revision): one version holds

@@ -302,6 +302,10 @@ impl AwsSecretsManagerProvider {
     ) -> Result<Revision, StorageError> {
         let c = |action| ctx(Operation::Store, Some(id), action);
         let mut waits = 0;
+        // The current version of a secret someone else scheduled for deletion without our
+        // tombstone (the console, the CLI), once this store restored it: a deleted
+        // credential, so absent for `Precondition::Absent`, and written over at once.
+        let mut revived: Option<Option<String>> = None;
         for _ in 0..MAX_ROUNDS * 2 {
             let Some(state) = self.ours(id, name, Operation::Store).await? else {
                 if matches!(precondition, Precondition::Revision(_)) {
@@ -331,7 +335,11 @@ impl AwsSecretsManagerProvider {
                     return Err(precondition.conflict(PROVIDER, id));
                 }
                 // The current version is the tombstone `delete` wrote: restoring brings
-                // back nothing a reader could see.
+                // back nothing a reader could see. Deleted by someone else, it is the old
+                // value until the write below replaces it.
+                if !state.tombstoned {
+                    revived = Some(state.current.clone());
+                }
                 if let Err(e) = self.client.restore_secret().secret_id(name).send().await {
                     self.look_again(AwsError::from(e), &mut waits, c("secretsmanager:RestoreSecret"))
                         .await?;
@@ -348,7 +356,7 @@ impl AwsSecretsManagerProvider {
                     written => written,
                 },
                 Precondition::Absent => {
-                    if !state.tombstoned {
+                    if !state.tombstoned && revived.as_ref() != Some(&state.current) {
                         // Ours already, unless an earlier attempt of this write created it.
                         let created = version_token(name, "", value);
                         if current == Some(created.as_str()) {
@@ -374,14 +382,17 @@ impl AwsSecretsManagerProvider {
             let revision = match written {
                 Ok(Some(r)) => r,
                 Ok(None) => return Err(precondition.conflict(PROVIDER, id)),
-                // Deleted between our look and the put (AWS refuses puts then): look again.
-                Err((e, _)) if e.kind == Kind::InvalidRequest => continue,
+                // Deleted between our look and the put (AWS refuses puts to a secret
+                // scheduled for deletion, and a forced delete removes it): look again.
+                Err((e, _)) if matches!(e.kind, Kind::InvalidRequest | Kind::NotFound) => continue,
                 Err((e, action)) => return Err(e.into_storage(c(action))),
             };
-            self.sync_tags(name, &state.tags, desired)
-                .await
-                .map_err(|e| e.into_storage(c("secretsmanager:TagResource and secretsmanager:UntagResource")))?;
-            return Ok(revision);
+            return match self.sync_tags(name, &state.tags, desired).await {
+                // The value landed, then a delete removed the secret: the store happened.
+                Err(e) if e.kind == Kind::NotFound => Ok(revision),
+                Err(e) => Err(e.into_storage(c("secretsmanager:TagResource and secretsmanager:UntagResource"))),
+                Ok(()) => Ok(revision),
+            };
         }
         Err(StorageError::conflict(
             PROVIDER,
