@@ -7,8 +7,9 @@
 //! `remote::TagScheme` with AWS's limits) mirror the credential's tags, plus configured
 //! default tags, a managed-by marker, the creation time and the keys we own, so `list`
 //! filters on the server, never returns foreign secrets, and an overwrite keeps tags
-//! other tools added. A secret under our name without the marker is never read,
-//! overwritten or deleted: every operation reports `Conflict` naming it.
+//! other tools added. A secret under our name without the marker is never overwritten or
+//! deleted, and never read unless its current value is one this library wrote there:
+//! every operation reports `Conflict` naming it (the exception is below).
 //!
 //! Revisions are version ids: `retrieve` reads the `AWSCURRENT` version and reports its
 //! id. Every version after the first is written the same way: `PutSecretValue` under a
@@ -26,7 +27,11 @@
 //! a copy of our record under another name, versions written before this scheme and
 //! foreign secrets are settled by `DescribeSecret` (the marker tag), as are reads AWS
 //! refuses because the secret is scheduled for deletion. The marker is checked before every
-//! write and delete.
+//! write and delete. `GetSecretValue` answers no tags, so a marker an operator removes from a
+//! secret whose current value this library wrote is not seen by `retrieve` until another
+//! value is put; granting `GetSecretValue` only on marked secrets (an IAM condition on
+//! `aws:ResourceTag/nebula-credential:managed`, see the README) closes that at no cost: a
+//! read AWS refuses is settled by `DescribeSecret`, `Conflict` when the marker is missing.
 //!
 //! `delete` with a recovery window first makes a tombstone the current version (written
 //! like any other version), so a restore (ours, when the id is stored again, or AWS's

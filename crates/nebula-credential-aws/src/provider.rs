@@ -543,6 +543,15 @@ impl StorageProvider for AwsSecretsManagerProvider {
             let out = match got {
                 Ok(out) => out,
                 Err(e) if e.kind == Kind::NotFound => return Err(StorageError::not_found(PROVIDER, id)),
+                // Refused by IAM: an IAM condition on our marker tag (see the README) refuses
+                // reads of a secret whose marker was removed; `DescribeSecret` tells that
+                // (`Conflict`) from a missing permission.
+                Err(e) if e.kind == Kind::Denied => {
+                    return match self.ours(id, &name, Operation::Retrieve).await? {
+                        Some(_) => Err(e.into_storage(c)),
+                        None => Err(StorageError::not_found(PROVIDER, id)),
+                    };
+                }
                 // Refused because it is scheduled for deletion; if it was restored since
                 // (a re-store racing us), read again.
                 Err(e) if e.kind == Kind::InvalidRequest => match self.ours(id, &name, Operation::Retrieve).await? {

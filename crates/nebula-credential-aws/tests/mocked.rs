@@ -641,3 +641,26 @@ async fn transient_credential_chain_failures_are_retryable() {
         assert!(err.is_retryable());
     }
 }
+
+/// With the README's IAM condition on the marker tag, AWS refuses `GetSecretValue` of a
+/// secret whose marker an operator removed: `DescribeSecret` (not conditioned) then tells
+/// that apart from a missing permission, so the read answers `Conflict` naming the marker.
+#[tokio::test]
+async fn a_read_refused_by_an_iam_condition_on_the_marker_is_a_conflict() {
+    let describe = mock!(Client::describe_secret).then_output(|| described(vec![]));
+    let get = mock!(Client::get_secret_value).then_http_response(error_response(400, "AccessDeniedException"));
+    let p = provider_over(mocked(&[&describe, &get]));
+    let err = p.retrieve(&key()).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(err.to_string().contains("nebula-credential:managed"), "{err}");
+
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let get = mock!(Client::get_secret_value).then_http_response(error_response(400, "AccessDeniedException"));
+    let p = provider_over(mocked(&[&describe, &get]));
+    let err = p.retrieve(&key()).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::PermissionDenied,
+        "ours: a missing permission: {err}"
+    );
+}
