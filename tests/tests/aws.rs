@@ -908,3 +908,74 @@ async fn fifty_writers_on_one_id_leave_one_current_version() {
     assert_eq!(got.revision, won[0].1);
     force_delete(&name).await;
 }
+
+/// `CredentialStore::put` racing itself on one id: every acknowledged put has its own
+/// version, and `get` returns the value of the highest acknowledged version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_credential_store_puts_get_exact_versions() {
+    use nebula_credential::prelude::ExposeSecret as _;
+    use nebula_credential::{CredentialStore, EncryptionKey, Keyring, Tags};
+    let ns = unique("versions");
+    let p = provider(config(&ns)).await;
+    let store = Arc::new(CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate())));
+    let k = id("counted");
+    let tasks: Vec<_> = (0..20u8)
+        .map(|i| {
+            let (store, k) = (store.clone(), k.clone());
+            tokio::spawn(async move { store.put(&k, &[i], Tags::new()).await.map(|m| (m.version, i)) })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(v) => acked.push(v),
+            Err(e) => assert!(e.is_conflict(), "{e}"),
+        }
+    }
+    acked.sort();
+    let mut versions: Vec<_> = acked.iter().map(|(v, _)| *v).collect();
+    versions.dedup();
+    assert_eq!(versions.len(), acked.len(), "every acknowledged put has its own version: {acked:?}");
+    let (last_version, last_value) = *acked.last().unwrap();
+    let (got, m) = store.get_with_metadata(&k).await.unwrap();
+    assert_eq!((m.version, got.expose_secret().to_vec()), (last_version, vec![last_value]));
+    cleanup(p.as_ref()).await;
+}
+
+/// A write retried after its answer was lost (the same call again, as the `Retry` layer
+/// sends it) recognises its own earlier success by the version id it derives, and writes
+/// no second version.
+#[tokio::test]
+async fn a_retried_write_finds_its_own_earlier_success() {
+    let ns = unique("retried");
+    let (p, calls) = counted(config(&ns));
+    let k = id("again");
+    let name = format!("nebula-test/{ns}/again");
+    let m = meta();
+    let r0 = p.store(&k, &data(1), &m).await.unwrap();
+    let created = p.store_if(&id("fresh"), &data(1), &m, &Precondition::Absent).await.unwrap();
+    assert_eq!(
+        p.store_if(&id("fresh"), &data(1), &m, &Precondition::Absent).await.unwrap(),
+        created,
+        "a retried create"
+    );
+    let r1 = p.store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone())).await.unwrap();
+    calls.take();
+    assert_eq!(
+        p.store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone())).await.unwrap(),
+        r1,
+        "a retried conditional store"
+    );
+    assert_eq!(calls.take(), ["DescribeSecret"], "no second version");
+    let versions = aws_client()
+        .list_secret_version_ids()
+        .secret_id(&name)
+        .send()
+        .await
+        .unwrap()
+        .versions()
+        .len();
+    assert_eq!(versions, 2);
+    force_delete(&name).await;
+    force_delete(&format!("nebula-test/{ns}/fresh")).await;
+}
