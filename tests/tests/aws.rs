@@ -935,10 +935,17 @@ async fn concurrent_credential_store_puts_get_exact_versions() {
     acked.sort();
     let mut versions: Vec<_> = acked.iter().map(|(v, _)| *v).collect();
     versions.dedup();
-    assert_eq!(versions.len(), acked.len(), "every acknowledged put has its own version: {acked:?}");
+    assert_eq!(
+        versions.len(),
+        acked.len(),
+        "every acknowledged put has its own version: {acked:?}"
+    );
     let (last_version, last_value) = *acked.last().unwrap();
     let (got, m) = store.get_with_metadata(&k).await.unwrap();
-    assert_eq!((m.version, got.expose_secret().to_vec()), (last_version, vec![last_value]));
+    assert_eq!(
+        (m.version, got.expose_secret().to_vec()),
+        (last_version, vec![last_value])
+    );
     cleanup(p.as_ref()).await;
 }
 
@@ -953,16 +960,26 @@ async fn a_retried_write_finds_its_own_earlier_success() {
     let name = format!("nebula-test/{ns}/again");
     let m = meta();
     let r0 = p.store(&k, &data(1), &m).await.unwrap();
-    let created = p.store_if(&id("fresh"), &data(1), &m, &Precondition::Absent).await.unwrap();
+    let created = p
+        .store_if(&id("fresh"), &data(1), &m, &Precondition::Absent)
+        .await
+        .unwrap();
     assert_eq!(
-        p.store_if(&id("fresh"), &data(1), &m, &Precondition::Absent).await.unwrap(),
+        p.store_if(&id("fresh"), &data(1), &m, &Precondition::Absent)
+            .await
+            .unwrap(),
         created,
         "a retried create"
     );
-    let r1 = p.store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone())).await.unwrap();
+    let r1 = p
+        .store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone()))
+        .await
+        .unwrap();
     calls.take();
     assert_eq!(
-        p.store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone())).await.unwrap(),
+        p.store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone()))
+            .await
+            .unwrap(),
         r1,
         "a retried conditional store"
     );
@@ -978,4 +995,36 @@ async fn a_retried_write_finds_its_own_earlier_success() {
     assert_eq!(versions, 2);
     force_delete(&name).await;
     force_delete(&format!("nebula-test/{ns}/fresh")).await;
+}
+
+/// A plain store racing a conditional store from the same revision: when both succeed, the
+/// conditional one must have come first (its revision still held), so the plain store's
+/// value is the one left. A plain store must not count itself "landed and overwritten"
+/// by a writer whose precondition its landing would have broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_store_and_a_conditional_store_both_acknowledged_leave_the_plain_value() {
+    let ns = unique("mixed");
+    let p = provider(config(&ns)).await;
+    let k = id("mixed");
+    let mut broken = Vec::new();
+    for round in 0..30u8 {
+        let from = p.store(&k, &data(round), &meta()).await.unwrap();
+        let (a, b, ka, kb) = (p.clone(), p.clone(), k.clone(), k.clone());
+        let plain = tokio::spawn(async move { a.store(&ka, &data(100), &meta()).await });
+        let cond = tokio::spawn(async move {
+            b.store_if(&kb, &data(200), &meta(), &Precondition::Revision(from))
+                .await
+        });
+        let (plain, cond) = (plain.await.unwrap(), cond.await.unwrap());
+        plain.expect("a plain store never fails on a race");
+        let now = p.retrieve(&k).await.unwrap().data;
+        if cond.is_ok() && now != data(100) {
+            broken.push(round);
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "both acknowledged, conditional value left, in rounds {broken:?}"
+    );
+    cleanup(p.as_ref()).await;
 }

@@ -16,8 +16,9 @@
 //! pending stage label with a `ClientRequestToken` the provider derives, then
 //! `UpdateSecretVersionStage` moving `AWSCURRENT` from the version read before to it,
 //! which AWS refuses once another writer moved it. A conditional store reports that as
-//! `Conflict`; an unconditional one counts as landed and at once overwritten (the other
-//! writer wins); a create is `CreateSecret`. No plain `PutSecretValue` moves `AWSCURRENT`,
+//! `Conflict`; an unconditional one counts as landed and at once overwritten when the
+//! other writer was unconditional too (or a delete), and writes again over a conditional
+//! winner (whose revision still held, so it came first); a create is `CreateSecret`. No plain `PutSecretValue` moves `AWSCURRENT`,
 //! so nothing depends on how an emulator handles that after a stage move (moto 5.2.5/5.2.6
 //! get it wrong). Every write creates a version; AWS keeps about 100 per secret.
 //!
