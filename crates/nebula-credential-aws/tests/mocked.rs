@@ -700,3 +700,37 @@ async fn a_read_refused_by_an_iam_condition_on_the_marker_is_a_conflict() {
         "ours: a missing permission: {err}"
     );
 }
+
+/// A write that fails at `PutSecretValue` or `CreateSecret` (the requests that carry the
+/// record) reports an error whose `Display`, `Debug` and whole source chain hold no part
+/// of that record.
+#[tokio::test]
+async fn a_failed_write_shows_no_part_of_the_record_in_its_error() {
+    let record =
+        String::from_utf8(StoredRecord::encode(&key(), &data(7), &meta(), "aws", usize::MAX).unwrap()).unwrap();
+    let ciphertext = record
+        .split("\"ciphertext\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the record holds the ciphertext")
+        .to_string();
+    assert!(ciphertext.len() > 16, "{ciphertext}");
+    let described = mock!(Client::describe_secret).then_output(ours);
+    let put = mock!(Client::put_secret_value).then_http_response(error_response(500, "InternalServiceError"));
+    let missing = mock!(Client::describe_secret).then_http_response(error_response(404, "ResourceNotFoundException"));
+    let create = mock!(Client::create_secret).then_http_response(error_response(400, "ValidationException"));
+    for rules in [vec![&described, &put], vec![&missing, &create]] {
+        let p = provider_over(mocked(&rules));
+        let err = p.store(&key(), &data(7), &meta()).await.unwrap_err();
+        let mut shown = format!("{err} {err:?}");
+        let mut next = std::error::Error::source(&err);
+        while let Some(e) = next {
+            shown.push_str(&format!(" / {e} {e:?}"));
+            next = e.source();
+        }
+        assert!(
+            !shown.contains(&ciphertext) && !shown.contains("encrypted_data"),
+            "{shown}"
+        );
+    }
+}
