@@ -984,6 +984,22 @@ async fn a_retried_write_finds_its_own_earlier_success() {
         "a retried conditional store"
     );
     assert_eq!(calls.take(), ["DescribeSecret"], "no second version");
+    // A create over a deleted (tombstoned) id, retried.
+    let mut window = config(&ns);
+    window.deletion = Deletion::RecoveryWindow { days: 7 };
+    let (w, _) = counted(window);
+    w.delete(&id("fresh")).await.unwrap();
+    let again = w
+        .store_if(&id("fresh"), &data(3), &m, &Precondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.store_if(&id("fresh"), &data(3), &m, &Precondition::Absent)
+            .await
+            .unwrap(),
+        again,
+        "a retried create over a tombstone"
+    );
     let versions = aws_client()
         .list_secret_version_ids()
         .secret_id(&name)

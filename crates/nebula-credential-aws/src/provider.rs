@@ -391,10 +391,12 @@ impl AwsSecretsManagerProvider {
                 },
                 Precondition::Absent => {
                     if !state.tombstoned && revived.as_ref() != Some(&state.current) {
-                        // Ours already, unless an earlier attempt of this write created it.
-                        let created = version_token(name, "", value, Write::Conditional);
-                        if current == Some(created.as_str()) {
-                            return Ok(Revision::new(created));
+                        // Ours already, unless an earlier attempt of this write put it
+                        // there (created it, or wrote it over a tombstone): then the current
+                        // version provably holds exactly this value, which no other write
+                        // has (a record carries its own nonce).
+                        if let Some(v) = current.filter(|v| authored(name, v, value)) {
+                            return Ok(Revision::new(v));
                         }
                         return Err(precondition.conflict(PROVIDER, id));
                     }
