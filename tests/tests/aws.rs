@@ -1044,3 +1044,40 @@ async fn a_plain_store_and_a_conditional_store_both_acknowledged_leave_the_plain
     );
     cleanup(p.as_ref()).await;
 }
+
+/// Ten deletes of one id at once (forced, or with a recovery window): every one succeeds,
+/// and the credential reads as deleted afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deletes_of_one_id_all_succeed() {
+    for deletion in [Deletion::Force, Deletion::RecoveryWindow { days: 7 }] {
+        let ns = unique("deletes");
+        let p = provider(AwsSecretsManagerConfig {
+            deletion,
+            ..config(&ns)
+        })
+        .await;
+        let k = id("doomed");
+        for round in 0..5u8 {
+            p.store(&k, &data(round), &meta()).await.unwrap();
+            let tasks: Vec<_> = (0..10)
+                .map(|_| {
+                    let (p, k) = (p.clone(), k.clone());
+                    tokio::spawn(async move { p.delete(&k).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{deletion:?} round {round}: {e}"));
+            }
+            assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+            assert!(!p.exists(&k).await.unwrap());
+        }
+        let _ = aws_client()
+            .delete_secret()
+            .secret_id(format!("nebula-test/{ns}/doomed"))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+    }
+}
