@@ -686,3 +686,398 @@ async fn a_read_is_one_get_secret_value_unless_the_answer_cannot_prove_it_is_our
         force_delete(&name(&id(n))).await;
     }
 }
+
+/// Marker tag of our secrets (`TagScheme::DEFAULT.managed_key`).
+const MARKER: &str = "nebula-credential:managed";
+
+/// An operator removes or changes the marker on a secret this library wrote: from then on
+/// `exists`, `store`, `delete` and `list` refuse it (`Conflict`, or not listed). `retrieve`
+/// is one `GetSecretValue`, which cannot see tags: it goes on reading the value this
+/// library wrote there (its version id proves that) until another value is put, then it
+/// answers `Conflict` too. The README says so and gives the IAM condition that closes it on
+/// AWS at no cost (mocked: `a_read_refused_by_an_iam_condition_on_the_marker_is_a_conflict`).
+#[tokio::test]
+async fn a_secret_whose_marker_was_removed_or_changed_is_refused_once_not_provably_ours() {
+    let ns = unique("unmarked");
+    let p = provider(config(&ns)).await;
+    let raw = aws_client();
+    for (n, how) in [("removed", None), ("changed", Some("false"))] {
+        let k = id(n);
+        let name = format!("nebula-test/{ns}/{n}");
+        p.store(&k, &data(1), &meta()).await.unwrap();
+        p.store(&k, &data(2), &meta()).await.unwrap();
+        match how {
+            None => {
+                raw.untag_resource()
+                    .secret_id(&name)
+                    .tag_keys(MARKER)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Some(v) => {
+                raw.tag_resource()
+                    .secret_id(&name)
+                    .tags(
+                        aws_sdk_secretsmanager::types::Tag::builder()
+                            .key(MARKER)
+                            .value(v)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        assert!(p.exists(&k).await.unwrap_err().is_conflict(), "{n}");
+        assert!(p.store(&k, &data(3), &meta()).await.unwrap_err().is_conflict(), "{n}");
+        assert!(p.delete(&k).await.unwrap_err().is_conflict(), "{n}");
+        assert!(
+            p.list(&CredentialFilter::new()).await.unwrap().iter().all(|i| i != &k),
+            "{n}"
+        );
+        assert_eq!(
+            p.retrieve(&k).await.unwrap().data,
+            data(2),
+            "{n}: the value this library wrote is still read (documented)"
+        );
+        // The tool that took the secret over writes its own value: refused from then on.
+        raw.put_secret_value()
+            .secret_id(&name)
+            .secret_string(FOREIGN_VALUE)
+            .send()
+            .await
+            .unwrap();
+        let err = p.retrieve(&k).await.map(|s| s.data).unwrap_err();
+        assert!(err.is_conflict(), "{n}: {err}");
+        force_delete(&name).await;
+    }
+}
+
+/// Someone else (the console, the CLI) schedules our secret for deletion, without the
+/// tombstone our own delete writes first: the credential is absent, so a create
+/// (`store_if(Absent)`) succeeds and never brings the deleted value back.
+#[tokio::test]
+async fn a_create_over_a_secret_deleted_by_someone_else_never_revives_the_old_value() {
+    let ns = unique("opdel");
+    let p = provider(AwsSecretsManagerConfig {
+        deletion: Deletion::RecoveryWindow { days: 7 },
+        ..config(&ns)
+    })
+    .await;
+    let k = id("gone");
+    let name = format!("nebula-test/{ns}/gone");
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    aws_client()
+        .delete_secret()
+        .secret_id(&name)
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+    assert!(!p.exists(&k).await.unwrap());
+    let created = p.store_if(&k, &data(2), &meta(), &Precondition::Absent).await;
+    let now = p.retrieve(&k).await.map(|s| s.data);
+    assert!(
+        created.is_ok(),
+        "a deleted credential is absent: {created:?}, and now reads {now:?}"
+    );
+    assert_eq!(now.unwrap(), data(2));
+    // A conditional store at the old revision stays refused and revives nothing.
+    p.delete(&k).await.unwrap();
+    force_delete(&name).await;
+}
+
+/// A store racing a delete of the same id (forced, or with a recovery window) and a create
+/// lands (re-creating or restoring the secret) or is overwritten; it never answers
+/// `NotFound`, the delete always succeeds, the create succeeds or answers `Conflict`, and
+/// afterwards `exists` and `retrieve` agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_racing_a_delete_and_a_create_never_answers_not_found() {
+    for deletion in [Deletion::Force, Deletion::RecoveryWindow { days: 7 }] {
+        let ns = unique("stdel");
+        let p = provider(AwsSecretsManagerConfig {
+            deletion,
+            ..config(&ns)
+        })
+        .await;
+        let k = id("raced");
+        let mut failures = Vec::new();
+        for round in 0..30u8 {
+            p.store(&k, &data(round), &meta()).await.unwrap();
+            let (a, b, c) = (p.clone(), p.clone(), p.clone());
+            let (ka, kb, kc) = (k.clone(), k.clone(), k.clone());
+            let store = tokio::spawn(async move { a.store(&ka, &data(100), &meta()).await });
+            let delete = tokio::spawn(async move { b.delete(&kb).await });
+            let create = tokio::spawn(async move { c.store_if(&kc, &data(200), &meta(), &Precondition::Absent).await });
+            if let Err(err) = store.await.unwrap() {
+                failures.push(format!("{deletion:?} round {round}: store: {err}"));
+            }
+            if let Err(err) = delete.await.unwrap() {
+                failures.push(format!("{deletion:?} round {round}: delete: {err}"));
+            }
+            match create.await.unwrap() {
+                Err(err) if !err.is_conflict() => failures.push(format!("{deletion:?} round {round}: create: {err}")),
+                _ => {}
+            }
+            let exists = p.exists(&k).await.unwrap();
+            let read = p.retrieve(&k).await.map(|s| s.data);
+            match (&read, exists) {
+                (Ok(d), true) if *d == data(100) || *d == data(200) => {}
+                (Err(StorageError::NotFound { .. }), false) => {}
+                _ => failures.push(format!("{deletion:?} round {round}: exists {exists}, read {read:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        cleanup(p.as_ref()).await;
+        // Gone already with `Force`; scheduled, and so still named, with a window.
+        let _ = aws_client()
+            .delete_secret()
+            .secret_id(format!("nebula-test/{ns}/raced"))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+    }
+}
+
+/// Fifty writers on one id (plain stores, then stores at one revision): one version holds
+/// `AWSCURRENT`, reads return the last acknowledged write's value, exactly one
+/// conditional writer wins, and the losers' pending versions never become current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_writers_on_one_id_leave_one_current_version() {
+    let ns = unique("fifty");
+    let p = provider(config(&ns)).await;
+    let k = id("hot");
+    let name = format!("nebula-test/{ns}/hot");
+    let base = p.store(&k, &data(0), &meta()).await.unwrap();
+    let tasks: Vec<_> = (1..=50u8)
+        .map(|i| {
+            let (p, k) = (p.clone(), k.clone());
+            tokio::spawn(async move { p.store(&k, &data(i), &meta()).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("a plain store never fails on a race");
+    }
+    let one_current = || async {
+        let d = aws_client().describe_secret().secret_id(&name).send().await.unwrap();
+        let stages = d.version_ids_to_stages().unwrap().clone();
+        let current: Vec<_> = stages
+            .iter()
+            .filter(|(_, l)| l.iter().any(|l| l == "AWSCURRENT"))
+            .collect();
+        assert_eq!(current.len(), 1, "{stages:?}");
+        let pending: Vec<_> = stages
+            .iter()
+            .filter(|(_, l)| l.iter().any(|l| l == "NEBULA_PENDING"))
+            .collect();
+        assert!(pending.len() <= 1, "{stages:?}");
+        current[0].0.clone()
+    };
+    let current = one_current().await;
+    let got = p.retrieve(&k).await.unwrap();
+    assert_eq!(got.revision.as_str(), current);
+    assert_ne!(got.revision, base);
+
+    let from = got.revision.clone();
+    let tasks: Vec<_> = (1..=50u8)
+        .map(|i| {
+            let (p, k, from) = (p.clone(), k.clone(), from.clone());
+            tokio::spawn(async move {
+                p.store_if(&k, &data(100 + i), &meta(), &Precondition::Revision(from))
+                    .await
+                    .map(|r| (i, r))
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(w) => won.push(w),
+            Err(e) => assert!(e.is_conflict(), "{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let current = one_current().await;
+    let got = p.retrieve(&k).await.unwrap();
+    assert_eq!(
+        (got.data, got.revision.as_str()),
+        (data(100 + won[0].0), current.as_str())
+    );
+    assert_eq!(got.revision, won[0].1);
+    force_delete(&name).await;
+}
+
+/// `CredentialStore::put` racing itself on one id: every acknowledged put has its own
+/// version, and `get` returns the value of the highest acknowledged version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_credential_store_puts_get_exact_versions() {
+    use nebula_credential::prelude::ExposeSecret as _;
+    use nebula_credential::{CredentialStore, EncryptionKey, Keyring, Tags};
+    let ns = unique("versions");
+    let p = provider(config(&ns)).await;
+    let store = Arc::new(CredentialStore::new(p.clone(), Keyring::new(EncryptionKey::generate())));
+    let k = id("counted");
+    let tasks: Vec<_> = (0..20u8)
+        .map(|i| {
+            let (store, k) = (store.clone(), k.clone());
+            tokio::spawn(async move { store.put(&k, &[i], Tags::new()).await.map(|m| (m.version, i)) })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(v) => acked.push(v),
+            Err(e) => assert!(e.is_conflict(), "{e}"),
+        }
+    }
+    acked.sort();
+    let mut versions: Vec<_> = acked.iter().map(|(v, _)| *v).collect();
+    versions.dedup();
+    assert_eq!(
+        versions.len(),
+        acked.len(),
+        "every acknowledged put has its own version: {acked:?}"
+    );
+    let (last_version, last_value) = *acked.last().unwrap();
+    let (got, m) = store.get_with_metadata(&k).await.unwrap();
+    assert_eq!(
+        (m.version, got.expose_secret().to_vec()),
+        (last_version, vec![last_value])
+    );
+    cleanup(p.as_ref()).await;
+}
+
+/// A write retried after its answer was lost (the same call again, as the `Retry` layer
+/// sends it) recognises its own earlier success by the version id it derives, and writes
+/// no second version.
+#[tokio::test]
+async fn a_retried_write_finds_its_own_earlier_success() {
+    let ns = unique("retried");
+    let (p, calls) = counted(config(&ns));
+    let k = id("again");
+    let name = format!("nebula-test/{ns}/again");
+    let m = meta();
+    let r0 = p.store(&k, &data(1), &m).await.unwrap();
+    let created = p
+        .store_if(&id("fresh"), &data(1), &m, &Precondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        p.store_if(&id("fresh"), &data(1), &m, &Precondition::Absent)
+            .await
+            .unwrap(),
+        created,
+        "a retried create"
+    );
+    let r1 = p
+        .store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone()))
+        .await
+        .unwrap();
+    calls.take();
+    assert_eq!(
+        p.store_if(&k, &data(2), &m, &Precondition::Revision(r0.clone()))
+            .await
+            .unwrap(),
+        r1,
+        "a retried conditional store"
+    );
+    assert_eq!(calls.take(), ["DescribeSecret"], "no second version");
+    // A create over a deleted (tombstoned) id, retried.
+    let mut window = config(&ns);
+    window.deletion = Deletion::RecoveryWindow { days: 7 };
+    let (w, _) = counted(window);
+    w.delete(&id("fresh")).await.unwrap();
+    let again = w
+        .store_if(&id("fresh"), &data(3), &m, &Precondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.store_if(&id("fresh"), &data(3), &m, &Precondition::Absent)
+            .await
+            .unwrap(),
+        again,
+        "a retried create over a tombstone"
+    );
+    let versions = aws_client()
+        .list_secret_version_ids()
+        .secret_id(&name)
+        .send()
+        .await
+        .unwrap()
+        .versions()
+        .len();
+    assert_eq!(versions, 2);
+    force_delete(&name).await;
+    force_delete(&format!("nebula-test/{ns}/fresh")).await;
+}
+
+/// A plain store racing a conditional store from the same revision: when both succeed, the
+/// conditional one must have come first (its revision still held), so the plain store's
+/// value is the one left. A plain store must not count itself "landed and overwritten"
+/// by a writer whose precondition its landing would have broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_store_and_a_conditional_store_both_acknowledged_leave_the_plain_value() {
+    let ns = unique("mixed");
+    let p = provider(config(&ns)).await;
+    let k = id("mixed");
+    let mut broken = Vec::new();
+    for round in 0..30u8 {
+        let from = p.store(&k, &data(round), &meta()).await.unwrap();
+        let (a, b, ka, kb) = (p.clone(), p.clone(), k.clone(), k.clone());
+        let plain = tokio::spawn(async move { a.store(&ka, &data(100), &meta()).await });
+        let cond = tokio::spawn(async move {
+            b.store_if(&kb, &data(200), &meta(), &Precondition::Revision(from))
+                .await
+        });
+        let (plain, cond) = (plain.await.unwrap(), cond.await.unwrap());
+        plain.expect("a plain store never fails on a race");
+        let now = p.retrieve(&k).await.unwrap().data;
+        if cond.is_ok() && now != data(100) {
+            broken.push(round);
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "both acknowledged, conditional value left, in rounds {broken:?}"
+    );
+    cleanup(p.as_ref()).await;
+}
+
+/// Ten deletes of one id at once (forced, or with a recovery window): every one succeeds,
+/// and the credential reads as deleted afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deletes_of_one_id_all_succeed() {
+    for deletion in [Deletion::Force, Deletion::RecoveryWindow { days: 7 }] {
+        let ns = unique("deletes");
+        let p = provider(AwsSecretsManagerConfig {
+            deletion,
+            ..config(&ns)
+        })
+        .await;
+        let k = id("doomed");
+        for round in 0..5u8 {
+            p.store(&k, &data(round), &meta()).await.unwrap();
+            let tasks: Vec<_> = (0..10)
+                .map(|_| {
+                    let (p, k) = (p.clone(), k.clone());
+                    tokio::spawn(async move { p.delete(&k).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{deletion:?} round {round}: {e}"));
+            }
+            assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
+            assert!(!p.exists(&k).await.unwrap());
+        }
+        let _ = aws_client()
+            .delete_secret()
+            .secret_id(format!("nebula-test/{ns}/doomed"))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+    }
+}

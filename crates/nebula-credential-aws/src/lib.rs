@@ -7,16 +7,18 @@
 //! `remote::TagScheme` with AWS's limits) mirror the credential's tags, plus configured
 //! default tags, a managed-by marker, the creation time and the keys we own, so `list`
 //! filters on the server, never returns foreign secrets, and an overwrite keeps tags
-//! other tools added. A secret under our name without the marker is never read,
-//! overwritten or deleted: every operation reports `Conflict` naming it.
+//! other tools added. A secret under our name without the marker is never overwritten or
+//! deleted, and never read unless its current value is one this library wrote there:
+//! every operation reports `Conflict` naming it (the exception is below).
 //!
 //! Revisions are version ids: `retrieve` reads the `AWSCURRENT` version and reports its
 //! id. Every version after the first is written the same way: `PutSecretValue` under a
 //! pending stage label with a `ClientRequestToken` the provider derives, then
 //! `UpdateSecretVersionStage` moving `AWSCURRENT` from the version read before to it,
 //! which AWS refuses once another writer moved it. A conditional store reports that as
-//! `Conflict`; an unconditional one counts as landed and at once overwritten (the other
-//! writer wins); a create is `CreateSecret`. No plain `PutSecretValue` moves `AWSCURRENT`,
+//! `Conflict`; an unconditional one counts as landed and at once overwritten when the
+//! other writer was unconditional too (or a delete), and writes again over a conditional
+//! winner (whose revision still held, so it came first); a create is `CreateSecret`. No plain `PutSecretValue` moves `AWSCURRENT`,
 //! so nothing depends on how an emulator handles that after a stage move (moto 5.2.5/5.2.6
 //! get it wrong). Every write creates a version; AWS keeps about 100 per secret.
 //!
@@ -26,7 +28,11 @@
 //! a copy of our record under another name, versions written before this scheme and
 //! foreign secrets are settled by `DescribeSecret` (the marker tag), as are reads AWS
 //! refuses because the secret is scheduled for deletion. The marker is checked before every
-//! write and delete.
+//! write and delete. `GetSecretValue` answers no tags, so a marker an operator removes from a
+//! secret whose current value this library wrote is not seen by `retrieve` until another
+//! value is put; granting `GetSecretValue` only on marked secrets (an IAM condition on
+//! `aws:ResourceTag/nebula-credential:managed`, see the README) closes that at no cost: a
+//! read AWS refuses is settled by `DescribeSecret`, `Conflict` when the marker is missing.
 //!
 //! `delete` with a recovery window first makes a tombstone the current version (written
 //! like any other version), so a restore (ours, when the id is stored again, or AWS's

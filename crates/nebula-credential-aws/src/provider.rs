@@ -21,7 +21,9 @@ use crate::PROVIDER;
 use crate::config::{AwsSecretsManagerConfig, Deletion, MAX_SECRET_NAME_LEN};
 use crate::errors::{AwsError, Context, Kind};
 use crate::tags::SCHEME;
-use crate::versions::{CURRENT, PENDING, TOMBSTONE, TOMBSTONE_VALUE, authored, current_version, version_token};
+use crate::versions::{
+    CURRENT, PENDING, TOMBSTONE, TOMBSTONE_VALUE, Write, authored, current_version, plain_write, version_token,
+};
 
 /// Largest `SecretString` AWS accepts, in bytes.
 pub const MAX_SECRET_BYTES: usize = 65_536;
@@ -55,6 +57,17 @@ impl std::fmt::Debug for AwsSecretsManagerProvider {
 }
 
 type Outcome<T> = Result<T, AwsError>;
+
+/// What became of one version written by `write_version`.
+enum Written {
+    /// It holds `AWSCURRENT`.
+    Current(Revision),
+    /// Another writer moved `AWSCURRENT` first. `overwritten`: that writer was an
+    /// unconditional store, a delete, or the secret is gone, so an unconditional store
+    /// may count as landed just before it and at once overwritten; otherwise (a
+    /// conditional store, a create, another tool) it must write again.
+    Lost { overwritten: bool },
+}
 
 /// What `DescribeSecret` says about a secret of ours.
 struct State {
@@ -192,8 +205,9 @@ impl AwsSecretsManagerProvider {
         expected: Option<&str>,
         value: &str,
         tombstone: bool,
-    ) -> Result<Option<Revision>, (AwsError, &'static str)> {
-        let token = version_token(name, expected.unwrap_or_default(), value);
+        write: Write,
+    ) -> Result<Written, (AwsError, &'static str)> {
+        let token = version_token(name, expected.unwrap_or_default(), value, write);
         let stages = if tombstone {
             vec![PENDING, TOMBSTONE]
         } else {
@@ -212,7 +226,7 @@ impl AwsSecretsManagerProvider {
         match put {
             Ok(_) => {}
             // The id is in use with another value: only a digest collision gets here.
-            Err(e) if e.kind == Kind::Exists => return Ok(None),
+            Err(e) if e.kind == Kind::Exists => return Ok(Written::Lost { overwritten: false }),
             Err(e) => return Err((e, "secretsmanager:PutSecretValue")),
         }
         let moved = self
@@ -226,7 +240,7 @@ impl AwsSecretsManagerProvider {
             .await
             .map_err(AwsError::from);
         match moved {
-            Ok(_) => Ok(Some(Revision::new(&token))),
+            Ok(_) => Ok(Written::Current(Revision::new(&token))),
             Err(e) if matches!(e.kind, Kind::InvalidParameter | Kind::NotFound) => {
                 // Refused: someone else moved AWSCURRENT, unless an earlier attempt of
                 // this very write already did.
@@ -234,8 +248,17 @@ impl AwsSecretsManagerProvider {
                     .describe(name)
                     .await
                     .map_err(|e| (e, "secretsmanager:DescribeSecret"))?;
-                let (current, _) = current_version(now.as_ref().and_then(|d| d.version_ids_to_stages()));
-                Ok((current.as_deref() == Some(token.as_str())).then(|| Revision::new(&token)))
+                let Some(now) = now else {
+                    return Ok(Written::Lost { overwritten: true });
+                };
+                let (current, tombstoned) = current_version(now.version_ids_to_stages());
+                Ok(match current {
+                    Some(v) if v == token => Written::Current(Revision::new(&token)),
+                    Some(v) => Written::Lost {
+                        overwritten: tombstoned || now.deleted_date().is_some() || plain_write(&v),
+                    },
+                    None => Written::Lost { overwritten: true },
+                })
             }
             Err(e) => Err((e, "secretsmanager:UpdateSecretVersionStage")),
         }
@@ -302,6 +325,10 @@ impl AwsSecretsManagerProvider {
     ) -> Result<Revision, StorageError> {
         let c = |action| ctx(Operation::Store, Some(id), action);
         let mut waits = 0;
+        // The current version of a secret someone else scheduled for deletion without our
+        // tombstone (the console, the CLI), once this store restored it: a deleted
+        // credential, so absent for `Precondition::Absent`, and written over at once.
+        let mut revived: Option<Option<String>> = None;
         for _ in 0..MAX_ROUNDS * 2 {
             let Some(state) = self.ours(id, name, Operation::Store).await? else {
                 if matches!(precondition, Precondition::Revision(_)) {
@@ -312,7 +339,7 @@ impl AwsSecretsManagerProvider {
                     .create_secret()
                     .name(name)
                     .secret_string(value)
-                    .client_request_token(version_token(name, "", value))
+                    .client_request_token(version_token(name, "", value, Write::Conditional))
                     .set_kms_key_id(self.config.kms_key_id.clone())
                     .set_tags(Some(aws_tags(desired)))
                     .send()
@@ -331,7 +358,11 @@ impl AwsSecretsManagerProvider {
                     return Err(precondition.conflict(PROVIDER, id));
                 }
                 // The current version is the tombstone `delete` wrote: restoring brings
-                // back nothing a reader could see.
+                // back nothing a reader could see. Deleted by someone else, it is the old
+                // value until the write below replaces it.
+                if !state.tombstoned {
+                    revived = Some(state.current.clone());
+                }
                 if let Err(e) = self.client.restore_secret().secret_id(name).send().await {
                     self.look_again(AwsError::from(e), &mut waits, c("secretsmanager:RestoreSecret"))
                         .await?;
@@ -340,27 +371,41 @@ impl AwsSecretsManagerProvider {
             }
             let current = state.current.as_deref();
             let written = match precondition {
-                Precondition::None => match self.write_version(name, current, value, false).await {
-                    // Refused: another writer made its version current after our look,
-                    // so this unconditional store counts as landed and at once
-                    // overwritten (last writer wins); the tags are the winner's to set.
-                    Ok(None) => return Ok(Revision::new(version_token(name, current.unwrap_or_default(), value))),
+                Precondition::None => match self.write_version(name, current, value, false, Write::Plain).await {
+                    // Refused: another unconditional writer (or a delete) made its version
+                    // current after our look, so this store counts as landed just before
+                    // it and at once overwritten (last writer wins); the tags are the
+                    // winner's to set.
+                    Ok(Written::Lost { overwritten: true }) => {
+                        return Ok(Revision::new(version_token(
+                            name,
+                            current.unwrap_or_default(),
+                            value,
+                            Write::Plain,
+                        )));
+                    }
+                    // Refused by a conditional store (or another tool): that writer's
+                    // revision still held, so it came first; write over it.
+                    Ok(Written::Lost { overwritten: false }) => continue,
                     written => written,
                 },
                 Precondition::Absent => {
-                    if !state.tombstoned {
-                        // Ours already, unless an earlier attempt of this write created it.
-                        let created = version_token(name, "", value);
-                        if current == Some(created.as_str()) {
-                            return Ok(Revision::new(created));
+                    if !state.tombstoned && revived.as_ref() != Some(&state.current) {
+                        // Ours already, unless an earlier attempt of this write put it
+                        // there (created it, or wrote it over a tombstone): then the current
+                        // version provably holds exactly this value, which no other write
+                        // has (a record carries its own nonce).
+                        if let Some(v) = current.filter(|v| authored(name, v, value)) {
+                            return Ok(Revision::new(v));
                         }
                         return Err(precondition.conflict(PROVIDER, id));
                     }
-                    self.write_version(name, current, value, false).await
+                    self.write_version(name, current, value, false, Write::Conditional)
+                        .await
                 }
                 Precondition::Revision(expected) => {
                     let expected = expected.as_str();
-                    let mine = version_token(name, expected, value);
+                    let mine = version_token(name, expected, value, Write::Conditional);
                     if current == Some(mine.as_str()) {
                         return Ok(Revision::new(mine));
                     }
@@ -368,20 +413,24 @@ impl AwsSecretsManagerProvider {
                         // Stale already: refuse without spending a version.
                         return Err(precondition.conflict(PROVIDER, id));
                     }
-                    self.write_version(name, current, value, false).await
+                    self.write_version(name, current, value, false, Write::Conditional)
+                        .await
                 }
             };
             let revision = match written {
-                Ok(Some(r)) => r,
-                Ok(None) => return Err(precondition.conflict(PROVIDER, id)),
-                // Deleted between our look and the put (AWS refuses puts then): look again.
-                Err((e, _)) if e.kind == Kind::InvalidRequest => continue,
+                Ok(Written::Current(r)) => r,
+                Ok(Written::Lost { .. }) => return Err(precondition.conflict(PROVIDER, id)),
+                // Deleted between our look and the put (AWS refuses puts to a secret
+                // scheduled for deletion, and a forced delete removes it): look again.
+                Err((e, _)) if matches!(e.kind, Kind::InvalidRequest | Kind::NotFound) => continue,
                 Err((e, action)) => return Err(e.into_storage(c(action))),
             };
-            self.sync_tags(name, &state.tags, desired)
-                .await
-                .map_err(|e| e.into_storage(c("secretsmanager:TagResource and secretsmanager:UntagResource")))?;
-            return Ok(revision);
+            return match self.sync_tags(name, &state.tags, desired).await {
+                // The value landed, then a delete removed the secret: the store happened.
+                Err(e) if e.kind == Kind::NotFound => Ok(revision),
+                Err(e) => Err(e.into_storage(c("secretsmanager:TagResource and secretsmanager:UntagResource"))),
+                Ok(()) => Ok(revision),
+            };
         }
         Err(StorageError::conflict(
             PROVIDER,
@@ -532,6 +581,15 @@ impl StorageProvider for AwsSecretsManagerProvider {
             let out = match got {
                 Ok(out) => out,
                 Err(e) if e.kind == Kind::NotFound => return Err(StorageError::not_found(PROVIDER, id)),
+                // Refused by IAM: an IAM condition on our marker tag (see the README) refuses
+                // reads of a secret whose marker was removed; `DescribeSecret` tells that
+                // (`Conflict`) from a missing permission.
+                Err(e) if e.kind == Kind::Denied => {
+                    return match self.ours(id, &name, Operation::Retrieve).await? {
+                        Some(_) => Err(e.into_storage(c)),
+                        None => Err(StorageError::not_found(PROVIDER, id)),
+                    };
+                }
                 // Refused because it is scheduled for deletion; if it was restored since
                 // (a re-store racing us), read again.
                 Err(e) if e.kind == Kind::InvalidRequest => match self.ours(id, &name, Operation::Retrieve).await? {
@@ -570,12 +628,12 @@ impl StorageProvider for AwsSecretsManagerProvider {
                     // Overwrite the value first, so a restore never brings it back.
                     if !state.tombstoned {
                         match self
-                            .write_version(&name, state.current.as_deref(), TOMBSTONE_VALUE, true)
+                            .write_version(&name, state.current.as_deref(), TOMBSTONE_VALUE, true, Write::Plain)
                             .await
                         {
-                            Ok(Some(_)) => {}
+                            Ok(Written::Current(_)) => {}
                             // A store made its version current meanwhile: tombstone that one.
-                            Ok(None) => continue,
+                            Ok(Written::Lost { .. }) => continue,
                             Err((e, _)) if matches!(e.kind, Kind::NotFound | Kind::InvalidRequest) => return Ok(()),
                             Err((e, action)) => return Err(e.into_storage(c(action))),
                         }

@@ -12,9 +12,12 @@
 //!   (the marker tag). The digest is not a secret: it tells our writes from other tools'
 //!   accidents, not from someone forging a version id on purpose (who could as well add
 //!   the marker tag).
-//! - the *write* half, a digest of (secret name, version written over, value): the same
-//!   write retried reuses the id (AWS then ignores the repeat), and two different writes
-//!   from the same version never share it.
+//! - the *write* half, a digest of (secret name, version written over, value) whose last
+//!   character says whether the write was unconditional (`0`) or conditional (`1`): the
+//!   same write retried reuses the id (AWS then ignores the repeat), two different writes
+//!   from the same version never share it, and a plain store whose stage move was refused
+//!   can tell from the winner's id alone whether counting itself "landed, then
+//!   overwritten" is consistent (only when the winner was unconditional too).
 
 use std::collections::HashMap;
 
@@ -33,12 +36,31 @@ pub(crate) const TOMBSTONE_VALUE: &str = "{\"nebula_credential\":\"deleted\"}";
 /// Hex characters of each half of a version id.
 const HALF: usize = 32;
 
-/// The version id of the write of `value` to secret `name` over version `expected` (empty
-/// for a create). 64 hex characters, within AWS's 32–64 for a `ClientRequestToken`.
-pub(crate) fn version_token(name: &str, expected: &str, value: &str) -> String {
+/// How a version is written, recorded in the last character of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// An unconditional store (or a delete's tombstone): last writer wins.
+    Plain,
+    /// A create, or a store at a revision.
+    Conditional,
+}
+
+/// The version id of the `write` of `value` to secret `name` over version `expected`
+/// (empty for a create). 64 hex characters, within AWS's 32–64 for a `ClientRequestToken`.
+pub(crate) fn version_token(name: &str, expected: &str, value: &str, write: Write) -> String {
     let mut token = digest(&["authorship", name, value]);
-    token.push_str(&digest(&["write", name, expected, value]));
+    let half = digest(&["write", name, expected, value]);
+    token.push_str(&half[..HALF - 1]);
+    token.push(match write {
+        Write::Plain => '0',
+        Write::Conditional => '1',
+    });
     token
+}
+
+/// Whether `version_id` is one this library wrote unconditionally.
+pub(crate) fn plain_write(version_id: &str) -> bool {
+    version_id.len() == 2 * HALF && version_id.bytes().all(|b| b.is_ascii_hexdigit()) && version_id.ends_with('0')
 }
 
 /// Whether `version_id` proves that this library wrote `value` under `name`.
@@ -77,14 +99,14 @@ mod tests {
 
     #[test]
     fn a_version_id_proves_name_and_value_only() {
-        let token = version_token("app/key", "v1", "{\"record\":1}");
+        let token = version_token("app/key", "v1", "{\"record\":1}", Write::Plain);
         assert_eq!(token.len(), 64);
         assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(authored("app/key", &token, "{\"record\":1}"));
         // The version written over does not matter for authorship.
         assert!(authored(
             "app/key",
-            &version_token("app/key", "", "{\"record\":1}"),
+            &version_token("app/key", "", "{\"record\":1}", Write::Conditional),
             "{\"record\":1}"
         ));
         assert!(!authored("app/key", &token, "{\"record\":2}"), "another value");
@@ -102,12 +124,27 @@ mod tests {
 
     #[test]
     fn writes_differ_by_the_version_written_over() {
-        let a = version_token("n", "v1", "x");
-        assert_eq!(a, version_token("n", "v1", "x"), "a retry reuses its id");
-        assert_ne!(a, version_token("n", "v2", "x"));
-        assert_ne!(a, version_token("n", "v1", "y"));
+        let a = version_token("n", "v1", "x", Write::Plain);
+        assert_eq!(a, version_token("n", "v1", "x", Write::Plain), "a retry reuses its id");
+        assert_ne!(a, version_token("n", "v2", "x", Write::Plain));
+        assert_ne!(a, version_token("n", "v1", "y", Write::Plain));
         // Length prefixes keep the parts apart.
-        assert_ne!(version_token("ab", "c", "x"), version_token("a", "bc", "x"));
+        assert_ne!(
+            version_token("ab", "c", "x", Write::Plain),
+            version_token("a", "bc", "x", Write::Plain)
+        );
+    }
+
+    #[test]
+    fn a_version_id_says_whether_its_write_was_unconditional() {
+        let plain = version_token("n", "v1", "x", Write::Plain);
+        let conditional = version_token("n", "v1", "x", Write::Conditional);
+        assert_ne!(plain, conditional);
+        assert_eq!(plain[..63], conditional[..63]);
+        assert!(authored("n", &plain, "x") && authored("n", &conditional, "x"));
+        assert!(plain_write(&plain));
+        assert!(!plain_write(&conditional));
+        assert!(!plain_write("3f6c6d0e-8b1a-4c2e-9f5d-0a1b2c3d4e50"), "an SDK's UUID");
     }
 
     #[test]

@@ -432,20 +432,33 @@ async fn a_stale_conditional_store_writes_no_version() {
     assert_eq!(put.num_calls(), 0);
 }
 
+/// `DescribeSecret` of a secret of ours whose current version is `version`.
+fn ours_at(version: &'static str) -> impl Fn() -> DescribeSecretOutput + Send + Sync + 'static {
+    move || {
+        DescribeSecretOutput::builder()
+            .name(NAME)
+            .tags(marker())
+            .version_ids_to_stages(version, vec!["AWSCURRENT".into()])
+            .build()
+    }
+}
+
 /// Every write moves `AWSCURRENT` with `UpdateSecretVersionStage` from the version it
-/// read; when AWS refuses (another writer moved it first), a plain store counts as landed
-/// and at once overwritten: `Ok`, no tag update (the tags are the winner's), and no plain
-/// `PutSecretValue` that would move `AWSCURRENT` by itself.
+/// read; when AWS refuses because another *unconditional* store moved it first (its
+/// version id ends in `0`), a plain store counts as landed and at once overwritten: `Ok`,
+/// no tag update (the tags are the winner's), and no plain `PutSecretValue` that would
+/// move `AWSCURRENT` by itself. A store at a revision is a `Conflict` then.
 #[tokio::test]
-async fn a_plain_store_that_loses_the_stage_move_counts_as_overwritten() {
+async fn a_plain_store_that_loses_the_stage_move_to_a_plain_store_counts_as_overwritten() {
     use aws_sdk_secretsmanager::operation::tag_resource::TagResourceOutput;
     use aws_sdk_secretsmanager::operation::update_secret_version_stage::UpdateSecretVersionStageOutput;
-    let described = mock!(Client::describe_secret).then_output(ours);
+    const PLAIN: &str = "00000000000000000000000000000000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa0";
+    let described = mock!(Client::describe_secret).then_output(ours_at(PLAIN));
     let put = mock!(Client::put_secret_value)
         .match_requests(|r| r.version_stages() == ["NEBULA_PENDING"] && r.client_request_token().is_some())
         .then_output(|| PutSecretValueOutput::builder().build());
     let refused = mock!(Client::update_secret_version_stage)
-        .match_requests(|r| r.version_stage() == Some("AWSCURRENT") && r.remove_from_version_id() == Some("v1"))
+        .match_requests(|r| r.version_stage() == Some("AWSCURRENT") && r.remove_from_version_id() == Some(PLAIN))
         .then_http_response(error_response(400, "InvalidParameterException"));
     let tag = mock!(Client::tag_resource).then_output(|| TagResourceOutput::builder().build());
     let p = provider_over(mocked(&[&described, &put, &refused, &tag]));
@@ -453,7 +466,7 @@ async fn a_plain_store_that_loses_the_stage_move_counts_as_overwritten() {
     assert_eq!((put.num_calls(), refused.num_calls(), tag.num_calls()), (1, 1, 0));
 
     // The same refusal for a store at a revision is a Conflict.
-    let stale = nebula_credential_core::Precondition::Revision(nebula_credential_core::Revision::new("v1"));
+    let stale = nebula_credential_core::Precondition::Revision(nebula_credential_core::Revision::new(PLAIN));
     let err = p.store_if(&key(), &data(2), &meta(), &stale).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
 
@@ -463,7 +476,30 @@ async fn a_plain_store_that_loses_the_stage_move_counts_as_overwritten() {
     let p = provider_over(mocked(&[&described, &put, &moved, &tag]));
     let revision = p.store(&key(), &data(3), &meta()).await.unwrap();
     assert_eq!(revision.as_str().len(), 64);
+    assert!(
+        revision.as_str().ends_with('0'),
+        "an unconditional write's id ends in 0"
+    );
     assert_eq!(tag.num_calls(), 1);
+}
+
+/// When the writer that moved `AWSCURRENT` first was a conditional store (its id ends in
+/// `1`) or another tool, that writer's revision still held, so it came first: a plain
+/// store writes again over it rather than report a value that was never current, and
+/// gives up with `Conflict` only if it keeps losing.
+#[tokio::test]
+async fn a_plain_store_that_loses_the_stage_move_to_a_conditional_store_writes_again() {
+    const CONDITIONAL: &str = "00000000000000000000000000000000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
+    for winner in [CONDITIONAL, "v1"] {
+        let described = mock!(Client::describe_secret).then_output(ours_at(winner));
+        let put = mock!(Client::put_secret_value).then_output(|| PutSecretValueOutput::builder().build());
+        let refused = mock!(Client::update_secret_version_stage)
+            .then_http_response(error_response(400, "InvalidParameterException"));
+        let p = provider_over(mocked(&[&described, &put, &refused]));
+        let err = p.store(&key(), &data(1), &meta()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{winner}: {err}");
+        assert!(put.num_calls() > 1, "{winner}: wrote again ({} puts)", put.num_calls());
+    }
 }
 
 /// A page that fails transiently is retried from its own token: earlier pages are not
@@ -639,5 +675,62 @@ async fn transient_credential_chain_failures_are_retryable() {
         let err = p.exists(&key()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
         assert!(err.is_retryable());
+    }
+}
+
+/// With the README's IAM condition on the marker tag, AWS refuses `GetSecretValue` of a
+/// secret whose marker an operator removed: `DescribeSecret` (not conditioned) then tells
+/// that apart from a missing permission, so the read answers `Conflict` naming the marker.
+#[tokio::test]
+async fn a_read_refused_by_an_iam_condition_on_the_marker_is_a_conflict() {
+    let describe = mock!(Client::describe_secret).then_output(|| described(vec![]));
+    let get = mock!(Client::get_secret_value).then_http_response(error_response(400, "AccessDeniedException"));
+    let p = provider_over(mocked(&[&describe, &get]));
+    let err = p.retrieve(&key()).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(err.to_string().contains("nebula-credential:managed"), "{err}");
+
+    let describe = mock!(Client::describe_secret).then_output(ours);
+    let get = mock!(Client::get_secret_value).then_http_response(error_response(400, "AccessDeniedException"));
+    let p = provider_over(mocked(&[&describe, &get]));
+    let err = p.retrieve(&key()).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::PermissionDenied,
+        "ours: a missing permission: {err}"
+    );
+}
+
+/// A write that fails at `PutSecretValue` or `CreateSecret` (the requests that carry the
+/// record) reports an error whose `Display`, `Debug` and whole source chain hold no part
+/// of that record.
+#[tokio::test]
+async fn a_failed_write_shows_no_part_of_the_record_in_its_error() {
+    let record =
+        String::from_utf8(StoredRecord::encode(&key(), &data(7), &meta(), "aws", usize::MAX).unwrap()).unwrap();
+    let ciphertext = record
+        .split("\"ciphertext\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the record holds the ciphertext")
+        .to_string();
+    assert!(ciphertext.len() > 16, "{ciphertext}");
+    let described = mock!(Client::describe_secret).then_output(ours);
+    let put = mock!(Client::put_secret_value).then_http_response(error_response(500, "InternalServiceError"));
+    let missing = mock!(Client::describe_secret).then_http_response(error_response(404, "ResourceNotFoundException"));
+    let create = mock!(Client::create_secret).then_http_response(error_response(400, "ValidationException"));
+    for rules in [vec![&described, &put], vec![&missing, &create]] {
+        let p = provider_over(mocked(&rules));
+        let err = p.store(&key(), &data(7), &meta()).await.unwrap_err();
+        let mut shown = format!("{err} {err:?}");
+        let mut next = std::error::Error::source(&err);
+        while let Some(e) = next {
+            shown.push_str(&format!(" / {e} {e:?}"));
+            next = e.source();
+        }
+        assert!(
+            !shown.contains(&ciphertext) && !shown.contains("encrypted_data"),
+            "{shown}"
+        );
     }
 }
