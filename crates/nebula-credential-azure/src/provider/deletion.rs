@@ -35,7 +35,7 @@ pub(super) fn unpurgeable(attributes: &SecretAttributes) -> Option<String> {
 impl AzureKeyVaultProvider {
     pub(super) async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
-        let mut round = 0;
+        let (mut round, mut redeletes) = (0, 0);
         loop {
             // A secret being recovered reads as 404 too, and is live again moments later:
             // so a DELETE is sent even when the GET finds nothing (409
@@ -57,7 +57,17 @@ impl AzureKeyVaultProvider {
                 .await
                 .and_then(|r| r.into_model())
             {
-                Ok(deleted) => return self.after_delete(id, &name, deleted).await,
+                Ok(deleted) => {
+                    if self.after_delete(id, &name, deleted).await? {
+                        return Ok(());
+                    }
+                    // A store of ours landed between the tombstone and the DELETE: it was
+                    // recovered; tombstone and delete again (bounded, like every wait).
+                    redeletes += 1;
+                    if redeletes > MAX_ROUNDS {
+                        return Err(StorageError::unavailable(PROVIDER, Operation::Delete, Some(id)));
+                    }
+                }
                 Err(e) => {
                     let e = AzError::from(e);
                     let purging = self.config.delete_mode == DeleteMode::Purge;
@@ -95,23 +105,32 @@ impl AzureKeyVaultProvider {
 
     /// What the DELETE deleted, by the tags it answered with: another tool's secret is
     /// recovered and reported as `Conflict`; ours is purged in purge mode, unless the
-    /// vault's purge protection rules that out.
-    async fn after_delete(&self, id: &CredentialId, name: &str, deleted: DeletedSecret) -> Result<(), StorageError> {
+    /// vault's purge protection rules that out. `Ok(false)` when the deleted version is a
+    /// record of ours where a tombstone was due (soft mode, or purge protection): a store
+    /// landed between our tombstone and our DELETE, and a later recover would serve the
+    /// record whose delete we acknowledge; it is recovered, so the caller deletes again.
+    async fn after_delete(&self, id: &CredentialId, name: &str, deleted: DeletedSecret) -> Result<bool, StorageError> {
         if let Err(foreign) = self.ensure_ours(id, name, &tag_map(deleted.tags)) {
             return Err(self.recover_foreign(id, name, foreign).await);
         }
+        let protected = deleted.attributes.as_ref().and_then(unpurgeable);
+        let tombstone_due = self.config.delete_mode == DeleteMode::Soft || protected.is_some();
+        if tombstone_due && !is_tombstone(deleted.content_type.as_deref()) {
+            self.recover(id, name).await?;
+            return Ok(false);
+        }
         if self.config.delete_mode == DeleteMode::Purge {
-            if let Some(level) = deleted.attributes.as_ref().and_then(unpurgeable) {
+            if let Some(level) = protected {
                 return Err(self.purge_protected(id, name, &level));
             }
             self.purge(id, name).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Recovers another tool's secret our DELETE deleted (intact, all its versions, once
-    /// the delete has completed); the error to report: `foreign`, or why the recover failed.
-    async fn recover_foreign(&self, id: &CredentialId, name: &str, foreign: StorageError) -> StorageError {
+    /// Recovers the secret our DELETE deleted (intact, all its versions), once the delete
+    /// has completed.
+    async fn recover(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
         let mut round = 0;
         loop {
             match self
@@ -120,14 +139,21 @@ impl AzureKeyVaultProvider {
                 .await
                 .map_err(AzError::from)
             {
-                Ok(_) => return foreign,
+                Ok(_) => return Ok(()),
                 Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted) => {
-                    if let Err(gave_up) = self.wait(&mut round, Operation::Delete, id, e).await {
-                        return gave_up;
-                    }
+                    self.wait(&mut round, Operation::Delete, id, e).await?;
                 }
-                Err(e) => return e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, RECOVER)),
+                Err(e) => return Err(e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, RECOVER))),
             }
+        }
+    }
+
+    /// Recovers another tool's secret our DELETE deleted; the error to report: `foreign`,
+    /// or why the recover failed.
+    async fn recover_foreign(&self, id: &CredentialId, name: &str, foreign: StorageError) -> StorageError {
+        match self.recover(id, name).await {
+            Ok(()) => foreign,
+            Err(e) => e,
         }
     }
 
