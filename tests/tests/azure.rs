@@ -1574,3 +1574,41 @@ async fn a_store_between_the_tombstone_and_the_delete_is_never_recovered_as_live
     assert!(!p.exists(&k).await.unwrap());
     cleanup(p.as_ref()).await;
 }
+
+/// When the recover of another tool's secret our DELETE hit is refused, the error says
+/// that secret is soft-deleted and must be recovered, not only which role is missing.
+#[tokio::test]
+async fn a_refused_recover_of_a_foreign_secret_says_it_is_left_deleted() {
+    let vault = own_vault("norec");
+    let p = in_vault("norec", &vault, DeleteMode::Soft).await;
+    let k = id("Swapped");
+    let name = name_in("norec", &k);
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    control(
+        reqwest::Method::POST,
+        "hooks",
+        Some(json!({
+            "vault": vault, "name": name, "method": "DELETE", "action": "set",
+            "value": FOREIGN_VALUE, "tags": {"CostCenter": "42"},
+        })),
+    )
+    .await;
+    control(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({
+            "vault": vault, "method": "POST", "path": format!("/deletedsecrets/{name}/recover"),
+            "status": 403, "inner_code": "ForbiddenByRbac", "count": 100,
+            "message": "Caller is not authorized to perform action on resource.\r\nAction: 'Microsoft.KeyVault/vaults/secrets/recover/action'",
+        })),
+    )
+    .await;
+    let e = p.delete(&k).await.expect_err("the DELETE hit another tool's secret");
+    control(reqwest::Method::DELETE, "faults", None).await;
+    println!("{e}");
+    assert!(e.is_conflict(), "{e}");
+    assert!(e.to_string().contains("another tool"), "{e}");
+    assert!(e.to_string().contains("soft-deleted"), "{e}");
+    let c = raw(Some(&vault));
+    purge(&c, &name).await;
+}

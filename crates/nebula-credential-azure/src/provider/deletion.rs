@@ -149,11 +149,20 @@ impl AzureKeyVaultProvider {
     }
 
     /// Recovers another tool's secret our DELETE deleted; the error to report: `foreign`,
-    /// or why the recover failed.
+    /// or, when the recover failed, a `Conflict` saying that secret is left soft-deleted
+    /// and how to recover it (the recover's error as its source).
     async fn recover_foreign(&self, id: &CredentialId, name: &str, foreign: StorageError) -> StorageError {
         match self.recover(id, name).await {
             Ok(()) => foreign,
-            Err(e) => e,
+            Err(e) => StorageError::conflict(
+                PROVIDER,
+                id,
+                format!(
+                    "{name:?} held another tool's secret when our DELETE reached it (written after our check), and                      recovering it failed ({e}): it is soft-deleted; recover it now (`az keyvault secret recover \
+                     --vault-name VAULT --name {name}`) and give this provider a secret_prefix no other tool writes"
+                ),
+            )
+            .with_source(e),
         }
     }
 
