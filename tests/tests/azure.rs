@@ -1531,48 +1531,65 @@ async fn a_purge_the_role_lacks_names_the_role() {
     assert!(e.to_string().contains("purge"), "{e}");
 }
 
-/// Soft mode: a store of ours (another replica's) that lands between the delete's tombstone
-/// and its DELETE is soft-deleted as the newest version; the delete then reports success,
-/// so a recover (Azure's, or ours before the next store) must not serve that record: the
-/// delete makes sure the version it soft-deleted is a tombstone.
+/// A store of ours (another replica's) that lands between the delete's tombstone and its
+/// DELETE is soft-deleted as the newest version; once the delete reports, a recover
+/// (Azure's, or ours before the next store) must not serve that record: the delete makes
+/// sure the version it soft-deleted is a tombstone. Soft mode, and purge mode on a vault
+/// with purge protection (where the soft-deleted secret stays).
 #[tokio::test]
 async fn a_store_between_the_tombstone_and_the_delete_is_never_recovered_as_live() {
-    let vault = own_vault("late");
-    let p = in_vault("late", &vault, DeleteMode::Soft).await;
-    let k = id("Late");
-    let name = name_in("late", &k);
-    p.store(&k, &data(1), &tagged(&[("gen", "1")])).await.unwrap();
-    let c = raw(Some(&vault));
-    let ours = c.get_secret(&name, None).await.unwrap().into_model().unwrap();
-    // The other replica's store, just before our DELETE (after our tombstone PUT).
-    control(
-        reqwest::Method::POST,
-        "hooks",
-        Some(json!({
-            "vault": vault, "name": name, "method": "DELETE", "action": "set",
-            "value": ours.value.clone().unwrap(), "tags": ours.tags.clone().unwrap(),
-            "content_type": CONTENT_TYPE,
-        })),
-    )
-    .await;
-    p.delete(&k).await.expect("the delete succeeds");
-    let mut recovered = false;
-    for _ in 0..100 {
-        if c.recover_deleted_secret(&name, None).await.is_ok() {
-            recovered = true;
-            break;
+    for (mode, protected) in [(DeleteMode::Soft, false), (DeleteMode::Purge, true)] {
+        let vault = own_vault("late");
+        if protected {
+            control(
+                reqwest::Method::POST,
+                &format!("vaults/{vault}"),
+                Some(json!({"purge_protection": true})),
+            )
+            .await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let p = in_vault("late", &vault, mode).await;
+        let k = id("Late");
+        let name = name_in("late", &k);
+        p.store(&k, &data(1), &tagged(&[("gen", "1")])).await.unwrap();
+        let c = raw(Some(&vault));
+        let ours = c.get_secret(&name, None).await.unwrap().into_model().unwrap();
+        // The other replica's store, just before our DELETE (after our tombstone PUT).
+        control(
+            reqwest::Method::POST,
+            "hooks",
+            Some(json!({
+                "vault": vault, "name": name, "method": "DELETE", "action": "set",
+                "value": ours.value.clone().unwrap(), "tags": ours.tags.clone().unwrap(),
+                "content_type": CONTENT_TYPE,
+            })),
+        )
+        .await;
+        match p.delete(&k).await {
+            Ok(()) => assert!(!protected),
+            Err(e) => assert!(protected && e.to_string().contains("purge protection"), "{mode:?}: {e}"),
+        }
+        let mut recovered = false;
+        for _ in 0..100 {
+            if c.recover_deleted_secret(&name, None).await.is_ok() {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(recovered, "Azure's recover succeeded");
+        let live = live_value(&vault, &name).await;
+        assert!(
+            p.retrieve(&k).await.unwrap_err().is_not_found(),
+            "{mode:?}: a record whose delete was reported is live again ({} bytes)",
+            live.len()
+        );
+        assert!(!p.exists(&k).await.unwrap());
+        p.store(&k, &data(2), &meta()).await.unwrap();
+        if !protected {
+            cleanup(p.as_ref()).await;
+        }
     }
-    assert!(recovered, "Azure's recover succeeded");
-    let live = live_value(&vault, &name).await;
-    assert!(
-        p.retrieve(&k).await.unwrap_err().is_not_found(),
-        "a record whose delete was acknowledged is live again: {}",
-        live.len()
-    );
-    assert!(!p.exists(&k).await.unwrap());
-    cleanup(p.as_ref()).await;
 }
 
 /// When the recover of another tool's secret our DELETE hit is refused, the error says

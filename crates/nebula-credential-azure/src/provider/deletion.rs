@@ -36,6 +36,9 @@ impl AzureKeyVaultProvider {
     pub(super) async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
         let (mut round, mut redeletes) = (0, 0);
+        // Set once a DELETE answered that a tombstone was due (its `recoveryLevel` or a
+        // store that slipped in): every later round writes one, whatever the GET says.
+        let mut tombstone_due = false;
         loop {
             // A secret being recovered reads as 404 too, and is live again moments later:
             // so a DELETE is sent even when the GET finds nothing (409
@@ -47,7 +50,7 @@ impl AzureKeyVaultProvider {
             let soft = self.config.delete_mode == DeleteMode::Soft;
             if let Some(current) = self.current(id, &name, Operation::Delete).await?
                 && !current.tombstone
-                && (soft || current.protected)
+                && (soft || current.protected || tombstone_due)
             {
                 self.write_tombstone(id, &name, &current.tags).await?;
             }
@@ -63,6 +66,7 @@ impl AzureKeyVaultProvider {
                     }
                     // A store of ours landed between the tombstone and the DELETE: it was
                     // recovered; tombstone and delete again (bounded, like every wait).
+                    tombstone_due = true;
                     redeletes += 1;
                     if redeletes > MAX_ROUNDS {
                         return Err(StorageError::unavailable(PROVIDER, Operation::Delete, Some(id)));
