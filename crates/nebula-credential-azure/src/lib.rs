@@ -28,7 +28,10 @@
 //! id again recovers our deleted secret (waiting out deletes and recoveries in progress
 //! with bounded backoff), or Azure's own recover brings it back, readers see "not found",
 //! never the deleted record. The DELETE's answer names what it deleted: another tool's
-//! secret that replaced ours in between is recovered at once and reported as `Conflict`.
+//! secret that replaced ours in between is recovered at once and reported as `Conflict`
+//! (which says when that recover failed and the secret is left soft-deleted); a record of
+//! ours that a concurrent store set after our tombstone is recovered, and the tombstone
+//! and delete are repeated, so the deleted version is always a tombstone.
 //! On a vault with purge protection (a `recoveryLevel` without `Purgeable`), purge mode
 //! stops after the soft delete with an error saying so, a store recovers instead of
 //! purging, and `check()` refuses the combination.
