@@ -1629,3 +1629,44 @@ async fn a_refused_recover_of_a_foreign_secret_says_it_is_left_deleted() {
     let c = raw(Some(&vault));
     purge(&c, &name).await;
 }
+
+/// A secret of ours deleted without a tombstone (by an earlier release, or by hand) comes
+/// back as it was when a store recovers it, and readers see that record until the store's
+/// write lands: so once such a recover is started, the store tries its write every 100 ms
+/// (not 100 ms doubling to 2 s, which served the deleted record for ~1.4 s of a 2 s recover).
+#[tokio::test]
+async fn a_store_over_a_record_deleted_without_a_tombstone_writes_right_after_the_recover() {
+    let vault = own_vault("untomb");
+    control(
+        reqwest::Method::POST,
+        &format!("vaults/{vault}"),
+        Some(json!({"delete_delay_ms": 0, "recover_delay_ms": 3000})),
+    )
+    .await;
+    let p = in_vault("ut", &vault, DeleteMode::Soft).await;
+    let k = id("Old");
+    let name = name_in("ut", &k);
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let c = raw(Some(&vault));
+    c.delete_secret(&name, None).await.unwrap();
+    for _ in 0..100 {
+        if c.get_deleted_secret(&name, None).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    control(reqwest::Method::DELETE, "requests", None).await;
+    p.store(&k, &data(2), &meta()).await.unwrap();
+    let log = requests(&vault).await;
+    let recover = log
+        .iter()
+        .position(|(m, path, _)| m == "POST" && path.ends_with("/recover"))
+        .expect("the store recovered");
+    let tries = log[recover..]
+        .iter()
+        .filter(|(m, _, status)| m == "PUT" && *status == 409)
+        .count();
+    assert!(tries >= 10, "writes tried during a 3 s recover: {tries}: {log:?}");
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    cleanup(p.as_ref()).await;
+}

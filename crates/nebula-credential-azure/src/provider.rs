@@ -49,6 +49,8 @@ pub const TOMBSTONE_CONTENT_TYPE: &str = "application/vnd.nebula-credential.tomb
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 const MAX_ROUNDS: u32 = 40;
+/// Rounds of [`AzureKeyVaultProvider::wait_briefly`] (100 ms each).
+const MAX_BRIEF_ROUNDS: u32 = 600;
 
 /// Most pages of versions (25 each) read to judge a secret without `getSecret` (a role
 /// that may read metadata only, or a disabled current version).
@@ -453,8 +455,8 @@ impl AzureKeyVaultProvider {
     }
 
     /// Waits before the next round of an operation that met a delete, purge or recover
-    /// still in progress (`last`); past the bound or the deadline, a retryable
-    /// `Unavailable` whose source is `last`.
+    /// still in progress (`last`), 100 ms doubling to 2 s; past the bound or the deadline, a
+    /// retryable `Unavailable` whose source is `last`.
     async fn wait(
         &self,
         round: &mut u32,
@@ -463,9 +465,36 @@ impl AzureKeyVaultProvider {
         last: AzError,
     ) -> Result<(), StorageError> {
         let wait = (FIRST_WAIT * 2u32.saturating_pow((*round).min(8))).min(MAX_WAIT);
+        self.pause(wait, MAX_ROUNDS, round, operation, id, last).await
+    }
+
+    /// Like [`Self::wait`], but 100 ms every round (within about the same total time):
+    /// while a recover brings back a record whose delete was not ours (no tombstone:
+    /// deleted by an earlier release or by hand), readers see it until our write lands, so
+    /// the write is tried again soon after the recover completes.
+    async fn wait_briefly(
+        &self,
+        round: &mut u32,
+        operation: Operation,
+        id: &CredentialId,
+        last: AzError,
+    ) -> Result<(), StorageError> {
+        self.pause(FIRST_WAIT, MAX_BRIEF_ROUNDS, round, operation, id, last)
+            .await
+    }
+
+    async fn pause(
+        &self,
+        wait: Duration,
+        max_rounds: u32,
+        round: &mut u32,
+        operation: Operation,
+        id: &CredentialId,
+        last: AzError,
+    ) -> Result<(), StorageError> {
         *round += 1;
         let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d);
-        if *round > MAX_ROUNDS || past_deadline {
+        if *round > max_rounds || past_deadline {
             return Err(StorageError::unavailable(PROVIDER, operation, Some(id)).with_source(last.into_source()));
         }
         tracing::debug!(
@@ -485,6 +514,8 @@ impl AzureKeyVaultProvider {
         desired: &Tags,
     ) -> Result<Revision, StorageError> {
         let mut round = 0;
+        // A recover of ours is bringing back a deleted record (no tombstone): write soon.
+        let mut exposed = false;
         loop {
             let tags = match self.current(id, name, Operation::Store).await? {
                 Some(current) => tags::merged(&current.tags, desired),
@@ -507,15 +538,29 @@ impl AzureKeyVaultProvider {
                 Ok(secret_id) => return Ok(Revision::new(last_segment(&secret_id))),
                 Err(err) => match err.kind {
                     Kind::DeletedRecoverable => {
-                        self.revive(id, name).await?;
-                        self.wait(&mut round, Operation::Store, id, err).await?;
+                        exposed |= self.revive(id, name).await?;
+                        self.wait_or_briefly(exposed, &mut round, id, err).await?;
                     }
                     Kind::BeingDeleted | Kind::BeingRecovered => {
-                        self.wait(&mut round, Operation::Store, id, err).await?;
+                        self.wait_or_briefly(exposed, &mut round, id, err).await?;
                     }
                     _ => return Err(err.into_storage(self.ctx(Operation::Store, Some(id), Access::Write, SET))),
                 },
             }
+        }
+    }
+
+    async fn wait_or_briefly(
+        &self,
+        briefly: bool,
+        round: &mut u32,
+        id: &CredentialId,
+        last: AzError,
+    ) -> Result<(), StorageError> {
+        if briefly {
+            self.wait_briefly(round, Operation::Store, id, last).await
+        } else {
+            self.wait(round, Operation::Store, id, last).await
         }
     }
 

@@ -266,8 +266,10 @@ impl AzureKeyVaultProvider {
 
     /// After a set met `ObjectIsDeletedButRecoverable`: recovers (soft mode, or a vault with
     /// purge protection) or purges (purge mode) the deleted secret if it is ours;
-    /// `Conflict` if it is not. A recover exposes the tombstone, never the deleted record.
-    pub(super) async fn revive(&self, id: &CredentialId, name: &str) -> Result<(), StorageError> {
+    /// `Conflict` if it is not. A recover of our delete exposes the tombstone, never the
+    /// deleted record; `Ok(true)` when the recover brings back a record (a delete without
+    /// a tombstone: by an earlier release, or by hand), which readers see until our set.
+    pub(super) async fn revive(&self, id: &CredentialId, name: &str) -> Result<bool, StorageError> {
         let ctx = |access, action| self.ctx(Operation::Store, Some(id), access, action);
         let deleted = match self
             .client
@@ -280,14 +282,16 @@ impl AzureKeyVaultProvider {
                 let e = AzError::from(e);
                 return match e.kind {
                     // Not visible yet, or gone meanwhile: look again.
-                    Kind::NotFound | Kind::BeingDeleted => Ok(()),
+                    Kind::NotFound | Kind::BeingDeleted => Ok(false),
                     _ => Err(e.into_storage(ctx(Access::Read, READ_METADATA))),
                 };
             }
         };
         let protected = deleted.attributes.as_ref().and_then(unpurgeable).is_some();
         self.ensure_ours(id, name, &tag_map(deleted.tags))?;
-        let outcome = if self.config.delete_mode == DeleteMode::Soft || protected {
+        let recover = self.config.delete_mode == DeleteMode::Soft || protected;
+        let exposes = recover && !is_tombstone(deleted.content_type.as_deref());
+        let outcome = if recover {
             self.client
                 .recover_deleted_secret(name, None)
                 .await
@@ -301,8 +305,10 @@ impl AzureKeyVaultProvider {
                 .map_err(|e| (AzError::from(e), Access::Purge, PURGE))
         };
         match outcome {
-            Ok(()) => Ok(()),
-            Err((e, _, _)) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted | Kind::BeingRecovered) => Ok(()),
+            Ok(()) => Ok(exposes),
+            Err((e, _, _)) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted | Kind::BeingRecovered) => {
+                Ok(exposes)
+            }
             Err((e, access, action)) => Err(e.into_storage(ctx(access, action))),
         }
     }
