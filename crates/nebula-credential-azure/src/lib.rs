@@ -27,7 +27,9 @@
 //! secret whose current version is a tombstone reads as absent, so when storing a deleted
 //! id again recovers our deleted secret (waiting out deletes and recoveries in progress
 //! with bounded backoff), or Azure's own recover brings it back, readers see "not found",
-//! never the deleted record. The DELETE's answer names what it deleted: another tool's
+//! never the deleted record. (A secret of ours deleted without a tombstone — by an earlier
+//! release, or by hand — comes back as it was until the store's write lands, which it
+//! tries every 100 ms once such a recover has started.) The DELETE's answer names what it deleted: another tool's
 //! secret that replaced ours in between is recovered at once and reported as `Conflict`
 //! (which says when that recover failed and the secret is left soft-deleted); a record of
 //! ours that a concurrent store set after our tombstone is recovered, and the tombstone
