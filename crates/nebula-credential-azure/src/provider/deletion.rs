@@ -119,7 +119,9 @@ impl AzureKeyVaultProvider {
         }
         let protected = deleted.attributes.as_ref().and_then(unpurgeable);
         let tombstone_due = self.config.delete_mode == DeleteMode::Soft || protected.is_some();
-        if tombstone_due && !is_tombstone(deleted.content_type.as_deref()) {
+        // A record's content type (not a tombstone's); an answer without one is taken as is.
+        let record = deleted.content_type.as_deref().is_some_and(|c| !is_tombstone(Some(c)));
+        if tombstone_due && record {
             self.recover(id, name).await?;
             return Ok(false);
         }
