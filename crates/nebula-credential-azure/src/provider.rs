@@ -40,7 +40,7 @@ pub const MAX_SECRET_BYTES: usize = 25 * 1024;
 /// The content type of every secret this provider writes.
 pub const CONTENT_TYPE: &str = "application/vnd.nebula-credential.record+json; format=1";
 
-/// The content type of the tombstone version a `delete` writes before the soft delete: a
+/// The content type a `delete` gives our current version before the soft delete: a
 /// secret whose current version is a tombstone reads as absent, so a recover (ours before a
 /// store, or Azure's) never serves the deleted record again.
 pub const TOMBSTONE_CONTENT_TYPE: &str = "application/vnd.nebula-credential.tombstone; format=1";
@@ -59,6 +59,7 @@ const MAX_VERSION_PAGES: usize = 40;
 const GET: &str = "Microsoft.KeyVault/vaults/secrets/getSecret/action";
 const READ_METADATA: &str = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
 const SET: &str = "Microsoft.KeyVault/vaults/secrets/setSecret/action";
+const UPDATE: &str = "Microsoft.KeyVault/vaults/secrets/update/action";
 const DELETE: &str = "Microsoft.KeyVault/vaults/secrets/delete";
 const RECOVER: &str = "Microsoft.KeyVault/vaults/secrets/recover/action";
 const PURGE: &str = "Microsoft.KeyVault/vaults/secrets/purge/action";
@@ -104,6 +105,8 @@ impl std::fmt::Debug for AzureKeyVaultProvider {
 /// What we know of the current version of a secret of ours.
 struct Current {
     tags: Tags,
+    /// Its version id, when known.
+    version: Option<String>,
     /// The version is a tombstone: the credential is deleted.
     tombstone: bool,
     /// Its `recoveryLevel` rules out purging (the vault has purge protection).
@@ -113,6 +116,7 @@ struct Current {
 /// A version as listed (no value).
 struct Listed {
     tags: Tags,
+    version: Option<String>,
     content_type: Option<String>,
     protected: bool,
     created: Option<i64>,
@@ -398,6 +402,7 @@ impl AzureKeyVaultProvider {
                     p.attributes.as_ref().and_then(f).map(|t| t.unix_timestamp())
                 };
                 Listed {
+                    version: p.id.as_deref().map(|i| last_segment(i).to_string()),
                     created: time(|a| a.created),
                     updated: time(|a| a.updated),
                     protected: p.attributes.as_ref().and_then(deletion::unpurgeable).is_some(),
@@ -421,10 +426,11 @@ impl AzureKeyVaultProvider {
         operation: Operation,
     ) -> Result<Option<Current>, StorageError> {
         let got = self.client.get_secret(name, None).await.and_then(|r| r.into_model());
-        let (tags, content_type, protected) = match got {
+        let (tags, content_type, protected, version) = match got {
             Ok(secret) => {
                 let protected = secret.attributes.as_ref().and_then(deletion::unpurgeable).is_some();
-                (tag_map(secret.tags), secret.content_type, protected)
+                let version = secret.id.as_deref().map(|i| last_segment(i).to_string());
+                (tag_map(secret.tags), secret.content_type, protected, version)
             }
             Err(e) => {
                 let e = AzError::from(e);
@@ -437,7 +443,7 @@ impl AzureKeyVaultProvider {
                 }
                 match self.newest_listed(name).await {
                     Ok(None) => return Ok(None),
-                    Ok(Some(v)) => (v.tags, v.content_type, v.protected),
+                    Ok(Some(v)) => (v.tags, v.content_type, v.protected, v.version),
                     Err(Some(listing)) => {
                         return Err(listing.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)));
                     }
@@ -450,6 +456,7 @@ impl AzureKeyVaultProvider {
         Ok(Some(Current {
             tombstone: is_tombstone(content_type.as_deref()),
             protected,
+            version: version.filter(|v| !v.is_empty()),
             tags,
         }))
     }
@@ -787,6 +794,7 @@ mod tests {
         let newest = |v: Vec<Listed>| newest(v).map(|l| l.tags);
         let at = |created, tags: &Tags| Listed {
             tags: tags.clone(),
+            version: None,
             content_type: None,
             protected: false,
             created: Some(created),

@@ -1,21 +1,26 @@
 //! `delete`, and what a store after a delete needs: tombstones, the soft delete, purge,
 //! recover, and the vault's purge protection.
 //!
-//! A delete writes a tombstone version (content type [`TOMBSTONE_CONTENT_TYPE`], our marker
-//! and id, other tools' tags, no record) before the soft delete, so a later recover — ours
-//! before a store, or Azure's — exposes only the tombstone, which reads as absent: a
-//! deleted record is never served again. Purge mode writes one only on a vault with purge
+//! A delete makes our current version a tombstone (an update of that version, by its id:
+//! content type [`TOMBSTONE_CONTENT_TYPE`], our marker and id tags, other tools' tags; its
+//! value stays) before the soft delete, so a later recover — ours before a store, or
+//! Azure's — exposes only the tombstone, which reads as absent: a deleted record is never
+//! served again. Because the update names the version our GET read, a secret another tool
+//! wrote since stays current, unharmed, and the DELETE's answer shows it. Purge mode writes one only on a vault with purge
 //! protection (read from the current version's `recoveryLevel`): elsewhere the purge leaves
 //! nothing to recover. The DELETE answers with the tags of what it
 //! deleted; if another tool's secret had replaced ours in between, it is recovered at once
 //! and the delete reports `Conflict` (in purge mode too: a foreign secret is never left
 //! soft-deleted, never purged).
 
-use azure_security_keyvault_secrets::models::{DeletedSecret, DeletionRecoveryLevel, SecretAttributes};
+use azure_security_keyvault_secrets::models::{
+    DeletedSecret, DeletionRecoveryLevel, SecretAttributes, SecretClientUpdateSecretPropertiesOptions,
+    UpdateSecretPropertiesParameters,
+};
 
 use super::*;
 
-/// The value of a tombstone version.
+/// The value of a tombstone version, set when the current version's id is unknown.
 const TOMBSTONE_VALUE: &str = "deleted";
 
 /// The recovery level of `attributes` when it rules out purging (purge protection), e.g.
@@ -44,7 +49,7 @@ impl AzureKeyVaultProvider {
             // so a DELETE is sent even when the GET finds nothing (409
             // `ObjectIsBeingRecovered` tells); it waits for the recover, then deletes.
             // Purge mode needs no tombstone (nothing is left to recover) unless the vault's
-            // purge protection will keep the deleted secret: a tombstone costs a set, and
+            // purge protection will keep the deleted secret: a tombstone costs an update, and
             // without it the DELETE follows the GET at once, so the DELETE's answer covers
             // every write another tool could slip in.
             let soft = self.config.delete_mode == DeleteMode::Soft;
@@ -52,7 +57,7 @@ impl AzureKeyVaultProvider {
                 && !current.tombstone
                 && (soft || current.protected || tombstone_due)
             {
-                self.write_tombstone(id, &name, &current.tags).await?;
+                self.write_tombstone(id, &name, &current).await?;
             }
             match self
                 .client
@@ -91,20 +96,43 @@ impl AzureKeyVaultProvider {
         }
     }
 
-    /// Writes the tombstone version over our current one, keeping other tools' tags.
-    async fn write_tombstone(&self, id: &CredentialId, name: &str, current: &Tags) -> Result<(), StorageError> {
-        let tags = tags::merged(current, &tags::tombstone(id));
-        self.set(
-            id,
-            name,
-            TOMBSTONE_VALUE,
-            TOMBSTONE_CONTENT_TYPE,
-            tags,
-            Operation::Delete,
-        )
-        .await
-        .map(drop)
-        .map_err(|e| e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, SET)))
+    /// Makes our current version a tombstone, keeping other tools' tags: an update of that
+    /// version, by its id (tombstone content type, tombstone tags), so a secret another tool
+    /// wrote since our GET stays current, and the DELETE's answer shows it. Without a
+    /// version id, a tombstone version is set instead.
+    async fn write_tombstone(&self, id: &CredentialId, name: &str, current: &Current) -> Result<(), StorageError> {
+        let tags = tags::merged(&current.tags, &tags::tombstone(id));
+        let Some(version) = &current.version else {
+            return self
+                .set(
+                    id,
+                    name,
+                    TOMBSTONE_VALUE,
+                    TOMBSTONE_CONTENT_TYPE,
+                    tags,
+                    Operation::Delete,
+                )
+                .await
+                .map(drop)
+                .map_err(|e| e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, SET)));
+        };
+        let params = UpdateSecretPropertiesParameters {
+            content_type: Some(TOMBSTONE_CONTENT_TYPE.into()),
+            tags: Some(tags.into_iter().collect()),
+            ..Default::default()
+        };
+        let options = SecretClientUpdateSecretPropertiesOptions {
+            secret_version: Some(version.clone()),
+            ..Default::default()
+        };
+        let request = params.try_into().map_err(|e: azure_core::Error| {
+            AzError::from(e).into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, UPDATE))
+        })?;
+        self.client
+            .update_secret_properties(name, request, Some(options))
+            .await
+            .map(drop)
+            .map_err(|e| AzError::from(e).into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, UPDATE)))
     }
 
     /// What the DELETE deleted, by the tags it answered with: another tool's secret is
