@@ -15,7 +15,8 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_secrets::models::{
-    SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters, UpdateSecretPropertiesParameters,
+    SecretAttributes, SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
+    UpdateSecretPropertiesParameters,
 };
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt as _;
@@ -1698,4 +1699,50 @@ async fn a_foreign_secret_written_before_the_tombstone_is_never_buried() {
     );
     c.delete_secret(&name, None).await.unwrap();
     purge(&c, &name).await;
+}
+
+/// A deleted credential whose current version was disabled (the delete makes that version
+/// the tombstone, and it stays disabled) reads as absent after a recover, as `exists`
+/// and `list` say, not as "disabled"; a store writes over it.
+#[tokio::test]
+async fn a_disabled_version_made_a_tombstone_reads_as_absent_after_a_recover() {
+    let vault = own_vault("disdel");
+    let p = in_vault("dd", &vault, DeleteMode::Soft).await;
+    let k = id("Dis");
+    let name = name_in("dd", &k);
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    let c = raw(Some(&vault));
+    let disable = UpdateSecretPropertiesParameters {
+        secret_attributes: Some(SecretAttributes {
+            enabled: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    c.update_secret_properties(&name, disable.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    p.delete(&k).await.unwrap();
+    for _ in 0..100 {
+        if c.recover_deleted_secret(&name, None).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Recovered once the GET answers 403 (disabled), not 404.
+    for _ in 0..100 {
+        match c.get_secret(&name, None).await {
+            Err(e) if e.http_status() == Some(azure_core::http::StatusCode::NotFound) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => break,
+        }
+    }
+    let e = p.retrieve(&k).await.map(drop).unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    assert!(!p.exists(&k).await.unwrap());
+    assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    p.store(&k, &data(2), &meta()).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    cleanup(p.as_ref()).await;
 }

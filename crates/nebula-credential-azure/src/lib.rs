@@ -52,7 +52,7 @@
 //! | operation | calls | built-in role |
 //! |---|---|---|
 //! | `store` | get secret, set secret (+ get deleted, recover or purge after a delete) | Key Vault Secrets Officer |
-//! | `retrieve` | get secret (latest version) | Key Vault Secrets User |
+//! | `retrieve` | get secret (latest version; the versions only when it is disabled, to tell a tombstone) | Key Vault Secrets User |
 //! | `exists` | get secret (latest version, one request; the value is dropped); the versions (at most 40 pages) only when the get is refused for a metadata-only role or a disabled version | Key Vault Secrets User |
 //! | `delete` | get secret, update it to a tombstone (soft mode), delete (also when the get finds none: a recover may be in progress; + get deleted and purge in purge mode; + recover if the delete hit another tool's secret) | Key Vault Secrets Officer |
 //! | `list` | list secret properties, paged (tombstones skipped) | Key Vault Secrets User |

@@ -685,12 +685,21 @@ impl AzureKeyVaultProvider {
     async fn retrieve_now(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let name = self.secret_name(id);
         let c = self.ctx(Operation::Retrieve, Some(id), Access::Read, GET);
-        let secret = self
-            .client
-            .get_secret(&name, None)
-            .await
-            .and_then(|r| r.into_model())
-            .map_err(|e| AzError::from(e).into_storage(c))?;
+        let secret = match self.client.get_secret(&name, None).await.and_then(|r| r.into_model()) {
+            Ok(secret) => secret,
+            Err(e) => {
+                let e = AzError::from(e);
+                // A disabled version a delete made a tombstone of (then recovered) is absent.
+                if e.kind == Kind::Disabled
+                    && let Ok(Some(v)) = self.newest_listed(&name).await
+                    && is_tombstone(v.content_type.as_deref())
+                    && holds(id, &v.tags)
+                {
+                    return Err(StorageError::not_found(PROVIDER, id));
+                }
+                return Err(e.into_storage(c));
+            }
+        };
         self.ensure_ours(id, &name, &tag_map(secret.tags))?;
         if is_tombstone(secret.content_type.as_deref()) {
             return Err(StorageError::not_found(PROVIDER, id));
