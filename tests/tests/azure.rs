@@ -1746,3 +1746,25 @@ async fn a_disabled_version_made_a_tombstone_reads_as_absent_after_a_recover() {
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
     cleanup(p.as_ref()).await;
 }
+
+/// A delete whose secret another client deletes between its GET and its tombstone (two
+/// deletes of one id at once) succeeds: the tombstone's update meets 404 or 409, and the
+/// DELETE that follows answers for the secret's state.
+#[tokio::test]
+async fn a_delete_that_meets_a_concurrent_delete_before_its_tombstone_succeeds() {
+    let vault = own_vault("dd2");
+    let p = in_vault("dd2", &vault, DeleteMode::Soft).await;
+    let k = id("Twice");
+    let name = name_in("dd2", &k);
+    p.store(&k, &data(1), &meta()).await.unwrap();
+    control(
+        reqwest::Method::POST,
+        "hooks",
+        Some(json!({"vault": vault, "name": name, "method": "PATCH", "action": "delete"})),
+    )
+    .await;
+    let outcome = p.delete(&k).await;
+    control(reqwest::Method::DELETE, "hooks", None).await;
+    outcome.expect("the secret is deleted, as asked");
+    assert!(!p.exists(&k).await.unwrap());
+}

@@ -37,6 +37,11 @@ pub(super) fn unpurgeable(attributes: &SecretAttributes) -> Option<String> {
     (!purgeable).then(|| level.to_string())
 }
 
+/// The data action a tombstone for `current` needs: an update of its version, or a set.
+fn tombstone_action(current: &Current) -> &'static str {
+    if current.version.is_some() { UPDATE } else { SET }
+}
+
 impl AzureKeyVaultProvider {
     pub(super) async fn delete_now(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
@@ -57,7 +62,20 @@ impl AzureKeyVaultProvider {
                 && !current.tombstone
                 && (soft || current.protected || tombstone_due)
             {
-                self.write_tombstone(id, &name, &current).await?;
+                match self.write_tombstone(id, &name, &current).await {
+                    Ok(()) => {}
+                    // Deleted or being recovered meanwhile (a concurrent delete, say): the
+                    // DELETE below answers for that (404 or 409).
+                    Err(e) if matches!(e.kind, Kind::NotFound | Kind::BeingDeleted | Kind::BeingRecovered) => {}
+                    Err(e) => {
+                        return Err(e.into_storage(self.ctx(
+                            Operation::Delete,
+                            Some(id),
+                            Access::Write,
+                            tombstone_action(&current),
+                        )));
+                    }
+                }
             }
             match self
                 .client
@@ -100,7 +118,7 @@ impl AzureKeyVaultProvider {
     /// version, by its id (tombstone content type, tombstone tags), so a secret another tool
     /// wrote since our GET stays current, and the DELETE's answer shows it. Without a
     /// version id, a tombstone version is set instead.
-    async fn write_tombstone(&self, id: &CredentialId, name: &str, current: &Current) -> Result<(), StorageError> {
+    async fn write_tombstone(&self, id: &CredentialId, name: &str, current: &Current) -> Result<(), AzError> {
         let tags = tags::merged(&current.tags, &tags::tombstone(id));
         let Some(version) = &current.version else {
             return self
@@ -113,8 +131,7 @@ impl AzureKeyVaultProvider {
                     Operation::Delete,
                 )
                 .await
-                .map(drop)
-                .map_err(|e| e.into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, SET)));
+                .map(drop);
         };
         let params = UpdateSecretPropertiesParameters {
             content_type: Some(TOMBSTONE_CONTENT_TYPE.into()),
@@ -125,14 +142,12 @@ impl AzureKeyVaultProvider {
             secret_version: Some(version.clone()),
             ..Default::default()
         };
-        let request = params.try_into().map_err(|e: azure_core::Error| {
-            AzError::from(e).into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, UPDATE))
-        })?;
+        let request = params.try_into().map_err(AzError::from)?;
         self.client
             .update_secret_properties(name, request, Some(options))
             .await
             .map(drop)
-            .map_err(|e| AzError::from(e).into_storage(self.ctx(Operation::Delete, Some(id), Access::Write, UPDATE)))
+            .map_err(AzError::from)
     }
 
     /// What the DELETE deleted, by the tags it answered with: another tool's secret is
