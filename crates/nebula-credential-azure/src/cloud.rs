@@ -87,12 +87,15 @@ pub(crate) fn refused(host: &str) -> Option<&'static str> {
 
 /// The cloud whose authority must issue tokens for the vault at `host`, given the
 /// `AZURE_AUTHORITY_HOST` in effect: `None` for hosts outside the clouds' domains (left to
-/// azure_identity); `Err` (completing "vault_url …") when the variable names another cloud.
+/// azure_identity); `Err` (completing "vault_url …") when the variable names another cloud
+/// (an empty variable names none).
 pub(crate) fn authority_for(host: &str, authority_env: Option<&str>) -> Result<Option<&'static Cloud>, String> {
     let Some((cloud, _)) = cloud_of(host) else {
         return Ok(None);
     };
-    if let Some(env) = authority_env {
+    // Set but empty (as deployment templates often leave it) counts as unset: the cloud
+    // configuration given to azure_identity overrides the variable anyway.
+    if let Some(env) = authority_env.filter(|e| !e.trim().is_empty()) {
         let same = url::Url::parse(env)
             .ok()
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
@@ -140,6 +143,14 @@ mod tests {
             of("kv.corp.example", Some("https://login.microsoftonline.us")),
             Ok(None)
         );
+        // Set but empty (as deployment templates leave it) is unset: the vault's cloud decides.
+        for blank in ["", "  "] {
+            assert_eq!(
+                of("kv1.vault.azure.cn", Some(blank)),
+                Ok(Some("https://login.chinacloudapi.cn")),
+                "{blank:?}"
+            );
+        }
         assert!(matches!(
             cloud_of("kv1.vault.azure.cn").unwrap().0.configuration(),
             CloudConfiguration::AzureChina

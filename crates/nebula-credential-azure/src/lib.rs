@@ -22,21 +22,28 @@
 //! Key Vault has no conditional writes: conditional stores answer `Unsupported` and the
 //! last writer wins. `delete` soft-deletes (`DeleteMode::Soft`), or soft-deletes and purges
 //! (`DeleteMode::Purge`); in soft mode (and on a vault with purge protection) it first
-//! writes a *tombstone* version over ours (content type [`TOMBSTONE_CONTENT_TYPE`], the
-//! marker and id tags, other tools' tags, no record). A
+//! makes our current version a *tombstone*: an update of that version by its id (content
+//! type [`TOMBSTONE_CONTENT_TYPE`], the marker and id tags, other tools' tags; the value
+//! stays), so a secret another tool wrote since our read stays current and is never buried
+//! under the tombstone. A
 //! secret whose current version is a tombstone reads as absent, so when storing a deleted
 //! id again recovers our deleted secret (waiting out deletes and recoveries in progress
 //! with bounded backoff), or Azure's own recover brings it back, readers see "not found",
-//! never the deleted record. The DELETE's answer names what it deleted: another tool's
-//! secret that replaced ours in between is recovered at once and reported as `Conflict`.
+//! never the deleted record. (A secret of ours deleted without a tombstone — by an earlier
+//! release, or by hand — comes back as it was until the store's write lands, which it
+//! tries every 100 ms once such a recover has started.) The DELETE's answer names what it deleted: another tool's
+//! secret that replaced ours in between is recovered at once and reported as `Conflict`
+//! (which says when that recover failed and the secret is left soft-deleted); a record of
+//! ours that a concurrent store set after our tombstone is recovered, and the tombstone
+//! and delete are repeated, so the deleted version is always a tombstone.
 //! On a vault with purge protection (a `recoveryLevel` without `Purgeable`), purge mode
 //! stops after the soft delete with an error saying so, a store recovers instead of
 //! purging, and `check()` refuses the combination.
 //!
 //! **Earlier versions stay in the vault.** Key Vault keeps every version of a secret, and
 //! this provider neither disables nor deletes superseded ones: after an overwrite, after
-//! `rotate_keys` (records under the old key) and after delete-then-store (the record
-//! before the tombstone), earlier ciphertexts stay readable *by version id* to anyone with
+//! `rotate_keys` (records under the old key) and after delete-then-store (the record in
+//! the tombstone), earlier ciphertexts stay readable *by version id* to anyone with
 //! `getSecret` on the vault; they are encrypted, but under keys you may have retired.
 //! Reads of this provider only ever see the current version. To remove old versions, purge
 //! the secret (purge mode) or disable them (`az keyvault secret set-attributes --version …
@@ -45,9 +52,9 @@
 //! | operation | calls | built-in role |
 //! |---|---|---|
 //! | `store` | get secret, set secret (+ get deleted, recover or purge after a delete) | Key Vault Secrets Officer |
-//! | `retrieve` | get secret (latest version) | Key Vault Secrets User |
+//! | `retrieve` | get secret (latest version; the versions only when it is disabled, to tell a tombstone) | Key Vault Secrets User |
 //! | `exists` | get secret (latest version, one request; the value is dropped); the versions (at most 40 pages) only when the get is refused for a metadata-only role or a disabled version | Key Vault Secrets User |
-//! | `delete` | get secret, set the tombstone (soft mode), delete (also when the get finds none: a recover may be in progress; + get deleted and purge in purge mode; + recover if the delete hit another tool's secret) | Key Vault Secrets Officer |
+//! | `delete` | get secret, update it to a tombstone (soft mode), delete (also when the get finds none: a recover may be in progress; + get deleted and purge in purge mode; + recover if the delete hit another tool's secret) | Key Vault Secrets Officer |
 //! | `list` | list secret properties, paged (tombstones skipped) | Key Vault Secrets User |
 //! | `check` | get of a name no id gets (404 proves the read permission), one page of one secret's properties | Key Vault Secrets User |
 //!

@@ -40,7 +40,7 @@ pub const MAX_SECRET_BYTES: usize = 25 * 1024;
 /// The content type of every secret this provider writes.
 pub const CONTENT_TYPE: &str = "application/vnd.nebula-credential.record+json; format=1";
 
-/// The content type of the tombstone version a `delete` writes before the soft delete: a
+/// The content type a `delete` gives our current version before the soft delete: a
 /// secret whose current version is a tombstone reads as absent, so a recover (ours before a
 /// store, or Azure's) never serves the deleted record again.
 pub const TOMBSTONE_CONTENT_TYPE: &str = "application/vnd.nebula-credential.tombstone; format=1";
@@ -49,6 +49,8 @@ pub const TOMBSTONE_CONTENT_TYPE: &str = "application/vnd.nebula-credential.tomb
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(2);
 const MAX_ROUNDS: u32 = 40;
+/// Rounds of [`AzureKeyVaultProvider::wait_briefly`] (100 ms each).
+const MAX_BRIEF_ROUNDS: u32 = 600;
 
 /// Most pages of versions (25 each) read to judge a secret without `getSecret` (a role
 /// that may read metadata only, or a disabled current version).
@@ -57,6 +59,7 @@ const MAX_VERSION_PAGES: usize = 40;
 const GET: &str = "Microsoft.KeyVault/vaults/secrets/getSecret/action";
 const READ_METADATA: &str = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
 const SET: &str = "Microsoft.KeyVault/vaults/secrets/setSecret/action";
+const UPDATE: &str = "Microsoft.KeyVault/vaults/secrets/update/action";
 const DELETE: &str = "Microsoft.KeyVault/vaults/secrets/delete";
 const RECOVER: &str = "Microsoft.KeyVault/vaults/secrets/recover/action";
 const PURGE: &str = "Microsoft.KeyVault/vaults/secrets/purge/action";
@@ -102,6 +105,8 @@ impl std::fmt::Debug for AzureKeyVaultProvider {
 /// What we know of the current version of a secret of ours.
 struct Current {
     tags: Tags,
+    /// Its version id, when known.
+    version: Option<String>,
     /// The version is a tombstone: the credential is deleted.
     tombstone: bool,
     /// Its `recoveryLevel` rules out purging (the vault has purge protection).
@@ -111,6 +116,7 @@ struct Current {
 /// A version as listed (no value).
 struct Listed {
     tags: Tags,
+    version: Option<String>,
     content_type: Option<String>,
     protected: bool,
     created: Option<i64>,
@@ -396,6 +402,7 @@ impl AzureKeyVaultProvider {
                     p.attributes.as_ref().and_then(f).map(|t| t.unix_timestamp())
                 };
                 Listed {
+                    version: p.id.as_deref().map(|i| last_segment(i).to_string()),
                     created: time(|a| a.created),
                     updated: time(|a| a.updated),
                     protected: p.attributes.as_ref().and_then(deletion::unpurgeable).is_some(),
@@ -419,10 +426,11 @@ impl AzureKeyVaultProvider {
         operation: Operation,
     ) -> Result<Option<Current>, StorageError> {
         let got = self.client.get_secret(name, None).await.and_then(|r| r.into_model());
-        let (tags, content_type, protected) = match got {
+        let (tags, content_type, protected, version) = match got {
             Ok(secret) => {
                 let protected = secret.attributes.as_ref().and_then(deletion::unpurgeable).is_some();
-                (tag_map(secret.tags), secret.content_type, protected)
+                let version = secret.id.as_deref().map(|i| last_segment(i).to_string());
+                (tag_map(secret.tags), secret.content_type, protected, version)
             }
             Err(e) => {
                 let e = AzError::from(e);
@@ -435,7 +443,7 @@ impl AzureKeyVaultProvider {
                 }
                 match self.newest_listed(name).await {
                     Ok(None) => return Ok(None),
-                    Ok(Some(v)) => (v.tags, v.content_type, v.protected),
+                    Ok(Some(v)) => (v.tags, v.content_type, v.protected, v.version),
                     Err(Some(listing)) => {
                         return Err(listing.into_storage(self.ctx(operation, Some(id), Access::Read, READ_METADATA)));
                     }
@@ -448,13 +456,14 @@ impl AzureKeyVaultProvider {
         Ok(Some(Current {
             tombstone: is_tombstone(content_type.as_deref()),
             protected,
+            version: version.filter(|v| !v.is_empty()),
             tags,
         }))
     }
 
     /// Waits before the next round of an operation that met a delete, purge or recover
-    /// still in progress (`last`); past the bound or the deadline, a retryable
-    /// `Unavailable` whose source is `last`.
+    /// still in progress (`last`), 100 ms doubling to 2 s; past the bound or the deadline, a
+    /// retryable `Unavailable` whose source is `last`.
     async fn wait(
         &self,
         round: &mut u32,
@@ -463,9 +472,36 @@ impl AzureKeyVaultProvider {
         last: AzError,
     ) -> Result<(), StorageError> {
         let wait = (FIRST_WAIT * 2u32.saturating_pow((*round).min(8))).min(MAX_WAIT);
+        self.pause(wait, MAX_ROUNDS, round, operation, id, last).await
+    }
+
+    /// Like [`Self::wait`], but 100 ms every round (within about the same total time):
+    /// while a recover brings back a record whose delete was not ours (no tombstone:
+    /// deleted by an earlier release or by hand), readers see it until our write lands, so
+    /// the write is tried again soon after the recover completes.
+    async fn wait_briefly(
+        &self,
+        round: &mut u32,
+        operation: Operation,
+        id: &CredentialId,
+        last: AzError,
+    ) -> Result<(), StorageError> {
+        self.pause(FIRST_WAIT, MAX_BRIEF_ROUNDS, round, operation, id, last)
+            .await
+    }
+
+    async fn pause(
+        &self,
+        wait: Duration,
+        max_rounds: u32,
+        round: &mut u32,
+        operation: Operation,
+        id: &CredentialId,
+        last: AzError,
+    ) -> Result<(), StorageError> {
         *round += 1;
         let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d);
-        if *round > MAX_ROUNDS || past_deadline {
+        if *round > max_rounds || past_deadline {
             return Err(StorageError::unavailable(PROVIDER, operation, Some(id)).with_source(last.into_source()));
         }
         tracing::debug!(
@@ -485,6 +521,8 @@ impl AzureKeyVaultProvider {
         desired: &Tags,
     ) -> Result<Revision, StorageError> {
         let mut round = 0;
+        // A recover of ours is bringing back a deleted record (no tombstone): write soon.
+        let mut exposed = false;
         loop {
             let tags = match self.current(id, name, Operation::Store).await? {
                 Some(current) => tags::merged(&current.tags, desired),
@@ -507,15 +545,29 @@ impl AzureKeyVaultProvider {
                 Ok(secret_id) => return Ok(Revision::new(last_segment(&secret_id))),
                 Err(err) => match err.kind {
                     Kind::DeletedRecoverable => {
-                        self.revive(id, name).await?;
-                        self.wait(&mut round, Operation::Store, id, err).await?;
+                        exposed |= self.revive(id, name).await?;
+                        self.wait_or_briefly(exposed, &mut round, id, err).await?;
                     }
                     Kind::BeingDeleted | Kind::BeingRecovered => {
-                        self.wait(&mut round, Operation::Store, id, err).await?;
+                        self.wait_or_briefly(exposed, &mut round, id, err).await?;
                     }
                     _ => return Err(err.into_storage(self.ctx(Operation::Store, Some(id), Access::Write, SET))),
                 },
             }
+        }
+    }
+
+    async fn wait_or_briefly(
+        &self,
+        briefly: bool,
+        round: &mut u32,
+        id: &CredentialId,
+        last: AzError,
+    ) -> Result<(), StorageError> {
+        if briefly {
+            self.wait_briefly(round, Operation::Store, id, last).await
+        } else {
+            self.wait(round, Operation::Store, id, last).await
         }
     }
 
@@ -633,12 +685,21 @@ impl AzureKeyVaultProvider {
     async fn retrieve_now(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let name = self.secret_name(id);
         let c = self.ctx(Operation::Retrieve, Some(id), Access::Read, GET);
-        let secret = self
-            .client
-            .get_secret(&name, None)
-            .await
-            .and_then(|r| r.into_model())
-            .map_err(|e| AzError::from(e).into_storage(c))?;
+        let secret = match self.client.get_secret(&name, None).await.and_then(|r| r.into_model()) {
+            Ok(secret) => secret,
+            Err(e) => {
+                let e = AzError::from(e);
+                // A disabled version a delete made a tombstone of (then recovered) is absent.
+                if e.kind == Kind::Disabled
+                    && let Ok(Some(v)) = self.newest_listed(&name).await
+                    && is_tombstone(v.content_type.as_deref())
+                    && holds(id, &v.tags)
+                {
+                    return Err(StorageError::not_found(PROVIDER, id));
+                }
+                return Err(e.into_storage(c));
+            }
+        };
         self.ensure_ours(id, &name, &tag_map(secret.tags))?;
         if is_tombstone(secret.content_type.as_deref()) {
             return Err(StorageError::not_found(PROVIDER, id));
@@ -742,6 +803,7 @@ mod tests {
         let newest = |v: Vec<Listed>| newest(v).map(|l| l.tags);
         let at = |created, tags: &Tags| Listed {
             tags: tags.clone(),
+            version: None,
             content_type: None,
             protected: false,
             created: Some(created),
