@@ -356,20 +356,24 @@ impl HashiCorpVaultProvider {
         }
     }
 
+    /// `GET data/<path>`: the current version's value and metadata in one call.
+    async fn read_data(&self, path: &str) -> Result<ReadSecretResponse, VaultError> {
+        let mount = self.config.mount_path.as_str();
+        self.call(|c| async move {
+            let request = ReadSecretRequest::builder()
+                .mount(mount)
+                .path(path)
+                .build()
+                .expect("mount and path set");
+            vaultrs::api::exec_with_result(&*c, request).await
+        })
+        .await
+    }
+
     /// Whether Vault serves the current version of the entry at `path` (its clock
     /// decides a `deletion_time` close to ours). A token that may not read values: no.
     async fn served(&self, path: &str, ctx: Context<'_>) -> Result<bool, StorageError> {
-        let mount = self.config.mount_path.as_str();
-        let read = self
-            .call(|c| async move {
-                let request = ReadSecretRequest::builder()
-                    .mount(mount)
-                    .path(path)
-                    .build()
-                    .expect("mount and path set");
-                vaultrs::api::exec_with_result(&*c, request).await
-            })
-            .await;
+        let read = self.read_data(path).await;
         match read {
             Ok(_) => Ok(true),
             Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(false),
@@ -420,17 +424,7 @@ impl HashiCorpVaultProvider {
         path: &str,
         operation: Operation,
     ) -> Result<Option<ReadSecretResponse>, StorageError> {
-        let mount = self.config.mount_path.as_str();
-        let read = self
-            .call(|c| async move {
-                let request = ReadSecretRequest::builder()
-                    .mount(mount)
-                    .path(path)
-                    .build()
-                    .expect("mount and path set");
-                vaultrs::api::exec_with_result(&*c, request).await
-            })
-            .await;
+        let read = self.read_data(path).await;
         match read {
             Ok(r) => Ok(Some(r)),
             Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(None),
