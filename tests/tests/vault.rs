@@ -1706,32 +1706,44 @@ async fn a_foreign_entry_created_during_our_create_is_never_taken_over() {
     kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
 }
 
-/// `custom_metadata` another tool adds while we store (between our read of the metadata
-/// and our tag write) survives: we change only our own keys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_metadata_another_tool_adds_during_a_store_survives() {
+/// A provider whose next data write of `path`, once `armed` is set, is preceded by another
+/// tool's `bao kv metadata patch -custom-metadata=<pair>` (once; `armed` is cleared then).
+async fn patching_metadata_before_the_armed_write(
+    ns: &str,
+    path: &str,
+    pair: &'static str,
+) -> (HashiCorpVaultProvider, Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let ns = unique("tag-race");
-    let k = id("Shared");
-    let path = foreign_path(&ns, &k);
     let armed = Arc::new(AtomicBool::new(false));
     let (address, _) = hooked_proxy({
-        let (path, armed) = (path.clone(), armed.clone());
+        let (path, armed) = (path.to_string(), armed.clone());
         move |head| {
             if is_request(head, "POST", "data", &path) && armed.swap(false, Ordering::SeqCst) {
                 bao(&[
                     "kv",
                     "metadata",
                     "patch",
-                    "-custom-metadata=owner=ops",
+                    &format!("-custom-metadata={pair}"),
                     &format!("secret/{path}"),
                 ]);
             }
         }
     });
-    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(ns) })
         .await
         .unwrap();
+    (p, armed)
+}
+
+/// `custom_metadata` another tool adds while we store (between our read of the metadata
+/// and our tag write) survives: we change only our own keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_metadata_another_tool_adds_during_a_store_survives() {
+    use std::sync::atomic::Ordering;
+    let ns = unique("tag-race");
+    let k = id("Shared");
+    let path = foreign_path(&ns, &k);
+    let (p, armed) = patching_metadata_before_the_armed_write(&ns, &path, "owner=ops").await;
     p.store(&k, &data(1), &tagged(&[("env", "dev")])).await.unwrap();
     armed.store(true, Ordering::SeqCst);
     let written = p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
@@ -1749,28 +1761,11 @@ async fn custom_metadata_another_tool_adds_during_a_store_survives() {
 /// `list` match: a filter passes on the tags of the current version only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tag_key_left_by_an_older_write_never_matches_a_filter() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     let ns = unique("stray-tag");
     let k = id("Strayed");
     let path = foreign_path(&ns, &k);
-    let armed = Arc::new(AtomicBool::new(false));
-    let (address, _) = hooked_proxy({
-        let (path, armed) = (path.clone(), armed.clone());
-        move |head| {
-            if is_request(head, "POST", "data", &path) && armed.swap(false, Ordering::SeqCst) {
-                bao(&[
-                    "kv",
-                    "metadata",
-                    "patch",
-                    "-custom-metadata=team=a",
-                    &format!("secret/{path}"),
-                ]);
-            }
-        }
-    });
-    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
-        .await
-        .unwrap();
+    let (p, armed) = patching_metadata_before_the_armed_write(&ns, &path, "team=a").await;
     p.store(&k, &data(1), &tagged(&[("env", "dev")])).await.unwrap();
     armed.store(true, Ordering::SeqCst);
     p.store(&k, &data(2), &tagged(&[("env", "prod")])).await.unwrap();
