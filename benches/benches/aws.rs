@@ -11,7 +11,8 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use criterion::Criterion;
 use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, StorageConfig, StoredRecord, open,
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, RecordEnvelope, StorageConfig,
+    open,
 };
 use nebula_credential_benches::{Figures, Samples, micros};
 
@@ -60,8 +61,9 @@ fn main() -> anyhow::Result<()> {
     // An overwrite keeps created_at (as CredentialStore does), so the tags stay as they are.
     let meta = CredentialMetadata::new();
     let name = format!("{prefix}bench_key");
-    let value =
-        String::from_utf8(StoredRecord::new(k.clone(), data(), CredentialMetadata::new()).to_json("aws", usize::MAX)?)?;
+    let value = String::from_utf8(
+        RecordEnvelope::new(k.clone(), data(), CredentialMetadata::new()).to_json("aws", usize::MAX)?,
+    )?;
     rt.block_on(p.store(&k, &data(), &meta))?;
     for i in 0..LISTED {
         let id: CredentialId = format!("listed_{i:03}").parse()?;

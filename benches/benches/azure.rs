@@ -16,7 +16,7 @@ use criterion::Criterion;
 use futures::TryStreamExt as _;
 use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE};
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, RecordEnvelope, StorageConfig, open,
 };
 use nebula_credential_benches::{Figures, Samples};
 
@@ -106,7 +106,7 @@ fn main() -> anyhow::Result<()> {
     let name = AzureKeyVaultProvider::with_credential(config, credential)?.secret_name(&k);
     // An overwrite keeps created_at (as CredentialStore does), so the tags stay as they are.
     let meta = CredentialMetadata::new();
-    let value = String::from_utf8(StoredRecord::new(k.clone(), data(), meta.clone()).to_json("azure", usize::MAX)?)?;
+    let value = String::from_utf8(RecordEnvelope::new(k.clone(), data(), meta.clone()).to_json("azure", usize::MAX)?)?;
     rt.block_on(p.store(&k, &data(), &meta))?;
     for i in 0..LISTED - 1 {
         let id: CredentialId = format!("listed_{i:03}").parse()?;

@@ -15,7 +15,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use nebula_credential::kubernetes::{KubernetesSecretsConfig, KubernetesSecretsProvider, RECORD_KEY, SECRET_TYPE};
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, RecordEnvelope, StorageConfig, open,
 };
 use nebula_credential_benches::{Figures, Samples};
 
@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
     // An overwrite keeps created_at (as CredentialStore does), so the labels stay as they are.
     let meta = CredentialMetadata::new();
     let records: Vec<Vec<u8>> = (0..SAMPLES)
-        .map(|i| StoredRecord::new(k.clone(), data(SAMPLES + i), meta.clone()).to_json("kubernetes", usize::MAX))
+        .map(|i| RecordEnvelope::new(k.clone(), data(SAMPLES + i), meta.clone()).to_json("kubernetes", usize::MAX))
         .collect::<Result<_, _>>()?;
     rt.block_on(p.store(&k, &data(0), &meta))?;
     for i in 0..LISTED {

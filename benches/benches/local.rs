@@ -15,8 +15,8 @@ use std::time::Duration;
 use criterion::Criterion;
 use nebula_credential::local::LocalStorageConfig;
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, Revision, StorageConfig,
-    StorageProvider, StoredRecord, open,
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, RecordEnvelope, Revision,
+    StorageConfig, StorageProvider, open,
 };
 use nebula_credential_benches::{Figures, Samples, micros};
 
@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         let p = rt.block_on(provider(&dir))?;
         let d = data(size);
         let record =
-            StoredRecord::new(id("bench"), d.clone(), CredentialMetadata::new()).to_json("bench", usize::MAX)?;
+            RecordEnvelope::new(id("bench"), d.clone(), CredentialMetadata::new()).to_json("bench", usize::MAX)?;
         let k = id("bench_key");
         // The revision the conditional stores start from, re-read after plain stores.
         let revision = Mutex::new(rt.block_on(p.store(&k, &d, &CredentialMetadata::new()))?);

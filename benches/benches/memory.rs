@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use criterion::Criterion;
 use nebula_credential::{
-    CredentialId, CredentialMetadata, EncryptedData, MemoryStorageProvider, StorageConfig, StorageProvider, open,
+    CredentialId, CredentialMetadata, EncryptedData, MemoryProvider, StorageConfig, StorageProvider, open,
 };
 use nebula_credential_benches::{Figures, Samples};
 
@@ -23,7 +23,7 @@ fn data() -> EncryptedData {
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let bare: Arc<dyn StorageProvider> = Arc::new(MemoryStorageProvider::new());
+    let bare: Arc<dyn StorageProvider> = Arc::new(MemoryProvider::new());
     let layered = rt.block_on(open(&StorageConfig::default()))?;
     let id: CredentialId = "bench_key".parse()?;
     for p in [&bare, &layered] {

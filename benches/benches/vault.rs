@@ -10,7 +10,7 @@ use criterion::Criterion;
 use futures::StreamExt;
 use nebula_credential::vault::VaultConfig;
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, StorageConfig, StoredRecord, open,
+    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, RecordEnvelope, StorageConfig, open,
 };
 use nebula_credential_benches::{Figures, Samples};
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions};
@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
     let meta = CredentialMetadata::new();
     let path = format!("{prefix}/bench_key");
     let record: serde_json::Value =
-        serde_json::from_slice(&StoredRecord::new(k.clone(), data(), meta.clone()).to_json("vault", usize::MAX)?)?;
+        serde_json::from_slice(&RecordEnvelope::new(k.clone(), data(), meta.clone()).to_json("vault", usize::MAX)?)?;
     rt.block_on(p.store(&k, &data(), &meta))?;
     for i in 0..LISTED - 1 {
         let id: CredentialId = format!("listed_{i:03}").parse()?;

@@ -984,7 +984,7 @@ async fn exists_judges_by_the_newest_version_beyond_the_first_page() {
 /// stored, one of 25,601 is `TooLarge` naming both numbers, with no request sent.
 #[tokio::test]
 async fn records_of_the_limit_fit_and_one_byte_more_is_refused_before_any_request() {
-    use nebula_credential_core::{EncryptedData, StoredRecord};
+    use nebula_credential_core::{EncryptedData, RecordEnvelope};
     let vault = own_vault("size");
     let p = provider(config_with("size-", Arc::new(StaticToken(token())), Some(&vault))).await;
     let k = id("Big_one");
@@ -994,7 +994,7 @@ async fn records_of_the_limit_fit_and_one_byte_more_is_refused_before_any_reques
             ciphertext: vec![7; 18_000],
             ..data(1)
         };
-        let len = |d: &EncryptedData| StoredRecord::encode(&k, d, &m, "azure", usize::MAX).unwrap().len();
+        let len = |d: &EncryptedData| RecordEnvelope::encode(&k, d, &m, "azure", usize::MAX).unwrap().len();
         while len(&d) + 4 <= target {
             d.ciphertext.push(7);
         }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use nebula_cred::doctor::{Outcome, PROBE_ID, diagnose};
+use nebula_cred::doctor::{PROBE_ID, StepOutcome, diagnose};
 use nebula_cred::migrate::{MigrateOptions, MigrationReport, migrate};
 use nebula_credential::secrecy::ExposeSecret;
 use nebula_credential::{
@@ -175,7 +175,7 @@ async fn doctor_names_the_missing_permission_of_a_restricted_identity() {
         let passed: Vec<&str> = report
             .steps
             .iter()
-            .take_while(|s| matches!(s.outcome, Outcome::Ok(_)))
+            .take_while(|s| matches!(s.outcome, StepOutcome::Ok(_)))
             .map(|s| s.name)
             .collect();
         assert_eq!(
@@ -184,7 +184,7 @@ async fn doctor_names_the_missing_permission_of_a_restricted_identity() {
             "{name}: reads pass, the store fails"
         );
         let store = &report.steps[3];
-        let Outcome::Failed(problem) = &store.outcome else {
+        let StepOutcome::Failed(problem) = &store.outcome else {
             panic!("{name}: store step: {store:?}");
         };
         assert_eq!(problem.kind(), ErrorKind::PermissionDenied, "{name}: {problem:?}");
@@ -218,7 +218,7 @@ async fn doctor_passes_every_step_on_every_backend() {
         let steps: Vec<(&str, bool)> = report
             .steps
             .iter()
-            .map(|s| (s.name, matches!(s.outcome, Outcome::Ok(_))))
+            .map(|s| (s.name, matches!(s.outcome, StepOutcome::Ok(_))))
             .collect();
         assert!(report.passed(), "doctor on {name}: {report:?}");
         assert_eq!(steps.len(), 7, "{name}: {steps:?}");

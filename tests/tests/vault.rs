@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nebula_credential::vault::{DeleteMode, HashiCorpVaultProvider, SHUTDOWN_GRACE, VaultAuth, VaultConfig};
+use nebula_credential::vault::{DeleteMode, SHUTDOWN_GRACE, VaultAuth, VaultConfig, VaultProvider};
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialStore, EncryptionKey, Keyring, StorageConfig, StorageError,
     StorageProvider, Tags, open,
@@ -278,7 +278,7 @@ fn fast_renewal(c: VaultConfig) -> VaultConfig {
 }
 
 /// Stores and reads `k` every 500 ms for `span`, failing on any error.
-async fn keep_working(p: &HashiCorpVaultProvider, span: Duration) {
+async fn keep_working(p: &VaultProvider, span: Duration) {
     let k = id("Lively");
     let start = Instant::now();
     let mut i = 0u8;
@@ -296,7 +296,7 @@ async fn keep_working(p: &HashiCorpVaultProvider, span: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_with_a_ttl_of_seconds_is_renewed_and_keeps_working() {
     let token = short_token("5s", "1h").await;
-    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+    let p = VaultProvider::new(fast_renewal(VaultConfig {
         auth: VaultAuth::Token {
             token: SecretString::from(token),
         },
@@ -317,7 +317,7 @@ async fn a_token_that_cannot_be_renewed_ends_in_authentication_failed() {
     let mut req = CreateTokenRequest::builder();
     req.policies(vec!["nebula-test".to_string()]).ttl("3s").renewable(false);
     let token = vaultrs::token::new(&raw(), Some(&mut req)).await.unwrap().client_token;
-    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+    let p = VaultProvider::new(fast_renewal(VaultConfig {
         auth: VaultAuth::Token {
             token: SecretString::from(token),
         },
@@ -340,7 +340,7 @@ async fn a_token_that_cannot_be_renewed_ends_in_authentication_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approle_logs_in_again_after_the_max_ttl() {
     // The short role: token_ttl 3 s, token_max_ttl 8 s.
-    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+    let p = VaultProvider::new(fast_renewal(VaultConfig {
         auth: approle("NEBULA_TEST_VAULT_SHORT_APPROLE"),
         ..config(&unique("relogin"))
     }))
@@ -357,7 +357,7 @@ async fn approle_logs_in_again_after_the_max_ttl() {
 async fn an_operation_meeting_an_expired_token_logs_in_once_and_succeeds() {
     // Checks hourly: the first check (at once) logs in again, then nothing renews, so the
     // short role's token (max TTL 8 s) expires under the provider.
-    let p = HashiCorpVaultProvider::new(VaultConfig {
+    let p = VaultProvider::new(VaultConfig {
         auth: approle("NEBULA_TEST_VAULT_SHORT_APPROLE"),
         renewal_check_interval_secs: 3600,
         token_renewal_threshold_secs: 3601,
@@ -377,7 +377,7 @@ async fn an_operation_meeting_an_expired_token_logs_in_once_and_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_completes_in_bounded_time() {
-    let p = HashiCorpVaultProvider::new(VaultConfig {
+    let p = VaultProvider::new(VaultConfig {
         auth: approle("NEBULA_TEST_VAULT_APPROLE"),
         ..config(&unique("shutdown"))
     })
@@ -663,11 +663,11 @@ fn captured_logs() -> &'static Captured {
 async fn logs_of_renewals_logins_and_rejections_never_contain_a_token() {
     let captured = captured_logs();
     let bogus = "s.BOGUSTOKEN0123456789abcdef";
-    let rejected = HashiCorpVaultProvider::new(fast_renewal(VaultConfig::with_token(addr(), bogus)))
+    let rejected = VaultProvider::new(fast_renewal(VaultConfig::with_token(addr(), bogus)))
         .await
         .unwrap();
     let secret_id = var("NEBULA_TEST_VAULT_SHORT_APPROLE_SECRET_ID");
-    let renewing = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+    let renewing = VaultProvider::new(fast_renewal(VaultConfig {
         auth: approle("NEBULA_TEST_VAULT_SHORT_APPROLE"),
         ..config(&unique("logs"))
     }))
@@ -938,7 +938,7 @@ async fn a_per_key_delete_version_after_keeps_entries_live() {
 #[tokio::test]
 async fn a_retried_conditional_store_that_landed_is_not_a_conflict() {
     let ns = unique("landed");
-    let p = HashiCorpVaultProvider::new(config(&ns)).await.unwrap();
+    let p = VaultProvider::new(config(&ns)).await.unwrap();
     let k = id("Retried");
     let m = tagged(&[("env", "prod")]);
     let first = p.store_if(&k, &data(1), &m, &Precondition::Absent).await.unwrap();
@@ -1254,7 +1254,7 @@ async fn a_short_ttl_that_renews_causes_no_relogin() {
         r.token_ttl("4s").token_max_ttl("1h").secret_id_num_uses(2u64);
     })
     .await;
-    let p = HashiCorpVaultProvider::new(VaultConfig {
+    let p = VaultProvider::new(VaultConfig {
         auth,
         renewal_check_interval_secs: 1,
         ..config(&unique("renewing"))
@@ -1273,7 +1273,7 @@ async fn a_short_ttl_that_renews_causes_no_relogin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewable_token_below_the_threshold_logs_no_false_max_ttl() {
     let token = short_token("4s", "1h").await;
-    let p = HashiCorpVaultProvider::new(VaultConfig {
+    let p = VaultProvider::new(VaultConfig {
         auth: VaultAuth::Token {
             token: SecretString::from(token),
         },
@@ -1298,7 +1298,7 @@ async fn a_relogin_revokes_the_replaced_token() {
         r.token_ttl("6s").token_max_ttl("6s");
     })
     .await;
-    let p = HashiCorpVaultProvider::new(VaultConfig {
+    let p = VaultProvider::new(VaultConfig {
         auth,
         renewal_check_interval_secs: 1,
         token_renewal_threshold_secs: 5,
@@ -1447,7 +1447,7 @@ async fn forty_operations_with_dead_credentials_make_one_login() {
     .await;
     let (address, seen) = counting_proxy();
     let p = Arc::new(
-        HashiCorpVaultProvider::new(VaultConfig {
+        VaultProvider::new(VaultConfig {
             address,
             auth,
             renewal_check_interval_secs: 3600,
@@ -1496,7 +1496,7 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
             "",
         )
     });
-    let p = HashiCorpVaultProvider::new(VaultConfig {
+    let p = VaultProvider::new(VaultConfig {
         path_prefix: "redirected".into(),
         ..VaultConfig::with_token(address, "s.REDIRECTEDTOKEN0123456789")
     })
@@ -1531,7 +1531,7 @@ async fn errors_never_carry_a_response_body_with_a_token() {
             http_response("500 Internal Server Error", "", &format!("{{\"token\":\"{leaked}\"}}"))
         }
     });
-    let err = HashiCorpVaultProvider::new(VaultConfig {
+    let err = VaultProvider::new(VaultConfig {
         auth: VaultAuth::AppRole {
             role_id: "r".into(),
             secret_id: SecretString::from("s".to_string()),
@@ -1543,7 +1543,7 @@ async fn errors_never_carry_a_response_body_with_a_token() {
     .unwrap_err();
     let shown = format!("{err:?} {err}");
     assert!(!shown.contains("LEAKEDTOKEN"), "{shown}");
-    let p = HashiCorpVaultProvider::new(VaultConfig::with_token(address, "s.OTHERTOKEN0123456789"))
+    let p = VaultProvider::new(VaultConfig::with_token(address, "s.OTHERTOKEN0123456789"))
         .await
         .unwrap();
     for err in [p.retrieve(&id("k")).await.unwrap_err(), p.check().await.unwrap_err()] {
@@ -1570,7 +1570,7 @@ async fn a_token_without_the_default_policy_is_not_taken_for_rejected() {
         .no_default_policy(true)
         .ttl("1h");
     let token = vaultrs::token::new(&raw(), Some(&mut req)).await.unwrap().client_token;
-    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+    let p = VaultProvider::new(fast_renewal(VaultConfig {
         auth: VaultAuth::Token {
             token: SecretString::from(token),
         },
@@ -1602,7 +1602,7 @@ async fn an_approle_token_without_the_default_policy_stays_logged_in() {
         r.token_ttl("1h").token_no_default_policy(true);
     })
     .await;
-    let p = HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+    let p = VaultProvider::new(fast_renewal(VaultConfig {
         auth,
         ..config(&unique("no-default-approle"))
     }))
@@ -1625,7 +1625,7 @@ async fn an_approle_token_without_the_default_policy_stays_logged_in() {
 #[tokio::test]
 async fn requests_per_operation() {
     let (address, seen) = counting_proxy();
-    let p = HashiCorpVaultProvider::new(VaultConfig {
+    let p = VaultProvider::new(VaultConfig {
         address,
         ..config(&unique("requests"))
     })
@@ -1688,7 +1688,7 @@ async fn a_foreign_entry_created_during_our_create_is_never_taken_over() {
             }
         }
     });
-    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(&ns) })
+    let p = VaultProvider::new(VaultConfig { address, ..config(&ns) })
         .await
         .unwrap();
     for attempt in ["the racing store", "a later store"] {
@@ -1712,7 +1712,7 @@ async fn patching_metadata_before_the_armed_write(
     ns: &str,
     path: &str,
     pair: &'static str,
-) -> (HashiCorpVaultProvider, Arc<std::sync::atomic::AtomicBool>) {
+) -> (VaultProvider, Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let armed = Arc::new(AtomicBool::new(false));
     let (address, _) = hooked_proxy({
@@ -1729,9 +1729,7 @@ async fn patching_metadata_before_the_armed_write(
             }
         }
     });
-    let p = HashiCorpVaultProvider::new(VaultConfig { address, ..config(ns) })
-        .await
-        .unwrap();
+    let p = VaultProvider::new(VaultConfig { address, ..config(ns) }).await.unwrap();
     (p, armed)
 }
 
@@ -1878,7 +1876,7 @@ async fn a_delete_version_after_of_seconds_agrees_with_what_vault_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_writers_on_one_id_leave_list_by_tag_exact() {
     let ns = unique("race-one-id");
-    let p = Arc::new(HashiCorpVaultProvider::new(config(&ns)).await.unwrap());
+    let p = Arc::new(VaultProvider::new(config(&ns)).await.unwrap());
     let k = id("Hot");
     let env = |n: u8| if n.is_multiple_of(2) { "even" } else { "odd" };
     for burst in 0..12u8 {
@@ -1952,7 +1950,7 @@ async fn a_redirected_approle_login_is_not_followed() {
     ] {
         let (address, seen) =
             fake_server(move |_| http_response("307 Temporary Redirect", &format!("Location: {location}\r\n"), ""));
-        let err = HashiCorpVaultProvider::new(VaultConfig {
+        let err = VaultProvider::new(VaultConfig {
             auth: VaultAuth::AppRole {
                 role_id: "role".into(),
                 secret_id: SecretString::from("SECRETID0123456789".to_string()),
@@ -2071,7 +2069,7 @@ async fn revoking_the_replaced_token_fails_no_operation_in_flight() {
     })
     .await;
     let p = Arc::new(
-        HashiCorpVaultProvider::new(fast_renewal(VaultConfig {
+        VaultProvider::new(fast_renewal(VaultConfig {
             auth,
             ..config(&unique("busy-relogin"))
         }))

@@ -15,7 +15,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::cli::{GetArgs, KeygenArgs, ListArgs, PutArgs, RotateArgs};
-use crate::doctor::{self, Outcome, Problem, Step};
+use crate::doctor::{self, Problem, Step, StepOutcome};
 use crate::exit::{self, CliError};
 use crate::{config, key};
 
@@ -513,9 +513,9 @@ fn render(step: &Step) -> String {
         .map_or_else(String::new, |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0));
     let indent = " ".repeat(27);
     match &step.outcome {
-        Outcome::Ok(detail) => format!("ok    {:<8} {took:>10}  {detail}\n", step.name),
-        Outcome::Skipped(why) => format!("skip  {:<8} {took:>10}  {why}\n", step.name),
-        Outcome::Failed(problem) => {
+        StepOutcome::Ok(detail) => format!("ok    {:<8} {took:>10}  {detail}\n", step.name),
+        StepOutcome::Skipped(why) => format!("skip  {:<8} {took:>10}  {why}\n", step.name),
+        StepOutcome::Failed(problem) => {
             let mut text = format!(
                 "FAIL  {:<8} {took:>10}  {problem}\n{indent}kind: {}\n",
                 step.name,

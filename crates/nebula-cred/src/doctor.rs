@@ -4,14 +4,14 @@
 //! its steps as they finish.
 //!
 //! ```
-//! use nebula_cred::doctor::{Outcome, diagnose};
+//! use nebula_cred::doctor::{StepOutcome, diagnose};
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let config: nebula_credential::StorageConfig = toml::from_str(r#"provider = "memory""#)?;
 //! let report = diagnose(&config, |_| {}).await;
 //! assert!(report.passed());
 //! let names: Vec<&str> = report.steps.iter().map(|s| s.name).collect();
 //! assert_eq!(names, ["config", "open", "check", "store", "read", "list", "delete"]);
-//! assert!(matches!(report.steps[3].outcome, Outcome::Ok(_)));
+//! assert!(matches!(report.steps[3].outcome, StepOutcome::Ok(_)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -86,7 +86,7 @@ impl From<StorageError> for Problem {
 /// How one step went.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum StepOutcome {
     /// Passed, with what it showed.
     Ok(String),
     /// Failed.
@@ -103,7 +103,7 @@ pub struct Step {
     /// How long it took (none for `config` and skipped steps).
     pub took: Option<Duration>,
     /// How it went.
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
 }
 
 /// Every step run, in order.
@@ -116,13 +116,13 @@ pub struct DoctorReport {
 impl DoctorReport {
     /// `true` when every step passed.
     pub fn passed(&self) -> bool {
-        self.steps.iter().all(|s| matches!(s.outcome, Outcome::Ok(_)))
+        self.steps.iter().all(|s| matches!(s.outcome, StepOutcome::Ok(_)))
     }
 
     /// The first failure, if any.
     pub fn first_problem(&self) -> Option<&Problem> {
         self.steps.iter().find_map(|s| match &s.outcome {
-            Outcome::Failed(p) => Some(p),
+            StepOutcome::Failed(p) => Some(p),
             _ => None,
         })
     }
@@ -138,10 +138,10 @@ impl<F: FnMut(&Step)> Recorder<F> {
     /// Records a step; returns whether it passed.
     fn push(&mut self, name: &'static str, took: Option<Duration>, result: Result<String, Problem>) -> bool {
         let outcome = match result {
-            Ok(detail) => Outcome::Ok(detail),
-            Err(p) => Outcome::Failed(p),
+            Ok(detail) => StepOutcome::Ok(detail),
+            Err(p) => StepOutcome::Failed(p),
         };
-        let passed = matches!(outcome, Outcome::Ok(_));
+        let passed = matches!(outcome, StepOutcome::Ok(_));
         self.skip_or_push(Step { name, took, outcome });
         passed
     }
@@ -151,7 +151,7 @@ impl<F: FnMut(&Step)> Recorder<F> {
             self.skip_or_push(Step {
                 name,
                 took: None,
-                outcome: Outcome::Skipped(why),
+                outcome: StepOutcome::Skipped(why),
             });
         }
     }
@@ -312,7 +312,11 @@ async fn store_probe(
         Err(e) if e.is_not_found() => Precondition::Absent,
         Err(e) => return Err(e.into()),
     };
-    let precondition = if conditional { precondition } else { Precondition::None };
+    let precondition = if conditional {
+        precondition
+    } else {
+        Precondition::Overwrite
+    };
     provider.store_if(id, data, metadata, &precondition).await?;
     Ok(())
 }

@@ -6,19 +6,19 @@
 //! each ciphertext, so a record only decrypts under its own id).
 //!
 //! Running it again after an interruption finishes the job: the target is read first, a
-//! target that already holds the identical record counts as [`Outcome::AlreadyPresent`]
+//! target that already holds the identical record counts as [`MigrationOutcome::AlreadyPresent`]
 //! and is not written again, and a target holding something else is left alone
-//! ([`Outcome::NotOverwritten`]) unless [`MigrateOptions::overwrite`] is set. Records
+//! ([`MigrationOutcome::NotOverwritten`]) unless [`MigrateOptions::overwrite`] is set. Records
 //! absent from the target are written with [`Precondition::Absent`], the backend's own
 //! atomic check, so a writer creating the same id on the target meanwhile is never
 //! clobbered.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use nebula_credential::{CredentialStore, EncryptionKey, Keyring, MemoryStorageProvider, StorageProvider, Tags};
+//! use nebula_credential::{CredentialStore, EncryptionKey, Keyring, MemoryProvider, StorageProvider, Tags};
 //! use nebula_cred::migrate::{MigrateOptions, migrate};
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let (from, to) = (MemoryStorageProvider::new(), MemoryStorageProvider::new());
+//! let (from, to) = (MemoryProvider::new(), MemoryProvider::new());
 //! let key = EncryptionKey::generate();
 //! let id = "api_key".parse()?;
 //! CredentialStore::new(Arc::new(from.clone()), Keyring::new(key.clone()))
@@ -38,7 +38,7 @@ use std::fmt;
 
 use futures::StreamExt;
 use nebula_credential::{
-    CredentialFilter, CredentialId, ErrorKind, Precondition, StorageError, StorageProvider, Stored, StoredRecord,
+    CredentialFilter, CredentialId, ErrorKind, Precondition, RecordEnvelope, StorageError, StorageProvider, Stored,
     ValidationError,
 };
 
@@ -173,7 +173,7 @@ impl std::error::Error for Failure {
 /// What happened to one credential (in a dry run: what would happen).
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum MigrationOutcome {
     /// Written to the target, where it did not exist.
     Copied,
     /// Replaced a different record on the target (only with `overwrite`).
@@ -198,7 +198,7 @@ pub struct Progress<'a> {
     /// The credential just finished.
     pub id: &'a CredentialId,
     /// What happened to it.
-    pub outcome: &'a Outcome,
+    pub outcome: &'a MigrationOutcome,
 }
 
 /// The outcome of [`migrate`], by credential (each list sorted by id).
@@ -236,14 +236,14 @@ impl MigrationReport {
         self.failed.is_empty() && self.not_overwritten.is_empty()
     }
 
-    fn record(&mut self, id: CredentialId, outcome: Outcome) {
+    fn record(&mut self, id: CredentialId, outcome: MigrationOutcome) {
         match outcome {
-            Outcome::Copied => self.copied.push(id),
-            Outcome::Overwritten => self.overwritten.push(id),
-            Outcome::AlreadyPresent => self.already_present.push(id),
-            Outcome::NotOverwritten => self.not_overwritten.push(id),
-            Outcome::Vanished => self.vanished.push(id),
-            Outcome::Failed(f) => self.failed.push((id, f)),
+            MigrationOutcome::Copied => self.copied.push(id),
+            MigrationOutcome::Overwritten => self.overwritten.push(id),
+            MigrationOutcome::AlreadyPresent => self.already_present.push(id),
+            MigrationOutcome::NotOverwritten => self.not_overwritten.push(id),
+            MigrationOutcome::Vanished => self.vanished.push(id),
+            MigrationOutcome::Failed(f) => self.failed.push((id, f)),
         }
     }
 
@@ -318,11 +318,11 @@ async fn migrate_one(
     options: &MigrateOptions,
     conditional: bool,
     id: &CredentialId,
-) -> (Outcome, bool) {
+) -> (MigrationOutcome, bool) {
     let record = match source.retrieve(id).await {
         Ok(record) => record,
-        Err(e) if e.is_not_found() => return (Outcome::Vanished, false),
-        Err(e) => return (Outcome::Failed(Failure::Storage(e)), false),
+        Err(e) if e.is_not_found() => return (MigrationOutcome::Vanished, false),
+        Err(e) => return (MigrationOutcome::Failed(Failure::Storage(e)), false),
     };
     let outcome = if options.dry_run {
         preview(target, options, id, &record).await
@@ -332,21 +332,21 @@ async fn migrate_one(
         copy_if_absent(target, conditional, id, &record).await
     };
     match outcome {
-        Ok(Outcome::AlreadyPresent) => (Outcome::AlreadyPresent, true),
-        Ok(o @ (Outcome::Copied | Outcome::Overwritten)) if options.verify && !options.dry_run => {
+        Ok(MigrationOutcome::AlreadyPresent) => (MigrationOutcome::AlreadyPresent, true),
+        Ok(o @ (MigrationOutcome::Copied | MigrationOutcome::Overwritten)) if options.verify && !options.dry_run => {
             match target.retrieve(id).await {
                 Ok(back) if same(&back, &record) => (o, true),
                 Ok(_) => (
-                    Outcome::Failed(Failure::Mismatch {
+                    MigrationOutcome::Failed(Failure::Mismatch {
                         provider: target.provider_name(),
                     }),
                     false,
                 ),
-                Err(e) => (Outcome::Failed(Failure::Storage(e)), false),
+                Err(e) => (MigrationOutcome::Failed(Failure::Storage(e)), false),
             }
         }
         Ok(o) => (o, false),
-        Err(e) => (Outcome::Failed(Failure::Storage(e)), false),
+        Err(e) => (MigrationOutcome::Failed(Failure::Storage(e)), false),
     }
 }
 
@@ -366,16 +366,16 @@ async fn preview(
     options: &MigrateOptions,
     id: &CredentialId,
     record: &Stored,
-) -> Result<Outcome, StorageError> {
+) -> Result<MigrationOutcome, StorageError> {
     let outcome = match current(target, id).await? {
-        None => Outcome::Copied,
+        None => MigrationOutcome::Copied,
         Some(existing) => match compared(&existing, record) {
-            Outcome::NotOverwritten if options.overwrite => Outcome::Overwritten,
+            MigrationOutcome::NotOverwritten if options.overwrite => MigrationOutcome::Overwritten,
             outcome => outcome,
         },
     };
-    if matches!(outcome, Outcome::Copied | Outcome::Overwritten) {
-        StoredRecord::encode(
+    if matches!(outcome, MigrationOutcome::Copied | MigrationOutcome::Overwritten) {
+        RecordEnvelope::encode(
             id,
             &record.data,
             &record.metadata,
@@ -397,7 +397,7 @@ async fn copy_if_absent(
     conditional: bool,
     id: &CredentialId,
     record: &Stored,
-) -> Result<Outcome, StorageError> {
+) -> Result<MigrationOutcome, StorageError> {
     if let Some(existing) = current(target, id).await? {
         return Ok(compared(&existing, record));
     }
@@ -405,13 +405,13 @@ async fn copy_if_absent(
         return target
             .store(id, &record.data, &record.metadata)
             .await
-            .map(|_| Outcome::Copied);
+            .map(|_| MigrationOutcome::Copied);
     }
     match target
         .store_if(id, &record.data, &record.metadata, &Precondition::Absent)
         .await
     {
-        Ok(_) => Ok(Outcome::Copied),
+        Ok(_) => Ok(MigrationOutcome::Copied),
         // Created meanwhile: by another writer, or by an earlier attempt of this store
         // whose reply was lost (the retry layer then sees a conflict).
         Err(e) if e.is_conflict() => match current(target, id).await? {
@@ -423,11 +423,11 @@ async fn copy_if_absent(
 }
 
 /// What an existing target record means for a copy without `overwrite`.
-fn compared(existing: &Stored, record: &Stored) -> Outcome {
+fn compared(existing: &Stored, record: &Stored) -> MigrationOutcome {
     if same(existing, record) {
-        Outcome::AlreadyPresent
+        MigrationOutcome::AlreadyPresent
     } else {
-        Outcome::NotOverwritten
+        MigrationOutcome::NotOverwritten
     }
 }
 
@@ -437,15 +437,19 @@ async fn overwrite(
     conditional: bool,
     id: &CredentialId,
     record: &Stored,
-) -> Result<Outcome, StorageError> {
+) -> Result<MigrationOutcome, StorageError> {
     let mut last = None;
     for _ in 0..OVERWRITE_ATTEMPTS {
         let (precondition, outcome) = match current(target, id).await? {
-            Some(existing) if same(&existing, record) => return Ok(Outcome::AlreadyPresent),
-            Some(existing) => (Precondition::Revision(existing.revision), Outcome::Overwritten),
-            None => (Precondition::Absent, Outcome::Copied),
+            Some(existing) if same(&existing, record) => return Ok(MigrationOutcome::AlreadyPresent),
+            Some(existing) => (Precondition::Revision(existing.revision), MigrationOutcome::Overwritten),
+            None => (Precondition::Absent, MigrationOutcome::Copied),
         };
-        let precondition = if conditional { precondition } else { Precondition::None };
+        let precondition = if conditional {
+            precondition
+        } else {
+            Precondition::Overwrite
+        };
         match target.store_if(id, &record.data, &record.metadata, &precondition).await {
             Ok(_) => return Ok(outcome),
             Err(e) if e.is_conflict() && precondition.is_conditional() => last = Some(e),
@@ -461,8 +465,8 @@ mod tests {
     use std::sync::Arc;
 
     use nebula_credential::{
-        Capabilities, CredentialMetadata, CredentialStore, EncryptedData, EncryptionKey, Keyring,
-        MemoryStorageProvider, Operation, Revision, Tags, async_trait,
+        Capabilities, CredentialMetadata, CredentialStore, EncryptedData, EncryptionKey, Keyring, MemoryProvider,
+        Operation, Revision, Tags, async_trait,
     };
 
     use super::*;
@@ -471,8 +475,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    async fn seeded(ids: &[&str]) -> MemoryStorageProvider {
-        let memory = MemoryStorageProvider::new();
+    async fn seeded(ids: &[&str]) -> MemoryProvider {
+        let memory = MemoryProvider::new();
         let store = CredentialStore::new(Arc::new(memory.clone()), Keyring::new(EncryptionKey::generate()));
         for i in ids {
             store.put(&id(i), i.as_bytes(), Tags::new()).await.unwrap();
@@ -482,7 +486,7 @@ mod tests {
 
     /// A target where another writer creates each id just before our conditional store.
     #[derive(Debug)]
-    struct Racing(MemoryStorageProvider);
+    struct Racing(MemoryProvider);
 
     #[async_trait]
     impl StorageProvider for Racing {
@@ -519,7 +523,7 @@ mod tests {
 
     /// A target that loses the tags of every record it stores (a backend bug `verify` must catch).
     #[derive(Debug)]
-    struct Lossy(MemoryStorageProvider);
+    struct Lossy(MemoryProvider);
 
     #[async_trait]
     impl StorageProvider for Lossy {
@@ -557,7 +561,7 @@ mod tests {
     #[test]
     fn verify_reports_a_record_the_target_did_not_keep_verbatim() {
         block_on(async {
-            let source = MemoryStorageProvider::new();
+            let source = MemoryProvider::new();
             let store = CredentialStore::new(Arc::new(source.clone()), Keyring::new(EncryptionKey::generate()));
             let tags: Tags = [("env".to_string(), "prod".to_string())].into_iter().collect();
             store.put(&id("tagged"), b"v", tags).await.unwrap();
@@ -565,7 +569,7 @@ mod tests {
 
             let unverified = migrate(
                 &source,
-                &Lossy(MemoryStorageProvider::new()),
+                &Lossy(MemoryProvider::new()),
                 &MigrateOptions::default(),
                 |_| {},
             )
@@ -573,7 +577,7 @@ mod tests {
             .unwrap();
             assert_eq!(unverified.copied.len(), 2, "without verify the loss goes unnoticed");
 
-            let target = Lossy(MemoryStorageProvider::new());
+            let target = Lossy(MemoryProvider::new());
             let options = MigrateOptions::default().verify(true);
             let report = migrate(&source, &target, &options, |_| {}).await.unwrap();
             assert_eq!(report.copied, vec![id("plain")]);
@@ -602,7 +606,7 @@ mod tests {
     fn a_writer_creating_the_id_meanwhile_is_never_clobbered() {
         block_on(async {
             let source = seeded(&["a", "b"]).await;
-            let target = Racing(MemoryStorageProvider::new());
+            let target = Racing(MemoryProvider::new());
             let report = migrate(&source, &target, &MigrateOptions::default(), |_| {})
                 .await
                 .unwrap();
@@ -617,7 +621,7 @@ mod tests {
     fn a_failing_record_is_reported_and_the_others_are_copied() {
         block_on(async {
             let source = seeded(&["a", "b", "c"]).await;
-            let target = MemoryStorageProvider::new();
+            let target = MemoryProvider::new();
             // jobs = 1: list, then read `a` on the source, then read `a` on the target fails.
             source.fail_next_with(StorageError::unavailable("memory", Operation::List, None));
             let options = MigrateOptions::default().jobs(1);
@@ -641,7 +645,7 @@ mod tests {
     #[test]
     fn options_are_validated() {
         block_on(async {
-            let m = MemoryStorageProvider::new();
+            let m = MemoryProvider::new();
             for jobs in [0, MAX_JOBS + 1] {
                 let e = migrate(&m, &m, &MigrateOptions::default().jobs(jobs), |_| {})
                     .await

@@ -8,7 +8,7 @@ use crate::cli::MigrateArgs;
 use crate::commands::{emit, migrate_filter};
 use crate::config;
 use crate::exit::CliError;
-use crate::migrate::{MigrateOptions, MigrationReport, Outcome, Progress, migrate};
+use crate::migrate::{MigrateOptions, MigrationOutcome, MigrationReport, Progress, migrate};
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
 struct Bar {
@@ -28,8 +28,8 @@ impl Bar {
 
     fn update(&mut self, p: &Progress<'_>) {
         let slot = match p.outcome {
-            Outcome::Copied | Outcome::Overwritten => 0,
-            Outcome::Failed(_) => 2,
+            MigrationOutcome::Copied | MigrationOutcome::Overwritten => 0,
+            MigrationOutcome::Failed(_) => 2,
             _ => 1,
         };
         self.counts[slot] += 1;

@@ -13,7 +13,7 @@ use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
-    Precondition, ProviderConfig, Retried, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags,
+    Precondition, ProviderConfig, RecordEnvelope, Retried, Revision, StorageError, StorageProvider, Stored, Tags,
     async_trait, layers,
 };
 
@@ -33,7 +33,7 @@ const MAX_ROUNDS: u32 = 6;
 const FIRST_DELETION_WAIT: Duration = Duration::from_millis(250);
 
 /// Stores each credential as one AWS Secrets Manager secret named `secret_prefix + id`,
-/// whose `SecretString` is the versioned JSON [`StoredRecord`], tagged for server-side
+/// whose `SecretString` is the versioned JSON [`RecordEnvelope`], tagged for server-side
 /// filtering (see the crate docs).
 ///
 /// The SDK's own retries are off: the `Retry` layer of the stack decides, so the two
@@ -371,7 +371,7 @@ impl AwsSecretsManagerProvider {
             }
             let current = state.current.as_deref();
             let written = match precondition {
-                Precondition::None => match self.write_version(name, current, value, false, Write::Plain).await {
+                Precondition::Overwrite => match self.write_version(name, current, value, false, Write::Plain).await {
                     // Refused: another unconditional writer (or a delete) made its version
                     // current after our look, so this store counts as landed just before
                     // it and at once overwritten (last writer wins); the tags are the
@@ -525,7 +525,7 @@ fn read_record(id: &CredentialId, name: &str, out: &GetSecretValueOutput) -> Res
             "the secret has no SecretString (binary secrets are not records)",
         ));
     };
-    let record = StoredRecord::from_json(value.as_bytes(), PROVIDER, name, Some(id))?;
+    let record = RecordEnvelope::from_json(value.as_bytes(), PROVIDER, name, Some(id))?;
     Ok(Stored {
         data: record.encrypted_data,
         metadata: record.metadata,
@@ -555,7 +555,7 @@ impl StorageProvider for AwsSecretsManagerProvider {
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
         let name = self.secret_name(id)?;
-        let json = StoredRecord::encode(id, data, metadata, PROVIDER, MAX_SECRET_BYTES)?;
+        let json = RecordEnvelope::encode(id, data, metadata, PROVIDER, MAX_SECRET_BYTES)?;
         let value = String::from_utf8(json).expect("serde_json writes UTF-8");
         let desired = SCHEME.desired(metadata, &self.config.default_tags);
         self.store_value(id, &name, &value, &desired, precondition).await

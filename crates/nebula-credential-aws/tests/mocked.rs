@@ -21,8 +21,8 @@ use aws_smithy_types::body::SdkBody;
 use nebula_credential_aws::{AwsSecretsManagerConfig, AwsSecretsManagerProvider, MAX_SECRET_BYTES};
 use nebula_credential_core::conformance::{data, id, meta};
 use nebula_credential_core::{
-    CredentialFilter, CredentialId, CredentialMetadata, CryptoError, EncryptedData, ErrorKind, RetryPolicy,
-    StorageError, StorageMetrics, StorageProvider, StoredRecord, Timeouts, layers,
+    CredentialFilter, CredentialId, CredentialMetadata, CryptoError, EncryptedData, ErrorKind, RecordEnvelope,
+    RetryPolicy, StorageError, StorageMetrics, StorageProvider, Timeouts, layers,
 };
 
 const NAME: &str = "nebula/credentials/api_key";
@@ -136,7 +136,7 @@ fn record_json(ciphertext_len: usize, key_id_len: usize) -> String {
         nonce: [0; 12],
         ciphertext: vec![1; ciphertext_len],
     };
-    let json = StoredRecord::new(key(), data, fixed_meta())
+    let json = RecordEnvelope::new(key(), data, fixed_meta())
         .to_json("aws", usize::MAX)
         .unwrap();
     String::from_utf8(json).unwrap()
@@ -707,7 +707,7 @@ async fn a_read_refused_by_an_iam_condition_on_the_marker_is_a_conflict() {
 #[tokio::test]
 async fn a_failed_write_shows_no_part_of_the_record_in_its_error() {
     let record =
-        String::from_utf8(StoredRecord::encode(&key(), &data(7), &meta(), "aws", usize::MAX).unwrap()).unwrap();
+        String::from_utf8(RecordEnvelope::encode(&key(), &data(7), &meta(), "aws", usize::MAX).unwrap()).unwrap();
     let ciphertext = record
         .split("\"ciphertext\":\"")
         .nth(1)

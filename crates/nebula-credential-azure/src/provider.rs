@@ -21,7 +21,7 @@ use futures::TryStreamExt as _;
 use nebula_credential_core::secrecy::ExposeSecret as _;
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, ErrorKind, Operation,
-    Precondition, ProviderConfig, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
+    Precondition, ProviderConfig, RecordEnvelope, Revision, StorageError, StorageProvider, Stored, Tags, async_trait,
     layers,
 };
 
@@ -65,7 +65,7 @@ const RECOVER: &str = "Microsoft.KeyVault/vaults/secrets/recover/action";
 const PURGE: &str = "Microsoft.KeyVault/vaults/secrets/purge/action";
 
 /// Stores each credential as one Key Vault secret named `secret_prefix` + the escaped id
-/// (see the crate docs), whose value is the versioned JSON [`StoredRecord`].
+/// (see the crate docs), whose value is the versioned JSON [`RecordEnvelope`].
 ///
 /// The SDK's own retries are off: the `Retry` layer of the stack decides, so the two
 /// never multiply. The SDK's bearer policy caches tokens and fetches a new one before
@@ -650,7 +650,7 @@ impl StorageProvider for AzureKeyVaultProvider {
                 advice: "store without a precondition: the last writer wins",
             });
         }
-        let json = StoredRecord::encode(id, data, metadata, PROVIDER, MAX_SECRET_BYTES)?;
+        let json = RecordEnvelope::encode(id, data, metadata, PROVIDER, MAX_SECRET_BYTES)?;
         let value = String::from_utf8(json).expect("serde_json writes UTF-8");
         let desired = tags::desired(id, metadata, &self.config.default_tags);
         let name = self.secret_name(id);
@@ -712,7 +712,7 @@ impl AzureKeyVaultProvider {
                 "the secret has no value",
             ));
         };
-        let record = StoredRecord::from_json(value.as_bytes(), PROVIDER, &name, Some(id))?;
+        let record = RecordEnvelope::from_json(value.as_bytes(), PROVIDER, &name, Some(id))?;
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,

@@ -20,7 +20,7 @@
 //! ```
 //! // in a provider crate's tests:
 //! nebula_credential_core::conformance_tests!(memory, |_namespace: String| async move {
-//!     nebula_credential_core::MemoryStorageProvider::new()
+//!     nebula_credential_core::MemoryProvider::new()
 //! });
 //! ```
 

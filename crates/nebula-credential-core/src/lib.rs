@@ -1,6 +1,6 @@
 //! The contract of nebula-credential: types, the [`StorageProvider`] trait, errors,
 //! configuration, retry policy, layers, metrics, crypto, the [`CredentialStore`] facade,
-//! the in-memory [`MemoryStorageProvider`], the rules remote backends share
+//! the in-memory [`MemoryProvider`], the rules remote backends share
 //! ([`remote`]), and (feature `conformance`) the conformance suite every backend runs.
 //!
 //! Applications usually depend on the umbrella crate `nebula-credential`; backend
@@ -9,10 +9,10 @@
 //! ```
 //! use std::sync::Arc;
 //! use nebula_credential_core::{layers, CredentialFilter, CredentialStore, EncryptionKey, Keyring,
-//!     MemoryStorageProvider, RetryPolicy, StorageMetrics, Tags, Timeouts};
+//!     MemoryProvider, RetryPolicy, StorageMetrics, Tags, Timeouts};
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let metrics = Arc::new(StorageMetrics::new());
-//! let provider = layers::standard(MemoryStorageProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics.clone())?;
+//! let provider = layers::standard(MemoryProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics.clone())?;
 //! let store = CredentialStore::new(Arc::new(provider), Keyring::new(EncryptionKey::generate()));
 //! let id = "stripe_api_key".parse()?;
 //! let tags = Tags::from([("env".to_string(), "prod".to_string())]);
@@ -48,13 +48,13 @@ pub use data::{EncryptedData, NONCE_LEN};
 pub use error::{BoxError, ConfigError, CryptoError, ErrorKind, Operation, Retried, StorageError, ValidationError};
 pub use filter::{CredentialFilter, FilterTarget};
 pub use id::{CredentialId, MAX_ID_LEN};
-pub use memory::{MEMORY_MAX_PAYLOAD_BYTES, MemoryConfig, MemoryStorageProvider};
+pub use memory::{MEMORY_MAX_PAYLOAD_BYTES, MemoryConfig, MemoryProvider};
 pub use metadata::{
     CredentialMetadata, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, Tags, Timestamp, now, validate_tags,
 };
-pub use metrics::{MetricsSnapshot, OperationStats, Outcome, StorageMetrics};
+pub use metrics::{CallOutcome, MetricsSnapshot, OperationStats, StorageMetrics};
 pub use provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
-pub use record::StoredRecord;
+pub use record::RecordEnvelope;
 pub use retry::RetryPolicy;
 pub use store::{CredentialStore, RotationReport};
 

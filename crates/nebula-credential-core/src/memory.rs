@@ -1,4 +1,4 @@
-//! [`MemoryStorageProvider`]: credentials in process memory, with failure injection for tests.
+//! [`MemoryProvider`]: credentials in process memory, with failure injection for tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::CredentialMetadata;
 use crate::provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
-use crate::record::StoredRecord;
+use crate::record::RecordEnvelope;
 
 type Records = HashMap<CredentialId, Stored>;
 
@@ -33,20 +33,20 @@ pub const MEMORY_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// whatever the operation, to test retry and error paths in your own code.
 ///
 /// ```
-/// use nebula_credential_core::{MemoryStorageProvider, StorageError, Operation};
-/// let memory = MemoryStorageProvider::new();
+/// use nebula_credential_core::{MemoryProvider, StorageError, Operation};
+/// let memory = MemoryProvider::new();
 /// memory.fail_next_with(StorageError::unavailable("memory", Operation::Retrieve, None));
 /// assert_eq!(memory.count(), 0);
 /// ```
 #[derive(Debug, Clone)]
-pub struct MemoryStorageProvider {
+pub struct MemoryProvider {
     records: Arc<RwLock<Records>>,
     failures: Arc<Mutex<VecDeque<StorageError>>>,
     next_revision: Arc<AtomicU64>,
     limit: usize,
 }
 
-impl MemoryStorageProvider {
+impl MemoryProvider {
     /// An empty store with a 1 MiB payload limit.
     pub fn new() -> Self {
         Self::with_limit(MEMORY_MAX_PAYLOAD_BYTES)
@@ -54,7 +54,7 @@ impl MemoryStorageProvider {
 
     /// An empty store refusing records larger than `max_payload_bytes`.
     pub fn with_limit(max_payload_bytes: usize) -> Self {
-        MemoryStorageProvider {
+        MemoryProvider {
             records: Arc::default(),
             failures: Arc::default(),
             next_revision: Arc::default(),
@@ -92,7 +92,7 @@ impl MemoryStorageProvider {
     }
 }
 
-impl Default for MemoryStorageProvider {
+impl Default for MemoryProvider {
     fn default() -> Self {
         Self::new()
     }
@@ -100,7 +100,7 @@ impl Default for MemoryStorageProvider {
 
 #[deny(clippy::missing_trait_methods)]
 #[async_trait]
-impl StorageProvider for MemoryStorageProvider {
+impl StorageProvider for MemoryProvider {
     fn provider_name(&self) -> &'static str {
         "memory"
     }
@@ -117,7 +117,7 @@ impl StorageProvider for MemoryStorageProvider {
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
         self.injected()?;
-        StoredRecord::check_size(id, data, metadata, self.provider_name(), self.limit)?;
+        RecordEnvelope::check_size(id, data, metadata, self.provider_name(), self.limit)?;
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
         if !precondition.holds(records.get(id).map(|s| &s.revision)) {
             return Err(precondition.conflict(self.provider_name(), id));
@@ -138,7 +138,7 @@ impl StorageProvider for MemoryStorageProvider {
         data: &EncryptedData,
         metadata: &CredentialMetadata,
     ) -> Result<Revision, StorageError> {
-        self.store_if(id, data, metadata, &Precondition::None).await
+        self.store_if(id, data, metadata, &Precondition::Overwrite).await
     }
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
@@ -241,6 +241,6 @@ impl ProviderConfig for MemoryConfig {
 
     async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
         self.validate()?;
-        Ok(Box::new(MemoryStorageProvider::with_limit(self.max_payload_bytes)))
+        Ok(Box::new(MemoryProvider::with_limit(self.max_payload_bytes)))
     }
 }

@@ -9,7 +9,7 @@ use crate::error::Operation;
 
 /// How a call ended, for [`StorageMetrics::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CallOutcome {
     /// It succeeded.
     Ok,
     /// It answered [`StorageError::NotFound`](crate::StorageError::NotFound): an answer, not a failure.
@@ -21,14 +21,14 @@ pub enum Outcome {
     Error,
 }
 
-impl Outcome {
+impl CallOutcome {
     /// The outcome of `result`.
     pub fn of<T>(result: &Result<T, crate::StorageError>) -> Self {
         match result {
-            Ok(_) => Outcome::Ok,
-            Err(e) if e.is_not_found() => Outcome::NotFound,
-            Err(e) if e.is_conflict() => Outcome::Conflict,
-            Err(_) => Outcome::Error,
+            Ok(_) => CallOutcome::Ok,
+            Err(e) if e.is_not_found() => CallOutcome::NotFound,
+            Err(e) if e.is_conflict() => CallOutcome::Conflict,
+            Err(_) => CallOutcome::Error,
         }
     }
 }
@@ -167,20 +167,20 @@ impl StorageMetrics {
     }
 
     /// Records one completed call of `operation`.
-    pub fn record(&self, operation: Operation, latency: Duration, outcome: Outcome) {
+    pub fn record(&self, operation: Operation, latency: Duration, outcome: CallOutcome) {
         let c = &self.ops[operation.index()];
         c.count.fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         c.latency_us.fetch_add(us, Ordering::Relaxed);
         match outcome {
-            Outcome::Ok => {}
-            Outcome::NotFound => {
+            CallOutcome::Ok => {}
+            CallOutcome::NotFound => {
                 c.not_found.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::Conflict => {
+            CallOutcome::Conflict => {
                 c.conflicts.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::Error => {
+            CallOutcome::Error => {
                 c.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -239,9 +239,9 @@ mod tests {
     fn averages_and_error_rate() {
         let m = StorageMetrics::new();
         assert_eq!(m.error_rate(), 0.0);
-        m.record(Operation::Store, Duration::from_millis(2), Outcome::Ok);
-        m.record(Operation::Store, Duration::from_millis(4), Outcome::Error);
-        m.record(Operation::Retrieve, Duration::from_micros(500), Outcome::NotFound);
+        m.record(Operation::Store, Duration::from_millis(2), CallOutcome::Ok);
+        m.record(Operation::Store, Duration::from_millis(4), CallOutcome::Error);
+        m.record(Operation::Retrieve, Duration::from_micros(500), CallOutcome::NotFound);
         m.record_retry(Operation::Store);
         assert_eq!(m.avg_store_latency_ms(), 3.0);
         assert_eq!(m.avg_retrieve_latency_ms(), 0.5);
@@ -261,7 +261,11 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..1_000u64 {
                         let op = Operation::ALL[(i % 5) as usize];
-                        let outcome = if (i + t) % 10 == 0 { Outcome::Error } else { Outcome::Ok };
+                        let outcome = if (i + t) % 10 == 0 {
+                            CallOutcome::Error
+                        } else {
+                            CallOutcome::Ok
+                        };
                         m.record(op, Duration::from_micros(1), outcome);
                         m.record_retry(op);
                     }

@@ -23,7 +23,7 @@ use crate::metadata::{CredentialMetadata, MAX_TAGS};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
-    /// Largest serialized record ([`StoredRecord`](crate::StoredRecord) JSON) the
+    /// Largest serialized record ([`RecordEnvelope`](crate::RecordEnvelope) JSON) the
     /// backend accepts, in bytes. Larger stores fail with [`StorageError::TooLarge`].
     pub max_payload_bytes: usize,
     /// Most credential tags a record may carry (never above the core's [`MAX_TAGS`]).
@@ -105,7 +105,7 @@ impl fmt::Display for Revision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
     /// Always: last writer wins.
-    None,
+    Overwrite,
     /// Only if the credential does not exist.
     Absent,
     /// Only if the credential still is at this revision.
@@ -113,16 +113,16 @@ pub enum Precondition {
 }
 
 impl Precondition {
-    /// `true` unless [`Precondition::None`].
+    /// `true` unless [`Precondition::Overwrite`].
     pub fn is_conditional(&self) -> bool {
-        !matches!(self, Precondition::None)
+        !matches!(self, Precondition::Overwrite)
     }
 
     /// Whether a record now at `current` (`None` = absent) satisfies the precondition.
     /// Backends that compare under a lock call this.
     pub fn holds(&self, current: Option<&Revision>) -> bool {
         match self {
-            Precondition::None => true,
+            Precondition::Overwrite => true,
             Precondition::Absent => current.is_none(),
             Precondition::Revision(expected) => current == Some(expected),
         }
@@ -206,7 +206,7 @@ pub trait StorageProvider: Send + Sync + Debug {
         data: &EncryptedData,
         metadata: &CredentialMetadata,
     ) -> Result<Revision, StorageError> {
-        self.store_if(id, data, metadata, &Precondition::None).await
+        self.store_if(id, data, metadata, &Precondition::Overwrite).await
     }
 
     /// Returns the stored data, metadata and revision of `id`.

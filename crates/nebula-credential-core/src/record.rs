@@ -1,4 +1,4 @@
-//! [`StoredRecord`]: the versioned JSON document backends persist per credential.
+//! [`RecordEnvelope`]: the versioned JSON document backends persist per credential.
 //!
 //! Written once here so every backend stores the same bytes and checks sizes the same way.
 
@@ -14,8 +14,8 @@ use crate::metadata::CredentialMetadata;
 /// The original id travels inside the record so backends whose names cannot carry it
 /// (case-insensitive or lowercase names) can still return it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredRecord {
-    /// Record format version; see [`StoredRecord::FORMAT_VERSION`].
+pub struct RecordEnvelope {
+    /// Record format version; see [`RecordEnvelope::FORMAT_VERSION`].
     pub format_version: u32,
     /// The credential's id, exactly as given.
     pub id: CredentialId,
@@ -25,13 +25,13 @@ pub struct StoredRecord {
     pub metadata: CredentialMetadata,
 }
 
-impl StoredRecord {
+impl RecordEnvelope {
     /// The record format this library writes.
     pub const FORMAT_VERSION: u32 = 1;
 
     /// A record in the current format.
     pub fn new(id: CredentialId, encrypted_data: EncryptedData, metadata: CredentialMetadata) -> Self {
-        StoredRecord {
+        RecordEnvelope {
             format_version: Self::FORMAT_VERSION,
             id,
             encrypted_data,
@@ -120,7 +120,7 @@ impl StoredRecord {
                 Self::FORMAT_VERSION
             )));
         }
-        let record: StoredRecord =
+        let record: RecordEnvelope =
             serde_json::from_slice(bytes).map_err(|e| corrupted(format!("invalid record ({})", position(&e))))?;
         if let Some(expected) = expected
             && &record.id != expected
@@ -147,8 +147,8 @@ fn position(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
-    fn record() -> StoredRecord {
-        StoredRecord::new(
+    fn record() -> RecordEnvelope {
+        RecordEnvelope::new(
             "Key".parse().unwrap(),
             EncryptedData {
                 version: 1,
@@ -165,7 +165,10 @@ mod tests {
         let r = record();
         let bytes = r.to_json("mock", 10_000).unwrap();
         let n = bytes.len();
-        assert_eq!(StoredRecord::from_json(&bytes, "mock", "mem", Some(&r.id)).unwrap(), r);
+        assert_eq!(
+            RecordEnvelope::from_json(&bytes, "mock", "mem", Some(&r.id)).unwrap(),
+            r
+        );
         assert!(r.to_json("mock", n).is_ok());
         match r.to_json("mock", n - 1) {
             Err(StorageError::TooLarge { size, limit, .. }) => {
@@ -180,14 +183,14 @@ mod tests {
         let r = record();
         let bytes = r.to_json("mock", 10_000).unwrap();
         let truncated = &bytes[..bytes.len() / 2];
-        let e = StoredRecord::from_json(truncated, "local", "/x/Key.json", Some(&r.id)).unwrap_err();
+        let e = RecordEnvelope::from_json(truncated, "local", "/x/Key.json", Some(&r.id)).unwrap_err();
         assert!(matches!(e, StorageError::Corrupted { .. }));
         assert!(e.to_string().contains("/x/Key.json"));
 
         let newer = String::from_utf8(bytes.clone())
             .unwrap()
             .replace("\"format_version\":1", "\"format_version\":9");
-        let e = StoredRecord::from_json(newer.as_bytes(), "local", "f", None)
+        let e = RecordEnvelope::from_json(newer.as_bytes(), "local", "f", None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("format 9") && e.contains("format 1"), "{e}");
@@ -197,7 +200,7 @@ mod tests {
             br#"{"format_version":1,"id":"Key","pin":"987654"}"#,
             b"\"hunter2\"",
         ] {
-            let e = StoredRecord::from_json(foreign, "local", "f", Some(&r.id))
+            let e = RecordEnvelope::from_json(foreign, "local", "f", Some(&r.id))
                 .unwrap_err()
                 .to_string();
             for secret in ["123456", "987654", "hunter2"] {
@@ -207,7 +210,7 @@ mod tests {
         }
 
         let other: CredentialId = "other".parse().unwrap();
-        assert!(StoredRecord::from_json(&bytes, "local", "f", Some(&other)).is_err());
+        assert!(RecordEnvelope::from_json(&bytes, "local", "f", Some(&other)).is_err());
         assert!(!r.needs_migration());
     }
 }

@@ -45,10 +45,10 @@ const MAX_WRITE_ATTEMPTS: u32 = 64;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use nebula_credential_core::{CredentialStore, EncryptionKey, Keyring, MemoryStorageProvider, Tags};
+/// use nebula_credential_core::{CredentialStore, EncryptionKey, Keyring, MemoryProvider, Tags};
 /// use secrecy::ExposeSecret;
 /// # tokio_test_block_on(async {
-/// let store = CredentialStore::new(Arc::new(MemoryStorageProvider::new()), Keyring::new(EncryptionKey::generate()));
+/// let store = CredentialStore::new(Arc::new(MemoryProvider::new()), Keyring::new(EncryptionKey::generate()));
 /// let id = "github_token".parse()?;
 /// store.put(&id, b"ghp_example", Tags::new()).await?;
 /// assert_eq!(store.get(&id).await?.expose_secret(), b"ghp_example");
@@ -144,11 +144,15 @@ impl CredentialStore {
                         error = %e,
                         "replacing a stored record that cannot be read"
                     );
-                    Precondition::None
+                    Precondition::Overwrite
                 }
                 Err(e) => return Err(e),
             };
-            let precondition = if conditional { precondition } else { Precondition::None };
+            let precondition = if conditional {
+                precondition
+            } else {
+                Precondition::Overwrite
+            };
             match self.provider.store_if(id, &data, &metadata, &precondition).await {
                 Ok(_) => return Ok(metadata),
                 Err(e) if e.is_conflict() && precondition.is_conditional() => {
@@ -264,7 +268,7 @@ impl CredentialStore {
             let precondition = if conditional {
                 Precondition::Revision(stored.revision)
             } else {
-                Precondition::None
+                Precondition::Overwrite
             };
             match self
                 .provider

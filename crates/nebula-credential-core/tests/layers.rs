@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nebula_credential_core::layers::{Metered, Retry, Timeout};
 use nebula_credential_core::{
-    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, ErrorKind, MemoryStorageProvider,
+    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, ErrorKind, MemoryProvider,
     Operation, Precondition, RetryPolicy, Revision, StorageError, StorageMetrics, StorageProvider, Stored, Timeouts,
     async_trait, layers,
 };
@@ -35,8 +35,8 @@ fn no_jitter(max_retries: u32) -> RetryPolicy {
     }
 }
 
-async fn seeded() -> MemoryStorageProvider {
-    let mock = MemoryStorageProvider::new();
+async fn seeded() -> MemoryProvider {
+    let mock = MemoryProvider::new();
     mock.store(&id("a"), &data(), &CredentialMetadata::new()).await.unwrap();
     mock
 }
@@ -236,17 +236,9 @@ fn invalid_retry_policies_are_refused_not_panicked_on() {
             ..RetryPolicy::default()
         },
     ] {
-        let e = Retry::new(MemoryStorageProvider::new(), policy).unwrap_err();
+        let e = Retry::new(MemoryProvider::new(), policy).unwrap_err();
         assert!(e.field().starts_with("retry."), "{e}");
-        assert!(
-            layers::standard(
-                MemoryStorageProvider::new(),
-                policy,
-                Timeouts::default(),
-                Arc::default()
-            )
-            .is_err()
-        );
+        assert!(layers::standard(MemoryProvider::new(), policy, Timeouts::default(), Arc::default()).is_err());
         // Even used directly, an out-of-range policy never panics.
         let _ = policy.calculate_delay(3);
     }
@@ -254,15 +246,7 @@ fn invalid_retry_policies_are_refused_not_panicked_on() {
         read_ms: 0,
         write_ms: 1,
     };
-    assert!(
-        layers::standard(
-            MemoryStorageProvider::new(),
-            RetryPolicy::default(),
-            zero,
-            Arc::default()
-        )
-        .is_err()
-    );
+    assert!(layers::standard(MemoryProvider::new(), RetryPolicy::default(), zero, Arc::default()).is_err());
 }
 
 #[tokio::test(start_paused = true)]

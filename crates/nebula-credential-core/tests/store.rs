@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use nebula_credential_core::secrecy::ExposeSecret;
 use nebula_credential_core::{
-    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, MemoryStorageProvider,
-    Operation, RetryPolicy, StorageError, StorageMetrics, StorageProvider, StoredRecord, Tags, Timeouts, layers,
+    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, MemoryProvider, Operation,
+    RecordEnvelope, RetryPolicy, StorageError, StorageMetrics, StorageProvider, Tags, Timeouts, layers,
 };
 
 fn id(s: &str) -> CredentialId {
@@ -18,13 +18,13 @@ fn tags(pairs: &[(&str, &str)]) -> Tags {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-fn store_over(mock: &MemoryStorageProvider) -> CredentialStore {
+fn store_over(mock: &MemoryProvider) -> CredentialStore {
     CredentialStore::new(Arc::new(mock.clone()), Keyring::new(EncryptionKey::generate()))
 }
 
 #[tokio::test]
 async fn put_manages_versions_and_timestamps() {
-    let mock = MemoryStorageProvider::new();
+    let mock = MemoryProvider::new();
     let store = store_over(&mock);
     let k = id("db_password");
     let m1 = store.put(&k, b"first", tags(&[("env", "prod")])).await.unwrap();
@@ -50,7 +50,7 @@ async fn put_manages_versions_and_timestamps() {
 
 #[tokio::test]
 async fn put_validates_tags_and_filters_before_io() {
-    let mock = MemoryStorageProvider::new();
+    let mock = MemoryProvider::new();
     let store = store_over(&mock);
     let err = store.put(&id("a"), b"x", tags(&[("bad key", "v")])).await.unwrap_err();
     assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
@@ -61,7 +61,7 @@ async fn put_validates_tags_and_filters_before_io() {
 
 #[tokio::test]
 async fn rotate_keys_re_encrypts_everything_under_the_new_key() {
-    let mock = MemoryStorageProvider::new();
+    let mock = MemoryProvider::new();
     let old = EncryptionKey::generate();
     let store = CredentialStore::new(Arc::new(mock.clone()), Keyring::new(old.clone()));
     for i in 0..20 {
@@ -99,7 +99,7 @@ async fn rotate_keys_re_encrypts_everything_under_the_new_key() {
 
 #[tokio::test]
 async fn a_record_moved_to_another_id_does_not_decrypt() {
-    let mock = MemoryStorageProvider::new();
+    let mock = MemoryProvider::new();
     let store = store_over(&mock);
     store.put(&id("prod_key"), b"secret", tags(&[])).await.unwrap();
     let moved = mock.retrieve(&id("prod_key")).await.unwrap();
@@ -111,7 +111,7 @@ async fn a_record_moved_to_another_id_does_not_decrypt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_get_distinct_versions_and_the_last_acknowledged_value_wins() {
-    let mock = MemoryStorageProvider::new();
+    let mock = MemoryProvider::new();
     let store = Arc::new(store_over(&mock));
     for k in [id("new_id"), id("existing")] {
         let start = if k.as_str() == "existing" {
@@ -148,7 +148,7 @@ async fn concurrent_puts_get_distinct_versions_and_the_last_acknowledged_value_w
 
 #[tokio::test]
 async fn put_replaces_an_unreadable_record_and_a_put_that_keeps_losing_gives_up_with_conflict() {
-    let mock = MemoryStorageProvider::new();
+    let mock = MemoryProvider::new();
     let store = store_over(&mock);
     let k = id("broken");
     mock.fail_next_with(StorageError::corrupted(
@@ -182,7 +182,7 @@ async fn put_replaces_an_unreadable_record_and_a_put_that_keeps_losing_gives_up_
 /// between rotation's read and its write.
 #[derive(Debug)]
 struct Interleaved {
-    inner: MemoryStorageProvider,
+    inner: MemoryProvider,
     before_store: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     resume: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
@@ -228,8 +228,8 @@ impl StorageProvider for Interleaved {
 /// credential, while `meanwhile` acts through a second store with the new key.
 async fn rotate_while(
     meanwhile: impl AsyncFnOnce(&CredentialStore, &CredentialId),
-) -> (RotationOutcome, MemoryStorageProvider) {
-    let mock = MemoryStorageProvider::new();
+) -> (RotationOutcome, MemoryProvider) {
+    let mock = MemoryProvider::new();
     let old = EncryptionKey::generate();
     let new = EncryptionKey::generate();
     let k = id("live");
@@ -284,7 +284,7 @@ async fn rotation_never_brings_back_a_credential_deleted_meanwhile() {
 
 #[tokio::test]
 async fn one_unreadable_record_is_reported_and_the_rest_are_rotated() {
-    let mock = MemoryStorageProvider::new();
+    let mock = MemoryProvider::new();
     let old = EncryptionKey::generate();
     let store = CredentialStore::new(Arc::new(mock.clone()), Keyring::new(old.clone()));
     for n in ["a", "b", "c"] {
@@ -331,7 +331,7 @@ fn no_secret_reaches_debug_display_or_logs() {
         .build()
         .unwrap();
     let (shown, key_b64) = rt.block_on(async {
-        let mock = MemoryStorageProvider::new();
+        let mock = MemoryProvider::new();
         let metrics = Arc::new(StorageMetrics::new());
         let stack = layers::standard(mock.clone(), RetryPolicy::default(), Timeouts::default(), metrics).unwrap();
         let key = EncryptionKey::generate();
@@ -347,7 +347,7 @@ fn no_secret_reaches_debug_display_or_logs() {
         assert_eq!(secret.expose_secret(), CANARY.as_bytes());
         shown.push(format!("{secret:?} {meta:?} {key:?} {store:?}"));
         let (data, meta) = mock.retrieve(&k).await.unwrap().into_parts();
-        shown.push(format!("{:?}", StoredRecord::new(k.clone(), data, meta)));
+        shown.push(format!("{:?}", RecordEnvelope::new(k.clone(), data, meta)));
         store.list(&CredentialFilter::new().tag("env", "test")).await.unwrap();
         // Failures, including retried ones, go through the logs too.
         mock.fail_next_with(StorageError::unavailable("memory", Operation::Retrieve, Some(&k)));

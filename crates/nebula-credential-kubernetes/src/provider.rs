@@ -12,7 +12,7 @@ use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 use kube::{Api, Client, Config};
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
-    Precondition, ProviderConfig, Revision, StorageError, StorageProvider, Stored, StoredRecord, Tags, async_trait,
+    Precondition, ProviderConfig, RecordEnvelope, Revision, StorageError, StorageProvider, Stored, Tags, async_trait,
 };
 
 use nebula_credential_core::layers;
@@ -47,7 +47,7 @@ const MAX_DELETION_POLL: Duration = Duration::from_secs(1);
 
 /// Stores each credential as one Kubernetes Secret of type [`SECRET_TYPE`] in one
 /// namespace, named by [`secret_name`](Self::secret_name), whose data key [`RECORD_KEY`]
-/// holds the JSON [`StoredRecord`] (see the crate docs).
+/// holds the JSON [`RecordEnvelope`] (see the crate docs).
 ///
 /// kube's own retry layer is off: the `Retry` layer of the stack alone decides, so the
 /// two never multiply.
@@ -572,7 +572,7 @@ impl StorageProvider for KubernetesSecretsProvider {
     ) -> Result<Revision, StorageError> {
         let name = self.secret_name(id);
         // The limit applies to the whole object, checked (and reported) when it is built.
-        let record = StoredRecord::encode(id, data, metadata, PROVIDER, usize::MAX)?;
+        let record = RecordEnvelope::encode(id, data, metadata, PROVIDER, usize::MAX)?;
         let revision = self.store_record(id, &name, metadata, &record, precondition).await?;
         self.namespace_known.store(true, Ordering::Relaxed);
         Ok(revision)
@@ -594,7 +594,7 @@ impl StorageProvider for KubernetesSecretsProvider {
                 format!("the Secret has no data key `{RECORD_KEY}`"),
             ));
         };
-        let record = StoredRecord::from_json(&bytes.0, PROVIDER, &location, Some(id))?;
+        let record = RecordEnvelope::from_json(&bytes.0, PROVIDER, &location, Some(id))?;
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,

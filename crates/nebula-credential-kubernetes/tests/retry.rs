@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
 use nebula_credential_core::{
-    CredentialMetadata, EncryptedData, ErrorKind, ProviderConfig, RetryPolicy, StorageError, StorageMetrics,
-    StorageProvider, StoredRecord, Timeouts, layers,
+    CredentialMetadata, EncryptedData, ErrorKind, ProviderConfig, RecordEnvelope, RetryPolicy, StorageError,
+    StorageMetrics, StorageProvider, Timeouts, layers,
 };
 use nebula_credential_kubernetes::{KubernetesSecretsConfig, KubernetesSecretsProvider, MAX_OBJECT_BYTES};
 use support::{Requests, TOKEN, kubeconfig, serve, status_body};
@@ -116,7 +116,7 @@ async fn too_large_reports_the_whole_object_before_any_request() {
             nonce: [0; 12],
             ciphertext: vec![1; ciphertext_len],
         };
-        let record = StoredRecord::encode(&id(), &data, &meta, "x", usize::MAX).unwrap();
+        let record = RecordEnvelope::encode(&id(), &data, &meta, "x", usize::MAX).unwrap();
         match p.store(&id(), &data, &meta).await {
             Err(StorageError::TooLarge { size, limit, .. }) => {
                 assert_eq!(limit, MAX_OBJECT_BYTES);

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
-    Precondition, ProviderConfig, Revision, StorageError, StorageProvider, Stored, StoredRecord, Timeouts, async_trait,
-    layers,
+    Precondition, ProviderConfig, RecordEnvelope, Revision, StorageError, StorageProvider, Stored, Timeouts,
+    async_trait, layers,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -24,7 +24,7 @@ use crate::naming::{file_name, parse_file_name};
 /// directory fsync that follow finish before the caller's deadline.
 const MAX_COMMIT_MARGIN: Duration = Duration::from_millis(250);
 
-/// Stores each credential as one JSON file ([`StoredRecord`]) in a directory.
+/// Stores each credential as one JSON file ([`RecordEnvelope`]) in a directory.
 ///
 /// Writes are atomic and durable (temporary file, fsync, rename, directory fsync),
 /// writers of one credential exclude each other across threads and processes with an
@@ -243,7 +243,7 @@ impl Inner {
             io::ErrorKind::NotFound => StorageError::not_found(PROVIDER, id),
             _ => io_error(Operation::Retrieve, Some(id), &path, e),
         })?;
-        let record = StoredRecord::from_json(&bytes, PROVIDER, &path.display().to_string(), Some(id))?;
+        let record = RecordEnvelope::from_json(&bytes, PROVIDER, &path.display().to_string(), Some(id))?;
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,
@@ -315,7 +315,7 @@ fn matches_metadata(
         serde_json::from_slice::<MetadataOnly>(&bytes)
             .map(|m| m.metadata)
             .map_err(
-                |_| match StoredRecord::from_json(&bytes, PROVIDER, &path.display().to_string(), None) {
+                |_| match RecordEnvelope::from_json(&bytes, PROVIDER, &path.display().to_string(), None) {
                     Err(e) => e.to_string(),
                     Ok(_) => "its metadata cannot be read".to_string(),
                 },
@@ -420,7 +420,7 @@ impl StorageProvider for LocalStorageProvider {
                 advice: "turn enable_locking on, or store without a precondition",
             });
         }
-        let bytes = StoredRecord::encode(id, data, metadata, PROVIDER, self.inner.limit)?;
+        let bytes = RecordEnvelope::encode(id, data, metadata, PROVIDER, self.inner.limit)?;
         let precondition = precondition.clone();
         self.write(Operation::Store, id, move |inner, op| {
             inner.store(op, &bytes, &precondition)
@@ -434,7 +434,7 @@ impl StorageProvider for LocalStorageProvider {
         data: &EncryptedData,
         metadata: &CredentialMetadata,
     ) -> Result<Revision, StorageError> {
-        self.store_if(id, data, metadata, &Precondition::None).await
+        self.store_if(id, data, metadata, &Precondition::Overwrite).await
     }
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {

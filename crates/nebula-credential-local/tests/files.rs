@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, SystemTime};
 
 use nebula_credential_core::conformance::{bytes, data, id, meta, tagged};
-use nebula_credential_core::{CredentialFilter, EncryptedData, StorageError, StorageProvider, StoredRecord};
+use nebula_credential_core::{CredentialFilter, EncryptedData, RecordEnvelope, StorageError, StorageProvider};
 use nebula_credential_local::{LocalStorageConfig, LocalStorageProvider};
 
 async fn open(dir: &Path) -> LocalStorageProvider {
@@ -36,7 +36,7 @@ fn assert_all_files_parse(dir: &Path) -> usize {
     let files = credential_files(dir);
     for f in &files {
         let bytes = std::fs::read(dir.join(f)).unwrap();
-        StoredRecord::from_json(&bytes, "local", f, None).unwrap_or_else(|e| panic!("{f}: {e}"));
+        RecordEnvelope::from_json(&bytes, "local", f, None).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
     files.len()
 }

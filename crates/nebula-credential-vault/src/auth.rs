@@ -24,7 +24,7 @@ use crate::config::{VaultAuth, VaultConfig, is_inline_pem};
 use crate::errors::{Context, Kind, TOKEN_REJECTED, VaultError};
 
 /// Counters of the token lifecycle, as returned by
-/// [`HashiCorpVaultProvider::token_stats`](crate::HashiCorpVaultProvider::token_stats).
+/// [`VaultProvider::token_stats`](crate::VaultProvider::token_stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenStats {

@@ -11,7 +11,7 @@ use nebula_credential_core::{
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::PROVIDER;
-use crate::provider::HashiCorpVaultProvider;
+use crate::provider::VaultProvider;
 
 /// Default `max_payload_bytes`: Vault's integrated-storage entry limit (`max_entry_size`,
 /// 1 MiB) minus 8 KiB for the request envelope and the version's own metadata.
@@ -431,7 +431,7 @@ impl ProviderConfig for VaultConfig {
     }
 
     async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
-        Ok(Box::new(HashiCorpVaultProvider::new(self.clone()).await?))
+        Ok(Box::new(VaultProvider::new(self.clone()).await?))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

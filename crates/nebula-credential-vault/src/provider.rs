@@ -1,4 +1,4 @@
-//! [`HashiCorpVaultProvider`]: one KV v2 entry per credential.
+//! [`VaultProvider`]: one KV v2 entry per credential.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use nebula_credential_core::remote::back_off;
 use nebula_credential_core::{
-    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, Precondition, Revision,
-    StorageError, StorageProvider, Stored, StoredRecord, Tags, Timestamp, async_trait,
+    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation, Precondition,
+    RecordEnvelope, Revision, StorageError, StorageProvider, Stored, Tags, Timestamp, async_trait,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -75,7 +75,7 @@ fn being_marked(current: u64, tags: &Tags) -> bool {
     current <= 1 && tags.is_empty()
 }
 
-/// How long [`HashiCorpVaultProvider::shutdown`] waits for the renewal task.
+/// How long [`VaultProvider::shutdown`] waits for the renewal task.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Rounds of read-then-`cas`-write an unconditional store makes against other writers
@@ -87,7 +87,7 @@ const MAX_ROUNDS: u32 = 64;
 /// Built by `open()` from a [`VaultConfig`], or directly with [`new`](Self::new). A
 /// background task renews the token (see the crate docs); [`shutdown`](Self::shutdown)
 /// stops it, and dropping the provider cancels it.
-pub struct HashiCorpVaultProvider {
+pub struct VaultProvider {
     config: VaultConfig,
     session: Arc<Session>,
     /// Set once the mount was confirmed to be KV version 2.
@@ -103,9 +103,9 @@ pub struct HashiCorpVaultProvider {
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for HashiCorpVaultProvider {
+impl std::fmt::Debug for VaultProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashiCorpVaultProvider")
+        f.debug_struct("VaultProvider")
             .field("address", &self.config.address)
             .field("mount_path", &self.config.mount_path)
             .field("path_prefix", &self.config.path_prefix)
@@ -157,7 +157,7 @@ impl EntryState {
     }
 }
 
-impl HashiCorpVaultProvider {
+impl VaultProvider {
     /// Validates `config`, builds the client (reading `ca_cert`), logs in with AppRole
     /// when configured (the only network I/O), and starts the token renewal task.
     pub async fn new(config: VaultConfig) -> Result<Self, StorageError> {
@@ -167,7 +167,7 @@ impl HashiCorpVaultProvider {
         session.login().await?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(renewal_loop(session.clone(), config.check_interval(), stopped));
-        Ok(HashiCorpVaultProvider {
+        Ok(VaultProvider {
             config,
             session,
             mount_confirmed: tokio::sync::OnceCell::new(),
@@ -474,7 +474,7 @@ impl HashiCorpVaultProvider {
         let location = format!("{}/{path}", self.config.mount_path);
         let ours = serde_json::to_vec(&read.data)
             .ok()
-            .is_some_and(|bytes| StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id)).is_ok());
+            .is_some_and(|bytes| RecordEnvelope::from_json(&bytes, PROVIDER, &location, Some(id)).is_ok());
         if ours {
             return Ok(());
         }
@@ -525,7 +525,7 @@ impl HashiCorpVaultProvider {
     ) -> Option<Tags> {
         let bytes = serde_json::to_vec(&read.data).ok()?;
         let location = format!("{}/{path}", self.config.mount_path);
-        let record = StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id)).ok()?;
+        let record = RecordEnvelope::from_json(&bytes, PROVIDER, &location, Some(id)).ok()?;
         let written = revision(read.metadata.version, &read.metadata.created_time);
         let tags = desired(id, &record.metadata, &written);
         let next = merged(current, &tags);
@@ -732,7 +732,7 @@ impl HashiCorpVaultProvider {
     }
 }
 
-impl Drop for HashiCorpVaultProvider {
+impl Drop for VaultProvider {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.lock().unwrap_or_else(PoisonError::into_inner).take() {
@@ -742,7 +742,7 @@ impl Drop for HashiCorpVaultProvider {
 }
 
 #[async_trait]
-impl StorageProvider for HashiCorpVaultProvider {
+impl StorageProvider for VaultProvider {
     fn provider_name(&self) -> &'static str {
         PROVIDER
     }
@@ -762,7 +762,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         metadata: &CredentialMetadata,
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
-        let json = StoredRecord::encode(id, data, metadata, PROVIDER, self.config.max_payload_bytes)?;
+        let json = RecordEnvelope::encode(id, data, metadata, PROVIDER, self.config.max_payload_bytes)?;
         let record: serde_json::Value = serde_json::from_slice(&json).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Store, Some(id), "cannot re-read the record").with_source(e)
         })?;
@@ -790,7 +790,7 @@ impl StorageProvider for HashiCorpVaultProvider {
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
-        let record = StoredRecord::from_json(&bytes, PROVIDER, &location, Some(id))?;
+        let record = RecordEnvelope::from_json(&bytes, PROVIDER, &location, Some(id))?;
         let read_revision = revision(read.metadata.version, &read.metadata.created_time);
         if tags.get(REVISION_KEY).map(String::as_str) != Some(read_revision.as_str()) {
             self.repair_tags(id, &path, &read, &tags).await;
@@ -941,8 +941,8 @@ mod tests {
     use super::*;
 
     /// A provider for an address where nothing listens (port 9 on loopback).
-    async fn unreachable(prefix: &str) -> HashiCorpVaultProvider {
-        HashiCorpVaultProvider::new(VaultConfig {
+    async fn unreachable(prefix: &str) -> VaultProvider {
+        VaultProvider::new(VaultConfig {
             mount_path: "kv".into(),
             path_prefix: prefix.into(),
             max_payload_bytes: 2048,

@@ -81,8 +81,8 @@ providers! {
         "Encrypted files in a local directory (feature `storage-local`).";
     Aws = "aws", feature = "storage-aws", "storage-aws", nebula_credential_aws::AwsSecretsManagerConfig,
         "AWS Secrets Manager (feature `storage-aws`).";
-    Kubernetes = "kubernetes", feature = "storage-k8s", "storage-k8s", nebula_credential_kubernetes::KubernetesSecretsConfig,
-        "Kubernetes Secrets (feature `storage-k8s`).";
+    Kubernetes = "kubernetes", feature = "storage-kubernetes", "storage-kubernetes", nebula_credential_kubernetes::KubernetesSecretsConfig,
+        "Kubernetes Secrets (feature `storage-kubernetes`).";
     Vault = "vault", feature = "storage-vault", "storage-vault", nebula_credential_vault::VaultConfig,
         "HashiCorp Vault / OpenBao KV v2 (feature `storage-vault`).";
     Azure = "azure", feature = "storage-azure", "storage-azure", nebula_credential_azure::AzureKeyVaultConfig,

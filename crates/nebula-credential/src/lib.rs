@@ -30,7 +30,7 @@
 //! | (always) | in memory | `"memory"` |
 //! | `storage-local` (default) | encrypted local files | `"local"` |
 //! | `storage-aws` | AWS Secrets Manager | `"aws"` |
-//! | `storage-k8s` | Kubernetes Secrets | `"kubernetes"` |
+//! | `storage-kubernetes` | Kubernetes Secrets | `"kubernetes"` |
 //! | `storage-vault` | HashiCorp Vault / OpenBao KV v2 | `"vault"` |
 //! | `storage-azure` | Azure Key Vault | `"azure"` |
 //! | `storage-all` | every backend above | |
@@ -57,9 +57,9 @@ pub mod aws {
     pub use nebula_credential_aws::*;
 }
 
-/// The Kubernetes Secrets backend (feature `storage-k8s`).
-#[cfg(feature = "storage-k8s")]
-#[cfg_attr(docsrs, doc(cfg(feature = "storage-k8s")))]
+/// The Kubernetes Secrets backend (feature `storage-kubernetes`).
+#[cfg(feature = "storage-kubernetes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-kubernetes")))]
 pub mod kubernetes {
     pub use nebula_credential_kubernetes::*;
 }
@@ -80,10 +80,10 @@ pub mod azure {
 
 pub use nebula_credential_core::{
     BoxError, Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore,
-    CryptoError, EncryptedData, EncryptionKey, ErrorKind, Keyring, MemoryConfig, MemoryStorageProvider,
-    MetricsSnapshot, Operation, OperationStats, Precondition, ProviderConfig, Retried, RetryPolicy, Revision,
-    RotationReport, StorageError, StorageMetrics, StorageProvider, Stored, StoredRecord, Tags, Timeouts, Timestamp,
-    ValidationError, async_trait, layers, remote, secrecy,
+    CryptoError, EncryptedData, EncryptionKey, ErrorKind, Keyring, MemoryConfig, MemoryProvider, MetricsSnapshot,
+    Operation, OperationStats, Precondition, ProviderConfig, RecordEnvelope, Retried, RetryPolicy, Revision,
+    RotationReport, StorageError, StorageMetrics, StorageProvider, Stored, Tags, Timeouts, Timestamp, ValidationError,
+    async_trait, layers, remote, secrecy,
 };
 
 /// The names most applications need: `use nebula_credential::prelude::*;`.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::StorageError;
-use crate::metrics::{Outcome, StorageMetrics};
+use crate::metrics::{CallOutcome, StorageMetrics};
 use crate::provider::StorageProvider;
 
 use super::{BoxFuture, Call, Layer, Layered, Next};
@@ -41,7 +41,7 @@ impl Layer for MeteredLayer {
             let start = Instant::now();
             let result = next().await;
             self.metrics
-                .record(call.operation, start.elapsed(), Outcome::of(&result));
+                .record(call.operation, start.elapsed(), CallOutcome::of(&result));
             result
         })
     }

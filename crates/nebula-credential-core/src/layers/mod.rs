@@ -167,9 +167,9 @@ impl<L: Layer, P: StorageProvider> StorageProvider for Layered<L, P> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use nebula_credential_core::{layers, MemoryStorageProvider, RetryPolicy, StorageMetrics, StorageProvider, Timeouts};
+/// use nebula_credential_core::{layers, MemoryProvider, RetryPolicy, StorageMetrics, StorageProvider, Timeouts};
 /// let metrics = Arc::new(StorageMetrics::new());
-/// let stack = layers::standard(MemoryStorageProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics)?;
+/// let stack = layers::standard(MemoryProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics)?;
 /// assert_eq!(stack.provider_name(), "memory");
 /// # Ok::<(), nebula_credential_core::ConfigError>(())
 /// ```
