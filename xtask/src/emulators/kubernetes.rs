@@ -192,7 +192,10 @@ fn docker_env(spec: &Spec) -> Result<Env> {
     Ok([
         ("NEBULA_TEST_KUBECONFIG", admin.display().to_string()),
         ("NEBULA_TEST_KUBECONFIG_RESTRICTED", restricted.display().to_string()),
-        ("NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE", "nebula-restricted".to_string()),
+        (
+            "NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE",
+            KUBE_RESTRICTED_NAMESPACE.to_string(),
+        ),
         ("NEBULA_TEST_KUBE_PYTHON", interop_python()?.display().to_string()),
     ]
     .into_iter()
