@@ -82,10 +82,20 @@ pub(crate) struct Backends {
     /// Backends to test (comma-separated or repeated; default: every backend the runtime
     /// can run here).
     #[arg(long, value_delimiter = ',', value_parser = emulator, value_name = "NAMES")]
-    pub(crate) backend: Vec<Emulator>,
+    backend: Vec<Emulator>,
+    /// The same as `--backend`, as words.
+    #[arg(value_delimiter = ',', value_parser = emulator, value_name = "NAMES")]
+    names: Vec<Emulator>,
     /// How emulators run.
     #[command(flatten)]
     pub(crate) runtime: RuntimeArg,
+}
+
+impl Backends {
+    /// The backends named by `--backend` or as words; empty when none.
+    pub(crate) fn named(&self) -> Vec<Emulator> {
+        self.backend.iter().chain(&self.names).copied().collect()
+    }
 }
 
 /// `--runtime`.
@@ -172,7 +182,7 @@ mod tests {
         else {
             panic!("test-integration")
         };
-        assert_eq!(names(&backends.backend), ["aws", "vault"]);
+        assert_eq!(names(&backends.named()), ["aws", "vault"]);
         assert_eq!(backends.runtime.get(), Runtime::Native);
         assert_eq!(cargo_args, ["--nocapture"]);
         let Some(Command::Emulators(EmulatorsCommand::Up { names: up, runtime })) =
@@ -196,7 +206,14 @@ mod tests {
         let Some(Command::Ci(ci)) = parse("ci --backend azure").command else {
             panic!("ci")
         };
-        assert_eq!(names(&ci.backend), ["azure"]);
+        assert_eq!(names(&ci.named()), ["azure"]);
+        let Some(Command::TestIntegration { backends, cargo_args }) =
+            parse("test-integration kubernetes --backend vault -- --exact x").command
+        else {
+            panic!("test-integration with words")
+        };
+        assert_eq!(names(&backends.named()), ["vault", "kubernetes"]);
+        assert_eq!(cargo_args, ["--exact", "x"]);
         let Some(Command::Bench { backend, .. }) = parse("bench local").command else {
             panic!("bench")
         };

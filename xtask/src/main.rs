@@ -51,13 +51,13 @@ fn run(cli: cli::Cli) -> Result<()> {
         shutdown::install(harness::stop_owned)?;
     }
     match command {
-        Command::Ci(b) => commands::ci::run(&b.backend, b.runtime.get()),
+        Command::Ci(b) => commands::ci::run(&b.named(), b.runtime.get()),
         Command::Emulators(EmulatorsCommand::Up { names, runtime }) => commands::emulators::up(&names, runtime.get()),
         Command::Emulators(EmulatorsCommand::Down { names }) => commands::emulators::down(&names),
         Command::Emulators(EmulatorsCommand::Status { names }) => commands::emulators::status(&names),
         Command::Emulators(EmulatorsCommand::Env) => commands::emulators::env(),
         Command::TestIntegration { backends, cargo_args } => {
-            commands::test_integration::run(&backends.backend, backends.runtime.get(), &cargo_args)
+            commands::test_integration::run(&backends.named(), backends.runtime.get(), &cargo_args)
         }
         Command::Bench {
             backend,
