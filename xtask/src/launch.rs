@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::emulator::{Emulator, Env};
+use crate::paths::dir;
 use crate::process::{Proc, spawn_logged};
+use crate::runtime::Env;
 use crate::shutdown;
-use crate::state::{Running, Store, dir};
+use crate::state::{Running, Store};
 
 /// An emulator being started; its start function spawns through it.
 pub(crate) struct Launch {
-    emulator: Emulator,
+    /// The emulator's name (its entry in the state file).
+    name: &'static str,
     store: Store,
     log: PathBuf,
     procs: Vec<Proc>,
@@ -29,7 +31,7 @@ impl Launch {
     /// Spawns `cmd` into the log and records it in the state file at once. Refused once
     /// xtask is shutting down, so the signal handler never misses a process.
     pub(crate) fn spawn(&mut self, cmd: &mut Command) -> Result<Proc> {
-        let (name, log, procs) = (self.emulator.spec().name, &self.log, &mut self.procs);
+        let (name, log, procs) = (self.name, &self.log, &mut self.procs);
         self.store.update(|state| {
             if shutdown::interrupted() {
                 bail!("interrupted");
@@ -57,28 +59,37 @@ impl Launch {
                 eprintln!("    could not stop pid {p}: {e:#}");
             }
         }
-        let name = self.emulator.spec().name;
+        let name = self.name;
         if let Err(e) = self.store.update(|s| Ok(s.emulators.remove(name))) {
             eprintln!("    could not forget `{name}` in the state file: {e:#}");
         }
     }
 }
 
-/// Starts `e` natively with its table row's start function, logging to `target/emulators/logs/`.
-pub(crate) fn start(e: Emulator, store: &Store) -> Result<Running> {
-    let log = dir("logs")?.join(format!("{e}.log"));
+/// Starts the emulator `name` natively with its start function, logging to
+/// `target/emulators/logs/NAME.log`.
+pub(crate) fn start(
+    name: &'static str,
+    store: &Store,
+    start: impl FnOnce(&mut Launch) -> Result<Env>,
+) -> Result<Running> {
+    let log = dir("logs")?.join(format!("{name}.log"));
     std::fs::write(&log, b"").with_context(|| format!("cannot create {}", log.display()))?;
-    launch(e, store, &log, e.spec().start)
+    launch(name, store, &log, start)
 }
 
-/// Runs `start` for `e`: its entry is recorded as starting first, then as ready with the
+/// Runs `start` for `name`: its entry is recorded as starting first, then as ready with the
 /// variables `start` returns; if `start` fails, what it spawned is stopped and the entry
 /// removed.
-fn launch(e: Emulator, store: &Store, log: &Path, start: impl FnOnce(&mut Launch) -> Result<Env>) -> Result<Running> {
-    let name = e.spec().name.to_string();
-    store.update(|s| Ok(s.emulators.insert(name.clone(), Running::starting(log))))?;
+fn launch(
+    name: &'static str,
+    store: &Store,
+    log: &Path,
+    start: impl FnOnce(&mut Launch) -> Result<Env>,
+) -> Result<Running> {
+    store.update(|s| Ok(s.emulators.insert(name.to_string(), Running::starting(log))))?;
     let mut launch = Launch {
-        emulator: e,
+        name,
         store: store.clone(),
         log: log.to_path_buf(),
         procs: Vec::new(),
@@ -91,7 +102,10 @@ fn launch(e: Emulator, store: &Store, log: &Path, start: impl FnOnce(&mut Launch
         }
     };
     store.update(|s| {
-        let entry = s.emulators.entry(name).or_insert_with(|| Running::starting(log));
+        let entry = s
+            .emulators
+            .entry(name.to_string())
+            .or_insert_with(|| Running::starting(log));
         entry.env = env;
         entry.ready = true;
         Ok(entry.clone())
@@ -112,7 +126,7 @@ mod tests {
     #[test]
     fn a_start_that_never_becomes_ready_is_stopped_and_forgotten() {
         let (dir, store) = temp_store("not-ready");
-        let e: Emulator = "aws".parse().unwrap();
+        let e = "aws";
         let mut spawned = None;
         let err = launch(e, &store, &dir.join("aws.log"), |l| {
             let p = l.spawn(Command::new("sleep").arg("60"))?;
@@ -132,7 +146,7 @@ mod tests {
     #[test]
     fn a_failure_after_readiness_stops_every_process() {
         let (dir, store) = temp_store("setup-fails");
-        let e: Emulator = "vault".parse().unwrap();
+        let e = "vault";
         let mut spawned = Vec::new();
         launch(e, &store, &dir.join("vault.log"), |l| {
             spawned.push(l.spawn(Command::new("sleep").arg("60"))?);
@@ -148,7 +162,7 @@ mod tests {
     #[test]
     fn a_ready_start_is_recorded_with_its_variables() {
         let (dir, store) = temp_store("ready");
-        let e: Emulator = "aws".parse().unwrap();
+        let e = "aws";
         let running = launch(e, &store, &dir.join("aws.log"), |l| {
             let p = l.spawn(Command::new("sleep").arg("60"))?;
             l.wait_ready("sleep", p, Duration::from_secs(5), || true)?;

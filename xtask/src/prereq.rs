@@ -131,7 +131,11 @@ mod tests {
 
     #[test]
     fn the_kube_apiserver_go_mod_has_a_go_directive() {
-        let go_mod = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kube-apiserver/go.mod")).unwrap();
+        let go_mod = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../test-servers/kube-apiserver/go.mod"
+        ))
+        .unwrap();
         assert!(Version::go_directive(&go_mod).is_some());
     }
 

@@ -1,9 +1,7 @@
-//! Processes: finding free ports, starting servers in their own process group with logs,
-//! waiting for health with a deadline, and stopping exactly the pids we started.
+//! Processes: starting servers in their own process group with logs, waiting for health
+//! with a deadline, and stopping exactly the pids we started.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,14 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use rustix::process::{Pid, Signal};
 use serde::{Deserialize, Serialize};
-
-use crate::shutdown;
-
-/// A free TCP port on 127.0.0.1 (the OS picks; taken again by the server right after).
-pub(crate) fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
-}
 
 /// A process xtask started: its pid and its start time (field 22 of `/proc/PID/stat`), so a
 /// pid reused by another process is never taken for ours.
@@ -133,46 +123,6 @@ fn reap(pid: u32) {
     }
 }
 
-/// The status code of `GET path` on 127.0.0.1:`port` (plain HTTP), if it answered.
-pub(crate) fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).ok()?;
-    let line = std::str::from_utf8(&head[..n]).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The body of `GET path` on 127.0.0.1:`port` (plain HTTP, status 200 required).
-pub(crate) fn http_get_bytes(port: u16, path: &str) -> Result<Vec<u8>> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("cannot connect to port {port}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200") {
-        bail!("GET {path} answered {}", head.lines().next().unwrap_or_default());
-    }
-    if head.contains("transfer-encoding: chunked") {
-        bail!("GET {path} answered with a chunked body, which this client does not read");
-    }
-    Ok(response[split + 4..].to_vec())
-}
-
 /// Waits until `ready()` is true, failing when `pid` dies or `timeout` passes; either way
 /// the error carries the tail of `log`.
 pub(crate) fn wait_ready(
@@ -215,88 +165,9 @@ pub(crate) fn tail(log: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Runs `cmd` to completion in its own process group, failing with its output when it
-/// fails. A signal to xtask meanwhile stops it (see [`crate::shutdown`]).
-pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> Result<String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let child =
-        shutdown::spawn_foreground(cmd).with_context(|| format!("cannot run {what} ({:?})", cmd.get_program()))?;
-    let out = shutdown::wait_foreground(child, std::process::Child::wait_with_output)
-        .with_context(|| format!("cannot wait for {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Marks an error that trying again cannot fix (a registry's definite "not found", a
-/// compile error); [`with_retries`] gives up at once on it.
-#[derive(Debug)]
-pub(crate) struct Permanent(pub(crate) String);
-
-impl std::fmt::Display for Permanent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Permanent {}
-
-/// Marks `error` as [`Permanent`], keeping its message and adding `why` in front.
-pub(crate) fn permanent(error: anyhow::Error, why: &str) -> anyhow::Error {
-    error.context(Permanent(why.to_string()))
-}
-
-/// Runs `attempt` up to 3 times, 5 s apart, so a passing registry or network hiccup does
-/// not fail CI. A [`Permanent`] error ends the attempts at once.
-pub(crate) fn with_retries<T>(what: &str, attempt: impl FnMut() -> Result<T>) -> Result<T> {
-    retry(what, Duration::from_secs(5), attempt)
-}
-
-fn retry<T>(what: &str, pause: Duration, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
-    let mut last = None;
-    for n in 1..=3 {
-        match attempt() {
-            Ok(v) => return Ok(v),
-            Err(e) if e.downcast_ref::<Permanent>().is_some() => return Err(e),
-            Err(e) => {
-                eprintln!("    {what}: attempt {n} of 3 failed: {e:#}");
-                last = Some(e);
-                if n < 3 {
-                    sleep(pause);
-                }
-            }
-        }
-    }
-    Err(last.expect("three attempts")).with_context(|| format!("{what} failed 3 times"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_status_reads_the_status_line() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 256];
-            let _ = s.read(&mut buf).unwrap();
-            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
-        });
-        assert_eq!(http_status(port, "/health"), Some(204));
-        server.join().unwrap();
-        assert_eq!(http_status(free_port().unwrap(), "/"), None);
-    }
 
     #[test]
     fn stop_ends_a_started_process_and_its_log_is_kept() {
@@ -341,36 +212,5 @@ mod tests {
         assert!(proc.started >= Proc::me().started, "a child starts after its parent");
         proc.stop().unwrap();
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn permanent_errors_are_not_retried_and_transient_ones_are() {
-        let mut calls = 0;
-        let e = retry("build", Duration::ZERO, || -> Result<()> {
-            calls += 1;
-            Err(permanent(anyhow::anyhow!("error[E0425]"), "does not compile"))
-        })
-        .unwrap_err();
-        assert_eq!(calls, 1);
-        assert!(format!("{e:#}").contains("error[E0425]"), "{e:#}");
-        let mut calls = 0;
-        let v = retry("download", Duration::ZERO, || {
-            calls += 1;
-            if calls < 3 {
-                bail!("connection reset")
-            } else {
-                Ok(calls)
-            }
-        })
-        .unwrap();
-        assert_eq!((v, calls), (3, 3));
-        let mut calls = 0;
-        let e = retry("download", Duration::ZERO, || -> Result<()> {
-            calls += 1;
-            bail!("connection reset")
-        })
-        .unwrap_err();
-        assert_eq!(calls, 3);
-        assert!(format!("{e:#}").contains("failed 3 times"));
     }
 }

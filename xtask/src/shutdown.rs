@@ -15,16 +15,16 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The child xtask waits for (cargo, go build, pip), stopped by the handler.
 static FOREGROUND: Mutex<Option<Proc>> = Mutex::new(None);
 
-/// Installs the handler; once per process.
-pub(crate) fn install() -> Result<()> {
-    ctrlc::set_handler(|| {
+/// Installs the handler, which calls `stop` to stop what this run started; once per process.
+pub(crate) fn install(stop: fn() -> Result<()>) -> Result<()> {
+    ctrlc::set_handler(move || {
         INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("\n==> interrupted: stopping what this run started");
         let foreground = *FOREGROUND.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(child) = foreground {
             let _ = child.stop();
         }
-        if let Err(e) = crate::integration::stop_owned() {
+        if let Err(e) = stop() {
             eprintln!("    could not stop everything: {e:#}");
         }
         std::process::exit(130);

@@ -1,5 +1,5 @@
-//! Paths under `target/emulators/` and the state file that lets `down` and `status` find
-//! what an earlier `up` started.
+//! The state file (`target/emulators/state.json`) that lets `down` and `status` find what an
+//! earlier `up` started, by emulator name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,35 +8,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::emulator::{Emulator, Env, Runtime};
+use crate::paths::emulators_dir;
 use crate::process::Proc;
-
-/// The workspace root (the parent of `xtask/`).
-pub(crate) fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-/// Cargo's `target/`, honouring `CARGO_TARGET_DIR`.
-pub(crate) fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-/// `target/emulators/`.
-pub(crate) fn emulators_dir() -> PathBuf {
-    target_dir().join("emulators")
-}
-
-/// A directory under `target/emulators/`, created if missing.
-pub(crate) fn dir(name: &str) -> Result<PathBuf> {
-    let d = emulators_dir().join(name);
-    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
-    Ok(d)
-}
+use crate::runtime::{Env, Runtime};
 
 /// One emulator xtask started (or is starting).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,8 +62,9 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn get(&self, e: Emulator) -> Option<&Running> {
-        self.emulators.get(e.spec().name)
+    /// The entry of the emulator called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Running> {
+        self.emulators.get(name)
     }
 
     /// The variables of every ready emulator.
@@ -101,11 +76,13 @@ impl State {
             .collect()
     }
 
-    /// Emulators the running xtask started.
-    pub(crate) fn owned_by_me(&self) -> Vec<Emulator> {
+    /// Names of the emulators the running xtask started.
+    pub(crate) fn owned_by_me(&self) -> Vec<&str> {
         let me = Proc::me();
-        Emulator::all()
-            .filter(|e| self.get(*e).is_some_and(|r| r.owner == me))
+        self.emulators
+            .iter()
+            .filter(|(_, r)| r.owner == me)
+            .map(|(name, _)| name.as_str())
             .collect()
     }
 }

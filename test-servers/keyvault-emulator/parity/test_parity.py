@@ -53,7 +53,7 @@ def env():
     if missing:
         pytest.fail(
             "the Key Vault emulator is not configured: set " + ", ".join(missing)
-            + " (start it with `cargo xtask emulators up azure`; see xtask/keyvault-emulator/README.md)",
+            + " (start it with `cargo xtask emulators up azure`; see test-servers/keyvault-emulator/README.md)",
             pytrace=False,
         )
     return {name: os.environ[name] for name in ENV_VARS}

@@ -1,6 +1,6 @@
 //! Keeps the harness's moto faithful to AWS where the provider's tests can see it: the
-//! patches in `xtask/moto/` (unified diffs against the pinned moto, each explained in
-//! `xtask/moto/README.md`) are applied to the venv's moto whenever the aws emulator
+//! patches in `test-servers/moto/` (unified diffs against the pinned moto, each explained in
+//! `test-servers/moto/README.md`) are applied to the venv's moto whenever the aws emulator
 //! starts. Applied or not is read from the installed file's content, so a reinstall
 //! (a new venv, `pip install --force-reinstall`) gets them again, and a moto that matches
 //! neither side of a hunk stops the start with what to do.
@@ -10,10 +10,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::process::run_checked;
-use crate::state::workspace_root;
+use crate::paths::test_server;
+use crate::run::run_checked;
 
-/// The patch files, by name under `xtask/moto/`.
+/// The patch files, by name under `test-servers/moto/`.
 const PATCHES: &[&str] = &["secretsmanager-stage-labels.patch"];
 /// The boto3-only reproduction run after a patch was applied: exit 0 when moto keeps
 /// stage labels as AWS does.
@@ -119,8 +119,8 @@ fn site_packages(venv: &Path) -> Result<PathBuf> {
 
 /// Applies every patch to the venv's moto (a no-op when they are applied), then, if
 /// anything changed, runs the reproduction to prove moto now behaves as AWS does.
-pub(crate) fn patch_moto(venv: &Path) -> Result<()> {
-    let dir = workspace_root().join("xtask").join("moto");
+pub(super) fn patch_moto(venv: &Path) -> Result<()> {
+    let dir = test_server("moto");
     let site = site_packages(venv)?;
     let mut changed = false;
     for name in PATCHES {
@@ -132,7 +132,7 @@ pub(crate) fn patch_moto(venv: &Path) -> Result<()> {
         let patched = apply(&patch, &text).with_context(|| {
             format!(
                 "{} does not apply to {}: the pinned moto changed. If the new moto fixes it upstream \
-                 (run {REPRODUCTION} against it), drop the patch; otherwise regenerate it (see xtask/moto/README.md)",
+                 (run {REPRODUCTION} against it), drop the patch; otherwise regenerate it (see test-servers/moto/README.md)",
                 file.display(),
                 target.display()
             )
@@ -152,7 +152,7 @@ pub(crate) fn patch_moto(venv: &Path) -> Result<()> {
         let python = venv.join("bin").join("python");
         run_checked(
             Command::new(python).arg(dir.join(REPRODUCTION)),
-            "the moto stage-label reproduction after patching (xtask/moto/)",
+            "the moto stage-label reproduction after patching (test-servers/moto/)",
         )?;
     }
     Ok(())
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn the_moto_patch_parses() {
         for name in PATCHES {
-            let file = workspace_root().join("xtask").join("moto").join(name);
+            let file = test_server("moto").join(name);
             let patch = parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
             assert_eq!(patch.path, "moto/secretsmanager/models.py");
             assert!(patch.hunks.iter().all(|h| h.before != h.after));

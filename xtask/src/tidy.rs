@@ -1,0 +1,246 @@
+//! The tidy check (as rust-analyzer's `xtask/src/tidy.rs`): every backend in the umbrella's
+//! `providers!` table has every edit site adding a backend needs, so a missing one fails
+//! `cargo test -p xtask` and `cargo xtask ci` with the file or row to add. The list is the
+//! one CONTRIBUTING.md gives ("Tidy rows" of issue 20):
+//!
+//! - for a backend in its own crate: `crates/nebula-credential-NAME/` with `README.md`
+//!   (its crate docs through `include_str!`, and its package's `readme`), and the
+//!   umbrella feature `storage-NAME`;
+//! - for every backend: `tests/tests/NAME.rs` and the bench `benches/benches/NAME.rs`;
+//! - for a backend tested against a server: the `tests/` feature `NAME`, its emulator file
+//!   `xtask/src/emulators/NAME.rs` in the emulator table, and its service in
+//!   `docker-compose.test.yml`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::emulators::Emulator;
+use crate::metadata::Metadata;
+
+/// Where the `providers!` table is.
+const PROVIDERS_FILE: &str = "crates/nebula-credential/src/config.rs";
+/// Backends that run in-process, so have no emulator, tests feature or compose service.
+const IN_PROCESS: &[&str] = &["memory", "local"];
+/// The feature of a backend built into the core (no crate of its own).
+const BUILT_IN: &str = "(always)";
+
+/// One row of `providers!`: `Variant = "name", cfg(...), "feature", ConfigType, "doc";`.
+#[derive(Debug, PartialEq)]
+struct Provider {
+    name: String,
+    feature: String,
+}
+
+/// The rows of the `providers! { … }` invocation in `source`.
+fn providers(source: &str) -> Result<Vec<Provider>> {
+    let start = source
+        .find("\nproviders! {")
+        .context("no `providers! {` invocation at the start of a line")?;
+    let body = &source[start..];
+    let body = &body[..body.find("\n}").context("the `providers!` invocation does not end")?];
+    let mut rows = Vec::new();
+    for line in body.lines().skip(1) {
+        let Some((variant, rest)) = line.trim().split_once(" = \"") else {
+            continue;
+        };
+        if !variant.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let (name, rest) = rest.split_once('"').context("a row without its name's closing quote")?;
+        let feature = rest
+            .split('"')
+            .nth(1)
+            .with_context(|| format!("the row of `{name}` has no feature string"))?;
+        rows.push(Provider {
+            name: name.to_string(),
+            feature: feature.to_string(),
+        });
+    }
+    if rows.is_empty() {
+        bail!("no rows in `providers!`");
+    }
+    Ok(rows)
+}
+
+/// What `provider` lacks, one line each.
+fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Provider) -> Vec<String> {
+    let name = provider.name.as_str();
+    let mut missing = Vec::new();
+    let mut need = |ok: bool, what: String| {
+        if !ok {
+            missing.push(format!("{name}: {what}"));
+        }
+    };
+    if provider.feature != BUILT_IN {
+        let krate = format!("nebula-credential-{name}");
+        let dir = format!("crates/{krate}");
+        let package = metadata.package(&krate);
+        need(
+            package.is_some_and(|p| p.dir() == root.join(&dir)),
+            format!("the crate `{krate}` in {dir}/ (a workspace member)"),
+        );
+        let readme = format!("{dir}/README.md");
+        need(
+            root.join(&readme).is_file(),
+            format!("{readme} (the backend's documentation)"),
+        );
+        need(
+            package.is_some_and(|p| p.readme.as_deref() == Some("README.md")),
+            format!("readme = \"README.md\" in {dir}/Cargo.toml"),
+        );
+        let lib = std::fs::read_to_string(root.join(&dir).join("src/lib.rs")).unwrap_or_default();
+        need(
+            lib.contains("include_str!(\"../README.md\")"),
+            format!("#![doc = include_str!(\"../README.md\")] in {dir}/src/lib.rs"),
+        );
+        let feature = format!("storage-{name}");
+        need(
+            provider.feature == feature
+                && metadata
+                    .package("nebula-credential")
+                    .is_some_and(|p| p.features.contains_key(&feature)),
+            format!("the feature `{feature}` in crates/nebula-credential/Cargo.toml and its `providers!` row"),
+        );
+    }
+    let test = format!("tests/tests/{name}.rs");
+    need(
+        root.join(&test).is_file(),
+        format!("{test} (its tests through the conformance kit)"),
+    );
+    need(
+        metadata
+            .package("nebula-credential-benches")
+            .and_then(|p| p.target("bench", name))
+            .is_some_and(|t| t.src_path == root.join(format!("benches/benches/{name}.rs"))),
+        format!("benches/benches/{name}.rs and its [[bench]] in benches/Cargo.toml"),
+    );
+    if !IN_PROCESS.contains(&name) {
+        need(
+            metadata
+                .package("nebula-credential-tests")
+                .is_some_and(|p| p.features.contains_key(name)),
+            format!("the feature `{name}` in tests/Cargo.toml"),
+        );
+        let file = format!("xtask/src/emulators/{name}.rs");
+        let emulator = name.parse::<Emulator>().ok().filter(|e| e.name() == name);
+        need(
+            root.join(&file).is_file() && emulator.is_some(),
+            format!("{file} and its row in xtask's emulator table (xtask/src/emulators/mod.rs)"),
+        );
+        if let Some(e) = emulator {
+            let service = e.spec().docker_service;
+            need(
+                compose.contains(&format!("\n  {service}:\n")),
+                format!("the service `{service}` in docker-compose.test.yml"),
+            );
+        }
+    }
+    missing
+}
+
+/// Checks every backend of `providers!` in the workspace at `root`, and that every emulator
+/// is a backend's; the error lists everything missing.
+pub(crate) fn check(root: &Path, metadata: &Metadata) -> Result<()> {
+    let file = root.join(PROVIDERS_FILE);
+    let source = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let providers =
+        providers(&source).with_context(|| format!("cannot read the providers! table of {PROVIDERS_FILE}"))?;
+    let compose = std::fs::read_to_string(root.join("docker-compose.test.yml")).unwrap_or_default();
+    let mut missing: Vec<String> = providers
+        .iter()
+        .flat_map(|p| missing_sites(root, metadata, &compose, p))
+        .collect();
+    for e in Emulator::all() {
+        if !providers.iter().any(|p| p.name == e.name()) {
+            missing.push(format!(
+                "{e}: xtask/src/emulators/{e}.rs emulates a backend that is not in `providers!` ({PROVIDERS_FILE})"
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "tidy: {} edit site(s) missing (adding a backend needs each; see CONTRIBUTING.md):\n  {}",
+            missing.len(),
+            missing.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::workspace_root;
+
+    const TABLE: &str = r#"
+macro_rules! providers {
+    ($($variant:ident = $name:literal, $cfg:meta, $feature:literal, $config:ty, $doc:literal;)*) => {};
+}
+
+providers! {
+    Memory = "memory", all(), "(always)", nebula_credential_core::MemoryConfig,
+        "In-memory storage, lost on exit: tests and prototypes.";
+    Aws = "aws", feature = "storage-aws", "storage-aws", nebula_credential_aws::AwsSecretsManagerConfig,
+        "AWS Secrets Manager (feature `storage-aws`).";
+}
+"#;
+
+    #[test]
+    fn the_providers_table_is_read_row_by_row() {
+        let rows = providers(TABLE).unwrap();
+        let expected = [("memory", "(always)"), ("aws", "storage-aws")].map(|(name, feature)| Provider {
+            name: name.into(),
+            feature: feature.into(),
+        });
+        assert_eq!(rows, expected);
+        assert!(providers("fn main() {}").is_err());
+    }
+
+    #[test]
+    fn a_backend_without_its_edit_sites_is_named_with_each_missing_file() {
+        let root = std::env::temp_dir().join(format!("xtask-tidy-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let metadata = Metadata::parse(br#"{"packages": []}"#).unwrap();
+        let gcp = Provider {
+            name: "gcp".into(),
+            feature: "storage-gcp".into(),
+        };
+        let missing = missing_sites(&root, &metadata, "", &gcp);
+        for site in [
+            "gcp: the crate `nebula-credential-gcp` in crates/nebula-credential-gcp/",
+            "gcp: crates/nebula-credential-gcp/README.md",
+            "gcp: readme = \"README.md\" in crates/nebula-credential-gcp/Cargo.toml",
+            "gcp: #![doc = include_str!(\"../README.md\")] in crates/nebula-credential-gcp/src/lib.rs",
+            "gcp: the feature `storage-gcp` in crates/nebula-credential/Cargo.toml",
+            "gcp: tests/tests/gcp.rs",
+            "gcp: benches/benches/gcp.rs",
+            "gcp: the feature `gcp` in tests/Cargo.toml",
+            "gcp: xtask/src/emulators/gcp.rs",
+        ] {
+            assert!(
+                missing.iter().any(|m| m.starts_with(site)),
+                "{site} not in {missing:#?}"
+            );
+        }
+        let memory = Provider {
+            name: "memory".into(),
+            feature: BUILT_IN.into(),
+        };
+        let missing = missing_sites(&root, &metadata, "", &memory);
+        assert_eq!(
+            missing.len(),
+            2,
+            "a built-in backend needs only its tests and bench: {missing:#?}"
+        );
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// The tidy check itself, on this workspace.
+    #[test]
+    fn every_backend_has_every_edit_site() {
+        if let Err(e) = check(&workspace_root(), &Metadata::load().unwrap()) {
+            panic!("{e:#}");
+        }
+    }
+}
