@@ -76,7 +76,12 @@ pub async fn tags(name: &str) -> Result<BTreeMap<String, String>, BoxError> {
     let d = client().describe_secret().secret_id(name).send().await?;
     Ok(d.tags()
         .iter()
-        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
         .collect())
 }
 

@@ -142,7 +142,7 @@ mod tests {
         ] {
             assert_eq!(names.contains(&name), on, "{name}");
             if on {
-                assert!(nebula_credential::PROVIDERS.contains(&name), "{name}");
+                assert!(nebula_credential::PROVIDERS.iter().any(|(p, _)| *p == name), "{name}");
             }
         }
     }
@@ -151,9 +151,13 @@ mod tests {
     async fn cleanup_deletes_everything_listed() {
         let p = nebula_credential::MemoryProvider::new();
         let k: nebula_credential::CredentialId = "a".parse().unwrap();
-        p.store(&k, &nebula_credential_core::conformance::data(1), &nebula_credential_core::conformance::meta())
-            .await
-            .unwrap();
+        p.store(
+            &k,
+            &nebula_credential_core::conformance::data(1),
+            &nebula_credential_core::conformance::meta(),
+        )
+        .await
+        .unwrap();
         cleanup(&p).await;
         assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
     }

@@ -285,7 +285,16 @@ where
     Fut: Future<Output = P> + Send + 'static,
     P: StorageProvider + 'static,
 {
-    run_with_hooks(case_name, factory, Hooks { foreign, ..Hooks::default() }, case).await;
+    run_with_hooks(
+        case_name,
+        factory,
+        Hooks {
+            foreign,
+            ..Hooks::default()
+        },
+        case,
+    )
+    .await;
 }
 
 /// [`run`] with every hook of the backend (the cases that need one fail without it).
@@ -1339,7 +1348,10 @@ pub mod cases {
         ensure_eq!(error.kind(), kind, "{op}: {error}");
         ensure!(!error.is_retryable(), "{op}: a refusal is not retryable: {error}");
         if let Some(secret) = identity.secret() {
-            ensure!(!format!("{error} {error:?}").contains(&secret), "{op}: the secret shows in the error");
+            ensure!(
+                !format!("{error} {error:?}").contains(&secret),
+                "{op}: the secret shows in the error"
+            );
         }
         identity.explains(namespace, op, k, error)
     }
@@ -1359,19 +1371,33 @@ pub mod cases {
         let k = id("Guarded");
         let fresh = id("Fresh");
         put(writer.as_ref(), &k, data(1), meta()).await?;
-        let Opened { provider: reader, metrics } = reader_hook.open(&fx.namespace).await?;
+        let Opened {
+            provider: reader,
+            metrics,
+        } = reader_hook.open(&fx.namespace).await?;
         ensure_eq!(get(reader.as_ref(), &k).await?.0, data(1), "read is allowed");
         ensure_eq!(list(reader.as_ref(), &CredentialFilter::new()).await?, vec![k.clone()]);
         let attempts = [
             ("store", &k, reader.store(&k, &data(2), &meta()).await.map(drop)),
-            ("create", &fresh, reader.store(&fresh, &data(2), &meta()).await.map(drop)),
+            (
+                "create",
+                &fresh,
+                reader.store(&fresh, &data(2), &meta()).await.map(drop),
+            ),
             ("delete", &k, reader.delete(&k).await),
         ];
         for (op, target, outcome) in attempts {
             let Err(e) = outcome else {
                 fail!("{op} of {target} with a read-only identity succeeded");
             };
-            refused(reader_hook.as_ref(), &fx.namespace, op, target, &e, ErrorKind::PermissionDenied)?;
+            refused(
+                reader_hook.as_ref(),
+                &fx.namespace,
+                op,
+                target,
+                &e,
+                ErrorKind::PermissionDenied,
+            )?;
         }
         let m = metrics.snapshot();
         ensure_eq!((m.store.retries, m.delete.retries), (0, 0), "denials are not retried");
@@ -1396,7 +1422,14 @@ pub mod cases {
             let Err(e) = outcome else {
                 fail!("{op} with rejected credentials succeeded");
             };
-            refused(rejected.as_ref(), &fx.namespace, op, &k, &e, ErrorKind::AuthenticationFailed)?;
+            refused(
+                rejected.as_ref(),
+                &fx.namespace,
+                op,
+                &k,
+                &e,
+                ErrorKind::AuthenticationFailed,
+            )?;
         }
         let m = metrics.snapshot();
         ensure_eq!(
@@ -1405,7 +1438,10 @@ pub mod cases {
             "rejections are not retried"
         );
         if let Some(secret) = rejected.secret() {
-            ensure!(!format!("{p:?}").contains(&secret), "the secret shows in the provider's Debug");
+            ensure!(
+                !format!("{p:?}").contains(&secret),
+                "the secret shows in the provider's Debug"
+            );
         }
         Ok(())
     }
@@ -1437,7 +1473,10 @@ pub mod cases {
             "a refused handshake is not retried"
         );
         let elapsed = started.elapsed();
-        ensure!(elapsed < std::time::Duration::from_secs(5), "refused at once, took {elapsed:?}");
+        ensure!(
+            elapsed < std::time::Duration::from_secs(5),
+            "refused at once, took {elapsed:?}"
+        );
         Ok(())
     }
 
@@ -1462,15 +1501,37 @@ pub mod cases {
         put(p.as_ref(), &k, data(2), staging.clone()).await?;
         ensure!(tools.marked(ns, &k).await?, "an overwrite removed another tool's marks");
         let raw = tools.raw_tags(ns, &k).await?;
-        ensure_eq!(raw.get(&tools.tag_key("env")).map(String::as_str), Some("staging"), "{raw:?}");
+        ensure_eq!(
+            raw.get(&tools.tag_key("env")).map(String::as_str),
+            Some("staging"),
+            "{raw:?}"
+        );
         for gone in ["tier", "city"] {
-            ensure!(!raw.contains_key(&tools.tag_key(gone)), "our old tag {gone} stayed: {raw:?}");
+            ensure!(
+                !raw.contains_key(&tools.tag_key(gone)),
+                "our old tag {gone} stayed: {raw:?}"
+            );
         }
-        ensure_eq!(raw.get("owner").map(String::as_str), Some("payments"), "the default tag: {raw:?}");
+        ensure_eq!(
+            raw.get("owner").map(String::as_str),
+            Some("payments"),
+            "the default tag: {raw:?}"
+        );
         ensure_eq!(get(p.as_ref(), &k).await?, (data(2), staging));
-        ensure_eq!(list(p.as_ref(), &CredentialFilter::new().tag("env", "staging")).await?, vec![k]);
-        ensure!(list(p.as_ref(), &CredentialFilter::new().tag("tier", "1")).await?.is_empty());
-        ensure!(list(p.as_ref(), &CredentialFilter::new().tag("env", "prod")).await?.is_empty());
+        ensure_eq!(
+            list(p.as_ref(), &CredentialFilter::new().tag("env", "staging")).await?,
+            vec![k]
+        );
+        ensure!(
+            list(p.as_ref(), &CredentialFilter::new().tag("tier", "1"))
+                .await?
+                .is_empty()
+        );
+        ensure!(
+            list(p.as_ref(), &CredentialFilter::new().tag("env", "prod"))
+                .await?
+                .is_empty()
+        );
         Ok(())
     }
 }
