@@ -359,6 +359,11 @@ impl conformance::OtherTools for OtherTools {
         })
     }
 
+    /// A label key needs a DNS prefix, not a colon.
+    fn default_tag_key(&self) -> &'static str {
+        "example.com/team"
+    }
+
     fn tag_key(&self, key: &str) -> String {
         tag_label(key)
     }

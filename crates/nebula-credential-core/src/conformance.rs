@@ -206,6 +206,12 @@ pub trait OtherTools: Send + Sync + 'static {
         id: &'a CredentialId,
     ) -> BoxFuture<'a, Result<std::collections::BTreeMap<String, String>, BoxError>>;
 
+    /// The key of the default tag the case configures: one a credential tag cannot have
+    /// (providers refuse a default tag that could collide) and the service accepts.
+    fn default_tag_key(&self) -> &'static str {
+        "org:team"
+    }
+
     /// The key under which the service holds our credential tag `key` (default tags keep
     /// their key as configured).
     fn tag_key(&self, key: &str) -> String {
@@ -1485,7 +1491,8 @@ pub mod cases {
     pub async fn overwrite_keeps_tags_other_tools_added(fx: Fixture) -> CaseResult {
         let tools = hook(&fx.hooks.other_tools, "other_tools")?;
         let ns = fx.namespace.as_str();
-        let p = tools.open_with_default_tag(ns, "owner", "payments").await?;
+        let default_key = tools.default_tag_key();
+        let p = tools.open_with_default_tag(ns, default_key, "payments").await?;
         fx.track(p.clone());
         let k = id("Shared");
         put(
@@ -1513,7 +1520,7 @@ pub mod cases {
             );
         }
         ensure_eq!(
-            raw.get("owner").map(String::as_str),
+            raw.get(default_key).map(String::as_str),
             Some("payments"),
             "the default tag: {raw:?}"
         );
