@@ -20,6 +20,31 @@
 //! absent one adds none and says why in the test file, never a case that passes without
 //! checking anything. Once one of them is named, all four must be.
 //!
+//! ```
+//! # use nebula_credential_core::MemoryProvider;
+//! // a backend with none of the four: each declared absent, with the reason
+//! nebula_credential_core::conformance_tests!(
+//!     memory,
+//!     |_namespace: String| async move { MemoryProvider::new() },
+//!     read_only = absent("one identity only"),
+//!     rejected = absent("no credentials"),
+//!     untrusted_ca = absent("no TLS"),
+//!     other_tools = absent("nothing else writes to it"),
+//! );
+//! ```
+//!
+//! ```compile_fail
+//! # use nebula_credential_core::MemoryProvider;
+//! // leaving one out does not compile
+//! nebula_credential_core::conformance_tests!(
+//!     memory,
+//!     |_namespace: String| async move { MemoryProvider::new() },
+//!     read_only = absent("one identity only"),
+//!     rejected = absent("no credentials"),
+//!     untrusted_ca = absent("no TLS"),
+//! );
+//! ```
+//!
 //! Third-party backends use it the same way: depend on `nebula-credential-core` with the
 //! `conformance` feature in `[dev-dependencies]`, plus `tokio` (`macros`, `rt-multi-thread`).
 //!
@@ -438,6 +463,12 @@ macro_rules! conformance_tests {
             Some(::std::sync::Arc::new($foreign) as ::std::sync::Arc<dyn $crate::conformance::Foreign>),
             [$($hooks)+];
             foreign_object_is_never_ours
+        );
+    };
+    ($backend:ident, $factory:expr, $($hooks:tt)+) => {
+        $crate::for_each_case!(
+            $crate::conformance_tests;
+            @cases $backend, $factory, None, [$($hooks)+];
         );
     };
     (@cases $backend:ident, $factory:expr, $foreign:expr, [$($hooks:tt)*]; $($extra:ident)? ; $($case:ident,)*) => {
@@ -1540,5 +1571,221 @@ pub mod cases {
                 .is_empty()
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hooked cases against memory stores wrapped to refuse as a remote service
+    //! would, and proof that each case fails when the hook does not refuse as promised.
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+
+    use super::*;
+    use crate::data::EncryptedData;
+    use crate::error::Operation;
+    use crate::memory::MemoryProvider;
+    use crate::provider::{Capabilities, Precondition, Stored};
+
+    /// One memory store per namespace, so every identity of a case sees the same records.
+    fn store_of(namespace: &str) -> MemoryProvider {
+        static STORES: LazyLock<Mutex<HashMap<String, MemoryProvider>>> = LazyLock::new(Mutex::default);
+        STORES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(namespace.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// What a [`Refusing`] provider refuses.
+    #[derive(Debug, Clone, Copy)]
+    enum Refuse {
+        /// Nothing: a broken hook.
+        Nothing,
+        /// Writes, as `PermissionDenied`.
+        Writes,
+        /// Everything, as `AuthenticationFailed` naming `secret` when `leak`.
+        Everything { leak: bool },
+        /// Everything, as a non-retryable `Backend` error naming `ca_cert`.
+        Handshakes,
+    }
+
+    const SECRET: &str = "s3cr3t-token";
+
+    /// A namespace's memory store seen through an identity that is refused `refuse`.
+    #[derive(Debug)]
+    struct Refusing {
+        inner: MemoryProvider,
+        refuse: Refuse,
+    }
+
+    impl Refusing {
+        fn refused(&self, operation: Operation, write: bool) -> Result<(), StorageError> {
+            match self.refuse {
+                Refuse::Nothing => Ok(()),
+                Refuse::Writes if write => Err(StorageError::permission_denied(
+                    "memory",
+                    operation,
+                    None,
+                    "grant writes",
+                )),
+                Refuse::Writes => Ok(()),
+                Refuse::Everything { leak } => Err(StorageError::authentication_failed(
+                    "memory",
+                    if leak { SECRET } else { "check the token" },
+                )),
+                Refuse::Handshakes => Err(StorageError::backend(
+                    "memory",
+                    operation,
+                    None,
+                    "the server's certificate is not trusted: set ca_cert",
+                )),
+            }
+        }
+    }
+
+    #[crate::async_trait]
+    impl StorageProvider for Refusing {
+        fn provider_name(&self) -> &'static str {
+            "memory"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+
+        async fn store_if(
+            &self,
+            id: &CredentialId,
+            data: &EncryptedData,
+            metadata: &CredentialMetadata,
+            precondition: &Precondition,
+        ) -> Result<Revision, StorageError> {
+            self.refused(Operation::Store, true)?;
+            self.inner.store_if(id, data, metadata, precondition).await
+        }
+
+        async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+            self.refused(Operation::Retrieve, false)?;
+            self.inner.retrieve(id).await
+        }
+
+        async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+            self.refused(Operation::Delete, true)?;
+            self.inner.delete(id).await
+        }
+
+        async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+            self.refused(Operation::List, false)?;
+            self.inner.list(filter).await
+        }
+
+        async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+            self.refused(Operation::Exists, false)?;
+            self.inner.exists(id).await
+        }
+    }
+
+    /// An identity whose provider refuses `0`.
+    struct As(Refuse);
+
+    impl Identity for As {
+        fn open<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Opened, BoxError>> {
+            Box::pin(async move {
+                Ok(Opened {
+                    provider: Arc::new(Refusing {
+                        inner: store_of(namespace),
+                        refuse: self.0,
+                    }),
+                    metrics: Arc::new(StorageMetrics::new()),
+                })
+            })
+        }
+
+        fn secret(&self) -> Option<String> {
+            Some(SECRET.into())
+        }
+    }
+
+    crate::conformance_tests!(
+        memory_with_hooks,
+        |namespace: String| async move { store_of(&namespace) },
+        read_only = As(Refuse::Writes),
+        rejected = As(Refuse::Everything { leak: false }),
+        untrusted_ca = As(Refuse::Handshakes),
+        other_tools = absent("nothing else writes to a memory store"),
+    );
+
+    /// Runs `case` with `hooks` over memory stores; the panic message if it failed.
+    async fn failure_of(name: &'static str, hooks: Hooks, case: Case) -> Option<String> {
+        let outcome = tokio::spawn(run_with_hooks(
+            name,
+            |namespace: String| async move { store_of(&namespace) },
+            hooks,
+            case,
+        ))
+        .await;
+        let panic = outcome.err()?.into_panic();
+        Some(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_only_identity_that_may_write_fails_its_case() {
+        let hooks = Hooks {
+            read_only: Some(Arc::new(As(Refuse::Nothing))),
+            ..Hooks::default()
+        };
+        let failure = failure_of("ro_writes", hooks, |fx| {
+            Box::pin(cases::read_only_identity_is_permission_denied(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("with a read-only identity succeeded"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rejected_credentials_that_show_the_secret_fail_their_case() {
+        let hooks = Hooks {
+            rejected: Some(Arc::new(As(Refuse::Everything { leak: true }))),
+            ..Hooks::default()
+        };
+        let failure = failure_of("rejected_leaks", hooks, |fx| {
+            Box::pin(cases::rejected_credentials_are_authentication_failed(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("the secret shows in the error"), "{message}");
+        assert!(!message.contains(SECRET), "the failure itself never shows it: {message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refusal_of_the_wrong_kind_fails_the_untrusted_ca_case() {
+        let hooks = Hooks {
+            untrusted_ca: Some(Arc::new(As(Refuse::Everything { leak: false }))),
+            ..Hooks::default()
+        };
+        let failure = failure_of("untrusted_kind", hooks, |fx| {
+            Box::pin(cases::untrusted_ca_is_refused_and_not_retried(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("Backend"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hooked_case_without_its_hook_fails_naming_it() {
+        let failure = failure_of("no_hook", Hooks::default(), |fx| {
+            Box::pin(cases::overwrite_keeps_tags_other_tools_added(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("`other_tools =` hook"), "{message}");
     }
 }
