@@ -1762,7 +1762,10 @@ mod tests {
         .await;
         let message = failure.expect("the case failed");
         assert!(message.contains("the secret shows in the error"), "{message}");
-        assert!(!message.contains(SECRET), "the failure itself never shows it: {message}");
+        assert!(
+            !message.contains(SECRET),
+            "the failure itself never shows it: {message}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
