@@ -1,7 +1,32 @@
 //! Cross-crate tests of nebula-credential: the conformance suite through
 //! `nebula_credential::open`, and each backend against its real emulator (one cargo
 //! feature per backend, turned on by `cargo xtask test-integration`). The tests live in
-//! `tests/`; this library holds their shared helpers.
+//! `tests/`; this library holds their fixtures, once:
+//!
+//! - one module per emulated backend ([`aws`], [`vault`], [`kubernetes`], [`azure`]), each
+//!   the same row: `config(namespace)` (the one place a test builds that backend's
+//!   configuration), `provider`, `fresh(tag)`, the raw client of the emulator, the
+//!   conformance hooks (`Foreign`, and `ReadOnly`, `Rejected`, `UntrustedCa`, `OtherTools`
+//!   where the emulator has them, otherwise a `*_ABSENT` reason) and its [`Row`];
+//! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]).
+
+use std::sync::Arc;
+
+use nebula_credential::{CredentialFilter, StorageConfig, StorageMetrics, StorageProvider, open_with_metrics};
+use nebula_credential_core::BoxError;
+use nebula_credential_core::conformance::Opened;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
+mod logs;
+#[cfg(feature = "vault")]
+pub mod vault;
+
+pub use logs::{Captured, captured_logs};
 
 /// The value of `name`, set by `cargo xtask` for `backend`'s emulator. Panics with what to
 /// run when it is missing: a backend's tests never skip themselves.
@@ -27,59 +52,113 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:08x}", std::process::id())
 }
 
-/// A Secrets Manager client for the AWS emulator, for checks behind the provider's back.
-#[cfg(feature = "aws")]
-pub fn aws_client() -> aws_sdk_secretsmanager::Client {
-    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
-}
-
-/// A fixed bearer token (valid for an hour) for the Key Vault emulator.
-#[cfg(feature = "azure")]
-#[derive(Debug)]
-pub struct StaticToken(pub String);
-
-#[cfg(feature = "azure")]
-#[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for StaticToken {
-    async fn get_token(
-        &self,
-        _: &[&str],
-        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        Ok(azure_core::credentials::AccessToken::new(
-            self.0.clone(),
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
+/// Deletes every credential `p` lists (what a test stored); panics naming what failed.
+pub async fn cleanup(p: &dyn StorageProvider) {
+    for id in p.list(&CredentialFilter::new()).await.expect("list for cleanup") {
+        p.delete(&id)
+            .await
+            .unwrap_or_else(|e| panic!("cleanup: delete of {id} failed: {e}"));
     }
 }
 
-/// An Azure config for the Key Vault emulator at `vault_url`: its CA trusted, `credential`,
-/// secrets under `PREFIX-`.
-#[cfg(feature = "azure")]
-pub fn azure_config(
-    prefix: &str,
-    credential: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
-    vault_url: String,
-) -> nebula_credential::azure::AzureKeyVaultConfig {
-    use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig};
-    AzureKeyVaultConfig {
-        vault_url,
-        custom_endpoint: true,
-        ca_cert: Some(emulator_var("NEBULA_TEST_AZURE_CA_PEM", "azure")),
-        credential: AzureCredential::custom(credential),
-        secret_prefix: format!("{prefix}-"),
-        ..AzureKeyVaultConfig::default()
-    }
+/// Opens `config` through `open()`'s full layer stack, panicking with the backend's error.
+pub async fn open_config(config: &StorageConfig) -> Arc<dyn StorageProvider> {
+    nebula_credential::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", config.provider_name()))
+}
+
+/// Opens `config` with metrics, for a conformance hook.
+pub async fn opened(config: &StorageConfig) -> Result<Opened, BoxError> {
+    let metrics = Arc::new(StorageMetrics::new());
+    let provider = open_with_metrics(config, metrics.clone()).await?;
+    Ok(Opened { provider, metrics })
+}
+
+/// One emulated backend, as the tests over every backend (`nebula_cred.rs`) see it.
+#[derive(Clone, Copy)]
+pub struct Row {
+    /// Its name in `PROVIDERS`, its cargo feature and `cargo xtask emulators up <name>`.
+    pub name: &'static str,
+    /// A configuration over namespace `ns` (a prefix in a place that exists without setup).
+    pub config: fn(ns: &str) -> StorageConfig,
+    /// Its read-only identity, or why the emulator has none.
+    pub read_only: Result<ReadOnlyRow, &'static str>,
+}
+
+/// A backend's read-only identity, as a configuration of its own.
+#[derive(Clone, Copy)]
+pub struct ReadOnlyRow {
+    /// A configuration of the read-only identity over a fresh prefix.
+    pub config: fn() -> StorageConfig,
+    /// What a write it is refused must name (the missing role, verb or capability).
+    pub names: &'static [&'static str],
+}
+
+/// The rows of the emulated backends this run covers (their features are on).
+pub fn rows() -> Vec<Row> {
+    vec![
+        #[cfg(feature = "aws")]
+        aws::row(),
+        #[cfg(feature = "kubernetes")]
+        kubernetes::row(),
+        #[cfg(feature = "vault")]
+        vault::row(),
+        #[cfg(feature = "azure")]
+        azure::row(),
+    ]
 }
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_keep_their_prefix() {
+        let (a, b) = (unique("x"), unique("x"));
+        assert!(a.starts_with("x-") && b.starts_with("x-"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    #[should_panic(expected = "cargo xtask test-integration --backend nothing")]
+    fn a_missing_emulator_variable_says_what_to_run() {
+        emulator_var("NEBULA_TEST_SURELY_UNSET_VARIABLE", "nothing");
+    }
+
+    #[test]
+    fn rows_cover_the_features_that_are_on() {
+        let names: Vec<&str> = rows().iter().map(|r| r.name).collect();
+        for (name, on) in [
+            ("aws", cfg!(feature = "aws")),
+            ("vault", cfg!(feature = "vault")),
+            ("azure", cfg!(feature = "azure")),
+            ("kubernetes", cfg!(feature = "kubernetes")),
+        ] {
+            assert_eq!(names.contains(&name), on, "{name}");
+            if on {
+                assert!(nebula_credential::PROVIDERS.iter().any(|(p, _)| *p == name), "{name}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn cleanup_deletes_everything_listed() {
+        let p = nebula_credential::MemoryProvider::new();
+        let k: nebula_credential::CredentialId = "a".parse().unwrap();
+        p.store(
+            &k,
+            &nebula_credential_core::conformance::data(1),
+            &nebula_credential_core::conformance::meta(),
+        )
+        .await
+        .unwrap();
+        cleanup(&p).await;
+        assert!(p.list(&CredentialFilter::new()).await.unwrap().is_empty());
+    }
+}

@@ -1,6 +1,7 @@
 //! The AWS Secrets Manager provider against moto, through `open()`'s full layer stack:
-//! the conformance suite (with foreign secrets planted by the raw SDK), then what only
-//! AWS shows (tags, KMS, pagination, recovery windows and tombstones, parallel load).
+//! the conformance suite (with foreign secrets planted by the raw SDK and other tools'
+//! tags; moto has no read-only or rejected identity and no TLS, see the row), then what only
+//! AWS shows (tags, KMS, pagination, recovery windows and tombstones, request counts).
 //! The untrusted-TLS check runs in the crate's own tests (`crates/nebula-credential-aws/tests/tls.rs`).
 #![cfg(feature = "aws")]
 
@@ -9,109 +10,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
-use nebula_credential::{CredentialFilter, CredentialId, StorageConfig, StorageError, StorageProvider, open};
-use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
-use nebula_credential_core::layers::BoxFuture;
+use nebula_credential::{CredentialFilter, CredentialId, StorageError, StorageProvider};
+use nebula_credential_core::conformance::{data, id, meta, tagged};
 use nebula_credential_core::{BoxError, Precondition};
-use nebula_credential_tests::{aws_client, emulator_var, unique};
-
-fn config(prefix: &str) -> AwsSecretsManagerConfig {
-    AwsSecretsManagerConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws")),
-        secret_prefix: format!("nebula-test/{prefix}/"),
-        deletion: Deletion::Force,
-        ..AwsSecretsManagerConfig::default()
-    }
-}
-
-async fn provider(c: AwsSecretsManagerConfig) -> Arc<dyn StorageProvider> {
-    open(&StorageConfig::Aws(c)).await.expect("open aws")
-}
-
-/// Plants a secret named like ours, without the marker, through the raw SDK.
-struct AwsForeign;
-
-const FOREIGN_VALUE: &str = "not ours";
-
-fn foreign_name(namespace: &str, id: &CredentialId) -> String {
-    format!("nebula-test/{namespace}/{id}")
-}
-
-impl Foreign for AwsForeign {
-    fn plant<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
-        Box::pin(async move {
-            aws_client()
-                .create_secret()
-                .name(foreign_name(namespace, id))
-                .secret_string(FOREIGN_VALUE)
-                .tags(
-                    aws_sdk_secretsmanager::types::Tag::builder()
-                        .key("CostCenter")
-                        .value("42")
-                        .build(),
-                )
-                .send()
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn intact<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, Result<bool, BoxError>> {
-        Box::pin(async move {
-            let name = foreign_name(namespace, id);
-            let d = aws_client().describe_secret().secret_id(&name).send().await?;
-            let v = aws_client().get_secret_value().secret_id(&name).send().await?;
-            Ok(d.deleted_date().is_none() && v.secret_string() == Some(FOREIGN_VALUE) && d.tags().len() == 1)
-        })
-    }
-
-    fn remove<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
-        Box::pin(async move {
-            aws_client()
-                .delete_secret()
-                .secret_id(foreign_name(namespace, id))
-                .force_delete_without_recovery(true)
-                .send()
-                .await?;
-            Ok(())
-        })
-    }
-}
+use nebula_credential_tests::aws::{self, FOREIGN_VALUE, client as aws_client, config, provider};
+use nebula_credential_tests::{cleanup, unique};
 
 nebula_credential_core::conformance_tests!(
     aws_via_open,
     |namespace: String| async move { provider(config(&namespace)).await },
-    foreign = AwsForeign
+    foreign = aws::Foreign,
+    read_only = absent(aws::READ_ONLY_ABSENT),
+    rejected = absent(aws::REJECTED_ABSENT),
+    untrusted_ca = absent(aws::UNTRUSTED_CA_ABSENT),
+    other_tools = aws::OtherTools,
 );
 
 async fn aws_tags(name: &str) -> BTreeMap<String, String> {
-    let d = aws_client()
-        .describe_secret()
-        .secret_id(name)
-        .send()
-        .await
-        .expect("describe");
-    d.tags()
-        .iter()
-        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap_or_default().to_string()))
-        .collect()
-}
-
-async fn cleanup(p: &dyn StorageProvider) {
-    for id in p.list(&CredentialFilter::new()).await.expect("list") {
-        p.delete(&id).await.expect("delete");
-    }
+    aws::tags(name).await.expect("describe")
 }
 
 async fn force_delete(name: &str) {
-    aws_client()
-        .delete_secret()
-        .secret_id(name)
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-        .expect("force delete");
+    aws::force_delete(name).await.expect("force delete");
 }
 
 #[tokio::test]
@@ -154,35 +74,6 @@ async fn tags_are_visible_with_describe_secret_and_synced_on_overwrite() {
             .unwrap()
             .is_empty()
     );
-    cleanup(p.as_ref()).await;
-}
-
-/// Tags other tools add (cost allocation, tag policies) survive an overwrite, even one
-/// whose key a credential tag once used.
-#[tokio::test]
-async fn an_overwrite_keeps_tags_other_tools_added() {
-    let ns = unique("othertags");
-    let p = provider(config(&ns)).await;
-    let k = id("shared");
-    let name = format!("nebula-test/{ns}/shared");
-    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
-    aws_client()
-        .tag_resource()
-        .secret_id(&name)
-        .tags(
-            aws_sdk_secretsmanager::types::Tag::builder()
-                .key("CostCenter")
-                .value("42")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    p.store(&k, &data(2), &tagged(&[("tier", "1")])).await.unwrap();
-    let tags = aws_tags(&name).await;
-    assert_eq!(tags.get("CostCenter").map(String::as_str), Some("42"), "{tags:?}");
-    assert!(!tags.contains_key("env"), "our own old tag is removed: {tags:?}");
-    assert_eq!(tags["tier"], "1");
     cleanup(p.as_ref()).await;
 }
 
@@ -412,37 +303,6 @@ async fn foreign_secrets_in_the_same_account_are_never_listed_or_touched() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_parallel_operations() {
-    let ns = unique("parallel");
-    let p = provider(config(&ns)).await;
-    for i in 0..10 {
-        p.store(&id(&format!("seed_{i}")), &data(i), &meta()).await.unwrap();
-    }
-    let tasks: Vec<_> = (0..50u8)
-        .map(|i| {
-            let p = p.clone();
-            tokio::spawn(async move {
-                match i % 5 {
-                    0 => p.store(&id(&format!("new_{i}")), &data(i), &meta()).await.map(drop),
-                    1 => p.retrieve(&id(&format!("seed_{}", i % 10))).await.map(drop),
-                    2 => p.exists(&id(&format!("seed_{}", i % 10))).await.map(|e| assert!(e)),
-                    3 => p.list(&CredentialFilter::new()).await.map(drop),
-                    _ => p
-                        .store(&id(&format!("seed_{}", i % 10)), &data(i), &meta())
-                        .await
-                        .map(drop),
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().expect("every parallel operation succeeds");
-    }
-    assert_eq!(p.list(&CredentialFilter::new()).await.unwrap().len(), 20);
-    cleanup(p.as_ref()).await;
-}
-
 /// The harness's moto keeps one `AWSCURRENT` (and each label on one version) as real AWS
 /// does, through the raw SDK alone: a stage move, then a plain put. moto 5.2.5/5.2.6 as
 /// released leave two versions labelled `AWSCURRENT` and read back the older value; xtask
@@ -567,7 +427,7 @@ fn counted(c: AwsSecretsManagerConfig) -> (nebula_credential::aws::AwsSecretsMan
         aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws"))
+            .endpoint_url(aws::endpoint())
             .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
             .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled())
             .interceptor(calls.clone())

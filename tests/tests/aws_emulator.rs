@@ -2,7 +2,8 @@
 #![cfg(feature = "aws")]
 
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
-use nebula_credential_tests::{aws_client as client, unique};
+use nebula_credential_tests::aws::client;
+use nebula_credential_tests::unique;
 
 #[tokio::test]
 async fn create_get_list_delete_through_the_sdk() {

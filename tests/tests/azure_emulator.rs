@@ -11,57 +11,20 @@
 //! runs.
 #![cfg(feature = "azure")]
 
-use std::sync::Arc;
-
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
-use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
-use azure_core::time::{Duration, OffsetDateTime};
+use azure_security_keyvault_secrets::SecretClient;
 use azure_security_keyvault_secrets::models::SetSecretParameters;
-use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt;
-use nebula_credential_tests::{emulator_var, unique};
+use nebula_credential_tests::{azure, emulator_var, unique};
 
-/// A fixed bearer token.
-#[derive(Debug)]
-struct StaticToken(String);
-
-#[async_trait::async_trait]
-impl TokenCredential for StaticToken {
-    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(
-            self.0.clone(),
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        ))
-    }
-}
-
-/// A client of the emulator's vault presenting `token`.
+/// A client of the emulator's vault presenting `token` (the row's SDK options, with the
+/// api-version Lowkey Vault needs under docker).
 fn client(token: String) -> SecretClient {
-    let url = emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure");
-    let ca = std::fs::read(emulator_var("NEBULA_TEST_AZURE_CA_PEM", "azure")).expect("CA file");
-    let parsed = Url::parse(&url).expect("vault url");
-    let host = parsed.host_str().expect("host").to_string();
-    let port = parsed.port().expect("port");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("PEM")])
-        .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-        .build()
-        .expect("http client");
-    let mut options = SecretClientOptions {
-        client_options: ClientOptions {
-            transport: Some(Transport::new(Arc::new(http))),
-            retry: RetryOptions::none(),
-            ..ClientOptions::default()
-        },
-        verify_challenge_resource: Some(true),
-        ..SecretClientOptions::default()
-    };
-    if let Some(lowkey) = lowkey_api_version() {
-        options.api_version = lowkey;
-    }
-    SecretClient::new(&url, Arc::new(StaticToken(token)), Some(options)).expect("secret client")
+    azure::client_with(None, token, |options| {
+        if let Some(lowkey) = lowkey_api_version() {
+            options.api_version = lowkey;
+        }
+    })
 }
 
 /// Set only for Lowkey Vault under docker, which does not serve the SDK's default api-version.

@@ -7,17 +7,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
-use nebula_credential_tests::{emulator_var, unique};
+use kube::{Api, Client};
+use nebula_credential_tests::{emulator_var, kubernetes, unique};
 
 async fn client(var: &str) -> Client {
-    let path = emulator_var(var, "kubernetes");
-    let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    Client::try_from(config).expect("client")
+    kubernetes::client(&emulator_var(var, kubernetes::NAME)).await
 }
 
 fn secret(name: &str, run: &str) -> Secret {

@@ -17,26 +17,17 @@ use nebula_credential::{
     CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, PROVIDERS, StorageConfig,
     StorageProvider, Tags, open,
 };
-use nebula_credential_tests::unique;
+use nebula_credential_tests::{rows, unique};
 
 /// A backend's configuration, isolated in namespace `ns` (a directory, a name prefix, …).
 type Config = fn(ns: &str) -> StorageConfig;
 
-/// Every backend this run covers: local and memory always, each emulated one behind its
-/// feature. One entry per backend.
+/// Every backend this run covers: local and memory always, then each emulated one's row
+/// (`nebula_credential_tests::rows`, one per feature that is on).
 fn backends() -> Vec<(&'static str, Config)> {
-    vec![
-        ("local", local),
-        ("memory", |_| StorageConfig::default()),
-        #[cfg(feature = "aws")]
-        ("aws", aws),
-        #[cfg(feature = "kubernetes")]
-        ("kubernetes", kubernetes),
-        #[cfg(feature = "vault")]
-        ("vault", vault),
-        #[cfg(feature = "azure")]
-        ("azure", azure),
-    ]
+    let mut list: Vec<(&'static str, Config)> = vec![("local", local), ("memory", |_| StorageConfig::default())];
+    list.extend(rows().into_iter().map(|row| (row.name, row.config)));
+    list
 }
 
 /// The harness's backends (the features of this package) and whether this run has them on.
@@ -59,107 +50,23 @@ fn local(ns: &str) -> StorageConfig {
     toml::from_str(&config).expect("a valid local config")
 }
 
-#[cfg(feature = "aws")]
-fn aws(ns: &str) -> StorageConfig {
-    use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
-    StorageConfig::Aws(AwsSecretsManagerConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(nebula_credential_tests::emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws")),
-        secret_prefix: format!("nebula-test/{ns}/"),
-        deletion: Deletion::Force,
-        ..AwsSecretsManagerConfig::default()
-    })
-}
-
-/// Kubernetes: the `default` namespace (kube-apiserver creates it), a prefix per namespace `ns`.
-#[cfg(feature = "kubernetes")]
-fn kubernetes(ns: &str) -> StorageConfig {
-    use nebula_credential::kubernetes::KubernetesSecretsConfig;
-    StorageConfig::Kubernetes(KubernetesSecretsConfig {
-        namespace: Some("default".into()),
-        kubeconfig_path: Some(nebula_credential_tests::emulator_var("NEBULA_TEST_KUBECONFIG", "kubernetes").into()),
-        secret_prefix: format!("nc-{}-", ns.to_ascii_lowercase()),
-        ..KubernetesSecretsConfig::default()
-    })
-}
-
-/// Vault: the root token of the dev server, a path prefix per namespace `ns`.
-#[cfg(feature = "vault")]
-fn vault(ns: &str) -> StorageConfig {
-    use nebula_credential::vault::VaultConfig;
-    use nebula_credential_tests::emulator_var;
-    StorageConfig::Vault(VaultConfig {
-        path_prefix: format!("nebula-test/{ns}"),
-        ..VaultConfig::with_token(
-            emulator_var("NEBULA_TEST_VAULT_ADDR", "vault"),
-            emulator_var("NEBULA_TEST_VAULT_TOKEN", "vault"),
-        )
-    })
-}
-
-/// Azure: the Key Vault emulator's default vault with its full-rights token, a name prefix per
-/// namespace `ns` (Key Vault names allow `[0-9A-Za-z-]`).
-#[cfg(feature = "azure")]
-fn azure(ns: &str) -> StorageConfig {
-    use nebula_credential_tests::{StaticToken, azure_config, emulator_var};
-    let token = StaticToken(emulator_var("NEBULA_TEST_AZURE_TOKEN", "azure"));
-    let prefix: String = ns.chars().filter(char::is_ascii_alphanumeric).collect();
-    StorageConfig::Azure(azure_config(
-        &format!("m{}", &prefix[prefix.len().saturating_sub(30)..]),
-        std::sync::Arc::new(token),
-        emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure"),
-    ))
-}
-
-/// Each emulator's restricted identity (read-only), with what its refused write must name.
-/// AWS has none: moto's IAM enforcement is process-wide, so it would break every other test.
+/// Each emulator's restricted identity (read-only), with what its refused write must name;
+/// a row without one says why (AWS: moto's IAM enforcement is process-wide, so it would
+/// break every other test).
 fn restricted() -> Vec<(&'static str, StorageConfig, &'static [&'static str])> {
-    #[allow(unused_mut)]
-    let mut list: Vec<(&'static str, StorageConfig, &'static [&'static str])> = Vec::new();
-    #[cfg(feature = "vault")]
-    {
-        use nebula_credential::vault::VaultConfig;
-        use nebula_credential_tests::emulator_var;
-        let config = VaultConfig {
-            path_prefix: format!("nebula-test/{}", unique("ro")),
-            ..VaultConfig::with_token(
-                emulator_var("NEBULA_TEST_VAULT_ADDR", "vault"),
-                emulator_var("NEBULA_TEST_VAULT_READONLY_TOKEN", "vault"),
-            )
-        };
-        list.push(("vault", StorageConfig::Vault(config), &["create"]));
-    }
-    #[cfg(feature = "kubernetes")]
-    {
-        use nebula_credential::kubernetes::KubernetesSecretsConfig;
-        use nebula_credential_tests::emulator_var;
-        let config = KubernetesSecretsConfig {
-            namespace: Some(emulator_var("NEBULA_TEST_KUBE_RESTRICTED_NAMESPACE", "kubernetes")),
-            kubeconfig_path: Some(emulator_var("NEBULA_TEST_KUBECONFIG_RESTRICTED", "kubernetes").into()),
-            ..KubernetesSecretsConfig::default()
-        };
-        list.push(("kubernetes", StorageConfig::Kubernetes(config), &["create", "secrets"]));
-    }
-    #[cfg(feature = "azure")]
-    {
-        use nebula_credential_tests::{StaticToken, azure_config, emulator_var};
-        let token = StaticToken(emulator_var("NEBULA_TEST_AZURE_READONLY_TOKEN", "azure"));
-        let config = azure_config(
-            "ro",
-            Arc::new(token),
-            emulator_var("NEBULA_TEST_AZURE_VAULT_URL", "azure"),
-        );
-        list.push(("azure", StorageConfig::Azure(config), &["Key Vault Secrets Officer"]));
-    }
-    list
+    rows()
+        .into_iter()
+        .filter_map(|row| row.read_only.ok().map(|ro| (row.name, (ro.config)(), ro.names)))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_the_missing_permission_of_a_restricted_identity() {
     let list = restricted();
     let covered: Vec<&str> = list.iter().map(|(name, ..)| *name).collect();
+    let declared_absent: Vec<&str> = rows().iter().filter(|r| r.read_only.is_err()).map(|r| r.name).collect();
     for (backend, on) in HARNESS {
-        if on && backend != "aws" {
+        if on && !declared_absent.contains(&backend) {
             assert!(
                 covered.contains(&backend),
                 "{backend} has no restricted identity in restricted()"
@@ -203,7 +110,7 @@ fn every_backend_the_harness_runs_has_an_entry() {
         if on && PROVIDERS.iter().any(|(provider, _)| *provider == backend) {
             assert!(
                 names.contains(&backend),
-                "this run covers {backend} but tests/tests/nebula_cred.rs has no entry for it: add one line to backends()"
+                "this run covers {backend} but tests/tests/nebula_cred.rs has no entry for it: add its row in tests/src/ and to rows()"
             );
         }
     }

@@ -1,7 +1,8 @@
 //! The Vault provider against OpenBao, through `open()`'s full layer stack: the
-//! conformance suite (foreign entries planted with raw vaultrs), then what only Vault
-//! shows: KV versions, policies, token renewal and AppRole re-login, shutdown, TLS,
-//! soft delete, and what an operator sees with the KV API.
+//! conformance suite (foreign entries planted with raw vaultrs, the read-only and bogus
+//! tokens, the TLS listener without its CA), then what only Vault shows: KV versions,
+//! policies, token renewal and AppRole re-login, shutdown, TLS, soft delete, and what an
+//! operator sees with the KV API.
 #![cfg(feature = "vault")]
 
 use std::collections::HashMap;
@@ -10,115 +11,28 @@ use std::time::{Duration, Instant};
 
 use nebula_credential::vault::{DeleteMode, SHUTDOWN_GRACE, VaultAuth, VaultConfig, VaultProvider};
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialStore, EncryptionKey, Keyring, StorageConfig, StorageError,
-    StorageProvider, Tags, open,
+    CredentialFilter, CredentialStore, EncryptionKey, Keyring, StorageConfig, StorageError, StorageProvider, Tags,
 };
-use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
-use nebula_credential_core::layers::BoxFuture;
+use nebula_credential_core::Precondition;
+use nebula_credential_core::conformance::{data, id, meta, tagged};
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
-use nebula_credential_core::{BoxError, Precondition};
-use nebula_credential_tests::{emulator_var, unique};
+use nebula_credential_tests::vault::{
+    self, addr, approle, config, entry_path as foreign_path, foreign_value, prefix, provider, raw, root_token,
+    tls_config, var,
+};
+use nebula_credential_tests::{captured_logs, cleanup, unique};
 use vaultrs::api::kv2::requests::SetSecretMetadataRequest;
 use vaultrs::api::token::requests::CreateTokenRequest;
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::kv2;
-
-fn var(name: &str) -> String {
-    emulator_var(name, "vault")
-}
-
-fn addr() -> String {
-    var("NEBULA_TEST_VAULT_ADDR")
-}
-
-fn root_token() -> String {
-    var("NEBULA_TEST_VAULT_TOKEN")
-}
-
-/// A raw vaultrs client with the root token, for checks behind the provider's back.
-fn raw() -> VaultClient {
-    VaultClient::new(
-        VaultClientSettingsBuilder::default()
-            .address(addr())
-            .token(root_token())
-            .verify(true)
-            .build()
-            .expect("settings"),
-    )
-    .expect("client")
-}
-
-fn prefix(ns: &str) -> String {
-    format!("nebula-test/{ns}")
-}
-
-fn config(ns: &str) -> VaultConfig {
-    VaultConfig {
-        path_prefix: prefix(ns),
-        ..VaultConfig::with_token(addr(), root_token())
-    }
-}
-
-fn approle(role_var: &str) -> VaultAuth {
-    VaultAuth::AppRole {
-        role_id: var(&format!("{role_var}_ROLE_ID")),
-        secret_id: SecretString::from(var(&format!("{role_var}_SECRET_ID"))),
-        mount: "approle".into(),
-    }
-}
-
-async fn provider(c: VaultConfig) -> Arc<dyn StorageProvider> {
-    open(&StorageConfig::Vault(c)).await.expect("open vault")
-}
-
-/// Plants a KV entry under our prefix without the marker, through raw vaultrs.
-struct VaultForeign;
-
-fn foreign_path(ns: &str, id: &CredentialId) -> String {
-    format!("{}/{id}", prefix(ns))
-}
-
-fn foreign_value() -> HashMap<String, String> {
-    HashMap::from([("value".to_string(), "not ours".to_string())])
-}
-
-fn foreign_tags() -> HashMap<String, String> {
-    HashMap::from([("owner".to_string(), "other-team".to_string())])
-}
-
-impl Foreign for VaultForeign {
-    fn plant<'a>(&'a self, ns: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
-        Box::pin(async move {
-            let path = foreign_path(ns, id);
-            kv2::set(&raw(), "secret", &path, &foreign_value()).await?;
-            let mut opts = SetSecretMetadataRequest::builder();
-            opts.custom_metadata(foreign_tags());
-            kv2::set_metadata(&raw(), "secret", &path, Some(&mut opts)).await?;
-            Ok(())
-        })
-    }
-
-    fn intact<'a>(&'a self, ns: &'a str, id: &'a CredentialId) -> BoxFuture<'a, Result<bool, BoxError>> {
-        Box::pin(async move {
-            let path = foreign_path(ns, id);
-            let value: HashMap<String, String> = kv2::read(&raw(), "secret", &path).await?;
-            let m = kv2::read_metadata(&raw(), "secret", &path).await?;
-            Ok(value == foreign_value() && m.current_version == 1 && m.custom_metadata == Some(foreign_tags()))
-        })
-    }
-
-    fn remove<'a>(&'a self, ns: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult> {
-        Box::pin(async move {
-            kv2::delete_metadata(&raw(), "secret", &foreign_path(ns, id)).await?;
-            Ok(())
-        })
-    }
-}
 
 nebula_credential_core::conformance_tests!(
     vault_via_open,
     |ns: String| async move { provider(config(&ns)).await },
-    foreign = VaultForeign
+    foreign = vault::Foreign,
+    read_only = vault::ReadOnly,
+    rejected = vault::Rejected,
+    untrusted_ca = vault::UntrustedCa,
+    other_tools = absent(vault::OTHER_TOOLS_ABSENT),
 );
 
 #[test]
@@ -139,12 +53,6 @@ fn one_line_selects_vault() {
         .validate()
         .unwrap_err();
     assert_eq!(e.field(), "address");
-}
-
-async fn cleanup(p: &dyn StorageProvider) {
-    for id in p.list(&CredentialFilter::new()).await.expect("list") {
-        p.delete(&id).await.expect("delete");
-    }
 }
 
 #[tokio::test]
@@ -176,84 +84,6 @@ async fn store_twice_retrieves_the_latest_kv_version() {
     assert!(matches!(stale, Err(StorageError::Conflict { .. })), "{stale:?}");
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
     cleanup(p.as_ref()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_parallel_operations() {
-    let ns = unique("parallel");
-    let p = provider(config(&ns)).await;
-    let mut tasks = Vec::new();
-    for i in 0..50u8 {
-        let p = p.clone();
-        tasks.push(tokio::spawn(async move {
-            let k = id(&format!("par_{i:02}"));
-            p.store(&k, &data(i), &tagged(&[("batch", "one")])).await?;
-            let got = p.retrieve(&k).await?;
-            assert_eq!(got.data, data(i));
-            assert!(p.exists(&k).await?);
-            Ok::<_, StorageError>(())
-        }));
-    }
-    for t in tasks {
-        t.await.expect("task").expect("operation");
-    }
-    let listed = p.list(&CredentialFilter::new().tag("batch", "one")).await.unwrap();
-    assert_eq!(listed.len(), 50);
-    cleanup(p.as_ref()).await;
-}
-
-#[tokio::test]
-async fn read_only_token_is_denied_naming_path_and_capability() {
-    let ns = unique("policy");
-    let admin = provider(config(&ns)).await;
-    let k = id("Guarded");
-    admin.store(&k, &data(1), &meta()).await.unwrap();
-    let ro = provider(VaultConfig {
-        auth: VaultAuth::Token {
-            token: SecretString::from(var("NEBULA_TEST_VAULT_READONLY_TOKEN")),
-        },
-        ..config(&ns)
-    })
-    .await;
-    assert_eq!(ro.retrieve(&k).await.unwrap().data, data(1), "read is allowed");
-    assert_eq!(ro.list(&CredentialFilter::new()).await.unwrap(), vec![k.clone()]);
-    let err = ro.store(&k, &data(2), &meta()).await.unwrap_err();
-    assert!(matches!(err, StorageError::PermissionDenied { .. }), "{err:?}");
-    let m = err.to_string();
-    assert!(
-        m.contains(&format!("secret/data/{}/Guarded", prefix(&ns))) && m.contains("`update`"),
-        "{m}"
-    );
-    let err = ro.store(&id("Fresh"), &data(2), &meta()).await.unwrap_err();
-    assert!(matches!(err, StorageError::PermissionDenied { .. }), "{err:?}");
-    assert!(err.to_string().contains("`create`"), "{err}");
-    let err = ro.delete(&k).await.unwrap_err();
-    assert!(matches!(err, StorageError::PermissionDenied { .. }), "{err:?}");
-    assert!(err.to_string().contains("`delete`"), "{err}");
-    assert!(!err.is_retryable());
-    cleanup(admin.as_ref()).await;
-}
-
-#[tokio::test]
-async fn bogus_token_is_authentication_failed_without_leaking_it() {
-    let bogus = "s.BOGUSTOKEN0123456789";
-    let p = provider(VaultConfig {
-        path_prefix: prefix(&unique("bogus")),
-        ..VaultConfig::with_token(addr(), bogus)
-    })
-    .await;
-    for err in [
-        p.retrieve(&id("x")).await.unwrap_err(),
-        p.store(&id("x"), &data(1), &meta()).await.unwrap_err(),
-        p.list(&CredentialFilter::new()).await.unwrap_err(),
-        p.check().await.unwrap_err(),
-    ] {
-        assert!(matches!(err, StorageError::AuthenticationFailed { .. }), "{err:?}");
-        assert!(!err.is_retryable());
-        let shown = format!("{err} {err:?}");
-        assert!(!shown.contains("BOGUSTOKEN"), "{shown}");
-    }
-    assert!(!format!("{p:?}").contains("BOGUSTOKEN"));
 }
 
 /// A token of the `nebula-test` policy living `ttl`, renewable up to `max`.
@@ -393,27 +223,6 @@ async fn shutdown_completes_in_bounded_time() {
     assert!(!p.exists(&id("nothing")).await.unwrap());
 }
 
-fn tls_config(ca_cert: Option<String>) -> VaultConfig {
-    VaultConfig {
-        ca_cert,
-        path_prefix: prefix(&unique("tls")),
-        ..VaultConfig::with_token(var("NEBULA_TEST_VAULT_TLS_ADDR"), root_token())
-    }
-}
-
-/// Also run by `vault_skip_verify_changes_nothing` in a child process with
-/// `VAULT_SKIP_VERIFY=1` and `VAULT_CACERT` set.
-#[tokio::test]
-async fn tls_without_the_ca_is_refused() {
-    let p = provider(tls_config(None)).await;
-    let err = p.check().await.unwrap_err();
-    assert!(matches!(err, StorageError::Backend { .. }), "{err:?}");
-    assert!(!err.is_retryable());
-    assert!(err.to_string().contains("ca_cert"), "{err}");
-    let err = p.store(&id("x"), &data(1), &meta()).await.unwrap_err();
-    assert!(err.to_string().contains("ca_cert"), "{err}");
-}
-
 #[tokio::test]
 async fn tls_with_the_ca_is_accepted_from_a_path_or_inline() {
     let ca_path = var("NEBULA_TEST_VAULT_TLS_CA");
@@ -432,7 +241,11 @@ async fn tls_with_the_ca_is_accepted_from_a_path_or_inline() {
 fn vault_skip_verify_changes_nothing() {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
-        .args(["--exact", "tls_without_the_ca_is_refused", "--nocapture"])
+        .args([
+            "--exact",
+            "vault_via_open::untrusted_ca_is_refused_and_not_retried",
+            "--nocapture",
+        ])
         .env("VAULT_SKIP_VERIFY", "1")
         .env("VAULT_CACERT", var("NEBULA_TEST_VAULT_TLS_CA"))
         .output()
@@ -620,43 +433,10 @@ async fn a_record_over_max_payload_bytes_is_refused_before_any_request() {
     assert!(matches!(err, StorageError::TooLarge { limit: 4096, .. }), "{err:?}");
 }
 
-/// Collects log lines in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Whether `text` holds something shaped like a Vault/OpenBao token (`s.…`, `hvs.…`).
 fn has_token_shape(text: &str) -> bool {
     text.match_indices("s.")
         .any(|(i, _)| text[i + 2..].chars().take_while(|c| c.is_ascii_alphanumeric()).count() >= 20)
-}
-
-/// Every log line of this test binary from the moment it is first called, at TRACE level
-/// (a global subscriber: a scoped one misses events whose callsites other test threads
-/// registered first).
-fn captured_logs() -> &'static Captured {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let sink = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || sink.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
-        captured
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -678,7 +458,7 @@ async fn logs_of_renewals_logins_and_rejections_never_contain_a_token() {
     assert!(rejected.token_stats().failures >= 1, "{:?}", rejected.token_stats());
     rejected.shutdown().await;
     renewing.shutdown().await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(text.contains("the Vault token was rejected"), "{text}");
     assert!(text.contains("logged in to Vault again"), "{text}");
     for secret in [bogus, secret_id.as_str(), root_token().as_str()] {
@@ -1041,7 +821,7 @@ async fn a_policy_without_update_on_metadata_still_reports_the_landed_value() {
         p.list(&CredentialFilter::new().tag("env", "prod")).await.unwrap(),
         vec![k.clone()]
     );
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let line = text
         .lines()
         .find(|l| l.contains("Created_Once") && l.contains("tags"))
@@ -1585,7 +1365,7 @@ async fn a_token_without_the_default_policy_is_not_taken_for_rejected() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(p.token_stats().failures, 0, "{:?}", p.token_stats());
     p.shutdown().await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(
         text.contains("may not call auth/token/lookup-self (it lacks the `default` policy)"),
         "no warning says what the token lacks:\n{text}"

@@ -4,26 +4,18 @@
 
 use std::collections::HashMap;
 
-use nebula_credential_tests::{emulator_var, unique};
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use nebula_credential_tests::unique;
+use nebula_credential_tests::vault::{self, var};
+use vaultrs::client::VaultClient;
 use vaultrs::error::ClientError;
 use vaultrs::{auth, kv2, token};
 
 fn client(token: &str) -> VaultClient {
-    let address = emulator_var("NEBULA_TEST_VAULT_ADDR", "vault");
-    VaultClient::new(
-        VaultClientSettingsBuilder::default()
-            .address(address)
-            .token(token)
-            .verify(true)
-            .build()
-            .expect("settings"),
-    )
-    .expect("client")
+    vault::client(&vault::addr(), token)
 }
 
 fn root() -> VaultClient {
-    client(&emulator_var("NEBULA_TEST_VAULT_TOKEN", "vault"))
+    vault::raw()
 }
 
 #[tokio::test]
@@ -43,8 +35,8 @@ async fn kv2_set_read_list() {
 
 #[tokio::test]
 async fn approle_login_then_lookup_and_renew_self() {
-    let role_id = emulator_var("NEBULA_TEST_VAULT_APPROLE_ROLE_ID", "vault");
-    let secret_id = emulator_var("NEBULA_TEST_VAULT_APPROLE_SECRET_ID", "vault");
+    let role_id = var("NEBULA_TEST_VAULT_APPROLE_ROLE_ID");
+    let secret_id = var("NEBULA_TEST_VAULT_APPROLE_SECRET_ID");
     let login = auth::approle::login(&root(), "approle", &role_id, &secret_id)
         .await
         .expect("login");

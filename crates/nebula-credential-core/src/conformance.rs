@@ -14,6 +14,37 @@
 //! [`Foreign`]) so the suite also proves that an object under our name without our
 //! managed-by marker is never read as ours, overwritten or deleted.
 //!
+//! A remote backend also names its other identities and tools, each given or declared
+//! absent with the reason (`read_only = HOOK` or `read_only = absent("why")`, likewise
+//! `rejected`, `untrusted_ca`, `other_tools`; see [`Hooks`]). A given hook adds its case; an
+//! absent one adds none and says why in the test file, never a case that passes without
+//! checking anything. Once one of them is named, all four must be.
+//!
+//! ```
+//! # use nebula_credential_core::MemoryProvider;
+//! // a backend with none of the four: each declared absent, with the reason
+//! nebula_credential_core::conformance_tests!(
+//!     memory,
+//!     |_namespace: String| async move { MemoryProvider::new() },
+//!     read_only = absent("one identity only"),
+//!     rejected = absent("no credentials"),
+//!     untrusted_ca = absent("no TLS"),
+//!     other_tools = absent("nothing else writes to it"),
+//! );
+//! ```
+//!
+//! ```compile_fail
+//! # use nebula_credential_core::MemoryProvider;
+//! // leaving one out does not compile
+//! nebula_credential_core::conformance_tests!(
+//!     memory,
+//!     |_namespace: String| async move { MemoryProvider::new() },
+//!     read_only = absent("one identity only"),
+//!     rejected = absent("no credentials"),
+//!     untrusted_ca = absent("no TLS"),
+//! );
+//! ```
+//!
 //! Third-party backends use it the same way: depend on `nebula-credential-core` with the
 //! `conformance` feature in `[dev-dependencies]`, plus `tokio` (`macros`, `rt-multi-thread`).
 //!
@@ -29,11 +60,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Duration;
 
-use crate::error::{BoxError, StorageError};
+use crate::error::{BoxError, ErrorKind, StorageError};
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::layers::BoxFuture;
 use crate::metadata::{CredentialMetadata, Tags, now};
+use crate::metrics::StorageMetrics;
 use crate::provider::{Revision, StorageProvider};
 
 pub use fixtures::*;
@@ -134,6 +166,100 @@ pub trait Foreign: Send + Sync + 'static {
     fn remove<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult>;
 }
 
+/// A provider a hook opened, with the metrics of its layer stack (retries, outcomes).
+#[derive(Clone)]
+pub struct Opened {
+    /// The provider, with the layers an application gets (retry included).
+    pub provider: Arc<dyn StorageProvider>,
+    /// Its metrics, to prove what was (not) retried.
+    pub metrics: Arc<StorageMetrics>,
+}
+
+/// Another identity of a remote backend than the factory's full-rights one: a read-only
+/// identity, credentials the service rejects, or a client that does not trust the
+/// server's CA. Its provider works over the same objects as the factory's provider in the
+/// same namespace, unless [`writer`](Self::writer) gives one that does.
+pub trait Identity: Send + Sync + 'static {
+    /// Opens a provider in `namespace` as this identity (retries as the backend's default
+    /// or more, so a retry would show in the metrics).
+    fn open<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Opened, BoxError>>;
+
+    /// A full-rights provider over the objects this identity's provider sees, when the
+    /// factory's provider in `namespace` is not one (e.g. the identity is confined to a
+    /// namespace of its own). The default: none, use the factory's.
+    fn writer<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Option<Arc<dyn StorageProvider>>, BoxError>> {
+        let _ = namespace;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// What must never show in an error or in the provider's `Debug` (its token), if any.
+    fn secret(&self) -> Option<String> {
+        None
+    }
+
+    /// The backend's own promise about `error`, which `op` (`store`, `create`, `delete`,
+    /// `retrieve`, `list`, `check`) on `id` in `namespace` returned: e.g. that it names the
+    /// missing role, capability or setting. The default checks nothing more.
+    fn explains(&self, namespace: &str, op: &str, id: &CredentialId, error: &StorageError) -> CaseResult {
+        let _ = (namespace, op, id, error);
+        Ok(())
+    }
+}
+
+/// What other tools do to the objects we write (cost-allocation tags, labels,
+/// annotations), and how the service shows our tags, for the tag-sync case.
+pub trait OtherTools: Send + Sync + 'static {
+    /// Opens a provider in `namespace` whose configuration adds the default tag
+    /// `(key, value)` to every object it writes.
+    fn open_with_default_tag<'a>(
+        &'a self,
+        namespace: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<dyn StorageProvider>, BoxError>>;
+
+    /// Adds, as another tool would, its own marks to the object holding `id`.
+    fn mark<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, CaseResult>;
+
+    /// Whether every mark [`mark`](Self::mark) added is still there, unchanged.
+    fn marked<'a>(&'a self, namespace: &'a str, id: &'a CredentialId) -> BoxFuture<'a, Result<bool, BoxError>>;
+
+    /// The object's tags (labels) as the service holds them, by their keys there.
+    fn raw_tags<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a CredentialId,
+    ) -> BoxFuture<'a, Result<std::collections::BTreeMap<String, String>, BoxError>>;
+
+    /// The key of the default tag the case configures: one a credential tag cannot have
+    /// (providers refuse a default tag that could collide) and the service accepts.
+    fn default_tag_key(&self) -> &'static str {
+        "org:team"
+    }
+
+    /// The key under which the service holds our credential tag `key` (default tags keep
+    /// their key as configured).
+    fn tag_key(&self, key: &str) -> String {
+        key.to_string()
+    }
+}
+
+/// The hooks a backend gives the suite; `None` where it has none (see the module docs for
+/// how a remote backend declares one absent).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Plants objects that are not ours ([`foreign_object_is_never_ours`](cases::foreign_object_is_never_ours)).
+    pub foreign: Option<Arc<dyn Foreign>>,
+    /// An identity that may read but not write ([`read_only_identity_is_permission_denied`](cases::read_only_identity_is_permission_denied)).
+    pub read_only: Option<Arc<dyn Identity>>,
+    /// Credentials the service rejects ([`rejected_credentials_are_authentication_failed`](cases::rejected_credentials_are_authentication_failed)).
+    pub rejected: Option<Arc<dyn Identity>>,
+    /// A client without the server's CA ([`untrusted_ca_is_refused_and_not_retried`](cases::untrusted_ca_is_refused_and_not_retried)).
+    pub untrusted_ca: Option<Arc<dyn Identity>>,
+    /// Other tools' marks ([`overwrite_keeps_tags_other_tools_added`](cases::overwrite_keeps_tags_other_tools_added)).
+    pub other_tools: Option<Arc<dyn OtherTools>>,
+}
+
 type Factory = Arc<dyn Fn(String) -> BoxFuture<'static, Arc<dyn StorageProvider>> + Send + Sync>;
 
 /// What a case works with: a fresh provider in its own namespace, and a way to open
@@ -144,8 +270,10 @@ pub struct Fixture {
     pub provider: Arc<dyn StorageProvider>,
     /// This case's namespace (prefix, directory, …) as passed to the factory.
     pub namespace: String,
-    /// The backend's foreign-object hook, when it has one.
+    /// The backend's foreign-object hook, when it has one (also in [`hooks`](Self::hooks)).
     pub foreign: Option<Arc<dyn Foreign>>,
+    /// The backend's hooks for this case.
+    pub hooks: Hooks,
     factory: Factory,
     opened: Arc<Mutex<Vec<Arc<dyn StorageProvider>>>>,
 }
@@ -159,6 +287,14 @@ impl Fixture {
             .unwrap_or_else(PoisonError::into_inner)
             .push(p.clone());
         p
+    }
+
+    /// Cleans up after `provider` too when the case ends (a provider a hook opened).
+    pub fn track(&self, provider: Arc<dyn StorageProvider>) {
+        self.opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(provider);
     }
 }
 
@@ -180,6 +316,25 @@ where
     Fut: Future<Output = P> + Send + 'static,
     P: StorageProvider + 'static,
 {
+    run_with_hooks(
+        case_name,
+        factory,
+        Hooks {
+            foreign,
+            ..Hooks::default()
+        },
+        case,
+    )
+    .await;
+}
+
+/// [`run`] with every hook of the backend (the cases that need one fail without it).
+pub async fn run_with_hooks<F, Fut, P>(case_name: &str, factory: F, hooks: Hooks, case: Case)
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = P> + Send + 'static,
+    P: StorageProvider + 'static,
+{
     let factory: Factory = Arc::new(move |ns| {
         let fut = factory(ns);
         Box::pin(async move { Arc::new(fut.await) as Arc<dyn StorageProvider> })
@@ -190,7 +345,8 @@ where
     let fixture = Fixture {
         provider,
         namespace,
-        foreign,
+        foreign: hooks.foreign.clone(),
+        hooks,
         factory,
         opened: opened.clone(),
     };
@@ -254,6 +410,7 @@ macro_rules! for_each_case {
             payload_over_limit_is_too_large,
             concurrent_distinct_ids,
             concurrent_same_id,
+            fifty_parallel_operations,
             namespaces_are_isolated,
             check_succeeds,
             revision_changes_on_every_store,
@@ -280,25 +437,41 @@ for_each_case!(case_table;);
 /// `$factory` is an expression of type `Fn(String) -> impl Future<Output = P>`, called
 /// with a namespace unique to the case and run; `P: StorageProvider`. With
 /// `foreign = $hook` (an expression whose value implements [`Foreign`]) the foreign-object
-/// case runs too. The calling crate needs `tokio` (features `macros`,
+/// case runs too. A remote backend then names its four other hooks, in any order, each as
+/// an expression or as `absent(REASON)` (a `&str`: why the backend cannot give it):
+///
+/// - `read_only` ([`Identity`]): [`read_only_identity_is_permission_denied`](cases::read_only_identity_is_permission_denied)
+/// - `rejected` ([`Identity`]): [`rejected_credentials_are_authentication_failed`](cases::rejected_credentials_are_authentication_failed)
+/// - `untrusted_ca` ([`Identity`]): [`untrusted_ca_is_refused_and_not_retried`](cases::untrusted_ca_is_refused_and_not_retried)
+/// - `other_tools` ([`OtherTools`]): [`overwrite_keeps_tags_other_tools_added`](cases::overwrite_keeps_tags_other_tools_added)
+///
+/// A given hook adds its case; an absent one adds none. Leaving one of the four out (or
+/// naming one twice) does not compile. The calling crate needs `tokio` (features `macros`,
 /// `rt-multi-thread`) among its dev-dependencies.
 #[macro_export]
 macro_rules! conformance_tests {
     ($backend:ident, $factory:expr $(,)?) => {
-        $crate::for_each_case!($crate::conformance_tests; @cases $backend, $factory, None);
+        $crate::for_each_case!($crate::conformance_tests; @cases $backend, $factory, None, [@none]; );
     };
     ($backend:ident, $factory:expr, foreign = $foreign:expr $(,)?) => {
+        $crate::conformance_tests!($backend, $factory, foreign = $foreign, @none);
+    };
+    ($backend:ident, $factory:expr, foreign = $foreign:expr, $($hooks:tt)+) => {
         $crate::for_each_case!(
             $crate::conformance_tests;
             @cases $backend, $factory,
-            Some(::std::sync::Arc::new($foreign) as ::std::sync::Arc<dyn $crate::conformance::Foreign>);
+            Some(::std::sync::Arc::new($foreign) as ::std::sync::Arc<dyn $crate::conformance::Foreign>),
+            [$($hooks)+];
             foreign_object_is_never_ours
         );
     };
-    (@cases $backend:ident, $factory:expr, $foreign:expr; $($extra:ident)? ; $($case:ident,)*) => {
-        $crate::conformance_tests!(@cases $backend, $factory, $foreign ; $($case,)* $($extra,)?);
+    ($backend:ident, $factory:expr, $($hooks:tt)+) => {
+        $crate::for_each_case!(
+            $crate::conformance_tests;
+            @cases $backend, $factory, None, [$($hooks)+];
+        );
     };
-    (@cases $backend:ident, $factory:expr, $foreign:expr ; $($case:ident,)*) => {
+    (@cases $backend:ident, $factory:expr, $foreign:expr, [$($hooks:tt)*]; $($extra:ident)? ; $($case:ident,)*) => {
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
@@ -311,6 +484,82 @@ macro_rules! conformance_tests {
                     .await;
                 }
             )*
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $extra() {
+                    $crate::conformance::run(stringify!($extra), $factory, $foreign, |fx| {
+                        ::std::boxed::Box::pin($crate::conformance::cases::$extra(fx))
+                    })
+                    .await;
+                }
+            )?
+            $crate::conformance_tests!(@hooks $factory; $($hooks)*);
+        }
+    };
+    // No hooks beyond `foreign`.
+    (@hooks $factory:expr; @none) => {};
+    // All four named: each declared constant below exists exactly once.
+    (@hooks $factory:expr;) => {
+        /// Every hook was named, given or absent.
+        const _: [&str; 4] = [HOOK_READ_ONLY, HOOK_REJECTED, HOOK_UNTRUSTED_CA, HOOK_OTHER_TOOLS];
+    };
+    (@hooks $factory:expr; $name:ident = absent($why:expr) $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@declare $name, $why);
+        $crate::conformance_tests!(@hooks $factory; $($($rest)*)?);
+    };
+    (@hooks $factory:expr; $name:ident = $hook:expr $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@declare $name, "given");
+        $crate::conformance_tests!(@given $factory, $name, $hook);
+        $crate::conformance_tests!(@hooks $factory; $($($rest)*)?);
+    };
+    (@declare read_only, $why:expr) => {
+        #[allow(dead_code)]
+        const HOOK_READ_ONLY: &str = $why;
+    };
+    (@declare rejected, $why:expr) => {
+        #[allow(dead_code)]
+        const HOOK_REJECTED: &str = $why;
+    };
+    (@declare untrusted_ca, $why:expr) => {
+        #[allow(dead_code)]
+        const HOOK_UNTRUSTED_CA: &str = $why;
+    };
+    (@declare other_tools, $why:expr) => {
+        #[allow(dead_code)]
+        const HOOK_OTHER_TOOLS: &str = $why;
+    };
+    (@declare $other:ident, $why:expr) => {
+        compile_error!(concat!(
+            "unknown conformance hook `", stringify!($other),
+            "`: the hooks are read_only, rejected, untrusted_ca, other_tools"
+        ));
+    };
+    (@given $factory:expr, read_only, $hook:expr) => {
+        $crate::conformance_tests!(@test $factory, read_only_identity_is_permission_denied, read_only, $hook);
+    };
+    (@given $factory:expr, rejected, $hook:expr) => {
+        $crate::conformance_tests!(@test $factory, rejected_credentials_are_authentication_failed, rejected, $hook);
+    };
+    (@given $factory:expr, untrusted_ca, $hook:expr) => {
+        $crate::conformance_tests!(@test $factory, untrusted_ca_is_refused_and_not_retried, untrusted_ca, $hook);
+    };
+    (@given $factory:expr, other_tools, $hook:expr) => {
+        $crate::conformance_tests!(@test $factory, overwrite_keeps_tags_other_tools_added, other_tools, $hook);
+    };
+    (@given $factory:expr, $other:ident, $hook:expr) => {};
+    (@test $factory:expr, $case:ident, $field:ident, $hook:expr) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            $crate::conformance::run_with_hooks(
+                stringify!($case),
+                $factory,
+                $crate::conformance::Hooks {
+                    $field: Some(::std::sync::Arc::new($hook)),
+                    ..$crate::conformance::Hooks::default()
+                },
+                |fx| ::std::boxed::Box::pin($crate::conformance::cases::$case(fx)),
+            )
+            .await;
         }
     };
 }
@@ -839,6 +1088,72 @@ pub mod cases {
         Ok(())
     }
 
+    /// 50 tasks at once over 10 seeded ids: each stores an id of its own (with a tag),
+    /// reads it back, checks it exists, then one more operation of every kind (read,
+    /// exists, list or overwrite of a seed, or delete of its own id). Every operation
+    /// succeeds and the end state is exact.
+    pub async fn fifty_parallel_operations(fx: Fixture) -> CaseResult {
+        let p = fx.provider.clone();
+        for i in 0..10u8 {
+            put(p.as_ref(), &id(&format!("seed_{i}")), data(i), meta()).await?;
+        }
+        let tasks: Vec<_> = (0..50u8)
+            .map(|i| {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let own = id(&format!("Par_{i:02}"));
+                    let seed = id(&format!("seed_{}", i % 10));
+                    p.store(&own, &data(i), &tagged(&[("i", &i.to_string()), ("batch", "one")]))
+                        .await?;
+                    let (d, m) = p.retrieve(&own).await?.into_parts();
+                    if d != data(i) || m.tags["i"] != i.to_string() {
+                        return Err(format!("task {i} read another value back").into());
+                    }
+                    if !p.exists(&own).await? {
+                        return Err(format!("task {i}: its own id does not exist").into());
+                    }
+                    match i % 5 {
+                        0 => p.retrieve(&seed).await.map(drop)?,
+                        1 => {
+                            if !p.exists(&seed).await? {
+                                return Err(format!("task {i}: {seed} does not exist").into());
+                            }
+                        }
+                        2 => p.list(&CredentialFilter::new()).await.map(drop)?,
+                        3 => p.store(&seed, &data(i), &meta()).await.map(drop)?,
+                        _ => p.delete(&own).await?,
+                    }
+                    Ok::<_, BoxError>(())
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            t.await?.map_err(|e| format!("parallel task {i} failed: {e}"))?;
+        }
+        let kept: Vec<CredentialId> = (0..50u8)
+            .filter(|i| i % 5 != 4)
+            .map(|i| id(&format!("Par_{i:02}")))
+            .collect();
+        let mut expected: Vec<CredentialId> = kept.clone();
+        expected.extend((0..10u8).map(|i| id(&format!("seed_{i}"))));
+        expected.sort();
+        ensure_eq!(list(p.as_ref(), &CredentialFilter::new()).await?, expected);
+        ensure_eq!(
+            list(p.as_ref(), &CredentialFilter::new().tag("batch", "one")).await?,
+            kept,
+            "list by tag after parallel writes"
+        );
+        for s in [3u8, 8] {
+            let seed = id(&format!("seed_{s}"));
+            let written: Vec<_> = (0..50u8).filter(|j| j % 10 == s).map(data).collect();
+            ensure!(
+                written.contains(&get(p.as_ref(), &seed).await?.0),
+                "{seed} holds a value no writer stored"
+            );
+        }
+        Ok(())
+    }
+
     /// Two providers in different namespaces never see each other's credentials, even
     /// under the same id.
     pub async fn namespaces_are_isolated(fx: Fixture) -> CaseResult {
@@ -1049,5 +1364,431 @@ pub mod cases {
         .await;
         foreign.remove(&fx.namespace, &k).await?;
         outcome
+    }
+
+    /// The hook a hooked case needs, or the case fails naming it.
+    fn hook<T: ?Sized>(hook: &Option<Arc<T>>, name: &str) -> Result<Arc<T>, BoxError> {
+        hook.clone()
+            .ok_or_else(|| format!("this case needs the `{name} =` hook of conformance_tests!").into())
+    }
+
+    /// `error` is of `kind`, not retryable, without the identity's secret, and says what
+    /// the backend promises (the hook's [`explains`](Identity::explains)).
+    fn refused(
+        identity: &dyn Identity,
+        namespace: &str,
+        op: &str,
+        k: &CredentialId,
+        error: &StorageError,
+        kind: ErrorKind,
+    ) -> CaseResult {
+        ensure_eq!(error.kind(), kind, "{op}: {error}");
+        ensure!(!error.is_retryable(), "{op}: a refusal is not retryable: {error}");
+        if let Some(secret) = identity.secret() {
+            ensure!(
+                !format!("{error} {error:?}").contains(&secret),
+                "{op}: the secret shows in the error"
+            );
+        }
+        identity.explains(namespace, op, k, error)
+    }
+
+    /// An identity that may only read reads what a full-rights one stored, and its
+    /// writes (an overwrite, a create, a delete) are `PermissionDenied`, not retried,
+    /// saying what to grant; the stored value is intact and nothing was created.
+    pub async fn read_only_identity_is_permission_denied(fx: Fixture) -> CaseResult {
+        let reader_hook = hook(&fx.hooks.read_only, "read_only")?;
+        let writer = match reader_hook.writer(&fx.namespace).await? {
+            Some(w) => {
+                fx.track(w.clone());
+                w
+            }
+            None => fx.provider.clone(),
+        };
+        let k = id("Guarded");
+        let fresh = id("Fresh");
+        put(writer.as_ref(), &k, data(1), meta()).await?;
+        let Opened {
+            provider: reader,
+            metrics,
+        } = reader_hook.open(&fx.namespace).await?;
+        ensure_eq!(get(reader.as_ref(), &k).await?.0, data(1), "read is allowed");
+        ensure_eq!(list(reader.as_ref(), &CredentialFilter::new()).await?, vec![k.clone()]);
+        let attempts = [
+            ("store", &k, reader.store(&k, &data(2), &meta()).await.map(drop)),
+            (
+                "create",
+                &fresh,
+                reader.store(&fresh, &data(2), &meta()).await.map(drop),
+            ),
+            ("delete", &k, reader.delete(&k).await),
+        ];
+        for (op, target, outcome) in attempts {
+            let Err(e) = outcome else {
+                fail!("{op} of {target} with a read-only identity succeeded");
+            };
+            refused(
+                reader_hook.as_ref(),
+                &fx.namespace,
+                op,
+                target,
+                &e,
+                ErrorKind::PermissionDenied,
+            )?;
+        }
+        let m = metrics.snapshot();
+        ensure_eq!((m.store.retries, m.delete.retries), (0, 0), "denials are not retried");
+        ensure_eq!(get(writer.as_ref(), &k).await?.0, data(1), "the value is intact");
+        ensure!(!writer.exists(&fresh).await?, "a denied create wrote");
+        Ok(())
+    }
+
+    /// Credentials the service rejects make every operation `AuthenticationFailed`, at
+    /// once (not retried), and the credential never shows in errors or `Debug`.
+    pub async fn rejected_credentials_are_authentication_failed(fx: Fixture) -> CaseResult {
+        let rejected = hook(&fx.hooks.rejected, "rejected")?;
+        let Opened { provider: p, metrics } = rejected.open(&fx.namespace).await?;
+        let k = id("anything");
+        let attempts = [
+            ("retrieve", p.retrieve(&k).await.map(drop)),
+            ("store", p.store(&k, &data(1), &meta()).await.map(drop)),
+            ("list", p.list(&CredentialFilter::new()).await.map(drop)),
+            ("check", p.check().await),
+        ];
+        for (op, outcome) in attempts {
+            let Err(e) = outcome else {
+                fail!("{op} with rejected credentials succeeded");
+            };
+            refused(
+                rejected.as_ref(),
+                &fx.namespace,
+                op,
+                &k,
+                &e,
+                ErrorKind::AuthenticationFailed,
+            )?;
+        }
+        let m = metrics.snapshot();
+        ensure_eq!(
+            (m.retrieve.retries, m.store.retries, m.list.retries, m.check.retries),
+            (0, 0, 0, 0),
+            "rejections are not retried"
+        );
+        if let Some(secret) = rejected.secret() {
+            ensure!(
+                !format!("{p:?}").contains(&secret),
+                "the secret shows in the provider's Debug"
+            );
+        }
+        Ok(())
+    }
+
+    /// A client that does not trust the server's CA is refused at the handshake: a
+    /// `Backend` error, not retryable and not retried (though retries are configured),
+    /// at once, naming the setting that trusts a CA.
+    pub async fn untrusted_ca_is_refused_and_not_retried(fx: Fixture) -> CaseResult {
+        let untrusted = hook(&fx.hooks.untrusted_ca, "untrusted_ca")?;
+        let Opened { provider: p, metrics } = untrusted.open(&fx.namespace).await?;
+        let k = id("anything");
+        let started = std::time::Instant::now();
+        let attempts = [
+            ("check", p.check().await),
+            ("retrieve", p.retrieve(&k).await.map(drop)),
+            ("exists", p.exists(&k).await.map(drop)),
+            ("store", p.store(&k, &data(1), &meta()).await.map(drop)),
+        ];
+        for (op, outcome) in attempts {
+            let Err(e) = outcome else {
+                fail!("{op} without the server's CA succeeded");
+            };
+            refused(untrusted.as_ref(), &fx.namespace, op, &k, &e, ErrorKind::Backend)?;
+        }
+        let m = metrics.snapshot();
+        ensure_eq!(
+            (m.check.retries, m.retrieve.retries, m.exists.retries, m.store.retries),
+            (0, 0, 0, 0),
+            "a refused handshake is not retried"
+        );
+        let elapsed = started.elapsed();
+        ensure!(
+            elapsed < std::time::Duration::from_secs(5),
+            "refused at once, took {elapsed:?}"
+        );
+        Ok(())
+    }
+
+    /// An overwrite replaces our tags (a removed one, a digested one and all) and keeps
+    /// the default tag and every mark another tool added; filters follow the new tags.
+    pub async fn overwrite_keeps_tags_other_tools_added(fx: Fixture) -> CaseResult {
+        let tools = hook(&fx.hooks.other_tools, "other_tools")?;
+        let ns = fx.namespace.as_str();
+        let default_key = tools.default_tag_key();
+        let p = tools.open_with_default_tag(ns, default_key, "payments").await?;
+        fx.track(p.clone());
+        let k = id("Shared");
+        put(
+            p.as_ref(),
+            &k,
+            data(1),
+            tagged(&[("env", "prod"), ("tier", "1"), ("city", "Zürich")]),
+        )
+        .await?;
+        tools.mark(ns, &k).await?;
+        ensure!(tools.marked(ns, &k).await?, "the other tool's marks were not added");
+        let staging = tagged(&[("env", "staging")]);
+        put(p.as_ref(), &k, data(2), staging.clone()).await?;
+        ensure!(tools.marked(ns, &k).await?, "an overwrite removed another tool's marks");
+        let raw = tools.raw_tags(ns, &k).await?;
+        ensure_eq!(
+            raw.get(&tools.tag_key("env")).map(String::as_str),
+            Some("staging"),
+            "{raw:?}"
+        );
+        for gone in ["tier", "city"] {
+            ensure!(
+                !raw.contains_key(&tools.tag_key(gone)),
+                "our old tag {gone} stayed: {raw:?}"
+            );
+        }
+        ensure_eq!(
+            raw.get(default_key).map(String::as_str),
+            Some("payments"),
+            "the default tag: {raw:?}"
+        );
+        ensure_eq!(get(p.as_ref(), &k).await?, (data(2), staging));
+        ensure_eq!(
+            list(p.as_ref(), &CredentialFilter::new().tag("env", "staging")).await?,
+            vec![k]
+        );
+        ensure!(
+            list(p.as_ref(), &CredentialFilter::new().tag("tier", "1"))
+                .await?
+                .is_empty()
+        );
+        ensure!(
+            list(p.as_ref(), &CredentialFilter::new().tag("env", "prod"))
+                .await?
+                .is_empty()
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hooked cases against memory stores wrapped to refuse as a remote service
+    //! would, and proof that each case fails when the hook does not refuse as promised.
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+
+    use super::*;
+    use crate::data::EncryptedData;
+    use crate::error::Operation;
+    use crate::memory::MemoryProvider;
+    use crate::provider::{Capabilities, Precondition, Stored};
+
+    /// One memory store per namespace, so every identity of a case sees the same records.
+    fn store_of(namespace: &str) -> MemoryProvider {
+        static STORES: LazyLock<Mutex<HashMap<String, MemoryProvider>>> = LazyLock::new(Mutex::default);
+        STORES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(namespace.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// What a [`Refusing`] provider refuses.
+    #[derive(Debug, Clone, Copy)]
+    enum Refuse {
+        /// Nothing: a broken hook.
+        Nothing,
+        /// Writes, as `PermissionDenied`.
+        Writes,
+        /// Everything, as `AuthenticationFailed` naming `secret` when `leak`.
+        Everything { leak: bool },
+        /// Everything, as a non-retryable `Backend` error naming `ca_cert`.
+        Handshakes,
+    }
+
+    const SECRET: &str = "s3cr3t-token";
+
+    /// A namespace's memory store seen through an identity that is refused `refuse`.
+    #[derive(Debug)]
+    struct Refusing {
+        inner: MemoryProvider,
+        refuse: Refuse,
+    }
+
+    impl Refusing {
+        fn refused(&self, operation: Operation, write: bool) -> Result<(), StorageError> {
+            match self.refuse {
+                Refuse::Nothing => Ok(()),
+                Refuse::Writes if write => Err(StorageError::permission_denied(
+                    "memory",
+                    operation,
+                    None,
+                    "grant writes",
+                )),
+                Refuse::Writes => Ok(()),
+                Refuse::Everything { leak } => Err(StorageError::authentication_failed(
+                    "memory",
+                    if leak { SECRET } else { "check the token" },
+                )),
+                Refuse::Handshakes => Err(StorageError::backend(
+                    "memory",
+                    operation,
+                    None,
+                    "the server's certificate is not trusted: set ca_cert",
+                )),
+            }
+        }
+    }
+
+    #[crate::async_trait]
+    impl StorageProvider for Refusing {
+        fn provider_name(&self) -> &'static str {
+            "memory"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+
+        async fn store_if(
+            &self,
+            id: &CredentialId,
+            data: &EncryptedData,
+            metadata: &CredentialMetadata,
+            precondition: &Precondition,
+        ) -> Result<Revision, StorageError> {
+            self.refused(Operation::Store, true)?;
+            self.inner.store_if(id, data, metadata, precondition).await
+        }
+
+        async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+            self.refused(Operation::Retrieve, false)?;
+            self.inner.retrieve(id).await
+        }
+
+        async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+            self.refused(Operation::Delete, true)?;
+            self.inner.delete(id).await
+        }
+
+        async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+            self.refused(Operation::List, false)?;
+            self.inner.list(filter).await
+        }
+
+        async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+            self.refused(Operation::Exists, false)?;
+            self.inner.exists(id).await
+        }
+    }
+
+    /// An identity whose provider refuses `0`.
+    struct As(Refuse);
+
+    impl Identity for As {
+        fn open<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Opened, BoxError>> {
+            Box::pin(async move {
+                Ok(Opened {
+                    provider: Arc::new(Refusing {
+                        inner: store_of(namespace),
+                        refuse: self.0,
+                    }),
+                    metrics: Arc::new(StorageMetrics::new()),
+                })
+            })
+        }
+
+        fn secret(&self) -> Option<String> {
+            Some(SECRET.into())
+        }
+    }
+
+    crate::conformance_tests!(
+        memory_with_hooks,
+        |namespace: String| async move { store_of(&namespace) },
+        read_only = As(Refuse::Writes),
+        rejected = As(Refuse::Everything { leak: false }),
+        untrusted_ca = As(Refuse::Handshakes),
+        other_tools = absent("nothing else writes to a memory store"),
+    );
+
+    /// Runs `case` with `hooks` over memory stores; the panic message if it failed.
+    async fn failure_of(name: &'static str, hooks: Hooks, case: Case) -> Option<String> {
+        let outcome = tokio::spawn(run_with_hooks(
+            name,
+            |namespace: String| async move { store_of(&namespace) },
+            hooks,
+            case,
+        ))
+        .await;
+        let panic = outcome.err()?.into_panic();
+        Some(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_only_identity_that_may_write_fails_its_case() {
+        let hooks = Hooks {
+            read_only: Some(Arc::new(As(Refuse::Nothing))),
+            ..Hooks::default()
+        };
+        let failure = failure_of("ro_writes", hooks, |fx| {
+            Box::pin(cases::read_only_identity_is_permission_denied(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("with a read-only identity succeeded"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rejected_credentials_that_show_the_secret_fail_their_case() {
+        let hooks = Hooks {
+            rejected: Some(Arc::new(As(Refuse::Everything { leak: true }))),
+            ..Hooks::default()
+        };
+        let failure = failure_of("rejected_leaks", hooks, |fx| {
+            Box::pin(cases::rejected_credentials_are_authentication_failed(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("the secret shows in the error"), "{message}");
+        assert!(
+            !message.contains(SECRET),
+            "the failure itself never shows it: {message}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refusal_of_the_wrong_kind_fails_the_untrusted_ca_case() {
+        let hooks = Hooks {
+            untrusted_ca: Some(Arc::new(As(Refuse::Everything { leak: false }))),
+            ..Hooks::default()
+        };
+        let failure = failure_of("untrusted_kind", hooks, |fx| {
+            Box::pin(cases::untrusted_ca_is_refused_and_not_retried(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("Backend"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hooked_case_without_its_hook_fails_naming_it() {
+        let failure = failure_of("no_hook", Hooks::default(), |fx| {
+            Box::pin(cases::overwrite_keeps_tags_other_tools_added(fx))
+        })
+        .await;
+        let message = failure.expect("the case failed");
+        assert!(message.contains("`other_tools =` hook"), "{message}");
     }
 }
