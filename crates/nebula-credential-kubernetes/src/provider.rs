@@ -227,18 +227,13 @@ impl KubernetesSecretsProvider {
             return Err(SCHEME.foreign(PROVIDER, id, &self.location(name)));
         }
         let held = meta.annotations.as_ref().and_then(|a| a.get(ID_ANNOTATION));
-        if held.map(String::as_str) != Some(id.as_str()) {
-            return Err(StorageError::conflict(
-                PROVIDER,
-                id,
-                format!(
-                    "{} is managed by nebula-credential but holds credential {held:?} (another secret_prefix?); \
-                     use distinct prefixes that are not prefixes of one another, or another namespace",
-                    self.location(name)
-                ),
-            ));
-        }
-        Ok(())
+        SCHEME.ensure_holds(
+            PROVIDER,
+            id,
+            &self.location(name),
+            ID_ANNOTATION,
+            held.map(String::as_str),
+        )
     }
 
     /// [`ensure_ours`](Self::ensure_ours), and the Secret has our [`SECRET_TYPE`]: one of
