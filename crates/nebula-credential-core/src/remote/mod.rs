@@ -21,7 +21,7 @@
 //!   [`Verdict`], the tail of every backend's error table;
 //! - [`poll`]: [`back_off`] after a lost write race, [`Polling`] for asynchronous
 //!   service operations within the operation's deadline;
-//! - [`env`]: the variables of `from_env`;
+//! - [`env`](mod@env): the variables of `from_env`;
 //! - [`config_keys`]: deprecated configuration keys, accepted for one release.
 
 pub mod config_keys;
