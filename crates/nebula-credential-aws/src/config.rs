@@ -716,4 +716,28 @@ mod tests {
         );
         assert_eq!(toml::from_str::<AwsSecretsManagerConfig>(&text).unwrap(), c);
     }
+
+    /// The umbrella's `StorageConfig` is tagged by `provider`: the old keys are accepted
+    /// through that too.
+    #[test]
+    fn deprecated_keys_pass_through_a_provider_tagged_enum() {
+        #[derive(Debug, Deserialize, Serialize)]
+        #[serde(tag = "provider")]
+        enum Tagged {
+            #[serde(rename = "aws")]
+            Aws(AwsSecretsManagerConfig),
+        }
+        let Tagged::Aws(c) =
+            toml::from_str("provider = \"aws\"\nendpoint_url = \"http://127.0.0.1:4566\"\ndeletion = \"force\"")
+                .unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(c.delete_mode, DeleteMode::Purge);
+        let text = toml::to_string(&Tagged::Aws(c.clone())).unwrap();
+        assert!(
+            text.contains("provider = \"aws\"") && text.contains("endpoint = "),
+            "{text}"
+        );
+        let Tagged::Aws(back) = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
 }
