@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_secretsmanager::types::Tag;
-use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
+use nebula_credential::aws::{AwsSecretsManagerConfig, DeleteMode};
 use nebula_credential::{CredentialId, StorageConfig, StorageProvider};
 use nebula_credential_core::BoxError;
 use nebula_credential_core::conformance::{self, CaseResult};
@@ -35,9 +35,9 @@ pub fn endpoint() -> String {
 pub fn config(namespace: &str) -> AwsSecretsManagerConfig {
     AwsSecretsManagerConfig {
         region: Some("us-east-1".into()),
-        endpoint_url: Some(endpoint()),
+        endpoint: Some(endpoint()),
         secret_prefix: format!("nebula-test/{namespace}/"),
-        deletion: Deletion::Force,
+        delete_mode: DeleteMode::Purge,
         ..AwsSecretsManagerConfig::default()
     }
 }
