@@ -70,8 +70,8 @@ pub fn azure_config(
 ) -> nebula_credential::azure::AzureKeyVaultConfig {
     use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig};
     AzureKeyVaultConfig {
-        vault_url,
-        custom_endpoint: true,
+        endpoint: vault_url,
+        allow_custom_host: true,
         ca_cert: Some(emulator_var("NEBULA_TEST_AZURE_CA_PEM", "azure")),
         credential: AzureCredential::custom(credential),
         secret_prefix: format!("{prefix}-"),

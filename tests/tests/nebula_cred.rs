@@ -89,7 +89,7 @@ fn vault(ns: &str) -> StorageConfig {
     use nebula_credential::vault::VaultConfig;
     use nebula_credential_tests::emulator_var;
     StorageConfig::Vault(VaultConfig {
-        path_prefix: format!("nebula-test/{ns}"),
+        secret_prefix: format!("nebula-test/{ns}"),
         ..VaultConfig::with_token(
             emulator_var("NEBULA_TEST_VAULT_ADDR", "vault"),
             emulator_var("NEBULA_TEST_VAULT_TOKEN", "vault"),
@@ -121,7 +121,7 @@ fn restricted() -> Vec<(&'static str, StorageConfig, &'static [&'static str])> {
         use nebula_credential::vault::VaultConfig;
         use nebula_credential_tests::emulator_var;
         let config = VaultConfig {
-            path_prefix: format!("nebula-test/{}", unique("ro")),
+            secret_prefix: format!("nebula-test/{}", unique("ro")),
             ..VaultConfig::with_token(
                 emulator_var("NEBULA_TEST_VAULT_ADDR", "vault"),
                 emulator_var("NEBULA_TEST_VAULT_READONLY_TOKEN", "vault"),

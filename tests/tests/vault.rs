@@ -54,7 +54,7 @@ fn prefix(ns: &str) -> String {
 
 fn config(ns: &str) -> VaultConfig {
     VaultConfig {
-        path_prefix: prefix(ns),
+        secret_prefix: prefix(ns),
         ..VaultConfig::with_token(addr(), root_token())
     }
 }
@@ -124,7 +124,7 @@ nebula_credential_core::conformance_tests!(
 #[test]
 fn one_line_selects_vault() {
     let c: StorageConfig = toml::from_str(
-        "provider = \"vault\"\naddress = \"https://vault.example.com:8200\"\ndelete_mode = \"soft\"\n\
+        "provider = \"vault\"\nendpoint = \"https://vault.example.com:8200\"\ndelete_mode = \"soft\"\n\
          [auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id = \"s3cr3t-id\"\n[retry]\nmax_retries = 2",
     )
     .unwrap();
@@ -134,11 +134,11 @@ fn one_line_selects_vault() {
     let StorageConfig::Vault(v) = &c else { panic!("{c:?}") };
     assert_eq!(v.delete_mode, DeleteMode::Soft);
     assert!(!format!("{c:?}").contains("s3cr3t-id"));
-    let e = toml::from_str::<StorageConfig>("provider = \"vault\"\naddress = \"http://vault.example.com\"")
+    let e = toml::from_str::<StorageConfig>("provider = \"vault\"\nendpoint = \"http://vault.example.com\"")
         .unwrap()
         .validate()
         .unwrap_err();
-    assert_eq!(e.field(), "address");
+    assert_eq!(e.field(), "endpoint");
 }
 
 async fn cleanup(p: &dyn StorageProvider) {
@@ -238,7 +238,7 @@ async fn read_only_token_is_denied_naming_path_and_capability() {
 async fn bogus_token_is_authentication_failed_without_leaking_it() {
     let bogus = "s.BOGUSTOKEN0123456789";
     let p = provider(VaultConfig {
-        path_prefix: prefix(&unique("bogus")),
+        secret_prefix: prefix(&unique("bogus")),
         ..VaultConfig::with_token(addr(), bogus)
     })
     .await;
@@ -396,7 +396,7 @@ async fn shutdown_completes_in_bounded_time() {
 fn tls_config(ca_cert: Option<String>) -> VaultConfig {
     VaultConfig {
         ca_cert,
-        path_prefix: prefix(&unique("tls")),
+        secret_prefix: prefix(&unique("tls")),
         ..VaultConfig::with_token(var("NEBULA_TEST_VAULT_TLS_ADDR"), root_token())
     }
 }
@@ -1448,7 +1448,7 @@ async fn forty_operations_with_dead_credentials_make_one_login() {
     let (address, seen) = counting_proxy();
     let p = Arc::new(
         VaultProvider::new(VaultConfig {
-            address,
+            endpoint: address,
             auth,
             renewal_check_interval_secs: 3600,
             token_renewal_threshold_secs: 3601,
@@ -1497,7 +1497,7 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
         )
     });
     let p = VaultProvider::new(VaultConfig {
-        path_prefix: "redirected".into(),
+        secret_prefix: "redirected".into(),
         ..VaultConfig::with_token(address, "s.REDIRECTEDTOKEN0123456789")
     })
     .await
@@ -1626,7 +1626,7 @@ async fn an_approle_token_without_the_default_policy_stays_logged_in() {
 async fn requests_per_operation() {
     let (address, seen) = counting_proxy();
     let p = VaultProvider::new(VaultConfig {
-        address,
+        endpoint: address,
         ..config(&unique("requests"))
     })
     .await
@@ -1688,9 +1688,12 @@ async fn a_foreign_entry_created_during_our_create_is_never_taken_over() {
             }
         }
     });
-    let p = VaultProvider::new(VaultConfig { address, ..config(&ns) })
-        .await
-        .unwrap();
+    let p = VaultProvider::new(VaultConfig {
+        endpoint: address,
+        ..config(&ns)
+    })
+    .await
+    .unwrap();
     for attempt in ["the racing store", "a later store"] {
         let err = p.store(&k, &data(1), &meta()).await.unwrap_err();
         assert!(matches!(err, StorageError::Conflict { .. }), "{attempt}: {err:?}");
@@ -1729,7 +1732,12 @@ async fn patching_metadata_before_the_armed_write(
             }
         }
     });
-    let p = VaultProvider::new(VaultConfig { address, ..config(ns) }).await.unwrap();
+    let p = VaultProvider::new(VaultConfig {
+        endpoint: address,
+        ..config(ns)
+    })
+    .await
+    .unwrap();
     (p, armed)
 }
 
@@ -1981,7 +1989,7 @@ async fn a_mount_requiring_cas_and_keeping_one_version_works() {
         "max_versions=1",
     ]);
     let ns = unique("cas-mount");
-    for mode in [DeleteMode::Soft, DeleteMode::Destroy] {
+    for mode in [DeleteMode::Soft, DeleteMode::Purge] {
         let p = provider(VaultConfig {
             mount_path: mount.clone(),
             delete_mode: mode,

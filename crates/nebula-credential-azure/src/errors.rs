@@ -273,13 +273,13 @@ impl AzError {
         let err = match self.kind {
             Kind::NotFound => match id {
                 Some(id) => return StorageError::not_found(PROVIDER, id),
-                None => self.backend(ctx, "the vault answered 404; check vault_url"),
+                None => self.backend(ctx, "the vault answered 404; check endpoint"),
             },
             Kind::Unauthenticated => StorageError::authentication_failed(
                 PROVIDER,
                 format!(
                     "Key Vault did not accept the token of {credential} (HTTP 401); check that the identity \
-                     exists in the vault's tenant and that vault_url names the right vault"
+                     exists in the vault's tenant and that endpoint names the right vault"
                 ),
             ),
             Kind::NoToken => StorageError::authentication_failed(
@@ -307,7 +307,7 @@ impl AzError {
                 format!(
                     "the vault's network rules refused this client's network ({}), whatever the role of \
                      {credential}: add the client's public IP or virtual network to the vault's firewall, or \
-                     reach the vault through its private endpoint (vault_url stays https://NAME.vault.azure.net, \
+                     reach the vault through its private endpoint (endpoint stays https://NAME.vault.azure.net, \
                      resolved to the private IP by the privatelink.vaultcore.azure.net DNS zone)",
                     self.code.as_deref().unwrap_or("ForbiddenByFirewall")
                 ),
@@ -315,7 +315,7 @@ impl AzError {
             Kind::Redirect => self.backend(
                 ctx,
                 "the vault answered with a redirect, which is never followed (the request carries a bearer \
-                 token); check vault_url and any proxy between this client and the vault",
+                 token); check endpoint and any proxy between this client and the vault",
             ),
             Kind::ChallengeMismatch => {
                 let detail = source_chain(&*self.source)
@@ -326,10 +326,10 @@ impl AzError {
                     );
                 return StorageError::Config(ConfigError::new(
                     PROVIDER,
-                    "vault_url",
+                    "endpoint",
                     format!(
-                        "is not covered by the vault's authentication challenge: {detail}. custom_endpoint serves \
-                         emulators whose challenge names their own host; for a private endpoint keep vault_url = \
+                        "is not covered by the vault's authentication challenge: {detail}. allow_custom_host serves \
+                         emulators whose challenge names their own host; for a private endpoint keep endpoint = \
                          \"https://NAME.vault.azure.net\" and resolve that name to the private IP \
                          (privatelink.vaultcore.azure.net DNS zone)"
                     ),
@@ -350,7 +350,7 @@ impl AzError {
             Kind::Tls => self.backend(
                 ctx,
                 "the TLS handshake with the vault failed: its certificate is not trusted; set ca_cert to \
-                 the PEM of a private CA (verification stays on) or fix vault_url",
+                 the PEM of a private CA (verification stays on) or fix endpoint",
             ),
             Kind::Other => self.backend(ctx, &format!("{action} was refused")),
         };

@@ -94,7 +94,7 @@ struct FirstContact {
 impl std::fmt::Debug for AzureKeyVaultProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureKeyVaultProvider")
-            .field("vault_url", &self.config.vault_url)
+            .field("endpoint", &self.config.endpoint)
             .field("secret_prefix", &self.config.secret_prefix)
             .field("delete_mode", &self.config.delete_mode)
             .field("credential", &self.credential)
@@ -168,12 +168,12 @@ fn config_error(field: &str, rule: String) -> StorageError {
 /// as such whatever the body ([`crate::entra`]), and the Entra ID authority of the vault's
 /// cloud.
 fn credential_client_options(config: &AzureKeyVaultConfig) -> Result<ClientOptions, StorageError> {
-    let host = url::Url::parse(&config.vault_url)
+    let host = url::Url::parse(&config.endpoint)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
     let cloud = crate::cloud::authority_for(&host, std::env::var("AZURE_AUTHORITY_HOST").ok().as_deref())
-        .map_err(|rule| config_error("vault_url", rule))?;
+        .map_err(|rule| config_error("endpoint", rule))?;
     Ok(ClientOptions {
         cloud: cloud.map(|c| Arc::new(c.configuration())),
         transport: Some(Transport::new(Arc::new(http_client(config)?))),
@@ -229,8 +229,8 @@ pub(crate) fn build_credential(config: &AzureKeyVaultConfig) -> Result<Arc<dyn T
 /// roots, https only, no redirects (a bearer token must never follow one), `*.localhost`
 /// resolved to loopback (RFC 6761; it does not resolve everywhere).
 fn http_client(config: &AzureKeyVaultConfig) -> Result<reqwest::Client, StorageError> {
-    let url = url::Url::parse(&config.vault_url)
-        .map_err(|e| config_error("vault_url", format!("is not a valid URL ({e})")))?;
+    let url =
+        url::Url::parse(&config.endpoint).map_err(|e| config_error("endpoint", format!("is not a valid URL ({e})")))?;
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
@@ -264,7 +264,7 @@ fn http_client(config: &AzureKeyVaultConfig) -> Result<reqwest::Client, StorageE
 impl AzureKeyVaultProvider {
     /// Validates `config`, then builds the credential it names and a `SecretClient`.
     /// Makes no request; see [`StorageProvider::check`].
-    pub fn new(config: AzureKeyVaultConfig) -> Result<Self, StorageError> {
+    pub async fn new(config: AzureKeyVaultConfig) -> Result<Self, StorageError> {
         config.validate()?;
         let credential = build_credential(&config)?;
         Self::build(config, credential)
@@ -295,8 +295,8 @@ impl AzureKeyVaultProvider {
         if let Some(v) = &config.api_version {
             options.api_version = v.clone();
         }
-        let client = SecretClient::new(config.vault_url.trim_end_matches('/'), credential, Some(options))
-            .map_err(|e| config_error("vault_url", format!("is not usable by the SDK ({})", e.kind())))?;
+        let client = SecretClient::new(config.endpoint.trim_end_matches('/'), credential, Some(options))
+            .map_err(|e| config_error("endpoint", format!("is not usable by the SDK ({})", e.kind())))?;
         Ok(AzureKeyVaultProvider {
             client: Arc::new(client),
             credential: config.credential.describe().into(),
@@ -825,8 +825,8 @@ mod tests {
         assert_eq!(listed_name("https://v.vault.azure.net/keys/n"), None);
     }
 
-    #[test]
-    fn the_provider_and_its_config_never_print_the_client_secret() {
+    #[tokio::test]
+    async fn the_provider_and_its_config_never_print_the_client_secret() {
         let config = AzureKeyVaultConfig {
             credential: AzureCredential::ServicePrincipal {
                 tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
@@ -835,7 +835,9 @@ mod tests {
             },
             ..AzureKeyVaultConfig::new("https://kv1.vault.azure.net")
         };
-        let p = AzureKeyVaultProvider::new(config.clone()).expect("builds without I/O");
+        let p = AzureKeyVaultProvider::new(config.clone())
+            .await
+            .expect("builds without I/O");
         let shown = format!("{p:?} {config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("3c9c3a6e"), "{shown}");
@@ -846,7 +848,9 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_records_and_conditional_stores_are_refused_before_any_request() {
-        let p = AzureKeyVaultProvider::new(AzureKeyVaultConfig::new("https://kv1.vault.azure.net")).unwrap();
+        let p = AzureKeyVaultProvider::new(AzureKeyVaultConfig::new("https://kv1.vault.azure.net"))
+            .await
+            .unwrap();
         let id: CredentialId = "big".parse().unwrap();
         let data = nebula_credential_core::conformance::data(1);
         let big = EncryptedData {

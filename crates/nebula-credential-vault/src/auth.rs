@@ -92,7 +92,7 @@ pub(crate) struct Session {
     settings: VaultClientSettings,
     auth: VaultAuth,
     mount_path: String,
-    path_prefix: String,
+    secret_prefix: String,
     current: RwLock<Arc<VaultClient>>,
     login_state: Mutex<LoginState>,
     /// Login attempts finished (successful or not).
@@ -130,7 +130,7 @@ fn http_client(config: &VaultConfig) -> Result<reqwest::Client, StorageError> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(overall)
         .connect_timeout(overall.min(Duration::from_secs(10)));
-    if config.address.starts_with("http://") {
+    if config.endpoint.starts_with("http://") {
         // Plain http needs no roots (and skips loading the platform verifier).
         builder = builder.tls_certs_only(Vec::new());
     } else {
@@ -164,8 +164,8 @@ impl Session {
     /// Builds the client without any network I/O.
     pub(crate) fn new(config: &VaultConfig) -> Result<Self, StorageError> {
         let http = http_client(config)?;
-        let address = url::Url::parse(&config.address)
-            .map_err(|e| config_error("address", format!("is not a valid URL ({e})")))?;
+        let address = url::Url::parse(&config.endpoint)
+            .map_err(|e| config_error("endpoint", format!("is not a valid URL ({e})")))?;
         let settings = VaultClientSettings {
             address,
             ca_certs: Vec::new(),
@@ -188,7 +188,7 @@ impl Session {
             settings,
             auth: config.auth.clone(),
             mount_path: config.mount_path.clone(),
-            path_prefix: config.path_prefix.clone(),
+            secret_prefix: config.secret_prefix.clone(),
             current: RwLock::new(first),
             login_state: Mutex::new(LoginState::default()),
             logins_done: AtomicU64::new(0),
@@ -425,7 +425,7 @@ impl Session {
     /// Whether the token of `client` works at all although `lookup-self` is refused: a
     /// `LIST` of the prefix (the capability the provider needs anyway) answers 200 or 404.
     async fn token_works(&self, client: &VaultClient) -> bool {
-        let listed = vaultrs::kv2::list(client, &self.mount_path, &self.path_prefix).await;
+        let listed = vaultrs::kv2::list(client, &self.mount_path, &self.secret_prefix).await;
         match listed.map_err(VaultError::from) {
             Ok(_) => true,
             Err(e) => e.kind == Kind::NotFound && !e.route_missing,

@@ -12,7 +12,7 @@
 //! | 404 with `{"errors":[]}` on a read | `APIError` or `RestClientError(ServerResponseError)` | `NotFound` (`list`: empty) |
 //! | 404 with a non-empty `errors` list (no handler for the route, no such namespace) | `APIError` | `Config` naming `mount_path` / `namespace` |
 //! | 404 on a write | either form | `Backend` naming `mount_path` and `namespace` (no KV v2 engine there) |
-//! | 3xx (never followed: the token would go along) | `ServerResponseError` | `Backend` saying to set `address` to a node that answers itself |
+//! | 3xx (never followed: the token would go along) | `ServerResponseError` | `Backend` saying to set `endpoint` to a node that answers itself |
 //! | 412 (performance standby not caught up) | either form | `Unavailable` (retryable) |
 //! | 429 | either form | `Throttled` (retryable) |
 //! | 500, 502, 503 (sealed, standby), 504 | either form | `Unavailable` (retryable) |
@@ -303,7 +303,7 @@ impl VaultError {
             Kind::Redirect => self.backend(
                 ctx,
                 "Vault answered with a redirect, which the provider never follows (the token would be sent along); \
-                 set address to a node that answers itself (the active node or your load balancer)",
+                 set endpoint to a node that answers itself (the active node or your load balancer)",
             ),
             Kind::BadRequest => self.backend(ctx, &format!("Vault refused the request to {path} as invalid")),
             Kind::Other => self.backend(ctx, &format!("the request to {path} failed")),
