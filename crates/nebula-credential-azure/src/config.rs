@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use nebula_credential_core::remote::check_service_url;
+use nebula_credential_core::remote::{check_service_url, config_keys, env};
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
@@ -191,7 +191,7 @@ impl PartialEq for AzureCredential {
 /// "myorg:team" = "payments"
 /// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct AzureKeyVaultConfig {
     /// The vault, `https://NAME.vault.azure.net` (or `vault.azure.cn`,
     /// `vault.usgovcloudapi.net`). Required. Managed HSM hosts (keys only) and Azure Germany
@@ -242,6 +242,24 @@ impl Default for AzureKeyVaultConfig {
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
         }
+    }
+}
+
+/// Keys of earlier releases, read under their new names with a deprecation warning.
+const RENAMED_KEYS: &[(&str, &str)] = &[("vault_url", "endpoint"), ("custom_endpoint", "allow_custom_host")];
+
+/// Reads the keys of earlier releases (`vault_url`, `custom_endpoint`) under their new
+/// names, warning once for each.
+impl<'de> Deserialize<'de> for AzureKeyVaultConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
+        AzureKeyVaultConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for AzureKeyVaultConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AzureKeyVaultConfig::serialize(self, s)
     }
 }
 
@@ -337,17 +355,6 @@ fn check_api_version(v: &str) -> bool {
             .is_some_and(|d| date(d) || d.split_once('.').is_some())
 }
 
-fn env_var(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
-// TEMPORARY until core's helper lands.
-fn env_renamed(new: &str, old: &str) -> Result<Option<String>, ConfigError> {
-    Ok(env_var(&[new, old]))
-}
-
 /// Checks the variables the AKS workload identity webhook injects and azure_identity's
 /// `WorkloadIdentityCredential` reads; the text completes "credential …".
 fn check_workload_identity(env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
@@ -407,7 +414,7 @@ impl ProviderConfig for AzureKeyVaultConfig {
     ///   (user-assigned when `AZURE_CLIENT_ID` is set).
     fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self::default();
-        if let Some(url) = env_var(&[
+        if let Some(url) = env::var(&[
             "NEBULA_AZURE_ENDPOINT",
             "AZURE_KEYVAULT_URL",
             "AZURE_KEY_VAULT_URL",
@@ -415,20 +422,14 @@ impl ProviderConfig for AzureKeyVaultConfig {
         ]) {
             c.endpoint = url;
         }
-        if let Some(v) = env_renamed("NEBULA_AZURE_ALLOW_CUSTOM_HOST", "NEBULA_AZURE_CUSTOM_ENDPOINT")? {
-            c.allow_custom_host = v.parse().map_err(|_| {
-                ConfigError::new(
-                    PROVIDER,
-                    "allow_custom_host",
-                    format!("must be true or false (NEBULA_AZURE_ALLOW_CUSTOM_HOST={v:?})"),
-                )
-            })?;
+        if let Some(v) = env::var_renamed("NEBULA_AZURE_ALLOW_CUSTOM_HOST", &["NEBULA_AZURE_CUSTOM_ENDPOINT"]) {
+            c.allow_custom_host = env::parse_bool(PROVIDER, "allow_custom_host", "NEBULA_AZURE_ALLOW_CUSTOM_HOST", &v)?;
         }
-        c.ca_cert = env_var(&["NEBULA_AZURE_CA_CERT"]);
-        if let Some(p) = env_var(&["NEBULA_AZURE_SECRET_PREFIX"]) {
+        c.ca_cert = env::var(&["NEBULA_AZURE_CA_CERT"]);
+        if let Some(p) = env::var(&["NEBULA_AZURE_SECRET_PREFIX"]) {
             c.secret_prefix = p;
         }
-        if let Some(m) = env_var(&["NEBULA_AZURE_DELETE_MODE"]) {
+        if let Some(m) = env::var(&["NEBULA_AZURE_DELETE_MODE"]) {
             c.delete_mode = match m.as_str() {
                 "soft" => DeleteMode::Soft,
                 "purge" => DeleteMode::Purge,
@@ -441,9 +442,9 @@ impl ProviderConfig for AzureKeyVaultConfig {
                 }
             };
         }
-        let tenant = env_var(&["AZURE_TENANT_ID"]);
-        let client = env_var(&["AZURE_CLIENT_ID"]);
-        let secret = env_var(&["AZURE_CLIENT_SECRET"]);
+        let tenant = env::var(&["AZURE_TENANT_ID"]);
+        let client = env::var(&["AZURE_CLIENT_ID"]);
+        let secret = env::var(&["AZURE_CLIENT_SECRET"]);
         let service_principal = || -> Result<AzureCredential, ConfigError> {
             let missing = |v: &str| {
                 ConfigError::new(
@@ -458,7 +459,7 @@ impl ProviderConfig for AzureKeyVaultConfig {
                 client_secret: secret.clone().ok_or_else(|| missing("AZURE_CLIENT_SECRET"))?.into(),
             })
         };
-        c.credential = match env_var(&["NEBULA_AZURE_CREDENTIAL"]).as_deref() {
+        c.credential = match env::var(&["NEBULA_AZURE_CREDENTIAL"]).as_deref() {
             Some("managed_identity") => AzureCredential::ManagedIdentity {
                 client_id: client.clone(),
             },
@@ -476,7 +477,7 @@ impl ProviderConfig for AzureKeyVaultConfig {
                 ));
             }
             None if secret.is_some() => service_principal()?,
-            None if env_var(&["AZURE_FEDERATED_TOKEN_FILE"]).is_some() => AzureCredential::WorkloadIdentity,
+            None if env::var(&["AZURE_FEDERATED_TOKEN_FILE"]).is_some() => AzureCredential::WorkloadIdentity,
             None => AzureCredential::ManagedIdentity {
                 client_id: client.clone(),
             },
@@ -492,7 +493,7 @@ impl ProviderConfig for AzureKeyVaultConfig {
     /// Checks every field (and, for a service principal or workload identity, the
     /// `AZURE_*` variables azure_identity will read) without any request.
     fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_in(&|name| env_var(&[name]))
+        self.validate_in(&|name| env::var(&[name]))
     }
 }
 
@@ -946,5 +947,33 @@ mod tests {
         assert_eq!(c.credential, AzureCredential::DeveloperTools);
         assert!(toml::from_str::<AzureKeyVaultConfig>("prefix = \"x\"").is_err());
         assert!(toml::from_str::<AzureKeyVaultConfig>("[credential]\ntype = \"custom\"").is_err());
+    }
+
+    /// `vault_url` and `custom_endpoint` of earlier releases still read, as `endpoint` and
+    /// `allow_custom_host`; a table setting a key under both names is refused naming both.
+    #[test]
+    fn old_keys_are_read_under_their_new_names() {
+        let old: AzureKeyVaultConfig =
+            toml::from_str("vault_url = \"https://nebula.localhost:8443\"\ncustom_endpoint = true").unwrap();
+        let new = AzureKeyVaultConfig {
+            allow_custom_host: true,
+            ..AzureKeyVaultConfig::new("https://nebula.localhost:8443")
+        };
+        assert_eq!(old, new);
+        assert!(old.validate().is_ok());
+        let both = toml::from_str::<AzureKeyVaultConfig>(
+            "vault_url = \"https://a.vault.azure.net\"\nendpoint = \"https://b.vault.azure.net\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("`vault_url`") && both.contains("endpoint"), "{both}");
+        let written = toml::to_string(&new).unwrap();
+        assert!(
+            written.contains("endpoint = ")
+                && written.contains("allow_custom_host = true")
+                && !written.contains("vault_url"),
+            "{written}"
+        );
+        assert_eq!(toml::from_str::<AzureKeyVaultConfig>(&written).unwrap(), new);
     }
 }

@@ -18,11 +18,11 @@ use azure_security_keyvault_secrets::models::{
 };
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt as _;
+use nebula_credential_core::remote::{Polling, load_ca_cert};
 use nebula_credential_core::secrecy::ExposeSecret as _;
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, ErrorKind, Operation,
     Precondition, ProviderConfig, RecordEnvelope, Revision, StorageError, StorageProvider, Stored, Tags, async_trait,
-    layers,
 };
 
 use crate::PROVIDER;
@@ -45,12 +45,11 @@ pub const CONTENT_TYPE: &str = "application/vnd.nebula-credential.record+json; f
 /// store, or Azure's) never serves the deleted record again.
 pub const TOMBSTONE_CONTENT_TYPE: &str = "application/vnd.nebula-credential.tombstone; format=1";
 
-/// Waits for a soft delete, purge or recover still in progress: first wait, cap, rounds.
-const FIRST_WAIT: Duration = Duration::from_millis(100);
-const MAX_WAIT: Duration = Duration::from_secs(2);
-const MAX_ROUNDS: u32 = 40;
-/// Rounds of [`AzureKeyVaultProvider::wait_briefly`] (100 ms each).
-const MAX_BRIEF_ROUNDS: u32 = 600;
+/// Waits for a soft delete, purge or recover still in progress: 100 ms doubling to 2 s, at
+/// most 40 of them, within the operation's deadline.
+const WAITS: Polling = Polling::doubling(Duration::from_millis(100), Duration::from_secs(2), 40);
+/// Waits of [`AzureKeyVaultProvider::wait_briefly`]: 100 ms each, at most 600.
+const BRIEF_WAITS: Polling = Polling::constant(Duration::from_millis(100), 600);
 
 /// Most pages of versions (25 each) read to judge a secret without `getSecret` (a role
 /// that may read metadata only, or a disabled current version).
@@ -236,16 +235,9 @@ fn http_client(config: &AzureKeyVaultConfig) -> Result<reqwest::Client, StorageE
         .redirect(reqwest::redirect::Policy::none())
         .https_only(true);
     if let Some(ca) = &config.ca_cert {
-        let pem = if ca.contains("-----BEGIN") {
-            ca.as_bytes().to_vec()
-        } else {
-            std::fs::read(ca).map_err(|e| config_error("ca_cert", format!("cannot read {ca:?} ({e})")))?
-        };
+        let pem = load_ca_cert(PROVIDER, ca)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| config_error("ca_cert", format!("is not PEM certificates ({e})")))?;
-        if certs.is_empty() {
-            return Err(config_error("ca_cert", "holds no PEM certificate".into()));
-        }
         builder = builder.tls_certs_merge(certs);
     }
     if let Some(host) = url.host_str()
@@ -355,18 +347,7 @@ impl AzureKeyVaultProvider {
     /// `Ok` when tags mark the secret `name` as ours and holding `id`.
     fn ensure_ours(&self, id: &CredentialId, name: &str, tags: &Tags) -> Result<(), StorageError> {
         SCHEME.ensure_ours(PROVIDER, id, name, tags)?;
-        match tags.get(ID_TAG) {
-            Some(held) if held == id.as_str() => Ok(()),
-            held => Err(StorageError::conflict(
-                PROVIDER,
-                id,
-                format!(
-                    "{name:?} is ours but holds credential {held:?} (its `{ID_TAG}` tag), not this one: another \
-                     provider's secret_prefix overlaps this one's; give each provider in a vault a prefix that \
-                     is not the start of another's"
-                ),
-            )),
-        }
+        SCHEME.ensure_holds(PROVIDER, id, name, ID_TAG, tags.get(ID_TAG).map(String::as_str))
     }
 
     /// The newest version of `name` as listed (no value), from at most
@@ -462,8 +443,8 @@ impl AzureKeyVaultProvider {
     }
 
     /// Waits before the next round of an operation that met a delete, purge or recover
-    /// still in progress (`last`), 100 ms doubling to 2 s; past the bound or the deadline, a
-    /// retryable `Unavailable` whose source is `last`.
+    /// still in progress (`last`), 100 ms doubling to 2 s ([`WAITS`]); past the bound or the
+    /// deadline, a retryable `Unavailable` whose source is `last`.
     async fn wait(
         &self,
         round: &mut u32,
@@ -471,8 +452,7 @@ impl AzureKeyVaultProvider {
         id: &CredentialId,
         last: AzError,
     ) -> Result<(), StorageError> {
-        let wait = (FIRST_WAIT * 2u32.saturating_pow((*round).min(8))).min(MAX_WAIT);
-        self.pause(wait, MAX_ROUNDS, round, operation, id, last).await
+        Self::pause(WAITS, round, operation, id, last).await
     }
 
     /// Like [`Self::wait`], but 100 ms every round (within about the same total time):
@@ -486,31 +466,20 @@ impl AzureKeyVaultProvider {
         id: &CredentialId,
         last: AzError,
     ) -> Result<(), StorageError> {
-        self.pause(FIRST_WAIT, MAX_BRIEF_ROUNDS, round, operation, id, last)
-            .await
+        Self::pause(BRIEF_WAITS, round, operation, id, last).await
     }
 
     async fn pause(
-        &self,
-        wait: Duration,
-        max_rounds: u32,
+        polling: Polling,
         round: &mut u32,
         operation: Operation,
         id: &CredentialId,
         last: AzError,
     ) -> Result<(), StorageError> {
-        *round += 1;
-        let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d);
-        if *round > max_rounds || past_deadline {
-            return Err(StorageError::unavailable(PROVIDER, operation, Some(id)).with_source(last.into_source()));
+        if polling.pause(round).await {
+            return Ok(());
         }
-        tracing::debug!(
-            provider = PROVIDER,
-            ?wait,
-            "a delete, purge or recover is still in progress; waiting"
-        );
-        tokio::time::sleep(wait).await;
-        Ok(())
+        Err(StorageError::unavailable(PROVIDER, operation, Some(id)).with_source(last.into_source()))
     }
 
     async fn store_value(

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use nebula_credential_core::remote::load_ca_cert;
 use nebula_credential_core::secrecy::ExposeSecret;
 use nebula_credential_core::{Operation, StorageError};
 use tokio::sync::{Mutex, watch};
@@ -20,7 +21,7 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettings};
 
 use crate::PROVIDER;
-use crate::config::{VaultAuth, VaultConfig, is_inline_pem};
+use crate::config::{VaultAuth, VaultConfig};
 use crate::errors::{Context, Kind, TOKEN_REJECTED, VaultError};
 
 /// Counters of the token lifecycle, as returned by
@@ -136,16 +137,9 @@ fn http_client(config: &VaultConfig) -> Result<reqwest::Client, StorageError> {
     } else {
         builder = builder.https_only(true);
         if let Some(ca) = &config.ca_cert {
-            let pem = if is_inline_pem(ca) {
-                ca.as_bytes().to_vec()
-            } else {
-                std::fs::read(ca).map_err(|e| config_error("ca_cert", format!("cannot read {ca:?} ({e})")))?
-            };
+            let pem = load_ca_cert(PROVIDER, ca)?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|_| config_error("ca_cert", "is not a PEM certificate (bundle)".into()))?;
-            if certs.is_empty() {
-                return Err(config_error("ca_cert", "holds no PEM certificate".into()));
-            }
             builder = builder.tls_certs_merge(certs);
         }
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use nebula_credential_core::remote::check_service_url;
+use nebula_credential_core::remote::{check_service_url, config_keys, describe_ca_cert, env};
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
@@ -121,9 +121,9 @@ impl Serialize for VaultAuth {
 
 const REDACTED: &str = "[redacted]";
 
-/// What `delete` does on Vault (`delete_mode`: `"soft"` or `"purge"`; the old value
-/// `"destroy"` is read as `"purge"` with a deprecation warning).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// What `delete` does on Vault (`delete_mode`: `"soft"` or `"purge"`; the value of
+/// earlier releases, `"destroy"`, is read as `"purge"` with a deprecation warning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeleteMode {
     /// Soft-delete the latest version (`DELETE data/…`): Vault keeps it, and an operator
@@ -136,35 +136,15 @@ pub enum DeleteMode {
     Purge,
 }
 
-impl<'de> Deserialize<'de> for DeleteMode {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = String::deserialize(d)?;
-        DeleteMode::parse(&value).ok_or_else(|| serde::de::Error::unknown_variant(&value, &["soft", "purge"]))
-    }
-}
+/// Keys of earlier releases, read under their new names with a deprecation warning.
+const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("address", "endpoint"),
+    ("allow_plaintext_http", "allow_http"),
+    ("path_prefix", "secret_prefix"),
+];
 
-impl DeleteMode {
-    /// `soft`, `purge`, or the deprecated `destroy` (= `purge`, with a warning).
-    fn parse(value: &str) -> Option<Self> {
-        match value {
-            "soft" => Some(DeleteMode::Soft),
-            "purge" => Some(DeleteMode::Purge),
-            "destroy" => {
-                DEPRECATED_DESTROY.call_once(|| {
-                    tracing::warn!(
-                        provider = PROVIDER,
-                        "delete_mode = \"destroy\" is deprecated and will be refused in a future release; \
-                         write delete_mode = \"purge\" (same behaviour)"
-                    );
-                });
-                Some(DeleteMode::Purge)
-            }
-            _ => None,
-        }
-    }
-}
-
-static DEPRECATED_DESTROY: std::sync::Once = std::sync::Once::new();
+/// Values of `delete_mode` of earlier releases.
+const RENAMED_DELETE_MODES: &[(&str, &str)] = &[("destroy", "purge")];
 
 /// Settings of the HashiCorp Vault KV v2 backend (`provider = "vault"`); OpenBao works too.
 ///
@@ -195,7 +175,7 @@ static DEPRECATED_DESTROY: std::sync::Once = std::sync::Once::new();
 /// assert_eq!(plain.validate().unwrap_err().field(), "endpoint");
 /// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct VaultConfig {
     /// Vault's address, e.g. `https://vault.example.com:8200` (default
     /// `https://127.0.0.1:8200`). Plain `http://` only to a loopback host unless
@@ -258,17 +238,27 @@ impl Default for VaultConfig {
     }
 }
 
+/// Reads the keys of earlier releases (`address`, `allow_plaintext_http`, `path_prefix`,
+/// `delete_mode = "destroy"`) under their new names, warning once for each.
+impl<'de> Deserialize<'de> for VaultConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
+        config_keys::rename_values(&mut table, "delete_mode", RENAMED_DELETE_MODES);
+        VaultConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for VaultConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VaultConfig::serialize(self, s)
+    }
+}
+
 impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
             .field("endpoint", &self.endpoint)
-            .field(
-                "ca_cert",
-                &self
-                    .ca_cert
-                    .as_ref()
-                    .map(|c| if is_inline_pem(c) { "<inline PEM>" } else { c }),
-            )
+            .field("ca_cert", &self.ca_cert.as_deref().map(describe_ca_cert))
             .field("allow_http", &self.allow_http)
             .field("auth", &self.auth)
             .field("mount_path", &self.mount_path)
@@ -306,11 +296,6 @@ impl VaultConfig {
     pub fn check_interval(&self) -> Duration {
         Duration::from_secs(self.renewal_check_interval_secs)
     }
-}
-
-/// Whether `ca_cert` holds PEM text rather than a path.
-pub(crate) fn is_inline_pem(ca_cert: &str) -> bool {
-    ca_cert.trim_start().starts_with("-----BEGIN")
 }
 
 /// Checks Vault's endpoint: the shared service-URL rules, and no path (the provider adds
@@ -370,17 +355,6 @@ fn check_secret(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn env_var(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
-// TEMPORARY until core's helper lands.
-fn env_renamed(new: &str, old: &str) -> Result<Option<String>, ConfigError> {
-    Ok(env_var(&[new, old]))
-}
-
 #[async_trait]
 impl ProviderConfig for VaultConfig {
     fn provider_name(&self) -> &'static str {
@@ -410,16 +384,19 @@ impl ProviderConfig for VaultConfig {
     /// deprecation warning. `VAULT_SKIP_VERIFY` is never read: TLS is always verified.
     fn from_env() -> Result<Self, ConfigError> {
         let mut c = VaultConfig::default();
-        if let Some(a) = env_var(&["NEBULA_VAULT_ENDPOINT", "VAULT_ADDR"]) {
+        if let Some(a) = env::var(&["NEBULA_VAULT_ENDPOINT", "VAULT_ADDR"]) {
             c.endpoint = a;
         }
-        c.ca_cert = env_var(&["NEBULA_VAULT_CA_CERT", "VAULT_CACERT"]);
-        c.namespace = env_var(&["NEBULA_VAULT_NAMESPACE", "VAULT_NAMESPACE"]);
-        c.auth = match (env_var(&["NEBULA_VAULT_ROLE_ID"]), env_var(&["NEBULA_VAULT_SECRET_ID"])) {
+        c.ca_cert = env::var(&["NEBULA_VAULT_CA_CERT", "VAULT_CACERT"]);
+        c.namespace = env::var(&["NEBULA_VAULT_NAMESPACE", "VAULT_NAMESPACE"]);
+        c.auth = match (
+            env::var(&["NEBULA_VAULT_ROLE_ID"]),
+            env::var(&["NEBULA_VAULT_SECRET_ID"]),
+        ) {
             (Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
                 role_id,
                 secret_id: SecretString::from(secret_id),
-                mount: env_var(&["NEBULA_VAULT_APPROLE_MOUNT"]).unwrap_or_else(default_approle_mount),
+                mount: env::var(&["NEBULA_VAULT_APPROLE_MOUNT"]).unwrap_or_else(default_approle_mount),
             },
             (Some(_), None) | (None, Some(_)) => {
                 return Err(ConfigError::new(
@@ -428,7 +405,7 @@ impl ProviderConfig for VaultConfig {
                     "AppRole needs both NEBULA_VAULT_ROLE_ID and NEBULA_VAULT_SECRET_ID (only one is set)",
                 ));
             }
-            (None, None) => match env_var(&["VAULT_TOKEN"]) {
+            (None, None) => match env::var(&["VAULT_TOKEN"]) {
                 Some(t) => VaultAuth::Token {
                     token: SecretString::from(t),
                 },
@@ -441,14 +418,16 @@ impl ProviderConfig for VaultConfig {
                 }
             },
         };
-        if let Some(m) = env_renamed("NEBULA_VAULT_MOUNT_PATH", "NEBULA_VAULT_MOUNT")? {
+        if let Some(m) = env::var_renamed("NEBULA_VAULT_MOUNT_PATH", &["NEBULA_VAULT_MOUNT"]) {
             c.mount_path = m;
         }
-        if let Some(p) = env_renamed("NEBULA_VAULT_SECRET_PREFIX", "NEBULA_VAULT_PATH_PREFIX")? {
+        if let Some(p) = env::var_renamed("NEBULA_VAULT_SECRET_PREFIX", &["NEBULA_VAULT_PATH_PREFIX"]) {
             c.secret_prefix = p;
         }
-        if let Some(mode) = env_var(&["NEBULA_VAULT_DELETE_MODE"]) {
-            c.delete_mode = DeleteMode::parse(&mode).ok_or_else(|| {
+        if let Some(mode) = env::var(&["NEBULA_VAULT_DELETE_MODE"]) {
+            let mut table = config_keys::Table::from_iter([("delete_mode".to_string(), mode.clone().into())]);
+            config_keys::rename_values(&mut table, "delete_mode", RENAMED_DELETE_MODES);
+            c.delete_mode = DeleteMode::deserialize(&table["delete_mode"]).map_err(|_| {
                 ConfigError::new(
                     PROVIDER,
                     "delete_mode",
@@ -456,14 +435,8 @@ impl ProviderConfig for VaultConfig {
                 )
             })?;
         }
-        if let Some(allow) = env_renamed("NEBULA_VAULT_ALLOW_HTTP", "NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP")? {
-            c.allow_http = allow.parse().map_err(|_| {
-                ConfigError::new(
-                    PROVIDER,
-                    "allow_http",
-                    format!("must be true or false (NEBULA_VAULT_ALLOW_HTTP={allow:?})"),
-                )
-            })?;
+        if let Some(allow) = env::var_renamed("NEBULA_VAULT_ALLOW_HTTP", &["NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP"]) {
+            c.allow_http = env::parse_bool(PROVIDER, "allow_http", "NEBULA_VAULT_ALLOW_HTTP", &allow)?;
         }
         c.validate()?;
         Ok(c)
@@ -834,5 +807,44 @@ mod tests {
             "no switch to turn TLS off"
         );
         assert!(toml::from_str::<VaultConfig>("[auth]\nmethod = \"userpass\"").is_err());
+    }
+
+    /// The keys and the `delete_mode` value of earlier releases still read, as their new
+    /// names; a table setting a key under both names is refused naming both.
+    #[test]
+    fn old_keys_are_read_under_their_new_names() {
+        let old: VaultConfig = toml::from_str(
+            "address = \"http://vault:8200\"\nallow_plaintext_http = true\npath_prefix = \"app/creds\"\n\
+             delete_mode = \"destroy\"\n[auth]\nmethod = \"token\"\ntoken = \"t\"",
+        )
+        .unwrap();
+        let new = VaultConfig {
+            allow_http: true,
+            secret_prefix: "app/creds".into(),
+            delete_mode: DeleteMode::Purge,
+            ..VaultConfig::with_token("http://vault:8200", "t")
+        };
+        assert_eq!(old, new);
+        assert!(old.validate().is_ok());
+        let soft: VaultConfig = toml::from_str("delete_mode = \"soft\"").unwrap();
+        assert_eq!(soft.delete_mode, DeleteMode::Soft);
+        let both = toml::from_str::<VaultConfig>("address = \"https://a\"\nendpoint = \"https://b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("`address`") && both.contains("endpoint"), "{both}");
+        let written = toml::to_string(&new).unwrap();
+        assert!(
+            written.contains("endpoint = ")
+                && written.contains("delete_mode = \"purge\"")
+                && !written.contains("address"),
+            "{written}"
+        );
+        assert_eq!(toml::from_str::<VaultConfig>(&written).unwrap(), {
+            let mut c = new.clone();
+            c.auth = VaultAuth::Token {
+                token: SecretString::from(REDACTED.to_string()),
+            };
+            c
+        });
     }
 }
