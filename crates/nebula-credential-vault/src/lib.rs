@@ -13,7 +13,7 @@
 //! read, overwritten or deleted: every operation reports `Conflict` naming it.
 //!
 //! Revisions are KV versions with their creation time (`2@2026-…Z`; versions restart at 1
-//! after a `destroy` delete, creation times do not): `retrieve` reports the version read,
+//! after a `purge` delete, creation times do not): `retrieve` reports the version read,
 //! and a conditional store checks the time and writes with `cas` set to the version
 //! (`cas = 0` for create-if-absent), which Vault checks atomically. A plain store uses
 //! `cas` too, with the version it just saw, so an entry deleted or replaced meanwhile is
@@ -59,7 +59,7 @@
 //! missing key (`{"errors":[]}`) by that structure, never by the text.
 //!
 //! The HTTP client follows no redirect (the token would go along to another origin) and
-//! is https-only when the address is https. Errors keep Vault's status and `errors` list
+//! is https-only when the endpoint is https. Errors keep Vault's status and `errors` list
 //! as their source, never the raw answer (a login or `lookup-self` answer holds a token).
 //!
 //! The token: a background task looks it up every `renewal_check_interval_secs`; below

@@ -67,7 +67,7 @@ const UNMARKED_PAUSES: [Duration; 4] = [
 ];
 
 /// Whether an entry without our marker may be one of ours in the making: a create whose
-/// marked metadata a concurrent `destroy` delete removed writes its first version onto
+/// marked metadata a concurrent `purge` delete removed writes its first version onto
 /// a bare entry (a `cas = 0` write creates it without `custom_metadata`), and marks it
 /// one request later. Such an entry has version 1 and no `custom_metadata` at all; it is
 /// looked at again before being called foreign.
@@ -115,7 +115,7 @@ impl std::fmt::Debug for VaultProvider {
 }
 
 /// The revision of KV version `version` created at `created_time`: the version alone
-/// repeats after a `destroy` delete (versions restart at 1), its creation time does not.
+/// repeats after a `purge` delete (versions restart at 1), its creation time does not.
 fn revision(version: u64, created_time: &str) -> Revision {
     Revision::new(format!("{version}@{created_time}"))
 }
@@ -571,7 +571,7 @@ impl VaultProvider {
                 .await;
             match patched {
                 Ok(()) => return Ok(()),
-                // Deleted (destroy) since the value landed: nothing left to describe.
+                // Deleted (purge) since the value landed: nothing left to describe.
                 Err(e) if e.kind == Kind::NotFound && !e.route_missing => return Ok(()),
                 Err(e) if e.kind == Kind::Denied || e.status == Some(405) => {
                     if !self.patch_refused.swap(true, Ordering::Relaxed) {
@@ -680,7 +680,7 @@ impl VaultProvider {
             let state = self.ours(id, &path, Operation::Store).await?;
             // Every write names the version checked as ours with cas (0: no entry), so an
             // entry deleted or replaced meanwhile (ours or foreign) is never written over:
-            // a write after a concurrent destroy would recreate it without our marker.
+            // a write after a concurrent purge would recreate it without our marker.
             let refused = match (&state, precondition) {
                 (Some(s), Precondition::Absent) => s.live,
                 (Some(s), Precondition::Revision(r)) => !s.live || *r != s.revision,
@@ -917,7 +917,7 @@ impl StorageProvider for VaultProvider {
     /// Confirms that `mount_path` is a KV version 2 mount (`GET
     /// sys/internal/ui/mounts/<mount_path>`; a `Config` error naming `mount_path` or
     /// `namespace` otherwise), then a `LIST` of the prefix (an empty folder is fine):
-    /// proves the address, TLS, the token, the mount and the `list` capability.
+    /// proves the endpoint, TLS, the token, the mount and the `list` capability.
     async fn check(&self) -> Result<(), StorageError> {
         self.confirm_mount().await?;
         let _ = self.mount_confirmed.set(());
