@@ -9,7 +9,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use criterion::Criterion;
-use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
+use nebula_credential::aws::{AwsSecretsManagerConfig, DeleteMode};
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, RecordEnvelope, StorageConfig,
     open,
@@ -43,9 +43,9 @@ fn main() -> anyhow::Result<()> {
     let prefix = format!("nebula-bench/{}/", std::process::id());
     let config = AwsSecretsManagerConfig {
         region: Some("us-east-1".into()),
-        endpoint_url: Some(endpoint.clone()),
+        endpoint: Some(endpoint.clone()),
         secret_prefix: prefix.clone(),
-        deletion: Deletion::Force,
+        delete_mode: DeleteMode::Purge,
         ..AwsSecretsManagerConfig::default()
     };
     let p = rt.block_on(open(&StorageConfig::Aws(config)))?;

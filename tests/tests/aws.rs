@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
+use nebula_credential::aws::{AwsSecretsManagerConfig, DeleteMode};
 use nebula_credential::{CredentialFilter, CredentialId, StorageConfig, StorageError, StorageProvider, open};
 use nebula_credential_core::conformance::{CaseResult, Foreign, data, id, meta, tagged};
 use nebula_credential_core::layers::BoxFuture;
@@ -18,9 +18,9 @@ use nebula_credential_tests::{aws_client, emulator_var, unique};
 fn config(prefix: &str) -> AwsSecretsManagerConfig {
     AwsSecretsManagerConfig {
         region: Some("us-east-1".into()),
-        endpoint_url: Some(emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws")),
+        endpoint: Some(emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws")),
         secret_prefix: format!("nebula-test/{prefix}/"),
-        deletion: Deletion::Force,
+        delete_mode: DeleteMode::Purge,
         ..AwsSecretsManagerConfig::default()
     }
 }
@@ -257,7 +257,8 @@ async fn list_pages_through_120_credentials() {
 async fn a_restore_after_a_recovery_window_delete_brings_back_only_a_tombstone() {
     let ns = unique("window");
     let p = provider(AwsSecretsManagerConfig {
-        deletion: Deletion::RecoveryWindow { days: 7 },
+        delete_mode: DeleteMode::Soft,
+        recovery_window_days: 7,
         ..config(&ns)
     })
     .await;
@@ -308,7 +309,8 @@ async fn a_restore_after_a_recovery_window_delete_brings_back_only_a_tombstone()
 async fn a_deleted_value_never_comes_back_to_concurrent_readers() {
     let ns = unique("revoke");
     let p = provider(AwsSecretsManagerConfig {
-        deletion: Deletion::RecoveryWindow { days: 7 },
+        delete_mode: DeleteMode::Soft,
+        recovery_window_days: 7,
         ..config(&ns)
     })
     .await;
@@ -377,7 +379,8 @@ async fn foreign_secrets_in_the_same_account_are_never_listed_or_touched() {
             .unwrap();
     }
     let p = provider(AwsSecretsManagerConfig {
-        deletion: Deletion::RecoveryWindow { days: 7 },
+        delete_mode: DeleteMode::Soft,
+        recovery_window_days: 7,
         ..config(&ns)
     })
     .await;
@@ -519,7 +522,8 @@ async fn readers_never_see_deleted_or_older_values_with_a_recovery_window() {
         "readers_recovery_window",
         |namespace: String| async move {
             provider(AwsSecretsManagerConfig {
-                deletion: Deletion::RecoveryWindow { days: 7 },
+                delete_mode: DeleteMode::Soft,
+                recovery_window_days: 7,
                 ..config(&namespace)
             })
             .await
@@ -573,7 +577,7 @@ fn counted(c: AwsSecretsManagerConfig) -> (nebula_credential::aws::AwsSecretsMan
             .interceptor(calls.clone())
             .build(),
     );
-    let p = nebula_credential::aws::AwsSecretsManagerProvider::from_client(client, c).expect("provider");
+    let p = nebula_credential::aws::AwsSecretsManagerProvider::with_client(client, c).expect("provider");
     (p, calls)
 }
 
@@ -586,7 +590,8 @@ fn counted(c: AwsSecretsManagerConfig) -> (nebula_credential::aws::AwsSecretsMan
 async fn a_read_is_one_get_secret_value_unless_the_answer_cannot_prove_it_is_ours() {
     let ns = unique("calls");
     let (p, calls) = counted(AwsSecretsManagerConfig {
-        deletion: Deletion::RecoveryWindow { days: 7 },
+        delete_mode: DeleteMode::Soft,
+        recovery_window_days: 7,
         ..config(&ns)
     });
     let ops = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
@@ -761,7 +766,8 @@ async fn a_secret_whose_marker_was_removed_or_changed_is_refused_once_not_provab
 async fn a_create_over_a_secret_deleted_by_someone_else_never_revives_the_old_value() {
     let ns = unique("opdel");
     let p = provider(AwsSecretsManagerConfig {
-        deletion: Deletion::RecoveryWindow { days: 7 },
+        delete_mode: DeleteMode::Soft,
+        recovery_window_days: 7,
         ..config(&ns)
     })
     .await;
@@ -795,10 +801,11 @@ async fn a_create_over_a_secret_deleted_by_someone_else_never_revives_the_old_va
 /// afterwards `exists` and `retrieve` agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_racing_a_delete_and_a_create_never_answers_not_found() {
-    for deletion in [Deletion::Force, Deletion::RecoveryWindow { days: 7 }] {
+    for (delete_mode, recovery_window_days) in [(DeleteMode::Purge, 7), (DeleteMode::Soft, 7)] {
         let ns = unique("stdel");
         let p = provider(AwsSecretsManagerConfig {
-            deletion,
+            delete_mode,
+            recovery_window_days,
             ..config(&ns)
         })
         .await;
@@ -812,13 +819,15 @@ async fn a_store_racing_a_delete_and_a_create_never_answers_not_found() {
             let delete = tokio::spawn(async move { b.delete(&kb).await });
             let create = tokio::spawn(async move { c.store_if(&kc, &data(200), &meta(), &Precondition::Absent).await });
             if let Err(err) = store.await.unwrap() {
-                failures.push(format!("{deletion:?} round {round}: store: {err}"));
+                failures.push(format!("{delete_mode:?} round {round}: store: {err}"));
             }
             if let Err(err) = delete.await.unwrap() {
-                failures.push(format!("{deletion:?} round {round}: delete: {err}"));
+                failures.push(format!("{delete_mode:?} round {round}: delete: {err}"));
             }
             match create.await.unwrap() {
-                Err(err) if !err.is_conflict() => failures.push(format!("{deletion:?} round {round}: create: {err}")),
+                Err(err) if !err.is_conflict() => {
+                    failures.push(format!("{delete_mode:?} round {round}: create: {err}"))
+                }
                 _ => {}
             }
             let exists = p.exists(&k).await.unwrap();
@@ -826,7 +835,7 @@ async fn a_store_racing_a_delete_and_a_create_never_answers_not_found() {
             match (&read, exists) {
                 (Ok(d), true) if *d == data(100) || *d == data(200) => {}
                 (Err(StorageError::NotFound { .. }), false) => {}
-                _ => failures.push(format!("{deletion:?} round {round}: exists {exists}, read {read:?}")),
+                _ => failures.push(format!("{delete_mode:?} round {round}: exists {exists}, read {read:?}")),
             }
         }
         assert!(failures.is_empty(), "{failures:#?}");
@@ -986,7 +995,8 @@ async fn a_retried_write_finds_its_own_earlier_success() {
     assert_eq!(calls.take(), ["DescribeSecret"], "no second version");
     // A create over a deleted (tombstoned) id, retried.
     let mut window = config(&ns);
-    window.deletion = Deletion::RecoveryWindow { days: 7 };
+    window.delete_mode = DeleteMode::Soft;
+    window.recovery_window_days = 7;
     let (w, _) = counted(window);
     w.delete(&id("fresh")).await.unwrap();
     let again = w
@@ -1049,10 +1059,11 @@ async fn a_plain_store_and_a_conditional_store_both_acknowledged_leave_the_plain
 /// and the credential reads as deleted afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deletes_of_one_id_all_succeed() {
-    for deletion in [Deletion::Force, Deletion::RecoveryWindow { days: 7 }] {
+    for (delete_mode, recovery_window_days) in [(DeleteMode::Purge, 7), (DeleteMode::Soft, 7)] {
         let ns = unique("deletes");
         let p = provider(AwsSecretsManagerConfig {
-            deletion,
+            delete_mode,
+            recovery_window_days,
             ..config(&ns)
         })
         .await;
@@ -1068,7 +1079,7 @@ async fn concurrent_deletes_of_one_id_all_succeed() {
             for t in tasks {
                 t.await
                     .unwrap()
-                    .unwrap_or_else(|e| panic!("{deletion:?} round {round}: {e}"));
+                    .unwrap_or_else(|e| panic!("{delete_mode:?} round {round}: {e}"));
             }
             assert!(matches!(p.retrieve(&k).await, Err(StorageError::NotFound { .. })));
             assert!(!p.exists(&k).await.unwrap());

@@ -61,12 +61,12 @@ fn local(ns: &str) -> StorageConfig {
 
 #[cfg(feature = "aws")]
 fn aws(ns: &str) -> StorageConfig {
-    use nebula_credential::aws::{AwsSecretsManagerConfig, Deletion};
+    use nebula_credential::aws::{AwsSecretsManagerConfig, DeleteMode};
     StorageConfig::Aws(AwsSecretsManagerConfig {
         region: Some("us-east-1".into()),
-        endpoint_url: Some(nebula_credential_tests::emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws")),
+        endpoint: Some(nebula_credential_tests::emulator_var("NEBULA_TEST_AWS_ENDPOINT", "aws")),
         secret_prefix: format!("nebula-test/{ns}/"),
-        deletion: Deletion::Force,
+        delete_mode: DeleteMode::Purge,
         ..AwsSecretsManagerConfig::default()
     })
 }

@@ -94,6 +94,7 @@ fn bare() -> Command {
         "NEBULA_CREDENTIAL_SALT",
         "NEBULA_CREDENTIAL_PROVIDER",
         "NEBULA_CREDENTIAL_DIR",
+        "NEBULA_LOCAL_BASE_PATH",
     ] {
         c.env_remove(var);
     }

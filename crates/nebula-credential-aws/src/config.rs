@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use nebula_credential_core::remote::TagScheme;
+use nebula_credential_core::remote::{TagScheme, config_keys, env};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::PROVIDER;
 use crate::provider::AwsSecretsManagerProvider;
@@ -16,26 +16,23 @@ use crate::tags::{MAX_AWS_TAGS, validate_default_tag};
 pub const MAX_SECRET_NAME_LEN: usize = 512;
 
 /// What `delete` does on AWS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Deletion {
-    /// Schedule deletion after a recovery window of 7..=30 days. The value is first
-    /// overwritten with a tombstone, so restoring the secret (by AWS's `RestoreSecret` or
-    /// by storing the id again) never brings the deleted value back.
-    RecoveryWindow {
-        /// Days before AWS deletes the secret for good.
-        days: u8,
-    },
+pub enum DeleteMode {
+    /// Schedule deletion after a recovery window of
+    /// [`recovery_window_days`](AwsSecretsManagerConfig::recovery_window_days). The value
+    /// is first overwritten with a tombstone, so restoring the secret (by AWS's
+    /// `RestoreSecret` or by storing the id again) never brings the deleted value back.
+    #[default]
+    Soft,
     /// Delete without recovery. AWS completes it asynchronously: for a short while the
     /// name stays taken, and `store` of the same id waits (bounded) until it is free.
-    Force,
+    Purge,
 }
 
-impl Default for Deletion {
-    fn default() -> Self {
-        Deletion::RecoveryWindow { days: 30 }
-    }
-}
+/// Configuration keys renamed in this release: `(old, new)`. The old names are accepted,
+/// with a warning, until the next one.
+const RENAMED_KEYS: &[(&str, &str)] = &[("endpoint_url", "endpoint")];
 
 /// Settings of the AWS Secrets Manager backend (`provider = "aws"`).
 ///
@@ -44,23 +41,27 @@ impl Default for Deletion {
 /// region = "eu-west-1"
 /// secret_prefix = "myapp/credentials/"
 /// kms_key_id = "alias/myapp"
-/// deletion = "force"                      # or { recovery_window = { days = 7 } }
+/// delete_mode = "purge"                   # or "soft" (default), with recovery_window_days
 /// [default_tags]
 /// "myorg:team" = "payments"
 /// ```
 ///
 /// Credentials come from the standard chain of `aws-config` (environment, profile, SSO,
 /// web identity, IMDS); none are configured here.
+///
+/// Deprecated keys still accepted, with a warning: `endpoint_url` (now `endpoint`) and
+/// `deletion` (`"force"` is now `delete_mode = "purge"`, `{ recovery_window = { days = N } }`
+/// is now `delete_mode = "soft"` with `recovery_window_days = N`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct AwsSecretsManagerConfig {
     /// Region code such as `eu-west-1` (any partition: `cn-north-1`, `us-gov-west-1`,
     /// `eusc-de-east-1`, …); `None` takes it from the environment (`AWS_REGION`, profile, IMDS).
     pub region: Option<String>,
     /// Endpoint override for emulators (moto, LocalStack); `None` for AWS itself. An
     /// `http://` URL is accepted only for a loopback host unless `allow_http` is set.
-    pub endpoint_url: Option<String>,
-    /// Accept a plain `http://` `endpoint_url` on a non-loopback host (default `false`):
+    pub endpoint: Option<String>,
+    /// Accept a plain `http://` `endpoint` on a non-loopback host (default `false`):
     /// requests, signatures and values would cross the network unencrypted.
     pub allow_http: bool,
     /// Prepended to every credential id to form the secret name (default
@@ -73,10 +74,13 @@ pub struct AwsSecretsManagerConfig {
     pub kms_key_id: Option<String>,
     /// Tags put on every secret besides the credential's own.
     pub default_tags: BTreeMap<String, String>,
-    /// What `delete` does (default: a 30-day recovery window).
-    pub deletion: Deletion,
+    /// What `delete` does (default [`DeleteMode::Soft`]: scheduled deletion after a
+    /// recovery window).
+    pub delete_mode: DeleteMode,
+    /// Days before AWS deletes a soft-deleted secret for good, 7..=30 (default 30).
+    pub recovery_window_days: u8,
     /// Page size of `ListSecrets`, 1..=100 (default 100).
-    pub list_page_size: i32,
+    pub list_page_size: u32,
     /// Retry policy of the layer stack (`[retry]`); `list` also retries a failed page
     /// with it, from that page on.
     pub retry: RetryPolicy,
@@ -89,17 +93,71 @@ impl Default for AwsSecretsManagerConfig {
     fn default() -> Self {
         AwsSecretsManagerConfig {
             region: None,
-            endpoint_url: None,
+            endpoint: None,
             allow_http: false,
             secret_prefix: "nebula/credentials/".into(),
             kms_key_id: None,
             default_tags: BTreeMap::new(),
-            deletion: Deletion::default(),
+            delete_mode: DeleteMode::default(),
+            recovery_window_days: 30,
             list_page_size: 100,
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
         }
     }
+}
+
+impl<'de> Deserialize<'de> for AwsSecretsManagerConfig {
+    /// The derived fields, after moving the deprecated keys to their new names.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
+        upgrade_deletion(&mut table).map_err(serde::de::Error::custom)?;
+        AwsSecretsManagerConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for AwsSecretsManagerConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AwsSecretsManagerConfig::serialize(self, s)
+    }
+}
+
+/// Moves the deprecated `deletion` key to `delete_mode` (and `recovery_window_days`):
+/// `"force"` → `"purge"`, `{ recovery_window = { days = N } }` → `"soft"` with `N` days.
+fn upgrade_deletion(table: &mut config_keys::Table) -> Result<(), ConfigError> {
+    use serde_json::Value;
+    let Some(old) = table.remove("deletion") else {
+        return Ok(());
+    };
+    for new in ["delete_mode", "recovery_window_days"] {
+        if table.contains_key(new) {
+            return Err(config_keys::both_set(PROVIDER, "deletion", new));
+        }
+    }
+    let days = old.get("recovery_window").and_then(|w| w.get("days"));
+    let (mode, days) = match (&old, days) {
+        (Value::String(s), _) if s == "force" => ("purge", None),
+        (Value::String(s), _) if s == "recovery_window" => ("soft", None),
+        (_, Some(days)) => ("soft", Some(days.clone())),
+        _ => {
+            return Err(ConfigError::new(
+                PROVIDER,
+                "deletion",
+                "is deprecated and holds neither \"force\" nor { recovery_window = { days = N } }; write \
+                 delete_mode = \"purge\", or delete_mode = \"soft\" with recovery_window_days = N",
+            ));
+        }
+    };
+    config_keys::warn_renamed(
+        "configuration key",
+        "deletion",
+        "delete_mode (and recovery_window_days)",
+    );
+    table.insert("delete_mode".into(), Value::String(mode.into()));
+    if let Some(days) = days {
+        table.insert("recovery_window_days".into(), days);
+    }
+    Ok(())
 }
 
 /// Whether `r` is a region code of the shape the SDK's partitions use
@@ -160,12 +218,6 @@ fn check_endpoint(raw: &str, allow_http: bool) -> Result<(), String> {
     nebula_credential_core::remote::check_service_url(raw, allow_http, "allow_http").map(drop)
 }
 
-fn env_var(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
 #[async_trait]
 impl ProviderConfig for AwsSecretsManagerConfig {
     fn provider_name(&self) -> &'static str {
@@ -182,7 +234,8 @@ impl ProviderConfig for AwsSecretsManagerConfig {
 
     /// The default configuration, validated, with these variables when set (empty = unset):
     /// - `AWS_REGION`, else `AWS_DEFAULT_REGION` → `region`;
-    /// - `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else `AWS_ENDPOINT_URL` → `endpoint_url`;
+    /// - `NEBULA_AWS_ENDPOINT`, else the SDK's `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else
+    ///   `AWS_ENDPOINT_URL` → `endpoint`;
     /// - `NEBULA_AWS_ALLOW_HTTP` (`true` / `false`) → `allow_http`;
     /// - `NEBULA_AWS_SECRET_PREFIX` → `secret_prefix`;
     /// - `NEBULA_AWS_KMS_KEY_ID` → `kms_key_id`.
@@ -190,22 +243,20 @@ impl ProviderConfig for AwsSecretsManagerConfig {
     /// Credentials are read by the SDK's own chain (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, …).
     fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self {
-            region: env_var(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
-            endpoint_url: env_var(&["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]),
-            kms_key_id: env_var(&["NEBULA_AWS_KMS_KEY_ID"]),
+            region: env::var(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
+            endpoint: env::var(&[
+                "NEBULA_AWS_ENDPOINT",
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+                "AWS_ENDPOINT_URL",
+            ]),
+            kms_key_id: env::var(&["NEBULA_AWS_KMS_KEY_ID"]),
             ..Self::default()
         };
-        if let Some(prefix) = env_var(&["NEBULA_AWS_SECRET_PREFIX"]) {
+        if let Some(prefix) = env::var(&["NEBULA_AWS_SECRET_PREFIX"]) {
             c.secret_prefix = prefix;
         }
-        if let Some(allow) = env_var(&["NEBULA_AWS_ALLOW_HTTP"]) {
-            c.allow_http = allow.parse().map_err(|_| {
-                ConfigError::new(
-                    PROVIDER,
-                    "allow_http",
-                    format!("must be true or false (NEBULA_AWS_ALLOW_HTTP={allow:?})"),
-                )
-            })?;
+        if let Some(allow) = env::var(&["NEBULA_AWS_ALLOW_HTTP"]) {
+            c.allow_http = env::parse_bool(PROVIDER, "allow_http", "NEBULA_AWS_ALLOW_HTTP", &allow)?;
         }
         c.validate()?;
         Ok(c)
@@ -225,10 +276,10 @@ impl ProviderConfig for AwsSecretsManagerConfig {
                 format!("must be a region code such as \"eu-west-1\" (got {r:?})"),
             );
         }
-        if let Some(url) = &self.endpoint_url
+        if let Some(url) = &self.endpoint
             && let Err(rule) = check_endpoint(url, self.allow_http)
         {
-            return err("endpoint_url", rule);
+            return err("endpoint", rule);
         }
         let p = &self.secret_prefix;
         if p.is_empty() {
@@ -282,12 +333,10 @@ impl ProviderConfig for AwsSecretsManagerConfig {
                 return err(&format!("default_tags.{k}"), rule);
             }
         }
-        if let Deletion::RecoveryWindow { days } = self.deletion
-            && !(7..=30).contains(&days)
-        {
+        if !(7..=30).contains(&self.recovery_window_days) {
             return err(
-                "deletion.recovery_window.days",
-                format!("must be between 7 and 30 (got {days})"),
+                "recovery_window_days",
+                format!("must be between 7 and 30 (got {})", self.recovery_window_days),
             );
         }
         if !(1..=100).contains(&self.list_page_size) {
@@ -431,7 +480,7 @@ mod tests {
     fn endpoint_urls_are_parsed() {
         let check = |url: &str, allow_http: bool| {
             AwsSecretsManagerConfig {
-                endpoint_url: Some(url.into()),
+                endpoint: Some(url.into()),
                 allow_http,
                 ..valid()
             }
@@ -458,7 +507,7 @@ mod tests {
             "http://10.0.0.5:4566",
         ] {
             let e = check(bad, false).expect_err(bad);
-            assert_eq!(e.field(), "endpoint_url", "{bad}: {e}");
+            assert_eq!(e.field(), "endpoint", "{bad}: {e}");
         }
         assert!(check("http://moto:5000", true).is_ok(), "allowed explicitly");
         let e = check("http://10.0.0.5:4566", false).unwrap_err();
@@ -486,10 +535,10 @@ mod tests {
             ),
             (
                 AwsSecretsManagerConfig {
-                    endpoint_url: Some("localhost:4566".into()),
+                    endpoint: Some("localhost:4566".into()),
                     ..valid()
                 },
-                "endpoint_url",
+                "endpoint",
             ),
             (
                 AwsSecretsManagerConfig {
@@ -556,17 +605,17 @@ mod tests {
             ),
             (
                 AwsSecretsManagerConfig {
-                    deletion: Deletion::RecoveryWindow { days: 6 },
+                    recovery_window_days: 6,
                     ..valid()
                 },
-                "deletion.recovery_window.days",
+                "recovery_window_days",
             ),
             (
                 AwsSecretsManagerConfig {
-                    deletion: Deletion::RecoveryWindow { days: 31 },
+                    recovery_window_days: 31,
                     ..valid()
                 },
-                "deletion.recovery_window.days",
+                "recovery_window_days",
             ),
             (
                 AwsSecretsManagerConfig {
@@ -615,12 +664,56 @@ mod tests {
 
     #[test]
     fn toml_shapes() {
-        let c: AwsSecretsManagerConfig = toml::from_str("deletion = \"force\"\nregion = \"eu-west-1\"").unwrap();
-        assert_eq!(c.deletion, Deletion::Force);
-        let c: AwsSecretsManagerConfig = toml::from_str("deletion = { recovery_window = { days = 7 } }").unwrap();
-        assert_eq!(c.deletion, Deletion::RecoveryWindow { days: 7 });
+        let c: AwsSecretsManagerConfig = toml::from_str("delete_mode = \"purge\"\nregion = \"eu-west-1\"").unwrap();
+        assert_eq!(c.delete_mode, DeleteMode::Purge);
+        let c: AwsSecretsManagerConfig = toml::from_str("delete_mode = \"soft\"\nrecovery_window_days = 7").unwrap();
+        assert_eq!((c.delete_mode, c.recovery_window_days), (DeleteMode::Soft, 7));
         assert!(toml::from_str::<AwsSecretsManagerConfig>("prefix = \"x\"").is_err());
         let c: AwsSecretsManagerConfig = toml::from_str("allow_http = true").unwrap();
         assert!(c.allow_http);
+    }
+
+    #[test]
+    fn deprecated_keys_are_read_as_their_new_names() {
+        let c: AwsSecretsManagerConfig = toml::from_str("endpoint_url = \"http://127.0.0.1:4566\"").unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        let c: AwsSecretsManagerConfig = toml::from_str("deletion = \"force\"\nregion = \"eu-west-1\"").unwrap();
+        assert_eq!(c.delete_mode, DeleteMode::Purge);
+        let c: AwsSecretsManagerConfig = toml::from_str("deletion = { recovery_window = { days = 7 } }").unwrap();
+        assert_eq!((c.delete_mode, c.recovery_window_days), (DeleteMode::Soft, 7));
+        let c: AwsSecretsManagerConfig = toml::from_str("deletion = \"recovery_window\"").unwrap();
+        assert_eq!((c.delete_mode, c.recovery_window_days), (DeleteMode::Soft, 30));
+    }
+
+    #[test]
+    fn a_key_set_under_both_names_is_refused() {
+        for both in [
+            "endpoint_url = \"http://127.0.0.1:1\"\nendpoint = \"http://127.0.0.1:2\"",
+            "deletion = \"force\"\ndelete_mode = \"soft\"",
+            "deletion = \"force\"\nrecovery_window_days = 7",
+        ] {
+            let e = toml::from_str::<AwsSecretsManagerConfig>(both).unwrap_err().to_string();
+            assert!(e.contains("deprecated") || e.contains("deletion"), "{both}: {e}");
+        }
+        let e = toml::from_str::<AwsSecretsManagerConfig>("deletion = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("delete_mode"), "{e}");
+    }
+
+    #[test]
+    fn the_new_names_round_trip() {
+        let c = AwsSecretsManagerConfig {
+            endpoint: Some("http://127.0.0.1:4566".into()),
+            delete_mode: DeleteMode::Purge,
+            recovery_window_days: 9,
+            ..valid()
+        };
+        let text = toml::to_string(&c).unwrap();
+        assert!(
+            text.contains("endpoint = ") && text.contains("delete_mode = \"purge\""),
+            "{text}"
+        );
+        assert_eq!(toml::from_str::<AwsSecretsManagerConfig>(&text).unwrap(), c);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use nebula_credential_core::remote::{Failure, Verdict, is_tls_failure, source_chain};
 use nebula_credential_core::{BoxError, CredentialId, CryptoError, Operation, StorageError};
 
 use crate::PROVIDER;
@@ -141,20 +142,13 @@ where
 
 /// A request that never got an answer: the credential chain, TLS, or the network.
 fn dispatch_kind(err: &(dyn std::error::Error + 'static)) -> Kind {
-    let mut credentials = None;
-    let mut tls = false;
-    for e in nebula_credential_core::remote::source_chain(err) {
-        if let Some(c) = e.downcast_ref::<CredentialsError>() {
-            credentials = Some(credentials_kind(c));
-        }
-        // rustls reports certificate and protocol failures as io::ErrorKind::InvalidData.
-        tls |= e
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData);
-    }
+    let credentials = source_chain(err)
+        .filter_map(|e| e.downcast_ref::<CredentialsError>())
+        .last()
+        .map(credentials_kind);
     match credentials {
         Some(kind) => kind,
-        None if tls => Kind::Tls,
+        None if is_tls_failure(err) => Kind::Tls,
         None => Kind::Unavailable,
     }
 }
@@ -179,69 +173,64 @@ impl AwsError {
     pub(crate) fn into_storage(self, ctx: Context<'_>) -> StorageError {
         let Context { operation, id, action } = ctx;
         let code = self.code.clone().unwrap_or_else(|| "unknown".into());
-        let err = match self.kind {
-            Kind::NotFound => match id {
-                Some(id) => return StorageError::not_found(PROVIDER, id),
-                None => self.backend(ctx, "the resource was not found"),
+        let verdict = match self.kind {
+            Kind::NotFound => Verdict::NotFound {
+                without_id: "the resource was not found".into(),
             },
-            Kind::Denied => StorageError::permission_denied(
-                PROVIDER,
-                operation,
-                id,
-                format!(
+            Kind::Denied => Verdict::PermissionDenied {
+                required: format!(
                     "grant the IAM action {action} on the secret (and kms:Decrypt / kms:GenerateDataKey on its KMS key when it uses a customer-managed key)"
                 ),
-            ),
-            Kind::Unauthenticated => StorageError::authentication_failed(
-                PROVIDER,
-                format!(
+            },
+            Kind::Unauthenticated => Verdict::AuthenticationFailed {
+                hint: format!(
                     "AWS rejected the request's credentials ({code}); check the credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO login, role) and the clock"
                 ),
-            ),
-            Kind::NoCredentials => StorageError::authentication_failed(
-                PROVIDER,
-                "no usable AWS credentials were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
-                 run `aws sso login`, or run where a role is attached",
-            ),
-            Kind::Tls => self.backend(
-                ctx,
+            },
+            Kind::NoCredentials => Verdict::AuthenticationFailed {
+                hint: "no usable AWS credentials were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
+                       run `aws sso login`, or run where a role is attached"
+                    .into(),
+            },
+            Kind::Tls => Verdict::backend(
                 "the TLS handshake with the endpoint failed: its certificate is not trusted (or it does not \
-                 speak TLS); trust its CA in the system roots or fix endpoint_url — verification stays on",
+                 speak TLS); trust its CA in the system roots or fix endpoint — verification stays on",
             ),
-            Kind::Throttled => StorageError::throttled(PROVIDER, operation, id).with_retry_after(self.retry_after),
+            Kind::Throttled => Verdict::Throttled {
+                retry_after: self.retry_after,
+            },
             Kind::KeyService => match id {
-                Some(id) => {
-                    return StorageError::Crypto(CryptoError::KeyService {
-                        provider: PROVIDER,
-                        id: id.clone(),
-                        code,
-                        required: "grant kms:Decrypt and kms:GenerateDataKey on the secret's KMS key and check that the key is enabled".into(),
-                    });
-                }
-                None => self.backend(ctx, "KMS could not process the secret"),
+                Some(id) => Verdict::Final(StorageError::Crypto(CryptoError::KeyService {
+                    provider: PROVIDER,
+                    id: id.clone(),
+                    code,
+                    required: "grant kms:Decrypt and kms:GenerateDataKey on the secret's KMS key and check that the key is enabled".into(),
+                })),
+                None => Verdict::backend("KMS could not process the secret"),
             },
-            Kind::Unavailable | Kind::DeletionPending => StorageError::unavailable(PROVIDER, operation, id),
-            Kind::Exists => match id {
-                Some(id) => StorageError::conflict(
-                    PROVIDER,
-                    id,
-                    "a secret of that name was created concurrently; re-read it and try again",
-                ),
-                None => self.backend(ctx, "the resource already exists"),
+            Kind::Unavailable | Kind::DeletionPending => Verdict::Unavailable,
+            Kind::Exists => Verdict::Conflict {
+                hint: "a secret of that name was created concurrently; re-read it and try again".into(),
+                without_id: "the resource already exists".into(),
             },
-            Kind::InvalidRequest => self.backend(
-                ctx,
-                "the secret's state does not allow this (is it scheduled for deletion?)",
-            ),
-            Kind::Quota => self.backend(
-                ctx,
+            Kind::InvalidRequest => {
+                Verdict::backend("the secret's state does not allow this (is it scheduled for deletion?)")
+            }
+            Kind::Quota => Verdict::backend(
                 "a Secrets Manager quota was reached; for PutSecretValue that is the number of versions of \
                  the secret (AWS keeps about 100 and removes old ones slowly: about one update per 10 minutes \
                  per secret is sustainable): store this credential less often, wait, or delete and re-create it",
             ),
-            Kind::InvalidParameter | Kind::Other => self.backend(ctx, &format!("{action} was refused")),
+            Kind::InvalidParameter | Kind::Other => Verdict::backend(format!("{action} was refused")),
         };
-        err.with_source(self.source)
+        let at = Failure {
+            provider: PROVIDER,
+            operation,
+            id,
+            status: self.status,
+            code: self.code.as_deref(),
+        };
+        verdict.into_storage(at, self.source)
     }
 
     /// Reclassifies an `InvalidRequestException` met where only a deletion in progress
@@ -251,10 +240,6 @@ impl AwsError {
             self.kind = Kind::DeletionPending;
         }
         self
-    }
-
-    fn backend(&self, ctx: Context<'_>, message: &str) -> StorageError {
-        StorageError::backend(PROVIDER, ctx.operation, ctx.id, message).with_code(self.status, self.code.as_deref())
     }
 }
 

@@ -58,7 +58,7 @@ mod provider;
 mod tags;
 mod versions;
 
-pub use config::{AwsSecretsManagerConfig, Deletion, MAX_SECRET_NAME_LEN};
+pub use config::{AwsSecretsManagerConfig, DeleteMode, MAX_SECRET_NAME_LEN};
 pub use provider::{AwsSecretsManagerProvider, MAX_SECRET_BYTES};
 
 /// The provider name in errors, logs and metrics.

@@ -11,14 +11,15 @@ use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use nebula_credential_core::remote::Polling;
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Operation,
     Precondition, ProviderConfig, RecordEnvelope, Retried, Revision, StorageError, StorageProvider, Stored, Tags,
-    async_trait, layers,
+    async_trait,
 };
 
 use crate::PROVIDER;
-use crate::config::{AwsSecretsManagerConfig, Deletion, MAX_SECRET_NAME_LEN};
+use crate::config::{AwsSecretsManagerConfig, DeleteMode, MAX_SECRET_NAME_LEN};
 use crate::errors::{AwsError, Context, Kind};
 use crate::tags::SCHEME;
 use crate::versions::{
@@ -29,8 +30,9 @@ use crate::versions::{
 pub const MAX_SECRET_BYTES: usize = 65_536;
 /// Attempts of one logical step that races other writers or AWS's asynchronous deletes.
 const MAX_ROUNDS: u32 = 6;
-/// First wait for a name AWS is still freeing after a forced delete (doubles each round).
-const FIRST_DELETION_WAIT: Duration = Duration::from_millis(250);
+/// Waits for a name AWS is still freeing after a forced delete: 250 ms doubling, fewer
+/// than [`MAX_ROUNDS`] of them, within the operation's deadline.
+const DELETION_POLL: Polling = Polling::doubling(Duration::from_millis(250), Duration::MAX, MAX_ROUNDS - 1);
 
 /// Stores each credential as one AWS Secrets Manager secret named `secret_prefix + id`,
 /// whose `SecretString` is the versioned JSON [`RecordEnvelope`], tagged for server-side
@@ -49,9 +51,9 @@ impl std::fmt::Debug for AwsSecretsManagerProvider {
         let region = self.client.config().region().map(ToString::to_string);
         f.debug_struct("AwsSecretsManagerProvider")
             .field("region", &region)
-            .field("endpoint_url", &self.config.endpoint_url)
+            .field("endpoint", &self.config.endpoint)
             .field("secret_prefix", &self.config.secret_prefix)
-            .field("deletion", &self.config.deletion)
+            .field("delete_mode", &self.config.delete_mode)
             .finish_non_exhaustive()
     }
 }
@@ -106,7 +108,7 @@ impl AwsSecretsManagerProvider {
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }
-        if let Some(url) = &config.endpoint_url {
+        if let Some(url) = &config.endpoint {
             loader = loader.endpoint_url(url);
         }
         let sdk = loader.load().await;
@@ -131,7 +133,7 @@ impl AwsSecretsManagerProvider {
         if let Some(region) = &config.region {
             builder = builder.region(Region::new(region.clone()));
         }
-        if let Some(url) = &config.endpoint_url {
+        if let Some(url) = &config.endpoint {
             builder = builder.endpoint_url(url);
         }
         Ok(AwsSecretsManagerProvider {
@@ -142,7 +144,7 @@ impl AwsSecretsManagerProvider {
 
     /// A provider over a client you built. The client is used as it is: turn its retries
     /// off (`RetryConfig::disabled()`) so the `Retry` layer alone decides.
-    pub fn from_client(client: Client, config: AwsSecretsManagerConfig) -> Result<Self, StorageError> {
+    pub fn with_client(client: Client, config: AwsSecretsManagerConfig) -> Result<Self, StorageError> {
         config.validate()?;
         Ok(AwsSecretsManagerProvider {
             client,
@@ -150,20 +152,16 @@ impl AwsSecretsManagerProvider {
         })
     }
 
-    /// The secret name of `id`: `secret_prefix + id`, within AWS's 512 characters.
-    pub fn secret_name(&self, id: &CredentialId) -> Result<String, StorageError> {
+    /// The secret name of `id`: `secret_prefix + id`. Always within AWS's
+    /// [`MAX_SECRET_NAME_LEN`] characters: the configuration (checked by every
+    /// constructor) keeps `secret_prefix` to at most that minus [`MAX_ID_LEN`] ASCII
+    /// characters, and ids are ASCII of at most [`MAX_ID_LEN`].
+    ///
+    /// [`MAX_ID_LEN`]: nebula_credential_core::MAX_ID_LEN
+    pub fn secret_name(&self, id: &CredentialId) -> String {
         let name = format!("{}{id}", self.config.secret_prefix);
-        if name.len() > MAX_SECRET_NAME_LEN {
-            return Err(StorageError::invalid_name(
-                PROVIDER,
-                id,
-                format!(
-                    "the secret name would have {} characters, over AWS's {MAX_SECRET_NAME_LEN}; shorten secret_prefix",
-                    name.len()
-                ),
-            ));
-        }
-        Ok(name)
+        debug_assert!(name.len() <= MAX_SECRET_NAME_LEN, "validate bounds the prefix");
+        name
     }
 
     async fn describe(&self, name: &str) -> Outcome<Option<DescribeSecretOutput>> {
@@ -289,19 +287,11 @@ impl AwsSecretsManagerProvider {
     /// Waits before the next round of a store that found the name still being freed by
     /// a forced delete, unless that would pass the operation's deadline or the bound.
     async fn wait_for_deletion(&self, round: &mut u32, e: AwsError, c: Context<'_>) -> Result<(), StorageError> {
-        let wait = FIRST_DELETION_WAIT * 2u32.saturating_pow(*round);
-        *round += 1;
-        let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d);
-        if *round >= MAX_ROUNDS || past_deadline {
-            return Err(e.deletion_pending().into_storage(c));
+        if DELETION_POLL.pause(round).await {
+            Ok(())
+        } else {
+            Err(e.deletion_pending().into_storage(c))
         }
-        tracing::debug!(
-            provider = PROVIDER,
-            ?wait,
-            "the secret name is still being deleted; waiting"
-        );
-        tokio::time::sleep(wait).await;
-        Ok(())
     }
 
     /// Whether a create or restore that failed with `e` lets the store look again: the
@@ -451,7 +441,7 @@ impl AwsSecretsManagerProvider {
                 .client
                 .list_secrets()
                 .set_filters(Some(filters.to_vec()))
-                .max_results(self.config.list_page_size)
+                .max_results(i32::try_from(self.config.list_page_size).unwrap_or(i32::MAX))
                 .set_next_token(token.clone())
                 .send();
             let err = match tokio::time::timeout(deadline, request).await {
@@ -541,9 +531,9 @@ impl StorageProvider for AwsSecretsManagerProvider {
 
     fn capabilities(&self) -> Capabilities {
         let caps = Capabilities::new(MAX_SECRET_BYTES).with_conditional_store();
-        match self.config.deletion {
-            Deletion::RecoveryWindow { .. } => caps.with_soft_delete(),
-            Deletion::Force => caps,
+        match self.config.delete_mode {
+            DeleteMode::Soft => caps.with_soft_delete(),
+            DeleteMode::Purge => caps,
         }
     }
 
@@ -554,7 +544,7 @@ impl StorageProvider for AwsSecretsManagerProvider {
         metadata: &CredentialMetadata,
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
-        let name = self.secret_name(id)?;
+        let name = self.secret_name(id);
         let json = RecordEnvelope::encode(id, data, metadata, PROVIDER, MAX_SECRET_BYTES)?;
         let value = String::from_utf8(json).expect("serde_json writes UTF-8");
         let desired = SCHEME.desired(metadata, &self.config.default_tags);
@@ -567,7 +557,7 @@ impl StorageProvider for AwsSecretsManagerProvider {
     /// (another tool's version, one written by a release before version ids proved
     /// authorship) is settled by `DescribeSecret`: our marker, or `Conflict`.
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
-        let name = self.secret_name(id)?;
+        let name = self.secret_name(id);
         let c = ctx(Operation::Retrieve, Some(id), "secretsmanager:GetSecretValue");
         for _ in 0..MAX_ROUNDS {
             let got = self
@@ -612,7 +602,7 @@ impl StorageProvider for AwsSecretsManagerProvider {
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
-        let name = self.secret_name(id)?;
+        let name = self.secret_name(id);
         let c = |action| ctx(Operation::Delete, Some(id), action);
         for _ in 0..MAX_ROUNDS {
             let Some(state) = self.ours(id, &name, Operation::Delete).await? else {
@@ -622,9 +612,9 @@ impl StorageProvider for AwsSecretsManagerProvider {
                 return Ok(());
             }
             let request = self.client.delete_secret().secret_id(&name);
-            let request = match self.config.deletion {
-                Deletion::Force => request.force_delete_without_recovery(true),
-                Deletion::RecoveryWindow { days } => {
+            let request = match self.config.delete_mode {
+                DeleteMode::Purge => request.force_delete_without_recovery(true),
+                DeleteMode::Soft => {
                     // Overwrite the value first, so a restore never brings it back.
                     if !state.tombstoned {
                         match self
@@ -638,7 +628,7 @@ impl StorageProvider for AwsSecretsManagerProvider {
                             Err((e, action)) => return Err(e.into_storage(c(action))),
                         }
                     }
-                    request.recovery_window_in_days(i64::from(days))
+                    request.recovery_window_in_days(i64::from(self.config.recovery_window_days))
                 }
             };
             return match request.send().await.map_err(AwsError::from) {
@@ -694,7 +684,7 @@ impl StorageProvider for AwsSecretsManagerProvider {
     }
 
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
-        let name = self.secret_name(id)?;
+        let name = self.secret_name(id);
         let state = self.ours(id, &name, Operation::Exists).await?;
         Ok(state.is_some_and(|s| s.live()))
     }

@@ -46,7 +46,7 @@ fn mocked(rules: &[&aws_smithy_mocks::Rule]) -> Client {
 }
 
 fn provider_over(client: Client) -> AwsSecretsManagerProvider {
-    AwsSecretsManagerProvider::from_client(client, config()).expect("provider")
+    AwsSecretsManagerProvider::with_client(client, config()).expect("provider")
 }
 
 /// The standard layer stack with default policies over a provider on `client`.
@@ -74,7 +74,7 @@ fn provider_at(port: u16, credentials: SharedCredentialsProvider) -> AwsSecretsM
         .credentials_provider(credentials)
         .build();
     let config = AwsSecretsManagerConfig {
-        endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
         ..config()
     };
     AwsSecretsManagerProvider::from_sdk_config(&sdk, config).expect("provider")

@@ -48,7 +48,7 @@ async fn an_endpoint_with_an_untrusted_certificate_is_refused() {
         .build();
     let config = AwsSecretsManagerConfig {
         region: Some("us-east-1".into()),
-        endpoint_url: Some(format!("https://localhost:{port}")),
+        endpoint: Some(format!("https://localhost:{port}")),
         ..AwsSecretsManagerConfig::default()
     };
     let p = AwsSecretsManagerProvider::from_sdk_config(&sdk, config).unwrap();

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use nebula_credential_core::remote::env;
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
 };
@@ -92,10 +93,6 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 #[async_trait]
 impl ProviderConfig for KubernetesSecretsConfig {
     fn provider_name(&self) -> &'static str {
@@ -111,19 +108,23 @@ impl ProviderConfig for KubernetesSecretsConfig {
     }
 
     /// The default configuration, validated, with these variables when set (empty = unset):
-    /// - `KUBERNETES_NAMESPACE` → `namespace`;
-    /// - `NEBULA_K8S_KUBECONFIG` → `kubeconfig_path` (kube itself reads `KUBECONFIG`
-    ///   when it is unset);
-    /// - `NEBULA_K8S_CONTEXT` → `context`;
-    /// - `NEBULA_K8S_SECRET_PREFIX` → `secret_prefix`.
+    /// - `NEBULA_KUBERNETES_NAMESPACE` → `namespace`;
+    /// - `NEBULA_KUBERNETES_KUBECONFIG_PATH` → `kubeconfig_path` (kube itself reads
+    ///   `KUBECONFIG` when it is unset);
+    /// - `NEBULA_KUBERNETES_CONTEXT` → `context`;
+    /// - `NEBULA_KUBERNETES_SECRET_PREFIX` → `secret_prefix`.
+    ///
+    /// The names of earlier releases (`KUBERNETES_NAMESPACE`, `NEBULA_K8S_KUBECONFIG`,
+    /// `NEBULA_K8S_CONTEXT`, `NEBULA_K8S_SECRET_PREFIX`) are still read, with a warning.
     fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self {
-            namespace: env_var("KUBERNETES_NAMESPACE"),
-            kubeconfig_path: env_var("NEBULA_K8S_KUBECONFIG").map(PathBuf::from),
-            context: env_var("NEBULA_K8S_CONTEXT"),
+            namespace: env::var_renamed("NEBULA_KUBERNETES_NAMESPACE", &["KUBERNETES_NAMESPACE"]),
+            kubeconfig_path: env::var_renamed("NEBULA_KUBERNETES_KUBECONFIG_PATH", &["NEBULA_K8S_KUBECONFIG"])
+                .map(PathBuf::from),
+            context: env::var_renamed("NEBULA_KUBERNETES_CONTEXT", &["NEBULA_K8S_CONTEXT"]),
             ..Self::default()
         };
-        if let Some(prefix) = env_var("NEBULA_K8S_SECRET_PREFIX") {
+        if let Some(prefix) = env::var_renamed("NEBULA_KUBERNETES_SECRET_PREFIX", &["NEBULA_K8S_SECRET_PREFIX"]) {
             c.secret_prefix = prefix;
         }
         c.validate()?;

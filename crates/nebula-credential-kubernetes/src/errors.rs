@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use kube::core::Status;
+use nebula_credential_core::remote::{Failure, Verdict, is_tls_failure, source_chain};
 use nebula_credential_core::{BoxError, CredentialId, Operation, StorageError, ValidationError};
 
 use crate::PROVIDER;
@@ -65,24 +66,6 @@ pub(crate) fn classify_status(code: u16, reason: &str, details_kind: &str) -> Ki
         }
         _ => Kind::Other,
     }
-}
-
-/// Whether `err` or anything in its source chain (including errors wrapped in
-/// `std::io::Error`) is a rustls error: a failed TLS handshake.
-fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if e.is::<rustls::Error>() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| is_tls(inner))
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
 }
 
 /// Why a store gave up waiting: the Secret under its name is being deleted, and the
@@ -162,7 +145,7 @@ impl CredentialsUnavailable {
 
 /// The first [`kube::client::AuthError`] in `err`'s source chain.
 fn auth_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::client::AuthError> {
-    nebula_credential_core::remote::source_chain(err).find_map(|e| e.downcast_ref::<kube::client::AuthError>())
+    source_chain(err).find_map(|e| e.downcast_ref::<kube::client::AuthError>())
 }
 
 /// Where an error happened: the operation, the credential, the RBAC verb and namespace.
@@ -212,8 +195,8 @@ impl From<kube::Error> for KubeError {
                 };
                 (kind, Some(s.clone()))
             }
-            kube::Error::Service(e) if is_tls(e.as_ref()) => (Kind::Tls, None),
-            kube::Error::HyperError(e) if is_tls(e) => (Kind::Tls, None),
+            kube::Error::Service(e) if is_tls_failure(e.as_ref()) => (Kind::Tls, None),
+            kube::Error::HyperError(e) if is_tls_failure(e) => (Kind::Tls, None),
             kube::Error::Service(_) | kube::Error::HyperError(_) => (Kind::Unavailable, None),
             _ => (Kind::Other, None),
         };
@@ -266,83 +249,77 @@ impl KubeError {
             verb,
             namespace,
         } = ctx;
-        let backend = |message: String| {
-            StorageError::backend(PROVIDER, operation, id, message).with_code(self.code(), self.reason())
-        };
-        let error = match self.kind {
-            Kind::NotFound => match id {
-                Some(id) => StorageError::not_found(PROVIDER, id),
-                None => backend("the API server reports a missing resource; check the server URL and API path".into()),
+        let verdict = match self.kind {
+            Kind::NotFound => Verdict::NotFound {
+                without_id: "the API server reports a missing resource; check the server URL and API path".into(),
             },
-            Kind::NamespaceMissing => backend(format!(
+            Kind::NamespaceMissing => Verdict::backend(format!(
                 "namespace `{namespace}` does not exist; create it (`kubectl create namespace {namespace}`) or set `namespace`"
             )),
-            Kind::NamespaceTerminating => backend(format!(
+            Kind::NamespaceTerminating => Verdict::backend(format!(
                 "namespace `{namespace}` is being deleted, so nothing can be created in it and what it holds goes \
                  with it; set another `namespace`, or wait until it is gone and create it again"
             )),
-            Kind::AlreadyExists | Kind::Conflict => match id {
-                Some(id) => StorageError::conflict(
-                    PROVIDER,
-                    id,
-                    "another writer changed the Secret at the same time; read it again and retry",
-                ),
-                None => backend("a concurrent change conflicted; retry".into()),
+            Kind::AlreadyExists | Kind::Conflict => Verdict::Conflict {
+                hint: "another writer changed the Secret at the same time; read it again and retry".into(),
+                without_id: "a concurrent change conflicted; retry".into(),
             },
-            Kind::Unauthenticated => StorageError::authentication_failed(
-                PROVIDER,
-                "the API server did not accept the credentials (HTTP 401); renew the token or client certificate \
-                 of the kubeconfig user or service account (see `kubeconfig_path` and `context`)",
-            ),
-            Kind::NoCredentials => StorageError::authentication_failed(
-                PROVIDER,
-                "the credentials of the kubeconfig user could not be obtained (see the source error); fix its exec \
-                 plugin, auth provider or token file (see `kubeconfig_path` and `context`)",
-            ),
-            Kind::Denied => StorageError::permission_denied(
-                PROVIDER,
-                operation,
-                id,
-                format!(
+            Kind::Unauthenticated => Verdict::AuthenticationFailed {
+                hint:
+                    "the API server did not accept the credentials (HTTP 401); renew the token or client certificate \
+                       of the kubeconfig user or service account (see `kubeconfig_path` and `context`)"
+                        .into(),
+            },
+            Kind::NoCredentials => Verdict::AuthenticationFailed {
+                hint:
+                    "the credentials of the kubeconfig user could not be obtained (see the source error); fix its exec \
+                       plugin, auth provider or token file (see `kubeconfig_path` and `context`)"
+                        .into(),
+            },
+            Kind::Denied => Verdict::PermissionDenied {
+                required: format!(
                     "grant `{verb}` on `secrets` in namespace `{namespace}` to the identity of the kubeconfig or \
                      service account (a Role rule with apiGroups [\"\"], resources [\"secrets\"], verbs [\"{verb}\"])"
                 ),
-            ),
-            Kind::Invalid => {
-                return StorageError::Invalid(ValidationError::InvalidArgument {
-                    what: "Secret",
-                    reason: format!(
-                        "the API server refused {} of the Secret in namespace `{namespace}`; check the configured \
-                         labels, annotations and prefix",
-                        self.causes()
-                    ),
-                });
-            }
+            },
+            Kind::Invalid => Verdict::Final(StorageError::Invalid(ValidationError::InvalidArgument {
+                what: "Secret",
+                reason: format!(
+                    "the API server refused {} of the Secret in namespace `{namespace}`; check the configured \
+                     labels, annotations and prefix",
+                    self.causes()
+                ),
+            })),
             // `list` restarts once on its own; a second expiry in a row is worth a retry.
-            Kind::Gone => StorageError::unavailable(PROVIDER, operation, id),
+            Kind::Gone | Kind::Unavailable => Verdict::Unavailable,
             Kind::TooLarge => {
-                backend("the API server refused the request body as too large; store a smaller secret".into())
+                Verdict::backend("the API server refused the request body as too large; store a smaller secret")
             }
-            Kind::Throttled => {
-                let after = self
+            Kind::Throttled => Verdict::Throttled {
+                retry_after: self
                     .status
                     .as_ref()
                     .and_then(|s| s.details.as_ref())
                     .map(|d| d.retry_after_seconds)
                     .filter(|s| *s > 0)
-                    .map(|s| Duration::from_secs(u64::from(s)));
-                StorageError::throttled(PROVIDER, operation, id).with_retry_after(after)
-            }
-            Kind::Unavailable => StorageError::unavailable(PROVIDER, operation, id),
-            Kind::Tls => backend(
+                    .map(|s| Duration::from_secs(u64::from(s))),
+            },
+            Kind::Tls => Verdict::backend(
                 "the TLS handshake with the API server failed (untrusted or mismatched certificate); set the \
                  cluster's `certificate-authority` or `certificate-authority-data` in the kubeconfig to the CA that \
-                 signed the server certificate"
-                    .into(),
+                 signed the server certificate",
             ),
-            Kind::Other => backend("the Kubernetes API request failed; see the source error".into()),
+            Kind::Other => Verdict::backend("the Kubernetes API request failed; see the source error"),
         };
-        error.with_source(self.source)
+        let reason = self.reason().map(str::to_string);
+        let at = Failure {
+            provider: PROVIDER,
+            operation,
+            id,
+            status: self.code(),
+            code: reason.as_deref(),
+        };
+        verdict.into_storage(at, self.source)
     }
 }
 

@@ -15,8 +15,7 @@ use nebula_credential_core::{
     Precondition, ProviderConfig, RecordEnvelope, Revision, StorageError, StorageProvider, Stored, Tags, async_trait,
 };
 
-use nebula_credential_core::layers;
-use nebula_credential_core::remote::back_off;
+use nebula_credential_core::remote::{Polling, back_off, ends_before_deadline};
 
 use crate::PROVIDER;
 use crate::config::KubernetesSecretsConfig;
@@ -39,11 +38,9 @@ const MAX_ROUNDS: u32 = 64;
 /// Longest a store waits for a Secret that is being deleted (finalizers hold it) to go,
 /// when no deadline of the `Timeout` layer ends the wait sooner.
 const MAX_DELETION_WAIT: Duration = Duration::from_secs(10);
-/// First pause between two looks at a Secret that is being deleted; it doubles up to
-/// [`MAX_DELETION_POLL`].
-const FIRST_DELETION_POLL: Duration = Duration::from_millis(50);
-/// Longest pause between two looks at a Secret that is being deleted.
-const MAX_DELETION_POLL: Duration = Duration::from_secs(1);
+/// Pauses between two looks at a Secret that is being deleted: 50 ms doubling up to 1 s,
+/// as many as [`MAX_DELETION_WAIT`] allows.
+const DELETION_POLL: Polling = Polling::doubling(Duration::from_millis(50), Duration::from_secs(1), u32::MAX);
 
 /// Stores each credential as one Kubernetes Secret of type [`SECRET_TYPE`] in one
 /// namespace, named by [`secret_name`](Self::secret_name), whose data key [`RECORD_KEY`]
@@ -227,18 +224,13 @@ impl KubernetesSecretsProvider {
             return Err(SCHEME.foreign(PROVIDER, id, &self.location(name)));
         }
         let held = meta.annotations.as_ref().and_then(|a| a.get(ID_ANNOTATION));
-        if held.map(String::as_str) != Some(id.as_str()) {
-            return Err(StorageError::conflict(
-                PROVIDER,
-                id,
-                format!(
-                    "{} is managed by nebula-credential but holds credential {held:?} (another secret_prefix?); \
-                     use distinct prefixes that are not prefixes of one another, or another namespace",
-                    self.location(name)
-                ),
-            ));
-        }
-        Ok(())
+        SCHEME.ensure_holds(
+            PROVIDER,
+            id,
+            &self.location(name),
+            ID_ANNOTATION,
+            held.map(String::as_str),
+        )
     }
 
     /// [`ensure_ours`](Self::ensure_ours), and the Secret has our [`SECRET_TYPE`]: one of
@@ -366,12 +358,13 @@ impl KubernetesSecretsProvider {
         dying: &ObjectMeta,
         waited: &mut Duration,
     ) -> Result<(), StorageError> {
-        let mut pause = FIRST_DELETION_POLL;
+        let mut round = 0;
         loop {
+            let pause = DELETION_POLL.wait(round);
+            round += 1;
             // Leave as long as the pause for the look after it, so this error, which names
             // the finalizers, comes before the `Timeout` layer's.
-            let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + pause * 2 >= d);
-            if past_deadline || *waited + pause > MAX_DELETION_WAIT {
+            if !ends_before_deadline(pause * 2) || *waited + pause > MAX_DELETION_WAIT {
                 let held = BeingDeleted {
                     location: self.location(name),
                     finalizers: dying.finalizers.clone().unwrap_or_default(),
@@ -386,7 +379,6 @@ impl KubernetesSecretsProvider {
             }
             tokio::time::sleep(pause).await;
             *waited += pause;
-            pause = (pause * 2).min(MAX_DELETION_POLL);
             let now = self
                 .api
                 .get_metadata_opt(name)

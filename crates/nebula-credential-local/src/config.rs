@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use nebula_credential_core::remote::env;
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
 };
@@ -89,14 +90,17 @@ impl ProviderConfig for LocalStorageConfig {
         &self.timeouts
     }
 
-    /// The defaults, with `base_path` from `NEBULA_CREDENTIAL_DIR` when it is set and
-    /// not empty (an absolute path). Reads no other variable; fields are validated by
+    /// The defaults, with `base_path` from `NEBULA_LOCAL_BASE_PATH` when it is set and
+    /// not empty (an absolute path); the earlier name `NEBULA_CREDENTIAL_DIR` is still
+    /// read, with a warning. Reads no other variable; fields are validated by
     /// [`validate`](ProviderConfig::validate) and [`build`](ProviderConfig::build).
     fn from_env() -> Result<Self, ConfigError> {
-        Ok(match std::env::var_os("NEBULA_CREDENTIAL_DIR") {
-            Some(dir) if !dir.is_empty() => Self::new(dir),
-            _ => Self::default(),
-        })
+        Ok(
+            match env::path_renamed("NEBULA_LOCAL_BASE_PATH", &["NEBULA_CREDENTIAL_DIR"]) {
+                Some(dir) => Self::new(dir),
+                None => Self::default(),
+            },
+        )
     }
 
     /// Opens a [`LocalStorageProvider`]: validates, then prepares the directory.

@@ -100,8 +100,10 @@ pub fn renamed_table<'de, D: serde::Deserializer<'de>>(
     Ok(table)
 }
 
-/// The one warning about a deprecated name still in use.
-pub(crate) fn warn_renamed(what: &str, old: &str, new: &str) {
+/// The one warning about a deprecated name still in use: `what` (`configuration key`,
+/// `environment variable`, …) `old` is deprecated, use `new`. For renames the table
+/// functions cannot express (a key whose values change shape too).
+pub fn warn_renamed(what: &str, old: &str, new: &str) {
     tracing::warn!("{what} `{old}` is deprecated and will be removed in the next release; use `{new}` instead");
 }
 

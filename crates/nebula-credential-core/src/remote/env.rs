@@ -1,6 +1,6 @@
 //! Environment variables of the backends' `from_env`: [`var`] reads the first of several
 //! names set, [`var_renamed`] reads a variable under its current name or a deprecated
-//! one (with one warning), and [`parse_bool`] reads a `true` / `false` switch. An empty
+//! one (with one warning), [`path_renamed`] the same for a path, and [`parse_bool`] reads a `true` / `false` switch. An empty
 //! variable counts as unset everywhere.
 
 use crate::ConfigError;
@@ -14,6 +14,20 @@ pub fn var(names: &[&str]) -> Option<String> {
 /// not empty, with one warning naming the old and the new variable.
 pub fn var_renamed(name: &str, old: &[&str]) -> Option<String> {
     renamed_of(&process_env, name, old)
+}
+
+/// Like [`var_renamed`], for a path: the value need not be UTF-8.
+pub fn path_renamed(name: &str, old: &[&str]) -> Option<std::path::PathBuf> {
+    let read = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
+    read(name)
+        .or_else(|| {
+            old.iter().find_map(|o| {
+                let value = read(o)?;
+                super::config_keys::warn_renamed("environment variable", o, name);
+                Some(value)
+            })
+        })
+        .map(std::path::PathBuf::from)
 }
 
 /// `value` of the variable `var_name` (which sets `field` of `provider`'s configuration)
@@ -76,6 +90,10 @@ mod tests {
         let both = env(&[("OLD", "old"), ("NEW", "new")]);
         assert_eq!(renamed_of(&both, "NEW", &["OLD"]), Some("new".into()));
         assert_eq!(renamed_of(&both, "NONE", &[]), None);
+        assert_eq!(
+            path_renamed("NEBULA_TEST_UNSET_PATH", &["NEBULA_TEST_UNSET_OLD_PATH"]),
+            None
+        );
     }
 
     #[test]

@@ -82,8 +82,20 @@ impl Polling {
         deadline: Option<tokio::time::Instant>,
         now: tokio::time::Instant,
     ) -> bool {
-        round <= self.rounds && deadline.is_none_or(|d| now + wait < d)
+        round <= self.rounds && ends_before(deadline, now, wait)
     }
+}
+
+/// Whether `span` from now ends before the deadline of the operation running in this
+/// task ([`layers::deadline`](crate::layers::deadline)); always `true` without one. A
+/// backend waiting on its own terms (a total budget, a margin for the look after the
+/// wait) checks the deadline with this.
+pub fn ends_before_deadline(span: Duration) -> bool {
+    ends_before(crate::layers::deadline(), tokio::time::Instant::now(), span)
+}
+
+fn ends_before(deadline: Option<tokio::time::Instant>, now: tokio::time::Instant, span: Duration) -> bool {
+    deadline.is_none_or(|d| now + span < d)
 }
 
 #[cfg(test)]
@@ -128,5 +140,9 @@ mod tests {
             "a wait ending at the deadline"
         );
         assert!(!POLL.may_wait(4, wait, None, now), "past the rounds");
+        assert!(
+            ends_before_deadline(Duration::from_secs(3600)),
+            "no deadline outside a Timeout layer"
+        );
     }
 }
