@@ -72,8 +72,8 @@ fn main() -> anyhow::Result<()> {
     let vault_url = vault_url.as_str().trim_end_matches('/').to_string();
     let credential: Arc<dyn TokenCredential> = Arc::new(StaticToken(token));
     let config = AzureKeyVaultConfig {
-        vault_url: vault_url.clone(),
-        custom_endpoint: true,
+        endpoint: vault_url.clone(),
+        allow_custom_host: true,
         ca_cert: Some(ca.clone()),
         credential: AzureCredential::custom(credential.clone()),
         secret_prefix: "bench-".into(),

@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let prefix = format!("nebula-bench/{}", std::process::id());
     let config = VaultConfig {
-        path_prefix: prefix.clone(),
+        secret_prefix: prefix.clone(),
         ..VaultConfig::with_token(&addr, &token)
     };
     let list_concurrency = config.list_concurrency;

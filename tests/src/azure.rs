@@ -85,8 +85,8 @@ impl TokenCredential for StaticToken {
 /// secrets under `PREFIX-`.
 pub fn azure_config(prefix: &str, credential: Arc<dyn TokenCredential>, vault_url: String) -> AzureKeyVaultConfig {
     AzureKeyVaultConfig {
-        vault_url,
-        custom_endpoint: true,
+        endpoint: vault_url,
+        allow_custom_host: true,
         ca_cert: Some(ca_path()),
         credential: AzureCredential::custom(credential),
         secret_prefix: format!("{prefix}-"),

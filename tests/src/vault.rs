@@ -75,7 +75,7 @@ pub fn config(namespace: &str) -> VaultConfig {
 /// [`config`] at `address` with `token`.
 pub fn with_token(namespace: &str, address: String, token: String) -> VaultConfig {
     VaultConfig {
-        path_prefix: prefix(namespace),
+        secret_prefix: prefix(namespace),
         ..VaultConfig::with_token(address, token)
     }
 }

@@ -605,7 +605,7 @@ async fn the_python_sdk_reads_our_content_type_tags_and_no_plaintext() {
 #[tokio::test]
 async fn connection_failures_and_stalls_are_retryable() {
     let mut c = config("refused");
-    c.vault_url = "https://nebula.localhost:1".into();
+    c.endpoint = "https://nebula.localhost:1".into();
     c.retry.max_retries = 0;
     let e = provider(c).await.retrieve(&id("x")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");

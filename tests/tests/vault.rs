@@ -38,7 +38,7 @@ nebula_credential_core::conformance_tests!(
 #[test]
 fn one_line_selects_vault() {
     let c: StorageConfig = toml::from_str(
-        "provider = \"vault\"\naddress = \"https://vault.example.com:8200\"\ndelete_mode = \"soft\"\n\
+        "provider = \"vault\"\nendpoint = \"https://vault.example.com:8200\"\ndelete_mode = \"soft\"\n\
          [auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id = \"s3cr3t-id\"\n[retry]\nmax_retries = 2",
     )
     .unwrap();
@@ -48,11 +48,11 @@ fn one_line_selects_vault() {
     let StorageConfig::Vault(v) = &c else { panic!("{c:?}") };
     assert_eq!(v.delete_mode, DeleteMode::Soft);
     assert!(!format!("{c:?}").contains("s3cr3t-id"));
-    let e = toml::from_str::<StorageConfig>("provider = \"vault\"\naddress = \"http://vault.example.com\"")
+    let e = toml::from_str::<StorageConfig>("provider = \"vault\"\nendpoint = \"http://vault.example.com\"")
         .unwrap()
         .validate()
         .unwrap_err();
-    assert_eq!(e.field(), "address");
+    assert_eq!(e.field(), "endpoint");
 }
 
 #[tokio::test]
@@ -1228,7 +1228,7 @@ async fn forty_operations_with_dead_credentials_make_one_login() {
     let (address, seen) = counting_proxy();
     let p = Arc::new(
         VaultProvider::new(VaultConfig {
-            address,
+            endpoint: address,
             auth,
             renewal_check_interval_secs: 3600,
             token_renewal_threshold_secs: 3601,
@@ -1277,7 +1277,7 @@ async fn a_redirect_to_another_origin_never_carries_the_token() {
         )
     });
     let p = VaultProvider::new(VaultConfig {
-        path_prefix: "redirected".into(),
+        secret_prefix: "redirected".into(),
         ..VaultConfig::with_token(address, "s.REDIRECTEDTOKEN0123456789")
     })
     .await
@@ -1406,7 +1406,7 @@ async fn an_approle_token_without_the_default_policy_stays_logged_in() {
 async fn requests_per_operation() {
     let (address, seen) = counting_proxy();
     let p = VaultProvider::new(VaultConfig {
-        address,
+        endpoint: address,
         ..config(&unique("requests"))
     })
     .await
@@ -1468,7 +1468,7 @@ async fn a_foreign_entry_created_during_our_create_is_never_taken_over() {
             }
         }
     });
-    let p = VaultProvider::new(VaultConfig { address, ..config(&ns) })
+    let p = VaultProvider::new(VaultConfig { endpoint: address, ..config(&ns) })
         .await
         .unwrap();
     for attempt in ["the racing store", "a later store"] {
@@ -1509,7 +1509,7 @@ async fn patching_metadata_before_the_armed_write(
             }
         }
     });
-    let p = VaultProvider::new(VaultConfig { address, ..config(ns) }).await.unwrap();
+    let p = VaultProvider::new(VaultConfig { endpoint: address, ..config(ns) }).await.unwrap();
     (p, armed)
 }
 
@@ -1761,7 +1761,7 @@ async fn a_mount_requiring_cas_and_keeping_one_version_works() {
         "max_versions=1",
     ]);
     let ns = unique("cas-mount");
-    for mode in [DeleteMode::Soft, DeleteMode::Destroy] {
+    for mode in [DeleteMode::Soft, DeleteMode::Purge] {
         let p = provider(VaultConfig {
             mount_path: mount.clone(),
             delete_mode: mode,

@@ -87,7 +87,7 @@ pub(crate) fn refused(host: &str) -> Option<&'static str> {
 
 /// The cloud whose authority must issue tokens for the vault at `host`, given the
 /// `AZURE_AUTHORITY_HOST` in effect: `None` for hosts outside the clouds' domains (left to
-/// azure_identity); `Err` (completing "vault_url …") when the variable names another cloud
+/// azure_identity); `Err` (completing "endpoint …") when the variable names another cloud
 /// (an empty variable names none).
 pub(crate) fn authority_for(host: &str, authority_env: Option<&str>) -> Result<Option<&'static Cloud>, String> {
     let Some((cloud, _)) = cloud_of(host) else {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
+use nebula_credential_core::remote::{check_service_url, config_keys, env};
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
@@ -181,7 +182,7 @@ impl PartialEq for AzureCredential {
 ///
 /// ```toml
 /// provider = "azure"
-/// vault_url = "https://myapp-prod.vault.azure.net"
+/// endpoint = "https://myapp-prod.vault.azure.net"
 /// secret_prefix = "myapp-"
 /// delete_mode = "soft"                # or "purge"
 /// [credential]
@@ -190,19 +191,19 @@ impl PartialEq for AzureCredential {
 /// "myorg:team" = "payments"
 /// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct AzureKeyVaultConfig {
     /// The vault, `https://NAME.vault.azure.net` (or `vault.azure.cn`,
     /// `vault.usgovcloudapi.net`). Required. Managed HSM hosts (keys only) and Azure Germany
     /// (closed) are refused. A service principal or workload identity gets its tokens from
     /// the Entra ID authority of the vault's cloud.
-    pub vault_url: String,
-    /// Accept a `vault_url` outside the clouds' Key Vault domains (emulators). The vault's
+    pub endpoint: String,
+    /// Accept an `endpoint` outside the clouds' Key Vault domains (emulators). The vault's
     /// authentication challenge must still name a resource whose host is a parent of this
     /// host, so a private endpoint keeps the vault's own name (resolved to the private IP by
     /// the `privatelink.vaultcore.azure.net` DNS zone) rather than a custom DNS name.
     /// Default `false`.
-    pub custom_endpoint: bool,
+    pub allow_custom_host: bool,
     /// A private CA to trust besides the system roots: a path to a PEM file, or the PEM
     /// text itself. TLS verification is never turned off.
     pub ca_cert: Option<String>,
@@ -230,8 +231,8 @@ pub struct AzureKeyVaultConfig {
 impl Default for AzureKeyVaultConfig {
     fn default() -> Self {
         AzureKeyVaultConfig {
-            vault_url: String::new(),
-            custom_endpoint: false,
+            endpoint: String::new(),
+            allow_custom_host: false,
             ca_cert: None,
             credential: AzureCredential::default(),
             secret_prefix: "nebula-".into(),
@@ -244,11 +245,29 @@ impl Default for AzureKeyVaultConfig {
     }
 }
 
+/// Keys of earlier releases, read under their new names with a deprecation warning.
+const RENAMED_KEYS: &[(&str, &str)] = &[("vault_url", "endpoint"), ("custom_endpoint", "allow_custom_host")];
+
+/// Reads the keys of earlier releases (`vault_url`, `custom_endpoint`) under their new
+/// names, warning once for each.
+impl<'de> Deserialize<'de> for AzureKeyVaultConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
+        AzureKeyVaultConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for AzureKeyVaultConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AzureKeyVaultConfig::serialize(self, s)
+    }
+}
+
 impl fmt::Debug for AzureKeyVaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzureKeyVaultConfig")
-            .field("vault_url", &self.vault_url)
-            .field("custom_endpoint", &self.custom_endpoint)
+            .field("endpoint", &self.endpoint)
+            .field("allow_custom_host", &self.allow_custom_host)
             .field("ca_cert", &self.ca_cert.as_ref().map(|_| "(set)"))
             .field("credential", &self.credential)
             .field("secret_prefix", &self.secret_prefix)
@@ -268,40 +287,39 @@ pub(crate) fn is_guid(s: &str) -> bool {
         && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// Checks `vault_url`: https, a host, nothing but `/` as path, no user info, query or
-/// fragment; never a Managed HSM or a closed cloud; the host a Key Vault of a known cloud
-/// unless `custom`.
-fn check_vault_url(raw: &str, custom: bool) -> Result<(), String> {
+/// Checks `endpoint`: https (plain http is never accepted, loopback or not: Key Vault and the
+/// SDK's bearer authentication need TLS), then the shared service-URL rules
+/// ([`check_service_url`]: a host, no user info, query or fragment), nothing but `/` as
+/// path; on top, Azure's own: never a Managed HSM or a closed cloud, and the host a Key
+/// Vault of a known cloud unless `custom_host`.
+fn check_endpoint(raw: &str, custom_host: bool) -> Result<(), String> {
     if raw.is_empty() {
-        return Err("is required, e.g. \"https://myvault.vault.azure.net\" (AZURE_KEYVAULT_URL)".into());
+        return Err("is required, e.g. \"https://myvault.vault.azure.net\" (NEBULA_AZURE_ENDPOINT)".into());
     }
-    let url =
-        url::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); use \"https://NAME.vault.azure.net\""))?;
-    if url.scheme() != "https" {
-        return Err(format!(
-            "must use https:// (got {}://); Key Vault and the SDK's bearer authentication need TLS",
-            url.scheme()
-        ));
+    if !raw.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return Err(
+            "must be an https:// URL such as \"https://NAME.vault.azure.net\"; Key Vault and the SDK's bearer \
+             authentication need TLS"
+                .into(),
+        );
+    }
+    let url = check_service_url(raw, false, "allow_http")?;
+    if !matches!(url.path(), "" | "/") {
+        return Err("must be the vault's root, without a path".into());
     }
     let Some(host) = url.host_str() else {
         return Err("has no host".into());
     };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry user info".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/") {
-        return Err("must be the vault's root, without path, query or fragment".into());
-    }
     if let Some(why) = crate::cloud::refused(host) {
         return Err(format!("has host {host:?}, which is {why}"));
     }
-    if custom {
+    if custom_host {
         return Ok(());
     }
     let host = host.to_ascii_lowercase();
     let Some((_, name)) = crate::cloud::cloud_of(&host) else {
         return Err(format!(
-            "has host {host:?}, which is not a Key Vault of a known cloud ({}); set custom_endpoint = true for \
+            "has host {host:?}, which is not a Key Vault of a known cloud ({}); set allow_custom_host = true for \
              emulators (a private endpoint keeps the vault's own name, resolved to its private IP by DNS)",
             KNOWN_VAULT_DOMAINS.join(", ")
         ));
@@ -337,12 +355,6 @@ fn check_api_version(v: &str) -> bool {
             .is_some_and(|d| date(d) || d.split_once('.').is_some())
 }
 
-fn env_var(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
 /// Checks the variables the AKS workload identity webhook injects and azure_identity's
 /// `WorkloadIdentityCredential` reads; the text completes "credential …".
 fn check_workload_identity(env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
@@ -364,10 +376,10 @@ fn check_workload_identity(env: &dyn Fn(&str) -> Option<String>) -> Result<(), S
 }
 
 impl AzureKeyVaultConfig {
-    /// The configuration for `vault_url` with every other field at its default.
-    pub fn new(vault_url: impl Into<String>) -> Self {
+    /// The configuration for `endpoint` with every other field at its default.
+    pub fn new(endpoint: impl Into<String>) -> Self {
         AzureKeyVaultConfig {
-            vault_url: vault_url.into(),
+            endpoint: endpoint.into(),
             ..Self::default()
         }
     }
@@ -388,8 +400,10 @@ impl ProviderConfig for AzureKeyVaultConfig {
     }
 
     /// The default configuration, validated, with these variables when set (empty = unset):
-    /// - `AZURE_KEYVAULT_URL` (else `AZURE_KEY_VAULT_URL`, `KEY_VAULT_URL`) → `vault_url`;
-    /// - `NEBULA_AZURE_CUSTOM_ENDPOINT` (`true` / `false`) → `custom_endpoint`;
+    /// - `NEBULA_AZURE_ENDPOINT` (else `AZURE_KEYVAULT_URL`, `AZURE_KEY_VAULT_URL`,
+    ///   `KEY_VAULT_URL`, the names of Azure's samples) → `endpoint`;
+    /// - `NEBULA_AZURE_ALLOW_CUSTOM_HOST` (`true` / `false`) → `allow_custom_host`
+    ///   (`NEBULA_AZURE_CUSTOM_ENDPOINT`, its earlier name, is read with a deprecation warning);
     /// - `NEBULA_AZURE_CA_CERT` → `ca_cert` (a PEM path);
     /// - `NEBULA_AZURE_SECRET_PREFIX` → `secret_prefix`;
     /// - `NEBULA_AZURE_DELETE_MODE` (`soft` / `purge`) → `delete_mode`;
@@ -400,23 +414,22 @@ impl ProviderConfig for AzureKeyVaultConfig {
     ///   (user-assigned when `AZURE_CLIENT_ID` is set).
     fn from_env() -> Result<Self, ConfigError> {
         let mut c = Self::default();
-        if let Some(url) = env_var(&["AZURE_KEYVAULT_URL", "AZURE_KEY_VAULT_URL", "KEY_VAULT_URL"]) {
-            c.vault_url = url;
+        if let Some(url) = env::var(&[
+            "NEBULA_AZURE_ENDPOINT",
+            "AZURE_KEYVAULT_URL",
+            "AZURE_KEY_VAULT_URL",
+            "KEY_VAULT_URL",
+        ]) {
+            c.endpoint = url;
         }
-        if let Some(v) = env_var(&["NEBULA_AZURE_CUSTOM_ENDPOINT"]) {
-            c.custom_endpoint = v.parse().map_err(|_| {
-                ConfigError::new(
-                    PROVIDER,
-                    "custom_endpoint",
-                    format!("must be true or false (NEBULA_AZURE_CUSTOM_ENDPOINT={v:?})"),
-                )
-            })?;
+        if let Some(v) = env::var_renamed("NEBULA_AZURE_ALLOW_CUSTOM_HOST", &["NEBULA_AZURE_CUSTOM_ENDPOINT"]) {
+            c.allow_custom_host = env::parse_bool(PROVIDER, "allow_custom_host", "NEBULA_AZURE_ALLOW_CUSTOM_HOST", &v)?;
         }
-        c.ca_cert = env_var(&["NEBULA_AZURE_CA_CERT"]);
-        if let Some(p) = env_var(&["NEBULA_AZURE_SECRET_PREFIX"]) {
+        c.ca_cert = env::var(&["NEBULA_AZURE_CA_CERT"]);
+        if let Some(p) = env::var(&["NEBULA_AZURE_SECRET_PREFIX"]) {
             c.secret_prefix = p;
         }
-        if let Some(m) = env_var(&["NEBULA_AZURE_DELETE_MODE"]) {
+        if let Some(m) = env::var(&["NEBULA_AZURE_DELETE_MODE"]) {
             c.delete_mode = match m.as_str() {
                 "soft" => DeleteMode::Soft,
                 "purge" => DeleteMode::Purge,
@@ -429,9 +442,9 @@ impl ProviderConfig for AzureKeyVaultConfig {
                 }
             };
         }
-        let tenant = env_var(&["AZURE_TENANT_ID"]);
-        let client = env_var(&["AZURE_CLIENT_ID"]);
-        let secret = env_var(&["AZURE_CLIENT_SECRET"]);
+        let tenant = env::var(&["AZURE_TENANT_ID"]);
+        let client = env::var(&["AZURE_CLIENT_ID"]);
+        let secret = env::var(&["AZURE_CLIENT_SECRET"]);
         let service_principal = || -> Result<AzureCredential, ConfigError> {
             let missing = |v: &str| {
                 ConfigError::new(
@@ -446,7 +459,7 @@ impl ProviderConfig for AzureKeyVaultConfig {
                 client_secret: secret.clone().ok_or_else(|| missing("AZURE_CLIENT_SECRET"))?.into(),
             })
         };
-        c.credential = match env_var(&["NEBULA_AZURE_CREDENTIAL"]).as_deref() {
+        c.credential = match env::var(&["NEBULA_AZURE_CREDENTIAL"]).as_deref() {
             Some("managed_identity") => AzureCredential::ManagedIdentity {
                 client_id: client.clone(),
             },
@@ -464,7 +477,7 @@ impl ProviderConfig for AzureKeyVaultConfig {
                 ));
             }
             None if secret.is_some() => service_principal()?,
-            None if env_var(&["AZURE_FEDERATED_TOKEN_FILE"]).is_some() => AzureCredential::WorkloadIdentity,
+            None if env::var(&["AZURE_FEDERATED_TOKEN_FILE"]).is_some() => AzureCredential::WorkloadIdentity,
             None => AzureCredential::ManagedIdentity {
                 client_id: client.clone(),
             },
@@ -474,13 +487,13 @@ impl ProviderConfig for AzureKeyVaultConfig {
     }
 
     async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
-        Ok(Box::new(AzureKeyVaultProvider::new(self.clone())?))
+        Ok(Box::new(AzureKeyVaultProvider::new(self.clone()).await?))
     }
 
     /// Checks every field (and, for a service principal or workload identity, the
     /// `AZURE_*` variables azure_identity will read) without any request.
     fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_in(&|name| env_var(&[name]))
+        self.validate_in(&|name| env::var(&[name]))
     }
 }
 
@@ -488,8 +501,8 @@ impl AzureKeyVaultConfig {
     /// [`ProviderConfig::validate`] with the environment read through `env`.
     pub(crate) fn validate_in(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let err = |field: &str, rule: String| Err(ConfigError::new(PROVIDER, field, rule));
-        if let Err(rule) = check_vault_url(&self.vault_url, self.custom_endpoint) {
-            return err("vault_url", rule);
+        if let Err(rule) = check_endpoint(&self.endpoint, self.allow_custom_host) {
+            return err("endpoint", rule);
         }
         if let Some(ca) = &self.ca_cert
             && ca.trim().is_empty()
@@ -521,12 +534,12 @@ impl AzureKeyVaultConfig {
             self.credential,
             AzureCredential::ServicePrincipal { .. } | AzureCredential::WorkloadIdentity
         ) {
-            let host = url::Url::parse(&self.vault_url)
+            let host = url::Url::parse(&self.endpoint)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_string))
                 .unwrap_or_default();
             if let Err(rule) = crate::cloud::authority_for(&host, env("AZURE_AUTHORITY_HOST").as_deref()) {
-                return err("vault_url", rule);
+                return err("endpoint", rule);
             }
         }
         if self.credential == AzureCredential::WorkloadIdentity {
@@ -640,7 +653,7 @@ mod tests {
     }
 
     /// Managed HSM pools hold no secrets (also not the China MHSM domain), and Azure
-    /// Germany closed: refused with what to do, also with `custom_endpoint`.
+    /// Germany closed: refused with what to do, also with `allow_custom_host`.
     #[test]
     fn managed_hsm_hosts_and_azure_germany_are_refused() {
         for (url, why) in [
@@ -650,13 +663,13 @@ mod tests {
             ("https://hsm1.managedhsm.usgovcloudapi.net", "Managed HSM"),
             ("https://kv1.vault.microsoftazure.de", "Azure Germany"),
         ] {
-            for custom_endpoint in [false, true] {
+            for allow_custom_host in [false, true] {
                 let c = AzureKeyVaultConfig {
-                    custom_endpoint,
+                    allow_custom_host,
                     ..AzureKeyVaultConfig::new(url)
                 };
                 let e = c.validate().expect_err(url);
-                assert_eq!(e.field(), "vault_url");
+                assert_eq!(e.field(), "endpoint");
                 assert!(e.rule().contains(why), "{url}: {e}");
             }
         }
@@ -679,7 +692,7 @@ mod tests {
         let public_authority =
             |n: &str| (n == "AZURE_AUTHORITY_HOST").then(|| "https://login.microsoftonline.com".to_string());
         let e = china.validate_in(&public_authority).unwrap_err();
-        assert_eq!(e.field(), "vault_url");
+        assert_eq!(e.field(), "endpoint");
         assert!(e.rule().contains("login.chinacloudapi.cn"), "{e}");
         assert!(china.validate_in(&|_| None).is_ok());
         let mi = AzureKeyVaultConfig {
@@ -755,13 +768,13 @@ mod tests {
     }
 
     #[test]
-    fn other_hosts_need_custom_endpoint() {
+    fn other_hosts_need_allow_custom_host() {
         let c = AzureKeyVaultConfig::new("https://nebula.localhost:8443");
         let e = c.validate().unwrap_err();
-        assert_eq!(e.field(), "vault_url");
-        assert!(e.rule().contains("custom_endpoint"), "{e}");
+        assert_eq!(e.field(), "endpoint");
+        assert!(e.rule().contains("allow_custom_host"), "{e}");
         let c = AzureKeyVaultConfig {
-            custom_endpoint: true,
+            allow_custom_host: true,
             ..c
         };
         assert!(c.validate().is_ok());
@@ -775,21 +788,18 @@ mod tests {
             client_secret: s.into(),
         };
         let cases: Vec<(AzureKeyVaultConfig, &str)> = vec![
-            (AzureKeyVaultConfig::default(), "vault_url"),
-            (AzureKeyVaultConfig::new("http://kv1.vault.azure.net"), "vault_url"),
+            (AzureKeyVaultConfig::default(), "endpoint"),
+            (AzureKeyVaultConfig::new("http://kv1.vault.azure.net"), "endpoint"),
             (
                 AzureKeyVaultConfig::new("https://kv1.vault.azure.net/secrets"),
-                "vault_url",
+                "endpoint",
             ),
-            (AzureKeyVaultConfig::new("https://kv1.vault.azure.net?x=1"), "vault_url"),
-            (AzureKeyVaultConfig::new("https://u:p@kv1.vault.azure.net"), "vault_url"),
-            (AzureKeyVaultConfig::new("https://kv1.vault.azure.net:444"), "vault_url"),
-            (AzureKeyVaultConfig::new("https://k.vault.azure.net"), "vault_url"),
-            (
-                AzureKeyVaultConfig::new("https://vault.azure.net.evil.com"),
-                "vault_url",
-            ),
-            (AzureKeyVaultConfig::new("kv1.vault.azure.net"), "vault_url"),
+            (AzureKeyVaultConfig::new("https://kv1.vault.azure.net?x=1"), "endpoint"),
+            (AzureKeyVaultConfig::new("https://u:p@kv1.vault.azure.net"), "endpoint"),
+            (AzureKeyVaultConfig::new("https://kv1.vault.azure.net:444"), "endpoint"),
+            (AzureKeyVaultConfig::new("https://k.vault.azure.net"), "endpoint"),
+            (AzureKeyVaultConfig::new("https://vault.azure.net.evil.com"), "endpoint"),
+            (AzureKeyVaultConfig::new("kv1.vault.azure.net"), "endpoint"),
             (
                 AzureKeyVaultConfig {
                     ca_cert: Some(" ".into()),
@@ -914,7 +924,7 @@ mod tests {
     fn toml_shapes_and_no_secret_in_debug_or_serialized_form() {
         let c: AzureKeyVaultConfig = toml::from_str(&format!(
             r#"
-            vault_url = "https://kv1.vault.azure.net"
+            endpoint = "https://kv1.vault.azure.net"
             delete_mode = "purge"
             [credential]
             type = "service_principal"
@@ -937,5 +947,33 @@ mod tests {
         assert_eq!(c.credential, AzureCredential::DeveloperTools);
         assert!(toml::from_str::<AzureKeyVaultConfig>("prefix = \"x\"").is_err());
         assert!(toml::from_str::<AzureKeyVaultConfig>("[credential]\ntype = \"custom\"").is_err());
+    }
+
+    /// `vault_url` and `custom_endpoint` of earlier releases still read, as `endpoint` and
+    /// `allow_custom_host`; a table setting a key under both names is refused naming both.
+    #[test]
+    fn old_keys_are_read_under_their_new_names() {
+        let old: AzureKeyVaultConfig =
+            toml::from_str("vault_url = \"https://nebula.localhost:8443\"\ncustom_endpoint = true").unwrap();
+        let new = AzureKeyVaultConfig {
+            allow_custom_host: true,
+            ..AzureKeyVaultConfig::new("https://nebula.localhost:8443")
+        };
+        assert_eq!(old, new);
+        assert!(old.validate().is_ok());
+        let both = toml::from_str::<AzureKeyVaultConfig>(
+            "vault_url = \"https://a.vault.azure.net\"\nendpoint = \"https://b.vault.azure.net\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("`vault_url`") && both.contains("endpoint"), "{both}");
+        let written = toml::to_string(&new).unwrap();
+        assert!(
+            written.contains("endpoint = ")
+                && written.contains("allow_custom_host = true")
+                && !written.contains("vault_url"),
+            "{written}"
+        );
+        assert_eq!(toml::from_str::<AzureKeyVaultConfig>(&written).unwrap(), new);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use azure_core::error::ErrorKind as AzKind;
 use azure_core::http::RawResponse;
-use nebula_credential_core::remote::source_chain;
+use nebula_credential_core::remote::{Failure, Verdict, is_tls_failure, source_chain};
 use nebula_credential_core::{BoxError, ConfigError, CredentialId, Operation, StorageError};
 
 use crate::PROVIDER;
@@ -144,7 +144,11 @@ impl From<azure_core::Error> for AzError {
                     (kind, Some(status), code, retry_after)
                 }
                 AzKind::Connection | AzKind::Io => {
-                    let kind = if is_tls(&err) { Kind::Tls } else { Kind::Unavailable };
+                    let kind = if is_tls_failure(&err) {
+                        Kind::Tls
+                    } else {
+                        Kind::Unavailable
+                    };
                     (kind, None, None, None)
                 }
                 AzKind::Credential => token_failure(&err),
@@ -204,7 +208,11 @@ fn token_failure(err: &azure_core::Error) -> (Kind, Option<u16>, Option<String>,
                     return (kind, Some(status), None, raw_response.as_deref().and_then(retry_after));
                 }
                 AzKind::Connection | AzKind::Io => {
-                    let kind = if is_tls(inner) { Kind::Tls } else { Kind::Unavailable };
+                    let kind = if is_tls_failure(inner) {
+                        Kind::Tls
+                    } else {
+                        Kind::Unavailable
+                    };
                     return (kind, None, None, None);
                 }
                 _ => {}
@@ -236,15 +244,6 @@ fn body_codes(body: &[u8]) -> (Option<String>, Option<String>) {
     (code(error), error.get("innererror").and_then(code))
 }
 
-/// Whether a connection failure was the TLS handshake: rustls reports certificate and
-/// protocol failures as `io::ErrorKind::InvalidData` somewhere in the chain.
-fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
-    source_chain(err).any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
-    })
-}
-
 /// The built-in role to grant for `access`.
 pub(crate) fn role(access: Access) -> &'static str {
     match access {
@@ -270,52 +269,42 @@ impl AzError {
             action,
             credential,
         } = ctx;
-        let err = match self.kind {
-            Kind::NotFound => match id {
-                Some(id) => return StorageError::not_found(PROVIDER, id),
-                None => self.backend(ctx, "the vault answered 404; check vault_url"),
+        let verdict = match self.kind {
+            Kind::NotFound => Verdict::NotFound {
+                without_id: "the vault answered 404; check endpoint".into(),
             },
-            Kind::Unauthenticated => StorageError::authentication_failed(
-                PROVIDER,
-                format!(
+            Kind::Unauthenticated => Verdict::AuthenticationFailed {
+                hint: format!(
                     "Key Vault did not accept the token of {credential} (HTTP 401); check that the identity \
-                     exists in the vault's tenant and that vault_url names the right vault"
+                     exists in the vault's tenant and that endpoint names the right vault"
                 ),
-            ),
-            Kind::NoToken => StorageError::authentication_failed(
-                PROVIDER,
-                format!(
+            },
+            Kind::NoToken => Verdict::AuthenticationFailed {
+                hint: format!(
                     "{credential} could not get a token for Key Vault; check its settings (AZURE_TENANT_ID, \
                      AZURE_CLIENT_ID, the client secret, the federated token file, `az login`) and that \
                      Entra ID is reachable"
                 ),
-            ),
-            Kind::Denied => StorageError::permission_denied(
-                PROVIDER,
-                operation,
-                id,
-                format!(
+            },
+            Kind::Denied => Verdict::PermissionDenied {
+                required: format!(
                     "assign {credential} the role `{}` on the vault (or grant the data action {action}; \
                      with access policies, the matching secret permission)",
                     role(access)
                 ),
-            ),
-            Kind::Network => StorageError::permission_denied(
-                PROVIDER,
-                operation,
-                id,
-                format!(
+            },
+            Kind::Network => Verdict::PermissionDenied {
+                required: format!(
                     "the vault's network rules refused this client's network ({}), whatever the role of \
                      {credential}: add the client's public IP or virtual network to the vault's firewall, or \
-                     reach the vault through its private endpoint (vault_url stays https://NAME.vault.azure.net, \
+                     reach the vault through its private endpoint (endpoint stays https://NAME.vault.azure.net, \
                      resolved to the private IP by the privatelink.vaultcore.azure.net DNS zone)",
                     self.code.as_deref().unwrap_or("ForbiddenByFirewall")
                 ),
-            ),
-            Kind::Redirect => self.backend(
-                ctx,
+            },
+            Kind::Redirect => Verdict::backend(
                 "the vault answered with a redirect, which is never followed (the request carries a bearer \
-                 token); check vault_url and any proxy between this client and the vault",
+                 token); check endpoint and any proxy between this client and the vault",
             ),
             Kind::ChallengeMismatch => {
                 let detail = source_chain(&*self.source)
@@ -324,41 +313,42 @@ impl AzError {
                         || "the vault's authentication challenge names another resource".into(),
                         |m| m.to_string(),
                     );
-                return StorageError::Config(ConfigError::new(
+                Verdict::Final(StorageError::Config(ConfigError::new(
                     PROVIDER,
-                    "vault_url",
+                    "endpoint",
                     format!(
-                        "is not covered by the vault's authentication challenge: {detail}. custom_endpoint serves \
-                         emulators whose challenge names their own host; for a private endpoint keep vault_url = \
+                        "is not covered by the vault's authentication challenge: {detail}. allow_custom_host serves \
+                         emulators whose challenge names their own host; for a private endpoint keep endpoint = \
                          \"https://NAME.vault.azure.net\" and resolve that name to the private IP \
                          (privatelink.vaultcore.azure.net DNS zone)"
                     ),
-                ));
+                )))
             }
-            Kind::Disabled => self.backend(
-                ctx,
+            Kind::Disabled => Verdict::backend(
                 "the secret's current version is disabled; enable it (az keyvault secret set-attributes \
                  --enabled true) or store the credential again",
             ),
-            Kind::DeletedRecoverable => self.backend(
-                ctx,
-                "the secret is soft-deleted; recover or purge it, or store the credential again",
-            ),
-            Kind::BeingDeleted | Kind::BeingRecovered => StorageError::unavailable(PROVIDER, operation, id),
-            Kind::Throttled => StorageError::throttled(PROVIDER, operation, id).with_retry_after(self.retry_after),
-            Kind::Unavailable => StorageError::unavailable(PROVIDER, operation, id),
-            Kind::Tls => self.backend(
-                ctx,
+            Kind::DeletedRecoverable => {
+                Verdict::backend("the secret is soft-deleted; recover or purge it, or store the credential again")
+            }
+            Kind::BeingDeleted | Kind::BeingRecovered | Kind::Unavailable => Verdict::Unavailable,
+            Kind::Throttled => Verdict::Throttled {
+                retry_after: self.retry_after,
+            },
+            Kind::Tls => Verdict::backend(
                 "the TLS handshake with the vault failed: its certificate is not trusted; set ca_cert to \
-                 the PEM of a private CA (verification stays on) or fix vault_url",
+                 the PEM of a private CA (verification stays on) or fix endpoint",
             ),
-            Kind::Other => self.backend(ctx, &format!("{action} was refused")),
+            Kind::Other => Verdict::backend(format!("{action} was refused")),
         };
-        err.with_source(self.source)
-    }
-
-    fn backend(&self, ctx: Context<'_>, message: &str) -> StorageError {
-        StorageError::backend(PROVIDER, ctx.operation, ctx.id, message).with_code(self.status, self.code.as_deref())
+        let at = Failure {
+            provider: PROVIDER,
+            operation,
+            id,
+            status: self.status,
+            code: self.code.as_deref(),
+        };
+        verdict.into_storage(at, self.source)
     }
 }
 

@@ -61,23 +61,25 @@
 //! ```
 //! use nebula_credential_azure::{AzureKeyVaultConfig, AzureKeyVaultProvider, DeleteMode};
 //! use nebula_credential_core::{ProviderConfig, StorageProvider};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let config = AzureKeyVaultConfig {
 //!     delete_mode: DeleteMode::Purge,
 //!     ..AzureKeyVaultConfig::new("https://myapp-prod.vault.azure.net")
 //! };
 //! config.validate()?; // names the field and rule; no request
-//! let provider = AzureKeyVaultProvider::new(config)?; // the managed identity; still no request
+//! let provider = AzureKeyVaultProvider::new(config).await?; // the managed identity; still no request
 //! assert_eq!(provider.secret_name(&"github_token".parse()?), "nebula-github--token");
 //! assert_eq!(provider.secret_name(&"API_KEY".parse()?), "nebula--a-p-i---k-e-y");
 //! assert!(!provider.capabilities().conditional_store);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 //!
 //! The SDK's own retries are off (the `Retry` layer alone retries, also when Entra ID is
 //! unreachable or answers 5xx/429: `Unavailable`/`Throttled`, found in the credential
 //! error's source chain); its bearer policy answers the service's authentication
 //! challenge and caches and refreshes tokens. The challenge's resource must cover the
-//! vault's host (else a `Config` error on `vault_url`: no token is sent). The HTTP client
+//! vault's host (else a `Config` error on `endpoint`: no token is sent). The HTTP client
 //! is https-only and follows no redirect. A service principal or workload identity gets
 //! its tokens from the Entra ID authority of the vault's cloud. Errors map by HTTP status
 //! and error code in one table (`errors.rs`), never by message text.

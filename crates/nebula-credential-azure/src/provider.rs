@@ -18,11 +18,11 @@ use azure_security_keyvault_secrets::models::{
 };
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt as _;
+use nebula_credential_core::remote::{Polling, load_ca_cert};
 use nebula_credential_core::secrecy::ExposeSecret as _;
 use nebula_credential_core::{
     Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, ErrorKind, Operation,
     Precondition, ProviderConfig, RecordEnvelope, Revision, StorageError, StorageProvider, Stored, Tags, async_trait,
-    layers,
 };
 
 use crate::PROVIDER;
@@ -45,12 +45,11 @@ pub const CONTENT_TYPE: &str = "application/vnd.nebula-credential.record+json; f
 /// store, or Azure's) never serves the deleted record again.
 pub const TOMBSTONE_CONTENT_TYPE: &str = "application/vnd.nebula-credential.tombstone; format=1";
 
-/// Waits for a soft delete, purge or recover still in progress: first wait, cap, rounds.
-const FIRST_WAIT: Duration = Duration::from_millis(100);
-const MAX_WAIT: Duration = Duration::from_secs(2);
-const MAX_ROUNDS: u32 = 40;
-/// Rounds of [`AzureKeyVaultProvider::wait_briefly`] (100 ms each).
-const MAX_BRIEF_ROUNDS: u32 = 600;
+/// Waits for a soft delete, purge or recover still in progress: 100 ms doubling to 2 s, at
+/// most 40 of them, within the operation's deadline.
+const WAITS: Polling = Polling::doubling(Duration::from_millis(100), Duration::from_secs(2), 40);
+/// Waits of [`AzureKeyVaultProvider::wait_briefly`]: 100 ms each, at most 600.
+const BRIEF_WAITS: Polling = Polling::constant(Duration::from_millis(100), 600);
 
 /// Most pages of versions (25 each) read to judge a secret without `getSecret` (a role
 /// that may read metadata only, or a disabled current version).
@@ -94,7 +93,7 @@ struct FirstContact {
 impl std::fmt::Debug for AzureKeyVaultProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureKeyVaultProvider")
-            .field("vault_url", &self.config.vault_url)
+            .field("endpoint", &self.config.endpoint)
             .field("secret_prefix", &self.config.secret_prefix)
             .field("delete_mode", &self.config.delete_mode)
             .field("credential", &self.credential)
@@ -168,12 +167,12 @@ fn config_error(field: &str, rule: String) -> StorageError {
 /// as such whatever the body ([`crate::entra`]), and the Entra ID authority of the vault's
 /// cloud.
 fn credential_client_options(config: &AzureKeyVaultConfig) -> Result<ClientOptions, StorageError> {
-    let host = url::Url::parse(&config.vault_url)
+    let host = url::Url::parse(&config.endpoint)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
     let cloud = crate::cloud::authority_for(&host, std::env::var("AZURE_AUTHORITY_HOST").ok().as_deref())
-        .map_err(|rule| config_error("vault_url", rule))?;
+        .map_err(|rule| config_error("endpoint", rule))?;
     Ok(ClientOptions {
         cloud: cloud.map(|c| Arc::new(c.configuration())),
         transport: Some(Transport::new(Arc::new(http_client(config)?))),
@@ -229,23 +228,16 @@ pub(crate) fn build_credential(config: &AzureKeyVaultConfig) -> Result<Arc<dyn T
 /// roots, https only, no redirects (a bearer token must never follow one), `*.localhost`
 /// resolved to loopback (RFC 6761; it does not resolve everywhere).
 fn http_client(config: &AzureKeyVaultConfig) -> Result<reqwest::Client, StorageError> {
-    let url = url::Url::parse(&config.vault_url)
-        .map_err(|e| config_error("vault_url", format!("is not a valid URL ({e})")))?;
+    let url =
+        url::Url::parse(&config.endpoint).map_err(|e| config_error("endpoint", format!("is not a valid URL ({e})")))?;
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .https_only(true);
     if let Some(ca) = &config.ca_cert {
-        let pem = if ca.contains("-----BEGIN") {
-            ca.as_bytes().to_vec()
-        } else {
-            std::fs::read(ca).map_err(|e| config_error("ca_cert", format!("cannot read {ca:?} ({e})")))?
-        };
+        let pem = load_ca_cert(PROVIDER, ca)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| config_error("ca_cert", format!("is not PEM certificates ({e})")))?;
-        if certs.is_empty() {
-            return Err(config_error("ca_cert", "holds no PEM certificate".into()));
-        }
         builder = builder.tls_certs_merge(certs);
     }
     if let Some(host) = url.host_str()
@@ -264,7 +256,7 @@ fn http_client(config: &AzureKeyVaultConfig) -> Result<reqwest::Client, StorageE
 impl AzureKeyVaultProvider {
     /// Validates `config`, then builds the credential it names and a `SecretClient`.
     /// Makes no request; see [`StorageProvider::check`].
-    pub fn new(config: AzureKeyVaultConfig) -> Result<Self, StorageError> {
+    pub async fn new(config: AzureKeyVaultConfig) -> Result<Self, StorageError> {
         config.validate()?;
         let credential = build_credential(&config)?;
         Self::build(config, credential)
@@ -295,8 +287,8 @@ impl AzureKeyVaultProvider {
         if let Some(v) = &config.api_version {
             options.api_version = v.clone();
         }
-        let client = SecretClient::new(config.vault_url.trim_end_matches('/'), credential, Some(options))
-            .map_err(|e| config_error("vault_url", format!("is not usable by the SDK ({})", e.kind())))?;
+        let client = SecretClient::new(config.endpoint.trim_end_matches('/'), credential, Some(options))
+            .map_err(|e| config_error("endpoint", format!("is not usable by the SDK ({})", e.kind())))?;
         Ok(AzureKeyVaultProvider {
             client: Arc::new(client),
             credential: config.credential.describe().into(),
@@ -355,18 +347,7 @@ impl AzureKeyVaultProvider {
     /// `Ok` when tags mark the secret `name` as ours and holding `id`.
     fn ensure_ours(&self, id: &CredentialId, name: &str, tags: &Tags) -> Result<(), StorageError> {
         SCHEME.ensure_ours(PROVIDER, id, name, tags)?;
-        match tags.get(ID_TAG) {
-            Some(held) if held == id.as_str() => Ok(()),
-            held => Err(StorageError::conflict(
-                PROVIDER,
-                id,
-                format!(
-                    "{name:?} is ours but holds credential {held:?} (its `{ID_TAG}` tag), not this one: another \
-                     provider's secret_prefix overlaps this one's; give each provider in a vault a prefix that \
-                     is not the start of another's"
-                ),
-            )),
-        }
+        SCHEME.ensure_holds(PROVIDER, id, name, ID_TAG, tags.get(ID_TAG).map(String::as_str))
     }
 
     /// The newest version of `name` as listed (no value), from at most
@@ -462,8 +443,8 @@ impl AzureKeyVaultProvider {
     }
 
     /// Waits before the next round of an operation that met a delete, purge or recover
-    /// still in progress (`last`), 100 ms doubling to 2 s; past the bound or the deadline, a
-    /// retryable `Unavailable` whose source is `last`.
+    /// still in progress (`last`), 100 ms doubling to 2 s ([`WAITS`]); past the bound or the
+    /// deadline, a retryable `Unavailable` whose source is `last`.
     async fn wait(
         &self,
         round: &mut u32,
@@ -471,8 +452,7 @@ impl AzureKeyVaultProvider {
         id: &CredentialId,
         last: AzError,
     ) -> Result<(), StorageError> {
-        let wait = (FIRST_WAIT * 2u32.saturating_pow((*round).min(8))).min(MAX_WAIT);
-        self.pause(wait, MAX_ROUNDS, round, operation, id, last).await
+        Self::pause(WAITS, round, operation, id, last).await
     }
 
     /// Like [`Self::wait`], but 100 ms every round (within about the same total time):
@@ -486,31 +466,20 @@ impl AzureKeyVaultProvider {
         id: &CredentialId,
         last: AzError,
     ) -> Result<(), StorageError> {
-        self.pause(FIRST_WAIT, MAX_BRIEF_ROUNDS, round, operation, id, last)
-            .await
+        Self::pause(BRIEF_WAITS, round, operation, id, last).await
     }
 
     async fn pause(
-        &self,
-        wait: Duration,
-        max_rounds: u32,
+        polling: Polling,
         round: &mut u32,
         operation: Operation,
         id: &CredentialId,
         last: AzError,
     ) -> Result<(), StorageError> {
-        *round += 1;
-        let past_deadline = layers::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d);
-        if *round > max_rounds || past_deadline {
-            return Err(StorageError::unavailable(PROVIDER, operation, Some(id)).with_source(last.into_source()));
+        if polling.pause(round).await {
+            return Ok(());
         }
-        tracing::debug!(
-            provider = PROVIDER,
-            ?wait,
-            "a delete, purge or recover is still in progress; waiting"
-        );
-        tokio::time::sleep(wait).await;
-        Ok(())
+        Err(StorageError::unavailable(PROVIDER, operation, Some(id)).with_source(last.into_source()))
     }
 
     async fn store_value(
@@ -825,8 +794,8 @@ mod tests {
         assert_eq!(listed_name("https://v.vault.azure.net/keys/n"), None);
     }
 
-    #[test]
-    fn the_provider_and_its_config_never_print_the_client_secret() {
+    #[tokio::test]
+    async fn the_provider_and_its_config_never_print_the_client_secret() {
         let config = AzureKeyVaultConfig {
             credential: AzureCredential::ServicePrincipal {
                 tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
@@ -835,7 +804,9 @@ mod tests {
             },
             ..AzureKeyVaultConfig::new("https://kv1.vault.azure.net")
         };
-        let p = AzureKeyVaultProvider::new(config.clone()).expect("builds without I/O");
+        let p = AzureKeyVaultProvider::new(config.clone())
+            .await
+            .expect("builds without I/O");
         let shown = format!("{p:?} {config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("3c9c3a6e"), "{shown}");
@@ -846,7 +817,9 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_records_and_conditional_stores_are_refused_before_any_request() {
-        let p = AzureKeyVaultProvider::new(AzureKeyVaultConfig::new("https://kv1.vault.azure.net")).unwrap();
+        let p = AzureKeyVaultProvider::new(AzureKeyVaultConfig::new("https://kv1.vault.azure.net"))
+            .await
+            .unwrap();
         let id: CredentialId = "big".parse().unwrap();
         let data = nebula_credential_core::conformance::data(1);
         let big = EncryptedData {

@@ -172,7 +172,7 @@ impl TokenCredential for StaticToken {
 
 fn config(vault: &Server, ca: &str) -> AzureKeyVaultConfig {
     AzureKeyVaultConfig {
-        custom_endpoint: true,
+        allow_custom_host: true,
         ca_cert: Some(ca.to_string()),
         credential: AzureCredential::custom(Arc::new(StaticToken)),
         ..AzureKeyVaultConfig::new(vault.url("vault.localhost"))
@@ -271,16 +271,16 @@ async fn entra_id_unreachable_or_failing_is_retryable() {
 
 /// A vault whose challenge names another resource (a private DNS name in front of a real
 /// vault: the challenge says `https://vault.azure.net`) gets a `Config` error on
-/// `vault_url` saying what to do, and no token is sent.
+/// `endpoint` saying what to do, and no token is sent.
 #[tokio::test]
-async fn a_challenge_for_another_resource_is_a_config_error_naming_vault_url() {
+async fn a_challenge_for_another_resource_is_a_config_error_naming_endpoint() {
     let (ca, tls) = tls();
     let vault = Server::start(tls, |_| challenge("https://vault.azure.net")).await;
     let p = AzureKeyVaultProvider::with_credential(config(&vault, &ca), Arc::new(StaticToken)).unwrap();
     for outcome in [p.retrieve(&id()).await.map(drop), p.check().await] {
         let e = outcome.unwrap_err();
         let StorageError::Config(c) = &e else { panic!("{e:?}") };
-        assert_eq!(c.field(), "vault_url", "{e}");
+        assert_eq!(c.field(), "endpoint", "{e}");
         assert!(
             c.rule().contains("https://vault.azure.net") && c.rule().contains("private endpoint"),
             "{e}"
@@ -331,18 +331,18 @@ async fn redirects_are_never_followed() {
 #[tokio::test]
 async fn a_configured_service_principal_sees_entra_5xx_with_any_body_as_unavailable() {
     const NAME: &str = "a_configured_service_principal_sees_entra_5xx_with_any_body_as_unavailable";
-    if let Ok(vault_url) = std::env::var("NEBULA_TRANSPORT_CHILD_VAULT") {
+    if let Ok(endpoint) = std::env::var("NEBULA_TRANSPORT_CHILD_VAULT") {
         let config = AzureKeyVaultConfig {
-            custom_endpoint: true,
+            allow_custom_host: true,
             ca_cert: std::env::var("NEBULA_TRANSPORT_CHILD_CA").ok(),
             credential: AzureCredential::ServicePrincipal {
                 tenant_id: GUID.into(),
                 client_id: GUID.into(),
                 client_secret: "hunter2-client-secret".into(),
             },
-            ..AzureKeyVaultConfig::new(vault_url)
+            ..AzureKeyVaultConfig::new(endpoint)
         };
-        let p = AzureKeyVaultProvider::new(config).unwrap();
+        let p = AzureKeyVaultProvider::new(config).await.unwrap();
         let e = p.retrieve(&id()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert!(e.is_retryable());

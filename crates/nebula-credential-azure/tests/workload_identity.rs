@@ -21,8 +21,8 @@ fn config() -> AzureKeyVaultConfig {
 /// Missing variables fail `validate()` naming the variable (not a later "cannot be set up");
 /// with them set but the token file unreadable, building the provider fails with the SDK's
 /// own text, which names the file.
-#[test]
-fn workload_identity_is_checked_at_validation_and_keeps_the_sdks_text() {
+#[tokio::test]
+async fn workload_identity_is_checked_at_validation_and_keeps_the_sdks_text() {
     match std::env::var(CASE).as_deref() {
         Ok("missing") => {
             let e = config().validate().unwrap_err();
@@ -31,7 +31,7 @@ fn workload_identity_is_checked_at_validation_and_keeps_the_sdks_text() {
         }
         Ok("unreadable") => {
             config().validate().expect("the variables are set");
-            let e = AzureKeyVaultProvider::new(config()).unwrap_err();
+            let e = AzureKeyVaultProvider::new(config()).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{e}");
             assert!(e.to_string().contains("/nonexistent/azure-identity-token"), "{e}");
         }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use nebula_credential_core::remote::load_ca_cert;
 use nebula_credential_core::secrecy::ExposeSecret;
 use nebula_credential_core::{Operation, StorageError};
 use tokio::sync::{Mutex, watch};
@@ -20,7 +21,7 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettings};
 
 use crate::PROVIDER;
-use crate::config::{VaultAuth, VaultConfig, is_inline_pem};
+use crate::config::{VaultAuth, VaultConfig};
 use crate::errors::{Context, Kind, TOKEN_REJECTED, VaultError};
 
 /// Counters of the token lifecycle, as returned by
@@ -92,7 +93,7 @@ pub(crate) struct Session {
     settings: VaultClientSettings,
     auth: VaultAuth,
     mount_path: String,
-    path_prefix: String,
+    secret_prefix: String,
     current: RwLock<Arc<VaultClient>>,
     login_state: Mutex<LoginState>,
     /// Login attempts finished (successful or not).
@@ -130,22 +131,15 @@ fn http_client(config: &VaultConfig) -> Result<reqwest::Client, StorageError> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(overall)
         .connect_timeout(overall.min(Duration::from_secs(10)));
-    if config.address.starts_with("http://") {
+    if config.endpoint.starts_with("http://") {
         // Plain http needs no roots (and skips loading the platform verifier).
         builder = builder.tls_certs_only(Vec::new());
     } else {
         builder = builder.https_only(true);
         if let Some(ca) = &config.ca_cert {
-            let pem = if is_inline_pem(ca) {
-                ca.as_bytes().to_vec()
-            } else {
-                std::fs::read(ca).map_err(|e| config_error("ca_cert", format!("cannot read {ca:?} ({e})")))?
-            };
+            let pem = load_ca_cert(PROVIDER, ca)?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|_| config_error("ca_cert", "is not a PEM certificate (bundle)".into()))?;
-            if certs.is_empty() {
-                return Err(config_error("ca_cert", "holds no PEM certificate".into()));
-            }
             builder = builder.tls_certs_merge(certs);
         }
     }
@@ -164,8 +158,8 @@ impl Session {
     /// Builds the client without any network I/O.
     pub(crate) fn new(config: &VaultConfig) -> Result<Self, StorageError> {
         let http = http_client(config)?;
-        let address = url::Url::parse(&config.address)
-            .map_err(|e| config_error("address", format!("is not a valid URL ({e})")))?;
+        let address = url::Url::parse(&config.endpoint)
+            .map_err(|e| config_error("endpoint", format!("is not a valid URL ({e})")))?;
         let settings = VaultClientSettings {
             address,
             ca_certs: Vec::new(),
@@ -188,7 +182,7 @@ impl Session {
             settings,
             auth: config.auth.clone(),
             mount_path: config.mount_path.clone(),
-            path_prefix: config.path_prefix.clone(),
+            secret_prefix: config.secret_prefix.clone(),
             current: RwLock::new(first),
             login_state: Mutex::new(LoginState::default()),
             logins_done: AtomicU64::new(0),
@@ -425,7 +419,7 @@ impl Session {
     /// Whether the token of `client` works at all although `lookup-self` is refused: a
     /// `LIST` of the prefix (the capability the provider needs anyway) answers 200 or 404.
     async fn token_works(&self, client: &VaultClient) -> bool {
-        let listed = vaultrs::kv2::list(client, &self.mount_path, &self.path_prefix).await;
+        let listed = vaultrs::kv2::list(client, &self.mount_path, &self.secret_prefix).await;
         match listed.map_err(VaultError::from) {
             Ok(_) => true,
             Err(e) => e.kind == Kind::NotFound && !e.route_missing,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use nebula_credential_core::remote::check_service_url;
+use nebula_credential_core::remote::{check_service_url, config_keys, describe_ca_cert, env};
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
@@ -121,28 +121,40 @@ impl Serialize for VaultAuth {
 
 const REDACTED: &str = "[redacted]";
 
-/// What `delete` does on Vault.
+/// What `delete` does on Vault (`delete_mode`: `"soft"` or `"purge"`; the value of
+/// earlier releases, `"destroy"`, is read as `"purge"` with a deprecation warning).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeleteMode {
-    /// Delete every version and the metadata (`DELETE metadata/…`): nothing is left.
-    #[default]
-    Destroy,
     /// Soft-delete the latest version (`DELETE data/…`): Vault keeps it, and an operator
     /// can bring it back with `vault kv undelete -versions=N` (the provider then reads it
     /// again).
     Soft,
+    /// Delete every version and the metadata (`DELETE metadata/…`): nothing is left.
+    /// Formerly `destroy`.
+    #[default]
+    Purge,
 }
+
+/// Keys of earlier releases, read under their new names with a deprecation warning.
+const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("address", "endpoint"),
+    ("allow_plaintext_http", "allow_http"),
+    ("path_prefix", "secret_prefix"),
+];
+
+/// Values of `delete_mode` of earlier releases.
+const RENAMED_DELETE_MODES: &[(&str, &str)] = &[("destroy", "purge")];
 
 /// Settings of the HashiCorp Vault KV v2 backend (`provider = "vault"`); OpenBao works too.
 ///
 /// ```toml
 /// provider = "vault"
-/// address = "https://vault.example.com:8200"
+/// endpoint = "https://vault.example.com:8200"
 /// ca_cert = "/etc/ssl/private-ca.pem"     # path or inline PEM; optional
 /// mount_path = "secret"
-/// path_prefix = "myapp/credentials"
-/// delete_mode = "destroy"                   # or "soft"
+/// secret_prefix = "myapp/credentials"
+/// delete_mode = "purge"                     # or "soft"
 /// [auth]
 /// method = "approle"
 /// role_id = "…"
@@ -160,28 +172,29 @@ pub enum DeleteMode {
 /// assert!(config.validate().is_ok());
 /// assert!(!format!("{config:?}").contains("hvs.example"));
 /// let plain = VaultConfig::with_token("http://vault.example.com:8200", "hvs.example");
-/// assert_eq!(plain.validate().unwrap_err().field(), "address");
+/// assert_eq!(plain.validate().unwrap_err().field(), "endpoint");
 /// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct VaultConfig {
     /// Vault's address, e.g. `https://vault.example.com:8200` (default
     /// `https://127.0.0.1:8200`). Plain `http://` only to a loopback host unless
-    /// `allow_plaintext_http` is set.
-    pub address: String,
+    /// `allow_http` is set. Formerly `address`.
+    pub endpoint: String,
     /// A CA certificate to trust besides the system roots: a PEM file's path, or the PEM
     /// text itself (starting with `-----BEGIN`).
     pub ca_cert: Option<String>,
     /// Accept plain `http://` to a non-loopback host (default `false`): tokens and
-    /// records would cross the network unencrypted.
-    pub allow_plaintext_http: bool,
+    /// records would cross the network unencrypted. Formerly `allow_plaintext_http`.
+    pub allow_http: bool,
     /// How to authenticate.
     pub auth: VaultAuth,
     /// Mount path of the KV v2 secrets engine (default `secret`).
     pub mount_path: String,
     /// Folder under the mount holding one entry per credential (default
-    /// `nebula/credentials`): segments of letters, digits, `.`, `_`, `-`.
-    pub path_prefix: String,
+    /// `nebula/credentials`): segments of letters, digits, `.`, `_`, `-`. Formerly
+    /// `path_prefix`.
+    pub secret_prefix: String,
     /// Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`.
     pub namespace: Option<String>,
     /// Renew the token when its remaining TTL falls below this many seconds (default
@@ -190,7 +203,7 @@ pub struct VaultConfig {
     /// How often the background task looks at the token, in seconds (default 300;
     /// 1 ..= 3,600).
     pub renewal_check_interval_secs: u64,
-    /// What `delete` does (default `destroy`).
+    /// What `delete` does (default `purge`).
     pub delete_mode: DeleteMode,
     /// Largest serialized record accepted, in bytes (default 1 MiB − 8 KiB, sized to
     /// Vault's integrated-storage entry limit; 1,024 ..= 32 MiB).
@@ -207,12 +220,12 @@ pub struct VaultConfig {
 impl Default for VaultConfig {
     fn default() -> Self {
         VaultConfig {
-            address: "https://127.0.0.1:8200".into(),
+            endpoint: "https://127.0.0.1:8200".into(),
             ca_cert: None,
-            allow_plaintext_http: false,
+            allow_http: false,
             auth: VaultAuth::default(),
             mount_path: "secret".into(),
-            path_prefix: "nebula/credentials".into(),
+            secret_prefix: "nebula/credentials".into(),
             namespace: None,
             token_renewal_threshold_secs: 3600,
             renewal_check_interval_secs: 300,
@@ -225,21 +238,31 @@ impl Default for VaultConfig {
     }
 }
 
+/// Reads the keys of earlier releases (`address`, `allow_plaintext_http`, `path_prefix`,
+/// `delete_mode = "destroy"`) under their new names, warning once for each.
+impl<'de> Deserialize<'de> for VaultConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
+        config_keys::rename_values(&mut table, "delete_mode", RENAMED_DELETE_MODES);
+        VaultConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for VaultConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VaultConfig::serialize(self, s)
+    }
+}
+
 impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
-            .field("address", &self.address)
-            .field(
-                "ca_cert",
-                &self
-                    .ca_cert
-                    .as_ref()
-                    .map(|c| if is_inline_pem(c) { "<inline PEM>" } else { c }),
-            )
-            .field("allow_plaintext_http", &self.allow_plaintext_http)
+            .field("endpoint", &self.endpoint)
+            .field("ca_cert", &self.ca_cert.as_deref().map(describe_ca_cert))
+            .field("allow_http", &self.allow_http)
             .field("auth", &self.auth)
             .field("mount_path", &self.mount_path)
-            .field("path_prefix", &self.path_prefix)
+            .field("secret_prefix", &self.secret_prefix)
             .field("namespace", &self.namespace)
             .field("token_renewal_threshold_secs", &self.token_renewal_threshold_secs)
             .field("renewal_check_interval_secs", &self.renewal_check_interval_secs)
@@ -253,10 +276,10 @@ impl fmt::Debug for VaultConfig {
 }
 
 impl VaultConfig {
-    /// A configuration for `address` authenticating with `token`, otherwise default.
-    pub fn with_token(address: impl Into<String>, token: impl Into<String>) -> Self {
+    /// A configuration for `endpoint` authenticating with `token`, otherwise default.
+    pub fn with_token(endpoint: impl Into<String>, token: impl Into<String>) -> Self {
         VaultConfig {
-            address: address.into(),
+            endpoint: endpoint.into(),
             auth: VaultAuth::Token {
                 token: SecretString::from(token.into()),
             },
@@ -275,15 +298,10 @@ impl VaultConfig {
     }
 }
 
-/// Whether `ca_cert` holds PEM text rather than a path.
-pub(crate) fn is_inline_pem(ca_cert: &str) -> bool {
-    ca_cert.trim_start().starts_with("-----BEGIN")
-}
-
-/// Checks Vault's address: the shared service-URL rules, and no path (the provider adds
+/// Checks Vault's endpoint: the shared service-URL rules, and no path (the provider adds
 /// `/v1/…` itself).
-fn check_address(raw: &str, allow_plaintext_http: bool) -> Result<(), String> {
-    let url = check_service_url(raw, allow_plaintext_http, "allow_plaintext_http")?;
+fn check_endpoint(raw: &str, allow_http: bool) -> Result<(), String> {
+    let url = check_service_url(raw, allow_http, "allow_http")?;
     if url.path() != "/" && !url.path().is_empty() {
         return Err(format!(
             "must not have a path (got {:?}); the provider adds /v1/… itself",
@@ -337,10 +355,6 @@ fn check_secret(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 #[async_trait]
 impl ProviderConfig for VaultConfig {
     fn provider_name(&self) -> &'static str {
@@ -356,27 +370,33 @@ impl ProviderConfig for VaultConfig {
     }
 
     /// The default configuration, validated, with these variables when set (empty = unset):
-    /// - `VAULT_ADDR` → `address`; `VAULT_CACERT` → `ca_cert` (a path);
-    ///   `VAULT_NAMESPACE` → `namespace`;
+    /// - `NEBULA_VAULT_ENDPOINT` (else the Vault CLI's `VAULT_ADDR`) → `endpoint`;
+    ///   `NEBULA_VAULT_CA_CERT` (else `VAULT_CACERT`) → `ca_cert` (a path or PEM);
+    ///   `NEBULA_VAULT_NAMESPACE` (else `VAULT_NAMESPACE`) → `namespace`;
     /// - `NEBULA_VAULT_ROLE_ID` and `NEBULA_VAULT_SECRET_ID` (and optionally
     ///   `NEBULA_VAULT_APPROLE_MOUNT`) → AppRole auth; otherwise `VAULT_TOKEN` → token auth;
-    /// - `NEBULA_VAULT_MOUNT` → `mount_path`; `NEBULA_VAULT_PATH_PREFIX` → `path_prefix`;
-    /// - `NEBULA_VAULT_DELETE_MODE` (`destroy` / `soft`) → `delete_mode`;
-    /// - `NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP` (`true` / `false`) → `allow_plaintext_http`.
+    /// - `NEBULA_VAULT_MOUNT_PATH` → `mount_path`; `NEBULA_VAULT_SECRET_PREFIX` → `secret_prefix`;
+    /// - `NEBULA_VAULT_DELETE_MODE` (`soft` / `purge`) → `delete_mode`;
+    /// - `NEBULA_VAULT_ALLOW_HTTP` (`true` / `false`) → `allow_http`.
     ///
-    /// `VAULT_SKIP_VERIFY` is never read: TLS is always verified.
+    /// The names of earlier releases (`NEBULA_VAULT_MOUNT`, `NEBULA_VAULT_PATH_PREFIX`,
+    /// `NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP`, the value `destroy`) are still read, with a
+    /// deprecation warning. `VAULT_SKIP_VERIFY` is never read: TLS is always verified.
     fn from_env() -> Result<Self, ConfigError> {
         let mut c = VaultConfig::default();
-        if let Some(a) = env_var("VAULT_ADDR") {
-            c.address = a;
+        if let Some(a) = env::var(&["NEBULA_VAULT_ENDPOINT", "VAULT_ADDR"]) {
+            c.endpoint = a;
         }
-        c.ca_cert = env_var("VAULT_CACERT");
-        c.namespace = env_var("VAULT_NAMESPACE");
-        c.auth = match (env_var("NEBULA_VAULT_ROLE_ID"), env_var("NEBULA_VAULT_SECRET_ID")) {
+        c.ca_cert = env::var(&["NEBULA_VAULT_CA_CERT", "VAULT_CACERT"]);
+        c.namespace = env::var(&["NEBULA_VAULT_NAMESPACE", "VAULT_NAMESPACE"]);
+        c.auth = match (
+            env::var(&["NEBULA_VAULT_ROLE_ID"]),
+            env::var(&["NEBULA_VAULT_SECRET_ID"]),
+        ) {
             (Some(role_id), Some(secret_id)) => VaultAuth::AppRole {
                 role_id,
                 secret_id: SecretString::from(secret_id),
-                mount: env_var("NEBULA_VAULT_APPROLE_MOUNT").unwrap_or_else(default_approle_mount),
+                mount: env::var(&["NEBULA_VAULT_APPROLE_MOUNT"]).unwrap_or_else(default_approle_mount),
             },
             (Some(_), None) | (None, Some(_)) => {
                 return Err(ConfigError::new(
@@ -385,7 +405,7 @@ impl ProviderConfig for VaultConfig {
                     "AppRole needs both NEBULA_VAULT_ROLE_ID and NEBULA_VAULT_SECRET_ID (only one is set)",
                 ));
             }
-            (None, None) => match env_var("VAULT_TOKEN") {
+            (None, None) => match env::var(&["VAULT_TOKEN"]) {
                 Some(t) => VaultAuth::Token {
                     token: SecretString::from(t),
                 },
@@ -398,33 +418,25 @@ impl ProviderConfig for VaultConfig {
                 }
             },
         };
-        if let Some(m) = env_var("NEBULA_VAULT_MOUNT") {
+        if let Some(m) = env::var_renamed("NEBULA_VAULT_MOUNT_PATH", &["NEBULA_VAULT_MOUNT"]) {
             c.mount_path = m;
         }
-        if let Some(p) = env_var("NEBULA_VAULT_PATH_PREFIX") {
-            c.path_prefix = p;
+        if let Some(p) = env::var_renamed("NEBULA_VAULT_SECRET_PREFIX", &["NEBULA_VAULT_PATH_PREFIX"]) {
+            c.secret_prefix = p;
         }
-        if let Some(mode) = env_var("NEBULA_VAULT_DELETE_MODE") {
-            c.delete_mode = match mode.as_str() {
-                "destroy" => DeleteMode::Destroy,
-                "soft" => DeleteMode::Soft,
-                _ => {
-                    return Err(ConfigError::new(
-                        PROVIDER,
-                        "delete_mode",
-                        format!("must be \"destroy\" or \"soft\" (NEBULA_VAULT_DELETE_MODE={mode:?})"),
-                    ));
-                }
-            };
-        }
-        if let Some(allow) = env_var("NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP") {
-            c.allow_plaintext_http = allow.parse().map_err(|_| {
+        if let Some(mode) = env::var(&["NEBULA_VAULT_DELETE_MODE"]) {
+            let mut table = config_keys::Table::from_iter([("delete_mode".to_string(), mode.clone().into())]);
+            config_keys::rename_values(&mut table, "delete_mode", RENAMED_DELETE_MODES);
+            c.delete_mode = DeleteMode::deserialize(&table["delete_mode"]).map_err(|_| {
                 ConfigError::new(
                     PROVIDER,
-                    "allow_plaintext_http",
-                    format!("must be true or false (NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP={allow:?})"),
+                    "delete_mode",
+                    format!("must be \"soft\" or \"purge\" (NEBULA_VAULT_DELETE_MODE={mode:?})"),
                 )
             })?;
+        }
+        if let Some(allow) = env::var_renamed("NEBULA_VAULT_ALLOW_HTTP", &["NEBULA_VAULT_ALLOW_PLAINTEXT_HTTP"]) {
+            c.allow_http = env::parse_bool(PROVIDER, "allow_http", "NEBULA_VAULT_ALLOW_HTTP", &allow)?;
         }
         c.validate()?;
         Ok(c)
@@ -436,8 +448,8 @@ impl ProviderConfig for VaultConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let err = |field: &str, rule: String| Err(ConfigError::new(PROVIDER, field, rule));
-        if let Err(rule) = check_address(&self.address, self.allow_plaintext_http) {
-            return err("address", rule);
+        if let Err(rule) = check_endpoint(&self.endpoint, self.allow_http) {
+            return err("endpoint", rule);
         }
         if let Some(ca) = &self.ca_cert
             && ca.trim().is_empty()
@@ -472,8 +484,8 @@ impl ProviderConfig for VaultConfig {
         if let Err(rule) = check_path(&self.mount_path) {
             return err("mount_path", rule);
         }
-        if let Err(rule) = check_path(&self.path_prefix) {
-            return err("path_prefix", rule);
+        if let Err(rule) = check_path(&self.secret_prefix) {
+            return err("secret_prefix", rule);
         }
         if let Some(ns) = &self.namespace
             && let Err(rule) = check_path(ns)
@@ -544,8 +556,8 @@ mod tests {
     fn defaults() {
         let c = VaultConfig::default();
         assert_eq!(c.mount_path, "secret");
-        assert_eq!(c.path_prefix, "nebula/credentials");
-        assert_eq!(c.delete_mode, DeleteMode::Destroy);
+        assert_eq!(c.secret_prefix, "nebula/credentials");
+        assert_eq!(c.delete_mode, DeleteMode::Purge);
         assert_eq!(c.renewal_threshold(), Duration::from_secs(3600));
         assert_eq!(c.check_interval(), Duration::from_secs(300));
         assert_eq!(c.max_payload_bytes, 1_040_384);
@@ -554,11 +566,11 @@ mod tests {
     }
 
     #[test]
-    fn addresses() {
+    fn endpoints() {
         let check = |a: &str, allow: bool| {
             VaultConfig {
-                address: a.into(),
-                allow_plaintext_http: allow,
+                endpoint: a.into(),
+                allow_http: allow,
                 ..valid()
             }
             .validate()
@@ -583,14 +595,14 @@ mod tests {
             "http://10.0.0.5:8200",
         ] {
             let e = check(bad, false).expect_err(bad);
-            assert_eq!(e.field(), "address", "{bad}: {e}");
+            assert_eq!(e.field(), "endpoint", "{bad}: {e}");
             assert_eq!(e.provider(), "vault");
         }
         assert!(
             check("http://10.0.0.5:8200", false)
                 .unwrap_err()
                 .rule()
-                .contains("allow_plaintext_http")
+                .contains("allow_http")
         );
         assert!(check("http://vault:8200", true).is_ok());
     }
@@ -654,17 +666,17 @@ mod tests {
             ),
             (
                 VaultConfig {
-                    path_prefix: String::new(),
+                    secret_prefix: String::new(),
                     ..valid()
                 },
-                "path_prefix",
+                "secret_prefix",
             ),
             (
                 VaultConfig {
-                    path_prefix: "a/../b".into(),
+                    secret_prefix: "a/../b".into(),
                     ..valid()
                 },
-                "path_prefix",
+                "secret_prefix",
             ),
             (
                 VaultConfig {
@@ -775,7 +787,7 @@ mod tests {
     #[test]
     fn toml_shapes() {
         let c: VaultConfig = toml::from_str(
-            "address = \"https://vault:8200\"\ndelete_mode = \"soft\"\n[auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id = \"s\"",
+            "endpoint = \"https://vault:8200\"\ndelete_mode = \"soft\"\n[auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id = \"s\"",
         )
         .unwrap();
         assert_eq!(c.delete_mode, DeleteMode::Soft);
@@ -795,5 +807,44 @@ mod tests {
             "no switch to turn TLS off"
         );
         assert!(toml::from_str::<VaultConfig>("[auth]\nmethod = \"userpass\"").is_err());
+    }
+
+    /// The keys and the `delete_mode` value of earlier releases still read, as their new
+    /// names; a table setting a key under both names is refused naming both.
+    #[test]
+    fn old_keys_are_read_under_their_new_names() {
+        let old: VaultConfig = toml::from_str(
+            "address = \"http://vault:8200\"\nallow_plaintext_http = true\npath_prefix = \"app/creds\"\n\
+             delete_mode = \"destroy\"\n[auth]\nmethod = \"token\"\ntoken = \"t\"",
+        )
+        .unwrap();
+        let new = VaultConfig {
+            allow_http: true,
+            secret_prefix: "app/creds".into(),
+            delete_mode: DeleteMode::Purge,
+            ..VaultConfig::with_token("http://vault:8200", "t")
+        };
+        assert_eq!(old, new);
+        assert!(old.validate().is_ok());
+        let soft: VaultConfig = toml::from_str("delete_mode = \"soft\"").unwrap();
+        assert_eq!(soft.delete_mode, DeleteMode::Soft);
+        let both = toml::from_str::<VaultConfig>("address = \"https://a\"\nendpoint = \"https://b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("`address`") && both.contains("endpoint"), "{both}");
+        let written = toml::to_string(&new).unwrap();
+        assert!(
+            written.contains("endpoint = ")
+                && written.contains("delete_mode = \"purge\"")
+                && !written.contains("address"),
+            "{written}"
+        );
+        assert_eq!(toml::from_str::<VaultConfig>(&written).unwrap(), {
+            let mut c = new.clone();
+            c.auth = VaultAuth::Token {
+                token: SecretString::from(REDACTED.to_string()),
+            };
+            c
+        });
     }
 }

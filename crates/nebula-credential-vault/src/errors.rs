@@ -12,7 +12,7 @@
 //! | 404 with `{"errors":[]}` on a read | `APIError` or `RestClientError(ServerResponseError)` | `NotFound` (`list`: empty) |
 //! | 404 with a non-empty `errors` list (no handler for the route, no such namespace) | `APIError` | `Config` naming `mount_path` / `namespace` |
 //! | 404 on a write | either form | `Backend` naming `mount_path` and `namespace` (no KV v2 engine there) |
-//! | 3xx (never followed: the token would go along) | `ServerResponseError` | `Backend` saying to set `address` to a node that answers itself |
+//! | 3xx (never followed: the token would go along) | `ServerResponseError` | `Backend` saying to set `endpoint` to a node that answers itself |
 //! | 412 (performance standby not caught up) | either form | `Unavailable` (retryable) |
 //! | 429 | either form | `Throttled` (retryable) |
 //! | 500, 502, 503 (sealed, standby), 504 | either form | `Unavailable` (retryable) |
@@ -24,8 +24,8 @@
 //! list, or the transport failure — never the answer's body, which vaultrs keeps in its
 //! errors and which holds a token for a login or `lookup-self`.
 
-use nebula_credential_core::remote::source_chain;
-use nebula_credential_core::{BoxError, CredentialId, Operation, StorageError};
+use nebula_credential_core::remote::{Failure, Verdict, is_tls_failure};
+use nebula_credential_core::{BoxError, ConfigError, CredentialId, Operation, StorageError};
 use vaultrs::error::ClientError;
 
 use crate::PROVIDER;
@@ -215,14 +215,11 @@ impl VaultError {
 
 /// A request that got no answer: TLS or the network.
 fn network_kind(err: &(dyn std::error::Error + 'static)) -> Kind {
-    let tls = source_chain(err).any(|e| {
-        e.downcast_ref::<rustls::Error>().is_some()
-            // rustls reports certificate and protocol failures as io::ErrorKind::InvalidData.
-            || e
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
-    });
-    if tls { Kind::Tls } else { Kind::Unavailable }
+    if is_tls_failure(err) {
+        Kind::Tls
+    } else {
+        Kind::Unavailable
+    }
 }
 
 /// Where an error happened: the operation, the credential, the Vault API path called and
@@ -258,66 +255,61 @@ impl VaultError {
             path,
             capability,
         } = ctx;
-        let err = match self.kind {
+        let verdict = match self.kind {
             // Only a read can miss the credential; a 404 on a write or a list means the
             // mount (or namespace) is missing.
-            Kind::NotFound if self.route_missing => {
-                return StorageError::Config(nebula_credential_core::ConfigError::new(
-                    PROVIDER,
-                    "mount_path",
-                    format!(
-                        "no KV v2 engine answers at {path} (Vault: no handler for the route, or no such namespace): \
-                         check mount_path and namespace"
-                    ),
-                ));
-            }
-            Kind::NotFound => match id {
-                Some(id) if matches!(operation, Operation::Retrieve | Operation::Exists) => {
-                    return StorageError::not_found(PROVIDER, id);
-                }
-                _ => self.backend(
-                    ctx,
-                    &format!(
-                        "{path} was not found: no KV v2 engine answers there; check mount_path, namespace and \
-                         that the mount is KV version 2"
-                    ),
-                ),
-            },
-            Kind::Denied => StorageError::permission_denied(
+            Kind::NotFound if self.route_missing => Verdict::Final(StorageError::Config(ConfigError::new(
                 PROVIDER,
-                operation,
-                id,
+                "mount_path",
                 format!(
+                    "no KV v2 engine answers at {path} (Vault: no handler for the route, or no such namespace): \
+                     check mount_path and namespace"
+                ),
+            ))),
+            Kind::NotFound if id.is_some() && matches!(operation, Operation::Retrieve | Operation::Exists) => {
+                Verdict::NotFound {
+                    without_id: String::new(),
+                }
+            }
+            Kind::NotFound => Verdict::backend(format!(
+                "{path} was not found: no KV v2 engine answers there; check mount_path, namespace and that the \
+                 mount is KV version 2"
+            )),
+            Kind::Denied => Verdict::PermissionDenied {
+                required: format!(
                     "the token's policies lack the `{capability}` capability on {path}; add \
                      `path \"{path}\" {{ capabilities = [\"{capability}\"] }}` to one of its policies"
                 ),
-            ),
-            Kind::Unauthenticated => StorageError::authentication_failed(PROVIDER, TOKEN_REJECTED),
-            Kind::Throttled => StorageError::throttled(PROVIDER, operation, id),
-            Kind::Unavailable => StorageError::unavailable(PROVIDER, operation, id),
-            Kind::Tls => self.backend(
-                ctx,
+            },
+            Kind::Unauthenticated => Verdict::AuthenticationFailed {
+                hint: TOKEN_REJECTED.into(),
+            },
+            Kind::Throttled => Verdict::Throttled { retry_after: None },
+            Kind::Unavailable => Verdict::Unavailable,
+            Kind::Tls => Verdict::backend(
                 "the TLS handshake with Vault failed: its certificate is not trusted or does not name the host; set \
                  ca_cert to the CA that signed it (or VAULT_CACERT with from_env) — verification cannot be turned off",
             ),
-            Kind::Redirect => self.backend(
-                ctx,
+            Kind::Redirect => Verdict::backend(
                 "Vault answered with a redirect, which the provider never follows (the token would be sent along); \
-                 set address to a node that answers itself (the active node or your load balancer)",
+                 set endpoint to a node that answers itself (the active node or your load balancer)",
             ),
-            Kind::BadRequest => self.backend(ctx, &format!("Vault refused the request to {path} as invalid")),
-            Kind::Other => self.backend(ctx, &format!("the request to {path} failed")),
+            Kind::BadRequest => Verdict::backend(format!("Vault refused the request to {path} as invalid")),
+            Kind::Other => Verdict::backend(format!("the request to {path} failed")),
         };
-        err.with_source(self.source)
+        let at = Failure {
+            provider: PROVIDER,
+            operation,
+            id,
+            status: self.status,
+            code: None,
+        };
+        verdict.into_storage(at, self.source)
     }
 
     /// vaultrs's error.
     pub(crate) fn into_source(self) -> BoxError {
         self.source
-    }
-
-    fn backend(&self, ctx: Context<'_>, message: &str) -> StorageError {
-        StorageError::backend(PROVIDER, ctx.operation, ctx.id, message).with_code(self.status, None)
     }
 }
 

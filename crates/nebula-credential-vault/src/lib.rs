@@ -1,6 +1,6 @@
 //! HashiCorp Vault KV v2 backend for nebula-credential (OpenBao works the same).
 //!
-//! Each credential is one KV v2 entry at `mount_path/path_prefix/<id>` (ids are ASCII
+//! Each credential is one KV v2 entry at `mount_path/secret_prefix/<id>` (ids are ASCII
 //! letters, digits, `_` and `-`; Vault paths are case-sensitive, so ids map unchanged).
 //! The entry's data is the versioned JSON record (`{format_version, id, encrypted_data,
 //! metadata}`), checked against `max_payload_bytes` before any request. Its
@@ -13,7 +13,7 @@
 //! read, overwritten or deleted: every operation reports `Conflict` naming it.
 //!
 //! Revisions are KV versions with their creation time (`2@2026-…Z`; versions restart at 1
-//! after a `destroy` delete, creation times do not): `retrieve` reports the version read,
+//! after a `purge` delete, creation times do not): `retrieve` reports the version read,
 //! and a conditional store checks the time and writes with `cas` set to the version
 //! (`cas = 0` for create-if-absent), which Vault checks atomically. A plain store uses
 //! `cas` too, with the version it just saw, so an entry deleted or replaced meanwhile is
@@ -47,7 +47,7 @@
 //! | `store` | `GET metadata/…`, (new entry) `POST metadata/…` with the marker, `POST data/…` with `cas`, `PATCH metadata/…` with the tags | `read` on `metadata/…`; `create`/`update` on `data/…` and `metadata/…`; `patch` on `metadata/…` |
 //! | `retrieve` | `GET data/…` (value and `custom_metadata` in one call; `PATCH metadata/…` when the tags are stale) | `read` on `data/…` |
 //! | `exists` | `GET metadata/…` (never the value) | `read` on `metadata/…` |
-//! | `delete` | `GET metadata/…`, then `DELETE metadata/…` (`destroy`) or `DELETE data/…` (`soft`) | `read` and `delete` on `metadata/…` or `data/…` |
+//! | `delete` | `GET metadata/…`, then `DELETE metadata/…` (`purge`) or `DELETE data/…` (`soft`) | `read` and `delete` on `metadata/…` or `data/…` |
 //! | `list` | `LIST metadata/<prefix>`, then `GET metadata/…` per entry, `list_concurrency` at once (plus `GET data/…` for an entry with stale tags) | `list` and `read` on `metadata/…` |
 //! | `check` | `GET sys/internal/ui/mounts/<mount_path>`, `LIST metadata/<prefix>` | the `default` policy; `list` on `metadata/…` |
 //!
@@ -59,7 +59,7 @@
 //! missing key (`{"errors":[]}`) by that structure, never by the text.
 //!
 //! The HTTP client follows no redirect (the token would go along to another origin) and
-//! is https-only when the address is https. Errors keep Vault's status and `errors` list
+//! is https-only when the endpoint is https. Errors keep Vault's status and `errors` list
 //! as their source, never the raw answer (a login or `lookup-self` answer holds a token).
 //!
 //! The token: a background task looks it up every `renewal_check_interval_secs`; below

@@ -33,7 +33,7 @@ pub(crate) fn check_mount(
             "mount_path",
             format!(
                 "{mount:?}{in_namespace} is not a mount: it lies inside the {kind:?} mount {at:?}; set mount_path to \
-                 the mount itself and put the rest of the path into path_prefix"
+                 the mount itself and put the rest of the path into secret_prefix"
             ),
         ));
     }

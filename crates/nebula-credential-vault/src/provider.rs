@@ -67,7 +67,7 @@ const UNMARKED_PAUSES: [Duration; 4] = [
 ];
 
 /// Whether an entry without our marker may be one of ours in the making: a create whose
-/// marked metadata a concurrent `destroy` delete removed writes its first version onto
+/// marked metadata a concurrent `purge` delete removed writes its first version onto
 /// a bare entry (a `cas = 0` write creates it without `custom_metadata`), and marks it
 /// one request later. Such an entry has version 1 and no `custom_metadata` at all; it is
 /// looked at again before being called foreign.
@@ -106,16 +106,16 @@ pub struct VaultProvider {
 impl std::fmt::Debug for VaultProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultProvider")
-            .field("address", &self.config.address)
+            .field("endpoint", &self.config.endpoint)
             .field("mount_path", &self.config.mount_path)
-            .field("path_prefix", &self.config.path_prefix)
+            .field("secret_prefix", &self.config.secret_prefix)
             .field("auth", &self.config.auth)
             .finish_non_exhaustive()
     }
 }
 
 /// The revision of KV version `version` created at `created_time`: the version alone
-/// repeats after a `destroy` delete (versions restart at 1), its creation time does not.
+/// repeats after a `purge` delete (versions restart at 1), its creation time does not.
 fn revision(version: u64, created_time: &str) -> Revision {
     Revision::new(format!("{version}@{created_time}"))
 }
@@ -206,11 +206,11 @@ impl VaultProvider {
             .is_some_and(|t| !t.is_finished())
     }
 
-    /// The KV path (below the mount) of `id`: `path_prefix/id`. Ids are ASCII letters,
+    /// The KV path (below the mount) of `id`: `secret_prefix/id`. Ids are ASCII letters,
     /// digits, `_` and `-`, all valid in Vault paths, which are case-sensitive: the map is
     /// lossless.
-    pub fn entry_path(&self, id: &CredentialId) -> String {
-        format!("{}/{id}", self.config.path_prefix)
+    pub fn secret_name(&self, id: &CredentialId) -> String {
+        format!("{}/{id}", self.config.secret_prefix)
     }
 
     fn api_path(&self, kind: &str, path: &str) -> String {
@@ -571,7 +571,7 @@ impl VaultProvider {
                 .await;
             match patched {
                 Ok(()) => return Ok(()),
-                // Deleted (destroy) since the value landed: nothing left to describe.
+                // Deleted (purge) since the value landed: nothing left to describe.
                 Err(e) if e.kind == Kind::NotFound && !e.route_missing => return Ok(()),
                 Err(e) if e.kind == Kind::Denied || e.status == Some(405) => {
                     if !self.patch_refused.swap(true, Ordering::Relaxed) {
@@ -672,7 +672,7 @@ impl VaultProvider {
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
         self.ensure_mount().await?;
-        let path = self.entry_path(id);
+        let path = self.secret_name(id);
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 back_off(round).await;
@@ -680,7 +680,7 @@ impl VaultProvider {
             let state = self.ours(id, &path, Operation::Store).await?;
             // Every write names the version checked as ours with cas (0: no entry), so an
             // entry deleted or replaced meanwhile (ours or foreign) is never written over:
-            // a write after a concurrent destroy would recreate it without our marker.
+            // a write after a concurrent purge would recreate it without our marker.
             let refused = match (&state, precondition) {
                 (Some(s), Precondition::Absent) => s.live,
                 (Some(s), Precondition::Revision(r)) => !s.live || *r != s.revision,
@@ -751,7 +751,7 @@ impl StorageProvider for VaultProvider {
         let caps = Capabilities::new(self.config.max_payload_bytes).with_conditional_store();
         match self.config.delete_mode {
             DeleteMode::Soft => caps.with_soft_delete(),
-            DeleteMode::Destroy => caps,
+            DeleteMode::Purge => caps,
         }
     }
 
@@ -771,7 +771,7 @@ impl StorageProvider for VaultProvider {
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         self.ensure_mount().await?;
-        let path = self.entry_path(id);
+        let path = self.secret_name(id);
         let location = format!("{}/{path}", self.config.mount_path);
         let mut pauses = UNMARKED_PAUSES.iter();
         let (read, tags) = loop {
@@ -804,14 +804,14 @@ impl StorageProvider for VaultProvider {
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         self.ensure_mount().await?;
-        let path = self.entry_path(id);
+        let path = self.secret_name(id);
         let Some(state) = self.ours(id, &path, Operation::Delete).await? else {
             return Ok(());
         };
         let mount = self.config.mount_path.as_str();
         let p = path.as_str();
         let (result, api) = match self.config.delete_mode {
-            DeleteMode::Destroy => (
+            DeleteMode::Purge => (
                 self.call(|c| async move { kv2::delete_metadata(&*c, mount, p).await })
                     .await,
                 "metadata",
@@ -838,7 +838,7 @@ impl StorageProvider for VaultProvider {
     async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
         self.ensure_mount().await?;
         let mount = self.config.mount_path.as_str();
-        let prefix = self.config.path_prefix.as_str();
+        let prefix = self.config.secret_prefix.as_str();
         let listed = self.call(|c| async move { kv2::list(&*c, mount, prefix).await }).await;
         let keys = match listed {
             Ok(keys) => keys,
@@ -860,7 +860,7 @@ impl StorageProvider for VaultProvider {
             .collect();
         let checks = futures::stream::iter(candidates)
             .map(|id| async move {
-                let path = self.entry_path(&id);
+                let path = self.secret_name(&id);
                 let meta_path = self.api_path("metadata", &path);
                 let ctx = Context {
                     operation: Operation::List,
@@ -910,19 +910,19 @@ impl StorageProvider for VaultProvider {
 
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
         self.ensure_mount().await?;
-        let path = self.entry_path(id);
+        let path = self.secret_name(id);
         Ok(self.ours(id, &path, Operation::Exists).await?.is_some_and(|s| s.live))
     }
 
     /// Confirms that `mount_path` is a KV version 2 mount (`GET
     /// sys/internal/ui/mounts/<mount_path>`; a `Config` error naming `mount_path` or
     /// `namespace` otherwise), then a `LIST` of the prefix (an empty folder is fine):
-    /// proves the address, TLS, the token, the mount and the `list` capability.
+    /// proves the endpoint, TLS, the token, the mount and the `list` capability.
     async fn check(&self) -> Result<(), StorageError> {
         self.confirm_mount().await?;
         let _ = self.mount_confirmed.set(());
         let mount = self.config.mount_path.as_str();
-        let prefix = self.config.path_prefix.as_str();
+        let prefix = self.config.secret_prefix.as_str();
         match self.call(|c| async move { kv2::list(&*c, mount, prefix).await }).await {
             Ok(_) => Ok(()),
             Err(e) if e.kind == Kind::NotFound && !e.route_missing => Ok(()),
@@ -944,7 +944,7 @@ mod tests {
     async fn unreachable(prefix: &str) -> VaultProvider {
         VaultProvider::new(VaultConfig {
             mount_path: "kv".into(),
-            path_prefix: prefix.into(),
+            secret_prefix: prefix.into(),
             max_payload_bytes: 2048,
             ..VaultConfig::with_token("http://127.0.0.1:9", "s.TOPSECRET")
         })
@@ -956,11 +956,11 @@ mod tests {
     async fn paths_are_mount_prefix_and_id_unchanged() {
         let p = unreachable("team/app").await;
         let id: CredentialId = "Api_Key-2".parse().unwrap();
-        assert_eq!(p.entry_path(&id), "team/app/Api_Key-2");
-        assert_eq!(p.api_path("data", &p.entry_path(&id)), "kv/data/team/app/Api_Key-2");
+        assert_eq!(p.secret_name(&id), "team/app/Api_Key-2");
+        assert_eq!(p.api_path("data", &p.secret_name(&id)), "kv/data/team/app/Api_Key-2");
         assert_eq!(p.api_path("metadata", "team/app"), "kv/metadata/team/app");
         let other: CredentialId = "api_key-2".parse().unwrap();
-        assert_ne!(p.entry_path(&id), p.entry_path(&other), "case is kept");
+        assert_ne!(p.secret_name(&id), p.secret_name(&other), "case is kept");
         let shown = format!("{p:?}");
         assert!(!shown.contains("TOPSECRET") && shown.contains("team/app"), "{shown}");
         p.shutdown().await;
@@ -1064,7 +1064,7 @@ mod tests {
             "",
             &answer("kv", "2".into(), "secret/"),
         ));
-        assert!(rule.contains("inside") && rule.contains("path_prefix"), "{rule}");
+        assert!(rule.contains("inside") && rule.contains("secret_prefix"), "{rule}");
         // A child namespace written in front of the mount: Vault answers from the parent on.
         let nested = answer("kv", "2".into(), "parent/child/kv/");
         assert!(check_mount("child/kv", Some("parent"), "", &nested).is_ok());

@@ -61,15 +61,8 @@ pub(crate) fn merged(current: &Tags, desired: &Tags) -> Tags {
 pub(crate) fn ensure_holds(id: &CredentialId, location: &str, tags: &Tags) -> Result<(), StorageError> {
     SCHEME.ensure_ours(PROVIDER, id, location, tags)?;
     match tags.get(ID_KEY) {
-        Some(held) if held != id.as_str() => Err(StorageError::conflict(
-            PROVIDER,
-            id,
-            format!(
-                "{location:?} carries the managed-by marker but holds credential {held:?} (a copy?), so \
-                 nebula-credential neither reads, overwrites nor deletes it; move that entry away"
-            ),
-        )),
-        _ => Ok(()),
+        Some(held) => SCHEME.ensure_holds(PROVIDER, id, location, ID_KEY, Some(held)),
+        None => Ok(()),
     }
 }
 

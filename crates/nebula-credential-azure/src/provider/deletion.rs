@@ -91,7 +91,7 @@ impl AzureKeyVaultProvider {
                     // recovered; tombstone and delete again (bounded, like every wait).
                     tombstone_due = true;
                     redeletes += 1;
-                    if redeletes > MAX_ROUNDS {
+                    if redeletes > WAITS.rounds {
                         return Err(StorageError::unavailable(PROVIDER, Operation::Delete, Some(id)));
                     }
                 }
