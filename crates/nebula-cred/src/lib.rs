@@ -1,15 +1,4 @@
-//! `nebula-cred`: the operator CLI of nebula-credential — put, get, list, exists and
-//! delete credentials, rotate the key, migrate between backends, and check a backend with
-//! `doctor` — over the umbrella crate's `StorageConfig` and `open()`.
-//!
-//! The binary is `nebula-cred` (`nebula-cred --help` lists the commands, each with an
-//! example, and the exit statuses of [`exit`]). This library holds what Rust code may
-//! want too: the [`migrate`] engine that copies encrypted records verbatim between two
-//! providers, the [`doctor`] probe, and [`run`], the whole command line.
-//!
-//! Nothing secret is taken from the command line: values come from stdin or a file, the
-//! key from `--key-file`, `NEBULA_CREDENTIAL_KEY`, or a passphrase (`--passphrase-file` or
-//! a prompt without echo, stretched with Argon2id and the salt kept in the configuration).
+#![doc = include_str!("../README.md")]
 
 use std::process::ExitCode;
 

@@ -1,27 +1,4 @@
-//! The contract of nebula-credential: types, the [`StorageProvider`] trait, errors,
-//! configuration, retry policy, layers, metrics, crypto, the [`CredentialStore`] facade,
-//! the in-memory [`MemoryProvider`], the rules remote backends share
-//! ([`remote`]), and (feature `conformance`) the conformance suite every backend runs.
-//!
-//! Applications usually depend on the umbrella crate `nebula-credential`; backend
-//! crates depend on this one only.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use nebula_credential_core::{layers, CredentialFilter, CredentialStore, EncryptionKey, Keyring,
-//!     MemoryProvider, RetryPolicy, StorageMetrics, Tags, Timeouts};
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let metrics = Arc::new(StorageMetrics::new());
-//! let provider = layers::standard(MemoryProvider::new(), RetryPolicy::default(), Timeouts::default(), metrics.clone())?;
-//! let store = CredentialStore::new(Arc::new(provider), Keyring::new(EncryptionKey::generate()));
-//! let id = "stripe_api_key".parse()?;
-//! let tags = Tags::from([("env".to_string(), "prod".to_string())]);
-//! store.put(&id, b"sk_live_example", tags).await?;
-//! assert_eq!(store.list(&CredentialFilter::new().tag("env", "prod")).await?, vec![id]);
-//! assert_eq!(metrics.snapshot().store.count, 1);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # }).unwrap();
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod config;
 mod crypto;

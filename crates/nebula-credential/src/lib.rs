@@ -1,40 +1,4 @@
-//! Store and retrieve application credentials — API keys, OAuth tokens, passwords —
-//! through one async interface with interchangeable backends.
-//!
-//! Pick a backend with one configuration line, [`open`] it (validation, then the
-//! standard layers: tracing, metrics, retry, timeouts), and use it through a
-//! [`CredentialStore`], which encrypts every value with AES-256-GCM before the
-//! backend sees it.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use nebula_credential::prelude::*;
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let config: StorageConfig = toml::from_str(r#"provider = "memory""#)?;
-//! let store = CredentialStore::new(open(&config).await?, Keyring::new(EncryptionKey::generate()));
-//!
-//! let id: CredentialId = "github_token".parse()?;
-//! store.put(&id, b"ghp_example", Tags::from([("env".into(), "prod".into())])).await?;
-//! let secret = store.get(&id).await?;
-//! assert_eq!(secret.expose_secret(), b"ghp_example");
-//! assert_eq!(store.list(&CredentialFilter::new().tag("env", "prod")).await?, vec![id]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # }).unwrap();
-//! ```
-//!
-//! # Features
-//! Each backend is a cargo feature and a crate of its own; depend only on what you use.
-//!
-//! | feature | backend | `provider =` |
-//! |---|---|---|
-//! | (always) | in memory | `"memory"` |
-//! | `storage-local` (default) | encrypted local files | `"local"` |
-//! | `storage-aws` | AWS Secrets Manager | `"aws"` |
-//! | `storage-kubernetes` | Kubernetes Secrets | `"kubernetes"` |
-//! | `storage-vault` | HashiCorp Vault / OpenBao KV v2 | `"vault"` |
-//! | `storage-azure` | Azure Key Vault | `"azure"` |
-//! | `storage-all` | every backend above | |
-
+#![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
