@@ -685,7 +685,9 @@ async fn a_store_racing_a_delete_and_a_create_never_answers_not_found() {
                 failures.push(format!("{delete_mode:?} round {round}: delete: {err}"));
             }
             match create.await.unwrap() {
-                Err(err) if !err.is_conflict() => failures.push(format!("{delete_mode:?} round {round}: create: {err}")),
+                Err(err) if !err.is_conflict() => {
+                    failures.push(format!("{delete_mode:?} round {round}: create: {err}"))
+                }
                 _ => {}
             }
             let exists = p.exists(&k).await.unwrap();

@@ -1468,9 +1468,12 @@ async fn a_foreign_entry_created_during_our_create_is_never_taken_over() {
             }
         }
     });
-    let p = VaultProvider::new(VaultConfig { endpoint: address, ..config(&ns) })
-        .await
-        .unwrap();
+    let p = VaultProvider::new(VaultConfig {
+        endpoint: address,
+        ..config(&ns)
+    })
+    .await
+    .unwrap();
     for attempt in ["the racing store", "a later store"] {
         let err = p.store(&k, &data(1), &meta()).await.unwrap_err();
         assert!(matches!(err, StorageError::Conflict { .. }), "{attempt}: {err:?}");
@@ -1509,7 +1512,12 @@ async fn patching_metadata_before_the_armed_write(
             }
         }
     });
-    let p = VaultProvider::new(VaultConfig { endpoint: address, ..config(ns) }).await.unwrap();
+    let p = VaultProvider::new(VaultConfig {
+        endpoint: address,
+        ..config(ns)
+    })
+    .await
+    .unwrap();
     (p, armed)
 }
 

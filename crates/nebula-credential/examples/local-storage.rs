@@ -3,7 +3,7 @@
 //! Stores three credentials with tags, lists them by tag, retrieves one, rotates the
 //! key, deletes one and prints the metrics — never a secret value.
 //!
-//! - `NEBULA_CREDENTIAL_DIR`: directory to use (default: a fresh temporary directory).
+//! - `NEBULA_LOCAL_BASE_PATH`: directory to use (default: a fresh temporary directory).
 //! - `NEBULA_CREDENTIAL_KEY`: base64 of a 32-byte key (default: a freshly generated key).
 
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use nebula_credential::prelude::*;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Where: NEBULA_CREDENTIAL_DIR, or a temporary directory removed on exit.
+    // Where: NEBULA_LOCAL_BASE_PATH, or a temporary directory removed on exit.
     let temp;
-    let dir = match std::env::var_os("NEBULA_CREDENTIAL_DIR") {
+    let dir = match std::env::var_os("NEBULA_LOCAL_BASE_PATH") {
         Some(dir) => std::path::PathBuf::from(dir),
         None => {
             temp = tempfile::tempdir()?;
