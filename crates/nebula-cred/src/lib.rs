@@ -4,8 +4,8 @@
 //!
 //! The binary is `nebula-cred` (`nebula-cred --help` lists the commands, each with an
 //! example, and the exit statuses of [`exit`]). This library holds what Rust code may
-//! want too: the [`migrate`] engine that copies encrypted records verbatim between two
-//! providers, the [`doctor`] probe, and [`run`], the whole command line.
+//! want too: the [`doctor`] probe and [`run`], the whole command line. The migration
+//! engine behind `migrate` is the umbrella crate's [`nebula_credential::migrate`].
 //!
 //! Nothing secret is taken from the command line: values come from stdin or a file, the
 //! key from `--key-file`, `NEBULA_CREDENTIAL_KEY`, or a passphrase (`--passphrase-file` or
@@ -22,7 +22,6 @@ mod config;
 pub mod doctor;
 pub mod exit;
 mod key;
-pub mod migrate;
 mod migrate_cmd;
 mod prompt;
 

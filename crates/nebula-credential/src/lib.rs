@@ -34,10 +34,15 @@
 //! | `storage-vault` | HashiCorp Vault / OpenBao KV v2 | `"vault"` |
 //! | `storage-azure` | Azure Key Vault | `"azure"` |
 //! | `storage-all` | every backend above | |
+//!
+//! # Migrating between backends
+//! [`migrate::migrate`] copies stored records verbatim from one provider to another
+//! (the engine behind `nebula-cred migrate`), safe to run again after an interruption.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+pub mod migrate;
 mod open;
 
 pub use config::{PROVIDERS, StorageConfig};
