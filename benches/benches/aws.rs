@@ -3,43 +3,25 @@
 //! the provider makes for the same operation, against the same moto, in the same run.
 //! Needs `NEBULA_TEST_AWS_ENDPOINT`; without it the bench says so and measures nothing.
 
-use std::time::Duration;
-
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
-use criterion::Criterion;
 use nebula_credential::aws::{AwsSecretsManagerConfig, DeleteMode};
 use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, RecordEnvelope, StorageConfig,
-    open,
+    CredentialFilter, CredentialId, CredentialMetadata, Precondition, RecordEnvelope, StorageConfig, open,
 };
-use nebula_credential_benches::{Figures, Samples, micros};
+use nebula_credential_benches::{Bench, Samples, micros, sealed, skip};
 
 const SAMPLES: usize = 300;
 /// Credentials stored only to be listed; the bench's own five come on top.
 const LISTED: usize = 100;
 
-fn data() -> EncryptedData {
-    EncryptedData {
-        version: 1,
-        key_id: "bench".into(),
-        nonce: [1; 12],
-        ciphertext: vec![7; 1024],
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let Ok(endpoint) = std::env::var("NEBULA_TEST_AWS_ENDPOINT") else {
-        println!(
-            "aws bench: NEBULA_TEST_AWS_ENDPOINT is not set; run `cargo xtask bench aws` to start moto and measure"
-        );
+        skip("aws", "NEBULA_TEST_AWS_ENDPOINT is not set", "moto");
         return Ok(());
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let bench = Bench::new("aws")?;
     let prefix = format!("nebula-bench/{}/", std::process::id());
     let config = AwsSecretsManagerConfig {
         region: Some("us-east-1".into()),
@@ -48,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         delete_mode: DeleteMode::Purge,
         ..AwsSecretsManagerConfig::default()
     };
-    let p = rt.block_on(open(&StorageConfig::Aws(config)))?;
+    let p = bench.block_on(open(&StorageConfig::Aws(config)))?;
     let raw = Client::from_conf(
         aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -62,41 +44,30 @@ fn main() -> anyhow::Result<()> {
     let meta = CredentialMetadata::new();
     let name = format!("{prefix}bench_key");
     let value = String::from_utf8(
-        RecordEnvelope::new(k.clone(), data(), CredentialMetadata::new()).to_json("aws", usize::MAX)?,
+        RecordEnvelope::new(k.clone(), sealed(1024), CredentialMetadata::new()).to_json("aws", usize::MAX)?,
     )?;
-    rt.block_on(p.store(&k, &data(), &meta))?;
-    for i in 0..LISTED {
-        let id: CredentialId = format!("listed_{i:03}").parse()?;
-        rt.block_on(p.store(&id, &data(), &CredentialMetadata::new()))?;
-    }
+    bench.block_on(p.store(&k, &sealed(1024), &meta))?;
+    bench.store_listed(p.as_ref(), LISTED)?;
 
-    let mut c = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
-    let mut group = c.benchmark_group("aws");
-    group.sample_size(20);
-    group.bench_function("retrieve", |b| {
-        b.iter(|| rt.block_on(p.retrieve(&k)).expect("retrieve"))
-    });
-    group.bench_function("raw_get_secret_value", |b| {
-        b.iter(|| {
-            rt.block_on(
-                raw.get_secret_value()
-                    .secret_id(&name)
-                    .version_stage("AWSCURRENT")
-                    .send(),
-            )
-            .expect("get")
-        })
-    });
-    group.finish();
+    bench.criterion_pair(
+        "retrieve",
+        || async { p.retrieve(&k).await.expect("retrieve") },
+        "raw_get_secret_value",
+        || async {
+            raw.get_secret_value()
+                .secret_id(&name)
+                .version_stage("AWSCURRENT")
+                .send()
+                .await
+                .expect("get")
+        },
+    );
 
-    let (store, raw_store) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "store",
         SAMPLES,
         |_| async {
-            p.store(&k, &data(), &meta).await.expect("store");
+            p.store(&k, &sealed(1024), &meta).await.expect("store");
         },
         |i| {
             let (raw, name, value) = (&raw, &name, &value);
@@ -136,21 +107,26 @@ fn main() -> anyhow::Result<()> {
     // conflicts) beside a plain store: the same three calls.
     let fresh = |n: &str| -> anyhow::Result<CredentialId> {
         let id: CredentialId = n.parse()?;
-        rt.block_on(p.store(&id, &data(), &meta))?;
+        bench.block_on(p.store(&id, &sealed(1024), &meta))?;
         Ok(id)
     };
     let (plain_a, conditional_key) = (fresh("bench_plain_a")?, fresh("bench_conditional")?);
-    let last = std::sync::Mutex::new(rt.block_on(p.retrieve(&conditional_key))?.revision);
+    let last = std::sync::Mutex::new(bench.block_on(p.retrieve(&conditional_key))?.revision);
     let (plain_beside_conditional, conditional) = Samples::interleaved(
-        &rt,
+        bench.runtime(),
         SAMPLES,
         |_| async {
-            p.store(&plain_a, &data(), &meta).await.expect("store");
+            p.store(&plain_a, &sealed(1024), &meta).await.expect("store");
         },
         |_| async {
             let expected = last.lock().expect("lock").clone();
             let written = p
-                .store_if(&conditional_key, &data(), &meta, &Precondition::Revision(expected))
+                .store_if(
+                    &conditional_key,
+                    &sealed(1024),
+                    &meta,
+                    &Precondition::Revision(expected),
+                )
                 .await
                 .expect("store_if");
             *last.lock().expect("lock") = written;
@@ -161,11 +137,10 @@ fn main() -> anyhow::Result<()> {
     let plain_b = fresh("bench_plain_b")?;
     let put_name = format!("{prefix}bench_put");
     fresh("bench_put")?;
-    let (plain_beside_put, raw_put) = Samples::interleaved(
-        &rt,
+    let single_put = bench.interleaved(
         SAMPLES,
         |_| async {
-            p.store(&plain_b, &data(), &meta).await.expect("store");
+            p.store(&plain_b, &sealed(1024), &meta).await.expect("store");
         },
         |_| async {
             raw.put_secret_value()
@@ -178,9 +153,9 @@ fn main() -> anyhow::Result<()> {
     );
     // The raw puts above wrote versions the provider did not: write one of its own, so
     // retrieve measures the common case (a version whose id proves it is ours).
-    rt.block_on(p.store(&k, &data(), &meta))?;
-    let (retrieve, raw_get) = Samples::interleaved(
-        &rt,
+    bench.block_on(p.store(&k, &sealed(1024), &meta))?;
+    bench.compare(
+        "retrieve",
         SAMPLES,
         |_| async { p.retrieve(&k).await.map(drop).expect("retrieve") },
         |_| async {
@@ -193,8 +168,8 @@ fn main() -> anyhow::Result<()> {
                 .expect("get")
         },
     );
-    let (exists, raw_describe) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "exists",
         SAMPLES,
         |_| async { assert!(p.exists(&k).await.expect("exists")) },
         |_| async {
@@ -206,8 +181,8 @@ fn main() -> anyhow::Result<()> {
                 .expect("describe")
         },
     );
-    let (list, raw_list) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "list_105",
         SAMPLES / 10,
         |_| async { assert_eq!(p.list(&CredentialFilter::new()).await.expect("list").len(), LISTED + 5) },
         |_| async {
@@ -234,35 +209,19 @@ fn main() -> anyhow::Result<()> {
         },
     );
 
-    let mut figures = Figures::default();
-    for (label, ours, base) in [
-        ("store", &store, &raw_store),
-        ("retrieve", &retrieve, &raw_get),
-        ("exists", &exists, &raw_describe),
-        ("list_105", &list, &raw_list),
-    ] {
-        figures.add_pair("aws", label, ours, base);
+    {
+        let mut figures = bench.figures();
+        figures.add_latency("aws_raw_put_secret_value_alone", &single_put.raw);
+        figures.add_latency("aws_store_if_revision", &conditional);
+        figures.add(
+            "aws_store_if_p50_ratio_to_store",
+            micros(conditional.p50()) / micros(plain_beside_conditional.p50()),
+            "x",
+        );
+        figures.add("aws_store_p50_ratio_to_a_single_put", single_put.p50_ratio(), "x");
     }
-    figures.add_latency("aws_raw_put_secret_value_alone", &raw_put);
-    figures.add_latency("aws_store_if_revision", &conditional);
-    figures.add(
-        "aws_store_if_p50_ratio_to_store",
-        micros(conditional.p50()) / micros(plain_beside_conditional.p50()),
-        "x",
-    );
-    figures.add(
-        "aws_store_p50_ratio_to_a_single_put",
-        micros(plain_beside_put.p50()) / micros(raw_put.p50()),
-        "x",
-    );
 
-    rt.block_on(async {
-        for id in p.list(&CredentialFilter::new()).await? {
-            p.delete(&id).await?;
-        }
-        anyhow::Ok(())
-    })?;
-    c.final_summary();
-    figures.print();
+    bench.remove_all(p.as_ref())?;
+    bench.finish();
     Ok(())
 }

@@ -5,20 +5,16 @@
 //! `NEBULA_TEST_AZURE_*` variables; without them the bench says so and measures nothing.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_secrets::models::{SecretClientListSecretPropertiesOptions, SetSecretParameters};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use criterion::Criterion;
 use futures::TryStreamExt as _;
 use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE};
-use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, RecordEnvelope, StorageConfig, open,
-};
-use nebula_credential_benches::{Figures, Samples};
+use nebula_credential::{CredentialFilter, CredentialId, CredentialMetadata, RecordEnvelope, StorageConfig, open};
+use nebula_credential_benches::{Bench, sealed, skip};
 
 const SAMPLES: usize = 300;
 const LISTED: usize = 100;
@@ -36,15 +32,6 @@ impl TokenCredential for StaticToken {
     }
 }
 
-fn data() -> EncryptedData {
-    EncryptedData {
-        version: 1,
-        key_id: "bench".into(),
-        nonce: [1; 12],
-        ciphertext: vec![7; 1024],
-    }
-}
-
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -55,16 +42,14 @@ fn main() -> anyhow::Result<()> {
         var("NEBULA_TEST_AZURE_CA_PEM"),
         var("NEBULA_TEST_AZURE_TOKEN"),
     ) else {
-        println!(
-            "azure bench: NEBULA_TEST_AZURE_VAULT_URL, _CA_PEM and _TOKEN are not set; run `cargo xtask bench azure` \
-             to start the Key Vault emulator and measure"
+        skip(
+            "azure",
+            "NEBULA_TEST_AZURE_VAULT_URL, _CA_PEM and _TOKEN are not set",
+            "the Key Vault emulator",
         );
         return Ok(());
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let bench = Bench::new("azure")?;
     // A vault of the bench's own, so `list` sees exactly what the bench stored.
     let vault = format!("bench{}", std::process::id());
     let mut vault_url = Url::parse(&url)?;
@@ -79,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         secret_prefix: "bench-".into(),
         ..AzureKeyVaultConfig::default()
     };
-    let p = rt.block_on(open(&StorageConfig::Azure(config.clone())))?;
+    let p = bench.block_on(open(&StorageConfig::Azure(config.clone())))?;
     let port = Url::parse(&vault_url)?.port().unwrap_or(443);
     let http = reqwest::Client::builder()
         .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca)?)?)
@@ -106,37 +91,28 @@ fn main() -> anyhow::Result<()> {
     let name = AzureKeyVaultProvider::with_credential(config, credential)?.secret_name(&k);
     // An overwrite keeps created_at (as CredentialStore does), so the tags stay as they are.
     let meta = CredentialMetadata::new();
-    let value = String::from_utf8(RecordEnvelope::new(k.clone(), data(), meta.clone()).to_json("azure", usize::MAX)?)?;
-    rt.block_on(p.store(&k, &data(), &meta))?;
-    for i in 0..LISTED - 1 {
-        let id: CredentialId = format!("listed_{i:03}").parse()?;
-        rt.block_on(p.store(&id, &data(), &CredentialMetadata::new()))?;
-    }
-    let tags = rt
+    let value =
+        String::from_utf8(RecordEnvelope::new(k.clone(), sealed(1024), meta.clone()).to_json("azure", usize::MAX)?)?;
+    bench.block_on(p.store(&k, &sealed(1024), &meta))?;
+    bench.store_listed(p.as_ref(), LISTED - 1)?;
+    let tags = bench
         .block_on(raw.get_secret(&name, None))?
         .into_model()?
         .tags
         .unwrap_or_default();
 
-    let mut c = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
-    let mut group = c.benchmark_group("azure");
-    group.sample_size(20);
-    group.bench_function("retrieve", |b| {
-        b.iter(|| rt.block_on(p.retrieve(&k)).expect("retrieve"))
-    });
-    group.bench_function("raw_get_secret", |b| {
-        b.iter(|| rt.block_on(raw.get_secret(&name, None)).expect("get"))
-    });
-    group.finish();
+    bench.criterion_pair(
+        "retrieve",
+        || async { p.retrieve(&k).await.expect("retrieve") },
+        "raw_get_secret",
+        || async { raw.get_secret(&name, None).await.expect("get") },
+    );
 
-    let (store, raw_store) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "store",
         SAMPLES,
         |_| async {
-            p.store(&k, &data(), &meta).await.expect("store");
+            p.store(&k, &sealed(1024), &meta).await.expect("store");
         },
         |_| async {
             raw.get_secret(&name, None).await.expect("get");
@@ -151,8 +127,8 @@ fn main() -> anyhow::Result<()> {
                 .expect("set");
         },
     );
-    let (retrieve, raw_get) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "retrieve",
         SAMPLES,
         |_| async { p.retrieve(&k).await.map(drop).expect("retrieve") },
         |_| async {
@@ -178,14 +154,13 @@ fn main() -> anyhow::Result<()> {
                 .expect("model")
         }
     };
-    let (exists, raw_versions) = Samples::interleaved(
-        &rt,
+    // Measured here, recorded after the single-version case below (the figures' order).
+    let exists_many = bench.interleaved(
         SAMPLES,
         |_| async { assert!(p.exists(&k).await.expect("exists")) },
         |_| get(&name),
     );
-    let (list, raw_list) = Samples::interleaved(
-        &rt,
+    let list = bench.interleaved(
         SAMPLES / 10,
         |_| async { assert_eq!(p.list(&CredentialFilter::new()).await.expect("list").len(), LISTED) },
         |_| async {
@@ -200,33 +175,18 @@ fn main() -> anyhow::Result<()> {
     );
     // One fresh secret: exists on a single version (the common case).
     let fresh: CredentialId = "fresh_key".parse()?;
-    rt.block_on(p.store(&fresh, &data(), &meta))?;
+    bench.block_on(p.store(&fresh, &sealed(1024), &meta))?;
     let fresh_name = format!("bench-{}", "fresh--key");
-    let (exists_one, raw_versions_one) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "exists_1_version",
         SAMPLES,
         |_| async { assert!(p.exists(&fresh).await.expect("exists")) },
         |_| get(&fresh_name),
     );
+    bench.record("exists_301_versions", &exists_many);
+    bench.record("list_100", &list);
 
-    let mut figures = Figures::default();
-    for (label, ours, base) in [
-        ("store", &store, &raw_store),
-        ("retrieve", &retrieve, &raw_get),
-        ("exists_1_version", &exists_one, &raw_versions_one),
-        ("exists_301_versions", &exists, &raw_versions),
-        ("list_100", &list, &raw_list),
-    ] {
-        figures.add_pair("azure", label, ours, base);
-    }
-
-    rt.block_on(async {
-        for id in p.list(&CredentialFilter::new()).await? {
-            p.delete(&id).await?;
-        }
-        anyhow::Ok(())
-    })?;
-    c.final_summary();
-    figures.print();
+    bench.remove_all(p.as_ref())?;
+    bench.finish();
     Ok(())
 }

@@ -10,30 +10,19 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use criterion::Criterion;
 use nebula_credential::local::LocalStorageConfig;
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, RecordEnvelope, Revision,
     StorageConfig, StorageProvider, open,
 };
-use nebula_credential_benches::{Figures, Samples, micros};
+use nebula_credential_benches::{Bench, Samples, sealed};
 
 const SIZES: [(usize, &str); 2] = [(1024, "1k"), (10 * 1024, "10k")];
 const WRITE_SAMPLES: usize = 400;
 const READ_SAMPLES: usize = 5_000;
 const LIST_CREDENTIALS: usize = 10_000;
 const LIST_SAMPLES: usize = 20;
-
-fn data(len: usize) -> EncryptedData {
-    EncryptedData {
-        version: 1,
-        key_id: "bench".into(),
-        nonce: [3; 12],
-        ciphertext: vec![0xA5; len],
-    }
-}
 
 fn id(s: &str) -> CredentialId {
     s.parse().expect("id")
@@ -75,51 +64,42 @@ fn raw_durable_write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()
 }
 
 fn main() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let mut figures = Figures::default();
-    let mut c = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
+    let bench = Bench::new("local")?;
 
     for (size, label) in SIZES {
         let dir = bench_dir(label)?;
         let raw_dir = bench_dir(&format!("raw-{label}"))?;
-        let p = rt.block_on(provider(&dir))?;
-        let d = data(size);
+        let p = bench.block_on(provider(&dir))?;
+        let d = sealed(size);
         let record =
             RecordEnvelope::new(id("bench"), d.clone(), CredentialMetadata::new()).to_json("bench", usize::MAX)?;
         let k = id("bench_key");
         // The revision the conditional stores start from, re-read after plain stores.
-        let revision = Mutex::new(rt.block_on(p.store(&k, &d, &CredentialMetadata::new()))?);
+        let revision = Mutex::new(bench.block_on(p.store(&k, &d, &CredentialMetadata::new()))?);
         raw_durable_write(&raw_dir, "raw.json", &record)?;
 
-        let mut group = c.benchmark_group(format!("local_{label}"));
-        group.sample_size(20);
-        group.bench_function("store", |b| {
-            b.iter(|| rt.block_on(p.store(&k, &d, &CredentialMetadata::new())).expect("store"))
+        bench.group(format!("local_{label}"), |group, rt| {
+            group.sample_size(20);
+            group.bench_function("store", |b| {
+                b.iter(|| rt.block_on(p.store(&k, &d, &CredentialMetadata::new())).expect("store"))
+            });
+            group.bench_function("store_if_at_revision", |b| {
+                *revision.lock().expect("revision") = rt.block_on(p.retrieve(&k)).expect("retrieve").revision;
+                b.iter(|| rt.block_on(store_at_revision(p.as_ref(), &k, &d, &revision)))
+            });
+            group.bench_function("raw_durable_write", |b| {
+                b.iter(|| raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write"))
+            });
+            group.bench_function("retrieve", |b| {
+                b.iter(|| rt.block_on(p.retrieve(&k)).expect("retrieve"))
+            });
+            group.bench_function("raw_read", |b| {
+                b.iter(|| fs::read(raw_dir.join("raw.json")).expect("raw read"))
+            });
+            group.bench_function("exists", |b| b.iter(|| rt.block_on(p.exists(&k)).expect("exists")));
         });
-        group.bench_function("store_if_at_revision", |b| {
-            *revision.lock().expect("revision") = rt.block_on(p.retrieve(&k)).expect("retrieve").revision;
-            b.iter(|| rt.block_on(store_at_revision(p.as_ref(), &k, &d, &revision)))
-        });
-        group.bench_function("raw_durable_write", |b| {
-            b.iter(|| raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write"))
-        });
-        group.bench_function("retrieve", |b| {
-            b.iter(|| rt.block_on(p.retrieve(&k)).expect("retrieve"))
-        });
-        group.bench_function("raw_read", |b| {
-            b.iter(|| fs::read(raw_dir.join("raw.json")).expect("raw read"))
-        });
-        group.bench_function("exists", |b| b.iter(|| rt.block_on(p.exists(&k)).expect("exists")));
-        group.finish();
 
-        let (store, raw_write) = Samples::interleaved(
-            &rt,
+        let store = bench.interleaved(
             WRITE_SAMPLES,
             |_| async {
                 p.store(&k, &d, &CredentialMetadata::new()).await.expect("store");
@@ -128,17 +108,15 @@ fn main() -> anyhow::Result<()> {
                 raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write");
             },
         );
-        *revision.lock().expect("revision") = rt.block_on(p.retrieve(&k))?.revision;
-        let (store_if, raw_write_2) = Samples::interleaved(
-            &rt,
+        *revision.lock().expect("revision") = bench.block_on(p.retrieve(&k))?.revision;
+        let store_if = bench.interleaved(
             WRITE_SAMPLES,
             |_| store_at_revision(p.as_ref(), &k, &d, &revision),
             |_| async {
                 raw_durable_write(&raw_dir, "raw.json", &record).expect("raw write");
             },
         );
-        let (retrieve, raw_read) = Samples::interleaved(
-            &rt,
+        let retrieve = bench.interleaved(
             READ_SAMPLES,
             |_| async {
                 p.retrieve(&k).await.expect("retrieve");
@@ -147,26 +125,27 @@ fn main() -> anyhow::Result<()> {
                 fs::read(raw_dir.join("raw.json")).expect("raw read");
             },
         );
-        let exists = Samples::collect(&rt, READ_SAMPLES, |_| async {
+        let exists = Samples::collect(bench.runtime(), READ_SAMPLES, |_| async {
             p.exists(&k).await.expect("exists");
         });
         let doomed: Vec<CredentialId> = (0..WRITE_SAMPLES).map(|i| id(&format!("doomed_{i}"))).collect();
         for k in &doomed {
-            rt.block_on(p.store(k, &d, &CredentialMetadata::new()))?;
+            bench.block_on(p.store(k, &d, &CredentialMetadata::new()))?;
         }
-        let delete = Samples::collect(&rt, WRITE_SAMPLES, |i| {
+        let delete = Samples::collect(bench.runtime(), WRITE_SAMPLES, |i| {
             let p = p.clone();
             let k = doomed[i].clone();
             async move { p.delete(&k).await.expect("delete") }
         });
 
+        let mut figures = bench.figures();
         for (name, s) in [
-            ("store", &store),
-            ("raw_durable_write", &raw_write),
-            ("store_if_at_revision", &store_if),
-            ("raw_durable_write_beside_store_if", &raw_write_2),
-            ("retrieve", &retrieve),
-            ("raw_read", &raw_read),
+            ("store", &store.ours),
+            ("raw_durable_write", &store.raw),
+            ("store_if_at_revision", &store_if.ours),
+            ("raw_durable_write_beside_store_if", &store_if.raw),
+            ("retrieve", &retrieve.ours),
+            ("raw_read", &retrieve.raw),
             ("exists", &exists),
             ("delete", &delete),
         ] {
@@ -174,26 +153,26 @@ fn main() -> anyhow::Result<()> {
         }
         figures.add(
             &format!("local_store_p95_over_raw_durable_write_p95_{label}"),
-            micros(store.p95()) / micros(raw_write.p95()),
+            store.p95_ratio(),
             "x",
         );
         figures.add(
             &format!("local_store_if_p95_over_raw_durable_write_p95_{label}"),
-            micros(store_if.p95()) / micros(raw_write_2.p95()),
+            store_if.p95_ratio(),
             "x",
         );
     }
 
     // list over 10,000 credentials, 1 % of them tagged team=core.
     let dir = bench_dir("list")?;
-    let p = rt.block_on(provider(&dir))?;
-    rt.block_on(async {
+    let p = bench.block_on(provider(&dir))?;
+    bench.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..LIST_CREDENTIALS {
             let p = p.clone();
             let team = if i % 100 == 0 { "core" } else { "other" };
             let meta = CredentialMetadata::new().with_tags([("team".to_string(), team.to_string())].into());
-            tasks.spawn(async move { p.store(&id(&format!("cred_{i:05}")), &data(1024), &meta).await });
+            tasks.spawn(async move { p.store(&id(&format!("cred_{i:05}")), &sealed(1024), &meta).await });
             while tasks.len() >= 64 {
                 tasks.join_next().await.expect("task")??;
             }
@@ -205,36 +184,37 @@ fn main() -> anyhow::Result<()> {
     })?;
     let filter = CredentialFilter::new().tag("team", "core");
     // Cold: a freshly opened provider reads every file once.
-    let cold_provider = rt.block_on(provider(&dir))?;
+    let cold_provider = bench.block_on(provider(&dir))?;
     let start = std::time::Instant::now();
-    let matched = rt.block_on(cold_provider.list(&filter))?.len();
-    figures.add(
+    let matched = bench.block_on(cold_provider.list(&filter))?.len();
+    bench.figures().add(
         "local_list_10000_one_tag_cold",
         start.elapsed().as_secs_f64() * 1e3,
         "ms",
     );
     assert_eq!(matched, LIST_CREDENTIALS / 100);
-    let mut group = c.benchmark_group("local_list_10000");
-    group.sample_size(10);
-    group.bench_function("one_tag_1_percent", |b| {
-        b.iter(|| rt.block_on(p.list(&filter)).expect("list"))
+    bench.group("local_list_10000", |group, rt| {
+        group.sample_size(10);
+        group.bench_function("one_tag_1_percent", |b| {
+            b.iter(|| rt.block_on(p.list(&filter)).expect("list"))
+        });
+        group.bench_function("all_ids", |b| {
+            b.iter(|| rt.block_on(p.list(&CredentialFilter::new())).expect("list"))
+        });
     });
-    group.bench_function("all_ids", |b| {
-        b.iter(|| rt.block_on(p.list(&CredentialFilter::new())).expect("list"))
-    });
-    group.finish();
-    let list = Samples::collect(&rt, LIST_SAMPLES, |_| async {
+    let list = Samples::collect(bench.runtime(), LIST_SAMPLES, |_| async {
         p.list(&filter).await.expect("list");
     });
-    let list_ids = Samples::collect(&rt, LIST_SAMPLES, |_| async {
+    let list_ids = Samples::collect(bench.runtime(), LIST_SAMPLES, |_| async {
         p.list(&CredentialFilter::new()).await.expect("list");
     });
+    let mut figures = bench.figures();
     figures.add("local_list_10000_one_tag_p50", list.p50().as_secs_f64() * 1e3, "ms");
     figures.add("local_list_10000_one_tag_p95", list.p95().as_secs_f64() * 1e3, "ms");
     figures.add("local_list_10000_all_ids_p50", list_ids.p50().as_secs_f64() * 1e3, "ms");
     figures.add("local_list_10000_all_ids_p95", list_ids.p95().as_secs_f64() * 1e3, "ms");
+    drop(figures);
 
-    c.final_summary();
-    figures.print();
+    bench.finish();
     Ok(())
 }

@@ -4,15 +4,10 @@
 //! server, in the same run. Needs `NEBULA_TEST_VAULT_ADDR` and `NEBULA_TEST_VAULT_TOKEN`;
 //! without them the bench says so and measures nothing.
 
-use std::time::Duration;
-
-use criterion::Criterion;
 use futures::StreamExt;
 use nebula_credential::vault::VaultConfig;
-use nebula_credential::{
-    CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, RecordEnvelope, StorageConfig, open,
-};
-use nebula_credential_benches::{Figures, Samples};
+use nebula_credential::{CredentialFilter, CredentialId, CredentialMetadata, RecordEnvelope, StorageConfig, open};
+use nebula_credential_benches::{Bench, sealed, skip};
 use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::kv2;
@@ -21,37 +16,26 @@ const SAMPLES: usize = 300;
 const LISTED: usize = 100;
 const MOUNT: &str = "secret";
 
-fn data() -> EncryptedData {
-    EncryptedData {
-        version: 1,
-        key_id: "bench".into(),
-        nonce: [1; 12],
-        ciphertext: vec![7; 1024],
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let (Ok(addr), Ok(token)) = (
         std::env::var("NEBULA_TEST_VAULT_ADDR"),
         std::env::var("NEBULA_TEST_VAULT_TOKEN"),
     ) else {
-        println!(
-            "vault bench: NEBULA_TEST_VAULT_ADDR / NEBULA_TEST_VAULT_TOKEN are not set; run `cargo xtask bench vault` \
-             to start OpenBao and measure"
+        skip(
+            "vault",
+            "NEBULA_TEST_VAULT_ADDR / NEBULA_TEST_VAULT_TOKEN are not set",
+            "OpenBao",
         );
         return Ok(());
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let bench = Bench::new("vault")?;
     let prefix = format!("nebula-bench/{}", std::process::id());
     let config = VaultConfig {
         secret_prefix: prefix.clone(),
         ..VaultConfig::with_token(&addr, &token)
     };
     let list_concurrency = config.list_concurrency;
-    let p = rt.block_on(open(&StorageConfig::Vault(config)))?;
+    let p = bench.block_on(open(&StorageConfig::Vault(config)))?;
     let raw = VaultClient::new(
         VaultClientSettingsBuilder::default()
             .address(&addr)
@@ -63,30 +47,18 @@ fn main() -> anyhow::Result<()> {
     // An overwrite keeps created_at (as CredentialStore does), so custom_metadata stays as it is.
     let meta = CredentialMetadata::new();
     let path = format!("{prefix}/bench_key");
-    let record: serde_json::Value =
-        serde_json::from_slice(&RecordEnvelope::new(k.clone(), data(), meta.clone()).to_json("vault", usize::MAX)?)?;
-    rt.block_on(p.store(&k, &data(), &meta))?;
-    for i in 0..LISTED - 1 {
-        let id: CredentialId = format!("listed_{i:03}").parse()?;
-        rt.block_on(p.store(&id, &data(), &CredentialMetadata::new()))?;
-    }
+    let record: serde_json::Value = serde_json::from_slice(
+        &RecordEnvelope::new(k.clone(), sealed(1024), meta.clone()).to_json("vault", usize::MAX)?,
+    )?;
+    bench.block_on(p.store(&k, &sealed(1024), &meta))?;
+    bench.store_listed(p.as_ref(), LISTED - 1)?;
 
-    let mut c = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .configure_from_args();
-    let mut group = c.benchmark_group("vault");
-    group.sample_size(20);
-    group.bench_function("retrieve", |b| {
-        b.iter(|| rt.block_on(p.retrieve(&k)).expect("retrieve"))
-    });
-    group.bench_function("raw_kv2_read", |b| {
-        b.iter(|| {
-            rt.block_on(kv2::read::<serde_json::Value>(&raw, MOUNT, &path))
-                .expect("read")
-        })
-    });
-    group.finish();
+    bench.criterion_pair(
+        "retrieve",
+        || async { p.retrieve(&k).await.expect("retrieve") },
+        "raw_kv2_read",
+        || async { kv2::read::<serde_json::Value>(&raw, MOUNT, &path).await.expect("read") },
+    );
 
     let read_data = || async {
         let request = ReadSecretRequest::builder()
@@ -96,25 +68,25 @@ fn main() -> anyhow::Result<()> {
             .expect("request");
         vaultrs::api::exec_with_result(&raw, request).await.expect("read");
     };
-    let (retrieve, raw_read) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "retrieve",
         SAMPLES,
         |_| async { p.retrieve(&k).await.map(drop).expect("retrieve") },
         |_| read_data(),
     );
-    let (exists, raw_metadata) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "exists",
         SAMPLES,
         |_| async { assert!(p.exists(&k).await.expect("exists")) },
         |_| async {
             kv2::read_metadata(&raw, MOUNT, &path).await.expect("metadata");
         },
     );
-    let (store, raw_store) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "store",
         SAMPLES,
         |_| async {
-            p.store(&k, &data(), &meta).await.expect("store");
+            p.store(&k, &sealed(1024), &meta).await.expect("store");
         },
         |_| async {
             let m = kv2::read_metadata(&raw, MOUNT, &path).await.expect("metadata");
@@ -135,8 +107,8 @@ fn main() -> anyhow::Result<()> {
                 .expect("tags");
         },
     );
-    let (list, raw_list) = Samples::interleaved(
-        &rt,
+    bench.compare(
+        "list_100",
         SAMPLES / 10,
         |_| async { assert_eq!(p.list(&CredentialFilter::new()).await.expect("list").len(), LISTED) },
         |_| async {
@@ -154,23 +126,7 @@ fn main() -> anyhow::Result<()> {
         },
     );
 
-    let mut figures = Figures::default();
-    for (label, ours, base) in [
-        ("retrieve", &retrieve, &raw_read),
-        ("exists", &exists, &raw_metadata),
-        ("store", &store, &raw_store),
-        ("list_100", &list, &raw_list),
-    ] {
-        figures.add_pair("vault", label, ours, base);
-    }
-
-    rt.block_on(async {
-        for id in p.list(&CredentialFilter::new()).await? {
-            p.delete(&id).await?;
-        }
-        anyhow::Ok(())
-    })?;
-    c.final_summary();
-    figures.print();
+    bench.remove_all(p.as_ref())?;
+    bench.finish();
     Ok(())
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use nebula_cred::doctor::{PROBE_ID, StepOutcome, diagnose};
-use nebula_cred::migrate::{MigrateOptions, MigrationReport, migrate};
+use nebula_credential::migrate::{MigrateOptions, MigrationReport, migrate};
 use nebula_credential::secrecy::ExposeSecret;
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, PROVIDERS, StorageConfig,

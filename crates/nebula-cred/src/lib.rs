@@ -11,7 +11,6 @@ mod config;
 pub mod doctor;
 pub mod exit;
 mod key;
-pub mod migrate;
 mod migrate_cmd;
 mod prompt;
 

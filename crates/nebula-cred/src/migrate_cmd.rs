@@ -1,14 +1,15 @@
-//! `migrate`: opens both configurations, runs [`crate::migrate::migrate`] with a progress
+//! `migrate`: opens both configurations, runs [`nebula_credential::migrate::migrate`] with a progress
 //! line on a terminal, and prints the summary.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use nebula_credential::migrate::{MigrateOptions, MigrationOutcome, MigrationReport, Progress, migrate};
+
 use crate::cli::MigrateArgs;
 use crate::commands::{emit, migrate_filter};
 use crate::config;
 use crate::exit::CliError;
-use crate::migrate::{MigrateOptions, MigrationOutcome, MigrationReport, Progress, migrate};
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
 struct Bar {

@@ -1,41 +1,59 @@
-//! Configuration shared by every provider: the [`ProviderConfig`] trait and [`Timeouts`].
+//! Configuration shared by every provider: [`Timeouts`], and [`ConfigError`], the error of
+//! a value that breaks a rule. The [`ProviderConfig`](crate::ProviderConfig) trait lives
+//! beside the [`StorageProvider`](crate::StorageProvider) it builds.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use async_trait::async_trait;
+use crate::operation::Operation;
 
-use crate::error::{ConfigError, Operation, StorageError};
-use crate::provider::StorageProvider;
-use crate::retry::RetryPolicy;
+/// A configuration value breaks a rule. Names the provider, the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {provider} configuration: `{field}` {rule}")]
+pub struct ConfigError {
+    provider: &'static str,
+    field: String,
+    rule: String,
+}
 
-/// A provider's configuration: plain data that validates itself before any I/O, says
-/// how its layers behave, and builds its backend. The umbrella crate's `StorageConfig`
-/// and `open()` need nothing else from a backend.
-#[async_trait]
-pub trait ProviderConfig: Send + Sync {
-    /// The provider this configures (`"local"`, `"aws"`, …).
-    fn provider_name(&self) -> &'static str;
+impl ConfigError {
+    /// A rule broken by `field` of `provider`'s configuration. `rule` completes the
+    /// sentence "`field` …", e.g. `must be between 1 and 60 seconds (got 0)`.
+    pub fn new(provider: &'static str, field: impl Into<String>, rule: impl Into<String>) -> Self {
+        ConfigError {
+            provider,
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
 
-    /// Checks every field against the backend's rules; the error names the field.
-    fn validate(&self) -> Result<(), ConfigError>;
+    /// The provider whose configuration is invalid.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
 
-    /// The retry policy of this backend's [`Retry`](crate::layers::Retry) layer.
-    fn retry(&self) -> &RetryPolicy;
+    /// The offending field (dotted path for nested fields, e.g. `retry.max_retries`).
+    pub fn field(&self) -> &str {
+        &self.field
+    }
 
-    /// The deadlines of this backend's [`Timeout`](crate::layers::Timeout) layer.
-    fn timeouts(&self) -> &Timeouts;
+    /// The rule broken.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
 
-    /// The configuration from the backend's usual environment variables (documented
-    /// on each implementation).
-    fn from_env() -> Result<Self, ConfigError>
-    where
-        Self: Sized;
+    /// Prefixes the field with `parent.` (for nested configuration structs).
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = format!("{parent}.{}", self.field);
+        self
+    }
 
-    /// Validates, then builds the bare backend (no layers). Does no network I/O beyond
-    /// what building a client needs; use [`StorageProvider::check`] to prove a connection.
-    async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError>;
+    /// Reassigns the error to `provider` (a nested struct validated on a provider's behalf).
+    pub fn for_provider(mut self, provider: &'static str) -> Self {
+        self.provider = provider;
+        self
+    }
 }
 
 /// Per-operation deadlines applied by the [`Timeout`](crate::layers::Timeout) layer.
@@ -101,5 +119,15 @@ mod tests {
         assert_eq!(e.field(), "timeouts.read_ms");
         let e = Timeouts { write_ms: 600_001, ..t }.validate("aws").unwrap_err();
         assert_eq!(e.field(), "timeouts.write_ms");
+    }
+
+    #[test]
+    fn config_error_names_provider_nested_field_and_rule() {
+        let c = ConfigError::new("aws", "read_timeout", "must be between 1 and 60 s").within("x");
+        assert_eq!(
+            c.to_string(),
+            "invalid aws configuration: `x.read_timeout` must be between 1 and 60 s"
+        );
+        assert_eq!(c.field(), "x.read_timeout");
     }
 }

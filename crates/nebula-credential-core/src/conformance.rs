@@ -1583,8 +1583,8 @@ mod tests {
 
     use super::*;
     use crate::data::EncryptedData;
-    use crate::error::Operation;
     use crate::memory::MemoryProvider;
+    use crate::operation::Operation;
     use crate::provider::{Capabilities, Precondition, Stored};
 
     /// One memory store per namespace, so every identity of a case sees the same records.

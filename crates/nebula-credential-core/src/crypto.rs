@@ -1,5 +1,5 @@
 //! Encryption: [`EncryptionKey`], [`Keyring`], AES-256-GCM with the credential id bound
-//! as associated data, and Argon2id passphrase derivation.
+//! as associated data, Argon2id passphrase derivation, and [`CryptoError`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +12,6 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::data::{EncryptedData, NONCE_LEN};
-use crate::error::CryptoError;
 use crate::id::CredentialId;
 
 /// Length of an AES-256 key in bytes.
@@ -288,6 +287,70 @@ impl fmt::Debug for Keyring {
             .field("older", &self.older.keys().collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// Encryption, decryption or key handling failed. Never contains key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// Authentication of the ciphertext failed: wrong key, tampered data, or data
+    /// moved from another credential id.
+    #[error(
+        "cannot decrypt credential '{id}' with key '{key_id}': wrong key, tampered data, or a record copied from another id"
+    )]
+    DecryptionFailed {
+        /// The credential being decrypted.
+        id: CredentialId,
+        /// The key tried.
+        key_id: String,
+    },
+    /// The record names a key the keyring does not hold.
+    #[error(
+        "credential '{id}' is encrypted with key '{key_id}', which is not in the keyring; add that key as an old key"
+    )]
+    UnknownKey {
+        /// The credential being decrypted.
+        id: CredentialId,
+        /// The key it needs.
+        key_id: String,
+    },
+    /// The record was written by an encryption format this version does not know.
+    #[error(
+        "credential '{id}' uses encryption format {found}, this library reads up to {supported}; upgrade nebula-credential"
+    )]
+    UnsupportedVersion {
+        /// The credential being decrypted.
+        id: CredentialId,
+        /// The format found.
+        found: u8,
+        /// The newest format supported.
+        supported: u8,
+    },
+    /// Key material is malformed (wrong length, bad base64, weak salt).
+    #[error("invalid encryption key: {reason}")]
+    InvalidKey {
+        /// What is wrong (never the key itself).
+        reason: String,
+    },
+    /// Encryption itself failed.
+    #[error("encryption of credential '{id}' failed")]
+    EncryptionFailed {
+        /// The credential being encrypted.
+        id: CredentialId,
+    },
+    /// The backend's own key service (e.g. AWS KMS) could not encrypt or decrypt the
+    /// stored record.
+    #[error("the key service behind {provider} could not process credential '{id}' ({code}): {required}")]
+    KeyService {
+        /// Provider name.
+        provider: &'static str,
+        /// The credential concerned.
+        id: CredentialId,
+        /// The service's error code (e.g. `DecryptionFailure`).
+        code: String,
+        /// What to check or grant, e.g. `grant kms:Decrypt on the secret's KMS key`.
+        required: String,
+    },
 }
 
 #[cfg(test)]

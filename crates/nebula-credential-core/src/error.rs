@@ -6,66 +6,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::id::CredentialId;
+use crate::config::ConfigError;
+use crate::crypto::CryptoError;
+use crate::id::{CredentialId, ValidationError};
+use crate::operation::Operation;
 
 /// A boxed error source, `Send + Sync` so errors cross task boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// The operation of [`StorageProvider`](crate::StorageProvider) an error or metric refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Operation {
-    /// [`StorageProvider::store`](crate::StorageProvider::store).
-    Store,
-    /// [`StorageProvider::retrieve`](crate::StorageProvider::retrieve).
-    Retrieve,
-    /// [`StorageProvider::delete`](crate::StorageProvider::delete).
-    Delete,
-    /// [`StorageProvider::list`](crate::StorageProvider::list).
-    List,
-    /// [`StorageProvider::exists`](crate::StorageProvider::exists).
-    Exists,
-    /// [`StorageProvider::check`](crate::StorageProvider::check).
-    Check,
-}
-
-impl Operation {
-    /// Every operation, in a fixed order (used to index metrics).
-    pub const ALL: [Operation; 6] = [
-        Operation::Store,
-        Operation::Retrieve,
-        Operation::Delete,
-        Operation::List,
-        Operation::Exists,
-        Operation::Check,
-    ];
-
-    /// The lowercase name, as used in logs, spans and metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Operation::Store => "store",
-            Operation::Retrieve => "retrieve",
-            Operation::Delete => "delete",
-            Operation::List => "list",
-            Operation::Exists => "exists",
-            Operation::Check => "check",
-        }
-    }
-
-    /// `true` for operations that change stored state (`store`, `delete`).
-    pub const fn is_write(self) -> bool {
-        matches!(self, Operation::Store | Operation::Delete)
-    }
-
-    pub(crate) const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Renders an optional credential id for messages: ` of credential 'x'` or nothing.
 struct Subject<'a>(&'a Option<CredentialId>);
@@ -661,156 +608,6 @@ impl StorageError {
     }
 }
 
-/// A configuration value breaks a rule. Names the provider, the field and the rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {provider} configuration: `{field}` {rule}")]
-pub struct ConfigError {
-    provider: &'static str,
-    field: String,
-    rule: String,
-}
-
-impl ConfigError {
-    /// A rule broken by `field` of `provider`'s configuration. `rule` completes the
-    /// sentence "`field` …", e.g. `must be between 1 and 60 seconds (got 0)`.
-    pub fn new(provider: &'static str, field: impl Into<String>, rule: impl Into<String>) -> Self {
-        ConfigError {
-            provider,
-            field: field.into(),
-            rule: rule.into(),
-        }
-    }
-
-    /// The provider whose configuration is invalid.
-    pub fn provider(&self) -> &'static str {
-        self.provider
-    }
-
-    /// The offending field (dotted path for nested fields, e.g. `retry.max_retries`).
-    pub fn field(&self) -> &str {
-        &self.field
-    }
-
-    /// The rule broken.
-    pub fn rule(&self) -> &str {
-        &self.rule
-    }
-
-    /// Prefixes the field with `parent.` (for nested configuration structs).
-    pub fn within(mut self, parent: &str) -> Self {
-        self.field = format!("{parent}.{}", self.field);
-        self
-    }
-
-    /// Reassigns the error to `provider` (a nested struct validated on a provider's behalf).
-    pub fn for_provider(mut self, provider: &'static str) -> Self {
-        self.provider = provider;
-        self
-    }
-}
-
-/// Input that breaks the core's rules: credential ids, tags, filters.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ValidationError {
-    /// A credential id breaks the id rules.
-    #[error("invalid credential id {shown}: {reason}; use 1 to 128 characters from A-Z, a-z, 0-9, '_' and '-'")]
-    InvalidId {
-        /// The id as given, quoted and shortened for display.
-        shown: String,
-        /// The rule broken.
-        reason: String,
-    },
-    /// A tag key or value breaks the tag rules.
-    #[error("invalid tag {key}: {reason}")]
-    InvalidTag {
-        /// The tag key, quoted and shortened for display.
-        key: String,
-        /// The rule broken.
-        reason: String,
-    },
-    /// More tags than every backend can hold.
-    #[error("{count} tags given, but at most {max} are allowed; merge or drop some tags")]
-    TooManyTags {
-        /// Tags given.
-        count: usize,
-        /// The maximum.
-        max: usize,
-    },
-    /// A filter or other argument is inconsistent.
-    #[error("invalid {what}: {reason}")]
-    InvalidArgument {
-        /// What was invalid.
-        what: &'static str,
-        /// The rule broken.
-        reason: String,
-    },
-}
-
-/// Encryption, decryption or key handling failed. Never contains key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CryptoError {
-    /// Authentication of the ciphertext failed: wrong key, tampered data, or data
-    /// moved from another credential id.
-    #[error(
-        "cannot decrypt credential '{id}' with key '{key_id}': wrong key, tampered data, or a record copied from another id"
-    )]
-    DecryptionFailed {
-        /// The credential being decrypted.
-        id: CredentialId,
-        /// The key tried.
-        key_id: String,
-    },
-    /// The record names a key the keyring does not hold.
-    #[error(
-        "credential '{id}' is encrypted with key '{key_id}', which is not in the keyring; add that key as an old key"
-    )]
-    UnknownKey {
-        /// The credential being decrypted.
-        id: CredentialId,
-        /// The key it needs.
-        key_id: String,
-    },
-    /// The record was written by an encryption format this version does not know.
-    #[error(
-        "credential '{id}' uses encryption format {found}, this library reads up to {supported}; upgrade nebula-credential"
-    )]
-    UnsupportedVersion {
-        /// The credential being decrypted.
-        id: CredentialId,
-        /// The format found.
-        found: u8,
-        /// The newest format supported.
-        supported: u8,
-    },
-    /// Key material is malformed (wrong length, bad base64, weak salt).
-    #[error("invalid encryption key: {reason}")]
-    InvalidKey {
-        /// What is wrong (never the key itself).
-        reason: String,
-    },
-    /// Encryption itself failed.
-    #[error("encryption of credential '{id}' failed")]
-    EncryptionFailed {
-        /// The credential being encrypted.
-        id: CredentialId,
-    },
-    /// The backend's own key service (e.g. AWS KMS) could not encrypt or decrypt the
-    /// stored record.
-    #[error("the key service behind {provider} could not process credential '{id}' ({code}): {required}")]
-    KeyService {
-        /// Provider name.
-        provider: &'static str,
-        /// The credential concerned.
-        id: CredentialId,
-        /// The service's error code (e.g. `DecryptionFailure`).
-        code: String,
-        /// What to check or grant, e.g. `grant kms:Decrypt on the secret's KMS key`.
-        required: String,
-    },
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -897,12 +694,5 @@ mod tests {
 
         let m = backend(Some(409)).to_string();
         assert!(m.contains("(HTTP 409, Boom)"), "{m}");
-
-        let c = ConfigError::new("aws", "read_timeout", "must be between 1 and 60 s").within("x");
-        assert_eq!(
-            c.to_string(),
-            "invalid aws configuration: `x.read_timeout` must be between 1 and 60 s"
-        );
-        assert_eq!(c.field(), "x.read_timeout");
     }
 }

@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
-use crate::id::{CredentialId, MAX_ID_LEN, shown};
+use crate::id::{CredentialId, MAX_ID_LEN, ValidationError, shown};
 use crate::metadata::{CredentialMetadata, Tags, Timestamp, validate_tags};
 
 /// Selects credentials for [`StorageProvider::list`](crate::StorageProvider::list).

@@ -1,11 +1,10 @@
-//! [`CredentialId`]: the validated name of a credential.
+//! [`CredentialId`]: the validated name of a credential, and [`ValidationError`], the error
+//! of input that breaks the core's rules (ids, tags, filters).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::error::ValidationError;
 
 /// Longest id accepted, in characters (every backend can carry it).
 pub const MAX_ID_LEN: usize = 128;
@@ -139,6 +138,44 @@ impl<'de> Deserialize<'de> for CredentialId {
         let s = String::deserialize(deserializer)?;
         CredentialId::new(s).map_err(serde::de::Error::custom)
     }
+}
+
+/// Input that breaks the core's rules: credential ids, tags, filters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// A credential id breaks the id rules.
+    #[error("invalid credential id {shown}: {reason}; use 1 to 128 characters from A-Z, a-z, 0-9, '_' and '-'")]
+    InvalidId {
+        /// The id as given, quoted and shortened for display.
+        shown: String,
+        /// The rule broken.
+        reason: String,
+    },
+    /// A tag key or value breaks the tag rules.
+    #[error("invalid tag {key}: {reason}")]
+    InvalidTag {
+        /// The tag key, quoted and shortened for display.
+        key: String,
+        /// The rule broken.
+        reason: String,
+    },
+    /// More tags than every backend can hold.
+    #[error("{count} tags given, but at most {max} are allowed; merge or drop some tags")]
+    TooManyTags {
+        /// Tags given.
+        count: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A filter or other argument is inconsistent.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// What was invalid.
+        what: &'static str,
+        /// The rule broken.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

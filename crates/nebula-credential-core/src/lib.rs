@@ -10,6 +10,7 @@ pub mod layers;
 mod memory;
 mod metadata;
 mod metrics;
+mod operation;
 mod provider;
 mod record;
 pub mod remote;
@@ -19,18 +20,19 @@ mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use config::{ProviderConfig, Timeouts};
-pub use crypto::{EncryptionKey, KEY_LEN, Keyring, MIN_SALT_LEN};
+pub use config::{ConfigError, Timeouts};
+pub use crypto::{CryptoError, EncryptionKey, KEY_LEN, Keyring, MIN_SALT_LEN};
 pub use data::{EncryptedData, NONCE_LEN};
-pub use error::{BoxError, ConfigError, CryptoError, ErrorKind, Operation, Retried, StorageError, ValidationError};
+pub use error::{BoxError, ErrorKind, Retried, StorageError};
 pub use filter::{CredentialFilter, FilterTarget};
-pub use id::{CredentialId, MAX_ID_LEN};
+pub use id::{CredentialId, MAX_ID_LEN, ValidationError};
 pub use memory::{MEMORY_MAX_PAYLOAD_BYTES, MemoryConfig, MemoryProvider};
 pub use metadata::{
     CredentialMetadata, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, Tags, Timestamp, now, validate_tags,
 };
 pub use metrics::{CallOutcome, MetricsSnapshot, OperationStats, StorageMetrics};
-pub use provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
+pub use operation::Operation;
+pub use provider::{Capabilities, Precondition, ProviderConfig, Revision, StorageProvider, Stored};
 pub use record::RecordEnvelope;
 pub use retry::RetryPolicy;
 pub use store::{CredentialStore, RotationReport};

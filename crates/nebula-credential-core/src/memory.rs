@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ProviderConfig, Timeouts};
-use crate::error::ConfigError;
+use crate::config::{ConfigError, Timeouts};
 use crate::retry::RetryPolicy;
 
 use crate::data::EncryptedData;
@@ -16,7 +15,7 @@ use crate::error::StorageError;
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::CredentialMetadata;
-use crate::provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
+use crate::provider::{Capabilities, Precondition, ProviderConfig, Revision, StorageProvider, Stored};
 use crate::record::RecordEnvelope;
 
 type Records = HashMap<CredentialId, Stored>;

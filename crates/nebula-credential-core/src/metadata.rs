@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
-use crate::id::shown;
+use crate::id::{ValidationError, shown};
 
 /// A point in time, UTC.
 pub type Timestamp = DateTime<Utc>;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::error::Operation;
+use crate::operation::Operation;
 
 /// How a call ended, for [`StorageMetrics::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,16 +1,19 @@
-//! The [`StorageProvider`] trait every backend implements, and the values it exchanges:
-//! [`Capabilities`], [`Revision`], [`Precondition`] and [`Stored`].
+//! The [`StorageProvider`] trait every backend implements, the values it exchanges
+//! ([`Capabilities`], [`Revision`], [`Precondition`] and [`Stored`]), and the
+//! [`ProviderConfig`] trait that builds one.
 
 use std::fmt::{self, Debug};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::config::{ConfigError, Timeouts};
 use crate::data::EncryptedData;
 use crate::error::StorageError;
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::{CredentialMetadata, MAX_TAGS};
+use crate::retry::RetryPolicy;
 
 /// What a backend can do; the facade, the layers and the conformance suite consult it
 /// instead of guessing (compare OpenDAL's `Capability`).
@@ -286,3 +289,31 @@ macro_rules! forward_through_pointer {
 }
 
 forward_through_pointer!(Arc, Box);
+
+/// A provider's configuration: plain data that validates itself before any I/O, says
+/// how its layers behave, and builds its backend. The umbrella crate's `StorageConfig`
+/// and `open()` need nothing else from a backend.
+#[async_trait]
+pub trait ProviderConfig: Send + Sync {
+    /// The provider this configures (`"local"`, `"aws"`, …).
+    fn provider_name(&self) -> &'static str;
+
+    /// Checks every field against the backend's rules; the error names the field.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// The retry policy of this backend's [`Retry`](crate::layers::Retry) layer.
+    fn retry(&self) -> &RetryPolicy;
+
+    /// The deadlines of this backend's [`Timeout`](crate::layers::Timeout) layer.
+    fn timeouts(&self) -> &Timeouts;
+
+    /// The configuration from the backend's usual environment variables (documented
+    /// on each implementation).
+    fn from_env() -> Result<Self, ConfigError>
+    where
+        Self: Sized;
+
+    /// Validates, then builds the bare backend (no layers). Does no network I/O beyond
+    /// what building a client needs; use [`StorageProvider::check`] to prove a connection.
+    async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError>;
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ConfigError;
+use crate::config::ConfigError;
 
 /// How often and how patiently to retry retryable errors.
 ///

@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+pub mod migrate;
 mod open;
 
 pub use config::{PROVIDERS, StorageConfig};

@@ -23,13 +23,14 @@ pub use retry::{Retry, RetryLayer};
 pub use timeout::{Timeout, TimeoutLayer, deadline};
 pub use traced::{Traced, TracedLayer};
 
-use crate::config::Timeouts;
+use crate::config::{ConfigError, Timeouts};
 use crate::data::EncryptedData;
-use crate::error::{ConfigError, Operation, StorageError};
+use crate::error::StorageError;
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::CredentialMetadata;
 use crate::metrics::StorageMetrics;
+use crate::operation::Operation;
 use crate::provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
 use crate::retry::RetryPolicy;
 

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{ConfigError, Retried, StorageError};
+use crate::config::ConfigError;
+use crate::error::{Retried, StorageError};
 use crate::id::CredentialId;
 use crate::metrics::StorageMetrics;
 use crate::provider::StorageProvider;

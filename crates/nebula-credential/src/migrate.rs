@@ -1,5 +1,6 @@
-//! Copies stored records verbatim from one provider to another: the engine behind
-//! `nebula-cred migrate`, usable from Rust too.
+//! Copies stored records verbatim from one provider to another, so an application
+//! migrates between backends without the CLI (this is the engine behind
+//! `nebula-cred migrate`).
 //!
 //! Records move as they are stored — ciphertext, nonce, key id and metadata unchanged —
 //! so the key never leaves the operator and ids stay the same (the id is bound into
@@ -16,7 +17,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use nebula_credential::{CredentialStore, EncryptionKey, Keyring, MemoryProvider, StorageProvider, Tags};
-//! use nebula_cred::migrate::{MigrateOptions, migrate};
+//! use nebula_credential::migrate::{MigrateOptions, migrate};
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let (from, to) = (MemoryProvider::new(), MemoryProvider::new());
 //! let key = EncryptionKey::generate();
@@ -37,7 +38,7 @@
 use std::fmt;
 
 use futures::StreamExt;
-use nebula_credential::{
+use nebula_credential_core::{
     CredentialFilter, CredentialId, ErrorKind, Precondition, RecordEnvelope, StorageError, StorageProvider, Stored,
     ValidationError,
 };
@@ -464,7 +465,7 @@ async fn overwrite(
 mod tests {
     use std::sync::Arc;
 
-    use nebula_credential::{
+    use nebula_credential_core::{
         Capabilities, CredentialMetadata, CredentialStore, EncryptedData, EncryptionKey, Keyring, MemoryProvider,
         Operation, Revision, Tags, async_trait,
     };

@@ -1,0 +1,16 @@
+//! The `nebula-cred` binary, run as a process against the local backend (and memory where
+//! one process is enough): every command, its exit status, and that no secret reaches
+//! stdout, stderr or the files unless asked for. One module per command (or concern),
+//! sharing [`support`].
+
+mod support;
+
+mod doctor;
+mod exists_delete;
+mod keys;
+mod list;
+mod migrate;
+mod put_get;
+mod rotate_key;
+mod secrets;
+mod usage;
