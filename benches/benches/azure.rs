@@ -6,38 +6,23 @@
 
 use std::sync::Arc;
 
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
-use azure_core::time::OffsetDateTime;
+use azure_core::credentials::TokenCredential;
 use azure_security_keyvault_secrets::models::{SecretClientListSecretPropertiesOptions, SetSecretParameters};
-use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt as _;
-use nebula_credential::azure::{AzureCredential, AzureKeyVaultConfig, AzureKeyVaultProvider, CONTENT_TYPE};
+use nebula_credential::azure::{AzureKeyVaultProvider, CONTENT_TYPE};
 use nebula_credential::{CredentialFilter, CredentialId, CredentialMetadata, RecordEnvelope, StorageConfig, open};
 use nebula_credential_benches::{Bench, sealed, skip};
+use nebula_credential_tests::azure;
 
 const SAMPLES: usize = 300;
 const LISTED: usize = 100;
-
-#[derive(Debug)]
-struct StaticToken(String);
-
-#[async_trait::async_trait]
-impl TokenCredential for StaticToken {
-    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(
-            self.0.clone(),
-            OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
-}
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn main() -> anyhow::Result<()> {
-    let (Some(url), Some(ca), Some(token)) = (
+    let (Some(_), Some(_), Some(token)) = (
         var("NEBULA_TEST_AZURE_VAULT_URL"),
         var("NEBULA_TEST_AZURE_CA_PEM"),
         var("NEBULA_TEST_AZURE_TOKEN"),
@@ -52,41 +37,13 @@ fn main() -> anyhow::Result<()> {
     let bench = Bench::new("azure")?;
     // A vault of the bench's own, so `list` sees exactly what the bench stored.
     let vault = format!("bench{}", std::process::id());
-    let mut vault_url = Url::parse(&url)?;
-    vault_url.set_host(Some(&format!("{vault}.localhost")))?;
-    let vault_url = vault_url.as_str().trim_end_matches('/').to_string();
-    let credential: Arc<dyn TokenCredential> = Arc::new(StaticToken(token));
-    let config = AzureKeyVaultConfig {
-        endpoint: vault_url.clone(),
-        allow_custom_host: true,
-        ca_cert: Some(ca.clone()),
-        credential: AzureCredential::custom(credential.clone()),
-        secret_prefix: "bench-".into(),
-        ..AzureKeyVaultConfig::default()
-    };
+    let vault_url = azure::vault_url(Some(&vault));
+    let credential: Arc<dyn TokenCredential> = Arc::new(azure::StaticToken(token.clone()));
+    // The same configuration and raw client (CA, SDK retries off, challenge verified) as
+    // the integration tests: one copy, in the tests crate.
+    let config = azure::azure_config("bench", credential.clone(), vault_url);
     let p = bench.block_on(open(&StorageConfig::Azure(config.clone())))?;
-    let port = Url::parse(&vault_url)?.port().unwrap_or(443);
-    let http = reqwest::Client::builder()
-        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca)?)?)
-        .resolve(
-            &format!("{vault}.localhost"),
-            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        )
-        .no_proxy()
-        .build()?;
-    let raw = SecretClient::new(
-        &vault_url,
-        credential.clone(),
-        Some(SecretClientOptions {
-            client_options: ClientOptions {
-                transport: Some(Transport::new(Arc::new(http))),
-                retry: RetryOptions::none(),
-                ..ClientOptions::default()
-            },
-            verify_challenge_resource: Some(true),
-            ..SecretClientOptions::default()
-        }),
-    )?;
+    let raw = azure::client_with(Some(&vault), token, |_| {});
     let k: CredentialId = "bench_key".parse()?;
     let name = AzureKeyVaultProvider::with_credential(config, credential)?.secret_name(&k);
     // An overwrite keeps created_at (as CredentialStore does), so the tags stay as they are.

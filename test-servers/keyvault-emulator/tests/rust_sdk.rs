@@ -72,11 +72,24 @@ impl Harness {
     }
 
     fn client_for(&self, url: &str, token: &str, http: reqwest::Client) -> (SecretClient, Arc<StaticToken>) {
+        self.client_with_options(url, token, http, |_| {})
+    }
+
+    /// The one place the SDK options are built: our `http` transport, the SDK's retries
+    /// off (so a test sees every status), challenge-resource verification on; `edit`
+    /// changes what one test needs (e.g. the api-version).
+    fn client_with_options(
+        &self,
+        url: &str,
+        token: &str,
+        http: reqwest::Client,
+        edit: impl FnOnce(&mut SecretClientOptions),
+    ) -> (SecretClient, Arc<StaticToken>) {
         let credential = Arc::new(StaticToken {
             token: token.to_owned(),
             scopes: Mutex::new(Vec::new()),
         });
-        let options = SecretClientOptions {
+        let mut options = SecretClientOptions {
             client_options: ClientOptions {
                 transport: Some(Transport::new(Arc::new(http))),
                 retry: RetryOptions::none(),
@@ -85,6 +98,7 @@ impl Harness {
             verify_challenge_resource: Some(true),
             ..Default::default()
         };
+        edit(&mut options);
         let client = SecretClient::new(url, credential.clone(), Some(options)).expect("client");
         (client, credential)
     }
@@ -121,20 +135,11 @@ impl Harness {
 
     /// A client of the default vault with `token` and the given api-version.
     fn client_with_api_version(&self, token: &str, api_version: &str) -> SecretClient {
-        let credential = Arc::new(StaticToken {
-            token: token.to_owned(),
-            scopes: Mutex::new(Vec::new()),
-        });
-        let options = SecretClientOptions {
-            api_version: api_version.to_owned(),
-            client_options: ClientOptions {
-                transport: Some(Transport::new(Arc::new(self.http.clone()))),
-                retry: RetryOptions::none(),
-                ..Default::default()
-            },
-            verify_challenge_resource: Some(true),
-        };
-        SecretClient::new(&self.emulator.vault_url(VAULT), credential, Some(options)).expect("client")
+        let url = self.emulator.vault_url(VAULT);
+        self.client_with_options(&url, token, self.http.clone(), |o| {
+            o.api_version = api_version.to_owned()
+        })
+        .0
     }
 
     async fn requests(&self) -> Vec<LoggedRequest> {
