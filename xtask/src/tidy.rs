@@ -4,8 +4,9 @@
 //! one CONTRIBUTING.md gives ("Tidy rows" of issue 20):
 //!
 //! - for a backend in its own crate: `crates/nebula-credential-NAME/` with `README.md`
-//!   (its crate docs through `include_str!`, and its package's `readme`), and the
-//!   umbrella feature `storage-NAME`;
+//!   (its crate docs through `include_str!`, and its package's `readme`), the
+//!   umbrella feature `storage-NAME` (also in `storage-all`) and the umbrella's
+//!   `pub mod NAME` re-export;
 //! - for every backend: `tests/tests/NAME.rs` and the bench `benches/benches/NAME.rs`;
 //! - for a backend tested against a server: the `tests/` feature `NAME`, its emulator file
 //!   `xtask/src/emulators/NAME.rs` in the emulator table, and its service in
@@ -20,6 +21,8 @@ use crate::metadata::Metadata;
 
 /// Where the `providers!` table is.
 const PROVIDERS_FILE: &str = "crates/nebula-credential/src/config.rs";
+/// Where the umbrella re-exports each backend crate as `pub mod NAME`.
+const UMBRELLA_LIB: &str = "crates/nebula-credential/src/lib.rs";
 /// Backends that run in-process, so have no emulator, tests feature or compose service.
 const IN_PROCESS: &[&str] = &["memory", "local"];
 /// The feature of a backend built into the core (no crate of its own).
@@ -101,6 +104,21 @@ fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Pro
                     .package("nebula-credential")
                     .is_some_and(|p| p.features.contains_key(&feature)),
             format!("the feature `{feature}` in crates/nebula-credential/Cargo.toml and its `providers!` row"),
+        );
+        need(
+            metadata
+                .package("nebula-credential")
+                .and_then(|p| p.features.get("storage-all"))
+                .is_some_and(|all| all.contains(&feature)),
+            format!("`{feature}` in the `storage-all` feature of crates/nebula-credential/Cargo.toml"),
+        );
+        let umbrella = std::fs::read_to_string(root.join(UMBRELLA_LIB)).unwrap_or_default();
+        need(
+            umbrella
+                .lines()
+                .map(str::trim)
+                .any(|l| l == format!("pub mod {name} {{") || l == format!("pub mod {name};")),
+            format!("`pub mod {name}` (its re-export) in {UMBRELLA_LIB}"),
         );
     }
     let test = format!("tests/tests/{name}.rs");
@@ -213,6 +231,8 @@ providers! {
             "gcp: readme = \"README.md\" in crates/nebula-credential-gcp/Cargo.toml",
             "gcp: #![doc = include_str!(\"../README.md\")] in crates/nebula-credential-gcp/src/lib.rs",
             "gcp: the feature `storage-gcp` in crates/nebula-credential/Cargo.toml",
+            "gcp: `storage-gcp` in the `storage-all` feature",
+            "gcp: `pub mod gcp` (its re-export) in crates/nebula-credential/src/lib.rs",
             "gcp: tests/tests/gcp.rs",
             "gcp: benches/benches/gcp.rs",
             "gcp: the feature `gcp` in tests/Cargo.toml",
