@@ -148,8 +148,41 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let matches = command().try_get_matches_from(args)?;
+    let matches = command().try_get_matches_from(without_empty_names(args))?;
     Cli::from_arg_matches(&matches)
+}
+
+/// `args` with the empty pieces of comma lists left out (`aws,` → `aws`, a lone `,` dropped),
+/// up to `--`: the hand parser of earlier releases skipped them, so `emulators up aws, vault`
+/// and `--backend aws,` keep working.
+fn without_empty_names<I, T>(args: I) -> Vec<std::ffi::OsString>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut out = Vec::new();
+    let mut rest = false;
+    for arg in args {
+        let arg: std::ffi::OsString = arg.into();
+        rest |= arg == "--";
+        let Some(text) = arg.to_str().filter(|s| !rest && s.contains(',')) else {
+            out.push(arg);
+            continue;
+        };
+        let (option, list) = match text.split_once('=') {
+            Some((option, list)) if option.starts_with("--") => (format!("{option}="), list),
+            _ => (String::new(), text),
+        };
+        let list = list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+        if !list.is_empty() || !option.is_empty() {
+            out.push(format!("{option}{list}").into());
+        }
+    }
+    out
 }
 
 /// Parses the process's arguments; exits with clap's message on an error or for `help`.
@@ -287,6 +320,26 @@ mod tests {
         ] {
             parse(line);
         }
+        for (line, expected) in [
+            ("emulators up aws, vault", vec!["aws", "vault"]),
+            ("emulators down --backend aws, ,vault,", vec!["aws", "vault"]),
+            ("emulators status --backend=,kubernetes", vec!["kubernetes"]),
+        ] {
+            let cli = parse(line);
+            let Some(Command::Emulators(
+                EmulatorsCommand::Up { names: words }
+                | EmulatorsCommand::Down { names: words }
+                | EmulatorsCommand::Status { names: words },
+            )) = &cli.command
+            else {
+                panic!("{line}")
+            };
+            assert_eq!(names(&cli.named(words)), expected, "{line}");
+        }
+        let Some(Command::TestIntegration { cargo_args, .. }) = parse("test-integration vault -- a,,b").command else {
+            panic!("after --")
+        };
+        assert_eq!(cargo_args, ["a,,b"], "what follows -- is passed on as written");
     }
 
     #[test]
