@@ -66,6 +66,14 @@ fn providers(source: &str) -> Result<Vec<Provider>> {
     Ok(rows)
 }
 
+/// Whether `manifest` (a Cargo.toml) names its README with a `readme` line.
+fn names_readme(manifest: &str) -> bool {
+    manifest.lines().any(|l| {
+        let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+        l == "readme=\"README.md\"" || l == "readme.workspace=true"
+    })
+}
+
 /// What `provider` lacks, one line each.
 fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Provider) -> Vec<String> {
     let name = provider.name.as_str();
@@ -88,8 +96,11 @@ fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Pro
             root.join(&readme).is_file(),
             format!("{readme} (the backend's documentation)"),
         );
+        // `cargo metadata` reports a README.md cargo found by itself as `readme` too, so the
+        // manifest is read for the line.
+        let manifest = std::fs::read_to_string(root.join(&dir).join("Cargo.toml")).unwrap_or_default();
         need(
-            package.is_some_and(|p| p.readme.as_deref() == Some("README.md")),
+            package.is_some_and(|p| p.readme.as_deref() == Some("README.md")) && names_readme(&manifest),
             format!("readme = \"README.md\" in {dir}/Cargo.toml"),
         );
         let lib = std::fs::read_to_string(root.join(&dir).join("src/lib.rs")).unwrap_or_default();
@@ -213,6 +224,17 @@ providers! {
         });
         assert_eq!(rows, expected);
         assert!(providers("fn main() {}").is_err());
+    }
+
+    #[test]
+    fn a_readme_is_named_by_a_line_of_the_manifest_not_found_by_cargo() {
+        assert!(names_readme("[package]\nname = \"x\"\nreadme = \"README.md\"\n"));
+        assert!(names_readme("[package]\nreadme.workspace = true\n"));
+        assert!(
+            !names_readme("[package]\nname = \"x\"\n"),
+            "cargo's own README.md detection is not the line"
+        );
+        assert!(!names_readme("[package]\nreadme = \"docs/README.md\"\n"));
     }
 
     #[test]
