@@ -6,7 +6,8 @@
 //! - for a backend in its own crate: `crates/nebula-credential-NAME/` with `README.md`
 //!   (its crate docs through `include_str!`, and its package's `readme`), the
 //!   umbrella feature `storage-NAME` (also in `storage-all`) and the umbrella's
-//!   `pub mod NAME` re-export;
+//!   `pub mod NAME` re-export; and every `NEBULA_…` variable its `src/config.rs` reads
+//!   (earlier names passed to `var_renamed` / `path_renamed` aside) named in that README;
 //! - for every backend: `tests/tests/NAME.rs` and the bench `benches/benches/NAME.rs`;
 //! - for a backend tested against a server: the `tests/` feature `NAME`, its emulator file
 //!   `xtask/src/emulators/NAME.rs` in the emulator table, and its service in
@@ -74,6 +75,39 @@ fn names_readme(manifest: &str) -> bool {
     })
 }
 
+/// The `NEBULA_…` variables `config` (a backend's `src/config.rs`, its tests left out) names
+/// as string literals, without the earlier names it passes to `var_renamed` / `path_renamed`
+/// (`var_renamed("NEW", &["OLD", …])`), which the README need not show.
+fn read_variables(config: &str) -> Vec<String> {
+    let code = config.split("#[cfg(test)]").next().unwrap_or_default();
+    let literals = |text: &str| -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.starts_with("NEBULA_")
+                    && s.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+            .map(String::from)
+            .collect()
+    };
+    let mut earlier = Vec::new();
+    for (i, _) in code.match_indices("_renamed(") {
+        let call = &code[i..];
+        if let Some(list) = call
+            .find("&[")
+            .and_then(|a| call[a..].find(']').map(|b| &call[a..a + b]))
+        {
+            earlier.extend(literals(list));
+        }
+    }
+    let mut vars: Vec<String> = literals(code).into_iter().filter(|v| !earlier.contains(v)).collect();
+    vars.sort();
+    vars.dedup();
+    vars
+}
+
 /// What `provider` lacks, one line each.
 fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Provider) -> Vec<String> {
     let name = provider.name.as_str();
@@ -104,6 +138,14 @@ fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Pro
             format!("readme = \"README.md\" in {dir}/Cargo.toml"),
         );
         let lib = std::fs::read_to_string(root.join(&dir).join("src/lib.rs")).unwrap_or_default();
+        let config = std::fs::read_to_string(root.join(&dir).join("src/config.rs")).unwrap_or_default();
+        let readme_text = std::fs::read_to_string(root.join(&readme)).unwrap_or_default();
+        for var in read_variables(&config) {
+            need(
+                readme_text.contains(&format!("`{var}`")),
+                format!("`{var}` (read by {dir}/src/config.rs) named in {readme}"),
+            );
+        }
         need(
             lib.contains("include_str!(\"../README.md\")"),
             format!("#![doc = include_str!(\"../README.md\")] in {dir}/src/lib.rs"),
@@ -224,6 +266,25 @@ providers! {
         });
         assert_eq!(rows, expected);
         assert!(providers("fn main() {}").is_err());
+    }
+
+    #[test]
+    fn variables_read_by_a_config_are_found_without_their_earlier_names() {
+        let config = r#"
+            let a = env::var(&["NEBULA_X_ENDPOINT", "X_ADDR"]);
+            let b = env::var_renamed("NEBULA_X_MOUNT_PATH", &["NEBULA_X_MOUNT"]);
+            let c = env::path_renamed(
+                "NEBULA_X_BASE_PATH",
+                &["NEBULA_OLD_DIR", "NEBULA_OLDER_DIR"],
+            );
+            let m = "set NEBULA_X_ROLE_ID and NEBULA_X_SECRET_ID";
+            #[cfg(test)]
+            mod tests { const T: &str = "NEBULA_X_ONLY_IN_TESTS"; }
+        "#;
+        assert_eq!(
+            read_variables(config),
+            ["NEBULA_X_BASE_PATH", "NEBULA_X_ENDPOINT", "NEBULA_X_MOUNT_PATH"]
+        );
     }
 
     #[test]
