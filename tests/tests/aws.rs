@@ -309,7 +309,7 @@ async fn foreign_secrets_in_the_same_account_are_never_listed_or_touched() {
 /// The harness's moto keeps one `AWSCURRENT` (and each label on one version) as real AWS
 /// does, through the raw SDK alone: a stage move, then a plain put. moto 5.2.5/5.2.6 as
 /// released leave two versions labelled `AWSCURRENT` and read back the older value; xtask
-/// patches that (xtask/moto/README.md).
+/// patches that (test-servers/moto/README.md).
 #[tokio::test]
 async fn the_harness_moto_moves_awscurrent_as_aws_does() {
     let name = format!("nebula-test/{}/stages", unique("moto"));

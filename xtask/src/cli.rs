@@ -13,6 +13,22 @@ pub(crate) struct Cli {
     /// What to do; `help` when none.
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
+    /// `--backend` and `--runtime`, accepted before or after any command as the hand parser
+    /// of earlier releases did.
+    #[command(flatten)]
+    pub(crate) options: Options,
+}
+
+impl Cli {
+    /// The emulators named by `--backend` and by `words`; empty when none.
+    pub(crate) fn named(&self, words: &[Emulator]) -> Vec<Emulator> {
+        self.options.backends.iter().chain(words).copied().collect()
+    }
+
+    /// The runtime asked for, else the one this machine offers.
+    pub(crate) fn runtime(&self) -> Runtime {
+        self.options.runtime.unwrap_or_else(Runtime::detect)
+    }
 }
 
 /// The commands.
@@ -39,9 +55,6 @@ pub(crate) enum Command {
     Bench {
         /// The bench (a backend's name).
         backend: String,
-        /// How its emulator runs.
-        #[command(flatten)]
-        runtime: RuntimeArg,
         /// Passed on to `cargo bench`.
         #[arg(last = true, value_name = "ARGS")]
         cargo_args: Vec<String>,
@@ -56,9 +69,6 @@ pub(crate) enum EmulatorsCommand {
         /// The emulators (comma- or space-separated); all when none.
         #[arg(value_delimiter = ',', value_parser = emulator, value_name = "NAMES")]
         names: Vec<Emulator>,
-        /// How they run.
-        #[command(flatten)]
-        runtime: RuntimeArg,
     },
     /// Stop what `up` started (only those pids / compose services).
     Down {
@@ -76,41 +86,30 @@ pub(crate) enum EmulatorsCommand {
     Env,
 }
 
-/// `--backend` and `--runtime`.
+/// The options every command accepts, before or after its name.
 #[derive(Debug, Args)]
-pub(crate) struct Backends {
-    /// Backends to test (comma-separated or repeated; default: every backend the runtime
-    /// can run here).
-    #[arg(long, value_delimiter = ',', value_parser = emulator, value_name = "NAMES")]
-    backend: Vec<Emulator>,
-    /// The same as `--backend`, as words.
-    #[arg(value_delimiter = ',', value_parser = emulator, value_name = "NAMES")]
-    names: Vec<Emulator>,
-    /// How emulators run.
-    #[command(flatten)]
-    pub(crate) runtime: RuntimeArg,
-}
-
-impl Backends {
-    /// The backends named by `--backend` or as words; empty when none.
-    pub(crate) fn named(&self) -> Vec<Emulator> {
-        self.backend.iter().chain(&self.names).copied().collect()
-    }
-}
-
-/// `--runtime`.
-#[derive(Debug, Args)]
-pub(crate) struct RuntimeArg {
+pub(crate) struct Options {
+    /// Backends for ci, test-integration and emulators up/down/status (comma-separated or
+    /// repeated; default: every backend the runtime can run here).
+    #[arg(
+        long = "backend",
+        global = true,
+        value_delimiter = ',',
+        value_parser = emulator,
+        value_name = "NAMES"
+    )]
+    backends: Vec<Emulator>,
     /// How emulators run (default: docker when a Docker daemon answers, native otherwise).
-    #[arg(long)]
+    #[arg(long, global = true)]
     runtime: Option<Runtime>,
 }
 
-impl RuntimeArg {
-    /// The runtime asked for, else the one this machine offers.
-    pub(crate) fn get(&self) -> Runtime {
-        self.runtime.unwrap_or_else(Runtime::detect)
-    }
+/// Backends named as words (the same as `--backend`).
+#[derive(Debug, Args)]
+pub(crate) struct Backends {
+    /// The same as `--backend`, as words.
+    #[arg(value_delimiter = ',', value_parser = emulator, value_name = "NAMES")]
+    pub(crate) names: Vec<Emulator>,
 }
 
 /// An emulator's name or alias, for clap.
@@ -149,8 +148,41 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let matches = command().try_get_matches_from(args)?;
+    let matches = command().try_get_matches_from(without_empty_names(args))?;
     Cli::from_arg_matches(&matches)
+}
+
+/// `args` with the empty pieces of comma lists left out (`aws,` → `aws`, a lone `,` dropped),
+/// up to `--`: the hand parser of earlier releases skipped them, so `emulators up aws, vault`
+/// and `--backend aws,` keep working.
+fn without_empty_names<I, T>(args: I) -> Vec<std::ffi::OsString>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut out = Vec::new();
+    let mut rest = false;
+    for arg in args {
+        let arg: std::ffi::OsString = arg.into();
+        rest |= arg == "--";
+        let Some(text) = arg.to_str().filter(|s| !rest && s.contains(',')) else {
+            out.push(arg);
+            continue;
+        };
+        let (option, list) = match text.split_once('=') {
+            Some((option, list)) if option.starts_with("--") => (format!("{option}="), list),
+            _ => (String::new(), text),
+        };
+        let list = list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+        if !list.is_empty() || !option.is_empty() {
+            out.push(format!("{option}{list}").into());
+        }
+    }
+    out
 }
 
 /// Parses the process's arguments; exits with clap's message on an error or for `help`.
@@ -177,21 +209,19 @@ mod tests {
 
     #[test]
     fn command_lines() {
-        let Some(Command::TestIntegration { backends, cargo_args }) =
-            parse("test-integration --backend aws,vault --runtime native -- --nocapture").command
-        else {
+        let cli = parse("test-integration --backend aws,vault --runtime native -- --nocapture");
+        let Some(Command::TestIntegration { backends, cargo_args }) = &cli.command else {
             panic!("test-integration")
         };
-        assert_eq!(names(&backends.named()), ["aws", "vault"]);
-        assert_eq!(backends.runtime.get(), Runtime::Native);
-        assert_eq!(cargo_args, ["--nocapture"]);
-        let Some(Command::Emulators(EmulatorsCommand::Up { names: up, runtime })) =
-            parse("emulators up kubernetes --runtime=docker").command
-        else {
+        assert_eq!(names(&cli.named(&backends.names)), ["aws", "vault"]);
+        assert_eq!(cli.runtime(), Runtime::Native);
+        assert_eq!(cargo_args, &["--nocapture"]);
+        let cli = parse("emulators up kubernetes --runtime=docker");
+        let Some(Command::Emulators(EmulatorsCommand::Up { names: up })) = &cli.command else {
             panic!("emulators up")
         };
-        assert_eq!(names(&up), ["kubernetes"]);
-        assert_eq!(runtime.get(), Runtime::Docker);
+        assert_eq!(names(up), ["kubernetes"]);
+        assert_eq!(cli.runtime(), Runtime::Docker);
         let Some(Command::Emulators(EmulatorsCommand::Up { names: up, .. })) =
             parse("emulators up vault aws,k8s").command
         else {
@@ -203,17 +233,17 @@ mod tests {
             panic!("emulators status")
         };
         assert_eq!(names(&all), Emulator::names(",").split(',').collect::<Vec<_>>());
-        let Some(Command::Ci(ci)) = parse("ci --backend azure").command else {
+        let cli = parse("ci --backend azure");
+        let Some(Command::Ci(ci)) = &cli.command else {
             panic!("ci")
         };
-        assert_eq!(names(&ci.named()), ["azure"]);
-        let Some(Command::TestIntegration { backends, cargo_args }) =
-            parse("test-integration kubernetes --backend vault -- --exact x").command
-        else {
+        assert_eq!(names(&cli.named(&ci.names)), ["azure"]);
+        let cli = parse("test-integration kubernetes --backend vault -- --exact x");
+        let Some(Command::TestIntegration { backends, cargo_args }) = &cli.command else {
             panic!("test-integration with words")
         };
-        assert_eq!(names(&backends.named()), ["vault", "kubernetes"]);
-        assert_eq!(cargo_args, ["--exact", "x"]);
+        assert_eq!(names(&cli.named(&backends.names)), ["vault", "kubernetes"]);
+        assert_eq!(cargo_args, &["--exact", "x"]);
         let Some(Command::Bench { backend, .. }) = parse("bench local").command else {
             panic!("bench")
         };
@@ -238,6 +268,80 @@ mod tests {
         assert!(e.contains("choose from aws, vault, azure, kubernetes"), "{e}");
     }
 
+    /// Forms the hand parser of earlier releases accepted (`git show 35110c6:xtask/src/main.rs`):
+    /// `--backend` and `--runtime` anywhere, before the command too, and `--backend` naming
+    /// the emulators of `emulators up|down|status`.
+    #[test]
+    fn options_are_accepted_anywhere_as_before() {
+        for (line, expected, runtime) in [
+            (
+                "--runtime native test-integration vault",
+                vec!["vault"],
+                Some(Runtime::Native),
+            ),
+            (
+                "--backend vault --runtime=docker ci",
+                vec!["vault"],
+                Some(Runtime::Docker),
+            ),
+            ("emulators up --backend vault,aws", vec!["aws", "vault"], None),
+            (
+                "emulators down --backend vault --runtime native",
+                vec!["vault"],
+                Some(Runtime::Native),
+            ),
+            (
+                "emulators status kubernetes --backend=azure",
+                vec!["azure", "kubernetes"],
+                None,
+            ),
+            (
+                "--runtime native emulators up k8s",
+                vec!["kubernetes"],
+                Some(Runtime::Native),
+            ),
+        ] {
+            let cli = parse(line);
+            let words = match cli.command.as_ref().unwrap_or_else(|| panic!("{line}")) {
+                Command::Ci(b) | Command::TestIntegration { backends: b, .. } => b.names.clone(),
+                Command::Emulators(
+                    EmulatorsCommand::Up { names }
+                    | EmulatorsCommand::Down { names }
+                    | EmulatorsCommand::Status { names },
+                ) => names.clone(),
+                other => panic!("{line}: {other:?}"),
+            };
+            assert_eq!(names(&cli.named(&words)), expected, "{line}");
+            assert_eq!(cli.options.runtime, runtime, "{line}");
+        }
+        for line in [
+            "emulators env --runtime native",
+            "bench local --runtime native -- --quick",
+        ] {
+            parse(line);
+        }
+        for (line, expected) in [
+            ("emulators up aws, vault", vec!["aws", "vault"]),
+            ("emulators down --backend aws, ,vault,", vec!["aws", "vault"]),
+            ("emulators status --backend=,kubernetes", vec!["kubernetes"]),
+        ] {
+            let cli = parse(line);
+            let Some(Command::Emulators(
+                EmulatorsCommand::Up { names: words }
+                | EmulatorsCommand::Down { names: words }
+                | EmulatorsCommand::Status { names: words },
+            )) = &cli.command
+            else {
+                panic!("{line}")
+            };
+            assert_eq!(names(&cli.named(words)), expected, "{line}");
+        }
+        let Some(Command::TestIntegration { cargo_args, .. }) = parse("test-integration vault -- a,,b").command else {
+            panic!("after --")
+        };
+        assert_eq!(cargo_args, ["a,,b"], "what follows -- is passed on as written");
+    }
+
     #[test]
     fn help_lists_every_command_and_emulator_from_the_table() {
         let text = help();
@@ -249,7 +353,9 @@ mod tests {
             assert!(text.contains(e.spec().native), "{e}");
         }
         assert!(text.contains("(also k8s)"));
-        let up = command()
+        let mut command = command();
+        command.build();
+        let up = command
             .find_subcommand_mut("emulators")
             .and_then(|c| c.find_subcommand_mut("up"))
             .map(|c| c.render_help().to_string())

@@ -35,8 +35,8 @@ fn main() -> Result<()> {
     result
 }
 
-fn run(cli: cli::Cli) -> Result<()> {
-    let Some(command) = cli.command else {
+fn run(mut cli: cli::Cli) -> Result<()> {
+    let Some(command) = cli.command.take() else {
         print!("{}", cli::help());
         return Ok(());
     };
@@ -50,19 +50,16 @@ fn run(cli: cli::Cli) -> Result<()> {
     if starts_emulators {
         shutdown::install(harness::stop_owned)?;
     }
-    match command {
-        Command::Ci(b) => commands::ci::run(&b.named(), b.runtime.get()),
-        Command::Emulators(EmulatorsCommand::Up { names, runtime }) => commands::emulators::up(&names, runtime.get()),
-        Command::Emulators(EmulatorsCommand::Down { names }) => commands::emulators::down(&names),
-        Command::Emulators(EmulatorsCommand::Status { names }) => commands::emulators::status(&names),
+    let runtime = || cli.runtime();
+    match &command {
+        Command::Ci(b) => commands::ci::run(&cli.named(&b.names), runtime()),
+        Command::Emulators(EmulatorsCommand::Up { names }) => commands::emulators::up(&cli.named(names), runtime()),
+        Command::Emulators(EmulatorsCommand::Down { names }) => commands::emulators::down(&cli.named(names)),
+        Command::Emulators(EmulatorsCommand::Status { names }) => commands::emulators::status(&cli.named(names)),
         Command::Emulators(EmulatorsCommand::Env) => commands::emulators::env(),
         Command::TestIntegration { backends, cargo_args } => {
-            commands::test_integration::run(&backends.named(), backends.runtime.get(), &cargo_args)
+            commands::test_integration::run(&cli.named(&backends.names), runtime(), cargo_args)
         }
-        Command::Bench {
-            backend,
-            runtime,
-            cargo_args,
-        } => commands::bench::run(&backend, || runtime.get(), &cargo_args),
+        Command::Bench { backend, cargo_args } => commands::bench::run(backend, runtime, cargo_args),
     }
 }

@@ -4,8 +4,10 @@
 //! one CONTRIBUTING.md gives ("Tidy rows" of issue 20):
 //!
 //! - for a backend in its own crate: `crates/nebula-credential-NAME/` with `README.md`
-//!   (its crate docs through `include_str!`, and its package's `readme`), and the
-//!   umbrella feature `storage-NAME`;
+//!   (its crate docs through `include_str!`, and its package's `readme`), the
+//!   umbrella feature `storage-NAME` (also in `storage-all`) and the umbrella's
+//!   `pub mod NAME` re-export; and every `NEBULA_…` variable its `src/config.rs` reads
+//!   (earlier names passed to `var_renamed` / `path_renamed` aside) named in that README;
 //! - for every backend: `tests/tests/NAME.rs` and the bench `benches/benches/NAME.rs`;
 //! - for a backend tested against a server: the `tests/` feature `NAME`, its emulator file
 //!   `xtask/src/emulators/NAME.rs` in the emulator table, and its service in
@@ -20,6 +22,8 @@ use crate::metadata::Metadata;
 
 /// Where the `providers!` table is.
 const PROVIDERS_FILE: &str = "crates/nebula-credential/src/config.rs";
+/// Where the umbrella re-exports each backend crate as `pub mod NAME`.
+const UMBRELLA_LIB: &str = "crates/nebula-credential/src/lib.rs";
 /// Backends that run in-process, so have no emulator, tests feature or compose service.
 const IN_PROCESS: &[&str] = &["memory", "local"];
 /// The feature of a backend built into the core (no crate of its own).
@@ -63,6 +67,47 @@ fn providers(source: &str) -> Result<Vec<Provider>> {
     Ok(rows)
 }
 
+/// Whether `manifest` (a Cargo.toml) names its README with a `readme` line.
+fn names_readme(manifest: &str) -> bool {
+    manifest.lines().any(|l| {
+        let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+        l == "readme=\"README.md\"" || l == "readme.workspace=true"
+    })
+}
+
+/// The `NEBULA_…` variables `config` (a backend's `src/config.rs`, its tests left out) names
+/// as string literals, without the earlier names it passes to `var_renamed` / `path_renamed`
+/// (`var_renamed("NEW", &["OLD", …])`), which the README need not show.
+fn read_variables(config: &str) -> Vec<String> {
+    let code = config.split("#[cfg(test)]").next().unwrap_or_default();
+    let literals = |text: &str| -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.starts_with("NEBULA_")
+                    && s.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+            .map(String::from)
+            .collect()
+    };
+    let mut earlier = Vec::new();
+    for (i, _) in code.match_indices("_renamed(") {
+        let call = &code[i..];
+        if let Some(list) = call
+            .find("&[")
+            .and_then(|a| call[a..].find(']').map(|b| &call[a..a + b]))
+        {
+            earlier.extend(literals(list));
+        }
+    }
+    let mut vars: Vec<String> = literals(code).into_iter().filter(|v| !earlier.contains(v)).collect();
+    vars.sort();
+    vars.dedup();
+    vars
+}
+
 /// What `provider` lacks, one line each.
 fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Provider) -> Vec<String> {
     let name = provider.name.as_str();
@@ -85,11 +130,22 @@ fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Pro
             root.join(&readme).is_file(),
             format!("{readme} (the backend's documentation)"),
         );
+        // `cargo metadata` reports a README.md cargo found by itself as `readme` too, so the
+        // manifest is read for the line.
+        let manifest = std::fs::read_to_string(root.join(&dir).join("Cargo.toml")).unwrap_or_default();
         need(
-            package.is_some_and(|p| p.readme.as_deref() == Some("README.md")),
+            package.is_some_and(|p| p.readme.as_deref() == Some("README.md")) && names_readme(&manifest),
             format!("readme = \"README.md\" in {dir}/Cargo.toml"),
         );
         let lib = std::fs::read_to_string(root.join(&dir).join("src/lib.rs")).unwrap_or_default();
+        let config = std::fs::read_to_string(root.join(&dir).join("src/config.rs")).unwrap_or_default();
+        let readme_text = std::fs::read_to_string(root.join(&readme)).unwrap_or_default();
+        for var in read_variables(&config) {
+            need(
+                readme_text.contains(&format!("`{var}`")),
+                format!("`{var}` (read by {dir}/src/config.rs) named in {readme}"),
+            );
+        }
         need(
             lib.contains("include_str!(\"../README.md\")"),
             format!("#![doc = include_str!(\"../README.md\")] in {dir}/src/lib.rs"),
@@ -101,6 +157,21 @@ fn missing_sites(root: &Path, metadata: &Metadata, compose: &str, provider: &Pro
                     .package("nebula-credential")
                     .is_some_and(|p| p.features.contains_key(&feature)),
             format!("the feature `{feature}` in crates/nebula-credential/Cargo.toml and its `providers!` row"),
+        );
+        need(
+            metadata
+                .package("nebula-credential")
+                .and_then(|p| p.features.get("storage-all"))
+                .is_some_and(|all| all.contains(&feature)),
+            format!("`{feature}` in the `storage-all` feature of crates/nebula-credential/Cargo.toml"),
+        );
+        let umbrella = std::fs::read_to_string(root.join(UMBRELLA_LIB)).unwrap_or_default();
+        need(
+            umbrella
+                .lines()
+                .map(str::trim)
+                .any(|l| l == format!("pub mod {name} {{") || l == format!("pub mod {name};")),
+            format!("`pub mod {name}` (its re-export) in {UMBRELLA_LIB}"),
         );
     }
     let test = format!("tests/tests/{name}.rs");
@@ -198,6 +269,36 @@ providers! {
     }
 
     #[test]
+    fn variables_read_by_a_config_are_found_without_their_earlier_names() {
+        let config = r#"
+            let a = env::var(&["NEBULA_X_ENDPOINT", "X_ADDR"]);
+            let b = env::var_renamed("NEBULA_X_MOUNT_PATH", &["NEBULA_X_MOUNT"]);
+            let c = env::path_renamed(
+                "NEBULA_X_BASE_PATH",
+                &["NEBULA_OLD_DIR", "NEBULA_OLDER_DIR"],
+            );
+            let m = "set NEBULA_X_ROLE_ID and NEBULA_X_SECRET_ID";
+            #[cfg(test)]
+            mod tests { const T: &str = "NEBULA_X_ONLY_IN_TESTS"; }
+        "#;
+        assert_eq!(
+            read_variables(config),
+            ["NEBULA_X_BASE_PATH", "NEBULA_X_ENDPOINT", "NEBULA_X_MOUNT_PATH"]
+        );
+    }
+
+    #[test]
+    fn a_readme_is_named_by_a_line_of_the_manifest_not_found_by_cargo() {
+        assert!(names_readme("[package]\nname = \"x\"\nreadme = \"README.md\"\n"));
+        assert!(names_readme("[package]\nreadme.workspace = true\n"));
+        assert!(
+            !names_readme("[package]\nname = \"x\"\n"),
+            "cargo's own README.md detection is not the line"
+        );
+        assert!(!names_readme("[package]\nreadme = \"docs/README.md\"\n"));
+    }
+
+    #[test]
     fn a_backend_without_its_edit_sites_is_named_with_each_missing_file() {
         let root = std::env::temp_dir().join(format!("xtask-tidy-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap();
@@ -213,6 +314,8 @@ providers! {
             "gcp: readme = \"README.md\" in crates/nebula-credential-gcp/Cargo.toml",
             "gcp: #![doc = include_str!(\"../README.md\")] in crates/nebula-credential-gcp/src/lib.rs",
             "gcp: the feature `storage-gcp` in crates/nebula-credential/Cargo.toml",
+            "gcp: `storage-gcp` in the `storage-all` feature",
+            "gcp: `pub mod gcp` (its re-export) in crates/nebula-credential/src/lib.rs",
             "gcp: tests/tests/gcp.rs",
             "gcp: benches/benches/gcp.rs",
             "gcp: the feature `gcp` in tests/Cargo.toml",

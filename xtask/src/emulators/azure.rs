@@ -184,9 +184,9 @@ fn parity(vars: &Env) -> Result<()> {
 
 /// Its variables under docker (Lowkey Vault 7.1), with its certificate
 /// exported as PEM. Lowkey accepts any bearer token, so there is no real read-only or
-/// rejected token to export: only the smoke test runs there (the tests skip the token
-/// checks when `NEBULA_TEST_AZURE_READONLY_TOKEN` is unset and `NEBULA_TEST_AZURE_API_VERSION`
-/// names Lowkey's API version, which the SDK's default is too new for).
+/// rejected token to export: the token tests fail there naming the missing variable
+/// (`-- --skip token` runs the smoke test alone), and `NEBULA_TEST_AZURE_API_VERSION` names
+/// Lowkey's API version, which the SDK's default is too new for.
 fn docker_env(spec: &Spec) -> Result<Env> {
     require("keytool", &["-help"], "install a JDK for keytool")?;
     let run = dir("run")?;
