@@ -242,9 +242,15 @@ impl Default for VaultConfig {
 /// `delete_mode = "destroy"`) under their new names, warning once for each.
 impl<'de> Deserialize<'de> for VaultConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
-        config_keys::rename_values(&mut table, "delete_mode", RENAMED_DELETE_MODES);
-        VaultConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+        VaultConfig::deserialize(config_keys::Renamed::new(
+            d,
+            config_keys::Renames {
+                provider: PROVIDER,
+                keys: RENAMED_KEYS,
+                values: &[("delete_mode", RENAMED_DELETE_MODES)],
+                upgrades: &[],
+            },
+        ))
     }
 }
 
@@ -846,5 +852,26 @@ mod tests {
             };
             c
         });
+    }
+
+    /// A TOML error still points at its line (as before the deprecated keys were read
+    /// through a table): the key or value at fault, old key names or not.
+    #[test]
+    fn toml_errors_point_at_their_line() {
+        let line = |text: &str| {
+            let e = toml::from_str::<VaultConfig>(text).unwrap_err();
+            let span = e.span().unwrap_or_else(|| panic!("no span: {e}"));
+            text[..span.start].matches('\n').count() + 1
+        };
+        assert_eq!(
+            line("endpoint = \"https://v:8200\"\nmount_path = \"s\"\nmax_payload_bytes = \"x\"\n"),
+            3
+        );
+        assert_eq!(line("address = \"https://v:8200\"\nmax_payload_bytes = \"x\"\n"), 2);
+        assert_eq!(line("endpoint = \"https://v:8200\"\nbogus = 1\n"), 2);
+        assert_eq!(line("mount_path = \"s\"\n[retry]\nmax_retries = \"x\"\n"), 3);
+        assert_eq!(line("mount_path = \"s\"\ndelete_mode = \"DESTROY\"\n"), 2);
+        let both = line("endpoint = \"https://v\"\naddress = \"https://w\"\n");
+        assert!(both == 1 || both == 2, "one of the two keys at fault: {both}");
     }
 }
