@@ -55,6 +55,9 @@ pub fn both_set(provider: &'static str, old: &str, new: &str) -> ConfigError {
     )
 }
 
+/// Entries of a configuration table, as an [`Upgrade`] returns them: `(key, value)`.
+pub type Entries = Vec<(&'static str, Value)>;
+
 /// An old key whose value changes shape as well as name: its value is read as a whole and
 /// [`upgrade`](Self::upgrade) returns the entries that replace it. Setting it together with
 /// any of the keys it [`claims`](Self::claims) is refused, as for a plain rename.
@@ -65,7 +68,7 @@ pub struct Upgrade {
     /// The keys its value becomes, e.g. `delete_mode` and `recovery_window_days`.
     pub claims: &'static [&'static str],
     /// The new entries for the old key's value (which it should check and refuse).
-    pub upgrade: fn(Value) -> Result<Vec<(&'static str, Value)>, ConfigError>,
+    pub upgrade: fn(Value) -> Result<Entries, ConfigError>,
 }
 
 /// The deprecated names of one configuration struct, applied while it deserialises by
