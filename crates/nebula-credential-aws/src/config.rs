@@ -110,9 +110,19 @@ impl Default for AwsSecretsManagerConfig {
 impl<'de> Deserialize<'de> for AwsSecretsManagerConfig {
     /// The derived fields, after moving the deprecated keys to their new names.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
-        upgrade_deletion(&mut table).map_err(serde::de::Error::custom)?;
-        AwsSecretsManagerConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+        AwsSecretsManagerConfig::deserialize(config_keys::Renamed::new(
+            d,
+            config_keys::Renames {
+                provider: PROVIDER,
+                keys: RENAMED_KEYS,
+                values: &[],
+                upgrades: &[config_keys::Upgrade {
+                    old: "deletion",
+                    claims: &["delete_mode", "recovery_window_days"],
+                    upgrade: upgrade_deletion,
+                }],
+            },
+        ))
     }
 }
 
@@ -122,42 +132,26 @@ impl Serialize for AwsSecretsManagerConfig {
     }
 }
 
-/// Moves the deprecated `deletion` key to `delete_mode` (and `recovery_window_days`):
-/// `"force"` → `"purge"`, `{ recovery_window = { days = N } }` → `"soft"` with `N` days.
-fn upgrade_deletion(table: &mut config_keys::Table) -> Result<(), ConfigError> {
+/// The entries replacing the deprecated `deletion` key: `"force"` → `delete_mode =
+/// "purge"`, `{ recovery_window = { days = N } }` → `delete_mode = "soft"` with
+/// `recovery_window_days = N`.
+fn upgrade_deletion(old: serde_json::Value) -> Result<Vec<(&'static str, serde_json::Value)>, ConfigError> {
     use serde_json::Value;
-    let Some(old) = table.remove("deletion") else {
-        return Ok(());
-    };
-    for new in ["delete_mode", "recovery_window_days"] {
-        if table.contains_key(new) {
-            return Err(config_keys::both_set(PROVIDER, "deletion", new));
-        }
-    }
     let days = old.get("recovery_window").and_then(|w| w.get("days"));
-    let (mode, days) = match (&old, days) {
-        (Value::String(s), _) if s == "force" => ("purge", None),
-        (Value::String(s), _) if s == "recovery_window" => ("soft", None),
-        (_, Some(days)) => ("soft", Some(days.clone())),
-        _ => {
-            return Err(ConfigError::new(
-                PROVIDER,
-                "deletion",
-                "is deprecated and holds neither \"force\" nor { recovery_window = { days = N } }; write \
-                 delete_mode = \"purge\", or delete_mode = \"soft\" with recovery_window_days = N",
-            ));
-        }
-    };
-    config_keys::warn_renamed(
-        "configuration key",
-        "deletion",
-        "delete_mode (and recovery_window_days)",
-    );
-    table.insert("delete_mode".into(), Value::String(mode.into()));
-    if let Some(days) = days {
-        table.insert("recovery_window_days".into(), days);
+    match (&old, days) {
+        (Value::String(s), _) if s == "force" => Ok(vec![("delete_mode", "purge".into())]),
+        (Value::String(s), _) if s == "recovery_window" => Ok(vec![("delete_mode", "soft".into())]),
+        (_, Some(days)) => Ok(vec![
+            ("delete_mode", "soft".into()),
+            ("recovery_window_days", days.clone()),
+        ]),
+        _ => Err(ConfigError::new(
+            PROVIDER,
+            "deletion",
+            "is deprecated and holds neither \"force\" nor { recovery_window = { days = N } }; write \
+             delete_mode = \"purge\", or delete_mode = \"soft\" with recovery_window_days = N",
+        )),
     }
-    Ok(())
 }
 
 /// Whether `r` is a region code of the shape the SDK's partitions use
@@ -739,5 +733,21 @@ mod tests {
         );
         let Tagged::Aws(back) = toml::from_str(&text).unwrap();
         assert_eq!(back, c);
+    }
+
+    /// A TOML error still points at its line, old key names or not.
+    #[test]
+    fn toml_errors_point_at_their_line() {
+        let line = |text: &str| {
+            let e = toml::from_str::<AwsSecretsManagerConfig>(text).unwrap_err();
+            let span = e.span().unwrap_or_else(|| panic!("no span: {e}"));
+            text[..span.start].matches('\n').count() + 1
+        };
+        assert_eq!(line("region = \"eu-west-1\"\nlist_page_size = \"x\"\n"), 2);
+        assert_eq!(line("endpoint_url = \"http://127.0.0.1:1\"\nbogus = 1\n"), 2);
+        assert_eq!(
+            line("deletion = \"force\"\nregion = \"r\"\n[timeouts]\nread_ms = \"x\"\n"),
+            4
+        );
     }
 }

@@ -252,8 +252,15 @@ const RENAMED_KEYS: &[(&str, &str)] = &[("vault_url", "endpoint"), ("custom_endp
 /// names, warning once for each.
 impl<'de> Deserialize<'de> for AzureKeyVaultConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
-        AzureKeyVaultConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+        AzureKeyVaultConfig::deserialize(config_keys::Renamed::new(
+            d,
+            config_keys::Renames {
+                provider: PROVIDER,
+                keys: RENAMED_KEYS,
+                values: &[],
+                upgrades: &[],
+            },
+        ))
     }
 }
 
@@ -975,5 +982,31 @@ mod tests {
             "{written}"
         );
         assert_eq!(toml::from_str::<AzureKeyVaultConfig>(&written).unwrap(), new);
+    }
+
+    /// A TOML error still points at its line, old key names or not; a key inside a nested
+    /// table (a default tag called `vault_url`) is never renamed.
+    #[test]
+    fn toml_errors_point_at_their_line_and_nested_keys_keep_their_names() {
+        let line = |text: &str| {
+            let e = toml::from_str::<AzureKeyVaultConfig>(text).unwrap_err();
+            let span = e.span().unwrap_or_else(|| panic!("no span: {e}"));
+            text[..span.start].matches('\n').count() + 1
+        };
+        assert_eq!(
+            line("vault_url = \"https://a.vault.azure.net\"\nsecret_prefix = 5\n"),
+            2
+        );
+        assert_eq!(line("endpoint = \"https://a.vault.azure.net\"\nbogus = 1\n"), 2);
+        assert_eq!(line("custom_endpoint = true\n[retry]\nmax_retries = \"x\"\n"), 3);
+        let c: AzureKeyVaultConfig = toml::from_str(
+            "vault_url = \"https://a.vault.azure.net\"\n[default_tags]\nvault_url = \"x\"\ncustom_endpoint = \"y\"",
+        )
+        .unwrap();
+        assert_eq!(c.endpoint, "https://a.vault.azure.net");
+        assert_eq!(
+            c.default_tags.keys().collect::<Vec<_>>(),
+            ["custom_endpoint", "vault_url"]
+        );
     }
 }

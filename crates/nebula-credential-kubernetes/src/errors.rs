@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use kube::core::Status;
-use nebula_credential_core::remote::{Failure, Verdict, is_tls_failure, source_chain};
+use nebula_credential_core::remote::{Failure, Verdict, is_rustls_failure, source_chain};
 use nebula_credential_core::{BoxError, CredentialId, Operation, StorageError, ValidationError};
 
 use crate::PROVIDER;
@@ -195,8 +195,9 @@ impl From<kube::Error> for KubeError {
                 };
                 (kind, Some(s.clone()))
             }
-            kube::Error::Service(e) if is_tls_failure(e.as_ref()) => (Kind::Tls, None),
-            kube::Error::HyperError(e) if is_tls_failure(e) => (Kind::Tls, None),
+            // kube keeps rustls's error in the chain; a bare InvalidData is a malformed body.
+            kube::Error::Service(e) if is_rustls_failure(e.as_ref()) => (Kind::Tls, None),
+            kube::Error::HyperError(e) if is_rustls_failure(e) => (Kind::Tls, None),
             kube::Error::Service(_) | kube::Error::HyperError(_) => (Kind::Unavailable, None),
             _ => (Kind::Other, None),
         };
@@ -460,5 +461,24 @@ mod tests {
         let e = KubeError::from(kube::Error::Service(Box::new(refused))).into_storage(ctx(&id));
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.is_retryable());
+    }
+
+    /// kube hands a body that fails to read to us as `Service` (kube-client's `Body`), and
+    /// hyper reports a malformed chunked body as an `InvalidData` I/O error ("invalid chunk
+    /// size: overflow", "chunk extensions over limit"): not a handshake, so not `Tls` with
+    /// a certificate hint, but a retryable `Unavailable`, as before the shared TLS rule.
+    #[test]
+    fn a_malformed_body_is_not_a_tls_failure() {
+        let id: CredentialId = "k".parse().unwrap();
+        for text in ["invalid chunk size: overflow", "chunk extensions over limit"] {
+            let body = std::io::Error::new(std::io::ErrorKind::InvalidData, text);
+            let err = KubeError::from(kube::Error::Service(Box::new(body)));
+            assert_eq!(err.kind, Kind::Unavailable, "{text}");
+            let e = err.into_storage(ctx(&id));
+            assert!(
+                e.is_retryable() && !e.to_string().contains("certificate-authority-data"),
+                "{e}"
+            );
+        }
     }
 }

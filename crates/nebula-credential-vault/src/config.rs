@@ -29,7 +29,7 @@ pub const MAX_CHECK_INTERVAL_SECS: u64 = 3600;
 /// `role_id`, `secret_id` and optionally `mount` (default `approle`). Secrets are
 /// [`SecretString`]s: never printed by `Debug`, and serialized as `"[redacted]"`.
 #[derive(Clone, Deserialize)]
-#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(remote = "Self", tag = "method", rename_all = "lowercase", deny_unknown_fields)]
 pub enum VaultAuth {
     /// A Vault token, used as is. Renewed by the background task while renewable; when it
     /// cannot be renewed any more operations fail with `AuthenticationFailed`.
@@ -47,6 +47,33 @@ pub enum VaultAuth {
         #[serde(default = "default_approle_mount")]
         mount: String,
     },
+}
+
+/// Reads the `[auth]` table; anything else (a token written as `auth = "hvs.…"`) is
+/// refused without repeating it, as serde's message would.
+impl<'de> Deserialize<'de> for VaultAuth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AuthTable)
+    }
+}
+
+/// The visitor of [`VaultAuth`]: a table, handed to the derived deserialiser.
+struct AuthTable;
+
+impl<'de> serde::de::Visitor<'de> for AuthTable {
+    type Value = VaultAuth;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table with method = \"token\" or \"approle\" (e.g. [auth] method = \"token\", token = \"…\")")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<VaultAuth, A::Error> {
+        VaultAuth::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<VaultAuth, E> {
+        Err(E::invalid_type(serde::de::Unexpected::Other("a string"), &self))
+    }
 }
 
 fn default_approle_mount() -> String {
@@ -242,9 +269,15 @@ impl Default for VaultConfig {
 /// `delete_mode = "destroy"`) under their new names, warning once for each.
 impl<'de> Deserialize<'de> for VaultConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut table = config_keys::renamed_table(d, PROVIDER, RENAMED_KEYS)?;
-        config_keys::rename_values(&mut table, "delete_mode", RENAMED_DELETE_MODES);
-        VaultConfig::deserialize(serde_json::Value::Object(table)).map_err(serde::de::Error::custom)
+        VaultConfig::deserialize(config_keys::Renamed::new(
+            d,
+            config_keys::Renames {
+                provider: PROVIDER,
+                keys: RENAMED_KEYS,
+                values: &[("delete_mode", RENAMED_DELETE_MODES)],
+                upgrades: &[],
+            },
+        ))
     }
 }
 
@@ -846,5 +879,44 @@ mod tests {
             };
             c
         });
+    }
+
+    /// A TOML error still points at its line (as before the deprecated keys were read
+    /// through a table): the key or value at fault, old key names or not.
+    #[test]
+    fn toml_errors_point_at_their_line() {
+        let line = |text: &str| {
+            let e = toml::from_str::<VaultConfig>(text).unwrap_err();
+            let span = e.span().unwrap_or_else(|| panic!("no span: {e}"));
+            text[..span.start].matches('\n').count() + 1
+        };
+        assert_eq!(
+            line("endpoint = \"https://v:8200\"\nmount_path = \"s\"\nmax_payload_bytes = \"x\"\n"),
+            3
+        );
+        assert_eq!(line("address = \"https://v:8200\"\nmax_payload_bytes = \"x\"\n"), 2);
+        assert_eq!(line("endpoint = \"https://v:8200\"\nbogus = 1\n"), 2);
+        assert_eq!(line("mount_path = \"s\"\n[retry]\nmax_retries = \"x\"\n"), 3);
+        assert_eq!(line("mount_path = \"s\"\ndelete_mode = \"DESTROY\"\n"), 2);
+        let both = line("endpoint = \"https://v\"\naddress = \"https://w\"\n");
+        assert!(both == 1 || both == 2, "one of the two keys at fault: {both}");
+    }
+
+    /// A token written where the `[auth]` table belongs (`auth = "hvs.…"`) is refused
+    /// without repeating it (serde's message would quote the string).
+    #[test]
+    fn a_token_in_place_of_the_auth_table_is_not_repeated() {
+        for text in [
+            "auth = \"hvs.TOPSECRET\"",
+            "[auth]\nmethod = \"token\"\ntoken = \"t\"\nextra = \"hvs.TOPSECRET\"",
+        ] {
+            let e = toml::from_str::<VaultConfig>(text).unwrap_err();
+            assert!(!e.message().contains("TOPSECRET"), "{text}: {}", e.message());
+        }
+        let e = serde_json::from_str::<VaultConfig>(r#"{"auth": "hvs.TOPSECRET"}"#).unwrap_err();
+        assert!(
+            !e.to_string().contains("TOPSECRET") && e.to_string().contains("method"),
+            "{e}"
+        );
     }
 }

@@ -141,3 +141,52 @@ impl Default for StorageConfig {
         StorageConfig::Memory(nebula_credential_core::MemoryConfig::default())
     }
 }
+
+#[cfg(all(test, feature = "storage-aws", feature = "storage-vault", feature = "storage-azure"))]
+mod tests {
+    use super::*;
+
+    /// `StorageConfig` is tagged by `provider`: the deprecated keys are read through it,
+    /// unknown keys are still refused, nested keys keep their names, and a configuration
+    /// written out reads back the same (Vault's token is written redacted).
+    #[test]
+    fn deprecated_keys_unknown_keys_and_round_trips_through_the_tagged_enum() {
+        let aws: StorageConfig = toml::from_str(
+            "provider = \"aws\"\nendpoint_url = \"http://127.0.0.1:4566\"\ndeletion = { recovery_window = { days = 7 } }\n\
+             [default_tags]\nendpoint_url = \"kept\"",
+        )
+        .unwrap();
+        let StorageConfig::Aws(c) = &aws else { panic!("{aws:?}") };
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(c.recovery_window_days, 7);
+        assert_eq!(c.default_tags["endpoint_url"], "kept");
+        let vault: StorageConfig = toml::from_str(
+            "provider = \"vault\"\naddress = \"http://127.0.0.1:8200\"\npath_prefix = \"app\"\ndelete_mode = \"destroy\"\n\
+             [auth]\nmethod = \"token\"\ntoken = \"[redacted]\"",
+        )
+        .unwrap();
+        let azure: StorageConfig = toml::from_str(
+            "provider = \"azure\"\nvault_url = \"https://a.vault.azure.net\"\n[default_tags]\n\"vault_url\" = \"kept\"",
+        )
+        .unwrap();
+        let StorageConfig::Azure(z) = &azure else {
+            panic!("{azure:?}")
+        };
+        assert_eq!(
+            (z.endpoint.as_str(), z.default_tags["vault_url"].as_str()),
+            ("https://a.vault.azure.net", "kept")
+        );
+        for c in [aws, vault, azure] {
+            let text = toml::to_string(&c).unwrap();
+            assert_eq!(toml::from_str::<StorageConfig>(&text).unwrap(), c, "{text}");
+        }
+        for bad in [
+            "provider = \"aws\"\nnope = 1",
+            "provider = \"vault\"\naddress = \"https://a\"\nendpoint = \"https://b\"",
+            "provider = \"azure\"\ncustom_endpoint = true\nallow_custom_host = false",
+            "provider = \"aws\"\nendpoint = 5",
+        ] {
+            assert!(toml::from_str::<StorageConfig>(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -14,12 +14,23 @@ use crate::ConfigError;
 /// rustls's I/O adapters report certificate and protocol failures once they have
 /// flattened the rustls error into text. A TLS failure is permanent: retrying meets the
 /// same certificate.
+///
+/// `InvalidData` is not proof: hyper reports a malformed chunked body the same way, so a
+/// client that keeps rustls's error in the chain (kube's does) should ask
+/// [`is_rustls_failure`] instead.
 pub fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
-    source_chain(err).any(|e| {
-        e.is::<rustls::Error>()
-            || e.downcast_ref::<std::io::Error>()
+    is_rustls_failure(err)
+        || source_chain(err).any(|e| {
+            e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
-    })
+        })
+}
+
+/// Whether a `rustls::Error` is in `err`'s source chain (including inside `io::Error`s):
+/// the strict form of [`is_tls_failure`], which does not take a bare `InvalidData` I/O
+/// error (a malformed HTTP body, for one) for a failed handshake.
+pub fn is_rustls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    source_chain(err).any(|e| e.is::<rustls::Error>())
 }
 
 /// Whether a `ca_cert` value holds PEM text rather than a file's path.
@@ -123,7 +134,16 @@ mod tests {
             "invalid peer certificate: UnknownIssuer",
         );
         assert!(is_tls_failure(&flattened));
+        assert!(!is_rustls_failure(&flattened), "the strict form wants rustls's error");
         assert!(is_tls_failure(&Wrapper(Box::new(flattened))));
+    }
+
+    #[test]
+    fn the_strict_form_finds_rustls_errors_only() {
+        let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, untrusted());
+        assert!(is_rustls_failure(&Wrapper(Box::new(wrapped))));
+        let body = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid chunk size: overflow");
+        assert!(!is_rustls_failure(&Wrapper(Box::new(body))));
     }
 
     #[test]
