@@ -33,7 +33,7 @@ impl std::io::Write for Captured {
 /// subscriber was installed first.
 pub fn captured_logs() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    CAPTURED.get_or_init(|| {
+    let captured = CAPTURED.get_or_init(|| {
         let captured = Captured::default();
         let sink = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -43,7 +43,12 @@ pub fn captured_logs() -> &'static Captured {
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
         captured
-    })
+    });
+    // A callsite another test thread registered while the subscriber was being installed
+    // can keep the interest it computed without it ("never"), and its events are lost:
+    // settle every callsite's interest again now that the subscriber is in place.
+    tracing::callsite::rebuild_interest_cache();
+    captured
 }
 
 #[cfg(test)]

@@ -161,6 +161,10 @@ fn capture_logs() {
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
     });
+    // A callsite another test thread registered while the subscriber was being installed
+    // can keep the interest it computed without it ("never"), and its events are lost:
+    // settle every callsite's interest again now that the subscriber is in place.
+    tracing::callsite::rebuild_interest_cache();
 }
 
 /// A file under a credential's name that holds something else (a PIN written by

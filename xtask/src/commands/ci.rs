@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, in order of cost: format, tidy, clippy, tests,
 //! docs, MSRV, packaging, the compose file, then the integration tests.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -188,6 +189,11 @@ fn package_args(metadata: &Metadata) -> Vec<String> {
 /// `--allow-dirty`: the check is whether the crates build from their packages, not
 /// whether the working tree is committed.
 fn package_check(metadata: &Metadata) -> Result<()> {
+    let names: Vec<&str> = metadata.published().map(|p| p.name.as_str()).collect();
+    let forgotten = forget_unpacked(&cargo_home(), &names)?;
+    if forgotten > 0 {
+        eprintln!("    removed {forgotten} sources unpacked by an earlier package check");
+    }
     let args = package_args(metadata);
     eprintln!("    cargo {}", args.join(" "));
     let status = cargo()
@@ -202,6 +208,51 @@ fn package_check(metadata: &Metadata) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Cargo's home: `CARGO_HOME`, else `~/.cargo`.
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"))
+}
+
+/// Removes what earlier package checks unpacked of our crates into cargo's source cache.
+///
+/// `cargo package` verifies each crate against the others' packages through a local
+/// registry (`target/package/tmp-registry`), and cargo unpacks those packages once per
+/// registry path and version into `<cargo home>/registry/src/-<hash>/<name>-<version>`,
+/// keeping them: the next check from the same checkout would build against the stale
+/// sources of the last one (seen: a clean clone at the same path failed on a function the
+/// stale core did not have). Only those directories (registry names starting with `-`, the
+/// local registries; never crates.io's) and only our crates' names are removed.
+fn forget_unpacked(cargo_home: &Path, names: &[&str]) -> Result<usize> {
+    let sources = cargo_home.join("registry").join("src");
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for unpacked in std::fs::read_dir(registry.path())?.flatten() {
+            let file_name = unpacked.file_name();
+            let dir = file_name.to_string_lossy();
+            let ours = names.iter().any(|name| {
+                dir.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                std::fs::remove_dir_all(unpacked.path())
+                    .with_context(|| format!("cannot remove {}", unpacked.path().display()))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Runs a cargo step, its output going to the terminal.
@@ -228,6 +279,32 @@ fn run_step(step: &Step) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_crates_unpacked_from_local_registries_are_forgotten() {
+        let home = std::env::temp_dir().join(format!("xtask-cargo-home-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let dirs = [
+            "registry/src/-14cd1cce6819ff87/nebula-credential-0.1.0",
+            "registry/src/-14cd1cce6819ff87/nebula-credential-aws-0.1.0",
+            "registry/src/-14cd1cce6819ff87/serde-1.0.0",
+            "registry/src/index.crates.io-1949cf8c6b5b557f/nebula-credential-0.1.0",
+            "registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.0.0",
+        ];
+        for d in dirs {
+            std::fs::create_dir_all(home.join(d)).unwrap();
+        }
+        let removed = forget_unpacked(&home, &["nebula-credential", "nebula-credential-aws"]).unwrap();
+        let left: Vec<bool> = dirs.iter().map(|d| home.join(d).exists()).collect();
+        std::fs::remove_dir_all(&home).unwrap();
+        assert_eq!(removed, 2);
+        assert_eq!(left, [false, false, true, true, true]);
+        assert_eq!(
+            forget_unpacked(&home, &["nebula-credential"]).unwrap(),
+            0,
+            "no cargo home is no error"
+        );
+    }
 
     #[test]
     fn msrv_and_packaging_cover_the_published_crates_from_cargo_metadata() {
