@@ -414,6 +414,8 @@ macro_rules! for_each_case {
             namespaces_are_isolated,
             check_succeeds,
             revision_changes_on_every_store,
+            revision_matches_retrieve,
+            revision_of_missing_is_not_found,
             conditional_create_of_existing_is_conflict,
             stale_revision_is_conflict_and_newer_kept,
             concurrent_conditional_writers_one_wins,
@@ -1214,6 +1216,45 @@ pub mod cases {
             );
             ensure!(!seen.contains(&written), "revision {written} repeated");
             seen.push(written);
+        }
+        Ok(())
+    }
+
+    /// `revision` reports what `retrieve` reports, and follows every store.
+    pub async fn revision_matches_retrieve(fx: Fixture) -> CaseResult {
+        let p = fx.provider.as_ref();
+        let k = id("revision_only");
+        for fill in 1..=3u8 {
+            let written = p
+                .store(&k, &data(fill), &tagged(&[("round", &fill.to_string())]))
+                .await?;
+            ensure_eq!(
+                p.revision(&k).await?,
+                written.clone(),
+                "revision reports the revision written"
+            );
+            ensure_eq!(
+                p.retrieve(&k).await?.revision,
+                p.revision(&k).await?,
+                "revision equals retrieve's revision"
+            );
+        }
+        Ok(())
+    }
+
+    /// `revision` of a missing or deleted id is `NotFound`.
+    pub async fn revision_of_missing_is_not_found(fx: Fixture) -> CaseResult {
+        let p = fx.provider.as_ref();
+        let k = id("revision_gone");
+        match p.revision(&k).await {
+            Err(e) if e.is_not_found() => {}
+            other => fail!("revision of a missing id: expected NotFound, got {other:?}"),
+        }
+        p.store(&k, &data(7), &meta()).await?;
+        p.delete(&k).await?;
+        match p.revision(&k).await {
+            Err(e) if e.is_not_found() => {}
+            other => fail!("revision of a deleted id: expected NotFound, got {other:?}"),
         }
         Ok(())
     }

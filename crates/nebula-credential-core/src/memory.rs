@@ -171,6 +171,14 @@ impl StorageProvider for MemoryProvider {
         Ok(self.read().contains_key(id))
     }
 
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        self.injected()?;
+        self.read()
+            .get(id)
+            .map(|stored| stored.revision.clone())
+            .ok_or_else(|| StorageError::not_found(self.provider_name(), id))
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         self.injected()
     }

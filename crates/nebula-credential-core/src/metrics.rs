@@ -86,6 +86,8 @@ pub struct MetricsSnapshot {
     pub exists: OperationStats,
     /// `check` counters.
     pub check: OperationStats,
+    /// `revision` counters.
+    pub revision: OperationStats,
 }
 
 impl MetricsSnapshot {
@@ -98,6 +100,7 @@ impl MetricsSnapshot {
             Operation::List => &self.list,
             Operation::Exists => &self.exists,
             Operation::Check => &self.check,
+            Operation::Revision => &self.revision,
         }
     }
 
@@ -211,6 +214,7 @@ impl StorageMetrics {
             list: read(Operation::List),
             exists: read(Operation::Exists),
             check: read(Operation::Check),
+            revision: read(Operation::Revision),
         }
     }
 

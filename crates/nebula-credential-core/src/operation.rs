@@ -18,17 +18,20 @@ pub enum Operation {
     Exists,
     /// [`StorageProvider::check`](crate::StorageProvider::check).
     Check,
+    /// [`StorageProvider::revision`](crate::StorageProvider::revision).
+    Revision,
 }
 
 impl Operation {
     /// Every operation, in a fixed order (used to index metrics).
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 7] = [
         Operation::Store,
         Operation::Retrieve,
         Operation::Delete,
         Operation::List,
         Operation::Exists,
         Operation::Check,
+        Operation::Revision,
     ];
 
     /// The lowercase name, as used in logs, spans and metrics.
@@ -40,6 +43,7 @@ impl Operation {
             Operation::List => "list",
             Operation::Exists => "exists",
             Operation::Check => "check",
+            Operation::Revision => "revision",
         }
     }
 

@@ -224,6 +224,14 @@ pub trait StorageProvider: Send + Sync + Debug {
     /// Whether `id` is stored.
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError>;
 
+    /// The current [`Revision`] of `id`, equal to the one [`retrieve`](Self::retrieve)
+    /// would report; [`StorageError::NotFound`] when absent. Caches revalidate with it, so
+    /// backends answer it without fetching the value where the service allows (a
+    /// metadata-only request); the default retrieves the record and keeps its revision.
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        self.retrieve(id).await.map(|stored| stored.revision)
+    }
+
     /// Proves the connection, the credentials and the read permission with one cheap
     /// request (by default a `list` of everything; backends override it with cheaper).
     async fn check(&self) -> Result<(), StorageError> {
@@ -279,6 +287,10 @@ macro_rules! forward_through_pointer {
 
             async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
                 (**self).exists(id).await
+            }
+
+            async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+                (**self).revision(id).await
             }
 
             async fn check(&self) -> Result<(), StorageError> {

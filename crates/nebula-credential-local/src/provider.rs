@@ -462,6 +462,11 @@ impl StorageProvider for LocalStorageProvider {
         .await
     }
 
+    /// The revision is a digest of the file's bytes, so it needs the whole file.
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        self.retrieve(id).await.map(|stored| stored.revision)
+    }
+
     /// Reads the directory (one entry): proves it exists and is readable.
     async fn check(&self) -> Result<(), StorageError> {
         self.blocking(Operation::Check, |inner| {

@@ -157,6 +157,12 @@ impl<L: Layer, P: StorageProvider> StorageProvider for Layered<L, P> {
         self.run(Operation::Exists, Some(id), move || inner.exists(id)).await
     }
 
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        let inner = &self.inner;
+        self.run(Operation::Revision, Some(id), move || inner.revision(id))
+            .await
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         let inner = &self.inner;
         self.run(Operation::Check, None, move || inner.check()).await
