@@ -95,6 +95,8 @@ pub struct Figures {
     pub worst_call: String,
     /// Errors of a kind wrong for a network fault, or not marked by the retry layer.
     pub misclassified: u64,
+    /// Calls that failed, by error kind (`NotFound` answers left out).
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
     /// Reads that failed under a fault milder than the deadline (a shorter black hole,
     /// small latency, a fast trickle).
     pub unexpected: u64,
@@ -173,8 +175,15 @@ impl Recorder {
             Err(e) if !e.is_not_found() => misclassified(e, expected),
             _ => None,
         };
+        let failed = match &result {
+            Err(e) if !e.is_not_found() => Some(e.kind().as_str()),
+            _ => None,
+        };
         self.with(|f| {
             f.calls += 1;
+            if let Some(kind) = failed {
+                *f.failures.entry(kind).or_default() += 1;
+            }
             if ratio > f.worst_ratio {
                 f.worst_ratio = ratio;
                 f.worst_call = format!("{operation:?} ({what}) took {took:?} of {budget:?}");
@@ -206,7 +215,11 @@ impl Recorder {
         );
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());
-        let _ = writeln!(err, "  ({b}: longest call: {})", f.worst_call);
+        let _ = writeln!(
+            err,
+            "  ({b}: failed calls by kind {:?}; longest call: {})",
+            f.failures, f.worst_call
+        );
     }
 }
 

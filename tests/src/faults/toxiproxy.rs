@@ -95,7 +95,7 @@ impl Toxic {
     }
 }
 
-/// Toxiproxy's API (`NEBULA_TOXIPROXY_URL`, set by `cargo xtask` for the `toxiproxy` emulator).
+/// Toxiproxy's API (`NEBULA_TEST_TOXIPROXY_URL`, set by `cargo xtask` for the `toxiproxy` emulator).
 #[derive(Debug, Clone)]
 pub struct Toxiproxy {
     base: String,
@@ -103,9 +103,9 @@ pub struct Toxiproxy {
 }
 
 impl Toxiproxy {
-    /// The API at `NEBULA_TOXIPROXY_URL`; panics with what to run when it is unset.
+    /// The API at `NEBULA_TEST_TOXIPROXY_URL`; panics with what to run when it is unset.
     pub fn from_env() -> Self {
-        Self::new(emulator_var("NEBULA_TOXIPROXY_URL", "toxiproxy"))
+        Self::new(emulator_var("NEBULA_TEST_TOXIPROXY_URL", "toxiproxy"))
     }
 
     /// The API at `base` (e.g. `http://127.0.0.1:8474`).

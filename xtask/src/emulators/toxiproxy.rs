@@ -33,7 +33,7 @@ pub(super) static SPEC: Spec = Spec {
     docker_service: "toxiproxy",
     docker_port: 8474,
     docker_env,
-    env: &["NEBULA_TOXIPROXY_URL"],
+    env: &["NEBULA_TEST_TOXIPROXY_URL"],
 };
 
 /// Builds `toxiproxy-server-VERSION` into `target/emulators/bin/` once (the version is in the
@@ -83,7 +83,7 @@ fn docker_env(spec: &Spec) -> Result<Env> {
     Ok(url_env(spec.docker_port))
 }
 
-/// `NEBULA_TOXIPROXY_URL`: the API's base URL.
+/// `NEBULA_TEST_TOXIPROXY_URL`: the API's base URL.
 fn url_env(port: u16) -> Env {
-    env([("NEBULA_TOXIPROXY_URL", format!("http://127.0.0.1:{port}"))])
+    env([("NEBULA_TEST_TOXIPROXY_URL", format!("http://127.0.0.1:{port}"))])
 }
