@@ -27,7 +27,9 @@ async fn aws_survives_network_faults() {
     use nebula_credential_tests::aws;
 
     let endpoint = aws::endpoint();
-    let proxy = Toxiproxy::from_env().create(&unique("aws"), &authority(&endpoint)).await;
+    let proxy = Toxiproxy::from_env()
+        .create(&unique("aws"), &authority(&endpoint))
+        .await;
     let ns = unique("faults");
     let through = AwsSecretsManagerConfig {
         endpoint: Some(format!("http://{}", proxy.listen())),
@@ -51,7 +53,9 @@ async fn vault_survives_network_faults() {
     use nebula_credential::vault::VaultConfig;
     use nebula_credential_tests::vault;
 
-    let proxy = Toxiproxy::from_env().create(&unique("vault"), &authority(&vault::addr())).await;
+    let proxy = Toxiproxy::from_env()
+        .create(&unique("vault"), &authority(&vault::addr()))
+        .await;
     let ns = unique("faults");
     let through = VaultConfig {
         retry: faults::retry(),
@@ -107,8 +111,13 @@ async fn azure_survives_network_faults() {
     use nebula_credential_tests::azure;
 
     let vault_url = azure::vault_url(None);
-    let port = authority(&vault_url).rsplit_once(':').map(|(_, p)| p.to_string()).expect("a port");
-    let proxy = Toxiproxy::from_env().create(&unique("azure"), &format!("127.0.0.1:{port}")).await;
+    let port = authority(&vault_url)
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string())
+        .expect("a port");
+    let proxy = Toxiproxy::from_env()
+        .create(&unique("azure"), &format!("127.0.0.1:{port}"))
+        .await;
     let ns = unique("faults").replace('_', "-");
     // The same host name (`nebula.localhost`, which the emulator's certificate covers and the
     // provider resolves to loopback), the proxy's port.

@@ -328,7 +328,10 @@ mod tests {
         use aws_smithy_types::body::SdkBody;
         let response = |source: BoxError| {
             let raw = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::empty());
-            AwsError::from(SdkError::<GetSecretValueError, HttpResponse>::response_error(source, raw)).kind
+            AwsError::from(SdkError::<GetSecretValueError, HttpResponse>::response_error(
+                source, raw,
+            ))
+            .kind
         };
         for kind in [
             std::io::ErrorKind::UnexpectedEof,

@@ -170,9 +170,14 @@ pub async fn run(rec: &Recorder, proxy: &mut Proxy, through: &dyn StorageProvide
     let backend = through.provider_name();
     let k = id("matrix");
     let mut next = 1;
-    rec.call(Operation::Store, "first store", None, through.store(&k, &value(next), &meta()))
-        .await
-        .unwrap_or_else(|e| panic!("{backend}: the first store through the proxy (no fault yet) failed: {e}"));
+    rec.call(
+        Operation::Store,
+        "first store",
+        None,
+        through.store(&k, &value(next), &meta()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{backend}: the first store through the proxy (no fault yet) failed: {e}"));
     let mut current = next;
     for fault in faults() {
         let name = fault.name;
@@ -181,7 +186,12 @@ pub async fn run(rec: &Recorder, proxy: &mut Proxy, through: &dyn StorageProvide
             Expect::Fails(kind) | Expect::Either(kind) => Some(kind),
             Expect::Succeeds => None,
         };
-        let read = rec.call(Operation::Retrieve, format!("retrieve under {name}"), expected, through.retrieve(&k));
+        let read = rec.call(
+            Operation::Retrieve,
+            format!("retrieve under {name}"),
+            expected,
+            through.retrieve(&k),
+        );
         let read = match fault.lift_after {
             Some(after) => {
                 let lifting = async {
@@ -196,12 +206,16 @@ pub async fn run(rec: &Recorder, proxy: &mut Proxy, through: &dyn StorageProvide
             (Ok(_), Expect::Fails(kind)) => {
                 panic!("{backend}: a retrieve under {name} succeeded; expected {kind}: the fault did not act")
             }
-            (Err(e), Expect::Succeeds) => rec.unexpected(format!(
-                "retrieve under {name} (milder than the deadline) failed: {e}"
-            )),
-            (Ok(s), _) if number(&s.data) != current => {
-                rec.lost(false, format!("retrieve under {name} read value {} instead of {current}", number(&s.data)))
+            (Err(e), Expect::Succeeds) => {
+                rec.unexpected(format!("retrieve under {name} (milder than the deadline) failed: {e}"))
             }
+            (Ok(s), _) if number(&s.data) != current => rec.lost(
+                false,
+                format!(
+                    "retrieve under {name} read value {} instead of {current}",
+                    number(&s.data)
+                ),
+            ),
             _ => {}
         }
         next += 1;
@@ -250,11 +264,18 @@ pub async fn run(rec: &Recorder, proxy: &mut Proxy, through: &dyn StorageProvide
                     Operation::Store,
                     format!("conditional store at the revision read after {name}"),
                     None,
-                    through.store_if(&k, &value(next), &meta(), &Precondition::Revision(back.revision.clone())),
+                    through.store_if(
+                        &k,
+                        &value(next),
+                        &meta(),
+                        &Precondition::Revision(back.revision.clone()),
+                    ),
                 )
                 .await
                 .unwrap_or_else(|e| {
-                    panic!("{backend}: after {name}, a store at the revision just read failed (revisions not exact): {e}")
+                    panic!(
+                        "{backend}: after {name}, a store at the revision just read failed (revisions not exact): {e}"
+                    )
                 });
             current = next;
             revision

@@ -245,7 +245,11 @@ fn why_misclassified(e: &StorageError, expected: Option<ErrorKind>) -> Option<St
     }
     match e.retried() {
         Some(r) if r.attempts == RETRIES + 1 => None,
-        Some(r) => Some(format!("retried() says {} attempts, expected {}: {e}", r.attempts, RETRIES + 1)),
+        Some(r) => Some(format!(
+            "retried() says {} attempts, expected {}: {e}",
+            r.attempts,
+            RETRIES + 1
+        )),
         None => Some(format!("retried() is None: the retry layer did not mark it: {e}")),
     }
 }
@@ -257,11 +261,12 @@ pub fn value(n: u64) -> EncryptedData {
 
 /// The value number of `data` (see [`value`]); panics on data the matrix did not write.
 pub fn number(data: &EncryptedData) -> u64 {
-    let bytes: [u8; 8] = data
-        .ciphertext
-        .as_slice()
-        .try_into()
-        .unwrap_or_else(|_| panic!("a value the fault matrix did not write: {} bytes", data.ciphertext.len()));
+    let bytes: [u8; 8] = data.ciphertext.as_slice().try_into().unwrap_or_else(|_| {
+        panic!(
+            "a value the fault matrix did not write: {} bytes",
+            data.ciphertext.len()
+        )
+    });
     u64::from_be_bytes(bytes)
 }
 

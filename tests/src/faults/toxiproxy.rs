@@ -124,10 +124,9 @@ impl Toxiproxy {
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("Toxiproxy {method} {path}: {e} (is `cargo xtask emulators up toxiproxy` running?)"));
+        let response = request.send().await.unwrap_or_else(|e| {
+            panic!("Toxiproxy {method} {path}: {e} (is `cargo xtask emulators up toxiproxy` running?)")
+        });
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         assert!(status.is_success(), "Toxiproxy {method} {path}: {status}: {text}");

@@ -86,7 +86,10 @@ impl Worker {
             let deleted = present;
             self.rec.lost(
                 deleted,
-                format!("{how} says {id} is {}there; it may only hold one of {possible:?}", if present { "" } else { "not " }),
+                format!(
+                    "{how} says {id} is {}there; it may only hold one of {possible:?}",
+                    if present { "" } else { "not " }
+                ),
             );
             return;
         }
@@ -101,7 +104,12 @@ impl Worker {
                 let n = self.values.fetch_add(1, Ordering::Relaxed);
                 let r = self
                     .rec
-                    .call(Operation::Store, format!("store {k}"), None, p.store(&k, &value(n), &meta()))
+                    .call(
+                        Operation::Store,
+                        format!("store {k}"),
+                        None,
+                        p.store(&k, &value(n), &meta()),
+                    )
                     .await;
                 let possible = self.possible.get_mut(&k).expect("own id");
                 if r.is_ok() {
@@ -110,14 +118,21 @@ impl Worker {
                 possible.insert(Some(n));
             }
             4..=6 => {
-                match self.rec.call(Operation::Retrieve, format!("retrieve {k}"), None, p.retrieve(&k)).await {
+                match self
+                    .rec
+                    .call(Operation::Retrieve, format!("retrieve {k}"), None, p.retrieve(&k))
+                    .await
+                {
                     Ok(s) => self.saw(&k, Some(number(&s.data)), "retrieve"),
                     Err(e) if e.is_not_found() => self.saw(&k, None, "retrieve"),
                     Err(_) => {}
                 }
             }
             7 => {
-                let r = self.rec.call(Operation::Delete, format!("delete {k}"), None, p.delete(&k)).await;
+                let r = self
+                    .rec
+                    .call(Operation::Delete, format!("delete {k}"), None, p.delete(&k))
+                    .await;
                 let possible = self.possible.get_mut(&k).expect("own id");
                 if r.is_ok() {
                     possible.clear();
@@ -125,7 +140,11 @@ impl Worker {
                 possible.insert(None);
             }
             8 => {
-                if let Ok(there) = self.rec.call(Operation::Exists, format!("exists {k}"), None, p.exists(&k)).await {
+                if let Ok(there) = self
+                    .rec
+                    .call(Operation::Exists, format!("exists {k}"), None, p.exists(&k))
+                    .await
+                {
                     self.saw_presence(&k, there, "exists");
                 }
             }

@@ -115,7 +115,10 @@ mod tests {
         );
         assert_eq!(Emulator::these_or_all(&[]).len(), EMULATORS.len());
         let e = "gcp".parse::<Emulator>().unwrap_err().to_string();
-        assert!(e.contains("choose from aws, vault, azure, kubernetes, toxiproxy"), "{e}");
+        assert!(
+            e.contains("choose from aws, vault, azure, kubernetes, toxiproxy"),
+            "{e}"
+        );
         assert_eq!(Emulator::all().filter(|e| !e.is_backend()).count(), 1);
         for e in Emulator::all() {
             assert_eq!(e.spec().name.parse::<Emulator>().unwrap(), e);
