@@ -5,15 +5,15 @@
 //!
 //! Run one: `cargo xtask emulators up vault toxiproxy`, `eval "$(cargo xtask emulators env)"`,
 //! `cargo test -p nebula-credential-tests --features vault,toxiproxy --test faults`.
-#![cfg(feature = "toxiproxy")]
+#![cfg(all(
+    feature = "toxiproxy",
+    any(feature = "aws", feature = "vault", feature = "kubernetes", feature = "azure")
+))]
 
-#[allow(unused_imports)]
 use nebula_credential_tests::faults::{self, Target, toxiproxy::Toxiproxy};
-#[allow(unused_imports)]
 use nebula_credential_tests::unique;
 
 /// `host:port` of `url` (`http://127.0.0.1:8200` → `127.0.0.1:8200`).
-#[allow(dead_code)]
 fn authority(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest).to_string()

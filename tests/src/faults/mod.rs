@@ -308,3 +308,40 @@ pub async fn read_number(provider: &dyn StorageProvider, id: &CredentialId) -> O
         Err(e) => panic!("direct read of {id} failed (no fault on that path): {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_every_attempt_plus_the_longest_backoff() {
+        // 3 attempts of 1 s, then backoffs of 50 and 100 ms, each up to 25 % longer.
+        assert_eq!(budget(Operation::Retrieve), Duration::from_micros(3_187_500));
+        assert_eq!(budget(Operation::Store), budget(Operation::Delete));
+    }
+
+    #[test]
+    fn values_carry_their_number() {
+        for n in [0, 1, 1_000_000, u64::MAX] {
+            assert_eq!(number(&value(n)), n);
+        }
+    }
+
+    #[test]
+    fn only_transient_errors_given_up_on_after_every_attempt_are_well_classified() {
+        let id = id("k");
+        let given_up = |e: StorageError, attempts| {
+            e.mark_retried(nebula_credential::Retried {
+                attempts,
+                elapsed: Duration::ZERO,
+            })
+        };
+        let timeout = || StorageError::timeout("x", Operation::Retrieve, Some(&id), Duration::from_secs(1));
+        assert!(misclassified(&given_up(timeout(), RETRIES + 1), Some(ErrorKind::Timeout)).is_none());
+        assert!(misclassified(&given_up(timeout(), RETRIES + 1), Some(ErrorKind::Unavailable)).is_some());
+        assert!(misclassified(&given_up(timeout(), 1), None).is_some());
+        assert!(misclassified(&timeout(), None).is_some());
+        let backend = StorageError::backend("x", Operation::Retrieve, Some(&id), "refused");
+        assert!(misclassified(&backend, None).is_some());
+    }
+}
