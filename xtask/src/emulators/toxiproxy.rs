@@ -48,8 +48,8 @@ fn toxiproxy_binary() -> Result<PathBuf> {
         "Go",
         "go",
         &["version"],
-        Version::parse("1.22").context("bad Go version literal")?,
-        "install Go 1.22 or newer (https://go.dev/doc/install)",
+        Version::parse("1.23").context("bad Go version literal")?,
+        "install Go 1.23 or newer, which Toxiproxy v2.12.0's go.mod asks for (https://go.dev/doc/install)",
     )?;
     eprintln!("    building Toxiproxy {VERSION} with Go (first build: under a minute; cached afterwards)");
     let build = dir("toxiproxy-build")?;
