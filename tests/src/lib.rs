@@ -8,6 +8,7 @@
 //!   configuration), `provider`, `fresh(tag)`, the raw client of the emulator, the
 //!   conformance hooks (`Foreign`, and `ReadOnly`, `Rejected`, `UntrustedCa`, `OtherTools`
 //!   where the emulator has them, otherwise a `*_ABSENT` reason) and its [`Row`];
+//! - `faults` (feature `toxiproxy`): the Toxiproxy client and the network fault matrix;
 //! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]).
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use nebula_credential_core::conformance::Opened;
 pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "toxiproxy")]
+pub mod faults;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 mod logs;

@@ -222,7 +222,7 @@ pub(crate) fn check(root: &Path, metadata: &Metadata) -> Result<()> {
         .iter()
         .flat_map(|p| missing_sites(root, metadata, &compose, p))
         .collect();
-    for e in Emulator::all() {
+    for e in Emulator::all().filter(|e| e.is_backend()) {
         if !providers.iter().any(|p| p.name == e.name()) {
             missing.push(format!(
                 "{e}: xtask/src/emulators/{e}.rs emulates a backend that is not in `providers!` ({PROVIDERS_FILE})"

@@ -127,7 +127,7 @@ where
             SdkError::ServiceError(_) => classify(code.as_deref(), status.unwrap_or(0)),
             SdkError::DispatchFailure(_) => dispatch_kind(&err),
             SdkError::TimeoutError(_) => Kind::Unavailable,
-            SdkError::ResponseError(_) if status.is_some_and(|s| s >= 500) => Kind::Unavailable,
+            SdkError::ResponseError(_) if status.is_some_and(|s| s >= 500) || cut_short(&err) => Kind::Unavailable,
             _ => Kind::Other,
         };
         AwsError {
@@ -138,6 +138,22 @@ where
             source: Box::new(err),
         }
     }
+}
+
+/// Whether an answer broke off while it was read (the connection closed, reset or timed
+/// out mid-body: an I/O error of such a kind in the chain), as opposed to one that arrived
+/// whole but could not be understood. Found by the fault matrix (tests/tests/faults.rs): a
+/// 200 whose body was cut was reported as a refusal.
+fn cut_short(err: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as Io;
+    source_chain(err).any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::TimedOut
+            )
+        })
+    })
 }
 
 /// A request that never got an answer: the credential chain, TLS, or the network.
@@ -300,6 +316,32 @@ mod tests {
             credentials_kind(&CredentialsError::provider_error("STS 503")),
             Kind::Unavailable
         );
+    }
+
+    /// A 200 whose body broke off (what hyper reports as `IncompleteBody`, an
+    /// `UnexpectedEof` I/O error) is transient; an answer that arrived whole but cannot be
+    /// understood is not.
+    #[test]
+    fn an_answer_cut_short_is_unavailable() {
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        let response = |source: BoxError| {
+            let raw = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::empty());
+            AwsError::from(SdkError::<GetSecretValueError, HttpResponse>::response_error(
+                source, raw,
+            ))
+            .kind
+        };
+        for kind in [
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            let cut = std::io::Error::new(kind, "end of file before message length reached");
+            assert_eq!(response(Box::new(cut)), Kind::Unavailable, "{kind:?}");
+        }
+        assert_eq!(response("not the JSON expected".into()), Kind::Other);
     }
 
     #[test]

@@ -119,13 +119,25 @@ fn config_error(field: &str, rule: String) -> StorageError {
     StorageError::Config(nebula_credential_core::ConfigError::new(PROVIDER, field, rule))
 }
 
+/// How much later than the longer deadline the HTTP client gives up on a request by itself.
+const CLIENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// The HTTP client's own timeout: a backstop after the longer of the two deadlines, so the
+/// Timeout layer (or the deadline around a login or renewal) always ends a slow call first
+/// and reports it as `Timeout`. At the deadline itself the two timers race, and the
+/// client's error is a transport failure, reported as `Unavailable` (found by the fault
+/// matrix, tests/tests/faults.rs).
+fn client_timeout(timeouts: &nebula_credential_core::Timeouts) -> Duration {
+    Duration::from_millis(timeouts.read_ms.max(timeouts.write_ms)) + CLIENT_TIMEOUT_MARGIN
+}
+
 /// The HTTP client: TLS verification always on, the system roots plus `ca_cert`, nothing
 /// read from `VAULT_*` variables (vaultrs's own builder reads `VAULT_SKIP_VERIFY` and
 /// `VAULT_CACERT`; this client is built without it), no redirects followed (reqwest
 /// would re-send `X-Vault-Token` to any origin, https→http included), and https only
 /// when the address is https.
 fn http_client(config: &VaultConfig) -> Result<reqwest::Client, StorageError> {
-    let overall = Duration::from_millis(config.timeouts.read_ms.max(config.timeouts.write_ms));
+    let overall = client_timeout(&config.timeouts);
     let mut builder = reqwest::ClientBuilder::new()
         .tls_backend_rustls()
         .redirect(reqwest::redirect::Policy::none())
@@ -704,6 +716,19 @@ mod tests {
         let http = http_client(&VaultConfig::with_token("http://127.0.0.1:8200", "s.x")).unwrap();
         let _ = http.get(&plain).timeout(Duration::from_millis(200)).send().await;
         assert!(listener.accept().is_ok(), "a plain-http address connects");
+    }
+
+    /// The client's own timeout is a backstop after both deadlines: at the deadline it
+    /// raced the Timeout layer and a slow answer came back `Unavailable` instead of
+    /// `Timeout` (the fault matrix's latency and black-hole rows).
+    #[test]
+    fn the_client_timeout_comes_after_both_deadlines() {
+        use nebula_credential_core::Timeouts;
+        for (read_ms, write_ms) in [(1_000, 1_000), (5_000, 10_000), (10_000, 5_000), (1, 1)] {
+            let t = Timeouts { read_ms, write_ms };
+            let longest = Duration::from_millis(read_ms.max(write_ms));
+            assert!(client_timeout(&t) > longest, "{t:?}");
+        }
     }
 
     /// A check whose `lookup-self` answer (403: the token lacks the `default` policy)

@@ -240,7 +240,8 @@ pub struct VaultConfig {
     /// Retry policy of the layer stack (`[retry]`).
     pub retry: RetryPolicy,
     /// Deadlines of the layer stack (`[timeouts]`); the HTTP client also gives up on a
-    /// request after the longer of the two.
+    /// request one second after the longer of the two (a backstop: the deadline ends a
+    /// slow call first, as `Timeout`).
     pub timeouts: Timeouts,
 }
 

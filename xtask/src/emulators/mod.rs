@@ -2,6 +2,8 @@
 //! table row (names, what runs it natively and under docker, whether CI runs it natively,
 //! the variables it exports), its native start and its docker environment. This file only
 //! lists the rows. Adding an emulator is one file here plus one line in [`EMULATORS`].
+//! `toxiproxy` is a row too but emulates no backend: it is the fault proxy the fault matrix
+//! (`tests/tests/faults_*.rs`) puts in front of the others ([`Emulator::is_backend`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,12 +14,19 @@ mod aws;
 mod azure;
 mod kubernetes;
 mod spec;
+mod toxiproxy;
 mod vault;
 
 pub(crate) use spec::Spec;
 
 /// The emulators, in the order they start and are listed.
-static EMULATORS: [&Spec; 4] = [&aws::SPEC, &vault::SPEC, &azure::SPEC, &kubernetes::SPEC];
+static EMULATORS: [&Spec; 5] = [
+    &aws::SPEC,
+    &vault::SPEC,
+    &azure::SPEC,
+    &kubernetes::SPEC,
+    &toxiproxy::SPEC,
+];
 
 /// An emulated backend: a row of the table.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,6 +41,11 @@ impl Emulator {
     /// Its row.
     pub(crate) fn spec(self) -> &'static Spec {
         EMULATORS[self.0]
+    }
+
+    /// Whether it emulates a backend (every row but the fault proxy, `toxiproxy`).
+    pub(crate) fn is_backend(self) -> bool {
+        !std::ptr::eq(self.spec(), &toxiproxy::SPEC)
     }
 
     /// Its name (the provider's, the state file's and the tests feature's).
@@ -101,7 +115,11 @@ mod tests {
         );
         assert_eq!(Emulator::these_or_all(&[]).len(), EMULATORS.len());
         let e = "gcp".parse::<Emulator>().unwrap_err().to_string();
-        assert!(e.contains("choose from aws, vault, azure, kubernetes"), "{e}");
+        assert!(
+            e.contains("choose from aws, vault, azure, kubernetes, toxiproxy"),
+            "{e}"
+        );
+        assert_eq!(Emulator::all().filter(|e| !e.is_backend()).count(), 1);
         for e in Emulator::all() {
             assert_eq!(e.spec().name.parse::<Emulator>().unwrap(), e);
             assert!(e.spec().exports(Runtime::Native).all(|v| v.starts_with("NEBULA_TEST_")));
@@ -119,8 +137,10 @@ mod tests {
                 "service {}",
                 s.docker_service
             );
+            // Published on 127.0.0.1, or (the fault proxy) on the host network, listening there.
             assert!(
-                compose.contains(&format!("127.0.0.1:{}:", s.docker_port)),
+                compose.contains(&format!("127.0.0.1:{}:", s.docker_port))
+                    || compose.contains(&format!("\"-port\", \"{}\"", s.docker_port)),
                 "port {}",
                 s.docker_port
             );
