@@ -8,7 +8,8 @@
 //!   configuration), `provider`, `fresh(tag)`, the raw client of the emulator, the
 //!   conformance hooks (`Foreign`, and `ReadOnly`, `Rejected`, `UntrustedCa`, `OtherTools`
 //!   where the emulator has them, otherwise a `*_ABSENT` reason) and its [`Row`];
-//! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]).
+//! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]);
+//! - `restart`: servers that keep state, which the restart tests kill -9 and start again.
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub mod azure;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 mod logs;
+#[cfg(any(feature = "vault", feature = "kubernetes"))]
+pub mod restart;
 #[cfg(feature = "vault")]
 pub mod vault;
 
