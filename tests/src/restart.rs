@@ -12,9 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -40,7 +40,9 @@ fn private_dir(dir: &Path) {
 }
 
 /// Writes `text` to `path`, readable by its owner only (0600).
+#[cfg(feature = "vault")]
 fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -175,7 +177,10 @@ impl StateDir {
 impl Drop for StateDir {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("restart test failed: servers' data and logs kept in {}", self.0.display());
+            eprintln!(
+                "restart test failed: servers' data and logs kept in {}",
+                self.0.display()
+            );
         } else {
             let _ = fs::remove_dir_all(&self.0);
         }
@@ -192,7 +197,8 @@ fn http(
     token: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> std::io::Result<(u16, serde_json::Value)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     let body = body.map(serde_json::Value::to_string).unwrap_or_default();
     let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
@@ -353,7 +359,9 @@ impl Bao {
     /// The status of `/v1/sys/health`: 200 active, 429 standby, 503 sealed, 501 not
     /// initialised; `None` when nothing answers.
     pub fn health(&self) -> Option<u16> {
-        http(self.port, "GET", "/v1/sys/health", None, None).ok().map(|(s, _)| s)
+        http(self.port, "GET", "/v1/sys/health", None, None)
+            .ok()
+            .map(|(s, _)| s)
     }
 
     /// Unseals it with the key, and waits until it is the active node.
@@ -368,9 +376,10 @@ impl Bao {
         .expect("sys/unseal");
         assert_eq!(status, 200, "sys/unseal: {status} {json}");
         let port = self.port;
-        self.server.wait_for("active after unseal", Duration::from_secs(60), || {
-            http(port, "GET", "/v1/sys/health", None, None).is_ok_and(|(s, _)| s == 200)
-        });
+        self.server
+            .wait_for("active after unseal", Duration::from_secs(60), || {
+                http(port, "GET", "/v1/sys/health", None, None).is_ok_and(|(s, _)| s == 200)
+            });
     }
 }
 
@@ -431,6 +440,8 @@ impl Kube {
     /// Starts the apiserver (again) and waits until it answers /readyz (its `ready` marker).
     pub fn restart_apiserver(&mut self) {
         let ready = self.dir.join("ready");
+        // The killed process left its marker: gone before the start, so only the new one counts.
+        remove_marker(&ready);
         self.apiserver.spawn();
         self.apiserver
             .wait_for("ready", Duration::from_secs(240), || ready.exists());
@@ -439,8 +450,19 @@ impl Kube {
     /// Starts etcd (again) on its data and waits until it serves.
     pub fn restart_etcd(&mut self) {
         let ready = self.dir.join("etcd-ready");
+        remove_marker(&ready);
         self.etcd.spawn();
         self.etcd.wait_for("ready", Duration::from_secs(60), || ready.exists());
+    }
+}
+
+/// Removes the readiness marker `path` if it is there.
+#[cfg(feature = "kubernetes")]
+fn remove_marker(path: &Path) {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("cannot remove {}: {e}", path.display()),
     }
 }
 
@@ -629,5 +651,63 @@ pub async fn recovered(provider: &dyn StorageProvider, id: &CredentialId, limit:
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revision(s: &str) -> Revision {
+        Revision::new(s)
+    }
+
+    #[test]
+    fn the_ledger_accepts_the_last_acknowledged_write_or_a_later_unknown_one_only() {
+        let entry = Entry {
+            acked: Some((value(2), revision("2"))),
+            unknown: vec![value(3)],
+        };
+        assert_eq!(explain(&entry, &value(2), &revision("2")), None);
+        assert_eq!(
+            explain(&entry, &value(3), &revision("3")),
+            None,
+            "a write of unknown outcome landed"
+        );
+        let lost = explain(&entry, &value(1), &revision("1")).expect("an older value is a lost write");
+        assert!(lost.contains("lost acknowledged write"), "{lost}");
+        let moved = explain(&entry, &value(2), &revision("5")).expect("the same value at another revision");
+        assert!(moved.contains("not the"), "{moved}");
+        assert!(explain(&Entry::default(), &value(1), &revision("1")).is_some());
+    }
+
+    #[test]
+    fn values_differ_per_write() {
+        assert_ne!(value(1), value(2));
+        assert_eq!(value(7), value(7));
+    }
+
+    #[test]
+    fn a_failed_test_keeps_its_state_dir_and_a_passed_one_removes_it() {
+        let root = std::env::temp_dir().join(crate::unique("statedir"));
+        let dir = StateDir::new(root.to_str().unwrap(), "t");
+        let path = dir.path().to_path_buf();
+        assert!(path.is_dir());
+        drop(dir);
+        assert!(!path.exists());
+        let kept = std::thread::spawn({
+            let root = root.clone();
+            move || {
+                let dir = StateDir::new(root.to_str().unwrap(), "t");
+                let path = dir.path().to_path_buf();
+                let _dir = dir;
+                std::panic::panic_any(path)
+            }
+        })
+        .join()
+        .unwrap_err();
+        let kept = kept.downcast::<PathBuf>().unwrap();
+        assert!(kept.is_dir(), "kept for its logs");
+        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -47,7 +47,7 @@ fn config(addr: String, role_id: String, secret_id: String) -> VaultConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openbao_killed_mid_workload_comes_back_with_every_acknowledged_write_and_renewal_alive() {
+async fn restart_of_openbao_killed_mid_workload_comes_back_with_every_acknowledged_write_and_renewal_alive() {
     let bin = emulator_var("NEBULA_TEST_VAULT_SERVER_BIN", "vault");
     let dir = StateDir::new(env!("CARGO_TARGET_TMPDIR"), "restart-vault");
     let path = dir.path().to_path_buf();
@@ -101,13 +101,24 @@ async fn openbao_killed_mid_workload_comes_back_with_every_acknowledged_write_an
     println!("restarts vault down (kill to unsealed) ms: {}", restarted.as_millis());
     println!("restarts vault recovery after unseal ms: {}", recovery.as_millis());
     println!("restarts vault longest call ms: {}", tally.longest.as_millis());
-    eprintln!("failures by kind: {:?}; token stats at recovery {at_recovery:?}, idle {idle_from:?} -> {idle_to:?}", tally.kinds);
+    eprintln!(
+        "failures by kind: {:?}; token stats at recovery {at_recovery:?}, idle {idle_from:?} -> {idle_to:?}",
+        tally.kinds
+    );
 
     assert!(tally.failed > 0, "the outage went unseen: {tally:?}");
     assert_eq!(acknowledged, ids.len(), "every id has acknowledged writes");
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:#?}");
-    assert!(tally.wrong_reads.is_empty(), "reads the ledger cannot explain: {:#?}", tally.wrong_reads);
-    assert!(tally.misclassified.is_empty(), "misclassified failures: {:#?}", tally.misclassified);
+    assert!(
+        tally.wrong_reads.is_empty(),
+        "reads the ledger cannot explain: {:#?}",
+        tally.wrong_reads
+    );
+    assert!(
+        tally.misclassified.is_empty(),
+        "misclassified failures: {:#?}",
+        tally.misclassified
+    );
     assert!(
         idle_to.renewals >= idle_from.renewals + 2,
         "the renewal task does not renew after the restart: {idle_from:?} -> {idle_to:?}"
@@ -118,7 +129,11 @@ async fn openbao_killed_mid_workload_comes_back_with_every_acknowledged_write_an
     );
     // And the same instance still writes.
     provider
-        .store(&ids[0], &nebula_credential_tests::restart::value(u64::MAX), &nebula_credential_core::conformance::meta())
+        .store(
+            &ids[0],
+            &nebula_credential_tests::restart::value(u64::MAX),
+            &nebula_credential_core::conformance::meta(),
+        )
         .await
         .expect("a store after the restart");
     backend.shutdown().await;
