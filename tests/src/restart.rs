@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -42,6 +41,7 @@ fn private_dir(dir: &Path) {
 /// Writes `text` to `path`, readable by its owner only (0600).
 #[cfg(feature = "vault")]
 fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -197,7 +197,7 @@ fn http(
     token: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> std::io::Result<(u16, serde_json::Value)> {
-    use std::io::Read;
+    use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     let body = body.map(serde_json::Value::to_string).unwrap_or_default();
@@ -348,12 +348,18 @@ impl Bao {
 
     /// Starts the server again on the same port and data, and unseals it.
     pub fn restart(&mut self) {
+        self.start_sealed();
+        self.unseal();
+    }
+
+    /// Starts the server again on the same port and data, and waits until it answers
+    /// (sealed: every request gets 503 until [`unseal`](Self::unseal)).
+    pub fn start_sealed(&mut self) {
         self.server.spawn();
         let port = self.port;
         self.server.wait_for("listening again", Duration::from_secs(60), || {
             http(port, "GET", "/v1/sys/health", None, None).is_ok()
         });
-        self.unseal();
     }
 
     /// The status of `/v1/sys/health`: 200 active, 429 standby, 503 sealed, 501 not
@@ -365,7 +371,7 @@ impl Bao {
     }
 
     /// Unseals it with the key, and waits until it is the active node.
-    fn unseal(&mut self) {
+    pub fn unseal(&mut self) {
         let (status, json) = http(
             self.port,
             "PUT",
@@ -490,6 +496,8 @@ pub struct Tally {
     pub wrong_reads: Vec<String>,
     /// Failures by kind.
     pub kinds: BTreeMap<&'static str, u64>,
+    /// Failures that report the Retry layer's attempts (`StorageError::retried`).
+    pub retried: u64,
     /// The longest call.
     pub longest: Duration,
 }
@@ -498,6 +506,9 @@ impl Tally {
     fn failure(&mut self, what: &str, e: &StorageError) {
         self.failed += 1;
         *self.kinds.entry(e.kind().as_str()).or_default() += 1;
+        if e.retried().is_some() {
+            self.retried += 1;
+        }
         // The outage must look like an outage: retryable kinds only, retried by the
         // Retry layer (which reports its attempts).
         if !matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Unavailable) || !e.kind().is_transient() {

@@ -110,7 +110,16 @@ async fn restart_of_apiserver_and_etcd_killed_mid_workload_come_back_with_every_
         "restarts kubernetes misclassified errors: {}",
         tally.misclassified.len()
     );
+    println!(
+        "restarts kubernetes failures reporting their retries: {}",
+        tally.retried
+    );
     println!("restarts kubernetes longest call ms: {}", tally.longest.as_millis());
+    // Deadline 2 s × (2 retries + 1).
+    println!(
+        "restarts kubernetes longest call / deadline budget: {:.2}",
+        tally.longest.as_secs_f64() / 6.0
+    );
     for line in lines {
         println!("{line}");
     }
@@ -128,6 +137,10 @@ async fn restart_of_apiserver_and_etcd_killed_mid_workload_come_back_with_every_
         tally.misclassified.is_empty(),
         "misclassified failures: {:#?}",
         tally.misclassified
+    );
+    assert_eq!(
+        tally.retried, tally.failed,
+        "every failure reports the Retry layer's attempts"
     );
     provider
         .store(

@@ -46,6 +46,11 @@ fn config(addr: String, role_id: String, secret_id: String) -> VaultConfig {
     }
 }
 
+/// The longest a call may take: its deadline × (retries + 1).
+fn budget(c: &VaultConfig) -> Duration {
+    Duration::from_millis(c.timeouts.read_ms.max(c.timeouts.write_ms) * (u64::from(c.retry.max_retries) + 1))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_of_openbao_killed_mid_workload_comes_back_with_every_acknowledged_write_and_renewal_alive() {
     let bin = emulator_var("NEBULA_TEST_VAULT_SERVER_BIN", "vault");
@@ -73,8 +78,17 @@ async fn restart_of_openbao_killed_mid_workload_comes_back_with_every_acknowledg
     bao.kill();
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut bao = tokio::task::spawn_blocking(move || {
+        bao.start_sealed();
+        bao
+    })
+    .await
+    .unwrap();
+    // Up but sealed for a while: every request gets 503 "Vault is sealed".
+    assert_eq!(bao.health(), Some(503), "restarted sealed");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let bao = tokio::task::spawn_blocking(move || {
-        bao.restart();
+        bao.unseal();
         bao
     })
     .await
@@ -98,9 +112,17 @@ async fn restart_of_openbao_killed_mid_workload_comes_back_with_every_acknowledg
     println!("restarts vault failed calls: {}", tally.failed);
     println!("restarts vault acknowledged writes lost: {}", lost.len());
     println!("restarts vault misclassified errors: {}", tally.misclassified.len());
-    println!("restarts vault down (kill to unsealed) ms: {}", restarted.as_millis());
+    println!(
+        "restarts vault down (kill, 5 s, start sealed, 2 s, unseal) ms: {}",
+        restarted.as_millis()
+    );
     println!("restarts vault recovery after unseal ms: {}", recovery.as_millis());
+    println!("restarts vault failures reporting their retries: {}", tally.retried);
     println!("restarts vault longest call ms: {}", tally.longest.as_millis());
+    println!(
+        "restarts vault longest call / deadline budget: {:.2}",
+        tally.longest.as_secs_f64() / budget(&config).as_secs_f64()
+    );
     eprintln!(
         "failures by kind: {:?}; token stats at recovery {at_recovery:?}, idle {idle_from:?} -> {idle_to:?}",
         tally.kinds
@@ -118,6 +140,10 @@ async fn restart_of_openbao_killed_mid_workload_comes_back_with_every_acknowledg
         tally.misclassified.is_empty(),
         "misclassified failures: {:#?}",
         tally.misclassified
+    );
+    assert_eq!(
+        tally.retried, tally.failed,
+        "every failure reports the Retry layer's attempts"
     );
     assert!(
         idle_to.renewals >= idle_from.renewals + 2,
