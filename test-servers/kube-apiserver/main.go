@@ -9,7 +9,18 @@
 // bootstrapped: the restricted user may only get/list/watch Secrets in namespace
 // nebula-restricted, so 403 cases are real.
 //
+// Started again on a --dir it wrote before (after a kill -9, for the restart tests), it
+// keeps what is there: the same certificates, tokens and etcd data, so clients holding the
+// old kubeconfig reconnect; it removes the "ready" marker at once and writes it again when
+// the restarted server answers (the bootstrap objects exist already and are kept).
+//
+// To kill etcd and the apiserver apart, run them as two processes on the same --dir:
+// `--etcd-only` runs only etcd (and writes "etcd-ready"), `--external-etcd` runs the
+// apiserver against the etcd at --etcd-port instead of starting one.
+//
 // Usage: kube-apiserver-dev --dir DIR --port PORT --etcd-port PORT --etcd-peer-port PORT
+//
+//	[--etcd-only | --external-etcd]
 package main
 
 import (
@@ -31,11 +42,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -59,28 +72,50 @@ func main() {
 	port := flag.Int("port", 0, "kube-apiserver HTTPS port on 127.0.0.1 (required)")
 	etcdPort := flag.Int("etcd-port", 0, "etcd client port on 127.0.0.1 (required)")
 	etcdPeerPort := flag.Int("etcd-peer-port", 0, "etcd peer port on 127.0.0.1 (required)")
+	etcdOnly := flag.Bool("etcd-only", false, "run only etcd, for an apiserver started with --external-etcd")
+	externalEtcd := flag.Bool("external-etcd", false, "use the etcd at --etcd-port instead of starting one")
 	flag.Parse()
-	if *dir == "" || *port == 0 || *etcdPort == 0 || *etcdPeerPort == 0 {
+	if *etcdOnly {
+		if *dir == "" || *etcdPort == 0 || *etcdPeerPort == 0 {
+			fail("--etcd-only needs --dir, --etcd-port and --etcd-peer-port")
+		}
+		runEtcdOnly(*dir, *etcdPort, *etcdPeerPort)
+		return
+	}
+	if *dir == "" || *port == 0 || *etcdPort == 0 || (*etcdPeerPort == 0 && !*externalEtcd) {
 		fail("--dir, --port, --etcd-port and --etcd-peer-port are required")
 	}
 	pki := filepath.Join(*dir, "pki")
 	if err := os.MkdirAll(pki, 0o700); err != nil {
 		fail("cannot create %s: %v", pki, err)
 	}
-	caPEM, err := writePKI(pki)
-	if err != nil {
-		fail("cannot write certificates: %v", err)
+	ready := filepath.Join(*dir, "ready")
+	if err := os.Remove(ready); err != nil && !os.IsNotExist(err) {
+		fail("cannot remove the old ready marker %s: %v", ready, err)
 	}
-	adminToken, restrictedToken := randomToken(), randomToken()
-	tokens := fmt.Sprintf("%s,nebula-admin,nebula-admin,\"system:masters\"\n%s,%s,%s,\"nebula:restricted\"\n",
-		adminToken, restrictedToken, restrictedUser, restrictedUser)
+	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.crt"))
+	if os.IsNotExist(err) {
+		caPEM, err = writePKI(pki)
+	}
+	if err != nil {
+		fail("cannot write or read certificates: %v", err)
+	}
 	tokenFile := filepath.Join(*dir, "tokens.csv")
-	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
-		fail("cannot write %s: %v", tokenFile, err)
+	adminToken, restrictedToken, err := readTokens(tokenFile)
+	if os.IsNotExist(err) {
+		adminToken, restrictedToken = randomToken(), randomToken()
+		tokens := fmt.Sprintf("%s,nebula-admin,nebula-admin,\"system:masters\"\n%s,%s,%s,\"nebula:restricted\"\n",
+			adminToken, restrictedToken, restrictedUser, restrictedUser)
+		err = os.WriteFile(tokenFile, []byte(tokens), 0o600)
+	}
+	if err != nil {
+		fail("cannot write or read %s: %v", tokenFile, err)
 	}
 
-	etcd := startEtcd(filepath.Join(*dir, "etcd"), *etcdPort, *etcdPeerPort)
-	defer etcd.Close()
+	if !*externalEtcd {
+		etcd := startEtcd(filepath.Join(*dir, "etcd"), *etcdPort, *etcdPeerPort)
+		defer etcd.Close()
+	}
 
 	server := fmt.Sprintf("https://127.0.0.1:%d", *port)
 	go bootstrap(*dir, server, caPEM, adminToken, restrictedToken)
@@ -109,6 +144,24 @@ func main() {
 	os.Exit(cli.Run(command))
 }
 
+// runEtcdOnly runs etcd alone on its data in dir, writes dir/etcd-ready (removed at
+// start) once it serves, and runs until killed or etcd stops.
+func runEtcdOnly(dir string, port, peerPort int) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		fail("cannot create %s: %v", dir, err)
+	}
+	ready := filepath.Join(dir, "etcd-ready")
+	if err := os.Remove(ready); err != nil && !os.IsNotExist(err) {
+		fail("cannot remove the old marker %s: %v", ready, err)
+	}
+	etcd := startEtcd(filepath.Join(dir, "etcd"), port, peerPort)
+	defer etcd.Close()
+	if err := os.WriteFile(ready, []byte(fmt.Sprintf("http://127.0.0.1:%d\n", port)), 0o600); err != nil {
+		fail("cannot write %s: %v", ready, err)
+	}
+	fail("etcd stopped: %v", <-etcd.Err())
+}
+
 func startEtcd(dataDir string, port, peerPort int) *embed.Etcd {
 	cfg := embed.NewConfig()
 	cfg.Dir = dataDir
@@ -131,6 +184,30 @@ func startEtcd(dataDir string, port, peerPort int) *embed.Etcd {
 		fail("etcd not ready after 60 s")
 	}
 	return etcd
+}
+
+// readTokens reads the admin and restricted tokens of a token file written by an earlier
+// start (its first two lines, first field each).
+func readTokens(path string) (string, string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 2 {
+		return "", "", fmt.Errorf("%s has %d lines, expected 2", path, len(lines))
+	}
+	admin, _, _ := strings.Cut(lines[0], ",")
+	restricted, _, _ := strings.Cut(lines[1], ",")
+	return admin, restricted, nil
+}
+
+// created passes err unless it says the object exists already (a restart on old data).
+func created(err error) error {
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
 }
 
 func randomToken() string {
@@ -241,7 +318,7 @@ func bootstrap(dir, server string, caPEM []byte, adminToken, restrictedToken str
 	ctx := context.Background()
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: restrictedNamespace},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); created(err) != nil {
 		fail("cannot create namespace: %v", err)
 	}
 	if _, err := client.RbacV1().Roles(restrictedNamespace).Create(ctx, &rbacv1.Role{
@@ -251,14 +328,14 @@ func bootstrap(dir, server string, caPEM []byte, adminToken, restrictedToken str
 			Resources: []string{"secrets"},
 			Verbs:     []string{"get", "list", "watch"},
 		}},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); created(err) != nil {
 		fail("cannot create role: %v", err)
 	}
 	if _, err := client.RbacV1().RoleBindings(restrictedNamespace).Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "secret-reader"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "secret-reader"},
 		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: restrictedUser}},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); created(err) != nil {
 		fail("cannot create role binding: %v", err)
 	}
 	restrictedPath := filepath.Join(dir, "restricted.kubeconfig")

@@ -9,7 +9,8 @@
 //!   conformance hooks (`Foreign`, and `ReadOnly`, `Rejected`, `UntrustedCa`, `OtherTools`
 //!   where the emulator has them, otherwise a `*_ABSENT` reason) and its [`Row`];
 //! - `faults` (feature `toxiproxy`): the Toxiproxy client and the network fault matrix;
-//! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]).
+//! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]);
+//! - `restart`: servers that keep state, which the restart tests kill -9 and start again.
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub mod faults;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 mod logs;
+#[cfg(any(feature = "vault", feature = "kubernetes"))]
+pub mod restart;
 #[cfg(feature = "vault")]
 pub mod vault;
 

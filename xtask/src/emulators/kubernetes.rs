@@ -26,7 +26,9 @@ pub(super) static SPEC: Spec = Spec {
     start,
     ci_native_skip: None,
     native_checks: None,
-    native_env: &[],
+    // The launcher binary, for the restart tests (tests/src/restart.rs): they run their own
+    // apiserver and etcd with it, to kill -9 them and start them again on the same data.
+    native_env: &["NEBULA_TEST_KUBE_APISERVER_BIN"],
     docker_service: "k3s",
     docker_port: 6443,
     docker_env,
@@ -136,6 +138,7 @@ fn start(l: &mut Launch) -> Result<Env> {
             KUBE_RESTRICTED_NAMESPACE.to_string(),
         ),
         ("NEBULA_TEST_KUBE_PYTHON", python.display().to_string()),
+        ("NEBULA_TEST_KUBE_APISERVER_BIN", bin.display().to_string()),
     ]))
 }
 

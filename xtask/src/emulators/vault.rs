@@ -1,5 +1,7 @@
 //! The vault emulator: OpenBao dev servers (plain http and `-dev-tls`) natively and under
-//! docker, with the same AppRole roles, policies and tokens on both runtimes.
+//! docker, with the same AppRole roles, policies and tokens on both runtimes. Natively it
+//! also exports the `bao` binary as `NEBULA_TEST_VAULT_SERVER_BIN`: the restart tests run
+//! their own OpenBao on raft storage with it (the dev servers keep everything in memory).
 
 use std::process::Command;
 use std::time::Duration;
@@ -24,7 +26,9 @@ pub(super) static SPEC: Spec = Spec {
     start,
     ci_native_skip: None,
     native_checks: None,
-    native_env: &[],
+    // The `bao` binary, for the restart tests (tests/src/restart.rs): they run OpenBao with
+    // raft storage themselves, to kill -9 it and start it again on the same data.
+    native_env: &["NEBULA_TEST_VAULT_SERVER_BIN"],
     docker_service: "openbao",
     docker_port: 8200,
     docker_env,
@@ -167,6 +171,7 @@ fn start(l: &mut Launch) -> Result<Env> {
         ("NEBULA_TEST_VAULT_TLS_ADDR", format!("https://127.0.0.1:{tls_port}")),
         ("NEBULA_TEST_VAULT_TLS_CA", ca.display().to_string()),
         ("NEBULA_TEST_VAULT_CLI", bao.display().to_string()),
+        ("NEBULA_TEST_VAULT_SERVER_BIN", bao.display().to_string()),
     ]));
     Ok(vars)
 }
