@@ -1896,3 +1896,35 @@ async fn revoking_the_replaced_token_fails_no_operation_in_flight() {
     );
     p.shutdown().await;
 }
+
+/// An entry a create of ours wrote but has not marked yet (version 1, no `custom_metadata`:
+/// a concurrent purge removed the marked metadata before our `cas = 0` write) is ours by
+/// its value, however long the marking takes: reads and stores take it at once and mark it,
+/// rather than calling it foreign once a fixed pause has passed (a load-dependent race that
+/// `racing_writers_on_one_id_leave_list_by_tag_exact` hit on a busy machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmarked_first_version_holding_our_record_is_ours() {
+    let ns = unique("being-marked");
+    let p = provider(config(&ns)).await;
+    let k = id("Unmarked");
+    let path = foreign_path(&ns, &k);
+    p.store(&k, &data(1), &tagged(&[("env", "prod")])).await.unwrap();
+    let record: serde_json::Value = kv2::read(&raw(), "secret", &path).await.unwrap();
+    kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
+    kv2::set(&raw(), "secret", &path, &record).await.unwrap();
+    assert!(custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap()).is_empty());
+
+    let read = p.retrieve(&k).await.unwrap();
+    assert_eq!(read.data, data(1));
+    let custom = custom_of(&kv2::read_metadata(&raw(), "secret", &path).await.unwrap());
+    assert!(
+        custom.keys().any(|k| k.starts_with("nebula-credential:")),
+        "not marked: {custom:?}"
+    );
+
+    kv2::delete_metadata(&raw(), "secret", &path).await.unwrap();
+    kv2::set(&raw(), "secret", &path, &record).await.unwrap();
+    p.store(&k, &data(2), &meta()).await.unwrap();
+    assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
+    cleanup(p.as_ref()).await;
+}

@@ -69,8 +69,9 @@ const UNMARKED_PAUSES: [Duration; 4] = [
 /// Whether an entry without our marker may be one of ours in the making: a create whose
 /// marked metadata a concurrent `purge` delete removed writes its first version onto
 /// a bare entry (a `cas = 0` write creates it without `custom_metadata`), and marks it
-/// one request later. Such an entry has version 1 and no `custom_metadata` at all; it is
-/// looked at again before being called foreign.
+/// one request later. Such an entry has version 1 and no `custom_metadata` at all: it is
+/// ours when that version holds a record of ours for the id (however long the marking
+/// takes on a loaded server), and is otherwise looked at again before being called foreign.
 fn being_marked(current: u64, tags: &Tags) -> bool {
     current <= 1 && tags.is_empty()
 }
@@ -405,15 +406,45 @@ impl VaultProvider {
             let Some(state) = self.state(path, ctx).await? else {
                 return Ok(None);
             };
-            match ensure_holds(id, &location, &state.tags) {
-                Ok(()) => return Ok(Some(state)),
-                Err(e) => match pause {
-                    Some(pause) if being_marked(state.current, &state.tags) => tokio::time::sleep(*pause).await,
-                    _ => return Err(e),
-                },
+            let Err(e) = ensure_holds(id, &location, &state.tags) else {
+                return Ok(Some(state));
+            };
+            if !being_marked(state.current, &state.tags) {
+                return Err(e);
+            }
+            // Its value tells, however long our marking takes on a loaded server.
+            if self.holds_record_of(id, path, operation, state.current).await? {
+                return Ok(Some(state));
+            }
+            match pause {
+                Some(pause) => tokio::time::sleep(*pause).await,
+                None => return Err(e),
             }
         }
         unreachable!("the last round returns")
+    }
+
+    /// Whether version `version` of `id`'s entry is current and holds a record of ours for
+    /// `id`: an entry [`being_marked`] that a create of ours wrote.
+    async fn holds_record_of(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        operation: Operation,
+        version: u64,
+    ) -> Result<bool, StorageError> {
+        let Some(read) = self.read_current(id, path, operation).await? else {
+            return Ok(false);
+        };
+        Ok(read.metadata.version == version && self.is_record_of(id, path, &read))
+    }
+
+    /// Whether `read` holds a record of ours for `id` (whatever its tags say).
+    fn is_record_of(&self, id: &CredentialId, path: &str, read: &ReadSecretResponse) -> bool {
+        let location = format!("{}/{path}", self.config.mount_path);
+        serde_json::to_vec(&read.data)
+            .ok()
+            .is_some_and(|bytes| RecordEnvelope::from_json(&bytes, PROVIDER, &location, Some(id)).is_ok())
     }
 
     /// Reads the current version of `id`'s entry (value and metadata in one call); `None`
@@ -472,10 +503,7 @@ impl VaultProvider {
             return Ok(());
         };
         let location = format!("{}/{path}", self.config.mount_path);
-        let ours = serde_json::to_vec(&read.data)
-            .ok()
-            .is_some_and(|bytes| RecordEnvelope::from_json(&bytes, PROVIDER, &location, Some(id)).is_ok());
-        if ours {
+        if self.is_record_of(id, path, &read) {
             return Ok(());
         }
         let tags = from_vault(read.metadata.custom_metadata);
@@ -781,6 +809,10 @@ impl StorageProvider for VaultProvider {
             let tags = from_vault(read.metadata.custom_metadata.clone());
             match ensure_holds(id, &location, &tags) {
                 Ok(()) => break (read, tags),
+                // A create of ours not marked yet: its value tells.
+                Err(_) if being_marked(read.metadata.version, &tags) && self.is_record_of(id, &path, &read) => {
+                    break (read, tags);
+                }
                 Err(e) => match pauses.next() {
                     Some(pause) if being_marked(read.metadata.version, &tags) => tokio::time::sleep(*pause).await,
                     _ => return Err(e),
