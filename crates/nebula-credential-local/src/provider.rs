@@ -397,11 +397,25 @@ fn join_error(operation: Operation, e: tokio::task::JoinError) -> StorageError {
 }
 
 /// The mapping table from I/O errors to [`StorageError`] kinds (by `io::ErrorKind`).
-/// Why `base_path` cannot be used: a permission the process lacks is `PermissionDenied`
-/// (what to grant); anything else is a configuration error naming the path.
+/// Why `base_path` cannot be used: a permission the process lacks, or a read-only file
+/// system, is `PermissionDenied` (what to grant or change: the same cause as a directory
+/// without write permission); anything else is a configuration error naming the path.
 fn prepare_error(path: &Path, what: &str, e: io::Error) -> StorageError {
     if e.kind() == io::ErrorKind::PermissionDenied {
         return io_error(Operation::Check, None, path, e);
+    }
+    if e.kind() == io::ErrorKind::ReadOnlyFilesystem {
+        return StorageError::permission_denied(
+            PROVIDER,
+            Operation::Check,
+            None,
+            format!(
+                "{} is on a read-only file system: it can be opened read-only (open_read_only) to read; \
+                 to write, choose a writable base_path or remount it read-write",
+                path.display()
+            ),
+        )
+        .with_source(e);
     }
     let rule = format!("{} {what} ({e}); fix its owner or permissions", path.display());
     StorageError::Config(ConfigError::new(PROVIDER, "base_path", rule))
@@ -558,6 +572,17 @@ mod tests {
             "{denied}"
         );
         assert!(denied.to_string().contains("/srv/creds"), "{denied}");
+        let read_only = prepare_error(
+            p,
+            "is not writable by this process",
+            io::ErrorKind::ReadOnlyFilesystem.into(),
+        );
+        assert_eq!(
+            read_only.kind(),
+            nebula_credential_core::ErrorKind::PermissionDenied,
+            "{read_only}"
+        );
+        assert!(read_only.to_string().contains("read-only file system"), "{read_only}");
         let other = prepare_error(p, "cannot be read", io::ErrorKind::InvalidData.into());
         assert!(matches!(other, StorageError::Config(_)), "{other}");
         assert!(other.to_string().contains("base_path"), "{other}");
