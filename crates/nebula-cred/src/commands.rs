@@ -210,7 +210,10 @@ async fn check_key(
     if let Some(previous) = previous {
         let theirs = &previous.data.key_id;
         if theirs != ours {
-            return Err(refuse(theirs.clone(), format!("the credential it replaces is under")));
+            return Err(refuse(
+                theirs.clone(),
+                "the credential it replaces is under".to_string(),
+            ));
         }
         return Ok(());
     }
@@ -327,6 +330,8 @@ fn warn_if_expired(id: &CredentialId, metadata: &CredentialMetadata) {
     }
 }
 
+/// The value, read up to one byte past `limit` (the record limit: no value can be larger),
+/// with a warning for a trailing line break or without it (`--trim`).
 fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
     let (mut value, piped) = match value_source(args) {
         ValueSource::File(path) => {
@@ -351,8 +356,9 @@ fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliErr
             (value, true)
         }
     };
+    // Over the record limit: `put` refuses it naming the value limit; no warning first.
     if value.len() > limit {
-        return Err(too_large(&args.id, value.len(), limit, limit));
+        return Ok(value);
     }
     let ends_in_newline = value.last() == Some(&b'\n');
     if args.trim {
@@ -549,9 +555,7 @@ pub(crate) async fn list(
     args: &ListArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let filter = filter(&args.tags, args.prefix.as_deref());
-    filter.validate().map_err(nebula_credential::StorageError::from)?;
-    let ids = provider.list(&filter).await?;
+    let ids = crate::context::select_ids(provider, &args.tags, args.prefix.as_deref()).await?;
     let by_record = args.expired || args.expiring_within.is_some() || args.key_id.is_some();
     if args.ids_only && !by_record {
         if ids.is_empty() {

@@ -221,6 +221,35 @@ mod tests {
     }
 
     #[test]
+    fn profiles_are_selected_by_name_with_their_own_salt() {
+        let (_d, path) = write(
+            "provider = \"memory\"\n[key]\npassphrase_salt = \"dG9wdG9wdG9wdG9wdG9wdA==\"\n\
+             [profiles.a]\nprovider = \"memory\"\n[profiles.a.key]\npassphrase_salt = \"YWFhYWFhYWFhYWFhYWFhYQ==\"\n\
+             [profiles.b]\nprovider = \"memory\"\n",
+        );
+        assert_eq!(
+            load_file(&path).unwrap().salt.as_deref(),
+            Some("dG9wdG9wdG9wdG9wdG9wdA==")
+        );
+        let a = load_profile(&path, Some("a")).unwrap();
+        assert_eq!(a.salt.as_deref(), Some("YWFhYWFhYWFhYWFhYWFhYQ=="));
+        // A profile without [key] takes the file's.
+        let b = load_profile(&path, Some("b")).unwrap();
+        assert_eq!(b.salt.as_deref(), Some("dG9wdG9wdG9wdG9wdG9wdA=="));
+        let e = load_profile(&path, Some("c")).unwrap_err();
+        assert_eq!(e.code(), crate::exit::USAGE);
+        assert!(e.to_string().contains("a, b"), "{e}");
+        // Only profiles: one must be chosen.
+        let (_d, path) = write("[profiles.a]\nprovider = \"memory\"\n");
+        assert!(load_file(&path).unwrap_err().to_string().contains("--profile"));
+        assert!(load_profile(&path, Some("a")).is_ok());
+        // A profile that is not a storage configuration names the profile.
+        let (_d, path) = write("[profiles.a]\nprovider = \"memory\"\nbase_path = \"/x\"\n");
+        let e = load_profile(&path, Some("a")).unwrap_err().to_string();
+        assert!(e.contains("profile a") && e.contains("base_path"), "{e}");
+    }
+
+    #[test]
     fn unknown_fields_and_providers_are_usage_errors() {
         let (_d, path) = write("provider = \"memory\"\nbase_path = \"/x\"\n");
         let e = load_file(&path).unwrap_err();

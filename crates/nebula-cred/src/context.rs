@@ -195,6 +195,21 @@ impl Context {
     }
 }
 
+/// The ids of the credentials with every tag of `tags` and the id prefix `prefix` (both
+/// validated first), sorted: the selection of `list`, `migrate` and the commands that take
+/// `--tag`/`--prefix`.
+pub(crate) async fn select_ids(
+    provider: &dyn StorageProvider,
+    tags: &[(String, String)],
+    prefix: Option<&str>,
+) -> Result<Vec<nebula_credential::CredentialId>, CliError> {
+    let mut filter = nebula_credential::CredentialFilter::new();
+    filter.tags = tags.iter().cloned().collect();
+    filter.id_prefix = prefix.map(str::to_string);
+    filter.validate().map_err(nebula_credential::StorageError::from)?;
+    Ok(provider.list(&filter).await?)
+}
+
 /// Opens `storage` read-only; a missing local directory is an empty store.
 pub(crate) async fn open_read_only(storage: &StorageConfig) -> Result<Arc<dyn StorageProvider>, CliError> {
     if let Some(dir) = local_dir(storage)
