@@ -44,7 +44,7 @@ pub async fn open_with_metrics(
 /// [`StorageError::PermissionDenied`] saying it was opened read-only.
 ///
 /// ```
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let config: nebula_credential::StorageConfig = toml::from_str(r#"provider = "memory""#)?;
 /// let provider = nebula_credential::open_read_only(&config).await?;
 /// assert!(provider.list(&Default::default()).await?.is_empty());
