@@ -15,6 +15,7 @@ mod operator;
 mod put_get;
 mod put_guards;
 mod read_only;
+mod readme;
 mod rotate_key;
 mod secrets;
 mod shapes;
