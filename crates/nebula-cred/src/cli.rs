@@ -10,10 +10,12 @@ use crate::exit;
 /// Inspect, move and maintain credentials stored with nebula-credential.
 ///
 /// The storage configuration comes from --config FILE (the TOML `StorageConfig`
-/// applications use, plus an optional [key] table) or from the environment
-/// (NEBULA_CREDENTIAL_PROVIDER and that backend's variables). The key comes from
-/// --key-file, NEBULA_CREDENTIAL_KEY, or a passphrase; secrets are never taken as
-/// arguments.
+/// applications use, plus an optional [key] table and [profiles.NAME] tables), else
+/// NEBULA_CRED_CONFIG, else the environment when NEBULA_CREDENTIAL_PROVIDER is set, else
+/// the default file ~/.config/nebula-cred/config.toml (under XDG_CONFIG_HOME), else the
+/// local store in the platform data directory. `nebula-cred config show` says which.
+/// The key comes from --key-file, NEBULA_CREDENTIAL_KEY, or a passphrase; secrets are
+/// never taken as arguments.
 #[derive(Debug, Parser)]
 #[command(name = "nebula-cred", version, after_help = exit::HELP)]
 pub(crate) struct Cli {
@@ -26,13 +28,17 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// Storage configuration file (TOML); default: from the environment.
+    /// Storage configuration file (TOML); default: NEBULA_CRED_CONFIG, the environment,
+    /// or ~/.config/nebula-cred/config.toml (see `config show`).
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// Use [profiles.NAME] of the configuration file; default: NEBULA_CRED_PROFILE.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
     /// File holding the key (base64 of 32 bytes); default: --passphrase-file, NEBULA_CREDENTIAL_KEY, else a prompt.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) key_file: Option<PathBuf>,
-    /// Show the library's log on stderr: -v warnings (each failed operation, files skipped), -vv info, -vvv debug.
+    /// Say which store is used, and show the library's log on stderr: -v warnings (each failed operation, files skipped), -vv info, -vvv debug.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
     /// File whose first line is the passphrase, instead of NEBULA_CREDENTIAL_KEY or the
@@ -44,18 +50,28 @@ pub(crate) struct Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Store a credential; the value comes from stdin or --from-file, never an argument.
+    /// Store a credential; the value comes from stdin (or `-`), `@FILE` or --from-file, never an argument.
     #[command(
         after_help = "Examples:\n  printf '%s' \"$TOKEN\" | nebula-cred put github_token --tag env=prod\n  \
-        nebula-cred put tls_key --from-file key.pem --expires 2027-01-01T00:00:00Z"
+        nebula-cred put tls_key @key.pem --expires 90d\n  \
+        nebula-cred put github_token - < token.txt --trim\n\n\
+        Replacing a value keeps the credential's tags and expiry unless --tag, --clear-tags,\n\
+        --expires or --no-expiry change them (stderr says what changed). A value is stored\n\
+        under the key of the record it replaces (or of the store's records): another key is\n\
+        refused (exit 2) unless --new-key says it is intended."
     )]
     Put(PutArgs),
     /// Print a credential's value to stdout (refused on a terminal without --reveal).
     #[command(after_help = "Examples:\n  nebula-cred get github_token > token.txt\n  \
         nebula-cred get github_token --metadata\n  nebula-cred get github_token --json | jq -r .value")]
     Get(GetArgs),
-    /// List credentials: a table for people, JSON lines with --json.
-    #[command(after_help = "Examples:\n  nebula-cred list --tag env=prod\n  nebula-cred list --prefix db_ --json")]
+    /// List credentials: a table for people, one JSON array with --json.
+    #[command(
+        after_help = "Examples:\n  nebula-cred list --tag env=prod\n  nebula-cred list --prefix db_ --json\n  \
+        nebula-cred list --expiring-within 14d\n  nebula-cred list --key-id 3f2a9c0d11e2b7a4\n\n\
+        EXPIRES ends with ' (expired)' once the expiry has passed; KEY is the id of the key\n\
+        each record is encrypted under."
+    )]
     List(ListArgs),
     /// Exit 0 when the credential exists, 3 when it does not.
     #[command(after_help = "Example:\n  nebula-cred exists github_token && echo present")]
@@ -71,16 +87,22 @@ pub(crate) enum Command {
     },
     /// Re-encrypt every credential under a new key, beside live writers.
     #[command(after_help = "Example:\n  nebula-cred keygen --out new.key\n  \
+        nebula-cred rotate-key --dry-run --new-key-file new.key\n  \
         nebula-cred rotate-key --key-file old.key --new-key-file new.key\n\n\
-        Then give applications the new key. Running it again after an interruption finishes the job;\n\
-        if you already switched to the new key, pass the previous one with --old-key-file.")]
+        The safe order: 1. give applications the new key as an additional (old) key, so they\n\
+        read both; 2. run rotate-key; 3. make the new key their only key. Processes that hold\n\
+        only the old key cannot read what rotate-key re-encrypted. Running it again after an\n\
+        interruption finishes the job; if you already switched to the new key, pass the\n\
+        previous one with --old-key-file.")]
     RotateKey(RotateArgs),
     /// Copy credentials verbatim from one backend to another.
     #[command(
         after_help = "Examples:\n  nebula-cred migrate --from local.toml --to vault.toml --dry-run\n  \
-        nebula-cred migrate --from local.toml --to vault.toml --verify\n\n\
-        Records move encrypted and unchanged (no key needed). Running it again after an\n\
-        interruption finishes the job: records already on the target are not written again."
+        nebula-cred --profile prod migrate --to vault.toml --verify\n\n\
+        The source is --from, else the global --config/--profile (or NEBULA_CRED_CONFIG).\n\
+        Records move encrypted and unchanged (no key needed, so --key-file is refused). Running\n\
+        it again after an interruption finishes the job: records already on the target are not\n\
+        written again. The source is opened read-only."
     )]
     Migrate(MigrateArgs),
     /// Check the configuration, connectivity and permissions with a probe credential.
@@ -93,6 +115,20 @@ pub(crate) enum Command {
         after_help = "Examples:\n  nebula-cred keygen --out prod.key\n  nebula-cred keygen --salt"
     )]
     Keygen(KeygenArgs),
+    /// Show the configuration in use (provider, location, profile, where it came from), without secrets.
+    #[command(after_help = "Examples:\n  nebula-cred config show\n  nebula-cred --profile prod config show")]
+    Config {
+        /// What to do with the configuration.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Print the resolved provider, location, profile and source; never a secret.
+    Show,
 }
 
 /// `put`.
@@ -100,20 +136,35 @@ pub(crate) enum Command {
 pub(crate) struct PutArgs {
     /// Credential id: 1 to 128 of A-Z a-z 0-9 _ -.
     pub(crate) id: CredentialId,
-    /// Values given as arguments: refused without being echoed (they would show in `ps`).
-    /// Everything after the id that is not an option lands here, even text starting with
-    /// `-` and anything after it, so clap never quotes it back as an unexpected argument.
-    #[arg(hide = true, num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
-    pub(crate) value_argument: Vec<RefusedValue>,
+    /// `-` (the value from stdin) or `@FILE` (from FILE). Anything else is a value typed
+    /// as an argument: refused without being echoed (it would show in `ps`). Everything
+    /// after the id that is not an option lands here, even text starting with `-`, so clap
+    /// never quotes it back as an unexpected argument.
+    #[arg(value_name = "-|@FILE", num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) value_argument: Vec<ValueArgument>,
     /// A tag, KEY=VALUE (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub(crate) tags: Vec<(String, String)>,
     /// Read the value from this file instead of stdin.
     #[arg(long, value_name = "FILE")]
     pub(crate) from_file: Option<PathBuf>,
-    /// When the credential expires (RFC 3339, e.g. 2027-01-01T00:00:00Z).
-    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    /// When the credential expires: RFC 3339 (2027-01-01T00:00:00Z), a date (2027-01-01,
+    /// midnight UTC) or a duration from now (90d, 12h, 30m, 2w).
+    #[arg(long, value_name = "WHEN", value_parser = parse_time)]
     pub(crate) expires: Option<Timestamp>,
+    /// Remove the expiry of the credential being replaced.
+    #[arg(long, conflicts_with = "expires")]
+    pub(crate) no_expiry: bool,
+    /// Drop the tags of the credential being replaced (--tag adds the new ones).
+    #[arg(long)]
+    pub(crate) clear_tags: bool,
+    /// Remove line breaks (\n, \r\n) at the end of the value; by default it is stored verbatim.
+    #[arg(long)]
+    pub(crate) trim: bool,
+    /// Store under this key even though the credential (or, for a new id, the store) is
+    /// under another key: for a store deliberately holding several keys.
+    #[arg(long)]
+    pub(crate) new_key: bool,
 }
 
 /// `get`.
@@ -141,20 +192,33 @@ pub(crate) struct ListArgs {
     /// Only ids starting with this.
     #[arg(long, value_name = "P")]
     pub(crate) prefix: Option<String>,
-    /// One JSON object per line.
+    /// One JSON array of objects (the shape of `get --metadata --json`).
     #[arg(long)]
     pub(crate) json: bool,
-    /// Only the ids, one per line (no metadata is read).
+    /// Only the ids, one per line.
     #[arg(long, short = 'q', conflicts_with = "json")]
     pub(crate) ids_only: bool,
+    /// Only credentials whose expiry has passed.
+    #[arg(long)]
+    pub(crate) expired: bool,
+    /// Only credentials expiring within this long from now (e.g. 14d, 12h), or already expired.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "expired")]
+    pub(crate) expiring_within: Option<chrono::Duration>,
+    /// Only credentials encrypted under the key with this id (as shown by the KEY column).
+    #[arg(long, value_name = "KEY_ID")]
+    pub(crate) key_id: Option<String>,
 }
 
 /// `rotate-key`.
 #[derive(Debug, Args)]
 pub(crate) struct RotateArgs {
     /// File holding the new key (base64 of 32 bytes).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) new_key_file: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "dry_run")]
+    pub(crate) new_key_file: Option<PathBuf>,
+    /// Count the records under each key id (and, with --new-key-file, how many would be
+    /// re-encrypted); write nothing, need no key.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Files holding older keys some records may still be under (repeatable).
     #[arg(long, value_name = "FILE")]
     pub(crate) old_key_file: Vec<PathBuf>,
@@ -163,9 +227,9 @@ pub(crate) struct RotateArgs {
 /// `migrate`.
 #[derive(Debug, Args)]
 pub(crate) struct MigrateArgs {
-    /// Configuration of the source backend (TOML).
+    /// Configuration of the source backend (TOML); default: the global --config/--profile.
     #[arg(long, value_name = "CFG")]
-    pub(crate) from: PathBuf,
+    pub(crate) from: Option<PathBuf>,
     /// Configuration of the target backend (TOML).
     #[arg(long, value_name = "CFG")]
     pub(crate) to: PathBuf,
@@ -200,14 +264,39 @@ pub(crate) struct KeygenArgs {
     pub(crate) salt: bool,
 }
 
-/// A value typed as an argument, dropped unread: only its presence is kept, so neither
-/// `Debug` nor an error can repeat it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RefusedValue;
+/// What followed the id of `put`: the usual stdin and file markers, or a value typed as
+/// an argument, dropped unread (only its presence is kept, so neither `Debug` nor an
+/// error can repeat it).
+#[derive(Debug, Clone)]
+pub(crate) enum ValueArgument {
+    /// `-`: the value comes from stdin.
+    Stdin,
+    /// `@FILE`: the value comes from FILE.
+    File(PathBuf),
+    /// Anything else: a value (refused, never shown) or, after a marker, put's options,
+    /// parsed again by [`crate::commands::check_put`].
+    Other(Hidden),
+}
 
-impl From<std::ffi::OsString> for RefusedValue {
-    fn from(_: std::ffi::OsString) -> Self {
-        RefusedValue
+/// An argument kept only to be parsed again as options; `Debug` never shows it.
+#[derive(Clone)]
+pub(crate) struct Hidden(pub(crate) std::ffi::OsString);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+impl From<std::ffi::OsString> for ValueArgument {
+    fn from(arg: std::ffi::OsString) -> Self {
+        if arg == "-" {
+            return ValueArgument::Stdin;
+        }
+        match arg.to_str().and_then(|s| s.strip_prefix('@')) {
+            Some(path) if !path.is_empty() => ValueArgument::File(PathBuf::from(path)),
+            _ => ValueArgument::Other(Hidden(arg)),
+        }
     }
 }
 
@@ -219,11 +308,43 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// An RFC 3339 instant, in UTC.
-fn parse_time(s: &str) -> Result<Timestamp, String> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| format!("{e}; use RFC 3339, e.g. 2027-01-01T00:00:00Z"))
+/// An RFC 3339 instant, a date (`2027-01-01`, midnight UTC), or a duration from now
+/// (`30d`), in UTC.
+pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    if let Ok(after) = parse_duration(s) {
+        return chrono::Utc::now()
+            .checked_add_signed(after)
+            .ok_or_else(|| format!("{s} from now is out of range"));
+    }
+    Err(format!(
+        "'{s}' is not a time: use RFC 3339 (2027-01-01T00:00:00Z), a date (2027-01-01, midnight UTC) \
+         or a duration from now (90d, 12h, 30m, 2w)"
+    ))
+}
+
+/// A duration: a whole number and a unit, `s`, `m`, `h`, `d` or `w` (`30d`, `12h`).
+pub(crate) fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let usage = || format!("'{s}' is not a duration: use a number and a unit s, m, h, d or w, e.g. 14d or 12h");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
+    let (number, unit) = s.split_at(split);
+    let n: i64 = number.parse().map_err(|_| usage())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(usage()),
+    };
+    n.checked_mul(seconds)
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or_else(usage)
 }
 
 #[cfg(test)]
@@ -251,5 +372,15 @@ mod tests {
         assert!(parse_tag("=x").is_err());
         assert!(parse_time("2027-01-01T00:00:00+02:00").is_ok());
         assert!(parse_time("tomorrow").is_err());
+        assert_eq!(
+            parse_time("2027-01-01").unwrap().to_rfc3339(),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert!(parse_time("30d").unwrap() > chrono::Utc::now() + chrono::Duration::days(29));
+        assert_eq!(parse_duration("12h").unwrap(), chrono::Duration::hours(12));
+        assert_eq!(parse_duration("2w").unwrap(), chrono::Duration::days(14));
+        for bad in ["", "d", "12", "12y", "-1d", "1.5d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -28,28 +28,37 @@ pub(crate) struct Loaded {
     pub(crate) storage: StorageConfig,
     /// The passphrase salt (base64), if configured.
     pub(crate) salt: Option<String>,
-    /// `FILE` or `the environment`, for messages.
-    pub(crate) origin: String,
 }
 
-/// The configuration of `--config FILE`, else of the environment.
-pub(crate) fn load(path: Option<&Path>) -> Result<Loaded, CliError> {
-    match path {
-        Some(path) => load_file(path),
-        None => Ok(Loaded {
-            storage: StorageConfig::from_env().map_err(nebula_credential::StorageError::from)?,
-            salt: std::env::var(SALT_VAR).ok().filter(|s| !s.trim().is_empty()),
-            origin: "the environment (NEBULA_CREDENTIAL_PROVIDER and the backend's variables)".into(),
-        }),
-    }
+/// The configuration of the environment (`NEBULA_CREDENTIAL_PROVIDER` and that backend's
+/// variables), with the salt of `NEBULA_CREDENTIAL_SALT`.
+pub(crate) fn load_env() -> Result<Loaded, CliError> {
+    Ok(Loaded {
+        storage: StorageConfig::from_env().map_err(nebula_credential::StorageError::from)?,
+        salt: env_salt(),
+    })
 }
 
-/// Reads `path`: the TOML of a `StorageConfig`, with an optional `[key]` table.
+/// `NEBULA_CREDENTIAL_SALT`, when set and not blank.
+fn env_salt() -> Option<String> {
+    std::env::var(SALT_VAR).ok().filter(|s| !s.trim().is_empty())
+}
+
+/// Reads `path` (no profile): the TOML of a `StorageConfig`, with an optional `[key]` table.
 pub(crate) fn load_file(path: &Path) -> Result<Loaded, CliError> {
+    load_profile(path, None)
+}
+
+/// Reads `path`: the TOML of a `StorageConfig` with an optional `[key]` table at the top,
+/// and named ones under `[profiles.<name>]` (each a `StorageConfig` with its own optional
+/// `[key]`). `profile` selects one; without it the top level is used. The salt comes from
+/// the profile's `[key]`, else the top level's, else `NEBULA_CREDENTIAL_SALT`.
+pub(crate) fn load_profile(path: &Path, profile: Option<&str>) -> Result<Loaded, CliError> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::Usage(format!(
-            "cannot read the configuration file {shown}: {e}; check the path given to --config, --from or --to"
+            "cannot read the configuration file {shown}: {e}; check the path given to --config, \
+             NEBULA_CRED_CONFIG, --from or --to"
         ))
     })?;
     // The file may hold secrets (tokens): report where a syntax error is, never the line itself.
@@ -68,27 +77,68 @@ pub(crate) fn load_file(path: &Path) -> Result<Loaded, CliError> {
             e.message()
         ))
     })?;
-    let key = match table.remove("key") {
-        Some(value) => value.try_into::<KeyTable>().map_err(|e| {
-            CliError::Usage(format!(
-                "the [key] table of {shown} is invalid: {}; it may only hold passphrase_salt = \"<base64>\"",
-                without_strings(e.message())
-            ))
-        })?,
-        None => KeyTable::default(),
+    let top_key = key_table(&mut table, &shown.to_string(), "[key]")?;
+    let profiles = match table.remove("profiles") {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            return Err(CliError::Usage(format!(
+                "`profiles` in {shown} must be tables: [profiles.NAME] with provider = \"…\" and its settings"
+            )));
+        }
+        None => toml::Table::new(),
     };
+    let names = || profiles.keys().cloned().collect::<Vec<_>>().join(", ");
+    let (mut table, origin) = match profile {
+        Some(name) => match profiles.get(name) {
+            Some(toml::Value::Table(t)) => (t.clone(), format!("{shown}, profile {name}")),
+            _ if profiles.is_empty() => {
+                return Err(CliError::Usage(format!(
+                    "profile '{name}' was asked for (--profile or NEBULA_CRED_PROFILE) but {shown} has no \
+                     [profiles.NAME] tables; add [profiles.{name}] or drop the profile"
+                )));
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "{shown} has no profile '{name}'; its profiles: {}",
+                    names()
+                )));
+            }
+        },
+        None if table.is_empty() && !profiles.is_empty() => {
+            return Err(CliError::Usage(format!(
+                "{shown} holds only profiles ({}); choose one with --profile NAME or NEBULA_CRED_PROFILE, \
+                 or add top-level settings for the default",
+                names()
+            )));
+        }
+        None => (table, shown.to_string()),
+    };
+    let section = profile.map_or_else(|| "[key]".to_string(), |p| format!("[profiles.{p}.key]"));
+    let own_key = key_table(&mut table, &shown.to_string(), &section)?;
     let storage: StorageConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
         CliError::Usage(format!(
-            "the configuration file {shown} is not a valid storage configuration: {}; \
+            "the configuration {origin} is not a valid storage configuration: {}; \
              start it with provider = \"local\" (or memory, aws, …) and that backend's settings",
             without_strings(e.message().trim_end())
         ))
     })?;
     Ok(Loaded {
         storage,
-        salt: key.passphrase_salt,
-        origin: shown.to_string(),
+        salt: own_key.passphrase_salt.or(top_key.passphrase_salt).or_else(env_salt),
     })
+}
+
+/// Removes and reads the `[key]` table of `table`.
+fn key_table(table: &mut toml::Table, shown: &str, section: &str) -> Result<KeyTable, CliError> {
+    match table.remove("key") {
+        Some(value) => value.try_into::<KeyTable>().map_err(|e| {
+            CliError::Usage(format!(
+                "the {section} table of {shown} is invalid: {}; it may only hold passphrase_salt = \"<base64>\"",
+                without_strings(e.message())
+            ))
+        }),
+        None => Ok(KeyTable::default()),
+    }
 }
 
 /// `message` with each string value serde quotes (`string "…"`, as in "invalid type:
@@ -168,6 +218,35 @@ mod tests {
         }
         let (_d, path) = write("provider = \"memory\"\n[key]\npassphrase_salt = 7\n");
         assert!(load_file(&path).unwrap_err().to_string().contains("expected a string"));
+    }
+
+    #[test]
+    fn profiles_are_selected_by_name_with_their_own_salt() {
+        let (_d, path) = write(
+            "provider = \"memory\"\n[key]\npassphrase_salt = \"dG9wdG9wdG9wdG9wdG9wdA==\"\n\
+             [profiles.a]\nprovider = \"memory\"\n[profiles.a.key]\npassphrase_salt = \"YWFhYWFhYWFhYWFhYWFhYQ==\"\n\
+             [profiles.b]\nprovider = \"memory\"\n",
+        );
+        assert_eq!(
+            load_file(&path).unwrap().salt.as_deref(),
+            Some("dG9wdG9wdG9wdG9wdG9wdA==")
+        );
+        let a = load_profile(&path, Some("a")).unwrap();
+        assert_eq!(a.salt.as_deref(), Some("YWFhYWFhYWFhYWFhYWFhYQ=="));
+        // A profile without [key] takes the file's.
+        let b = load_profile(&path, Some("b")).unwrap();
+        assert_eq!(b.salt.as_deref(), Some("dG9wdG9wdG9wdG9wdG9wdA=="));
+        let e = load_profile(&path, Some("c")).unwrap_err();
+        assert_eq!(e.code(), crate::exit::USAGE);
+        assert!(e.to_string().contains("a, b"), "{e}");
+        // Only profiles: one must be chosen.
+        let (_d, path) = write("[profiles.a]\nprovider = \"memory\"\n");
+        assert!(load_file(&path).unwrap_err().to_string().contains("--profile"));
+        assert!(load_profile(&path, Some("a")).is_ok());
+        // A profile that is not a storage configuration names the profile.
+        let (_d, path) = write("[profiles.a]\nprovider = \"memory\"\nbase_path = \"/x\"\n");
+        let e = load_profile(&path, Some("a")).unwrap_err().to_string();
+        assert!(e.contains("profile a") && e.contains("base_path"), "{e}");
     }
 
     #[test]

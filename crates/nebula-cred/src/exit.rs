@@ -6,16 +6,23 @@ use nebula_credential::{ErrorKind, StorageError};
 
 /// The command did what was asked.
 pub const OK: u8 = 0;
-/// An error not covered below (backend failure, I/O, decryption, …).
+/// An error not covered below: a backend failure, I/O on stdin/stdout, a value that cannot
+/// be decrypted with the key given (`get`), a value too large for the backend, a corrupted
+/// record.
 pub const ERROR: u8 = 1;
-/// Bad usage: unknown option, invalid id, tag, date or configuration, no key.
+/// Bad usage, fixed by changing the command line or the configuration: an unknown option;
+/// an invalid id, tag, time or duration; an invalid configuration; a file named on the
+/// command line (configuration, key, passphrase, value) that cannot be read; no key; a
+/// `put` under another key than the store's without `--new-key`; passphrases that differ.
 pub const USAGE: u8 = 2;
 /// The credential does not exist (`get`, `exists`).
 pub const NOT_FOUND: u8 = 3;
 /// A conflict: `migrate` left target records that differ (no `--overwrite`), or another
 /// writer got there first.
 pub const CONFLICT: u8 = 4;
-/// Permission denied or authentication failed; the message names what to grant.
+/// Permission denied or authentication failed, including a store that can be read but not
+/// written (a directory without write permission, a read-only file system) for a write;
+/// the message names what to grant.
 pub const DENIED: u8 = 5;
 /// Partly done: some credentials failed (`migrate`, `rotate-key`, `list`), or `doctor`
 /// found the backend misbehaving (a record not read back verbatim, not listed, not
@@ -29,12 +36,15 @@ pub const UNAVAILABLE: u8 = 7;
 pub(crate) const HELP: &str = "\
 Exit status:
   0  success
-  1  error (backend failure, I/O, decryption, ...)
-  2  usage: bad arguments, invalid id, tag, date or configuration, no key
+  1  error: backend failure, I/O, a value the key cannot decrypt, a value too large
+  2  usage: bad arguments; invalid id, tag, time or configuration; a config, key,
+     passphrase or value file that cannot be read; no key; put under another
+     key than the store's without --new-key
   3  not found (get, exists)
   4  conflict: target records left different (migrate without --overwrite),
      or another writer got there first
-  5  permission denied or authentication failed
+  5  permission denied or authentication failed; a write to a store that can
+     only be read (read-only directory or file system)
   6  incomplete: some credentials failed (migrate, rotate-key, list),
      or a doctor step found the backend misbehaving
   7  temporarily unavailable (timeout, unreachable, throttled): retry later

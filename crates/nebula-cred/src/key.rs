@@ -26,6 +26,9 @@ pub(crate) struct KeySources<'a> {
     pub(crate) passphrase_file: Option<&'a Path>,
     /// The passphrase salt (base64) from the configuration or `NEBULA_CREDENTIAL_SALT`.
     pub(crate) salt: Option<&'a str>,
+    /// Ask a typed passphrase twice (for writes: a typo would encrypt under a key
+    /// nobody has).
+    pub(crate) confirm: bool,
 }
 
 /// The key: from `--key-file`, else a passphrase from `--passphrase-file`, else
@@ -61,6 +64,19 @@ pub(crate) fn load(sources: KeySources<'_>) -> Result<EncryptionKey, CliError> {
         crate::prompt::hidden("passphrase: ")
             .map_err(|e| CliError::io("cannot read the passphrase from the terminal", e))?,
     );
+    if sources.confirm {
+        let again = Zeroizing::new(
+            crate::prompt::hidden("passphrase (again): ")
+                .map_err(|e| CliError::io("cannot read the passphrase from the terminal", e))?,
+        );
+        if *again != *typed {
+            return Err(CliError::Usage(
+                "the two passphrases differ; nothing was written: run the command again \
+                 (a typo would encrypt under a key nobody has)"
+                    .into(),
+            ));
+        }
+    }
     let passphrase = SecretString::from(typed.as_str().to_string());
     from_passphrase(&passphrase, sources.salt)
 }
@@ -90,9 +106,15 @@ pub(crate) fn key_file(path: &Path) -> Result<EncryptionKey, CliError> {
 
 /// Reads a file holding a secret, warning when others may read it.
 fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .map_err(|e| CliError::io(format!("cannot read the {what} file {}", path.display()), e))?;
+    // A file named on the command line that cannot be read is bad usage (exit 2), as a
+    // missing configuration file is.
+    let text = std::fs::read_to_string(path).map(Zeroizing::new).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the {what} file {}: {e}; check the path (create a key with \
+             `nebula-cred keygen --out FILE`)",
+            path.display()
+        ))
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

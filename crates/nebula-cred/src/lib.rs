@@ -3,18 +3,19 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use nebula_credential::{CredentialStore, Keyring};
 
 mod cli;
 mod commands;
 mod config;
+mod context;
 pub mod doctor;
 pub mod exit;
 mod key;
 mod migrate_cmd;
 mod prompt;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ConfigAction, Global};
+use context::Context;
 use exit::CliError;
 
 /// Parses the process's arguments, runs the command and returns its exit status
@@ -66,63 +67,102 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Whether `command` decrypts or encrypts, and so needs the key.
-fn needs_key(command: &Command) -> bool {
-    match command {
-        Command::Put(_) | Command::RotateKey(_) => true,
-        Command::Get(args) => commands::get_needs_key(args),
-        _ => false,
-    }
-}
-
 async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliError> {
     let global = &cli.global;
     let command = &cli.command;
     match command {
         Command::Keygen(args) => return commands::keygen(args, out),
-        Command::Doctor => return commands::doctor(global.config.as_deref(), out).await,
-        Command::Migrate(args) => return migrate_cmd::run(args, out).await,
+        Command::Doctor => return commands::doctor(context::resolve(global), out).await,
+        Command::Migrate(args) => return migrate_cmd::run(global, args, out).await,
         Command::Get(args) => commands::check_reveal(args)?,
-        Command::Put(args) => commands::check_put(args)?,
         _ => {}
     }
-    let loaded = config::load(global.config.as_deref())?;
-    let key = if needs_key(command) {
-        Some(key::load(key::KeySources {
-            key_file: global.key_file.as_deref(),
-            passphrase_file: global.passphrase_file.as_deref(),
-            salt: loaded.salt.as_deref(),
-        })?)
-    } else {
-        None
+    let reparsed;
+    let command = match command {
+        Command::Put(args) => match commands::check_put(args)? {
+            Some(args) => {
+                reparsed = Command::Put(args);
+                &reparsed
+            }
+            None => command,
+        },
+        _ => command,
     };
-    let provider = nebula_credential::open(&loaded.storage).await?;
-    if matches!(command, Command::Put(_) | Command::RotateKey(_)) && provider.provider_name() == "memory" {
+    let context = context::resolve(global)?;
+    if global.verbose > 0 {
+        eprintln!("{}", context.describe());
+    }
+    let result = run_command(global, &context, command, out).await;
+    if result.as_ref().is_err_and(|e| e.code() == exit::NOT_FOUND) {
+        context.hint_where();
+    }
+    result
+}
+
+/// Runs a command that uses the resolved store: read-only commands open it read-only
+/// (nothing created or probed); the key is loaded before any I/O.
+async fn run_command(
+    global: &Global,
+    context: &Context,
+    command: &Command,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CliError> {
+    match command {
+        Command::Put(args) => {
+            let key = context.load_key(global, true)?;
+            let provider = context.open_read_write().await?;
+            note_memory(provider.as_ref());
+            commands::put(provider, key, args, out).await
+        }
+        Command::Get(args) if args.metadata => {
+            let provider = context.open_read_only().await?;
+            commands::get_metadata(provider.as_ref(), args, out).await
+        }
+        Command::Get(args) => {
+            let key = context.load_key(global, false)?;
+            let provider = context.open_read_only().await?;
+            let keyring = nebula_credential::Keyring::new(key);
+            commands::get_value(provider.as_ref(), &keyring, args, out).await
+        }
+        Command::List(args) => {
+            let provider = context.open_read_only().await?;
+            commands::list(provider.as_ref(), context, args, out).await
+        }
+        Command::Exists { id } => {
+            let provider = context.open_read_only().await?;
+            commands::exists(provider.as_ref(), id, out).await
+        }
+        Command::Delete { id } => {
+            // Nothing to delete: say so without creating the store.
+            if !context.open_read_only().await?.exists(id).await? {
+                return commands::emit(out, format!("'{id}' was not stored; nothing to delete\n"));
+            }
+            let provider = context.open_read_write().await?;
+            commands::delete(provider.as_ref(), id, out).await
+        }
+        Command::RotateKey(args) if args.dry_run => {
+            let provider = context.open_read_only().await?;
+            commands::rotate_dry_run(provider.as_ref(), args, out).await
+        }
+        Command::RotateKey(args) => {
+            let key = context.load_key(global, false)?;
+            let provider = context.open_read_write().await?;
+            note_memory(provider.as_ref());
+            commands::rotate(provider, key, args, out).await
+        }
+        Command::Config {
+            action: ConfigAction::Show,
+        } => commands::emit(out, context::show(context)),
+        Command::Keygen(_) | Command::Doctor | Command::Migrate(_) => unreachable!("handled by dispatch"),
+    }
+}
+
+/// Says that the memory provider keeps nothing, before a write to it.
+fn note_memory(provider: &dyn nebula_credential::StorageProvider) {
+    if provider.provider_name() == "memory" {
         eprintln!(
             "note: the memory provider keeps nothing: what this command writes is lost when it exits \
              (set provider in --config or NEBULA_CREDENTIAL_PROVIDER to a persistent backend)"
         );
-    }
-    let store = |key: Option<nebula_credential::EncryptionKey>| {
-        CredentialStore::new(
-            provider.clone(),
-            Keyring::new(key.expect("loaded for commands that need it")),
-        )
-    };
-    match command {
-        Command::Put(args) => {
-            let limit = provider.capabilities().max_payload_bytes;
-            commands::put(&store(key), limit, args, out).await
-        }
-        Command::Get(args) if args.metadata => commands::get_metadata(provider.as_ref(), args, out).await,
-        Command::Get(args) => commands::get_value(&store(key), args, out).await,
-        Command::List(args) => commands::list(provider.as_ref(), args, out).await,
-        Command::Exists { id } => commands::exists(provider.as_ref(), id, out).await,
-        Command::Delete { id } => commands::delete(provider.as_ref(), id, out).await,
-        Command::RotateKey(args) => {
-            let key = key.expect("loaded for rotate-key");
-            commands::rotate(provider.clone(), key, args, out).await
-        }
-        Command::Keygen(_) | Command::Doctor | Command::Migrate(_) => unreachable!("handled above"),
     }
 }

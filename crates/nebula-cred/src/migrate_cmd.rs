@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use nebula_credential::migrate::{MigrateOptions, MigrationOutcome, MigrationReport, Progress, migrate};
 
-use crate::cli::MigrateArgs;
+use crate::cli::{Global, MigrateArgs};
 use crate::commands::{emit, migrate_filter};
-use crate::config;
 use crate::exit::CliError;
+use crate::{config, context};
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
 struct Bar {
@@ -60,17 +60,50 @@ impl Bar {
 }
 
 /// Runs `migrate` and prints its summary; the exit status says whether it is complete.
-pub(crate) async fn run(args: &MigrateArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let from = config::load_file(&args.from)?;
+/// The source is `--from`, else the global configuration (`--config`, `--profile`,
+/// `NEBULA_CRED_CONFIG`, the default file); it is opened read-only.
+pub(crate) async fn run(global: &Global, args: &MigrateArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if let Some(flag) = [
+        global.key_file.as_ref().map(|_| "--key-file"),
+        global.passphrase_file.as_ref().map(|_| "--passphrase-file"),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    {
+        return Err(CliError::Usage(format!(
+            "migrate copies records encrypted and unchanged and needs no key: drop {flag}"
+        )));
+    }
+    let (from, from_name) = match &args.from {
+        Some(path) if global.config.is_some() || global.profile.is_some() => {
+            return Err(CliError::Usage(format!(
+                "give the source once: --from {} or the global --config/--profile, not both",
+                path.display()
+            )));
+        }
+        Some(path) => (config::load_file(path)?, format!("--from {}", path.display())),
+        None => {
+            let context = context::resolve(global)?;
+            if context.implicit() {
+                return Err(CliError::Usage(
+                    "migrate needs a source: --from CFG, or the global --config FILE / --profile NAME \
+                     (or NEBULA_CRED_CONFIG)"
+                        .into(),
+                ));
+            }
+            let name = context.source_text();
+            (context.loaded, name)
+        }
+    };
     let to = config::load_file(&args.to)?;
     if from.storage == to.storage {
         return Err(CliError::Usage(format!(
-            "--from {} and --to {} configure the same storage; point --to at the target backend",
-            args.from.display(),
+            "the source ({from_name}) and --to {} configure the same storage; point --to at the target backend",
             args.to.display()
         )));
     }
-    let source = nebula_credential::open(&from.storage).await?;
+    let source = context::open_read_only(&from.storage).await?;
     let target = nebula_credential::open(&to.storage).await?;
     let options = MigrateOptions::new(migrate_filter(&args.tags, args.prefix.as_deref()))
         .overwrite(args.overwrite)

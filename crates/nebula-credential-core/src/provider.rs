@@ -328,4 +328,14 @@ pub trait ProviderConfig: Send + Sync {
     /// Validates, then builds the bare backend (no layers). Does no network I/O beyond
     /// what building a client needs; use [`StorageProvider::check`] to prove a connection.
     async fn build(&self) -> Result<Box<dyn StorageProvider>, StorageError>;
+
+    /// Like [`build`](Self::build), for a caller that only reads (listing, auditing,
+    /// backing up, migrating from): a backend that would otherwise create or probe
+    /// something on open does not, so a store that can be read but not written opens.
+    /// Writes through the result may fail with
+    /// [`PermissionDenied`](crate::ErrorKind::PermissionDenied). The default builds
+    /// the same backend as `build`, for backends whose open writes nothing.
+    async fn build_read_only(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
+        self.build().await
+    }
 }

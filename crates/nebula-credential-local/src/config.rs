@@ -108,6 +108,12 @@ impl ProviderConfig for LocalStorageConfig {
         Ok(Box::new(LocalStorageProvider::new(self.clone()).await?))
     }
 
+    /// Opens a [`LocalStorageProvider`] read-only
+    /// ([`LocalStorageProvider::open_read_only`]): nothing is created, probed or removed.
+    async fn build_read_only(&self) -> Result<Box<dyn StorageProvider>, StorageError> {
+        Ok(Box::new(LocalStorageProvider::open_read_only(self.clone()).await?))
+    }
+
     /// Checks every field without touching the file system (that happens in
     /// [`LocalStorageProvider::new`](crate::LocalStorageProvider::new)).
     fn validate(&self) -> Result<(), ConfigError> {

@@ -60,6 +60,8 @@ struct Inner {
     limit: usize,
     timeouts: Timeouts,
     cache: MetadataCache,
+    /// Opened with [`LocalStorageProvider::open_read_only`]: writes are refused.
+    read_only: bool,
 }
 
 /// Only the metadata of a record, so `list` does not decode ciphertexts.
@@ -103,6 +105,32 @@ impl LocalStorageProvider {
     /// Fails fast with a [`StorageError::Config`] naming `base_path` when the directory
     /// is unusable.
     pub async fn new(config: LocalStorageConfig) -> Result<Self, StorageError> {
+        Self::open(config, false).await
+    }
+
+    /// Validates `config` and opens the directory for reading only: nothing is created
+    /// (whatever `create_dir` says), no probe file is written and no temporary file is
+    /// removed, so a read-only directory or mount, or a backup being audited, opens and
+    /// stays exactly as it was. Fails with a [`StorageError::Config`] naming `base_path`
+    /// when it is missing or not a directory. Every write (`store`, `store_if`,
+    /// `delete`) fails with [`StorageError::PermissionDenied`] saying the provider was
+    /// opened read-only.
+    ///
+    /// ```
+    /// use nebula_credential_local::{LocalStorageConfig, LocalStorageProvider};
+    /// use nebula_credential_core::{CredentialFilter, StorageProvider};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = std::env::temp_dir();
+    /// let provider = LocalStorageProvider::open_read_only(LocalStorageConfig::new(&dir)).await?;
+    /// provider.list(&CredentialFilter::new()).await?;
+    /// # Ok::<(), nebula_credential_core::StorageError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open_read_only(config: LocalStorageConfig) -> Result<Self, StorageError> {
+        Self::open(config, true).await
+    }
+
+    async fn open(config: LocalStorageConfig, read_only: bool) -> Result<Self, StorageError> {
         config.validate()?;
         let inner = Inner {
             dir: Dir {
@@ -113,8 +141,10 @@ impl LocalStorageProvider {
             limit: config.max_payload_bytes,
             timeouts: config.timeouts,
             cache: MetadataCache::default(),
+            read_only,
         };
-        let inner = tokio::task::spawn_blocking(move || inner.prepare(config.create_dir).map(|()| inner))
+        let create_dir = config.create_dir && !read_only;
+        let inner = tokio::task::spawn_blocking(move || inner.prepare(create_dir).map(|()| inner))
             .await
             .map_err(|e| join_error(Operation::List, e))??;
         Ok(LocalStorageProvider { inner: Arc::new(inner) })
@@ -195,6 +225,13 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound && create_dir => {
                 create_private_dir(path).map_err(|e| prepare_error(path, "cannot be created", e))?;
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.read_only => {
+                return Err(config_err(format!(
+                    "{} does not exist, so nothing is stored there yet (opened read-only, it is not \
+                     created); check base_path, or store a credential first",
+                    path.display()
+                )));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(config_err(format!(
                     "{} does not exist; create it or set create_dir = true",
@@ -203,10 +240,30 @@ impl Inner {
             }
             Err(e) => return Err(prepare_error(path, "cannot be read", e)),
         }
+        if self.read_only {
+            return Ok(());
+        }
         probe_writable(path).map_err(|e| prepare_error(path, "is not writable by this process", e))?;
         self.dir
             .remove_stale_temps()
             .map_err(|e| io_error(Operation::List, None, path, e))?;
+        Ok(())
+    }
+
+    /// Refuses a write through a provider opened read-only.
+    fn writable(&self, operation: Operation, id: &CredentialId) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::permission_denied(
+                PROVIDER,
+                operation,
+                Some(id),
+                format!(
+                    "{} was opened read-only (open_read_only); open it with open() or \
+                     LocalStorageProvider::new to write",
+                    self.dir.path.display()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -340,11 +397,25 @@ fn join_error(operation: Operation, e: tokio::task::JoinError) -> StorageError {
 }
 
 /// The mapping table from I/O errors to [`StorageError`] kinds (by `io::ErrorKind`).
-/// Why `base_path` cannot be used: a permission the process lacks is `PermissionDenied`
-/// (what to grant); anything else is a configuration error naming the path.
+/// Why `base_path` cannot be used: a permission the process lacks, or a read-only file
+/// system, is `PermissionDenied` (what to grant or change: the same cause as a directory
+/// without write permission); anything else is a configuration error naming the path.
 fn prepare_error(path: &Path, what: &str, e: io::Error) -> StorageError {
     if e.kind() == io::ErrorKind::PermissionDenied {
         return io_error(Operation::Check, None, path, e);
+    }
+    if e.kind() == io::ErrorKind::ReadOnlyFilesystem {
+        return StorageError::permission_denied(
+            PROVIDER,
+            Operation::Check,
+            None,
+            format!(
+                "{} is on a read-only file system: it can be opened read-only (open_read_only) to read; \
+                 to write, choose a writable base_path or remount it read-write",
+                path.display()
+            ),
+        )
+        .with_source(e);
     }
     let rule = format!("{} {what} ({e}); fix its owner or permissions", path.display());
     StorageError::Config(ConfigError::new(PROVIDER, "base_path", rule))
@@ -413,6 +484,7 @@ impl StorageProvider for LocalStorageProvider {
         metadata: &CredentialMetadata,
         precondition: &Precondition,
     ) -> Result<Revision, StorageError> {
+        self.inner.writable(Operation::Store, id)?;
         if precondition.is_conditional() && !self.inner.dir.locking {
             return Err(StorageError::Unsupported {
                 provider: PROVIDER,
@@ -444,6 +516,7 @@ impl StorageProvider for LocalStorageProvider {
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+        self.inner.writable(Operation::Delete, id)?;
         self.write(Operation::Delete, id, |inner, op| inner.delete(op)).await
     }
 
@@ -499,6 +572,17 @@ mod tests {
             "{denied}"
         );
         assert!(denied.to_string().contains("/srv/creds"), "{denied}");
+        let read_only = prepare_error(
+            p,
+            "is not writable by this process",
+            io::ErrorKind::ReadOnlyFilesystem.into(),
+        );
+        assert_eq!(
+            read_only.kind(),
+            nebula_credential_core::ErrorKind::PermissionDenied,
+            "{read_only}"
+        );
+        assert!(read_only.to_string().contains("read-only file system"), "{read_only}");
         let other = prepare_error(p, "cannot be read", io::ErrorKind::InvalidData.into());
         assert!(matches!(other, StorageError::Config(_)), "{other}");
         assert!(other.to_string().contains("base_path"), "{other}");

@@ -6,7 +6,7 @@ pub mod migrate;
 mod open;
 
 pub use config::{PROVIDERS, StorageConfig};
-pub use open::{open, open_with_metrics};
+pub use open::{open, open_read_only, open_with_metrics};
 
 /// The local encrypted-file backend (feature `storage-local`).
 #[cfg(feature = "storage-local")]

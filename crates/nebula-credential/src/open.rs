@@ -35,3 +35,32 @@ pub async fn open_with_metrics(
     tracing::debug!(provider = provider.provider_name(), "storage provider opened");
     Ok(provider)
 }
+
+/// Like [`open`], for callers that only read (list, get, export, audit, `migrate`'s
+/// source): builds the backend with
+/// [`ProviderConfig::build_read_only`](nebula_credential_core::ProviderConfig::build_read_only),
+/// so nothing is created, probed or cleaned up on open and a store that can be read but
+/// not written opens. The local backend then refuses writes with
+/// [`StorageError::PermissionDenied`] saying it was opened read-only.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let config: nebula_credential::StorageConfig = toml::from_str(r#"provider = "memory""#)?;
+/// let provider = nebula_credential::open_read_only(&config).await?;
+/// assert!(provider.list(&Default::default()).await?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub async fn open_read_only(config: &StorageConfig) -> Result<Arc<dyn StorageProvider>, StorageError> {
+    let config = config.inner();
+    config.validate()?;
+    let backend = config.build_read_only().await?;
+    let provider: Arc<dyn StorageProvider> = Arc::new(layers::standard(
+        backend,
+        *config.retry(),
+        *config.timeouts(),
+        Arc::new(StorageMetrics::new()),
+    )?);
+    tracing::debug!(provider = provider.provider_name(), "storage provider opened read-only");
+    Ok(provider)
+}

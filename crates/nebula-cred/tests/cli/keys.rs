@@ -41,7 +41,11 @@ fn the_key_comes_from_the_environment_a_file_or_a_passphrase_with_the_configured
     let pass = f.path("pass");
     std::fs::write(&pass, "correct horse battery staple\n").unwrap();
     let by_pass = |args: &[&str]| with_key(&with_salt, "--passphrase-file", &pass, args);
-    by_pass(&["put", "by_pass"]).write_stdin("pv").assert().success();
+    // Deliberately another key than the store's (from_env is under the key file's key).
+    by_pass(&["put", "by_pass", "--new-key"])
+        .write_stdin("pv")
+        .assert()
+        .success();
     by_pass(&["get", "by_pass"]).assert().success().stdout("pv");
     // The library derives the same key from the same passphrase and salt.
     let derived = EncryptionKey::from_passphrase(
@@ -92,7 +96,13 @@ fn the_passphrase_prompt_does_not_echo() {
         config.display(),
         value.display()
     );
-    let out = on_terminal(&line, Some(("passphrase: ", "Typed-Passphrase-42\n")));
+    let out = on_terminal_answering(
+        &line,
+        &[
+            ("passphrase: ", "Typed-Passphrase-42\n"),
+            ("passphrase (again): ", "Typed-Passphrase-42\n"),
+        ],
+    );
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(

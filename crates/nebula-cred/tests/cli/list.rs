@@ -23,15 +23,11 @@ fn list_prints_a_table_json_lines_or_ids_and_filters() {
     );
 
     let out = f.cmd(&["list", "--tag", "env=prod", "--json"]).output().unwrap();
-    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["api_key", "db_main"]);
-    assert_eq!(rows[1]["tags"]["team"], "core");
-    assert_eq!(rows[1]["version"], 1);
+    assert_eq!(rows[1]["metadata"]["tags"]["team"], "core");
+    assert_eq!(rows[1]["metadata"]["version"], 1);
 
     f.cmd(&["list", "--prefix", "db_", "--ids-only"])
         .assert()

@@ -5,12 +5,18 @@
 
 mod support;
 
+mod context;
 mod doctor;
 mod exists_delete;
 mod keys;
 mod list;
 mod migrate;
+mod operator;
 mod put_get;
+mod put_guards;
+mod read_only;
+mod readme;
 mod rotate_key;
 mod secrets;
+mod shapes;
 mod usage;

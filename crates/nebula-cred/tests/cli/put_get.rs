@@ -32,7 +32,7 @@ fn put_then_get_returns_the_exact_bytes_from_stdin_and_from_a_file() {
     f.cmd(&["get", "api_key", "--metadata"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("version:  2").and(predicate::str::contains("tags:     \n")));
+        .stdout(predicate::str::contains("version:  2").and(predicate::str::contains("tags:     env=prod\n")));
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn get_json_carries_the_value_and_metadata() {
     assert_eq!(v["value"], SECRET);
     assert_eq!(v["metadata"]["version"], 1);
     assert_eq!(v["metadata"]["tags"]["env"], "prod");
-    assert_eq!(v["metadata"]["expires_at"], "2030-01-02T03:04:05Z");
+    assert_eq!(v["metadata"]["expires_at"], "2030-01-02T03:04:05.000Z");
 
     std::fs::write(f.path("bin"), [0xff, 0xfe, 0x00]).unwrap();
     let bin = f.path("bin");

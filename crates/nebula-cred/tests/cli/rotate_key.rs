@@ -50,7 +50,12 @@ fn an_interrupted_rotation_can_be_finished_with_the_new_key_already_in_use() {
     keygen(&new_key);
     let new = new_key.to_str().unwrap();
     let with_new = |args: &[&str]| with_key(&f.config, "--key-file", &new_key, args);
-    with_new(&["put", "c"]).write_stdin("value-c").assert().success();
+    // Another key than the store's: refused unless --new-key says it is intended.
+    with_new(&["put", "c"]).write_stdin("value-c").assert().code(2);
+    with_new(&["put", "c", "--new-key"])
+        .write_stdin("value-c")
+        .assert()
+        .success();
     // Without the old key there is nothing to rotate from: say how to finish.
     with_new(&["rotate-key", "--new-key-file", new])
         .assert()
@@ -122,4 +127,59 @@ fn rotate_key_never_undoes_a_write_made_while_it_runs() {
     for id in &ids {
         assert_eq!(raw(&f.config(), id.as_str()).unwrap().data.key_id, new.key_id());
     }
+}
+
+#[test]
+fn rotate_key_dry_run_counts_per_key_id_and_the_safe_order_is_printed() {
+    let f = Fixture::new();
+    f.put("a", "value-a", &[]);
+    f.put("b", "value-b", &[]);
+    let new_key = f.path("new.key");
+    keygen(&new_key);
+    let new = new_key.to_str().unwrap();
+    with_key(&f.config, "--key-file", &new_key, &["put", "c", "--new-key"])
+        .write_stdin("value-c")
+        .assert()
+        .success();
+    let before: Vec<_> = ["a", "b", "c"].iter().map(|id| raw(&f.config(), id).unwrap()).collect();
+    let (old_id, new_id) = (f.key().key_id().to_string(), key_of(&new_key).key_id().to_string());
+    // No key needed to count.
+    let out = bare()
+        .args([
+            "--config",
+            f.config.to_str().unwrap(),
+            "rotate-key",
+            "--dry-run",
+            "--new-key-file",
+            new,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    let count = |id: &str| {
+        said.lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no count for {id}: {said}"))
+    };
+    assert_eq!((count(&old_id), count(&new_id)), (2, 1), "{said}");
+    assert!(
+        said.contains(&format!("would re-encrypt under key {new_id}: 2")),
+        "{said}"
+    );
+    let after: Vec<_> = ["a", "b", "c"].iter().map(|id| raw(&f.config(), id).unwrap()).collect();
+    assert_eq!(before, after, "a dry run wrote");
+
+    // The real run ends with the safe order; --help says it too.
+    f.cmd(&["rotate-key", "--new-key-file", new, "--old-key-file", new])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("additional").and(predicate::str::contains("only key")));
+    bare()
+        .args(["rotate-key", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("additional (old) key").and(predicate::str::contains("--dry-run")));
 }

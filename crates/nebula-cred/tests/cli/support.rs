@@ -82,18 +82,28 @@ pub(crate) fn migrate(from: &Path, to: &Path, extra: &[&str]) -> Command {
     c
 }
 
-/// The binary with the variables it reads removed.
+/// The variables the binary reads, removed by [`bare`].
+pub(crate) const VARS: [&str; 7] = [
+    "NEBULA_CREDENTIAL_KEY",
+    "NEBULA_CREDENTIAL_SALT",
+    "NEBULA_CREDENTIAL_PROVIDER",
+    "NEBULA_CREDENTIAL_DIR",
+    "NEBULA_LOCAL_BASE_PATH",
+    "NEBULA_CRED_CONFIG",
+    "NEBULA_CRED_PROFILE",
+];
+
+/// A configuration directory that does not exist, so no default file of the machine
+/// running the tests is read.
+pub(crate) const NO_CONFIG_HOME: &str = "/nonexistent/nebula-cred-tests/config";
+
+/// The binary with the variables it reads removed (and no default configuration file).
 pub(crate) fn bare() -> Command {
     let mut c = Command::new(BIN);
-    for var in [
-        "NEBULA_CREDENTIAL_KEY",
-        "NEBULA_CREDENTIAL_SALT",
-        "NEBULA_CREDENTIAL_PROVIDER",
-        "NEBULA_CREDENTIAL_DIR",
-        "NEBULA_LOCAL_BASE_PATH",
-    ] {
+    for var in VARS {
         c.env_remove(var);
     }
+    c.env("XDG_CONFIG_HOME", NO_CONFIG_HOME);
     c
 }
 
@@ -141,11 +151,21 @@ pub(crate) fn raw(config: &StorageConfig, id: &str) -> Option<Stored> {
 /// stderr. With `answer = Some((prompt, typed))`, `typed` goes to that terminal once
 /// `prompt` has been shown (and a moment more, for the prompt to turn echo off).
 pub(crate) fn on_terminal(line: &str, answer: Option<(&str, &str)>) -> Output {
+    on_terminal_answering(line, answer.as_slice())
+}
+
+/// Like [`on_terminal`], answering each `(prompt, typed)` in turn: `typed` goes to the
+/// terminal once `prompt` has been shown after the previous answer.
+pub(crate) fn on_terminal_answering(line: &str, answers: &[(&str, &str)]) -> Output {
     use std::io::{Read, Write};
     use std::sync::Mutex;
-    let mut child = std::process::Command::new("script")
+    let mut command = std::process::Command::new("script");
+    for var in VARS {
+        command.env_remove(var);
+    }
+    let mut child = command
         .args(["-qec", line, "/dev/null"])
-        .env_remove("NEBULA_CREDENTIAL_KEY")
+        .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -163,9 +183,16 @@ pub(crate) fn on_terminal(line: &str, answer: Option<(&str, &str)>) -> Output {
             }
         })
     };
-    if let Some((prompt, typed)) = answer {
+    let mut from = 0;
+    for (prompt, typed) in answers {
         let started = std::time::Instant::now();
-        while !contains(&seen.lock().unwrap(), prompt) {
+        loop {
+            let shown = seen.lock().unwrap();
+            if let Some(at) = find(&shown[from..], prompt) {
+                from += at + prompt.len();
+                break;
+            }
+            drop(shown);
             assert!(started.elapsed().as_secs() < 60, "no prompt {prompt:?}");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
@@ -213,7 +240,36 @@ pub(crate) fn count_of(summary: &str, label: &str) -> usize {
 }
 
 pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    find(haystack, needle).is_some()
+}
+
+/// Where `needle` first starts in `haystack`.
+pub(crate) fn find(haystack: &[u8], needle: &str) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle.as_bytes())
+}
+
+/// Every entry under `dir` with its modification time, and the directory's own: equal
+/// snapshots mean nothing was created, removed or written there, whoever the user
+/// (root ignores permission bits, not modification times).
+pub(crate) fn snapshot(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut entries = vec![(dir.to_path_buf(), std::fs::metadata(dir).unwrap().modified().unwrap())];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            entries.extend(snapshot(&path));
+        } else {
+            entries.push((path.clone(), std::fs::metadata(&path).unwrap().modified().unwrap()));
+        }
+    }
+    entries.sort();
+    entries
+}
+
+/// Sets the modification time of `path` (file or directory) an hour back, so any later
+/// change shows in a [`snapshot`] whatever the file system's time resolution.
+pub(crate) fn age(path: &Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::open(path).unwrap().set_modified(past).unwrap();
 }
 
 /// Decodes standard base64 (a salt or a key as the CLI prints it).
