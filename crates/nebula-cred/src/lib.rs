@@ -7,12 +7,16 @@ use nebula_credential::{CredentialStore, Keyring};
 
 mod cli;
 mod commands;
+mod completion;
 mod config;
 pub mod doctor;
 pub mod exit;
 mod key;
+mod mask;
 mod migrate_cmd;
 mod prompt;
+mod run;
+mod transfer;
 
 use cli::{Cli, Command};
 use exit::CliError;
@@ -69,7 +73,7 @@ pub fn run() -> ExitCode {
 /// Whether `command` decrypts or encrypts, and so needs the key.
 fn needs_key(command: &Command) -> bool {
     match command {
-        Command::Put(_) | Command::RotateKey(_) => true,
+        Command::Put(_) | Command::RotateKey(_) | Command::Run(_) | Command::Export(_) | Command::Import(_) => true,
         Command::Get(args) => commands::get_needs_key(args),
         _ => false,
     }
@@ -84,6 +88,9 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         Command::Migrate(args) => return migrate_cmd::run(args, out).await,
         Command::Get(args) => commands::check_reveal(args)?,
         Command::Put(args) => commands::check_put(args)?,
+        Command::Completion(args) => return completion::generate(args, out),
+        Command::Run(args) => run::check(args)?,
+        Command::Export(args) => transfer::check_export(args)?,
         _ => {}
     }
     let loaded = config::load(global.config.as_deref())?;
@@ -97,7 +104,7 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         None
     };
     let provider = nebula_credential::open(&loaded.storage).await?;
-    if matches!(command, Command::Put(_) | Command::RotateKey(_)) && provider.provider_name() == "memory" {
+    if matches!(command, Command::Put(_) | Command::RotateKey(_) | Command::Import(_)) && provider.provider_name() == "memory" {
         eprintln!(
             "note: the memory provider keeps nothing: what this command writes is lost when it exits \
              (set provider in --config or NEBULA_CREDENTIAL_PROVIDER to a persistent backend)"
@@ -109,6 +116,14 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
             Keyring::new(key.expect("loaded for commands that need it")),
         )
     };
+    // --quiet: writes print no summary (their errors and warnings still go to stderr).
+    let mut sink = std::io::sink();
+    let out: &mut dyn std::io::Write =
+        if global.quiet && matches!(command, Command::Put(_) | Command::Delete { .. } | Command::RotateKey(_)) {
+            &mut sink
+        } else {
+            out
+        };
     match command {
         Command::Put(args) => {
             let limit = provider.capabilities().max_payload_bytes;
@@ -123,6 +138,14 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
             let key = key.expect("loaded for rotate-key");
             commands::rotate(provider.clone(), key, args, out).await
         }
-        Command::Keygen(_) | Command::Doctor | Command::Migrate(_) => unreachable!("handled above"),
+        Command::Run(args) => run::run(&store(key), args).await,
+        Command::Export(args) => transfer::export(&store(key), args, out, global.quiet).await,
+        Command::Import(args) => {
+            let key = key.expect("loaded for import");
+            transfer::import(provider.clone(), key, args, out, global.quiet).await
+        }
+        Command::Keygen(_) | Command::Doctor | Command::Migrate(_) | Command::Completion(_) => {
+            unreachable!("handled above")
+        }
     }
 }
