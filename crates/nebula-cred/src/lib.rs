@@ -104,7 +104,9 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         None
     };
     let provider = nebula_credential::open(&loaded.storage).await?;
-    if matches!(command, Command::Put(_) | Command::RotateKey(_) | Command::Import(_)) && provider.provider_name() == "memory" {
+    if matches!(command, Command::Put(_) | Command::RotateKey(_) | Command::Import(_))
+        && provider.provider_name() == "memory"
+    {
         eprintln!(
             "note: the memory provider keeps nothing: what this command writes is lost when it exits \
              (set provider in --config or NEBULA_CREDENTIAL_PROVIDER to a persistent backend)"
@@ -118,12 +120,15 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
     };
     // --quiet: writes print no summary (their errors and warnings still go to stderr).
     let mut sink = std::io::sink();
-    let out: &mut dyn std::io::Write =
-        if global.quiet && matches!(command, Command::Put(_) | Command::Delete { .. } | Command::RotateKey(_)) {
-            &mut sink
-        } else {
-            out
-        };
+    let out: &mut dyn std::io::Write = if global.quiet
+        && matches!(
+            command,
+            Command::Put(_) | Command::Delete { .. } | Command::RotateKey(_)
+        ) {
+        &mut sink
+    } else {
+        out
+    };
     match command {
         Command::Put(args) => {
             let limit = provider.capabilities().max_payload_bytes;

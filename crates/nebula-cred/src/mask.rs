@@ -128,7 +128,11 @@ mod tests {
         let expected = masked("token={} and again {}{}, hunter and hunt");
         for size in 1..=input.len() {
             let mut m = masker(&[b"hunter2"]);
-            assert_eq!(String::from_utf8(run(&mut m, input, size)).unwrap(), expected, "size {size}");
+            assert_eq!(
+                String::from_utf8(run(&mut m, input, size)).unwrap(),
+                expected,
+                "size {size}"
+            );
         }
     }
 

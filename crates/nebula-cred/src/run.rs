@@ -203,13 +203,7 @@ pub(crate) fn check(args: &RunArgs) -> Result<(), CliError> {
 /// Ends with `Err(CliError::Quiet(status))` when the command did not exit with 0.
 pub(crate) async fn run(store: &CredentialStore, args: &RunArgs) -> Result<(), CliError> {
     let program = args.command[0].to_string_lossy().into_owned();
-    let bindings = resolve(
-        store.provider().as_ref(),
-        &args.ids,
-        &args.tags,
-        args.prefix.as_deref(),
-    )
-    .await?;
+    let bindings = resolve(store.provider().as_ref(), &args.ids, &args.tags, args.prefix.as_deref()).await?;
     check_bindings(&bindings, &format!("not starting {program}"))?;
     let mut values: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::with_capacity(bindings.len());
     for b in &bindings {
@@ -295,7 +289,11 @@ async fn spawn_and_wait(
     })?;
     let mut pumps = Vec::new();
     if let (Some((out_r, err_r)), Some(masks)) = (readers, masks) {
-        pumps.push(pump::start(out_r, pump::Console::Stdout, Masker::new(masks.iter().cloned()))?);
+        pumps.push(pump::start(
+            out_r,
+            pump::Console::Stdout,
+            Masker::new(masks.iter().cloned()),
+        )?);
         pumps.push(pump::start(err_r, pump::Console::Stderr, Masker::new(masks))?);
     }
     let status = loop {

@@ -49,11 +49,13 @@ pub(crate) enum Format {
 
 /// `export`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  nebula-cred export --format jsonl --output backup.jsonl\n  \
+#[command(
+    after_help = "Examples:\n  nebula-cred export --format jsonl --output backup.jsonl\n  \
     nebula-cred export --format dotenv --tag env=dev --output .env\n  \
     nebula-cred export --format jsonl | ssh other-host nebula-cred import -\n\n\
     The output holds every selected value in clear: it is refused on a terminal without\n\
-    --reveal, and --output creates the file with mode 0600 (never replacing one without --force).")]
+    --reveal, and --output creates the file with mode 0600 (never replacing one without --force)."
+)]
 pub(crate) struct ExportArgs {
     /// jsonl (lossless: values, tags and expiry) or dotenv (NAME='value' lines).
     #[arg(long, value_enum)]
@@ -188,7 +190,10 @@ pub(crate) async fn export(
                     name: env_name(id),
                 })
                 .collect();
-            check_bindings(&bindings, "cannot export as dotenv (use --format jsonl, which keeps ids)")?;
+            check_bindings(
+                &bindings,
+                "cannot export as dotenv (use --format jsonl, which keeps ids)",
+            )?;
             for b in &bindings {
                 let secret = store.get(&b.id).await?;
                 let quoted = dotenv::quote(secret.expose_secret()).map_err(|why| {
@@ -231,8 +236,14 @@ fn write_private(path: &Path, content: &[u8], replace: bool) -> Result<(), CliEr
     let target = if replace {
         let mut suffix = [0u8; 6];
         rand::fill(&mut suffix);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = format!(".{name}.{}.tmp", suffix.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = format!(
+            ".{name}.{}.tmp",
+            suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
         path.with_file_name(tmp)
     } else {
         path.to_path_buf()
@@ -318,7 +329,10 @@ pub(crate) async fn import(
 ) -> Result<(), CliError> {
     let (shown, text) = read_input(&args.file)?;
     let format = args.format.unwrap_or_else(|| {
-        let first = text.lines().map(str::trim_start).find(|l| !l.is_empty() && !l.starts_with('#'));
+        let first = text
+            .lines()
+            .map(str::trim_start)
+            .find(|l| !l.is_empty() && !l.starts_with('#'));
         if first.is_some_and(|l| l.starts_with('{')) {
             Format::Jsonl
         } else {
@@ -485,7 +499,10 @@ fn read_input(path: &Path) -> Result<(String, Zeroizing<String>), CliError> {
     let what = || format!("cannot read {shown}");
     let mut bytes = Zeroizing::new(Vec::new());
     let read = if stdin {
-        std::io::stdin().lock().take(MAX_IMPORT_BYTES + 1).read_to_end(&mut bytes)
+        std::io::stdin()
+            .lock()
+            .take(MAX_IMPORT_BYTES + 1)
+            .read_to_end(&mut bytes)
     } else {
         std::fs::File::open(path).and_then(|f| f.take(MAX_IMPORT_BYTES + 1).read_to_end(&mut bytes))
     };
@@ -706,7 +723,11 @@ pub(crate) mod dotenv {
             match entry(&mut rest, &mut line) {
                 Ok(None) => {}
                 Ok(Some((name, value))) => {
-                    let id = if keep_case { name.to_string() } else { name.to_ascii_lowercase() };
+                    let id = if keep_case {
+                        name.to_string()
+                    } else {
+                        name.to_ascii_lowercase()
+                    };
                     match CredentialId::new(id) {
                         Ok(id) => records.push(Incoming {
                             id,
@@ -753,7 +774,9 @@ pub(crate) mod dotenv {
             skip_line(rest, line);
             return Ok(None);
         }
-        let text = text.strip_prefix("export ").map_or(text, |t| t.trim_start_matches([' ', '\t']));
+        let text = text
+            .strip_prefix("export ")
+            .map_or(text, |t| t.trim_start_matches([' ', '\t']));
         let name_len = text
             .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
             .unwrap_or(text.len());
@@ -884,7 +907,10 @@ mod tests {
         let e = dotenv::parse("A='hunter2\nB=ok\nnot a line hunter3\nC=\"x\" hunter4\n", false)
             .err()
             .unwrap();
-        assert!(e.contains("line 1") && e.contains("line 3") && e.contains("line 4"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("line 3") && e.contains("line 4"),
+            "{e}"
+        );
         assert!(!e.contains("hunter"), "{e}");
     }
 

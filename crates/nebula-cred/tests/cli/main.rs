@@ -5,6 +5,7 @@
 
 mod support;
 
+mod completion;
 mod doctor;
 mod exists_delete;
 mod keys;
@@ -12,5 +13,7 @@ mod list;
 mod migrate;
 mod put_get;
 mod rotate_key;
+mod run;
 mod secrets;
+mod transfer;
 mod usage;
