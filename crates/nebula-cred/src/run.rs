@@ -3,7 +3,8 @@
 //!
 //! Everything that can fail is checked before the command starts: the selection, the
 //! variable names (valid, distinct, not one the system depends on) and every value (read
-//! and decrypted). Values go to the child's environment only, never its arguments.
+//! and decrypted). Values go to the child's environment only, never its arguments; the
+//! key (`NEBULA_CREDENTIAL_KEY`) is removed from it.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -259,7 +260,10 @@ async fn spawn_and_wait(
     // Handlers first: a signal arriving once the child runs must be forwarded, not end us.
     let mut signals = signals::Forwarder::new().map_err(|e| CliError::io("cannot install signal handlers", e))?;
     let mut cmd = tokio::process::Command::new(&command[0]);
-    cmd.args(&command[1..]).stdin(Stdio::inherit());
+    // The child gets the values it was given, not the key that opens every other one.
+    cmd.args(&command[1..])
+        .stdin(Stdio::inherit())
+        .env_remove(crate::key::KEY_VAR);
     for (name, value) in values {
         cmd.env(name, os_value(value)?);
     }

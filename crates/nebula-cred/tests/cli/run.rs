@@ -59,6 +59,20 @@ fn the_child_gets_the_values_in_its_environment_and_its_output_is_masked() {
 }
 
 #[test]
+fn the_child_does_not_inherit_the_key() {
+    let f = store();
+    let key = std::fs::read_to_string(&f.key).unwrap();
+    bare()
+        .env("NEBULA_CREDENTIAL_KEY", key.trim())
+        .args(["--config", f.config.to_str().unwrap()])
+        .args(["run", "--id", "api_key", "--no-masking", "--", "sh", "-c"])
+        .arg("echo \"${NEBULA_CREDENTIAL_KEY:-no key} ${API_KEY:+value}\"")
+        .assert()
+        .success()
+        .stdout("no key value\n");
+}
+
+#[test]
 fn no_masking_passes_the_output_through() {
     let f = store();
     run_sh(
