@@ -190,14 +190,24 @@ fn selection_text(tags: &[(String, String)], prefix: Option<&str>) -> String {
     parts.join(" ")
 }
 
-/// Refuses a `run` without a selection; checked before any I/O.
+/// Refuses a `run` without a selection, or whose `--id` names are wrong among themselves;
+/// checked before any I/O (no key prompt, no backend call).
 pub(crate) fn check(args: &RunArgs) -> Result<(), CliError> {
     if args.ids.is_empty() && args.tags.is_empty() && args.prefix.is_none() {
         return Err(CliError::Usage(
             "run needs credentials to inject: select them with --id ID[=NAME], --tag KEY=VALUE or --prefix P".into(),
         ));
     }
-    Ok(())
+    let explicit: Vec<Binding> = args
+        .ids
+        .iter()
+        .map(|(id, name)| Binding {
+            id: id.clone(),
+            name: name.clone().unwrap_or_else(|| env_name(id)),
+        })
+        .collect();
+    let program = args.command[0].to_string_lossy();
+    check_bindings(&explicit, &format!("not starting {program}"))
 }
 
 /// `run`: resolves and reads every value, then starts the command and waits for it.
