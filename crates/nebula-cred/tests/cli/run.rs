@@ -107,9 +107,11 @@ fn output_is_passed_on_as_it_is_written() {
     let f = store();
     let go = f.path("go");
     // The child says "ready" and waits for the test to answer: were "ready" held back for a
-    // buffer to fill, neither side would move.
+    // buffer to fill, neither side would move (until the child gives up after a minute).
     let script = format!(
-        "printf 'ready: '; while [ ! -e '{}' ]; do sleep 0.05; done; echo done",
+        "printf 'ready: '; i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; \
+         [ -e '{}' ]",
+        go.display(),
         go.display()
     );
     let mut child = std::process::Command::new(BIN)
@@ -130,7 +132,7 @@ fn output_is_passed_on_as_it_is_written() {
     let mut byte = [0u8; 1];
     while !seen.ends_with(b"ready: ") {
         use std::io::Read;
-        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "output ended early: {seen:?}");
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "output held back: {seen:?}");
         seen.push(byte[0]);
     }
     std::fs::write(&go, "").unwrap();
