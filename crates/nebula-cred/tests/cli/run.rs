@@ -288,3 +288,30 @@ fn a_ctrl_c_typed_at_the_terminal_reaches_the_child_once() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&mark).unwrap(), "1\n", "{}", text(&out));
 }
+
+#[test]
+fn binary_values_reach_the_environment_and_nul_is_refused() {
+    let f = store();
+    let bytes = [0xffu8, 0xfe, b'\n', b'x'];
+    std::fs::write(f.path("bin"), bytes).unwrap();
+    let bin = f.path("bin");
+    f.cmd(&["put", "blob", "--from-file", bin.to_str().unwrap()])
+        .assert()
+        .success();
+    let seen = f.path("seen");
+    let script = format!("printf '%s' \"$BLOB\" > '{}'; printf '%s' \"$BLOB\"", seen.display());
+    run_sh(&f, &["--id", "blob"], &script).assert().success().stdout(MASK);
+    assert_eq!(std::fs::read(&seen).unwrap(), bytes);
+
+    std::fs::write(f.path("nul"), b"a\0b").unwrap();
+    let nul = f.path("nul");
+    f.cmd(&["put", "nul", "--from-file", nul.to_str().unwrap()])
+        .assert()
+        .success();
+    let mark = f.path("started");
+    run_sh(&f, &["--id", "nul"], &format!("touch '{}'", mark.display()))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'nul' holds a NUL byte"));
+    assert!(!mark.exists());
+}

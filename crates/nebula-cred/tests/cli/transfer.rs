@@ -88,6 +88,27 @@ fn a_jsonl_round_trip_into_a_fresh_store_keeps_values_tags_and_expiry() {
 }
 
 #[test]
+fn export_pipes_into_import_from_stdin() {
+    let a = seeded();
+    let exported = a.cmd(&["export", "--format", "jsonl"]).output().unwrap();
+    assert!(exported.status.success(), "{}", text(&exported));
+    let b = Fixture::new();
+    let out = b
+        .cmd(&["import", "-"])
+        .write_stdin(exported.stdout.clone())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .starts_with("import stdin -> local: 3 credential(s)")
+    );
+    let again = b.cmd(&["export", "--format", "jsonl"]).output().unwrap();
+    assert_eq!(again.stdout, exported.stdout);
+}
+
+#[test]
 fn a_dry_run_changes_nothing() {
     let a = seeded();
     let file = export_to(&a, "jsonl", "backup.jsonl");
