@@ -13,7 +13,9 @@ mod list;
 mod migrate;
 mod put_get;
 mod rotate_key;
+#[cfg(unix)]
 mod run;
 mod secrets;
+#[cfg(unix)]
 mod transfer;
 mod usage;

@@ -1,6 +1,6 @@
-//! `run`: values reach the child's environment (never argv), masked in its output unless
-//! `--no-masking`, even when split across writes; exit status and signals are passed on;
-//! a bad selection is refused before the child starts.
+//! `run` (unix: signals, sh, perl): values reach the child's environment (never argv),
+//! masked in its output unless `--no-masking`, even when split across writes; exit status
+//! and signals are passed on; a bad selection is refused before the child starts.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;

@@ -1,7 +1,7 @@
-//! `export` and `import`: a round trip into a fresh store keeps values, tags and expiry;
-//! files are created 0600 and never replaced without `--force`; values reach a terminal only
-//! with `--reveal`; import is conditional (`--dry-run`, `--overwrite`) and refuses a key
-//! other than the store's.
+//! `export` and `import` (unix: file modes): a round trip into a fresh store keeps values,
+//! tags and expiry; files are created 0600 and never replaced without `--force`; values
+//! reach a terminal only with `--reveal`; import is conditional (`--dry-run`,
+//! `--overwrite`) and refuses a key other than the store's.
 
 use std::os::unix::fs::PermissionsExt;
 
