@@ -45,6 +45,9 @@ pub(crate) struct Global {
     /// prompt (needs the salt from [key] passphrase_salt or NEBULA_CREDENTIAL_SALT).
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "key_file")]
     pub(crate) passphrase_file: Option<PathBuf>,
+    /// Writes (put, delete, import, rotate-key) print no summary; errors and warnings still go to stderr.
+    #[arg(long, global = true)]
+    pub(crate) quiet: bool,
 }
 
 /// The commands.
@@ -122,6 +125,14 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Run a command with credentials in its environment, their values masked in its output.
+    Run(crate::run::RunArgs),
+    /// Write credentials with their values as JSON Lines or dotenv (a file made 0600, or stdout).
+    Export(crate::transfer::ExportArgs),
+    /// Store the credentials of a JSON Lines or dotenv file, leaving identical ones alone.
+    Import(crate::transfer::ImportArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completion(crate::completion::CompletionArgs),
 }
 
 /// `config` subcommands.

@@ -6,16 +6,21 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod completion;
 mod config;
 mod context;
 pub mod doctor;
 pub mod exit;
 mod key;
+mod mask;
 mod migrate_cmd;
 mod prompt;
+mod run;
+mod transfer;
 
 use cli::{Cli, Command, ConfigAction, Global};
 use context::Context;
+use nebula_credential::{CredentialStore, Keyring};
 use exit::CliError;
 
 /// Parses the process's arguments, runs the command and returns its exit status
@@ -75,6 +80,9 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         Command::Doctor => return commands::doctor(context::resolve(global), out).await,
         Command::Migrate(args) => return migrate_cmd::run(global, args, out).await,
         Command::Get(args) => commands::check_reveal(args)?,
+        Command::Completion(args) => return completion::generate(args, out),
+        Command::Run(args) => run::check(args)?,
+        Command::Export(args) => transfer::check_export(args)?,
         _ => {}
     }
     let reparsed;
@@ -107,6 +115,15 @@ async fn run_command(
     command: &Command,
     out: &mut dyn std::io::Write,
 ) -> Result<(), CliError> {
+    // --quiet: writes print no summary (their errors and warnings still go to stderr).
+    let mut sink = std::io::sink();
+    let out: &mut dyn std::io::Write = if global.quiet
+        && matches!(command, Command::Put(_) | Command::Delete { .. } | Command::RotateKey(_))
+    {
+        &mut sink
+    } else {
+        out
+    };
     match command {
         Command::Put(args) => {
             let key = context.load_key(global, true)?;
@@ -153,7 +170,25 @@ async fn run_command(
         Command::Config {
             action: ConfigAction::Show,
         } => commands::emit(out, context::show(context)),
-        Command::Keygen(_) | Command::Doctor | Command::Migrate(_) => unreachable!("handled by dispatch"),
+        Command::Run(args) => {
+            let key = context.load_key(global, false)?;
+            let provider = context.open_read_only().await?;
+            run::run(&CredentialStore::new(provider, Keyring::new(key)), args).await
+        }
+        Command::Export(args) => {
+            let key = context.load_key(global, false)?;
+            let provider = context.open_read_only().await?;
+            transfer::export(&CredentialStore::new(provider, Keyring::new(key)), args, out, global.quiet).await
+        }
+        Command::Import(args) => {
+            let key = context.load_key(global, true)?;
+            let provider = context.open_read_write().await?;
+            note_memory(provider.as_ref());
+            transfer::import(provider, key, args, out, global.quiet).await
+        }
+        Command::Keygen(_) | Command::Doctor | Command::Migrate(_) | Command::Completion(_) => {
+            unreachable!("handled by dispatch")
+        }
     }
 }
 

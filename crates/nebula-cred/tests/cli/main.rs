@@ -6,6 +6,7 @@
 mod support;
 
 mod context;
+mod completion;
 mod doctor;
 mod exists_delete;
 mod keys;
@@ -17,6 +18,10 @@ mod put_guards;
 mod read_only;
 mod readme;
 mod rotate_key;
+#[cfg(unix)]
+mod run;
 mod secrets;
 mod shapes;
+#[cfg(unix)]
+mod transfer;
 mod usage;
