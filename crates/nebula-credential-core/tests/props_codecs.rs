@@ -94,6 +94,25 @@ fn props_tag_scheme() {
     codec.report();
 }
 
+/// A regression kept from the properties (input: no tags at all, under a scheme whose
+/// managed-by key lies outside its reserved prefix, as Kubernetes' `app.kubernetes.io/managed-by`):
+/// the owned view dropped the marker, so a filter re-checked on it never matched.
+#[test]
+fn the_owned_view_keeps_a_marker_outside_the_reserved_prefix() {
+    const LABELS: TagScheme = TagScheme {
+        managed_key: "app.example.io/managed-by",
+        reserved_prefix: "nebula-credential.io/",
+        created_key: "nebula-credential.io/created-at",
+        owned_key: "nebula-credential.io/tag-keys",
+        ..TagScheme::DEFAULT
+    };
+    let tags = LABELS.desired(&CredentialMetadata::new(), &Tags::new());
+    let view = LABELS.owned_view(&tags);
+    assert_eq!(view, tags);
+    let id: CredentialId = "k".parse().unwrap();
+    assert!(LABELS.matches(&nebula_credential_core::CredentialFilter::new(), &id, &view));
+}
+
 const PLAINTEXT: &[u8] = b"the secret value";
 
 fn keyring() -> Keyring {
