@@ -12,8 +12,7 @@ use nebula_credential::StorageConfig;
 use nebula_credential_core::remote::TagScheme;
 use nebula_credential_core::remote::config_keys::{Entries, Renamed, Renames, Upgrade};
 use nebula_credential_core::{
-    ConfigError, CredentialFilter, CredentialId, EncryptionKey, ErrorKind, Keyring, MAX_ID_LEN, RecordEnvelope,
-    Tags,
+    ConfigError, CredentialFilter, CredentialId, EncryptionKey, ErrorKind, Keyring, MAX_ID_LEN, RecordEnvelope, Tags,
 };
 use serde::{Deserialize, Deserializer};
 
@@ -136,7 +135,10 @@ fn upgrade_deletion(value: serde_json::Value) -> Result<Entries, ConfigError> {
     match value {
         serde_json::Value::String(s) if s == "force" => Ok(vec![("delete_mode", "purge".into())]),
         serde_json::Value::Object(o) => match o.get("days") {
-            Some(days) => Ok(vec![("delete_mode", "soft".into()), ("recovery_window_days", days.clone())]),
+            Some(days) => Ok(vec![
+                ("delete_mode", "soft".into()),
+                ("recovery_window_days", days.clone()),
+            ]),
             None => Err(ConfigError::new("fuzz", "deletion", "needs days")),
         },
         _ => Err(ConfigError::new("fuzz", "deletion", "is \"force\" or { days = N }")),
@@ -206,7 +208,10 @@ pub fn tag_decode(data: &[u8]) {
         tags.insert(scheme.managed_key.into(), scheme.managed_value.into());
         let _ = scheme.created_at(&tags);
         let view = scheme.owned_view(&tags);
-        assert!(view.iter().all(|(k, v)| tags.get(k) == Some(v)), "the owned view invents tags");
+        assert!(
+            view.iter().all(|(k, v)| tags.get(k) == Some(v)),
+            "the owned view invents tags"
+        );
         let mut filter = CredentialFilter::new();
         filter.tags = wanted.clone();
         let _ = scheme.matches(&filter, &id, &tags);
@@ -243,7 +248,11 @@ pub fn kubernetes_secret_name(data: &[u8]) {
     };
     let full = format!("{prefix}{name}");
     if let Some(id) = kubernetes_naming::credential_id(&prefix, &full) {
-        assert_eq!(kubernetes_naming::secret_name(&prefix, &id), full, "a non-canonical name parses");
+        assert_eq!(
+            kubernetes_naming::secret_name(&prefix, &id),
+            full,
+            "a non-canonical name parses"
+        );
     }
     if let Ok(id) = CredentialId::new(name) {
         let secret = kubernetes_naming::secret_name(&prefix, &id);
@@ -264,15 +273,25 @@ pub fn azure_secret_name(data: &[u8]) {
     let name = azure_naming::encode(id.as_str(), room);
     assert!(!name.is_empty() && name.len() <= room, "{name} (room {room})");
     assert!(
-        name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+        name.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
         "{name}"
     );
     let flipped: String = id
         .as_str()
         .chars()
-        .map(|c| if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() })
+        .map(|c| {
+            if c.is_ascii_uppercase() {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
         .collect();
     if flipped != id.as_str() {
-        assert!(!azure_naming::encode(&flipped, room).eq_ignore_ascii_case(&name), "{id} and {flipped}");
+        assert!(
+            !azure_naming::encode(&flipped, room).eq_ignore_ascii_case(&name),
+            "{id} and {flipped}"
+        );
     }
 }

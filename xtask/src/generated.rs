@@ -189,7 +189,11 @@ fn run_target(binary: &Path, target: &str, secs: u64) -> Result<u64> {
     }
     let kept = keep_crashes(&artifacts, target)?;
     if kept.is_empty() {
-        bail!("the fuzzer failed ({}) without a crash input:\n{}", out.status, tail(&log));
+        bail!(
+            "the fuzzer failed ({}) without a crash input:\n{}",
+            out.status,
+            tail(&log)
+        );
     }
     bail!("{} ({}); kept {}\n{}", out.status, target, kept.join(", "), tail(&log))
 }
@@ -237,7 +241,10 @@ mod tests {
     fn figure_lines_are_found_even_after_harness_text() {
         let out = "running 2 tests\ntest props::a ... property cases b-codec: 12\nproperty cases a-codec: 768\n\
                    test props::a ... ok\n";
-        assert_eq!(case_lines(out), ["property cases a-codec: 768", "property cases b-codec: 12"]);
+        assert_eq!(
+            case_lines(out),
+            ["property cases a-codec: 768", "property cases b-codec: 12"]
+        );
         assert!(case_lines("test result: ok").is_empty());
     }
 
@@ -255,7 +262,10 @@ mod tests {
         let lib = std::fs::read_to_string(workspace_root().join("fuzz/src/lib.rs")).unwrap();
         assert!(names.len() >= 8, "{names:?}");
         for name in names {
-            assert!(lib.contains(&format!("(\"{name}\", {name})")), "{name} is not in TARGETS");
+            assert!(
+                lib.contains(&format!("(\"{name}\", {name})")),
+                "{name} is not in TARGETS"
+            );
         }
     }
 }

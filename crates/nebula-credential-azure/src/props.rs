@@ -41,9 +41,10 @@ fn props_azure_secret_names() {
             )?;
             match decode(&name) {
                 Some(back) => ensure(back == id.as_str(), || format!("{name} decodes as {back}, not {id}")),
-                None => ensure(name.len() > room.saturating_sub(2 + DIGEST_SUFFIX_LEN) && name.contains("-2"), || {
-                    format!("{name} neither decodes nor is a shortened name")
-                }),
+                None => ensure(
+                    name.len() > room.saturating_sub(2 + DIGEST_SUFFIX_LEN) && name.contains("-2"),
+                    || format!("{name} neither decodes nor is a shortened name"),
+                ),
             }
         },
     );
@@ -52,7 +53,9 @@ fn props_azure_secret_names() {
         (strategies::distinct_ids(), room()),
         |((a, b), room)| {
             let (x, y) = (encode(a.as_str(), room), encode(b.as_str(), room));
-            ensure(!x.eq_ignore_ascii_case(&y), || format!("{a} and {b} share the name {x}"))
+            ensure(!x.eq_ignore_ascii_case(&y), || {
+                format!("{a} and {b} share the name {x}")
+            })
         },
     );
     codec.check(
@@ -61,7 +64,9 @@ fn props_azure_secret_names() {
         |text| {
             if let Some(id) = decode(&text) {
                 let again = encode(&id, usize::MAX);
-                ensure(again == text, || format!("{text:?} decodes as {id:?}, which encodes as {again}"))?;
+                ensure(again == text, || {
+                    format!("{text:?} decodes as {id:?}, which encodes as {again}")
+                })?;
             }
             Ok(())
         },

@@ -29,7 +29,9 @@ fn props_credential_id() {
     codec.check("valid ids are accepted and display as given", strategies::id(), |id| {
         let text = id.to_string();
         let parsed: CredentialId = text.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
-        ensure(parsed == id && parsed.as_str() == text, || format!("{text:?} does not round-trip"))?;
+        ensure(parsed == id && parsed.as_str() == text, || {
+            format!("{text:?} does not round-trip")
+        })?;
         let json = serde_json::to_string(&id).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let back: CredentialId = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
         ensure(back == id, || format!("{json} does not round-trip through JSON"))
@@ -40,14 +42,20 @@ fn props_credential_id() {
         |text| {
             let outcome = CredentialId::new(text.clone());
             ensure(outcome.is_ok() == is_valid_id(&text), || {
-                format!("{text:?}: accepted = {}, the rules say {}", outcome.is_ok(), is_valid_id(&text))
+                format!(
+                    "{text:?}: accepted = {}, the rules say {}",
+                    outcome.is_ok(),
+                    is_valid_id(&text)
+                )
             })?;
             match outcome {
                 Ok(id) => ensure(id.as_str() == text, || format!("{text:?} changed to {id}")),
                 Err(e) => {
                     let shown = e.to_string();
                     // Long input is shortened: an error never repeats a huge value.
-                    ensure(shown.chars().count() <= 300, || format!("{} characters: {shown}", shown.len()))?;
+                    ensure(shown.chars().count() <= 300, || {
+                        format!("{} characters: {shown}", shown.len())
+                    })?;
                     ensure(shown.contains("1 to 128 characters"), || format!("no rule in {shown}"))?;
                     let json = serde_json::to_string(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
                     ensure(serde_json::from_str::<CredentialId>(&json).is_err(), || {
@@ -57,9 +65,11 @@ fn props_credential_id() {
             }
         },
     );
-    codec.check("ids differing in case or by one character are distinct", strategies::distinct_ids(), |(a, b)| {
-        ensure(a != b && a.to_string() != b.to_string(), || format!("{a} == {b}"))
-    });
+    codec.check(
+        "ids differing in case or by one character are distinct",
+        strategies::distinct_ids(),
+        |(a, b)| ensure(a != b && a.to_string() != b.to_string(), || format!("{a} == {b}")),
+    );
     codec.report();
 }
 
@@ -202,7 +212,16 @@ fn record_like_bytes(secret: String) -> impl Strategy<Value = Vec<u8>> {
         Just(serde_json::json!([1, 2, 3])),
         Just(serde_json::json!({"a": {}})),
     ];
-    const FIELDS: &[&str] = &["format_version", "id", "encrypted_data", "metadata", "version", "key_id", "nonce", "ciphertext"];
+    const FIELDS: &[&str] = &[
+        "format_version",
+        "id",
+        "encrypted_data",
+        "metadata",
+        "version",
+        "key_id",
+        "nonce",
+        "ciphertext",
+    ];
     let structured = (
         prop::sample::select(FIELDS),
         value,
@@ -223,7 +242,12 @@ fn record_like_bytes(secret: String) -> impl Strategy<Value = Vec<u8>> {
         let (_, json) = sealed(&id, Tags::new());
         json[..at.index(json.len())].to_vec()
     });
-    prop_oneof![prop::collection::vec(any::<u8>(), 0..200), structured, cut, Just(secret.into_bytes())]
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..200),
+        structured,
+        cut,
+        Just(secret.into_bytes())
+    ]
 }
 
 #[test]
@@ -268,7 +292,13 @@ fn props_record_envelope() {
     );
     codec.check(
         "arbitrary bytes never panic, are Corrupted, and never show in the error",
-        strategies::secret().prop_flat_map(|s| (Just(s.clone()), record_like_bytes(s), prop::option::of(strategies::id()))),
+        strategies::secret().prop_flat_map(|s| {
+            (
+                Just(s.clone()),
+                record_like_bytes(s),
+                prop::option::of(strategies::id()),
+            )
+        }),
         |(secret, bytes, expected)| {
             match RecordEnvelope::from_json(&bytes, "props", "mem://x", expected.as_ref()) {
                 // Some edits leave a well-formed record (an extra metadata field, …).

@@ -44,10 +44,16 @@ fn props_kubernetes_secret_names() {
         (prefix(), strategies::id()),
         |(prefix, id)| {
             let name = secret_name(&prefix, &id);
-            ensure(name.len() <= MAX_NAME_LEN, || format!("{name} has {} characters", name.len()))?;
-            ensure(is_dns_subdomain(&name), || format!("{name} is not a DNS-1123 subdomain"))?;
+            ensure(name.len() <= MAX_NAME_LEN, || {
+                format!("{name} has {} characters", name.len())
+            })?;
+            ensure(is_dns_subdomain(&name), || {
+                format!("{name} is not a DNS-1123 subdomain")
+            })?;
             let back = credential_id(&prefix, &name);
-            ensure(back.as_ref() == Some(&id), || format!("{name} parses as {back:?}, not {id}"))
+            ensure(back.as_ref() == Some(&id), || {
+                format!("{name} parses as {back:?}, not {id}")
+            })
         },
     );
     codec.check(
@@ -59,8 +65,13 @@ fn props_kubernetes_secret_names() {
         },
     );
     let candidate = prop_oneof![
-        (prefix(), strategies::id(), any::<prop::sample::Index>(), "[a-z0-9.A-Z_-]").prop_map(
-            |(prefix, id, at, c)| {
+        (
+            prefix(),
+            strategies::id(),
+            any::<prop::sample::Index>(),
+            "[a-z0-9.A-Z_-]"
+        )
+            .prop_map(|(prefix, id, at, c)| {
                 let mut name = secret_name(&prefix, &id);
                 let i = at.index(name.len() + 1);
                 if i < name.len() && at.index(2) == 0 {
@@ -69,17 +80,22 @@ fn props_kubernetes_secret_names() {
                     name.insert_str(i, &c);
                 }
                 (prefix, name)
-            }
-        ),
+            }),
         (prefix(), strategies::any_text()).prop_map(|(prefix, text)| (prefix.clone(), format!("{prefix}{text}"))),
     ];
-    codec.check("only canonical names parse, and never panic", candidate, |(prefix, name)| {
-        if let Some(id) = credential_id(&prefix, &name) {
-            let canonical = secret_name(&prefix, &id);
-            ensure(canonical == name, || format!("{name:?} parses as {id}, whose name is {canonical}"))?;
-        }
-        Ok(())
-    });
+    codec.check(
+        "only canonical names parse, and never panic",
+        candidate,
+        |(prefix, name)| {
+            if let Some(id) = credential_id(&prefix, &name) {
+                let canonical = secret_name(&prefix, &id);
+                ensure(canonical == name, || {
+                    format!("{name:?} parses as {id}, whose name is {canonical}")
+                })?;
+            }
+            Ok(())
+        },
+    );
     codec.report();
 }
 

@@ -45,8 +45,14 @@ fn is_windows_device(name: &str) -> bool {
 
 /// Names close to real ones: mutations of a valid name, and arbitrary text.
 fn candidate_name() -> impl Strategy<Value = (String, String)> {
-    let mutated = (strategies::id(), extension(), any::<prop::sample::Index>(), any::<char>(), 0..4u8).prop_map(
-        |(id, ext, at, c, how)| {
+    let mutated = (
+        strategies::id(),
+        extension(),
+        any::<prop::sample::Index>(),
+        any::<char>(),
+        0..4u8,
+    )
+        .prop_map(|(id, ext, at, c, how)| {
             let mut chars: Vec<char> = file_name(&id, &ext).chars().collect();
             let i = at.index(chars.len());
             match how {
@@ -58,8 +64,7 @@ fn candidate_name() -> impl Strategy<Value = (String, String)> {
                 _ => chars.insert(i, ['@', '.', '0', 'f', 'F'][i % 5]),
             }
             (chars.into_iter().collect(), ext)
-        },
-    );
+        });
     let arbitrary = (strategies::any_text(), extension()).prop_map(|(text, ext)| (format!("{text}.{ext}"), ext));
     prop_oneof![mutated, arbitrary]
 }
@@ -72,7 +77,9 @@ fn props_local_file_names() {
         (strategies::id(), extension()),
         |(id, ext)| {
             let name = file_name(&id, &ext);
-            ensure(name.len() <= MAX_FILE_NAME_BYTES, || format!("{name} has {} bytes", name.len()))?;
+            ensure(name.len() <= MAX_FILE_NAME_BYTES, || {
+                format!("{name} has {} bytes", name.len())
+            })?;
             ensure(!name.starts_with('.'), || format!("{name} is hidden"))?;
             ensure(!is_windows_device(&name), || format!("{name} is a Windows device"))?;
             ensure(
@@ -81,7 +88,9 @@ fn props_local_file_names() {
                 || format!("{name} has an unsafe character"),
             )?;
             let back = parse_file_name(&name, &ext);
-            ensure(back.as_ref() == Some(&id), || format!("{name} parses as {back:?}, not {id}"))
+            ensure(back.as_ref() == Some(&id), || {
+                format!("{name} parses as {back:?}, not {id}")
+            })
         },
     );
     codec.check(
@@ -89,7 +98,9 @@ fn props_local_file_names() {
         (strategies::distinct_ids(), extension()),
         |((a, b), ext)| {
             let (x, y) = (file_name(&a, &ext), file_name(&b, &ext));
-            ensure(!x.eq_ignore_ascii_case(&y), || format!("{a} and {b} share the name {x} / {y}"))
+            ensure(!x.eq_ignore_ascii_case(&y), || {
+                format!("{a} and {b} share the name {x} / {y}")
+            })
         },
     );
     codec.check(
@@ -98,7 +109,9 @@ fn props_local_file_names() {
         |(name, ext)| {
             if let Some(id) = parse_file_name(&name, &ext) {
                 let canonical = file_name(&id, &ext);
-                ensure(canonical == name, || format!("{name:?} parses as {id}, whose name is {canonical}"))?;
+                ensure(canonical == name, || {
+                    format!("{name:?} parses as {id}, whose name is {canonical}")
+                })?;
             }
             Ok(())
         },

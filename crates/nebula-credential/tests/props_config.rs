@@ -60,8 +60,14 @@ const KEYS: &[&str] = &[
 /// Tables and the keys inside them.
 const TABLES: &[(&str, &[&str])] = &[
     ("auth", &["method", "token", "role_id", "secret_id", "mount"]),
-    ("credential", &["type", "tenant_id", "client_id", "client_secret", "certificate_path"]),
-    ("retry", &["max_retries", "initial_backoff_ms", "max_backoff_ms", "multiplier"]),
+    (
+        "credential",
+        &["type", "tenant_id", "client_id", "client_secret", "certificate_path"],
+    ),
+    (
+        "retry",
+        &["max_retries", "initial_backoff_ms", "max_backoff_ms", "multiplier"],
+    ),
     ("timeouts", &["read_ms", "write_ms", "list_ms", "connect_ms"]),
     ("default_tags", &["env", "nebula-credential:x", "org:team"]),
     ("default_labels", &["app.kubernetes.io/name", "team"]),
@@ -153,7 +159,11 @@ fn without_serde_quotes(message: &str, secret: &str) -> String {
             let from = start + open.len();
             let Some(len) = out[from..].find(close) else { break };
             let quoted = &out[from..from + len];
-            let replacement = if quoted.contains(secret) { "a value" } else { "a kept value" };
+            let replacement = if quoted.contains(secret) {
+                "a value"
+            } else {
+                "a kept value"
+            };
             out.replace_range(start..from + len + 1, replacement);
         }
     }
@@ -195,7 +205,9 @@ fn never_shows(secret: &str, text: &str, strict: bool, debug: bool) -> Result<()
         Ok(config) => {
             if debug {
                 let debug = format!("{config:?}");
-                ensure(!debug.contains(secret), || format!("{text}\nthe configuration's Debug shows it: {debug}"))?;
+                ensure(!debug.contains(secret), || {
+                    format!("{text}\nthe configuration's Debug shows it: {debug}")
+                })?;
             }
             if let Err(e) = config.validate() {
                 let (shown, debug) = (e.to_string(), format!("{e:?}"));
@@ -206,7 +218,9 @@ fn never_shows(secret: &str, text: &str, strict: bool, debug: bool) -> Result<()
         }
         Err(e) => {
             let message = without_serde_quotes(e.message(), secret);
-            ensure(!message.contains(secret), || format!("{text}\nthe parse error repeats it: {message}"))?;
+            ensure(!message.contains(secret), || {
+                format!("{text}\nthe parse error repeats it: {message}")
+            })?;
         }
     }
     Ok(())

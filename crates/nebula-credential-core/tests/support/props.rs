@@ -42,7 +42,6 @@ impl Codec {
         };
         let mut runner = TestRunner::new(config);
         let ran = Cell::new(0u64);
-        let t0 = std::time::Instant::now();
         let outcome = runner.run(&strategy, |value| {
             ran.set(ran.get() + 1);
             test(value)
@@ -51,7 +50,6 @@ impl Codec {
             panic!("property `{property}` of {} fails: {failure}", self.name);
         }
         self.cases += ran.get();
-        eprintln!("TIMING {property}: {:?}", t0.elapsed());
     }
 
     /// Prints `property cases <codec>: N`.
@@ -186,32 +184,40 @@ pub(crate) fn check_tag_scheme(codec: &mut Codec, scheme: nebula_credential_core
     use nebula_credential_core::{CredentialFilter, CredentialId, CredentialMetadata, Tags};
     use proptest::prelude::*;
 
-    codec.check(
-        "encoded values fit the backend",
-        strategies::any_text(),
-        |value| {
-            let encoded = scheme.encode_value(&value);
-            let digest = format!("{}{}", nebula_credential_core::remote::DIGEST_PREFIX, scheme.digest_separator);
-            let body = encoded.strip_prefix(&digest).unwrap_or(&encoded);
-            ensure(encoded.chars().count() <= scheme.max_value_chars, || {
-                format!("{value:?} → {encoded:?} is longer than {}", scheme.max_value_chars)
-            })?;
-            ensure(body.chars().all(scheme.value_char), || {
-                format!("{value:?} → {encoded:?} holds a character the backend refuses")
-            })?;
-            let edges = encoded.chars().next().is_none_or(scheme.value_edge_char)
-                && encoded.chars().next_back().is_none_or(scheme.value_edge_char);
-            ensure(edges, || format!("{value:?} → {encoded:?} starts or ends wrongly"))?;
-            ensure(encoded == value || encoded.starts_with(&digest), || {
-                format!("{value:?} → {encoded:?}: neither itself nor a digest")
-            })
-        },
-    );
+    codec.check("encoded values fit the backend", strategies::any_text(), |value| {
+        let encoded = scheme.encode_value(&value);
+        let digest = format!(
+            "{}{}",
+            nebula_credential_core::remote::DIGEST_PREFIX,
+            scheme.digest_separator
+        );
+        let body = encoded.strip_prefix(&digest).unwrap_or(&encoded);
+        ensure(encoded.chars().count() <= scheme.max_value_chars, || {
+            format!("{value:?} → {encoded:?} is longer than {}", scheme.max_value_chars)
+        })?;
+        ensure(body.chars().all(scheme.value_char), || {
+            format!("{value:?} → {encoded:?} holds a character the backend refuses")
+        })?;
+        let edges = encoded.chars().next().is_none_or(scheme.value_edge_char)
+            && encoded.chars().next_back().is_none_or(scheme.value_edge_char);
+        ensure(edges, || format!("{value:?} → {encoded:?} starts or ends wrongly"))?;
+        ensure(encoded == value || encoded.starts_with(&digest), || {
+            format!("{value:?} → {encoded:?}: neither itself nor a digest")
+        })
+    });
     codec.check(
         "distinct values encode distinctly",
         (strategies::any_text(), strategies::any_text()).prop_flat_map(|(a, b)| {
             let digest_of_a = scheme.encode_value(&a);
-            (Just(a.clone()), prop_oneof![Just(b), Just(digest_of_a), Just(format!("{a} ")), Just(a.to_uppercase())])
+            (
+                Just(a.clone()),
+                prop_oneof![
+                    Just(b),
+                    Just(digest_of_a),
+                    Just(format!("{a} ")),
+                    Just(a.to_uppercase())
+                ],
+            )
         }),
         |(a, b)| {
             ensure(a == b || scheme.encode_value(&a) != scheme.encode_value(&b), || {
@@ -257,13 +263,20 @@ pub(crate) fn check_tag_scheme(codec: &mut Codec, scheme: nebula_credential_core
             ensure(scheme.matches(&filter, &id, &stored) == exact, || {
                 format!("the filter {filter:?} gives {exact} on the metadata but not through the tags {stored:?}")
             })?;
-            ensure(scheme.created_at(&stored) == Some(created), || "created_at does not round-trip".into())
+            ensure(scheme.created_at(&stored) == Some(created), || {
+                "created_at does not round-trip".into()
+            })
         },
     );
     let foreign = prop::collection::btree_map("[a-z]{1,6}:[a-z]{1,6}", "[a-z]{0,6}", 0..4);
     codec.check(
         "an overwrite sets what is desired and keeps others' tags",
-        (strategies::tags(), strategies::tags(), foreign, strategies::created_at()),
+        (
+            strategies::tags(),
+            strategies::tags(),
+            foreign,
+            strategies::created_at(),
+        ),
         |(first, second, foreign, created)| {
             let mut m1 = CredentialMetadata::new().with_tags(first.clone());
             m1.created_at = created;
@@ -281,12 +294,16 @@ pub(crate) fn check_tag_scheme(codec: &mut Codec, scheme: nebula_credential_core
                 ensure(after.get(k) == Some(v), || format!("{k} is not {v:?} after the update"))?;
             }
             for (k, v) in &foreign {
-                ensure(after.get(k) == Some(v), || format!("another tool's tag {k} was removed"))?;
+                ensure(after.get(k) == Some(v), || {
+                    format!("another tool's tag {k} was removed")
+                })?;
             }
             for k in first.keys().filter(|k| !second.contains_key(*k)) {
                 ensure(!after.contains_key(k), || format!("the old credential tag {k} stayed"))?;
             }
-            ensure(scheme.owned_view(&after) == desired, || "the owned view is not what was written".into())
+            ensure(scheme.owned_view(&after) == desired, || {
+                "the owned view is not what was written".into()
+            })
         },
     );
     let arbitrary_tags = prop::collection::btree_map(
@@ -308,7 +325,9 @@ pub(crate) fn check_tag_scheme(codec: &mut Codec, scheme: nebula_credential_core
             filter.tags = wanted;
             let _ = scheme.created_at(&tags);
             let view = scheme.owned_view(&tags);
-            ensure(view.iter().all(|(k, v)| tags.get(k) == Some(v)), || "the owned view invents tags".into())?;
+            ensure(view.iter().all(|(k, v)| tags.get(k) == Some(v)), || {
+                "the owned view invents tags".into()
+            })?;
             let _ = scheme.matches(&filter, &id, &tags);
             let _ = scheme.update(&tags, &scheme.desired(&CredentialMetadata::new(), &Tags::new()));
             Ok(())
