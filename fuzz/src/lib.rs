@@ -8,6 +8,8 @@
 //! crates: they are compiled here from the same source files (`#[path]`), so the fuzzer
 //! runs exactly the code the backends run, without the backends' SDKs.
 
+use std::sync::OnceLock;
+
 use nebula_credential::StorageConfig;
 use nebula_credential_core::remote::TagScheme;
 use nebula_credential_core::remote::config_keys::{Entries, Renamed, Renames, Upgrade};
@@ -75,7 +77,8 @@ pub fn credential_id(data: &[u8]) {
         }
         Err(e) => {
             assert!(!rules, "{s:?} refused: {e}");
-            assert!(e.to_string().chars().count() <= 300, "a long error: {e}");
+            // At most 40 characters of the input are shown, each escaped to at most 10.
+            assert!(e.to_string().chars().count() <= 40 * 10 + 300, "a long error: {e}");
         }
     }
 }
@@ -84,7 +87,8 @@ pub fn credential_id(data: &[u8]) {
 /// never decrypts (no input forges a record sealed with the test key) nor reads as
 /// another id.
 pub fn record_envelope(data: &[u8]) {
-    let keyring = Keyring::new(EncryptionKey::from_bytes(&[7u8; 32]).expect("32 bytes"));
+    static KEYRING: OnceLock<Keyring> = OnceLock::new();
+    let keyring = KEYRING.get_or_init(|| Keyring::new(EncryptionKey::from_bytes(&[7u8; 32]).expect("32 bytes")));
     let expected = CredentialId::new("fuzz").expect("valid");
     for wanted in [None, Some(&expected)] {
         match RecordEnvelope::from_json(data, "fuzz", "fuzz://record", wanted) {
@@ -94,9 +98,15 @@ pub fn record_envelope(data: &[u8]) {
                 }
                 let decrypted = keyring.decrypt(&record.id, &record.encrypted_data);
                 assert!(decrypted.is_err(), "a forged record decrypts");
+                // Written again, a record of an older format is in the current one, the
+                // rest unchanged.
                 let again = record.to_json("fuzz", usize::MAX).expect("serialises");
                 let back = RecordEnvelope::from_json(&again, "fuzz", "fuzz://record", wanted).expect("reads back");
-                assert_eq!(back, record);
+                assert_eq!(back.format_version, RecordEnvelope::FORMAT_VERSION);
+                assert_eq!(
+                    (back.id, back.encrypted_data, back.metadata),
+                    (record.id, record.encrypted_data, record.metadata)
+                );
             }
             Err(e) => assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}"),
         }
