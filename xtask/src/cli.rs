@@ -34,8 +34,9 @@ impl Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Every check CI runs: fmt, tidy, clippy -D warnings, tests, docs -D warnings, MSRV, the
-    /// packaging check, then the integration tests of every backend the runtime can emulate.
+    /// Every check CI runs: fmt, tidy, clippy -D warnings, tests, docs -D warnings, the
+    /// property tests, the fuzz targets (25 s each), MSRV, the packaging check, then the
+    /// integration tests of every backend the runtime can emulate.
     Ci(Backends),
     /// Start, stop and list emulators.
     #[command(subcommand)]
@@ -59,6 +60,19 @@ pub(crate) enum Command {
         #[arg(last = true, value_name = "ARGS")]
         cargo_args: Vec<String>,
     },
+    /// Run each fuzz target (default: all) under libFuzzer for a bounded time and print
+    /// `fuzz executions TARGET: N`; a crash input is kept under fuzz/regressions/TARGET/.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = crate::generated::CI_FUZZ_SECS)]
+        secs: u64,
+        /// The targets (the directories of fuzz/seeds/).
+        #[arg(value_name = "TARGETS")]
+        targets: Vec<String>,
+    },
+    /// Run the property tests (every `props_…` test; PROPTEST_CASES cases per property,
+    /// default 256) and print `property cases CODEC: N`.
+    Props,
 }
 
 /// `emulators …`.

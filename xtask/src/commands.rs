@@ -4,4 +4,5 @@
 pub(crate) mod bench;
 pub(crate) mod ci;
 pub(crate) mod emulators;
+pub(crate) mod fuzz;
 pub(crate) mod test_integration;

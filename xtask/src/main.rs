@@ -2,14 +2,15 @@
 //!
 //! Layout, bottom up: `paths`, `prereq`, `process`, `http`, `runtime`; `shutdown` and `run`
 //! (programs run to completion, stopped on a signal); `python`, `compose`, `state`,
-//! `launch`; `emulators/` (one file per emulator: its table row, native start and docker
-//! environment); `harness` (emulators up and down for a run); `metadata` and `tidy`;
+//! `launch`; `generated` (property tests and fuzzing); `emulators/` (one file per
+//! emulator: its table row, native start and docker environment); `harness` (emulators up and down for a run); `metadata` and `tidy`;
 //! `commands/` (one file per command, none importing another); `cli` (clap).
 
 mod cli;
 mod commands;
 mod compose;
 mod emulators;
+mod generated;
 mod harness;
 mod http;
 mod launch;
@@ -61,5 +62,7 @@ fn run(mut cli: cli::Cli) -> Result<()> {
             commands::test_integration::run(&cli.named(&backends.names), runtime(), cargo_args)
         }
         Command::Bench { backend, cargo_args } => commands::bench::run(backend, runtime, cargo_args),
+        Command::Fuzz { secs, targets } => commands::fuzz::run(targets, *secs),
+        Command::Props => commands::fuzz::props(),
     }
 }

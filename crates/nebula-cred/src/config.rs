@@ -170,7 +170,24 @@ fn without_strings(message: &str) -> String {
         rest = end.map_or("", |end| &rest[end..]);
     }
     out.push_str(rest);
-    out
+    without_variant(&out)
+}
+
+/// `message` with the value of serde's ``unknown variant `…`, expected …`` replaced by `a
+/// value`: a value put in an enum's field (`delete_mode`, `provider`, …) is quoted raw.
+fn without_variant(message: &str) -> String {
+    const VARIANT: &str = "unknown variant `";
+    let Some(start) = message.find(VARIANT) else {
+        return message.to_string();
+    };
+    let value = &message[start + VARIANT.len()..];
+    // The value is not escaped: it ends where serde's own text resumes, the last such place.
+    let end = ["`, expected", "`, there are no variants"]
+        .iter()
+        .filter_map(|tail| value.rfind(tail).map(|at| at + 1))
+        .max();
+    let rest = end.map_or("", |end| &value[end..]);
+    format!("{}unknown variant (a value){rest}", &message[..start])
 }
 
 #[cfg(test)]
@@ -218,6 +235,26 @@ mod tests {
         }
         let (_d, path) = write("provider = \"memory\"\n[key]\npassphrase_salt = 7\n");
         assert!(load_file(&path).unwrap_err().to_string().contains("expected a string"));
+    }
+
+    /// Found by the configuration properties (`props_storage_config`): serde quotes the
+    /// value of an enum field raw (``unknown variant `…` ``), so a token pasted there showed.
+    #[test]
+    fn unknown_variants_never_quote_the_value() {
+        for text in [
+            "provider = \"hunter2-secret\"\n",
+            "provider = \"hunter2`, expected x`, there are no variants`, expected\"\n",
+        ] {
+            let (_d, path) = write(text);
+            let e = load_file(&path).unwrap_err().to_string();
+            assert!(!e.contains("hunter2") && !e.contains("secret"), "{e}");
+            assert!(e.contains("unknown variant (a value), expected"), "{e}");
+        }
+        assert_eq!(
+            without_variant("unknown variant `a`b`, there are no variants"),
+            "unknown variant (a value), there are no variants"
+        );
+        assert_eq!(without_variant("unknown field `x`"), "unknown field `x`");
     }
 
     #[test]

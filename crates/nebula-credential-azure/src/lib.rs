@@ -6,6 +6,8 @@ mod config;
 mod entra;
 mod errors;
 mod naming;
+#[cfg(test)]
+mod props;
 mod provider;
 mod tags;
 

@@ -5,6 +5,8 @@ mod errors;
 mod kubeconfig;
 mod labels;
 mod naming;
+#[cfg(test)]
+mod props;
 mod provider;
 
 pub use config::{KubernetesSecretsConfig, MAX_NAMESPACE_LEN};

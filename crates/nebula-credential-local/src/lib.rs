@@ -4,6 +4,8 @@ mod cache;
 mod config;
 mod fs;
 mod naming;
+#[cfg(test)]
+mod props;
 mod provider;
 
 pub use config::LocalStorageConfig;

@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, in order of cost: format, tidy, clippy, tests,
-//! docs, MSRV, packaging, the compose file, then the integration tests.
+//! docs, the property tests, the fuzz targets, MSRV, packaging, the compose file, then the
+//! integration tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,7 +13,7 @@ use crate::metadata::Metadata;
 use crate::paths::{target_dir, workspace_root};
 use crate::run::cargo;
 use crate::runtime::Runtime;
-use crate::{compose, harness, tidy};
+use crate::{compose, generated, harness, tidy};
 
 /// One cargo step of CI.
 struct Step {
@@ -49,6 +50,10 @@ const BUILD_STEPS: &[Step] = &[
             "--all-features",
             "--exclude",
             "nebula-credential-tests",
+            // The property tests run in their own step, which prints their cases.
+            "--",
+            "--skip",
+            generated::PROPERTY_TEST_PREFIX,
         ],
         env: &[],
     },
@@ -69,6 +74,8 @@ pub(crate) fn run(named: &[Emulator], runtime: Runtime) -> Result<()> {
     for step in BUILD_STEPS {
         run_step(step)?;
     }
+    timed("properties", generated::property_tests)?;
+    timed("fuzz", || generated::fuzz(&[], generated::CI_FUZZ_SECS))?;
     msrv_check(&metadata)?;
     timed("package", || package_check(&metadata))?;
     match compose::check_file() {

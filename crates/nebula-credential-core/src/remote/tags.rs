@@ -191,7 +191,8 @@ impl TagScheme {
     }
 
     /// `tags` without the keys this library did not write as credential tags: the
-    /// reserved keys, and the credential tag keys the owned-keys list names. A backend
+    /// reserved keys (the managed-by marker too, wherever its key lies), and the
+    /// credential tag keys the owned-keys list names. A backend
     /// whose tag writes merge (rather than replace) filters on this view, so a key left
     /// by another tool or by an older write, absent from the owned list written together
     /// with the rest, never makes an object pass a filter.
@@ -201,7 +202,11 @@ impl TagScheme {
             .map(|v| v.split('.').filter(|d| !d.is_empty()).collect())
             .unwrap_or_default();
         tags.iter()
-            .filter(|(k, _)| k.starts_with(self.reserved_prefix) || owned.contains(key_digest(k).as_str()))
+            .filter(|(k, _)| {
+                k.starts_with(self.reserved_prefix)
+                    || k.as_str() == self.managed_key
+                    || owned.contains(key_digest(k).as_str())
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
