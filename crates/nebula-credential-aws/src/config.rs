@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use nebula_credential_core::remote::{TagScheme, config_keys, env};
+use nebula_credential_core::remote::{TagScheme, config_keys, env, redacted_url};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
 };
@@ -52,7 +52,7 @@ const RENAMED_KEYS: &[(&str, &str)] = &[("endpoint_url", "endpoint")];
 /// Deprecated keys still accepted, with a warning: `endpoint_url` (now `endpoint`) and
 /// `deletion` (`"force"` is now `delete_mode = "purge"`, `{ recovery_window = { days = N } }`
 /// is now `delete_mode = "soft"` with `recovery_window_days = N`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct AwsSecretsManagerConfig {
     /// Region code such as `eu-west-1` (any partition: `cn-north-1`, `us-gov-west-1`,
@@ -87,6 +87,25 @@ pub struct AwsSecretsManagerConfig {
     /// Deadlines of the layer stack (`[timeouts]`), each 1..=60 s here. `list` also
     /// bounds each page request by `read_ms`.
     pub timeouts: Timeouts,
+}
+
+/// Shows the endpoint through [`redacted_url`]: user info or a query may hold a secret.
+impl std::fmt::Debug for AwsSecretsManagerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsSecretsManagerConfig")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint.as_deref().map(redacted_url))
+            .field("allow_http", &self.allow_http)
+            .field("secret_prefix", &self.secret_prefix)
+            .field("kms_key_id", &self.kms_key_id)
+            .field("default_tags", &self.default_tags)
+            .field("delete_mode", &self.delete_mode)
+            .field("recovery_window_days", &self.recovery_window_days)
+            .field("list_page_size", &self.list_page_size)
+            .field("retry", &self.retry)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
 }
 
 impl Default for AwsSecretsManagerConfig {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use nebula_credential_core::remote::{check_service_url, config_keys, env};
+use nebula_credential_core::remote::{check_service_url, config_keys, env, redacted_url};
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
@@ -273,7 +273,7 @@ impl Serialize for AzureKeyVaultConfig {
 impl fmt::Debug for AzureKeyVaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AzureKeyVaultConfig")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &redacted_url(&self.endpoint))
             .field("allow_custom_host", &self.allow_custom_host)
             .field("ca_cert", &self.ca_cert.as_ref().map(|_| "(set)"))
             .field("credential", &self.credential)

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use nebula_credential_core::remote::{check_service_url, config_keys, describe_ca_cert, env};
+use nebula_credential_core::remote::{check_service_url, config_keys, describe_ca_cert, env, redacted_url};
 use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 use nebula_credential_core::{
     ConfigError, ProviderConfig, RetryPolicy, StorageError, StorageProvider, Timeouts, async_trait,
@@ -291,7 +291,7 @@ impl Serialize for VaultConfig {
 impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &redacted_url(&self.endpoint))
             .field("ca_cert", &self.ca_cert.as_deref().map(describe_ca_cert))
             .field("allow_http", &self.allow_http)
             .field("auth", &self.auth)

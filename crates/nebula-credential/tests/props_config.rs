@@ -172,8 +172,8 @@ fn without_serde_quotes(message: &str, secret: &str) -> String {
 
 /// A configuration with `secret` in one secret's place, plus arbitrary other lines (so
 /// validation often fails on another field first, or on this one), and whether the
-/// configuration's `Debug` must hide it: a password in a service URL is refused by
-/// validation (without repeating it) but still shows in `Debug`, which prints the URL as given.
+/// configuration's `Debug` must hide it (it always must: a password in a service URL is
+/// refused by validation without repeating it, and `Debug` shows the URL redacted).
 fn secret_in_place() -> impl Strategy<Value = (String, String, bool)> {
     strategies::secret().prop_flat_map(|secret| {
         let places = vec![
@@ -183,9 +183,9 @@ fn secret_in_place() -> impl Strategy<Value = (String, String, bool)> {
                 "provider = \"azure\"\nvault_url = \"https://a.vault.azure.net\"\n[credential]\ntype = \"service_principal\"\n\
                  tenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = {secret:?}\n"
             ), true),
-            (format!("provider = \"vault\"\naddress = \"https://user:{secret}@vault.example:8200/x\"\n"), false),
-            (format!("provider = \"aws\"\nendpoint = \"ftp://user:{secret}@127.0.0.1:1/x\"\n"), false),
-            (format!("provider = \"azure\"\nvault_url = \"https://user:{secret}@a.vault.azure.net/x\"\n"), false),
+            (format!("provider = \"vault\"\naddress = \"https://user:{secret}@vault.example:8200/x\"\n"), true),
+            (format!("provider = \"aws\"\nendpoint = \"ftp://user:{secret}@127.0.0.1:1/x\"\n"), true),
+            (format!("provider = \"azure\"\nvault_url = \"https://user:{secret}@a.vault.azure.net/x\"\n"), true),
         ];
         let extra = (prop::sample::select(KEYS), value("x".into())).prop_map(|(k, v)| format!("{k} = {v}\n"));
         (Just(secret), prop::sample::select(places), prop::collection::vec(extra, 0..3)).prop_map(

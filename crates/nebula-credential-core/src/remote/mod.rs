@@ -36,4 +36,4 @@ pub use errors::{Failure, Verdict, source_chain};
 pub use poll::{Polling, back_off, ends_before_deadline};
 pub use tags::{DIGEST_PREFIX, MANAGED_VALUE, TagScheme, TagUpdate};
 pub use tls::{describe_ca_cert, is_inline_pem, is_rustls_failure, is_tls_failure, load_ca_cert};
-pub use url::check_service_url;
+pub use url::{check_service_url, redacted_url};
