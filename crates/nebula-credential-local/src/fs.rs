@@ -8,7 +8,7 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -37,11 +37,6 @@ const TIME_STEPS: [Duration; 4] = [
     Duration::from_millis(10),
     Duration::from_secs(2),
 ];
-/// An inline read that took longer than this (a cold cache on a slow disk, a stalling
-/// device) sends reads to the blocking pool for [`INLINE_PAUSE`].
-const SLOW_INLINE_READ: Duration = Duration::from_millis(10);
-/// How long reads avoid running inline after a slow one.
-const INLINE_PAUSE: Duration = Duration::from_secs(10);
 
 const _: () = assert!(STALE_TEMP_AGE.as_millis() > 3 * Timeouts::MAX_MS as u128);
 
@@ -307,35 +302,17 @@ pub(crate) fn read_stamped(path: &Path) -> io::Result<(Vec<u8>, Stamp)> {
 /// long as a server is away), the runtime is multi-threaded (its other workers keep
 /// running the other tasks), and no other inline read of this provider is running — so
 /// a disk that stalls holds at most one worker thread, and every other read goes through
-/// the pool with its deadline. An inline read slower than [`SLOW_INLINE_READ`] (a cold
-/// cache on a slow disk) sends reads to the pool for [`INLINE_PAUSE`]. Elsewhere (other
-/// systems, unknown file systems) every read goes through the pool.
-#[derive(Debug)]
+/// the pool with its deadline. Elsewhere (other systems, unknown file systems) every read
+/// goes through the pool.
+#[derive(Debug, Default)]
 pub(crate) struct InlineReads {
     /// Decided on the first read, on the blocking pool.
     local: OnceLock<bool>,
     busy: AtomicBool,
-    /// Reads stay on the pool until this many nanoseconds after `epoch`.
-    paused_until: AtomicU64,
-    epoch: Instant,
-}
-
-impl Default for InlineReads {
-    fn default() -> Self {
-        InlineReads {
-            local: OnceLock::new(),
-            busy: AtomicBool::new(false),
-            paused_until: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
 }
 
 /// Held while a read runs inline; see [`InlineReads::enter`].
-pub(crate) struct InlineSlot<'a> {
-    reads: &'a InlineReads,
-    started: Instant,
-}
+pub(crate) struct InlineSlot<'a>(&'a InlineReads);
 
 impl InlineReads {
     /// Decides, on the blocking pool, whether `dir`'s file system allows inline reads.
@@ -355,37 +332,19 @@ impl InlineReads {
             return None;
         }
         let flavor = tokio::runtime::Handle::try_current().ok()?.runtime_flavor();
-        if flavor != tokio::runtime::RuntimeFlavor::MultiThread
-            || self.nanos() < self.paused_until.load(Ordering::Relaxed)
-        {
+        if flavor != tokio::runtime::RuntimeFlavor::MultiThread {
             return None;
         }
         self.busy
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
-        Some(InlineSlot {
-            reads: self,
-            started: Instant::now(),
-        })
-    }
-
-    fn nanos(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        Some(InlineSlot(self))
     }
 }
 
 impl Drop for InlineSlot<'_> {
     fn drop(&mut self) {
-        let took = self.started.elapsed();
-        if took > SLOW_INLINE_READ {
-            let until = self.reads.nanos().saturating_add(INLINE_PAUSE.as_nanos() as u64);
-            self.reads.paused_until.store(until, Ordering::Relaxed);
-            tracing::debug!(
-                took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-                "a file read was slow; reads go through the blocking pool for a while"
-            );
-        }
-        self.reads.busy.store(false, Ordering::Release);
+        self.0.busy.store(false, Ordering::Release);
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`LocalStorageProvider`]: the [`StorageProvider`] over a directory.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -264,7 +265,11 @@ impl Inner {
             io::ErrorKind::NotFound => StorageError::not_found(PROVIDER, id),
             _ => io_error(Operation::Retrieve, Some(id), &path, e),
         })?;
-        let record = RecordEnvelope::from_json(&bytes, PROVIDER, &path.display().to_string(), Some(id))?;
+        // The location only appears in errors: borrowed, not formatted, when it is UTF-8.
+        let location = path
+            .to_str()
+            .map_or_else(|| Cow::Owned(path.display().to_string()), Cow::Borrowed);
+        let record = RecordEnvelope::from_json(&bytes, PROVIDER, &location, Some(id))?;
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,
