@@ -3,15 +3,19 @@
 //! (temp file + write + fsync + rename + directory fsync with `std::fs`) and a raw read
 //! of the same bytes. Ends with `name: value unit` lines: p50/p95 per operation and size,
 //! the ratios of `store` p95 and of the conditional `store_if` p95 (at the current
-//! revision: lock, read and digest the record, then write) to the raw durable write p95,
-//! and `list` over 10,000 credentials with a one-tag filter matching 1 %.
+//! revision: lock, `stat` the record, then write) to the raw durable write p95, the p50
+//! ratios of `retrieve` to a raw read, of `exists` and `revision` to a raw `stat`
+//! (each interleaved with its baseline), and `list` over 10,000 credentials with a
+//! one-tag filter matching 1 % (cold, p50, p95). Three more lines say where a read's
+//! time goes: `retrieve` on the bare provider (without the layer stack), parsing the
+//! record alone, and one round trip to tokio's blocking pool (what an inline read saves).
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use nebula_credential::local::LocalStorageConfig;
+use nebula_credential::local::{LocalStorageConfig, LocalStorageProvider};
 use nebula_credential::{
     CredentialFilter, CredentialId, CredentialMetadata, EncryptedData, Precondition, RecordEnvelope, Revision,
     StorageConfig, StorageProvider, open,
@@ -125,8 +129,32 @@ fn main() -> anyhow::Result<()> {
                 fs::read(raw_dir.join("raw.json")).expect("raw read");
             },
         );
-        let exists = Samples::collect(bench.runtime(), READ_SAMPLES, |_| async {
-            p.exists(&k).await.expect("exists");
+        let exists = bench.interleaved(
+            READ_SAMPLES,
+            |_| async {
+                p.exists(&k).await.expect("exists");
+            },
+            |_| async {
+                fs::metadata(raw_dir.join("raw.json")).expect("raw stat");
+            },
+        );
+        let revision_only = bench.interleaved(
+            READ_SAMPLES,
+            |_| async {
+                p.revision(&k).await.expect("revision");
+            },
+            |_| async {
+                fs::metadata(raw_dir.join("raw.json")).expect("raw stat");
+            },
+        );
+        // Where the time of a read goes, beside the figures above.
+        let bare = bench.block_on(LocalStorageProvider::new(LocalStorageConfig::new(&dir)))?;
+        let retrieve_bare = Samples::collect(bench.runtime(), READ_SAMPLES, |_| async {
+            bare.retrieve(&k).await.expect("retrieve");
+        });
+        let bytes = fs::read(bare.file_path(&k))?;
+        let parse = Samples::collect(bench.runtime(), READ_SAMPLES, |_| async {
+            RecordEnvelope::from_json(&bytes, "local", "bench", Some(&k)).expect("parse");
         });
         let doomed: Vec<CredentialId> = (0..WRITE_SAMPLES).map(|i| id(&format!("doomed_{i}"))).collect();
         for k in &doomed {
@@ -146,8 +174,13 @@ fn main() -> anyhow::Result<()> {
             ("raw_durable_write_beside_store_if", &store_if.raw),
             ("retrieve", &retrieve.ours),
             ("raw_read", &retrieve.raw),
-            ("exists", &exists),
+            ("exists", &exists.ours),
+            ("raw_stat", &exists.raw),
+            ("revision", &revision_only.ours),
+            ("raw_stat_beside_revision", &revision_only.raw),
             ("delete", &delete),
+            ("retrieve_bare_provider", &retrieve_bare),
+            ("record_parse", &parse),
         ] {
             figures.add_latency(&format!("local_{name}_{label}"), s);
         }
@@ -161,7 +194,27 @@ fn main() -> anyhow::Result<()> {
             store_if.p95_ratio(),
             "x",
         );
+        figures.add(
+            &format!("local_retrieve_p50_over_raw_read_p50_{label}"),
+            retrieve.p50_ratio(),
+            "x",
+        );
+        figures.add(
+            &format!("local_exists_p50_over_raw_stat_p50_{label}"),
+            exists.p50_ratio(),
+            "x",
+        );
+        figures.add(
+            &format!("local_revision_p50_over_raw_stat_p50_{label}"),
+            revision_only.p50_ratio(),
+            "x",
+        );
     }
+
+    let hop = Samples::collect(bench.runtime(), READ_SAMPLES, |_| async {
+        tokio::task::spawn_blocking(|| ()).await.expect("blocking pool");
+    });
+    bench.figures().add_latency("local_blocking_pool_round_trip", &hop);
 
     // list over 10,000 credentials, 1 % of them tagged team=core.
     let dir = bench_dir("list")?;
@@ -208,11 +261,34 @@ fn main() -> anyhow::Result<()> {
     let list_ids = Samples::collect(bench.runtime(), LIST_SAMPLES, |_| async {
         p.list(&CredentialFilter::new()).await.expect("list");
     });
+    // The floor of a filtered list that must see whether any file changed: read the
+    // directory and stat every credential file (not the lock files, whose names start
+    // with a dot).
+    let raw_scan = Samples::collect(bench.runtime(), LIST_SAMPLES, |_| async {
+        let mut stats = 0usize;
+        for entry in fs::read_dir(&dir).expect("read_dir") {
+            let entry = entry.expect("entry");
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                stats += usize::from(entry.metadata().is_ok());
+            }
+        }
+        assert_eq!(stats, LIST_CREDENTIALS);
+    });
     let mut figures = bench.figures();
     figures.add("local_list_10000_one_tag_p50", list.p50().as_secs_f64() * 1e3, "ms");
     figures.add("local_list_10000_one_tag_p95", list.p95().as_secs_f64() * 1e3, "ms");
     figures.add("local_list_10000_all_ids_p50", list_ids.p50().as_secs_f64() * 1e3, "ms");
     figures.add("local_list_10000_all_ids_p95", list_ids.p95().as_secs_f64() * 1e3, "ms");
+    figures.add(
+        "local_raw_readdir_stat_10000_p50",
+        raw_scan.p50().as_secs_f64() * 1e3,
+        "ms",
+    );
+    figures.add(
+        "local_raw_readdir_stat_10000_p95",
+        raw_scan.p95().as_secs_f64() * 1e3,
+        "ms",
+    );
     drop(figures);
 
     bench.finish();

@@ -1,3 +1,4 @@
+//! [`Stamp`]: what identifies one version of a file (and gives its [`Revision`]), and
 //! [`MetadataCache`]: what `list` learned from each file, kept until the file changes.
 //!
 //! A filtered `list` needs every candidate's metadata. Reading 10,000 files costs about
@@ -17,7 +18,7 @@ use std::fs::Metadata;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use nebula_credential_core::CredentialMetadata;
+use nebula_credential_core::{CredentialMetadata, Revision};
 
 /// The coarsest timestamp granularity in common use (FAT: 2 s); stamps within this of
 /// the time a file was read cannot tell that version from a later one.
@@ -34,6 +35,7 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
+    /// The stamp of the file version `m` describes (from `stat`, or `fstat` of an open file).
     pub(crate) fn of(m: &Metadata) -> Self {
         #[cfg(unix)]
         {
@@ -54,6 +56,30 @@ impl Stamp {
         }
     }
 
+    /// The modification time, which writers keep strictly increasing per credential.
+    pub(crate) fn modified(&self) -> Option<SystemTime> {
+        self.times[0]
+    }
+
+    /// The revision of this version of the file: its modification time (to the
+    /// nanosecond), size and, on Unix, device and inode.
+    ///
+    /// It changes on every store: each one renames a new file into place with a
+    /// modification time set strictly after that of every earlier version of the
+    /// credential, deleted ones included (see `Dir::write_atomic`), so even a reused inode
+    /// with the same size, written within one tick of the kernel clock, gets a new
+    /// revision. The change time is left out: it also moves when a later store unlinks
+    /// the version a reader still holds open, and that reader must report the revision
+    /// the store did. Reading it costs one `stat`, never the file's content.
+    pub(crate) fn revision(&self) -> Revision {
+        let modified = nanos(&self.times[0]);
+        #[cfg(unix)]
+        let token = format!("{modified}-{:x}-{:x}.{:x}", self.len, self.ids[0], self.ids[1]);
+        #[cfg(not(unix))]
+        let token = format!("{modified}-{:x}", self.len);
+        Revision::new(token)
+    }
+
     /// Whether a file read at `read_at` with this stamp cannot be confused with a later
     /// version: every time is known and at least [`AMBIGUITY`] older than the read.
     fn unambiguous_at(&self, read_at: SystemTime) -> bool {
@@ -68,24 +94,42 @@ impl Stamp {
     }
 }
 
+/// A time as hex nanoseconds since the Unix epoch (`-` before it), `?` when unknown.
+fn nanos(t: &Option<SystemTime>) -> String {
+    match t.map(|t| t.duration_since(SystemTime::UNIX_EPOCH)) {
+        Some(Ok(after)) => format!("{:x}", after.as_nanos()),
+        Some(Err(before)) => format!("-{:x}", before.duration().as_nanos()),
+        None => "?".to_string(),
+    }
+}
+
 struct Entry {
     stamp: Stamp,
     metadata: CredentialMetadata,
     /// The stamp could not have been given to a later version too.
     trusted: bool,
+    /// The last pass that met the file.
+    pass: u64,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_name: HashMap<String, Entry>,
+    /// The number of the current (or last) pass.
+    pass: u64,
 }
 
 /// Parsed metadata per file name, valid while the file's [`Stamp`] is unchanged.
 #[derive(Default)]
 pub(crate) struct MetadataCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
 }
 
 impl std::fmt::Debug for MetadataCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("MetadataCache");
         if let Ok(entries) = self.entries.try_lock() {
-            d.field("entries", &entries.len());
+            d.field("entries", &entries.by_name.len());
         }
         d.finish_non_exhaustive()
     }
@@ -96,25 +140,25 @@ impl MetadataCache {
     /// pass keeps what it meets and drops the rest (files deleted since) when finished.
     pub(crate) fn pass(&self) -> Pass<'_> {
         let started = SystemTime::now();
-        let guard = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let next = HashMap::with_capacity(guard.len());
-        Pass { guard, next, started }
+        let mut guard = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.pass += 1;
+        Pass { guard, started }
     }
 }
 
 /// One directory scan's view of the cache; see [`MetadataCache::pass`].
 pub(crate) struct Pass<'a> {
-    guard: MutexGuard<'a, HashMap<String, Entry>>,
-    next: HashMap<String, Entry>,
+    guard: MutexGuard<'a, Entries>,
     /// Taken before any file of the pass is looked at: files are read after it.
     started: SystemTime,
 }
 
 impl Pass<'_> {
     /// Keeps the entry of `name` as it is (the file was not looked at).
-    pub(crate) fn keep(&mut self, name: String) {
-        if let Some(entry) = self.guard.remove(&name) {
-            self.next.insert(name, entry);
+    pub(crate) fn keep(&mut self, name: &str) {
+        let pass = self.guard.pass;
+        if let Some(entry) = self.guard.by_name.get_mut(name) {
+            entry.pass = pass;
         }
     }
 
@@ -122,24 +166,30 @@ impl Pass<'_> {
     /// the stamp is unambiguous, else loaded and remembered.
     pub(crate) fn get_or_load<E>(
         &mut self,
-        name: String,
+        name: &str,
         stamp: Stamp,
         load: impl FnOnce() -> Result<CredentialMetadata, E>,
     ) -> Result<&CredentialMetadata, E> {
-        let entry = match self.guard.remove(&name) {
-            Some(entry) if entry.trusted && entry.stamp == stamp => entry,
-            _ => Entry {
+        let pass = self.guard.pass;
+        let cached = matches!(self.guard.by_name.get(name), Some(e) if e.trusted && e.stamp == stamp);
+        if !cached {
+            let entry = Entry {
                 metadata: load()?,
                 trusted: stamp.unambiguous_at(self.started),
                 stamp,
-            },
-        };
-        Ok(&self.next.entry(name).insert_entry(entry).into_mut().metadata)
+                pass,
+            };
+            self.guard.by_name.insert(name.to_owned(), entry);
+        }
+        let entry = self.guard.by_name.get_mut(name).expect("found or inserted above");
+        entry.pass = pass;
+        Ok(&entry.metadata)
     }
 
     /// Ends the pass: entries not met are dropped.
     pub(crate) fn finish(mut self) {
-        *self.guard = std::mem::take(&mut self.next);
+        let pass = self.guard.pass;
+        self.guard.by_name.retain(|_, entry| entry.pass == pass);
     }
 }
 
@@ -171,7 +221,7 @@ mod tests {
         let mut pass = cache.pass();
         let mut loaded = false;
         let v = pass
-            .get_or_load("k.enc.json".into(), stamp.clone(), || {
+            .get_or_load("k.enc.json", stamp.clone(), || {
                 loaded = true;
                 Ok::<_, ()>(version(on_disk))
             })

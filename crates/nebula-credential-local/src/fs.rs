@@ -1,14 +1,20 @@
-//! Blocking file-system primitives: durable atomic writes, per-credential advisory
-//! locks taken with a bounded wait, a commit point after which a write may land and
-//! before which it can be abandoned, and cleanup of temporary files left by a crash.
+//! Blocking file-system primitives: durable atomic writes that stamp each version with
+//! a modification time later than every earlier one, per-credential advisory locks taken
+//! with a bounded wait, a commit point after which a write may land and before which it
+//! can be abandoned, reads that return the [`Stamp`] of what they read, cleanup of
+//! temporary files left by a crash, and [`InlineReads`]: when a short read may skip the
+//! hop to tokio's blocking pool.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use nebula_credential_core::Timeouts;
+
+use crate::cache::Stamp;
 
 /// Suffix of temporary files; they also start with a dot, so they are never listed.
 const TEMP_SUFFIX: &str = ".tmp";
@@ -22,6 +28,15 @@ const LOCK_SUFFIX: &str = ".lock";
 pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
 /// Longest pause between two attempts to take a busy lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(5);
+/// Steps tried above a wanted modification time until the file system keeps one at least
+/// that late: none (nanosecond file systems: ext4, XFS, Btrfs, tmpfs, APFS, ZFS), then
+/// the coarser granularities in use (NTFS 100 ns, exFAT 10 ms, HFS+ and ext3 1 s, FAT 2 s).
+const TIME_STEPS: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_micros(1),
+    Duration::from_millis(10),
+    Duration::from_secs(2),
+];
 
 const _: () = assert!(STALE_TEMP_AGE.as_millis() > 3 * Timeouts::MAX_MS as u128);
 
@@ -107,7 +122,26 @@ pub(crate) struct Dir {
 }
 
 /// Holds an exclusive advisory lock until dropped (closing the file releases it).
-pub(crate) struct LockGuard(#[allow(dead_code)] Option<File>);
+///
+/// The lock file's own modification time is the credential's high-water mark: at least
+/// the modification time of every version deleted under the lock, so a version written
+/// after a delete is stamped later than the deleted one, whatever the clock did.
+pub(crate) struct LockGuard(Option<File>);
+
+impl LockGuard {
+    /// The high-water mark, when locking.
+    pub(crate) fn high_water(&self) -> io::Result<Option<SystemTime>> {
+        self.0.as_ref().map(|f| f.metadata()?.modified()).transpose()
+    }
+
+    /// Raises the high-water mark to `modified`, the time of a version about to be deleted.
+    pub(crate) fn raise_high_water(&self, modified: SystemTime) -> io::Result<()> {
+        match &self.0 {
+            Some(f) if f.metadata()?.modified()? < modified => set_modified_at_least(f, modified).map(drop),
+            _ => Ok(()),
+        }
+    }
+}
 
 impl Dir {
     /// Takes the exclusive lock of file `name` (creating its lock file if needed),
@@ -138,21 +172,30 @@ impl Dir {
         }
     }
 
-    /// The bytes of file `name`, or `None` when it does not exist.
-    pub(crate) fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.path.join(name)) {
-            Ok(bytes) => Ok(Some(bytes)),
+    /// The stamp of file `name` as it is, or `None` when it does not exist.
+    pub(crate) fn stamp(&self, name: &str) -> io::Result<Option<Stamp>> {
+        match fs::metadata(self.path.join(name)) {
+            Ok(m) => Ok(Some(Stamp::of(&m))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Replaces file `name` with `bytes`, durably and atomically: a unique temporary
-    /// file (mode 0600 from creation) in the same directory is written and fsynced,
-    /// then, if `commit` still allows, renamed over the target, then the directory is
-    /// fsynced. The temporary file is removed on every error path. Readers see the old
-    /// file or the new one, never a mix. Writers of one file hold its [`lock`](Self::lock).
-    pub(crate) fn write_atomic(&self, name: &str, bytes: &[u8], commit: &Commit) -> Result<(), FsError> {
+    /// file (mode 0600 from creation) in the same directory is written, given a
+    /// modification time strictly after `after` (the current version's, or the lock's
+    /// high-water mark) and no earlier than now, and fsynced, then, if `commit` still
+    /// allows, renamed over the target, then the directory is fsynced. Returns the stamp
+    /// of the new version, taken after the rename (which sets its change time). The
+    /// temporary file is removed on every error path. Readers see the old file or the new
+    /// one, never a mix. Writers of one file hold its [`lock`](Self::lock).
+    pub(crate) fn write_atomic(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        after: Option<SystemTime>,
+        commit: &Commit,
+    ) -> Result<Stamp, FsError> {
         let prefix = format!(".{name}.");
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(TEMP_SUFFIX);
@@ -160,10 +203,25 @@ impl Dir {
         builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
         let mut temp = builder.tempfile_in(&self.path)?;
         temp.write_all(bytes)?;
+        let now = SystemTime::now();
+        let least = after
+            .and_then(|t| t.checked_add(Duration::from_nanos(1)))
+            .map_or(now, |t| t.max(now));
+        if let Err(e) = set_modified_at_least(temp.as_file(), least) {
+            tracing::warn!(
+                dir = %self.path.display(),
+                error = %e,
+                "the file system did not keep the modification time set on a new credential file; \
+                 its revision may repeat an earlier one: keep credentials on a file system with \
+                 settable timestamps (ext4, XFS, Btrfs, APFS, NTFS)"
+            );
+        }
         temp.as_file().sync_all()?;
         commit.commit()?;
-        temp.persist(self.path.join(name)).map_err(|e| e.error)?;
-        Ok(sync_dir(&self.path)?)
+        let file = temp.persist(self.path.join(name)).map_err(|e| e.error)?;
+        let stamp = Stamp::of(&file.metadata()?);
+        sync_dir(&self.path)?;
+        Ok(stamp)
     }
 
     /// Removes file `name` if present, durably, if `commit` still allows. Missing is fine.
@@ -204,6 +262,117 @@ impl Dir {
         }
         Ok(removed)
     }
+}
+
+/// Sets the modification time of `file` to `least` or, where the file system keeps
+/// coarser times, to the first later time it keeps at `least` or after. Returns the time
+/// kept; fails when the file system keeps none at least that late.
+pub(crate) fn set_modified_at_least(file: &File, least: SystemTime) -> io::Result<SystemTime> {
+    for step in TIME_STEPS {
+        file.set_modified(least + step)?;
+        let kept = file.metadata()?.modified()?;
+        if kept >= least {
+            return Ok(kept);
+        }
+    }
+    Err(io::Error::other(
+        "the file system keeps no modification time as late as the one set",
+    ))
+}
+
+/// The bytes of the file at `path` and the stamp of the version read. The stamp is
+/// taken (`fstat`) before the bytes are read: a version edited in place meanwhile has a
+/// later stamp than the one returned, so the edit is never hidden behind an old revision.
+pub(crate) fn read_stamped(path: &Path) -> io::Result<(Vec<u8>, Stamp)> {
+    let mut file = File::open(path)?;
+    let metadata = file.metadata()?;
+    // One more byte than the size, so the read ends without growing the buffer.
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).map_or(0, |n| n.saturating_add(1)));
+    file.read_to_end(&mut bytes)?;
+    Ok((bytes, Stamp::of(&metadata)))
+}
+
+/// Whether a short read (a `stat`, one small file) may run on the calling thread
+/// instead of making the round trip to tokio's blocking pool, which costs more than the
+/// read itself (two thread wake-ups).
+///
+/// Only where a read cannot hang and no other task can be stalled by it: the directory
+/// is on a local disk or memory file system (Linux: ext2/3/4, XFS, Btrfs, tmpfs, overlayfs,
+/// ZFS, F2FS, bcachefs; never a network or FUSE file system, whose calls can block for as
+/// long as a server is away), the runtime is multi-threaded (its other workers keep
+/// running the other tasks), and no other inline read of this provider is running — so
+/// a disk that stalls holds at most one worker thread, and every other read goes through
+/// the pool with its deadline. Elsewhere (other systems, unknown file systems) every read
+/// goes through the pool.
+#[derive(Debug, Default)]
+pub(crate) struct InlineReads {
+    /// Decided on the first read, on the blocking pool.
+    local: OnceLock<bool>,
+    busy: AtomicBool,
+}
+
+/// Held while a read runs inline; see [`InlineReads::enter`].
+pub(crate) struct InlineSlot<'a>(&'a InlineReads);
+
+impl InlineReads {
+    /// Decides, on the blocking pool, whether `dir`'s file system allows inline reads.
+    pub(crate) fn decide(&self, dir: &Path) {
+        self.local.get_or_init(|| local_file_system(dir));
+    }
+
+    /// Whether the decision was made.
+    pub(crate) fn decided(&self) -> bool {
+        self.local.get().is_some()
+    }
+
+    /// A slot to run one read on the calling thread, or `None` when it must go to the
+    /// blocking pool (see the type's documentation).
+    pub(crate) fn enter(&self) -> Option<InlineSlot<'_>> {
+        if self.local.get() != Some(&true) {
+            return None;
+        }
+        let flavor = tokio::runtime::Handle::try_current().ok()?.runtime_flavor();
+        if flavor != tokio::runtime::RuntimeFlavor::MultiThread {
+            return None;
+        }
+        self.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        Some(InlineSlot(self))
+    }
+}
+
+impl Drop for InlineSlot<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+/// Whether `dir` is on a local disk or memory file system whose reads cannot hang on a
+/// server (Linux `statfs` magic numbers; anything unknown is taken as not local).
+#[cfg(target_os = "linux")]
+fn local_file_system(dir: &Path) -> bool {
+    const LOCAL: [u32; 12] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0x0102_1994, // tmpfs
+        0x8584_58F6, // ramfs
+        0x794C_7630, // overlayfs
+        0x2FC1_2FC1, // ZFS
+        0xF2F5_2010, // F2FS
+        0xCA45_1A4E, // bcachefs
+        0x3153_464A, // JFS
+        0x5265_4973, // ReiserFS
+        0x0000_4D44, // FAT (MSDOS)
+    ];
+    rustix::fs::statfs(dir).is_ok_and(|s| LOCAL.contains(&(s.f_type as u32)))
+}
+
+/// Other systems: every read goes through the blocking pool.
+#[cfg(not(target_os = "linux"))]
+fn local_file_system(_dir: &Path) -> bool {
+    false
 }
 
 /// The credential file a temporary file was meant to become: `.{target}.{random}.tmp`.
@@ -284,7 +453,7 @@ mod tests {
         fs::create_dir(tmp.path().join("blocked.enc.json")).unwrap();
         fs::write(tmp.path().join("blocked.enc.json").join("x"), b"x").unwrap();
         let commit = in_(Duration::from_secs(10));
-        assert!(d.write_atomic("blocked.enc.json", b"data", &commit).is_err());
+        assert!(d.write_atomic("blocked.enc.json", b"data", None, &commit).is_err());
         assert!(temps(tmp.path()).is_empty());
     }
 
@@ -295,18 +464,18 @@ mod tests {
         let commit = in_(Duration::from_secs(10));
         assert!(commit.abandon());
         assert!(matches!(
-            d.write_atomic("k.enc.json", b"data", &commit),
+            d.write_atomic("k.enc.json", b"data", None, &commit),
             Err(FsError::Expired)
         ));
         let past = Commit::new(Instant::now());
         assert!(matches!(
-            d.write_atomic("k.enc.json", b"data", &past),
+            d.write_atomic("k.enc.json", b"data", None, &past),
             Err(FsError::Expired)
         ));
         assert!(!tmp.path().join("k.enc.json").exists());
         assert!(temps(tmp.path()).is_empty());
         let done = in_(Duration::from_secs(10));
-        d.write_atomic("k.enc.json", b"data", &done).unwrap();
+        d.write_atomic("k.enc.json", b"data", None, &done).unwrap();
         assert!(!done.abandon(), "a committed write cannot be abandoned");
         assert!(tmp.path().join("k.enc.json").exists());
     }

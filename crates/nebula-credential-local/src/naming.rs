@@ -62,7 +62,10 @@ pub(crate) fn file_name(id: &CredentialId, ext: &str) -> String {
 /// written by [`file_name`] with extension `ext` (temp files, lock files, strangers).
 pub(crate) fn parse_file_name(name: &str, ext: &str) -> Option<CredentialId> {
     let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
-    let stem = stem.strip_prefix(DEVICE_MARK).unwrap_or(stem);
+    let (marked, stem) = match stem.strip_prefix(DEVICE_MARK) {
+        Some(stem) => (true, stem),
+        None => (false, stem),
+    };
     let (lower, mask) = match stem.split_once('.') {
         Some((lower, mask)) => (lower, Some(mask)),
         None => (stem, None),
@@ -70,8 +73,13 @@ pub(crate) fn parse_file_name(name: &str, ext: &str) -> Option<CredentialId> {
     if lower.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let id = match mask {
-        None => lower.to_string(),
+    let id: String = match mask {
+        // The common case, without building the name again: an all-lowercase id is
+        // canonical exactly when it carries the device mark if and only if it needs one.
+        None => {
+            let id = CredentialId::new(lower).ok()?;
+            return (marked == WINDOWS_DEVICES.contains(&lower)).then_some(id);
+        }
         Some(mask) => {
             if mask.len() != lower.len().div_ceil(4) {
                 return None;

@@ -1,5 +1,6 @@
 //! [`LocalStorageProvider`]: the [`StorageProvider`] over a directory.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,12 +12,11 @@ use nebula_credential_core::{
     async_trait, layers,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::PROVIDER;
 use crate::cache::{MetadataCache, Pass, Stamp};
 use crate::config::LocalStorageConfig;
-use crate::fs::{Commit, Dir, FsError, create_private_dir, probe_writable};
+use crate::fs::{Commit, Dir, FsError, InlineReads, create_private_dir, probe_writable, read_stamped};
 use crate::naming::{file_name, parse_file_name};
 
 /// Longest time kept free before an operation's deadline: a write commits only while
@@ -28,10 +28,15 @@ const MAX_COMMIT_MARGIN: Duration = Duration::from_millis(250);
 ///
 /// Writes are atomic and durable (temporary file, fsync, rename, directory fsync),
 /// writers of one credential exclude each other across threads and processes with an
-/// advisory lock, and every blocking call runs on tokio's blocking pool.
+/// advisory lock, and every blocking call runs on tokio's blocking pool — except short
+/// reads of a directory on a local disk, which may run on the calling thread (see
+/// `InlineReads` in the crate's `fs` module and the README).
 ///
-/// With locking on, [`store_if`](StorageProvider::store_if) is atomic: the revision is
-/// a digest of the record file, compared under the credential's lock. A lock is waited
+/// The revision of a record is read from its file's `stat` (modification time, size,
+/// inode, change time); every store stamps the new file with a modification time after
+/// that of every earlier version, so the revision changes on every store. With locking
+/// on, [`store_if`](StorageProvider::store_if) is atomic: the revision is compared under
+/// the credential's lock. A lock is waited
 /// for only until the operation's deadline (the [`Timeout`](layers::Timeout) layer's,
 /// else this provider's own [`Timeouts`]), and a write that missed it, or whose caller
 /// stopped waiting, never lands afterwards.
@@ -62,6 +67,7 @@ struct Inner {
     cache: MetadataCache,
     /// Opened with [`LocalStorageProvider::open_read_only`]: writes are refused.
     read_only: bool,
+    inline: InlineReads,
 }
 
 /// Only the metadata of a record, so `list` does not decode ciphertexts.
@@ -142,6 +148,7 @@ impl LocalStorageProvider {
             timeouts: config.timeouts,
             cache: MetadataCache::default(),
             read_only,
+            inline: InlineReads::default(),
         };
         let create_dir = config.create_dir && !read_only;
         let inner = tokio::task::spawn_blocking(move || inner.prepare(create_dir).map(|()| inner))
@@ -176,6 +183,26 @@ impl LocalStorageProvider {
         .map_err(|e| join_error(operation, e))?
     }
 
+    /// Runs a short read: on the calling thread when [`InlineReads`] allows, else on the
+    /// blocking pool (which decides, on the first read, whether the directory allows it).
+    async fn read<T: Send + 'static>(
+        &self,
+        operation: Operation,
+        f: impl FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        if let Some(_slot) = self.inner.inline.enter() {
+            return f(&self.inner);
+        }
+        if self.inner.inline.decided() {
+            return self.blocking(operation, f).await;
+        }
+        self.blocking(operation, move |inner| {
+            inner.inline.decide(&inner.dir.path);
+            f(inner)
+        })
+        .await
+    }
+
     /// Runs a write of `id` on the blocking pool with a commit point before the
     /// operation's deadline; dropping the returned future abandons the write.
     async fn write<T: Send + 'static>(
@@ -199,14 +226,6 @@ impl LocalStorageProvider {
         let _abandon = AbandonOnDrop(op.commit.clone());
         self.blocking(operation, move |inner| f(inner, &op)).await
     }
-}
-
-/// The revision of a record file: a digest of its bytes, which the writer holding the
-/// credential's lock compares with the file as it is.
-fn revision_of(bytes: &[u8]) -> Revision {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    Revision::new(hex)
 }
 
 impl Inner {
@@ -270,42 +289,65 @@ impl Inner {
     fn store(&self, op: &WriteOp, bytes: &[u8], precondition: &Precondition) -> Result<Revision, StorageError> {
         let name = file_name(&op.id, &self.extension);
         let path = self.dir.path.join(&name);
-        let _lock = self.dir.lock(&name, &op.commit).map_err(|e| op.error(&path, e))?;
-        if precondition.is_conditional() {
-            let current = self
-                .dir
-                .read(&name)
-                .map_err(|e| op.error(&path, e.into()))?
-                .map(|bytes| revision_of(&bytes));
-            if !precondition.holds(current.as_ref()) {
-                return Err(precondition.conflict(PROVIDER, &op.id));
-            }
+        let lock = self.dir.lock(&name, &op.commit).map_err(|e| op.error(&path, e))?;
+        let current = self.dir.stamp(&name).map_err(|e| op.error(&path, e.into()))?;
+        if precondition.is_conditional() && !precondition.holds(current.as_ref().map(Stamp::revision).as_ref()) {
+            return Err(precondition.conflict(PROVIDER, &op.id));
         }
-        self.dir
-            .write_atomic(&name, bytes, &op.commit)
+        // The new version is stamped after the current one and every deleted one.
+        let high_water = lock.high_water().map_err(|e| op.error(&path, e.into()))?;
+        let after = current.and_then(|s| s.modified()).max(high_water);
+        let stamp = self
+            .dir
+            .write_atomic(&name, bytes, after, &op.commit)
             .map_err(|e| op.error(&path, e))?;
-        Ok(revision_of(bytes))
+        Ok(stamp.revision())
     }
 
     fn delete(&self, op: &WriteOp) -> Result<(), StorageError> {
         let name = file_name(&op.id, &self.extension);
         let path = self.dir.path.join(&name);
-        let _lock = self.dir.lock(&name, &op.commit).map_err(|e| op.error(&path, e))?;
+        let lock = self.dir.lock(&name, &op.commit).map_err(|e| op.error(&path, e))?;
+        // A version written after this delete is stamped after the deleted one.
+        let current = self.dir.stamp(&name).map_err(|e| op.error(&path, e.into()))?;
+        if let Some(modified) = current.and_then(|s| s.modified()) {
+            lock.raise_high_water(modified).map_err(|e| op.error(&path, e.into()))?;
+        }
         self.dir.remove(&name, &op.commit).map_err(|e| op.error(&path, e))
     }
 
     fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let path = self.path_of(id);
-        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        let (bytes, stamp) = read_stamped(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StorageError::not_found(PROVIDER, id),
             _ => io_error(Operation::Retrieve, Some(id), &path, e),
         })?;
-        let record = RecordEnvelope::from_json(&bytes, PROVIDER, &path.display().to_string(), Some(id))?;
+        // The location only appears in errors: borrowed, not formatted, when it is UTF-8.
+        let location = path
+            .to_str()
+            .map_or_else(|| Cow::Owned(path.display().to_string()), Cow::Borrowed);
+        let record = RecordEnvelope::from_json(&bytes, PROVIDER, &location, Some(id))?;
         Ok(Stored {
             data: record.encrypted_data,
             metadata: record.metadata,
-            revision: revision_of(&bytes),
+            revision: stamp.revision(),
         })
+    }
+
+    /// The revision from the file's `stat` alone.
+    fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        let path = self.path_of(id);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Stamp::of(&m).revision()),
+            Ok(_) => Err(io_error(
+                Operation::Revision,
+                Some(id),
+                &path,
+                io::Error::new(io::ErrorKind::InvalidData, "not a regular file"),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::not_found(PROVIDER, id)),
+            Err(e) => Err(io_error(Operation::Revision, Some(id), &path, e)),
+        }
     }
 
     fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
@@ -323,12 +365,12 @@ impl Inner {
             };
             if !filter.matches_id(&id) {
                 if let Some(cache) = &mut cache {
-                    cache.keep(name);
+                    cache.keep(&name);
                 }
                 continue;
             }
             if let Some(cache) = &mut cache {
-                match matches_metadata(cache, &entry, name, |m| filter.matches(&id, m)) {
+                match matches_metadata(cache, &entry, &name, |m| filter.matches(&id, m)) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(reason) => {
@@ -358,7 +400,7 @@ impl Inner {
 fn matches_metadata(
     cache: &mut Pass<'_>,
     entry: &std::fs::DirEntry,
-    name: String,
+    name: &str,
     test: impl FnOnce(&CredentialMetadata) -> bool,
 ) -> Result<bool, String> {
     let stamp = match entry.metadata() {
@@ -366,8 +408,8 @@ fn matches_metadata(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e.to_string()),
     };
-    let path = entry.path();
     let load = || {
+        let path = entry.path();
         let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
         serde_json::from_slice::<MetadataOnly>(&bytes)
             .map(|m| m.metadata)
@@ -511,8 +553,7 @@ impl StorageProvider for LocalStorageProvider {
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
         let id = id.clone();
-        self.blocking(Operation::Retrieve, move |inner| inner.retrieve(&id))
-            .await
+        self.read(Operation::Retrieve, move |inner| inner.retrieve(&id)).await
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
@@ -527,7 +568,7 @@ impl StorageProvider for LocalStorageProvider {
 
     async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
         let id = id.clone();
-        self.blocking(Operation::Exists, move |inner| {
+        self.read(Operation::Exists, move |inner| {
             let path = inner.path_of(&id);
             path.try_exists()
                 .map_err(|e| io_error(Operation::Exists, Some(&id), &path, e))
@@ -535,9 +576,10 @@ impl StorageProvider for LocalStorageProvider {
         .await
     }
 
-    /// The revision is a digest of the file's bytes, so it needs the whole file.
+    /// One `stat` of the file: the revision never needs its content.
     async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
-        self.retrieve(id).await.map(|stored| stored.revision)
+        let id = id.clone();
+        self.read(Operation::Revision, move |inner| inner.revision(&id)).await
     }
 
     /// Reads the directory (one entry): proves it exists and is readable.
