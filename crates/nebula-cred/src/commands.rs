@@ -119,14 +119,19 @@ fn check_values(args: &PutArgs) -> Result<(), CliError> {
 
 /// Where `put` reads the value from.
 enum ValueSource<'a> {
-    File(&'a std::path::Path),
+    /// A file; `named` is false for `@FILE`, whose text may be a secret typed after a
+    /// stray `@`, so errors must not repeat it (`--from-file FILE` names a file for sure).
+    File {
+        path: &'a std::path::Path,
+        named: bool,
+    },
     Stdin,
 }
 
 fn value_source(args: &PutArgs) -> ValueSource<'_> {
     match (args.value_argument.first(), &args.from_file) {
-        (Some(ValueArgument::File(path)), _) => ValueSource::File(path),
-        (_, Some(path)) => ValueSource::File(path),
+        (Some(ValueArgument::File(path)), _) => ValueSource::File { path, named: false },
+        (_, Some(path)) => ValueSource::File { path, named: true },
         _ => ValueSource::Stdin,
     }
 }
@@ -334,15 +339,17 @@ fn warn_if_expired(id: &CredentialId, metadata: &CredentialMetadata) {
 /// with a warning for a trailing line break or without it (`--trim`).
 fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
     let (mut value, piped) = match value_source(args) {
-        ValueSource::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| {
-                CliError::Usage(format!(
-                    "cannot read the value file {}: {e}; check the path",
-                    path.display()
-                ))
-            })?;
-            let value = read_at_most(file, limit)
-                .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e))?;
+        ValueSource::File { path, named } => {
+            // `@TEXT` may be a value typed after a stray `@`: never repeat it.
+            let what = if named {
+                format!("the value file {}", path.display())
+            } else {
+                "the value file named after @ (its name is not repeated: it may be a secret typed by mistake)"
+                    .to_string()
+            };
+            let file = std::fs::File::open(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {what}: {e}; check the path")))?;
+            let value = read_at_most(file, limit).map_err(|e| CliError::io(format!("cannot read {what}"), e))?;
             (value, true)
         }
         ValueSource::Stdin if std::io::stdin().is_terminal() => {

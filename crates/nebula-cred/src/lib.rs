@@ -20,8 +20,8 @@ mod transfer;
 
 use cli::{Cli, Command, ConfigAction, Global};
 use context::Context;
-use nebula_credential::{CredentialStore, Keyring};
 use exit::CliError;
+use nebula_credential::{CredentialStore, Keyring};
 
 /// Parses the process's arguments, runs the command and returns its exit status
 /// (see [`exit`]). Errors are printed to stderr; data goes to stdout.
@@ -118,8 +118,10 @@ async fn run_command(
     // --quiet: writes print no summary (their errors and warnings still go to stderr).
     let mut sink = std::io::sink();
     let out: &mut dyn std::io::Write = if global.quiet
-        && matches!(command, Command::Put(_) | Command::Delete { .. } | Command::RotateKey(_))
-    {
+        && matches!(
+            command,
+            Command::Put(_) | Command::Delete { .. } | Command::RotateKey(_)
+        ) {
         &mut sink
     } else {
         out
@@ -178,7 +180,13 @@ async fn run_command(
         Command::Export(args) => {
             let key = context.load_key(global, false)?;
             let provider = context.open_read_only().await?;
-            transfer::export(&CredentialStore::new(provider, Keyring::new(key)), args, out, global.quiet).await
+            transfer::export(
+                &CredentialStore::new(provider, Keyring::new(key)),
+                args,
+                out,
+                global.quiet,
+            )
+            .await
         }
         Command::Import(args) => {
             let key = context.load_key(global, true)?;

@@ -5,8 +5,8 @@
 
 mod support;
 
-mod context;
 mod completion;
+mod context;
 mod doctor;
 mod exists_delete;
 mod keys;

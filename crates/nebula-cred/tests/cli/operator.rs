@@ -245,3 +245,18 @@ fn expires_takes_a_date_or_a_duration() {
         .code(2)
         .stderr(predicate::str::contains("90d"));
 }
+
+#[test]
+fn an_unreadable_at_file_is_not_named_since_it_may_be_a_secret_typed_after_a_stray_at() {
+    let f = Fixture::new();
+    // `put db @hunter2...`: the operator meant the value, not a file of that name.
+    let out = f.cmd(&["-v", "put", "db", &format!("@{SECRET}")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains(SECRET), "{}", text(&out));
+    assert!(text(&out).contains("after @"), "{}", text(&out));
+    // --from-file names a file for sure: its path is said.
+    f.cmd(&["put", "db", "--from-file", "/nonexistent/value-file"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/value-file"));
+}
