@@ -15,7 +15,7 @@ use nebula_credential::{
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::cli::{GetArgs, KeygenArgs, ListArgs, PutArgs, RotateArgs, ValueArgument};
+use crate::cli::{Cli, Command, GetArgs, Global, KeygenArgs, ListArgs, PutArgs, RotateArgs, ValueArgument};
 use crate::context::Context;
 use crate::doctor::{self, PROBE_ID, Problem, Step, StepOutcome};
 use crate::exit::{self, CliError};
@@ -52,10 +52,11 @@ pub(crate) fn migrate_filter(pairs: &[(String, String)], prefix: Option<&str>) -
 
 /// Refuses a value given as an argument, without repeating it; checked before any I/O.
 /// `-` (stdin) and `@FILE` are the usual markers and accepted, once, without --from-file;
-/// the options after a marker (which clap hands over with it) are parsed again, and the
-/// arguments returned when there were any.
-pub(crate) fn check_put(args: &PutArgs) -> Result<Option<PutArgs>, CliError> {
-    use clap::{Args, FromArgMatches};
+/// the options after a marker (which clap hands over with it) are parsed again, put's and
+/// the global ones (`put ID - --quiet` as `put ID --quiet -`), and the arguments returned
+/// when there were any, with the global options given after the marker.
+pub(crate) fn check_put(args: &PutArgs) -> Result<Option<(PutArgs, Global)>, CliError> {
+    use clap::{CommandFactory, FromArgMatches};
     if let [marker @ (ValueArgument::Stdin | ValueArgument::File(_)), rest @ ..] = args.value_argument.as_slice()
         && !rest.is_empty()
     {
@@ -68,22 +69,27 @@ pub(crate) fn check_put(args: &PutArgs) -> Result<Option<PutArgs>, CliError> {
             }
             ValueArgument::Other(h) => h.0.clone(),
         });
-        let argv = ["put".into(), args.id.to_string().into()]
+        let argv = ["nebula-cred".into(), "put".into(), args.id.to_string().into()]
             .into_iter()
             .chain(hidden_rest)
             .collect::<Vec<std::ffi::OsString>>();
         // clap's errors quote what they reject: never shown, it may be a value.
-        let reparsed = PutArgs::augment_args(clap::Command::new("put").no_binary_name(false))
+        let reparsed = Cli::command()
             .try_get_matches_from(argv)
             .ok()
-            .and_then(|m| PutArgs::from_arg_matches(&m).ok())
+            .and_then(|m| Cli::from_arg_matches(&m).ok())
+            .and_then(|cli| match cli.command {
+                Command::Put(put) => Some((put, cli.global)),
+                _ => None,
+            })
             .ok_or_else(|| {
                 CliError::Usage(format!(
-                    "after `-` or @FILE only put's options may follow (see `nebula-cred put --help`; global \
-                     options go before `put`); what followed is not shown, in case it was a value of '{}'",
+                    "after `-` or @FILE only options may follow (see `nebula-cred put --help`); what followed \
+                     is not shown, in case it was a value of '{}'",
                     args.id
                 ))
             })?;
+        let (reparsed, global) = reparsed;
         let mut value_argument = vec![marker.clone()];
         value_argument.extend(reparsed.value_argument.iter().cloned());
         let reparsed = PutArgs {
@@ -91,7 +97,7 @@ pub(crate) fn check_put(args: &PutArgs) -> Result<Option<PutArgs>, CliError> {
             ..reparsed
         };
         check_values(&reparsed)?;
-        return Ok(Some(reparsed));
+        return Ok(Some((reparsed, global)));
     }
     check_values(args).map(|()| None)
 }
