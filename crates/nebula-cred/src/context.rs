@@ -216,9 +216,77 @@ pub(crate) async fn open_read_only(storage: &StorageConfig) -> Result<Arc<dyn St
         && !dir.exists()
     {
         tracing::info!(dir = %dir.display(), "the local directory does not exist: an empty store");
-        return Ok(Arc::new(nebula_credential::MemoryProvider::new()));
+        return Ok(Arc::new(MissingLocalDir::default()));
     }
     Ok(nebula_credential::open_read_only(storage).await?)
+}
+
+/// A local store whose directory does not exist, opened read-only: empty, and named
+/// `local` in errors ("not found on local"), not after the stand-in it reads through.
+#[derive(Debug, Default)]
+struct MissingLocalDir(nebula_credential::MemoryProvider);
+
+impl MissingLocalDir {
+    fn named(
+        e: nebula_credential::StorageError,
+        id: &nebula_credential::CredentialId,
+    ) -> nebula_credential::StorageError {
+        if e.is_not_found() {
+            nebula_credential::StorageError::not_found("local", id)
+        } else {
+            e
+        }
+    }
+}
+
+#[nebula_credential::async_trait]
+impl StorageProvider for MissingLocalDir {
+    fn provider_name(&self) -> &'static str {
+        "local"
+    }
+
+    fn capabilities(&self) -> nebula_credential::Capabilities {
+        self.0.capabilities()
+    }
+
+    async fn store_if(
+        &self,
+        id: &nebula_credential::CredentialId,
+        data: &nebula_credential::EncryptedData,
+        metadata: &nebula_credential::CredentialMetadata,
+        precondition: &nebula_credential::Precondition,
+    ) -> Result<nebula_credential::Revision, nebula_credential::StorageError> {
+        self.0.store_if(id, data, metadata, precondition).await
+    }
+
+    async fn retrieve(
+        &self,
+        id: &nebula_credential::CredentialId,
+    ) -> Result<nebula_credential::Stored, nebula_credential::StorageError> {
+        self.0.retrieve(id).await.map_err(|e| Self::named(e, id))
+    }
+
+    async fn revision(
+        &self,
+        id: &nebula_credential::CredentialId,
+    ) -> Result<nebula_credential::Revision, nebula_credential::StorageError> {
+        self.0.revision(id).await.map_err(|e| Self::named(e, id))
+    }
+
+    async fn delete(&self, id: &nebula_credential::CredentialId) -> Result<(), nebula_credential::StorageError> {
+        self.0.delete(id).await
+    }
+
+    async fn list(
+        &self,
+        filter: &nebula_credential::CredentialFilter,
+    ) -> Result<Vec<nebula_credential::CredentialId>, nebula_credential::StorageError> {
+        self.0.list(filter).await
+    }
+
+    async fn exists(&self, id: &nebula_credential::CredentialId) -> Result<bool, nebula_credential::StorageError> {
+        self.0.exists(id).await
+    }
 }
 
 /// The directory of a local configuration (read through its serialized form, so this
