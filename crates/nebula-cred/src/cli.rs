@@ -50,6 +50,25 @@ pub(crate) struct Global {
     pub(crate) quiet: bool,
 }
 
+impl Global {
+    /// These options with those of `later` (given further on the command line) on top.
+    pub(crate) fn with(&self, later: Global) -> Global {
+        // A key source given later replaces the earlier one (the two exclude each other).
+        let (key_file, passphrase_file) = match (&later.key_file, &later.passphrase_file) {
+            (None, None) => (self.key_file.clone(), self.passphrase_file.clone()),
+            _ => (later.key_file, later.passphrase_file),
+        };
+        Global {
+            config: later.config.or_else(|| self.config.clone()),
+            profile: later.profile.or_else(|| self.profile.clone()),
+            key_file,
+            verbose: self.verbose.saturating_add(later.verbose),
+            passphrase_file,
+            quiet: self.quiet || later.quiet,
+        }
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {

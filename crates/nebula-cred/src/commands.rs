@@ -15,7 +15,7 @@ use nebula_credential::{
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::cli::{GetArgs, KeygenArgs, ListArgs, PutArgs, RotateArgs, ValueArgument};
+use crate::cli::{Cli, Command, GetArgs, Global, KeygenArgs, ListArgs, PutArgs, RotateArgs, ValueArgument};
 use crate::context::Context;
 use crate::doctor::{self, PROBE_ID, Problem, Step, StepOutcome};
 use crate::exit::{self, CliError};
@@ -52,10 +52,11 @@ pub(crate) fn migrate_filter(pairs: &[(String, String)], prefix: Option<&str>) -
 
 /// Refuses a value given as an argument, without repeating it; checked before any I/O.
 /// `-` (stdin) and `@FILE` are the usual markers and accepted, once, without --from-file;
-/// the options after a marker (which clap hands over with it) are parsed again, and the
-/// arguments returned when there were any.
-pub(crate) fn check_put(args: &PutArgs) -> Result<Option<PutArgs>, CliError> {
-    use clap::{Args, FromArgMatches};
+/// the options after a marker (which clap hands over with it) are parsed again, put's and
+/// the global ones (`put ID - --quiet` as `put ID --quiet -`), and the arguments returned
+/// when there were any, with the global options given after the marker.
+pub(crate) fn check_put(args: &PutArgs) -> Result<Option<(PutArgs, Global)>, CliError> {
+    use clap::{CommandFactory, FromArgMatches};
     if let [marker @ (ValueArgument::Stdin | ValueArgument::File(_)), rest @ ..] = args.value_argument.as_slice()
         && !rest.is_empty()
     {
@@ -68,22 +69,27 @@ pub(crate) fn check_put(args: &PutArgs) -> Result<Option<PutArgs>, CliError> {
             }
             ValueArgument::Other(h) => h.0.clone(),
         });
-        let argv = ["put".into(), args.id.to_string().into()]
+        let argv = ["nebula-cred".into(), "put".into(), args.id.to_string().into()]
             .into_iter()
             .chain(hidden_rest)
             .collect::<Vec<std::ffi::OsString>>();
         // clap's errors quote what they reject: never shown, it may be a value.
-        let reparsed = PutArgs::augment_args(clap::Command::new("put").no_binary_name(false))
+        let reparsed = Cli::command()
             .try_get_matches_from(argv)
             .ok()
-            .and_then(|m| PutArgs::from_arg_matches(&m).ok())
+            .and_then(|m| Cli::from_arg_matches(&m).ok())
+            .and_then(|cli| match cli.command {
+                Command::Put(put) => Some((put, cli.global)),
+                _ => None,
+            })
             .ok_or_else(|| {
                 CliError::Usage(format!(
-                    "after `-` or @FILE only put's options may follow (see `nebula-cred put --help`; global \
-                     options go before `put`); what followed is not shown, in case it was a value of '{}'",
+                    "after `-` or @FILE only options may follow (see `nebula-cred put --help`); what followed \
+                     is not shown, in case it was a value of '{}'",
                     args.id
                 ))
             })?;
+        let (reparsed, global) = reparsed;
         let mut value_argument = vec![marker.clone()];
         value_argument.extend(reparsed.value_argument.iter().cloned());
         let reparsed = PutArgs {
@@ -91,7 +97,7 @@ pub(crate) fn check_put(args: &PutArgs) -> Result<Option<PutArgs>, CliError> {
             ..reparsed
         };
         check_values(&reparsed)?;
-        return Ok(Some(reparsed));
+        return Ok(Some((reparsed, global)));
     }
     check_values(args).map(|()| None)
 }
@@ -119,14 +125,19 @@ fn check_values(args: &PutArgs) -> Result<(), CliError> {
 
 /// Where `put` reads the value from.
 enum ValueSource<'a> {
-    File(&'a std::path::Path),
+    /// A file; `named` is false for `@FILE`, whose text may be a secret typed after a
+    /// stray `@`, so errors must not repeat it (`--from-file FILE` names a file for sure).
+    File {
+        path: &'a std::path::Path,
+        named: bool,
+    },
     Stdin,
 }
 
 fn value_source(args: &PutArgs) -> ValueSource<'_> {
     match (args.value_argument.first(), &args.from_file) {
-        (Some(ValueArgument::File(path)), _) => ValueSource::File(path),
-        (_, Some(path)) => ValueSource::File(path),
+        (Some(ValueArgument::File(path)), _) => ValueSource::File { path, named: false },
+        (_, Some(path)) => ValueSource::File { path, named: true },
         _ => ValueSource::Stdin,
     }
 }
@@ -334,15 +345,17 @@ fn warn_if_expired(id: &CredentialId, metadata: &CredentialMetadata) {
 /// with a warning for a trailing line break or without it (`--trim`).
 fn read_value(args: &PutArgs, limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
     let (mut value, piped) = match value_source(args) {
-        ValueSource::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| {
-                CliError::Usage(format!(
-                    "cannot read the value file {}: {e}; check the path",
-                    path.display()
-                ))
-            })?;
-            let value = read_at_most(file, limit)
-                .map_err(|e| CliError::io(format!("cannot read the value file {}", path.display()), e))?;
+        ValueSource::File { path, named } => {
+            // `@TEXT` may be a value typed after a stray `@`: never repeat it.
+            let what = if named {
+                format!("the value file {}", path.display())
+            } else {
+                "the value file named after @ (its name is not repeated: it may be a secret typed by mistake)"
+                    .to_string()
+            };
+            let file = std::fs::File::open(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {what}: {e}; check the path")))?;
+            let value = read_at_most(file, limit).map_err(|e| CliError::io(format!("cannot read {what}"), e))?;
             (value, true)
         }
         ValueSource::Stdin if std::io::stdin().is_terminal() => {

@@ -216,9 +216,77 @@ pub(crate) async fn open_read_only(storage: &StorageConfig) -> Result<Arc<dyn St
         && !dir.exists()
     {
         tracing::info!(dir = %dir.display(), "the local directory does not exist: an empty store");
-        return Ok(Arc::new(nebula_credential::MemoryProvider::new()));
+        return Ok(Arc::new(MissingLocalDir::default()));
     }
     Ok(nebula_credential::open_read_only(storage).await?)
+}
+
+/// A local store whose directory does not exist, opened read-only: empty, and named
+/// `local` in errors ("not found on local"), not after the stand-in it reads through.
+#[derive(Debug, Default)]
+struct MissingLocalDir(nebula_credential::MemoryProvider);
+
+impl MissingLocalDir {
+    fn named(
+        e: nebula_credential::StorageError,
+        id: &nebula_credential::CredentialId,
+    ) -> nebula_credential::StorageError {
+        if e.is_not_found() {
+            nebula_credential::StorageError::not_found("local", id)
+        } else {
+            e
+        }
+    }
+}
+
+#[nebula_credential::async_trait]
+impl StorageProvider for MissingLocalDir {
+    fn provider_name(&self) -> &'static str {
+        "local"
+    }
+
+    fn capabilities(&self) -> nebula_credential::Capabilities {
+        self.0.capabilities()
+    }
+
+    async fn store_if(
+        &self,
+        id: &nebula_credential::CredentialId,
+        data: &nebula_credential::EncryptedData,
+        metadata: &nebula_credential::CredentialMetadata,
+        precondition: &nebula_credential::Precondition,
+    ) -> Result<nebula_credential::Revision, nebula_credential::StorageError> {
+        self.0.store_if(id, data, metadata, precondition).await
+    }
+
+    async fn retrieve(
+        &self,
+        id: &nebula_credential::CredentialId,
+    ) -> Result<nebula_credential::Stored, nebula_credential::StorageError> {
+        self.0.retrieve(id).await.map_err(|e| Self::named(e, id))
+    }
+
+    async fn revision(
+        &self,
+        id: &nebula_credential::CredentialId,
+    ) -> Result<nebula_credential::Revision, nebula_credential::StorageError> {
+        self.0.revision(id).await.map_err(|e| Self::named(e, id))
+    }
+
+    async fn delete(&self, id: &nebula_credential::CredentialId) -> Result<(), nebula_credential::StorageError> {
+        self.0.delete(id).await
+    }
+
+    async fn list(
+        &self,
+        filter: &nebula_credential::CredentialFilter,
+    ) -> Result<Vec<nebula_credential::CredentialId>, nebula_credential::StorageError> {
+        self.0.list(filter).await
+    }
+
+    async fn exists(&self, id: &nebula_credential::CredentialId) -> Result<bool, nebula_credential::StorageError> {
+        self.0.exists(id).await
+    }
 }
 
 /// The directory of a local configuration (read through its serialized form, so this
@@ -253,6 +321,9 @@ pub(crate) fn location(storage: &StorageConfig) -> String {
     let parts: Vec<String> = LOCATION_FIELDS
         .iter()
         .filter_map(|field| match value.get(field)? {
+            serde_json::Value::String(s) if !s.is_empty() && *field == "endpoint" => {
+                Some(format!("{field} {}", without_credentials(s)))
+            }
             serde_json::Value::String(s) if !s.is_empty() => Some(format!("{field} {s}")),
             _ => None,
         })
@@ -262,6 +333,26 @@ pub(crate) fn location(storage: &StorageConfig) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// `url` without what may authenticate: the user information (`https://user:pw@host`)
+/// and the query (`?token=…`) are replaced with `***`.
+fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = match authority.rfind('@') {
+        Some(i) => format!("***@{}", &authority[i + 1..]),
+        None => authority.to_string(),
+    };
+    let path = match path.find('?') {
+        Some(i) => format!("{}?***", &path[..i]),
+        None => path.to_string(),
+    };
+    format!("{scheme}{host}{path}")
 }
 
 /// The non-secret settings of `config show`: provider, profile, source, location.
@@ -285,4 +376,17 @@ pub(crate) fn show(context: &Context) -> String {
         text.push_str("note:     the directory does not exist yet; the first write creates it\n");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn endpoints_are_shown_without_user_information_or_query() {
+        assert_eq!(without_credentials("https://vault:8200"), "https://vault:8200");
+        assert_eq!(without_credentials("https://u:pw@h:8200/v1"), "https://***@h:8200/v1");
+        assert_eq!(without_credentials("http://h/x?token=t#f"), "http://h/x?***");
+        assert_eq!(without_credentials("u:p@w@h"), "***@h");
+    }
 }

@@ -85,16 +85,17 @@ async fn dispatch(cli: &Cli, out: &mut dyn std::io::Write) -> Result<(), CliErro
         Command::Export(args) => transfer::check_export(args)?,
         _ => {}
     }
-    let reparsed;
-    let command = match command {
+    let (reparsed, merged);
+    let (global, command) = match command {
         Command::Put(args) => match commands::check_put(args)? {
-            Some(args) => {
+            Some((args, after)) => {
                 reparsed = Command::Put(args);
-                &reparsed
+                merged = global.with(after);
+                (&merged, &reparsed)
             }
-            None => command,
+            None => (global, command),
         },
-        _ => command,
+        _ => (global, command),
     };
     let context = context::resolve(global)?;
     if global.verbose > 0 {

@@ -8,6 +8,11 @@
 //! held for time: output that does not end in the beginning of a value is passed on as soon
 //! as it is read, so prompts and progress lines show at once. Binary output is bytes like
 //! any other. Held bytes and the values are zeroized when the masker is dropped.
+//!
+//! Occurrences that overlap (one value ending inside another's occurrence, or a value
+//! repeated into itself) become one mask, so no part of either is left in clear. Each
+//! value is also masked without its surrounding whitespace: a value stored with a trailing
+//! line break is usually printed without it.
 
 use zeroize::Zeroizing;
 
@@ -28,7 +33,16 @@ pub(crate) struct Masker {
 impl Masker {
     /// A masker for `values`; empty values are ignored (they would match everywhere).
     pub(crate) fn new(values: impl IntoIterator<Item = Zeroizing<Vec<u8>>>) -> Self {
-        let mut values: Vec<_> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        let mut values: Vec<_> = values
+            .into_iter()
+            .flat_map(|v| {
+                // A value stored with surrounding whitespace (a piped `echo`) is often
+                // printed without it (`$(…)`, `.trim()`): mask that form too.
+                let trimmed = Zeroizing::new(v.trim_ascii().to_vec());
+                [v, trimmed]
+            })
+            .filter(|v| !v.is_empty())
+            .collect();
         values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.as_slice().cmp(b.as_slice())));
         values.dedup_by(|a, b| a.as_slice() == b.as_slice());
         let mut starts = [false; 256];
@@ -62,8 +76,21 @@ impl Masker {
     fn process(&mut self, out: &mut Vec<u8>, at_end: bool) {
         let buf = &self.pending[..];
         let mut plain_from = 0;
+        // The masked region being built: `start..end` covers every occurrence found so far
+        // that overlaps or touches the ones before it (one value ending inside another
+        // value's occurrence must not leave the other's tail in clear).
+        let mut region: Option<(usize, usize)> = None;
         let mut i = 0;
+        let mut held = false;
         while i < buf.len() {
+            if let Some((start, end)) = region
+                && i >= end
+            {
+                out.extend_from_slice(&buf[plain_from..start]);
+                out.extend_from_slice(MASK);
+                plain_from = end;
+                region = None;
+            }
             if !self.starts[usize::from(buf[i])] {
                 i += 1;
                 continue;
@@ -73,9 +100,8 @@ impl Masker {
             let mut may_grow = false;
             for v in &self.values {
                 if rest.len() >= v.len() {
-                    if rest.starts_with(v) {
+                    if full.is_none() && rest.starts_with(v) {
                         full = Some(v.len());
-                        break;
                     }
                 } else if v.starts_with(rest) {
                     // A longer value may still complete here once more arrives.
@@ -83,20 +109,30 @@ impl Masker {
                 }
             }
             if may_grow && !at_end {
+                held = true;
                 break;
             }
-            match full {
-                Some(len) => {
-                    out.extend_from_slice(&buf[plain_from..i]);
-                    out.extend_from_slice(MASK);
-                    i += len;
-                    plain_from = i;
-                }
-                None => i += 1,
+            if let Some(len) = full {
+                region = Some(match region {
+                    Some((start, end)) => (start, end.max(i + len)),
+                    None => (i, i + len),
+                });
             }
+            i += 1;
         }
-        out.extend_from_slice(&buf[plain_from..i]);
-        self.pending.drain(..i);
+        let emit_to = match region {
+            // Held inside a region: keep all of it, the next piece may extend it.
+            Some((start, _)) if held => start,
+            Some((start, end)) => {
+                out.extend_from_slice(&buf[plain_from..start]);
+                out.extend_from_slice(MASK);
+                plain_from = end;
+                end.max(i)
+            }
+            None => i,
+        };
+        out.extend_from_slice(&buf[plain_from..emit_to.max(plain_from)]);
+        self.pending.drain(..emit_to.max(plain_from));
     }
 }
 
@@ -147,7 +183,31 @@ mod tests {
             );
         }
         let mut m = masker(&[b"aa"]);
-        assert_eq!(run(&mut m, b"aaa", 1), [MASK, b"a"].concat());
+        assert_eq!(run(&mut m, b"aaa", 1), MASK, "overlapping occurrences are one region");
+    }
+
+    #[test]
+    fn a_value_overlapping_another_does_not_leave_its_tail_in_clear() {
+        // "xab" matches first, but "abcdef" starts inside it: both are covered.
+        let input = b"<xabcdef> <abcdefx> <xab> <abcd>";
+        let expected = masked("<{}> <{}x> <{}> <abcd>");
+        for size in 1..=input.len() {
+            let mut m = masker(&[b"xab", b"abcdef"]);
+            assert_eq!(
+                String::from_utf8(run(&mut m, input, size)).unwrap(),
+                expected,
+                "size {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_is_also_masked_without_its_surrounding_whitespace() {
+        let mut m = masker(&[b"  token-1\n"]);
+        assert_eq!(
+            String::from_utf8(run(&mut m, b"[token-1] [  token-1\n]", 4)).unwrap(),
+            masked("[{}] [{}]")
+        );
     }
 
     #[test]

@@ -677,10 +677,11 @@ fn summary(r: &ImportReport, from: &str, to: &str, dry_run: bool) -> String {
 ///
 /// Written: `NAME='value'` when the value has no `'`, `\` or line break (literal in every
 /// dotenv reader and in POSIX shells), else `NAME="value"` with `\\`, `\"`, `\n` and `\r`
-/// escaped (as python-dotenv and godotenv read it). Values that are not UTF-8 text or hold
+/// escaped (as python-dotenv and godotenv read it), and `\$` and ``\` `` (so a shell
+/// sourcing the file, or a loader that interpolates, never expands or runs them). Values that are not UTF-8 text or hold
 /// other control characters are refused. Read: blank lines, `#` comments, an optional
 /// `export `, single-quoted (literal), double-quoted (the escapes above plus `\t`, `\'`,
-/// `\$`; others kept as written) or unquoted values (up to a ` #` comment, trimmed);
+/// `\$`, ``\` ``; others kept as written) or unquoted values (up to a ` #` comment, trimmed);
 /// quoted values may span lines. No `${VAR}` interpolation.
 pub(crate) mod dotenv {
     use super::*;
@@ -705,6 +706,10 @@ pub(crate) mod dotenv {
                 '"' => quoted.push_str("\\\""),
                 '\n' => quoted.push_str("\\n"),
                 '\r' => quoted.push_str("\\r"),
+                // Inside double quotes a shell (`set -a; . FILE`) and loaders that
+                // interpolate would expand these: `$(…)` or `…` would run a command.
+                '$' => quoted.push_str("\\$"),
+                '`' => quoted.push_str("\\`"),
                 c => quoted.push(c),
             }
         }
@@ -806,7 +811,7 @@ pub(crate) mod dotenv {
                             Some((_, 'n')) => value.push('\n'),
                             Some((_, 'r')) => value.push('\r'),
                             Some((_, 't')) => value.push('\t'),
-                            Some((_, e @ ('\\' | '"' | '\'' | '$'))) => value.push(e),
+                            Some((_, e @ ('\\' | '"' | '\'' | '$' | '`'))) => value.push(e),
                             Some((_, other)) => {
                                 value.push('\\');
                                 value.push(other);
@@ -867,6 +872,7 @@ mod tests {
             "quote \" inside",
             "line\nbreak\r\nand\ttab",
             "$HOME ${HOME} `cmd`",
+            "it's $(id) and `id` \\ $HOME",
             "  padded  ",
             "ünïcødé ✓",
             "\\n literally",

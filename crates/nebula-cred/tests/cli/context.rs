@@ -148,3 +148,21 @@ fn the_salt_of_the_environment_is_used_with_a_config_file() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn config_show_and_verbose_never_print_a_password_or_token_in_the_endpoint() {
+    let f = Fixture::new();
+    let path = f.path("vault.toml");
+    std::fs::write(
+        &path,
+        "provider = \"vault\"\nendpoint = \"http://ops:hunter2-url-pw@127.0.0.1:1/?token=hunter2-query\"\n\
+         allow_http = true\nauth = { method = \"token\", token = \"hunter2-vault-token\" }\n",
+    )
+    .unwrap();
+    for args in [&["config", "show"][..], &["-vv", "config", "show"], &["doctor"]] {
+        let out = bare().arg("--config").arg(&path).args(args).output().unwrap();
+        let shown = text(&out);
+        assert!(!shown.contains("hunter2"), "{args:?}: {shown}");
+        assert!(shown.contains("127.0.0.1:1"), "{args:?}: {shown}");
+    }
+}

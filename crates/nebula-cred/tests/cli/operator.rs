@@ -245,3 +245,51 @@ fn expires_takes_a_date_or_a_duration() {
         .code(2)
         .stderr(predicate::str::contains("90d"));
 }
+
+#[test]
+fn an_unreadable_at_file_is_not_named_since_it_may_be_a_secret_typed_after_a_stray_at() {
+    let f = Fixture::new();
+    // `put db @hunter2...`: the operator meant the value, not a file of that name.
+    let out = f.cmd(&["-v", "put", "db", &format!("@{SECRET}")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains(SECRET), "{}", text(&out));
+    assert!(text(&out).contains("after @"), "{}", text(&out));
+    // --from-file names a file for sure: its path is said.
+    f.cmd(&["put", "db", "--from-file", "/nonexistent/value-file"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/value-file"));
+}
+
+#[test]
+fn global_options_after_the_stdin_marker_are_options_not_values() {
+    let f = Fixture::new();
+    // `put ID --quiet -` worked; `put ID - --quiet` was refused as a value argument.
+    f.cmd(&["put", "q", "-", "--quiet"])
+        .write_stdin("v1")
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    f.cmd(&["put", "q", "-", "-v", "--tag", "a=b"])
+        .write_stdin("v2")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("using local at"));
+    // A key file given after the marker is the one used (here: the wrong key, refused).
+    let other = f.path("other.key");
+    keygen(&other);
+    f.cmd(&["put", "q", "-", "--key-file", other.to_str().unwrap()])
+        .write_stdin("v3")
+        .assert()
+        .code(2);
+    f.cmd(&["get", "q"]).assert().success().stdout("v2");
+    // Anything else after the marker is still refused unseen.
+    let out = f
+        .cmd(&["put", "q", "-", "--quiet", "hunter2-typed"])
+        .write_stdin("v4")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out).contains("hunter2-typed"), "{}", text(&out));
+}

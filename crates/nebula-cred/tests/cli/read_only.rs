@@ -125,3 +125,19 @@ fn without_configuration_the_cli_says_where_it_looked_and_creates_nothing() {
     let f = Fixture::new();
     f.cmd(&["list"]).assert().success().stderr("");
 }
+
+#[test]
+fn a_missing_local_directory_is_named_local_in_errors_not_memory() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [&["get", "api", "--metadata"][..], &["-v", "get", "api", "--metadata"]] {
+        let out = implicit(home.path(), args).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let said = text(&out);
+        assert!(said.contains("not found on local"), "{said}");
+        assert!(!said.contains("memory"), "{said}");
+    }
+    let f = Fixture::new();
+    let out = f.cmd(&["get", "api", "--metadata"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out).contains("not found on local"), "{}", text(&out));
+}

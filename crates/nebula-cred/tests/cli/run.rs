@@ -315,3 +315,20 @@ fn binary_values_reach_the_environment_and_nul_is_refused() {
         .stderr(predicate::str::contains("'nul' holds a NUL byte"));
     assert!(!mark.exists());
 }
+
+#[test]
+fn overlapping_values_and_a_value_printed_without_its_line_break_stay_masked() {
+    let f = Fixture::new();
+    f.put("a", "xab", &[]);
+    f.put("b", "abcdef-Secret", &[]);
+    // Piped with echo: stored with its line break (put warns), printed by `$(…)` without it.
+    f.put("nl", "line-Secret-7\n", &[]);
+    let script = "printf '[xabcdef-Secret]\\n'; printf '[%s]\\n' \"$(printenv NL)\"";
+    let out = run_sh(&f, &["--id", "a=A", "--id", "b=B", "--id", "nl=NL"], script)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout, format!("[{MASK}]\n[{MASK}]\n"));
+    assert!(!stdout.contains("Secret"), "{stdout}");
+}

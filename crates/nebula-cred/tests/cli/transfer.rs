@@ -329,3 +329,33 @@ fn quiet_writes_print_no_summary_but_still_print_errors() {
         .code(4)
         .stdout(predicate::str::contains("not overwritten:\n  api_key"));
 }
+
+#[test]
+fn a_dotenv_export_sourced_by_a_shell_runs_nothing_and_gives_the_value() {
+    let f = Fixture::new();
+    let pwned = f.path("pwned");
+    // A quote forces double quotes, where `$(…)` and `…` would run in a shell.
+    let value = format!("it's $(touch {p}) `touch {p}` $HOME \\ end", p = pwned.display());
+    f.put("nasty", &value, &[]);
+    let env = f.path("out.env");
+    f.cmd(&["export", "--format", "dotenv", "--output", env.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("set -a; . \"$1\"; printf '%s' \"$NASTY\"")
+        .arg("sh")
+        .arg(&env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!pwned.exists(), "sourcing the export ran a command from a value");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), value);
+    // And it still imports as the same value.
+    let g = Fixture::new();
+    std::fs::copy(&f.key, &g.key).unwrap();
+    g.cmd(&["import", "--format", "dotenv", env.to_str().unwrap()])
+        .assert()
+        .success();
+    g.cmd(&["get", "nasty"]).assert().success().stdout(value);
+}
