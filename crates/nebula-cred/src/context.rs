@@ -322,7 +322,7 @@ pub(crate) fn location(storage: &StorageConfig) -> String {
         .iter()
         .filter_map(|field| match value.get(field)? {
             serde_json::Value::String(s) if !s.is_empty() && *field == "endpoint" => {
-                Some(format!("{field} {}", without_credentials(s)))
+                Some(format!("{field} {}", nebula_credential::remote::redacted_url(s)))
             }
             serde_json::Value::String(s) if !s.is_empty() => Some(format!("{field} {s}")),
             _ => None,
@@ -333,26 +333,6 @@ pub(crate) fn location(storage: &StorageConfig) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-/// `url` without what may authenticate: the user information (`https://user:pw@host`)
-/// and the query (`?token=…`) are replaced with `***`.
-fn without_credentials(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = match authority.rfind('@') {
-        Some(i) => format!("***@{}", &authority[i + 1..]),
-        None => authority.to_string(),
-    };
-    let path = match path.find('?') {
-        Some(i) => format!("{}?***", &path[..i]),
-        None => path.to_string(),
-    };
-    format!("{scheme}{host}{path}")
 }
 
 /// The non-secret settings of `config show`: provider, profile, source, location.
@@ -376,17 +356,4 @@ pub(crate) fn show(context: &Context) -> String {
         text.push_str("note:     the directory does not exist yet; the first write creates it\n");
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_credentials;
-
-    #[test]
-    fn endpoints_are_shown_without_user_information_or_query() {
-        assert_eq!(without_credentials("https://vault:8200"), "https://vault:8200");
-        assert_eq!(without_credentials("https://u:pw@h:8200/v1"), "https://***@h:8200/v1");
-        assert_eq!(without_credentials("http://h/x?token=t#f"), "http://h/x?***");
-        assert_eq!(without_credentials("u:p@w@h"), "***@h");
-    }
 }
