@@ -27,6 +27,16 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
+    /// The `outcome` label value: `ok`, `not_found`, `conflict` or `error`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::NotFound => "not_found",
+            CallOutcome::Conflict => "conflict",
+            CallOutcome::Error => "error",
+        }
+    }
+
     /// The outcome of `result`.
     pub fn of<T>(result: &Result<T, crate::StorageError>) -> Self {
         match result {
