@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use nebula_credential::cache::{CacheConfig, Cached};
 use nebula_credential::{
-    CredentialId, CredentialStore, EncryptionKey, Keyring, StorageConfig, StorageMetrics, Tags, open_store_with_metrics,
-    open_with_metrics,
+    CredentialId, CredentialStore, EncryptionKey, Keyring, StorageConfig, StorageMetrics, Tags,
+    open_store_with_metrics, open_with_metrics,
 };
 use nebula_credential_benches::Bench;
 
@@ -36,9 +36,7 @@ async fn store(cache: Option<CacheConfig>) -> anyhow::Result<(Arc<CredentialStor
 
 /// The full stack over memory (metered: its counters count backend calls), a plain store
 /// over it (another writer, bypassing the cache) and a cached store over it.
-async fn beside(
-    cache: CacheConfig,
-) -> anyhow::Result<(CredentialStore, Arc<CredentialStore>, Arc<StorageMetrics>)> {
+async fn beside(cache: CacheConfig) -> anyhow::Result<(CredentialStore, Arc<CredentialStore>, Arc<StorageMetrics>)> {
     let metrics = Arc::new(StorageMetrics::new());
     let stack = open_with_metrics(&StorageConfig::Memory(Default::default()), metrics.clone()).await?;
     let keyring = Keyring::new(EncryptionKey::generate());
@@ -124,7 +122,9 @@ fn main() -> anyhow::Result<()> {
     })?;
 
     bench.figures().add("cache hit get 1KiB p50", ns(pair.ours.p50()), "ns");
-    bench.figures().add("uncached memory get 1KiB p50", ns(pair.raw.p50()), "ns");
+    bench
+        .figures()
+        .add("uncached memory get 1KiB p50", ns(pair.raw.p50()), "ns");
     bench.finish();
     println!("cold misses {CONCURRENT} concurrent backend calls: {cold_calls}");
     println!("stale reads {CONCURRENT} concurrent revalidations: {revalidations}");

@@ -119,13 +119,24 @@ async fn stale_reads_start_one_revalidation_and_fetch_nothing_when_unchanged() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     settle().await;
-    assert_eq!(backend.revisions() - revisions, 1, "one revalidation for 1,000 stale reads");
+    assert_eq!(
+        backend.revisions() - revisions,
+        1,
+        "one revalidation for 1,000 stale reads"
+    );
     assert_eq!(backend.retrieves() - retrieves, 0, "unchanged: no value fetched");
     let stats = cached.metrics().snapshot().cache;
-    assert_eq!((stats.stale_served, stats.revalidations_unchanged), (1_000, 1), "{stats:?}");
+    assert_eq!(
+        (stats.stale_served, stats.revalidations_unchanged),
+        (1_000, 1),
+        "{stats:?}"
+    );
     // Fresh again: served without any backend call.
     store.get(&id).await.unwrap();
-    assert_eq!((backend.retrieves() - retrieves, backend.revisions() - revisions), (0, 1));
+    assert_eq!(
+        (backend.retrieves() - retrieves, backend.revisions() - revisions),
+        (0, 1)
+    );
     assert_eq!(cached.metrics().snapshot().cache.hits, stats.hits + 1);
 }
 
@@ -137,9 +148,17 @@ async fn a_stale_entry_whose_revision_changed_is_refetched_in_the_background() {
     other.put(&id, b"v1", Tags::new()).await.unwrap();
     store.get(&id).await.unwrap();
     other.put(&id, b"v2", Tags::new()).await.unwrap();
-    assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v1", "fresh: served as is");
+    assert_eq!(
+        store.get(&id).await.unwrap().expose_secret(),
+        b"v1",
+        "fresh: served as is"
+    );
     tokio::time::advance(FRESH).await;
-    assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v1", "stale: served at once");
+    assert_eq!(
+        store.get(&id).await.unwrap().expose_secret(),
+        b"v1",
+        "stale: served at once"
+    );
     settle().await;
     assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v2");
     assert_eq!(cached.metrics().snapshot().cache.revalidations_changed, 1);
@@ -173,7 +192,10 @@ async fn after_a_rotation_a_hundred_refreshes_with_the_same_seen_make_one_fetch(
         revisions.push(r.await.unwrap().unwrap());
     }
     assert_eq!(backend.retrieves() - before, 1, "one value fetch for 100 refreshes");
-    assert!(revisions.iter().all(|r| *r != seen && *r == revisions[0]), "{revisions:?}");
+    assert!(
+        revisions.iter().all(|r| *r != seen && *r == revisions[0]),
+        "{revisions:?}"
+    );
     let (value, _, now) = store.get_with_revision(&id).await.unwrap();
     assert_eq!((value.expose_secret(), &now), (&b"new"[..], &revisions[0]));
     assert_eq!(cached.metrics().snapshot().cache.refreshes, 1);
@@ -220,7 +242,11 @@ async fn permission_denied_drops_the_entry_and_is_never_answered_with_stale() {
     // The read that finds the entry stale is served at once and starts the revalidation.
     store.get(&id).await.unwrap();
     settle().await;
-    assert_eq!(cached.entry_count().await, 0, "the refused revalidation dropped the entry");
+    assert_eq!(
+        cached.entry_count().await,
+        0,
+        "the refused revalidation dropped the entry"
+    );
     for _ in 0..3 {
         let e = store.get(&id).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
@@ -362,7 +388,10 @@ async fn watch_behaviour(store: CredentialStore, other: CredentialStore, backend
     let revisions = backend.revisions();
     tokio::time::sleep(Duration::from_millis(10_500)).await;
     let polls = backend.revisions() - revisions;
-    assert!((9..=12).contains(&polls), "{polls} polls in 10.5 periods, for 20 watches");
+    assert!(
+        (9..=12).contains(&polls),
+        "{polls} polls in 10.5 periods, for 20 watches"
+    );
 
     other.put(&id, b"v2", Tags::new()).await.unwrap();
     for w in &mut watches {
@@ -391,7 +420,11 @@ async fn watch_behaviour(store: CredentialStore, other: CredentialStore, backend
     assert_eq!(store.watched(), 0, "the poller stopped with the last watch");
     let (revisions, retrieves) = (backend.revisions(), backend.retrieves());
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!((backend.revisions(), backend.retrieves()), (revisions, retrieves), "nothing polls any more");
+    assert_eq!(
+        (backend.revisions(), backend.retrieves()),
+        (revisions, retrieves),
+        "nothing polls any more"
+    );
 
     let mut orphan = store.watch(&id).await.unwrap();
     assert_eq!(orphan.current(), Change::Deleted);
@@ -409,8 +442,8 @@ async fn watch_through_the_cache() {
 #[tokio::test(start_paused = true)]
 async fn watch_without_a_cache() {
     let backend = Counting::new();
-    let store = CredentialStore::new(Arc::new(backend.clone()), Keyring::new(key()))
-        .with_watch_poll(Duration::from_secs(1));
+    let store =
+        CredentialStore::new(Arc::new(backend.clone()), Keyring::new(key())).with_watch_poll(Duration::from_secs(1));
     let other = CredentialStore::new(Arc::new(backend.memory.clone()), Keyring::new(key()));
     watch_behaviour(store, other, backend).await;
 }

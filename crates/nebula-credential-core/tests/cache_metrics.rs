@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics::{Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics::{
+    Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
 use nebula_credential_core::cache::{CacheConfig, Cached};
 use nebula_credential_core::{
     CredentialStore, EncryptionKey, Keyring, MemoryProvider, RetryPolicy, StorageMetrics, Tags, Timeouts, layers,
@@ -131,14 +133,21 @@ fn operations_and_cache_events_reach_the_recorder_with_their_labels() {
         ))
     };
     assert_eq!(ops("store", "ok"), 1);
-    assert_eq!(ops("retrieve", "not_found"), 2, "put's read of the absent id, then the missing get");
-    assert_eq!(ops("revision", "ok"), 1);
-    let durations = capture.samples(
-        "nebula_credential_operation_duration_seconds{operation=store,outcome=ok,provider=memory}",
+    assert_eq!(
+        ops("retrieve", "not_found"),
+        2,
+        "put's read of the absent id, then the missing get"
     );
+    assert_eq!(ops("revision", "ok"), 1);
+    let durations =
+        capture.samples("nebula_credential_operation_duration_seconds{operation=store,outcome=ok,provider=memory}");
     assert_eq!(durations.len(), 1);
     assert!(durations[0] >= 0.0);
-    let cache = |event: &str| capture.count(&format!("nebula_credential_cache_events_total{{event={event},provider=memory}}"));
+    let cache = |event: &str| {
+        capture.count(&format!(
+            "nebula_credential_cache_events_total{{event={event},provider=memory}}"
+        ))
+    };
     assert_eq!(cache("hit"), 3);
     assert_eq!(cache("stale_served"), 1);
     assert_eq!(cache("revalidation_unchanged"), 1);

@@ -69,7 +69,12 @@ impl Counting {
         *self.delay.lock().unwrap() = delay;
     }
 
-    async fn read<T>(&self, op: Operation, id: &CredentialId, answer: Result<T, StorageError>) -> Result<T, StorageError> {
+    async fn read<T>(
+        &self,
+        op: Operation,
+        id: &CredentialId,
+        answer: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         let delay = *self.delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
