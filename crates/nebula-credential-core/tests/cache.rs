@@ -472,3 +472,28 @@ async fn the_cache_holds_ciphertext_and_the_store_decrypts_each_read() {
     assert!(!stored.data.ciphertext.windows(15).any(|w| w == b"plaintext-value"));
     assert!(!format!("{cached:?}").contains("plaintext"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn background_revalidations_do_not_outlive_the_cache() {
+    let backend = Counting::new();
+    let (store, other, cached) = stores(&backend, config());
+    let id = id("token");
+    other.put(&id, b"v1", Tags::new()).await.unwrap();
+    store.get(&id).await.unwrap();
+    tokio::time::advance(FRESH).await;
+    // The revalidation this stale read starts hangs on the backend for an hour.
+    backend.delay_reads(Duration::from_secs(3_600));
+    store.get(&id).await.unwrap();
+    settle().await;
+    assert_eq!(backend.revisions(), 1, "the revalidation is waiting on the backend");
+    drop(store);
+    settle().await;
+    assert_eq!(Arc::strong_count(&backend.counts), 2, "a handle of the cache is left");
+    drop(cached);
+    settle().await;
+    assert_eq!(
+        Arc::strong_count(&backend.counts),
+        1,
+        "the revalidation was aborted with the last handle of the cache"
+    );
+}

@@ -101,3 +101,51 @@ fn cached(
     let cached = Cached::with_metrics(stack, cache, metrics).map_err(|e| e.for_provider(config.provider_name()))?;
     Ok(Some(cached))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nebula_credential_core::{EncryptionKey, Tags};
+
+    /// With `[cache]`, repeated reads reach the backend once: the operation counters (below
+    /// the cache) count backend calls, the cache counts its hits.
+    #[tokio::test]
+    async fn a_cache_table_puts_the_cache_above_the_metered_stack() {
+        let config: StorageConfig = toml::from_str("provider = \"memory\"\n[cache]\nfresh_ms = 60000").unwrap();
+        let metrics = Arc::new(StorageMetrics::new());
+        let keyring = Keyring::new(EncryptionKey::generate());
+        let store = open_store_with_metrics(&config, keyring, metrics.clone())
+            .await
+            .unwrap();
+        assert!(store.is_cached());
+        let id = "token".parse().unwrap();
+        store.put(&id, b"v1", Tags::new()).await.unwrap();
+        for _ in 0..10 {
+            store.get(&id).await.unwrap();
+        }
+        let s = metrics.snapshot();
+        assert_eq!(
+            (s.retrieve.count, s.store.count),
+            (1, 1),
+            "put's read and write only:\n{s}"
+        );
+        assert_eq!(s.cache.hits, 10);
+
+        let provider = open_with_metrics(&config, metrics.clone()).await.unwrap();
+        assert_eq!(provider.provider_name(), "memory");
+        let plain: StorageConfig = toml::from_str("provider = \"memory\"").unwrap();
+        let store = open_store(&plain, Keyring::new(EncryptionKey::generate()))
+            .await
+            .unwrap();
+        assert!(!store.is_cached());
+    }
+
+    #[tokio::test]
+    async fn an_invalid_cache_table_is_refused_before_any_io() {
+        let config: StorageConfig = toml::from_str("provider = \"memory\"\n[cache]\nmax_entries = 0").unwrap();
+        let Err(StorageError::Config(e)) = open(&config).await else {
+            panic!("opened")
+        };
+        assert_eq!(e.field(), "cache.max_entries", "{e}");
+    }
+}
