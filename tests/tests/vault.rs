@@ -45,7 +45,9 @@ fn one_line_selects_vault() {
     assert_eq!(c.provider_name(), "vault");
     assert_eq!(c.retry().max_retries, 2);
     assert!(c.validate().is_ok());
-    let StorageConfig::Vault(v) = &c else { panic!("{c:?}") };
+    let nebula_credential::BackendConfig::Vault(v) = &c.backend else {
+        panic!("{c:?}")
+    };
     assert_eq!(v.delete_mode, DeleteMode::Soft);
     assert!(!format!("{c:?}").contains("s3cr3t-id"));
     let e = toml::from_str::<StorageConfig>("provider = \"vault\"\nendpoint = \"http://vault.example.com\"")

@@ -11,6 +11,11 @@ use super::{BoxFuture, Call, Layer, Layered, Next};
 
 /// Records every call's latency and outcome in a shared [`StorageMetrics`]. `NotFound`
 /// is counted apart from failures: it is an answer, and `CredentialStore::put` asks it.
+///
+/// With the `metrics` feature each call is also emitted through the `metrics` facade:
+/// `nebula_credential_operations_total` (counter) and
+/// `nebula_credential_operation_duration_seconds` (histogram), labelled `provider`,
+/// `operation` and `outcome` (`ok`, `not_found`, `conflict`, `error`).
 pub type Metered<P> = Layered<MeteredLayer, P>;
 
 /// The layer behind [`Metered`].
@@ -40,9 +45,25 @@ impl Layer for MeteredLayer {
         Box::pin(async move {
             let start = Instant::now();
             let result = next().await;
-            self.metrics
-                .record(call.operation, start.elapsed(), CallOutcome::of(&result));
+            let (elapsed, outcome) = (start.elapsed(), CallOutcome::of(&result));
+            self.metrics.record(call.operation, elapsed, outcome);
+            emit(call, elapsed, outcome);
             result
         })
+    }
+}
+
+/// Emits one call through the `metrics` facade (feature `metrics`).
+#[allow(unused_variables)]
+fn emit(call: Call<'_>, elapsed: std::time::Duration, outcome: CallOutcome) {
+    #[cfg(feature = "metrics")]
+    {
+        let labels = [
+            ("provider", call.provider),
+            ("operation", call.operation.as_str()),
+            ("outcome", outcome.as_str()),
+        ];
+        metrics::counter!("nebula_credential_operations_total", &labels).increment(1);
+        metrics::histogram!("nebula_credential_operation_duration_seconds", &labels).record(elapsed.as_secs_f64());
     }
 }
