@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cache;
 mod config;
 mod crypto;
 mod data;
@@ -30,7 +31,9 @@ pub use memory::{MEMORY_MAX_PAYLOAD_BYTES, MemoryConfig, MemoryProvider};
 pub use metadata::{
     CredentialMetadata, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, Tags, Timestamp, now, validate_tags,
 };
-pub use metrics::{CallOutcome, MetricsSnapshot, OperationStats, StorageMetrics};
+pub use metrics::{
+    CacheEvent, CacheStats, CallOutcome, LatencyHistogram, MetricsSnapshot, OperationStats, StorageMetrics,
+};
 pub use operation::Operation;
 pub use provider::{Capabilities, Precondition, ProviderConfig, Revision, StorageProvider, Stored};
 pub use record::RecordEnvelope;

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use crate::operation::Operation;
 
+mod histogram;
+
+use histogram::AtomicHistogram;
+pub use histogram::LatencyHistogram;
+
 /// How a call ended, for [`StorageMetrics::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
@@ -41,10 +46,12 @@ struct Counters {
     errors: AtomicU64,
     retries: AtomicU64,
     latency_us: AtomicU64,
+    histogram: AtomicHistogram,
 }
 
 /// Counters of one operation, as read by [`StorageMetrics::snapshot`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OperationStats {
     /// Calls completed (successful or not).
     pub count: u64,
@@ -58,6 +65,8 @@ pub struct OperationStats {
     pub retries: u64,
     /// Sum of call latencies, in microseconds.
     pub latency_sum_us: u64,
+    /// Call latencies by bucket, for percentiles (`latency.percentile(95.0)`).
+    pub latency: LatencyHistogram,
 }
 
 impl OperationStats {
@@ -88,6 +97,92 @@ pub struct MetricsSnapshot {
     pub check: OperationStats,
     /// `revision` counters.
     pub revision: OperationStats,
+    /// What the [`Cached`](crate::cache::Cached) layer did (all zero without a cache).
+    pub cache: CacheStats,
+}
+
+/// Events of the [`Cached`](crate::cache::Cached) layer, as counted in
+/// [`CacheStats`] and emitted as `nebula_credential_cache_events_total{event}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheEvent {
+    /// A read answered from a fresh entry.
+    Hit,
+    /// A read that had to ask the backend (no entry, or one past `max_stale_ms`).
+    Miss,
+    /// A read answered from an entry past `fresh_ms` (while it is revalidated).
+    StaleServed,
+    /// A revalidation found the revision unchanged: the entry is fresh again.
+    RevalidationUnchanged,
+    /// A revalidation found a new revision (or the credential gone) and refetched.
+    RevalidationChanged,
+    /// A value fetch forced by `refresh`.
+    Refresh,
+    /// An entry pushed out by `max_entries`.
+    Eviction,
+}
+
+impl CacheEvent {
+    /// Every event, in a fixed order.
+    pub const ALL: [CacheEvent; 7] = [
+        CacheEvent::Hit,
+        CacheEvent::Miss,
+        CacheEvent::StaleServed,
+        CacheEvent::RevalidationUnchanged,
+        CacheEvent::RevalidationChanged,
+        CacheEvent::Refresh,
+        CacheEvent::Eviction,
+    ];
+
+    /// The `event` label value: `hit`, `miss`, `stale_served`, `revalidation_unchanged`,
+    /// `revalidation_changed`, `refresh`, `eviction`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CacheEvent::Hit => "hit",
+            CacheEvent::Miss => "miss",
+            CacheEvent::StaleServed => "stale_served",
+            CacheEvent::RevalidationUnchanged => "revalidation_unchanged",
+            CacheEvent::RevalidationChanged => "revalidation_changed",
+            CacheEvent::Refresh => "refresh",
+            CacheEvent::Eviction => "eviction",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Cache counters, as read by [`StorageMetrics::snapshot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads answered from a fresh entry.
+    pub hits: u64,
+    /// Reads that asked the backend.
+    pub misses: u64,
+    /// Reads answered from a stale entry (within `max_stale_ms`).
+    pub stale_served: u64,
+    /// Revalidations that found the revision unchanged (no value fetched).
+    pub revalidations_unchanged: u64,
+    /// Revalidations that found a change and refetched.
+    pub revalidations_changed: u64,
+    /// Value fetches forced by `refresh`.
+    pub refreshes: u64,
+    /// Entries evicted by `max_entries`.
+    pub evictions: u64,
+}
+
+impl CacheStats {
+    /// Hits / (hits + stale served + misses), 0 when nothing was read.
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits + self.stale_served + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
 }
 
 impl MetricsSnapshot {
@@ -141,26 +236,44 @@ impl fmt::Display for MetricsSnapshot {
             let s = self.get(op);
             writeln!(
                 f,
-                "{:<8} count={:<6} not_found={:<4} conflicts={:<4} errors={:<4} retries={:<4} avg={:.3} ms",
+                "{:<8} count={:<6} not_found={:<4} conflicts={:<4} errors={:<4} retries={:<4} avg={:.3} ms p50={:?} p95={:?}",
                 op.as_str(),
                 s.count,
                 s.not_found,
                 s.conflicts,
                 s.errors,
                 s.retries,
-                s.avg_latency_ms()
+                s.avg_latency_ms(),
+                s.latency.percentile(50.0).unwrap_or_default(),
+                s.latency.percentile(95.0).unwrap_or_default()
+            )?;
+        }
+        let c = &self.cache;
+        if *c != CacheStats::default() {
+            writeln!(
+                f,
+                "cache    hits={} misses={} stale_served={} revalidations_unchanged={} revalidations_changed={} refreshes={} evictions={}",
+                c.hits,
+                c.misses,
+                c.stale_served,
+                c.revalidations_unchanged,
+                c.revalidations_changed,
+                c.refreshes,
+                c.evictions
             )?;
         }
         write!(f, "error rate {:.2} %", self.error_rate() * 100.0)
     }
 }
 
-/// Atomic counters per operation: count, errors, retries and latency sum.
+/// Atomic counters per operation: count, errors, retries, latency sum and a latency
+/// histogram (percentiles), plus the cache's events.
 ///
 /// Share it as `Arc<StorageMetrics>` between the layers and the application.
 #[derive(Debug, Default)]
 pub struct StorageMetrics {
     ops: [Counters; Operation::ALL.len()],
+    cache: [AtomicU64; CacheEvent::ALL.len()],
 }
 
 impl StorageMetrics {
@@ -175,6 +288,7 @@ impl StorageMetrics {
         c.count.fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         c.latency_us.fetch_add(us, Ordering::Relaxed);
+        c.histogram.record_us(us);
         match outcome {
             CallOutcome::Ok => {}
             CallOutcome::NotFound => {
@@ -194,6 +308,11 @@ impl StorageMetrics {
         self.ops[operation.index()].retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records one event of the cache.
+    pub fn record_cache(&self, event: CacheEvent) {
+        self.cache[event.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let read = |op: Operation| {
@@ -205,8 +324,10 @@ impl StorageMetrics {
                 errors: c.errors.load(Ordering::Relaxed),
                 retries: c.retries.load(Ordering::Relaxed),
                 latency_sum_us: c.latency_us.load(Ordering::Relaxed),
+                latency: c.histogram.snapshot(),
             }
         };
+        let cache = |event: CacheEvent| self.cache[event.index()].load(Ordering::Relaxed);
         MetricsSnapshot {
             store: read(Operation::Store),
             retrieve: read(Operation::Retrieve),
@@ -215,6 +336,15 @@ impl StorageMetrics {
             exists: read(Operation::Exists),
             check: read(Operation::Check),
             revision: read(Operation::Revision),
+            cache: CacheStats {
+                hits: cache(CacheEvent::Hit),
+                misses: cache(CacheEvent::Miss),
+                stale_served: cache(CacheEvent::StaleServed),
+                revalidations_unchanged: cache(CacheEvent::RevalidationUnchanged),
+                revalidations_changed: cache(CacheEvent::RevalidationChanged),
+                refreshes: cache(CacheEvent::Refresh),
+                evictions: cache(CacheEvent::Eviction),
+            },
         }
     }
 

@@ -2,15 +2,18 @@
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use secrecy::SecretSlice;
 
+use crate::cache::watch_source::Source;
+use crate::cache::{CacheConfig, CacheControl, Cached, CredentialWatch, Watchers};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{ErrorKind, StorageError};
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
 use crate::metadata::{CredentialMetadata, Tags, Timestamp, now};
-use crate::provider::{Precondition, StorageProvider, Stored};
+use crate::provider::{Precondition, Revision, StorageProvider, Stored};
 use crate::remote::back_off;
 
 /// Outcome of [`CredentialStore::rotate_keys`].
@@ -61,15 +64,50 @@ const MAX_WRITE_ATTEMPTS: u32 = 64;
 pub struct CredentialStore {
     provider: Arc<dyn StorageProvider>,
     keyring: RwLock<Arc<Keyring>>,
+    cache: Option<Arc<dyn CacheControl>>,
+    watchers: Watchers,
+    watch_poll: Duration,
 }
 
 impl CredentialStore {
     /// A store over `provider` (usually the layered stack from `nebula_credential::open`).
+    /// Without a cache: [`refresh`](Self::refresh) asks the backend for the revision, and
+    /// [`watch`](Self::watch) polls every 30 s (see [`with_watch_poll`](Self::with_watch_poll)).
     pub fn new(provider: Arc<dyn StorageProvider>, keyring: Keyring) -> Self {
         CredentialStore {
             provider,
             keyring: RwLock::new(Arc::new(keyring)),
+            cache: None,
+            watchers: Watchers::default(),
+            watch_poll: CacheConfig::default().poll(),
         }
+    }
+
+    /// A store reading through `cache` (see [`crate::cache`]): [`refresh`](Self::refresh)
+    /// and [`watch`](Self::watch) work on its entries, and watches poll every
+    /// [`poll_ms`](CacheConfig::poll_ms). `nebula_credential::open_store` builds this when
+    /// the configuration has a `[cache]` table.
+    pub fn with_cache<P: StorageProvider + 'static>(cache: Cached<P>, keyring: Keyring) -> Self {
+        let watch_poll = cache.config().poll();
+        CredentialStore {
+            provider: Arc::new(cache.clone()),
+            keyring: RwLock::new(Arc::new(keyring)),
+            cache: Some(Arc::new(cache)),
+            watchers: Watchers::default(),
+            watch_poll,
+        }
+    }
+
+    /// Sets how often [`watch`](Self::watch) polls the backend (±10 % jitter); applies to
+    /// watches started afterwards.
+    pub fn with_watch_poll(mut self, period: Duration) -> Self {
+        self.watch_poll = period.max(Duration::from_millis(1));
+        self
+    }
+
+    /// `true` when reads go through a [`Cached`] layer.
+    pub fn is_cached(&self) -> bool {
+        self.cache.is_some()
     }
 
     /// The provider underneath.
@@ -188,10 +226,61 @@ impl CredentialStore {
         &self,
         id: &CredentialId,
     ) -> Result<(SecretSlice<u8>, CredentialMetadata), StorageError> {
-        let Stored { data, metadata, .. } = self.provider.retrieve(id).await?;
+        let (secret, metadata, _) = self.get_with_revision(id).await?;
+        Ok((secret, metadata))
+    }
+
+    /// The decrypted value of `id`, its metadata and the [`Revision`] it was read at: keep
+    /// the revision, and pass it to [`refresh`](Self::refresh) if the value is rejected.
+    pub async fn get_with_revision(
+        &self,
+        id: &CredentialId,
+    ) -> Result<(SecretSlice<u8>, CredentialMetadata, Revision), StorageError> {
+        let Stored {
+            data,
+            metadata,
+            revision,
+        } = self.provider.retrieve(id).await?;
         let plain = self.keyring().decrypt(id, &data)?;
         let secret = SecretSlice::new(Box::<[u8]>::from(plain.as_slice()));
-        Ok((secret, metadata))
+        Ok((secret, metadata, revision))
+    }
+
+    /// For a caller whose credential was just rejected by the service it protects
+    /// (rotated elsewhere): refetches `id` only if the cache still holds `seen` (the
+    /// revision the caller was served, from [`get_with_revision`](Self::get_with_revision)),
+    /// or always when `seen` is `None`, and returns the revision now held. So 100 callers
+    /// reporting the same stale credential cause one fetch, and all then
+    /// [`get`](Self::get) the new value. Without a cache it asks the backend for the
+    /// current revision. `NotFound` when the credential is gone.
+    ///
+    /// If the returned revision equals `seen`, the backend still holds the rejected
+    /// value: the rejection has another cause (or rotation has not landed yet).
+    pub async fn refresh(&self, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError> {
+        match &self.cache {
+            Some(cache) => cache.refresh(id, seen).await,
+            None => self.provider.revision(id).await,
+        }
+    }
+
+    /// Watches `id`: the returned [`CredentialWatch`] yields a
+    /// [`Change`](crate::cache::Change) each time the credential changes or is deleted.
+    /// One poller per id asks the backend for the revision every `poll_ms` (±10 %),
+    /// however many watches exist; it stops when the last watch is dropped, or when this
+    /// store is. Fails when the first read of the current state fails.
+    pub async fn watch(&self, id: &CredentialId) -> Result<CredentialWatch, StorageError> {
+        let source = match &self.cache {
+            Some(cache) => Source::Cache(cache.clone()),
+            None => Source::Provider(self.provider.clone()),
+        };
+        self.watchers
+            .watch(id, source, self.watch_poll, self.provider.provider_name())
+            .await
+    }
+
+    /// Credentials polled for watches now (one poller each).
+    pub fn watched(&self) -> usize {
+        self.watchers.active()
     }
 
     /// Deletes `id`; deleting a missing credential succeeds.

@@ -3,39 +3,24 @@
 //! Every backend is one row of the [`providers!`] table below: its `provider` name, the
 //! cargo feature that compiles it in, and its configuration type (a
 //! [`ProviderConfig`]). The enum, the names, the environment constructor and the error
-//! texts all derive from that row.
+//! texts all derive from that row. Beside the backend, an optional `[cache]` table
+//! ([`CacheConfig`]) puts a cache in front of it.
 
 use serde::{Deserialize, Serialize};
 
+use nebula_credential_core::cache::CacheConfig;
 use nebula_credential_core::{ConfigError, ProviderConfig, RetryPolicy, Timeouts};
 
 /// Builds [`StorageConfig`] and [`PROVIDERS`] from one row per backend:
 /// `Variant = "name", cfg(...), "feature", ConfigType, "doc";`.
 macro_rules! providers {
     ($($variant:ident = $name:literal, $cfg:meta, $feature:literal, $config:ty, $doc:literal;)*) => {
-        /// Which backend to open, and its settings. Tagged by `provider`, so one line of
-        /// TOML switches backend; `retry` and `timeouts` configure the layers of every
-        /// backend.
-        ///
-        /// ```
-        /// use nebula_credential::StorageConfig;
-        /// let settings = r#"
-        ///     [retry]
-        ///     max_retries = 3
-        /// "#;
-        /// let memory: StorageConfig = toml::from_str(&format!("provider = \"memory\"\n{settings}"))?;
-        /// assert_eq!(memory.provider_name(), "memory");
-        /// assert_eq!(memory.inner().retry().max_retries, 3);
-        /// # #[cfg(feature = "storage-local")] {
-        /// let local: StorageConfig = toml::from_str(&format!("provider = \"local\"\n{settings}"))?;
-        /// assert_eq!(local.provider_name(), "local");
-        /// # }
-        /// # Ok::<(), toml::de::Error>(())
-        /// ```
+        /// Which backend to open, and its settings: the `provider` line and that
+        /// backend's keys of a [`StorageConfig`].
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "provider")]
         #[non_exhaustive]
-        pub enum StorageConfig {
+        pub enum BackendConfig {
             $(
                 #[doc = $doc]
                 #[cfg($cfg)]
@@ -48,17 +33,32 @@ macro_rules! providers {
         /// or not this build includes it.
         pub const PROVIDERS: &[(&str, &str)] = &[$(($name, $feature)),*];
 
-        impl StorageConfig {
+        impl BackendConfig {
             /// The backend's own configuration, as a [`ProviderConfig`].
             pub fn inner(&self) -> &dyn ProviderConfig {
                 match self {
                     $(
                         #[cfg($cfg)]
-                        StorageConfig::$variant(c) => c,
+                        BackendConfig::$variant(c) => c,
                     )*
                 }
             }
+        }
 
+        /// Constructors named after the backends, as `StorageConfig::Vault(config)`
+        /// (no `[cache]`; add one with [`with_cache`](StorageConfig::with_cache)).
+        #[allow(non_snake_case)]
+        impl StorageConfig {
+            $(
+                #[doc = $doc]
+                #[cfg($cfg)]
+                pub fn $variant(config: $config) -> Self {
+                    BackendConfig::$variant(config).into()
+                }
+            )*
+        }
+
+        impl StorageConfig {
             /// The configuration of the backend called `provider`, from its environment
             /// variables (that backend's `ProviderConfig::from_env`).
             pub fn from_env_for(provider: &str) -> Result<Self, ConfigError> {
@@ -89,6 +89,47 @@ providers! {
         "Azure Key Vault secrets (feature `storage-azure`).";
 }
 
+/// Which backend to open, its settings, and an optional cache in front of it. Tagged by
+/// `provider`, so one line of TOML switches backend; `retry` and `timeouts` configure the
+/// layers of every backend; a `[cache]` table ([`CacheConfig`]) turns the cache on
+/// (absent: no cache).
+///
+/// ```
+/// use nebula_credential::StorageConfig;
+/// let settings = r#"
+///     [retry]
+///     max_retries = 3
+/// "#;
+/// let memory: StorageConfig = toml::from_str(&format!("provider = \"memory\"\n{settings}"))?;
+/// assert_eq!(memory.provider_name(), "memory");
+/// assert_eq!(memory.inner().retry().max_retries, 3);
+/// assert!(memory.cache.is_none());
+/// let cached: StorageConfig = toml::from_str("provider = \"memory\"\n[cache]\nfresh_ms = 5000")?;
+/// assert_eq!(cached.cache.unwrap().fresh_ms, 5000);
+/// # #[cfg(feature = "storage-local")] {
+/// let local: StorageConfig = toml::from_str(&format!("provider = \"local\"\n{settings}"))?;
+/// assert_eq!(local.provider_name(), "local");
+/// # }
+/// # Ok::<(), toml::de::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StorageConfig {
+    /// The backend and its settings (the `provider` line and its keys).
+    #[serde(flatten)]
+    pub backend: BackendConfig,
+    /// The `[cache]` table: a [`Cached`](nebula_credential_core::cache::Cached) layer in
+    /// front of the backend when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
+}
+
+impl From<BackendConfig> for StorageConfig {
+    fn from(backend: BackendConfig) -> Self {
+        StorageConfig { backend, cache: None }
+    }
+}
+
 /// The error for a `provider` name this build cannot open: unknown, or its feature is off.
 fn unavailable(provider: &str) -> ConfigError {
     let rule = match PROVIDERS.iter().find(|(name, _)| *name == provider) {
@@ -104,6 +145,17 @@ fn unavailable(provider: &str) -> ConfigError {
 }
 
 impl StorageConfig {
+    /// The backend's own configuration, as a [`ProviderConfig`].
+    pub fn inner(&self) -> &dyn ProviderConfig {
+        self.backend.inner()
+    }
+
+    /// This configuration with a cache (`[cache]`) in front of the backend.
+    pub fn with_cache(mut self, cache: CacheConfig) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
     /// The configuration named by `NEBULA_CREDENTIAL_PROVIDER` (default `local` when the
     /// feature is on, else `memory`), with that backend's own variables. One variable
     /// switches backend.
@@ -130,15 +182,54 @@ impl StorageConfig {
         self.inner().timeouts()
     }
 
-    /// Validates the backend's settings and the layer settings, without any I/O.
+    /// Validates the backend's settings, the layer settings and `[cache]`, without any I/O.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.inner().validate()
+        self.inner().validate()?;
+        match &self.cache {
+            Some(cache) => cache.validate().map_err(|e| e.for_provider(self.provider_name())),
+            None => Ok(()),
+        }
     }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig::Memory(nebula_credential_core::MemoryConfig::default())
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_table_is_optional_validated_and_round_trips() {
+        let plain: StorageConfig = toml::from_str("provider = \"memory\"").unwrap();
+        assert_eq!(plain.cache, None);
+        assert!(!toml::to_string(&plain).unwrap().contains("cache"));
+        let cached: StorageConfig = toml::from_str(
+            "provider = \"memory\"\n[retry]\nmax_retries = 2\n[cache]\nfresh_ms = 100\nmax_stale_ms = 200",
+        )
+        .unwrap();
+        let cache = cached.cache.unwrap();
+        assert_eq!(
+            (cache.fresh_ms, cache.max_stale_ms, cache.max_entries),
+            (100, 200, 10_000)
+        );
+        assert_eq!(cached.retry().max_retries, 2);
+        let text = toml::to_string(&cached).unwrap();
+        assert_eq!(toml::from_str::<StorageConfig>(&text).unwrap(), cached, "{text}");
+        for bad in [
+            "provider = \"memory\"\n[cache]\nfresh = 1",
+            "provider = \"memory\"\ncache = 5",
+            "provider = \"memory\"\nnope = 1",
+        ] {
+            assert!(toml::from_str::<StorageConfig>(bad).is_err(), "{bad}");
+        }
+        let invalid: StorageConfig =
+            toml::from_str("provider = \"memory\"\n[cache]\nfresh_ms = 100\nmax_stale_ms = 50").unwrap();
+        let e = invalid.validate().unwrap_err();
+        assert_eq!((e.provider(), e.field()), ("memory", "cache.max_stale_ms"), "{e}");
     }
 }
 
@@ -156,7 +247,9 @@ mod tests {
              [default_tags]\nendpoint_url = \"kept\"",
         )
         .unwrap();
-        let StorageConfig::Aws(c) = &aws else { panic!("{aws:?}") };
+        let BackendConfig::Aws(c) = &aws.backend else {
+            panic!("{aws:?}")
+        };
         assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
         assert_eq!(c.recovery_window_days, 7);
         assert_eq!(c.default_tags["endpoint_url"], "kept");
@@ -169,7 +262,7 @@ mod tests {
             "provider = \"azure\"\nvault_url = \"https://a.vault.azure.net\"\n[default_tags]\n\"vault_url\" = \"kept\"",
         )
         .unwrap();
-        let StorageConfig::Azure(z) = &azure else {
+        let BackendConfig::Azure(z) = &azure.backend else {
             panic!("{azure:?}")
         };
         assert_eq!(

@@ -5,8 +5,8 @@ mod config;
 pub mod migrate;
 mod open;
 
-pub use config::{PROVIDERS, StorageConfig};
-pub use open::{open, open_with_metrics};
+pub use config::{BackendConfig, PROVIDERS, StorageConfig};
+pub use open::{open, open_store, open_store_with_metrics, open_with_metrics};
 
 /// The local encrypted-file backend (feature `storage-local`).
 #[cfg(feature = "storage-local")]
@@ -44,18 +44,19 @@ pub mod azure {
 }
 
 pub use nebula_credential_core::{
-    BoxError, Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore,
-    CryptoError, EncryptedData, EncryptionKey, ErrorKind, Keyring, MemoryConfig, MemoryProvider, MetricsSnapshot,
-    Operation, OperationStats, Precondition, ProviderConfig, RecordEnvelope, Retried, RetryPolicy, Revision,
-    RotationReport, StorageError, StorageMetrics, StorageProvider, Stored, Tags, Timeouts, Timestamp, ValidationError,
-    async_trait, layers, remote, secrecy,
+    BoxError, CacheEvent, CacheStats, Capabilities, ConfigError, CredentialFilter, CredentialId, CredentialMetadata,
+    CredentialStore, CryptoError, EncryptedData, EncryptionKey, ErrorKind, Keyring, LatencyHistogram, MemoryConfig,
+    MemoryProvider, MetricsSnapshot, Operation, OperationStats, Precondition, ProviderConfig, RecordEnvelope, Retried,
+    RetryPolicy, Revision, RotationReport, StorageError, StorageMetrics, StorageProvider, Stored, Tags, Timeouts,
+    Timestamp, ValidationError, async_trait, cache, layers, remote, secrecy,
 };
 
 /// The names most applications need: `use nebula_credential::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, EncryptionKey, Keyring, StorageConfig,
-        StorageError, StorageMetrics, StorageProvider, Tags, open, open_with_metrics,
+        StorageError, StorageMetrics, StorageProvider, Tags, open, open_store, open_with_metrics,
     };
+    pub use nebula_credential_core::cache::{CacheConfig, Change, CredentialWatch};
     pub use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 }

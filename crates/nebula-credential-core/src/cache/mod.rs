@@ -1,0 +1,752 @@
+//! [`Cached`]: a read cache over any [`StorageProvider`], with stale-while-revalidate,
+//! single flight, cheap revalidation by [`revision`](StorageProvider::revision), and the
+//! [`CredentialWatch`] of [`CredentialStore::watch`](crate::CredentialStore::watch).
+//!
+//! # What is cached
+//! What [`retrieve`](StorageProvider::retrieve) returns: ciphertext, metadata and
+//! revision. Never plaintext: [`CredentialStore`](crate::CredentialStore) decrypts on every
+//! read. Entries are zeroized when dropped, and at most
+//! [`max_entries`](CacheConfig::max_entries) are held (least recently used go first).
+//!
+//! # Two ages
+//! - younger than [`fresh_ms`](CacheConfig::fresh_ms): served as is, no backend call;
+//! - between `fresh_ms` and [`max_stale_ms`](CacheConfig::max_stale_ms): served at once,
+//!   and **one** background revalidation starts (however many readers see it stale). It
+//!   asks the backend for the [`Revision`] only: unchanged → the entry is fresh again and
+//!   no value is fetched; changed → the value is fetched;
+//! - older than `max_stale_ms`: never served; the read waits for the backend.
+//!
+//! # Single flight
+//! N concurrent reads of an id that is not cached make one backend call; all N get its
+//! answer (errors included). Reads that arrive while a revalidation runs join it.
+//!
+//! # Errors: what is never served stale
+//! A stale entry keeps being served (until `max_stale_ms`) only while the backend is
+//! [`Unavailable`](crate::ErrorKind::Unavailable), [`Throttled`](crate::ErrorKind::Throttled)
+//! or [`Timeout`](crate::ErrorKind::Timeout). `PermissionDenied` and
+//! `AuthenticationFailed` drop the entry (access was revoked), `NotFound` drops it (the
+//! credential is gone), and so does any other error. `NotFound` answers are remembered
+//! for [`not_found_ms`](CacheConfig::not_found_ms) (default 0: not at all).
+//!
+//! # Own writes
+//! `store`, `store_if` and `delete` through the cache update or drop the entry, so a
+//! process always reads its own writes. A read that started before a write and finishes
+//! after it never overwrites the written entry (each write takes an epoch; a fill keeps
+//! its answer only if no write of that id started since it began).
+//!
+//! # Refresh after a rejected credential
+//! When the service a credential protects rejects it (rotated elsewhere), call
+//! [`CredentialStore::refresh`](crate::CredentialStore::refresh) with the revision you
+//! were served: it refetches only if the cache still holds that revision, so 100 callers
+//! reporting the same stale credential cause one fetch, and all get the new revision.
+//!
+//! # Background work
+//! Revalidations run as tokio tasks (so call the cache inside a tokio runtime); they are
+//! aborted when the last handle of the cache is dropped, and each backend call in them
+//! keeps the deadlines of the stack below (the [`Timeout`](crate::layers::Timeout) and
+//! [`Retry`](crate::layers::Retry) layers).
+
+mod config;
+mod shared_error;
+mod slot;
+mod watch;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::ops::compute::Op;
+use tokio::sync::watch as channel;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+pub use config::CacheConfig;
+pub(crate) use watch::Watchers;
+pub use watch::{Change, CredentialWatch};
+
+/// The pollers' source of state, for [`CredentialStore`](crate::CredentialStore).
+pub(crate) mod watch_source {
+    pub(crate) use super::watch::Source;
+}
+
+use crate::data::EncryptedData;
+use crate::error::{ErrorKind, StorageError};
+use crate::filter::CredentialFilter;
+use crate::id::CredentialId;
+use crate::metadata::CredentialMetadata;
+use crate::metrics::{CacheEvent, StorageMetrics};
+use crate::operation::Operation;
+use crate::provider::{Capabilities, Precondition, Revision, StorageProvider, Stored};
+use shared_error::replica;
+use slot::Slot;
+
+/// The answer of one backend call, shared by every caller that waited on it.
+type Outcome = Result<Arc<Slot>, Arc<StorageError>>;
+
+/// What a flight does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlightKind {
+    /// `retrieve` the record.
+    Fetch,
+    /// Ask the `revision`; fetch the record only when it changed.
+    Revalidate,
+}
+
+/// One backend call in progress for an id.
+#[derive(Debug)]
+struct Flight {
+    number: u64,
+    kind: FlightKind,
+    done: channel::Receiver<Option<Outcome>>,
+    task: AbortHandle,
+}
+
+/// What is in progress for one id: writes (with the epoch of the latest) and a flight.
+#[derive(Debug, Default)]
+struct IdState {
+    writes: u32,
+    last_write: u64,
+    flight: Option<Flight>,
+}
+
+type Control = Mutex<HashMap<CredentialId, IdState>>;
+
+fn lock(control: &Control) -> MutexGuard<'_, HashMap<CredentialId, IdState>> {
+    control.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Forgets an id's state once nothing is in progress for it.
+fn tidy(map: &mut HashMap<CredentialId, IdState>, id: &CredentialId) {
+    if map.get(id).is_some_and(|st| st.writes == 0 && st.flight.is_none()) {
+        map.remove(id);
+    }
+}
+
+/// Aborts the background tasks when the last handle of the cache goes.
+#[derive(Debug)]
+struct Guard {
+    control: Arc<Control>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for state in lock(&self.control).values() {
+            if let Some(flight) = &state.flight {
+                flight.task.abort();
+            }
+        }
+    }
+}
+
+/// A cache in front of a provider: see the [module docs](self) for what it does.
+///
+/// Clones share the same entries. Built by `nebula_credential::open` when the
+/// configuration has a `[cache]` table, or by hand:
+///
+/// ```
+/// use std::sync::Arc;
+/// use nebula_credential_core::cache::{CacheConfig, Cached};
+/// use nebula_credential_core::{CredentialStore, EncryptionKey, Keyring, MemoryProvider, Tags};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let cached = Cached::new(MemoryProvider::new(), CacheConfig::default())?;
+/// let store = CredentialStore::with_cache(cached, Keyring::new(EncryptionKey::generate()));
+/// let id = "db_password".parse()?;
+/// store.put(&id, b"s3cret", Tags::new()).await?;
+/// let (_secret, _metadata, seen) = store.get_with_revision(&id).await?;
+/// // ... the database rejected the password: someone rotated it.
+/// let now = store.refresh(&id, Some(&seen)).await?;
+/// assert_eq!(now, seen); // nobody did, in this example
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct Cached<P> {
+    shared: Arc<Shared<P>>,
+    _guard: Arc<Guard>,
+}
+
+impl<P> Clone for Cached<P> {
+    fn clone(&self) -> Self {
+        Cached {
+            shared: self.shared.clone(),
+            _guard: self._guard.clone(),
+        }
+    }
+}
+
+struct Shared<P> {
+    inner: P,
+    config: CacheConfig,
+    entries: moka::future::Cache<CredentialId, Arc<Slot>>,
+    control: Arc<Control>,
+    /// Write epochs: each write takes the next; a flight remembers the value at its start.
+    epoch: AtomicU64,
+    flights: AtomicU64,
+    metrics: Arc<StorageMetrics>,
+    provider: &'static str,
+}
+
+impl<P: StorageProvider + 'static> Cached<P> {
+    /// A cache over `inner`, counting its events in fresh [`StorageMetrics`]. Fails when
+    /// `config` breaks a rule (the error names the field).
+    pub fn new(inner: P, config: CacheConfig) -> Result<Self, crate::ConfigError> {
+        Self::with_metrics(inner, config, Arc::new(StorageMetrics::new()))
+    }
+
+    /// A cache over `inner`, counting its events ([`CacheStats`](crate::CacheStats)) in `metrics`.
+    pub fn with_metrics(
+        inner: P,
+        config: CacheConfig,
+        metrics: Arc<StorageMetrics>,
+    ) -> Result<Self, crate::ConfigError> {
+        config.validate()?;
+        let provider = inner.provider_name();
+        let evictions = metrics.clone();
+        let entries = moka::future::Cache::builder()
+            .max_capacity(config.max_entries)
+            // LRU admits every entry: an own write must never be refused by admission.
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .eviction_listener(move |_id, _slot, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    evictions.record_cache(CacheEvent::Eviction);
+                    emit(provider, CacheEvent::Eviction);
+                }
+            })
+            .build();
+        let control = Arc::new(Control::default());
+        Ok(Cached {
+            shared: Arc::new(Shared {
+                inner,
+                config,
+                entries,
+                control: control.clone(),
+                epoch: AtomicU64::new(0),
+                flights: AtomicU64::new(0),
+                metrics,
+                provider,
+            }),
+            _guard: Arc::new(Guard { control }),
+        })
+    }
+
+    /// The provider underneath.
+    pub fn inner(&self) -> &P {
+        &self.shared.inner
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CacheConfig {
+        &self.shared.config
+    }
+
+    /// The counters the cache records into.
+    pub fn metrics(&self) -> &Arc<StorageMetrics> {
+        &self.shared.metrics
+    }
+
+    /// Credentials held now (after pending evictions are applied).
+    pub async fn entry_count(&self) -> u64 {
+        self.shared.entries.run_pending_tasks().await;
+        self.shared.entries.entry_count()
+    }
+
+    /// Forgets every entry (the next reads ask the backend).
+    pub fn clear(&self) {
+        self.shared.entries.invalidate_all();
+    }
+
+    /// Refetches `id` if the cache still holds `seen` (or always, when `seen` is `None`)
+    /// and returns the revision now held. Concurrent callers with the same `seen` share
+    /// one fetch. See [`CredentialStore::refresh`](crate::CredentialStore::refresh).
+    pub async fn refresh(&self, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError> {
+        Shared::refresh(&self.shared, id, seen).await
+    }
+}
+
+impl<P: StorageProvider + 'static> Shared<P> {
+    fn event(&self, event: CacheEvent) {
+        self.metrics.record_cache(event);
+        emit(self.provider, event);
+    }
+
+    fn age(&self, slot: &Slot) -> Duration {
+        Instant::now().saturating_duration_since(slot.at())
+    }
+
+    /// A present entry still within `max_stale_ms`, with whether it is fresh.
+    async fn usable(&self, id: &CredentialId) -> Option<(Arc<Slot>, bool)> {
+        let slot = self.entries.get(id).await?;
+        let age = self.age(&slot);
+        match &*slot {
+            Slot::Present { .. } if age < self.config.max_stale() => Some((slot, age < self.config.fresh())),
+            _ => None,
+        }
+    }
+
+    /// Starts a flight for `id` (the caller holds the control lock and checked none runs).
+    fn start_flight(
+        self: &Arc<Self>,
+        map: &mut HashMap<CredentialId, IdState>,
+        id: &CredentialId,
+        kind: FlightKind,
+        known: Option<Arc<Slot>>,
+    ) -> channel::Receiver<Option<Outcome>> {
+        let (tx, rx) = channel::channel(None);
+        let start_epoch = self.epoch.load(Ordering::SeqCst);
+        let number = self.flights.fetch_add(1, Ordering::Relaxed);
+        let this = self.clone();
+        let flight_id = id.clone();
+        let task = tokio::spawn(async move {
+            let outcome = this.fly(&flight_id, kind, known, start_epoch, number).await;
+            tx.send_replace(Some(outcome));
+        });
+        map.entry(id.clone()).or_default().flight = Some(Flight {
+            number,
+            kind,
+            done: rx.clone(),
+            task: task.abort_handle(),
+        });
+        rx
+    }
+
+    /// The body of a flight: one backend read, then the entry updated if no write of
+    /// `id` started since `start_epoch`.
+    async fn fly(
+        &self,
+        id: &CredentialId,
+        kind: FlightKind,
+        known: Option<Arc<Slot>>,
+        start_epoch: u64,
+        number: u64,
+    ) -> Outcome {
+        let known_stored = known.as_deref().and_then(Slot::stored);
+        let result = match (kind, known_stored) {
+            (FlightKind::Revalidate, Some(old)) => match self.inner.revision(id).await {
+                Ok(revision) if revision == old.revision => {
+                    self.event(CacheEvent::RevalidationUnchanged);
+                    Ok(old.clone())
+                }
+                Ok(_) => {
+                    self.event(CacheEvent::RevalidationChanged);
+                    self.inner.retrieve(id).await
+                }
+                Err(e) => {
+                    if e.is_not_found() {
+                        self.event(CacheEvent::RevalidationChanged);
+                    }
+                    Err(e)
+                }
+            },
+            _ => self.inner.retrieve(id).await,
+        };
+        let install = {
+            let map = lock(&self.control);
+            map.get(id)
+                .is_none_or(|st| st.writes == 0 && st.last_write <= start_epoch)
+        };
+        let outcome = match result {
+            Ok(stored) => {
+                let slot = Arc::new(Slot::Present {
+                    stored,
+                    at: Instant::now(),
+                    epoch: start_epoch,
+                });
+                if install {
+                    self.put(id, slot.clone()).await;
+                }
+                Ok(slot)
+            }
+            Err(e) => {
+                match e.kind() {
+                    ErrorKind::NotFound if install && self.config.not_found_ms > 0 => {
+                        let missing = Slot::Missing {
+                            at: Instant::now(),
+                            epoch: start_epoch,
+                        };
+                        self.put(id, Arc::new(missing)).await;
+                    }
+                    // Transient: keep the entry, it may be served until max_stale_ms.
+                    kind if kind.is_transient() => {}
+                    // Gone, revoked, or broken: never serve it again.
+                    _ => self.remove_up_to(id, start_epoch).await,
+                }
+                Err(Arc::new(e))
+            }
+        };
+        let mut map = lock(&self.control);
+        if let Some(st) = map.get_mut(id)
+            && st.flight.as_ref().is_some_and(|f| f.number == number)
+        {
+            st.flight = None;
+        }
+        tidy(&mut map, id);
+        outcome
+    }
+
+    /// Installs `slot` unless the entry holds a newer write.
+    async fn put(&self, id: &CredentialId, slot: Arc<Slot>) {
+        let epoch = slot.epoch();
+        self.entries
+            .entry(id.clone())
+            .and_compute_with(move |current| {
+                let op = match current {
+                    Some(c) if c.value().epoch() > epoch => Op::Nop,
+                    _ => Op::Put(slot),
+                };
+                std::future::ready(op)
+            })
+            .await;
+    }
+
+    /// Drops the entry unless it holds a write newer than `epoch`.
+    async fn remove_up_to(&self, id: &CredentialId, epoch: u64) {
+        self.entries
+            .entry(id.clone())
+            .and_compute_with(move |current| {
+                let op = match current {
+                    Some(c) if c.value().epoch() > epoch => Op::Nop,
+                    Some(_) => Op::Remove,
+                    None => Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+    }
+
+    /// Waits for a flight's outcome.
+    async fn wait(
+        &self,
+        id: &CredentialId,
+        mut done: channel::Receiver<Option<Outcome>>,
+    ) -> Result<Arc<Slot>, StorageError> {
+        let outcome = match done.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Ok(slot)) => Ok(slot),
+            Some(Err(e)) => Err(replica(&e)),
+            None => Err(StorageError::backend(
+                self.provider,
+                Operation::Retrieve,
+                Some(id),
+                "the cache was dropped while this read waited for the backend; read again through a live store",
+            )),
+        }
+    }
+
+    /// Joins the flight of `id`, or starts one of `kind`. Returns the receiver and whether
+    /// this call started it.
+    fn join_or_start(
+        self: &Arc<Self>,
+        id: &CredentialId,
+        kind: FlightKind,
+        known: Option<Arc<Slot>>,
+        join_kinds: &[FlightKind],
+    ) -> (channel::Receiver<Option<Outcome>>, bool) {
+        let mut map = lock(&self.control);
+        if let Some(flight) = map.get(id).and_then(|st| st.flight.as_ref())
+            && join_kinds.contains(&flight.kind)
+        {
+            return (flight.done.clone(), false);
+        }
+        if let Some(flight) = map.get(id).and_then(|st| st.flight.as_ref()) {
+            // Another kind runs: wait for it, the caller decides again afterwards.
+            return (flight.done.clone(), false);
+        }
+        (self.start_flight(&mut map, id, kind, known), true)
+    }
+
+    async fn retrieve(self: &Arc<Self>, id: &CredentialId) -> Result<Arc<Slot>, StorageError> {
+        if let Some(slot) = self.entries.get(id).await {
+            let age = self.age(&slot);
+            match &*slot {
+                Slot::Present { .. } if age < self.config.fresh() => {
+                    self.event(CacheEvent::Hit);
+                    return Ok(slot);
+                }
+                Slot::Present { .. } if age < self.config.max_stale() => {
+                    self.event(CacheEvent::StaleServed);
+                    self.revalidate_in_background(id, &slot);
+                    return Ok(slot);
+                }
+                Slot::Missing { .. } if age < self.config.not_found() => {
+                    self.event(CacheEvent::Hit);
+                    return Err(StorageError::not_found(self.provider, id));
+                }
+                _ => {}
+            }
+        }
+        self.event(CacheEvent::Miss);
+        let all = [FlightKind::Fetch, FlightKind::Revalidate];
+        let (done, _) = self.join_or_start(id, FlightKind::Fetch, None, &all);
+        self.wait(id, done).await
+    }
+
+    fn revalidate_in_background(self: &Arc<Self>, id: &CredentialId, slot: &Arc<Slot>) {
+        let mut map = lock(&self.control);
+        if map.get(id).is_some_and(|st| st.flight.is_some()) {
+            return;
+        }
+        drop(self.start_flight(&mut map, id, FlightKind::Revalidate, Some(slot.clone())));
+    }
+
+    async fn refresh(self: &Arc<Self>, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError> {
+        const ROUNDS: usize = 3;
+        for round in 0..ROUNDS {
+            if let Some(seen) = seen
+                && let Some((slot, _)) = self.usable(id).await
+                && let Some(stored) = slot.stored()
+                && stored.revision != *seen
+            {
+                return Ok(stored.revision.clone());
+            }
+            let last = round + 1 == ROUNDS;
+            let (done, started) = if last {
+                let mut map = lock(&self.control);
+                match map.get(id).and_then(|st| st.flight.as_ref()) {
+                    Some(f) => (f.done.clone(), false),
+                    None => (self.start_flight(&mut map, id, FlightKind::Fetch, None), true),
+                }
+            } else {
+                self.join_or_start(id, FlightKind::Fetch, None, &[FlightKind::Fetch])
+            };
+            if started {
+                self.event(CacheEvent::Refresh);
+            }
+            let result = self.wait(id, done).await;
+            match result {
+                Ok(slot) => {
+                    let revision = slot.stored().map(|s| s.revision.clone());
+                    if let Some(revision) = revision
+                        && (started || last || seen != Some(&revision))
+                    {
+                        return Ok(revision);
+                    }
+                }
+                Err(e) if started || last => return Err(e),
+                Err(_) => {}
+            }
+        }
+        unreachable!("the last round always returns")
+    }
+
+    async fn poll(self: &Arc<Self>, id: &CredentialId) -> Result<Option<(Revision, CredentialMetadata)>, StorageError> {
+        let known = self.entries.get(id).await.filter(|s| s.stored().is_some());
+        let kind = if known.is_some() {
+            FlightKind::Revalidate
+        } else {
+            FlightKind::Fetch
+        };
+        let all = [FlightKind::Fetch, FlightKind::Revalidate];
+        let (done, _) = self.join_or_start(id, kind, known, &all);
+        match self.wait(id, done).await {
+            Ok(slot) => Ok(slot.stored().map(|s| (s.revision.clone(), s.metadata.clone()))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks a write of `id` as started; the guard ends it.
+    fn begin_write(self: &Arc<Self>, id: &CredentialId) -> WriteGuard {
+        let mut map = lock(&self.control);
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let st = map.entry(id.clone()).or_default();
+        st.writes += 1;
+        st.last_write = epoch;
+        WriteGuard {
+            control: self.control.clone(),
+            id: id.clone(),
+            epoch,
+        }
+    }
+
+    /// Applies a finished write to the entry: `written` is the record now stored
+    /// (`None` after a delete); an error drops the entry (the state is unknown).
+    async fn finish_write(&self, guard: &WriteGuard, written: Result<Option<Stored>, ()>) {
+        let newest = lock(&self.control)
+            .get(&guard.id)
+            .is_some_and(|st| st.last_write == guard.epoch);
+        match written {
+            Ok(Some(stored)) if newest => {
+                let slot = Slot::Present {
+                    stored,
+                    at: Instant::now(),
+                    epoch: guard.epoch,
+                };
+                self.put(&guard.id, Arc::new(slot)).await;
+            }
+            Ok(None) if newest && self.config.not_found_ms > 0 => {
+                let slot = Slot::Missing {
+                    at: Instant::now(),
+                    epoch: guard.epoch,
+                };
+                self.put(&guard.id, Arc::new(slot)).await;
+            }
+            Ok(Some(_)) => {}
+            _ => self.remove_up_to(&guard.id, guard.epoch).await,
+        }
+    }
+}
+
+/// A write in progress; ends it (even when the write's future is dropped).
+struct WriteGuard {
+    control: Arc<Control>,
+    id: CredentialId,
+    epoch: u64,
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        let mut map = lock(&self.control);
+        if let Some(st) = map.get_mut(&self.id) {
+            st.writes = st.writes.saturating_sub(1);
+        }
+        tidy(&mut map, &self.id);
+    }
+}
+
+/// Emits a cache event through the `metrics` facade (feature `metrics`).
+#[allow(unused_variables)]
+fn emit(provider: &'static str, event: CacheEvent) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "nebula_credential_cache_events_total",
+        "provider" => provider,
+        "event" => event.as_str()
+    )
+    .increment(1);
+}
+
+impl<P: StorageProvider> fmt::Debug for Cached<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cached")
+            .field("inner", &self.shared.inner)
+            .field("config", &self.shared.config)
+            .field("entries", &self.shared.entries.entry_count())
+            .finish()
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
+    fn provider_name(&self) -> &'static str {
+        self.shared.provider
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.shared.inner.capabilities()
+    }
+
+    async fn store_if(
+        &self,
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        precondition: &Precondition,
+    ) -> Result<Revision, StorageError> {
+        let shared = &self.shared;
+        let guard = shared.begin_write(id);
+        shared.entries.invalidate(id).await;
+        let result = shared.inner.store_if(id, data, metadata, precondition).await;
+        let written = match &result {
+            Ok(revision) => Ok(Some(Stored {
+                data: data.clone(),
+                metadata: metadata.clone(),
+                revision: revision.clone(),
+            })),
+            Err(_) => Err(()),
+        };
+        shared.finish_write(&guard, written).await;
+        result
+    }
+
+    async fn store(
+        &self,
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+    ) -> Result<Revision, StorageError> {
+        self.store_if(id, data, metadata, &Precondition::Overwrite).await
+    }
+
+    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        let slot = self.shared.retrieve(id).await?;
+        match slot.stored() {
+            Some(stored) => Ok(stored.clone()),
+            None => Err(StorageError::not_found(self.shared.provider, id)),
+        }
+    }
+
+    async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+        let shared = &self.shared;
+        let guard = shared.begin_write(id);
+        shared.entries.invalidate(id).await;
+        let result = shared.inner.delete(id).await;
+        shared
+            .finish_write(&guard, result.as_ref().map(|_| None).map_err(|_| ()))
+            .await;
+        result
+    }
+
+    async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+        self.shared.inner.list(filter).await
+    }
+
+    async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+        let shared = &self.shared;
+        if let Some(slot) = shared.entries.get(id).await {
+            let age = shared.age(&slot);
+            match &*slot {
+                Slot::Present { .. } if age < shared.config.fresh() => {
+                    shared.event(CacheEvent::Hit);
+                    return Ok(true);
+                }
+                Slot::Missing { .. } if age < shared.config.not_found() => {
+                    shared.event(CacheEvent::Hit);
+                    return Ok(false);
+                }
+                _ => {}
+            }
+        }
+        shared.inner.exists(id).await
+    }
+
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        let shared = &self.shared;
+        if let Some((slot, true)) = shared.usable(id).await
+            && let Some(stored) = slot.stored()
+        {
+            shared.event(CacheEvent::Hit);
+            return Ok(stored.revision.clone());
+        }
+        shared.inner.revision(id).await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.shared.inner.check().await
+    }
+}
+
+/// What [`CredentialStore`](crate::CredentialStore) needs from a cache, whatever its
+/// provider type.
+#[async_trait]
+pub(crate) trait CacheControl: Send + Sync {
+    async fn refresh(&self, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError>;
+    /// The current revision and metadata of `id` (`None`: deleted), asking the backend.
+    async fn poll(&self, id: &CredentialId) -> Result<Option<(Revision, CredentialMetadata)>, StorageError>;
+}
+
+#[async_trait]
+impl<P: StorageProvider + 'static> CacheControl for Cached<P> {
+    async fn refresh(&self, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError> {
+        Shared::refresh(&self.shared, id, seen).await
+    }
+
+    async fn poll(&self, id: &CredentialId) -> Result<Option<(Revision, CredentialMetadata)>, StorageError> {
+        Shared::poll(&self.shared, id).await
+    }
+}
