@@ -8,7 +8,8 @@
 //!   configuration), `provider`, `fresh(tag)`, the raw client of the emulator, the
 //!   conformance hooks (`Foreign`, and `ReadOnly`, `Rejected`, `UntrustedCa`, `OtherTools`
 //!   where the emulator has them, otherwise a `*_ABSENT` reason) and its [`Row`];
-//! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]).
+//! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]);
+//! - [`watch`]: the scenario of another writer rotating a credential a cached store watches.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub mod kubernetes;
 mod logs;
 #[cfg(feature = "vault")]
 pub mod vault;
+pub mod watch;
 
 pub use logs::{Captured, captured_logs};
 

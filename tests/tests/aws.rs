@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use nebula_credential::aws::{AwsSecretsManagerConfig, DeleteMode};
-use nebula_credential::{CredentialFilter, CredentialId, StorageError, StorageProvider};
+use nebula_credential::{CredentialFilter, CredentialId, StorageConfig, StorageError, StorageProvider};
 use nebula_credential_core::conformance::{data, id, meta, tagged};
 use nebula_credential_core::{BoxError, Precondition};
 use nebula_credential_tests::aws::{self, FOREIGN_VALUE, client as aws_client, config, provider};
@@ -1024,4 +1024,15 @@ async fn revision_is_one_describe_secret_never_the_value() {
     for k in [k, by_hand, planted] {
         force_delete(&name(&k)).await;
     }
+}
+
+/// Another writer (a second provider over the same prefix) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch");
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Aws(config(&ns)), &id("rotated")).await;
+    println!("aws: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
 }

@@ -1498,3 +1498,14 @@ async fn revision_is_one_get_of_the_latest_version_and_matches_retrieve() {
     assert!(err.is_conflict(), "{err}");
     assert!(p.retrieve(&planted).await.unwrap_err().is_conflict());
 }
+
+/// Another writer (a second provider over the same prefix) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch").replace('_', "-");
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Azure(config(&ns)), &id("Rotated")).await;
+    println!("azure: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
+}

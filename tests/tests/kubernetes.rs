@@ -1221,3 +1221,16 @@ async fn revision_is_one_metadata_only_get_never_the_data() {
         .await
         .unwrap();
 }
+
+/// Another writer (a second provider in the same namespace) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch");
+    ensure_namespace(&ns).await;
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Kubernetes(config(&ns)), &id("rotated"))
+            .await;
+    println!("kubernetes: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
+}

@@ -45,7 +45,7 @@ fn one_line_selects_vault() {
     assert_eq!(c.provider_name(), "vault");
     assert_eq!(c.retry().max_retries, 2);
     assert!(c.validate().is_ok());
-    let StorageConfig::Vault(v) = &c else { panic!("{c:?}") };
+    let nebula_credential::BackendConfig::Vault(v) = &c.backend else { panic!("{c:?}") };
     assert_eq!(v.delete_mode, DeleteMode::Soft);
     assert!(!format!("{c:?}").contains("s3cr3t-id"));
     let e = toml::from_str::<StorageConfig>("provider = \"vault\"\nendpoint = \"http://vault.example.com\"")
@@ -2017,4 +2017,15 @@ async fn revision_with_a_token_that_may_not_read_metadata_reads_the_value() {
         "one warning:\n{text}"
     );
     cleanup(writer.as_ref()).await;
+}
+
+/// Another writer (a second provider over the same prefix) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch");
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Vault(config(&ns)), &id("Rotated")).await;
+    println!("vault: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
 }
