@@ -180,9 +180,17 @@ fn main() -> anyhow::Result<()> {
     {
         let mut figures = bench.figures();
         figures.add_latency("azure_raw_list_versions_1_version", &versions_1.ours);
-        figures.add("azure_raw_list_versions_1_version_p50_ratio_to_get", versions_1.p50_ratio(), "x");
+        figures.add(
+            "azure_raw_list_versions_1_version_p50_ratio_to_get",
+            versions_1.p50_ratio(),
+            "x",
+        );
         figures.add_latency("azure_raw_list_versions_many", &versions_many.ours);
-        figures.add("azure_raw_list_versions_many_p50_ratio_to_get", versions_many.p50_ratio(), "x");
+        figures.add(
+            "azure_raw_list_versions_many_p50_ratio_to_get",
+            versions_many.p50_ratio(),
+            "x",
+        );
     }
     bench.record("exists_301_versions", &exists_many);
     bench.record("list_100", &list);

@@ -98,7 +98,11 @@ pub async fn another_writer_rotates(config: StorageConfig, id: &CredentialId) ->
 
     // Deleted by the other writer: a new watch says so.
     let mut watch = reader.watch(id).await.expect("watch again");
-    assert!(matches!(watch.current(), Change::Present { .. }), "{:?}", watch.current());
+    assert!(
+        matches!(watch.current(), Change::Present { .. }),
+        "{:?}",
+        watch.current()
+    );
     writer.delete(id).await.expect("writer deletes");
     let deleted = tokio::time::timeout(PATIENCE, async {
         loop {
@@ -110,7 +114,10 @@ pub async fn another_writer_rotates(config: StorageConfig, id: &CredentialId) ->
         }
     })
     .await;
-    assert!(deleted.is_ok(), "the watch reported the delete within the patience bound");
+    assert!(
+        deleted.is_ok(),
+        "the watch reported the delete within the patience bound"
+    );
     Watched { fired_after, poll }
 }
 

@@ -1034,5 +1034,8 @@ async fn watch_sees_another_writer_rotate_and_delete() {
     let ns = unique("watch");
     let watched =
         nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Aws(config(&ns)), &id("rotated")).await;
-    println!("aws: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
+    println!(
+        "aws: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
 }

@@ -1444,7 +1444,8 @@ async fn revision_is_one_get_of_the_latest_version_and_matches_retrieve() {
         let (method, path, status) = log.last().unwrap();
         assert_eq!((method.as_str(), *status), ("GET", 200));
         assert!(
-            path.trim_end_matches('/').eq_ignore_ascii_case(&format!("/secrets/{name}")),
+            path.trim_end_matches('/')
+                .eq_ignore_ascii_case(&format!("/secrets/{name}")),
             "the latest version: {path}"
         );
         assert_eq!(revision, written);
@@ -1507,5 +1508,8 @@ async fn watch_sees_another_writer_rotate_and_delete() {
     let ns = unique("watch").replace('_', "-");
     let watched =
         nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Azure(config(&ns)), &id("Rotated")).await;
-    println!("azure: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
+    println!(
+        "azure: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
 }

@@ -1232,5 +1232,8 @@ async fn watch_sees_another_writer_rotate_and_delete() {
     let watched =
         nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Kubernetes(config(&ns)), &id("rotated"))
             .await;
-    println!("kubernetes: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
+    println!(
+        "kubernetes: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
 }

@@ -48,7 +48,9 @@ async fn watch_sees_another_writer_rotate_and_delete() {
         tmp.path().display().to_string()
     ))
     .unwrap();
-    let watched =
-        nebula_credential_tests::watch::another_writer_rotates(config, &"rotated".parse().unwrap()).await;
-    println!("local: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
+    let watched = nebula_credential_tests::watch::another_writer_rotates(config, &"rotated".parse().unwrap()).await;
+    println!(
+        "local: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
 }

@@ -45,7 +45,9 @@ fn one_line_selects_vault() {
     assert_eq!(c.provider_name(), "vault");
     assert_eq!(c.retry().max_retries, 2);
     assert!(c.validate().is_ok());
-    let nebula_credential::BackendConfig::Vault(v) = &c.backend else { panic!("{c:?}") };
+    let nebula_credential::BackendConfig::Vault(v) = &c.backend else {
+        panic!("{c:?}")
+    };
     assert_eq!(v.delete_mode, DeleteMode::Soft);
     assert!(!format!("{c:?}").contains("s3cr3t-id"));
     let e = toml::from_str::<StorageConfig>("provider = \"vault\"\nendpoint = \"http://vault.example.com\"")
@@ -1949,8 +1951,13 @@ async fn revision_is_one_metadata_read_never_the_value() {
     }
     // Destroyed by an operator: gone, from the metadata alone.
     let path = foreign_path(&ns, &k);
-    let current = kv2::read_metadata(&raw(), "secret", &path).await.unwrap().current_version;
-    kv2::destroy_versions(&raw(), "secret", &path, vec![current]).await.unwrap();
+    let current = kv2::read_metadata(&raw(), "secret", &path)
+        .await
+        .unwrap()
+        .current_version;
+    kv2::destroy_versions(&raw(), "secret", &path, vec![current])
+        .await
+        .unwrap();
     kv_requests(&seen);
     assert!(p.revision(&k).await.unwrap_err().is_not_found());
     assert_eq!(kv_requests(&seen), ["GET metadata"]);
@@ -1973,7 +1980,9 @@ async fn revision_is_one_metadata_read_never_the_value() {
     assert!(err.is_conflict(), "{err}");
     assert!(p.retrieve(&planted).await.unwrap_err().is_conflict());
     for k in [k, planted] {
-        kv2::delete_metadata(&raw(), "secret", &foreign_path(&ns, &k)).await.unwrap();
+        kv2::delete_metadata(&raw(), "secret", &foreign_path(&ns, &k))
+            .await
+            .unwrap();
     }
 }
 
@@ -1998,7 +2007,9 @@ async fn revision_with_a_token_that_may_not_read_metadata_reads_the_value() {
     let token = vaultrs::token::new(&raw(), Some(&mut req)).await.unwrap().client_token;
     let writer = provider(config(&ns)).await;
     let (address, seen) = counting_proxy();
-    let reader = VaultProvider::new(vault::with_token(&ns, address, token)).await.unwrap();
+    let reader = VaultProvider::new(vault::with_token(&ns, address, token))
+        .await
+        .unwrap();
     reader.shutdown().await;
     let k = id("Read_Only");
     let written = writer.store(&k, &data(1), &meta()).await.unwrap();
@@ -2027,5 +2038,8 @@ async fn watch_sees_another_writer_rotate_and_delete() {
     let ns = unique("watch");
     let watched =
         nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Vault(config(&ns)), &id("Rotated")).await;
-    println!("vault: watch fired {:?} after the rotation (poll {:?})", watched.fired_after, watched.poll);
+    println!(
+        "vault: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
 }

@@ -13,8 +13,8 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 use azure_security_keyvault_secrets::models::{
-    Secret, SecretAttributes, SecretClientListSecretPropertiesOptions,
-    SecretClientListSecretPropertiesVersionsOptions, SecretProperties, SetSecretParameters,
+    Secret, SecretAttributes, SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions,
+    SecretProperties, SetSecretParameters,
 };
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::TryStreamExt as _;

@@ -612,7 +612,9 @@ impl StorageProvider for KubernetesSecretsProvider {
         match meta {
             Some(m) if !is_dying(&m.metadata) => {
                 self.ensure_ours(id, &name, &m.metadata)?;
-                Ok(Revision::new(m.metadata.resource_version.as_deref().unwrap_or_default()))
+                Ok(Revision::new(
+                    m.metadata.resource_version.as_deref().unwrap_or_default(),
+                ))
             }
             _ => Err(StorageError::not_found(PROVIDER, id)),
         }
