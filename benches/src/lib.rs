@@ -322,7 +322,10 @@ impl Bench {
             |_| async { p.revision(id).await.map(drop).expect("revision") },
             |_| async { p.retrieve(id).await.map(drop).expect("retrieve") },
         );
-        self.figures.borrow_mut().0.push(format!("{REVISION_RATIO}: {:.3}", pair.p50_ratio()));
+        self.figures
+            .borrow_mut()
+            .0
+            .push(format!("{REVISION_RATIO}: {:.3}", pair.p50_ratio()));
         pair
     }
 
