@@ -168,6 +168,21 @@ fn main() -> anyhow::Result<()> {
                 .expect("get")
         },
     );
+    // revision: one DescribeSecret, never the value.
+    bench.compare(
+        "revision",
+        SAMPLES,
+        |_| async { p.revision(&k).await.map(drop).expect("revision") },
+        |_| async {
+            raw.describe_secret()
+                .secret_id(&name)
+                .send()
+                .await
+                .map(drop)
+                .expect("describe")
+        },
+    );
+    bench.revision_beside_retrieve(p.as_ref(), &k, SAMPLES);
     bench.compare(
         "exists",
         SAMPLES,

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_security_keyvault_secrets::models::{SecretClientListSecretPropertiesOptions, SetSecretParameters};
+use azure_security_keyvault_secrets::models::{
+    SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
+};
 use futures::TryStreamExt as _;
 use nebula_credential::azure::{AzureKeyVaultProvider, CONTENT_TYPE};
 use nebula_credential::{CredentialFilter, CredentialId, CredentialMetadata, RecordEnvelope, StorageConfig, open};
@@ -97,6 +99,21 @@ fn main() -> anyhow::Result<()> {
                 .expect("model")
         },
     );
+    // revision: one GET of the latest version, as retrieve (the value dropped undecoded).
+    bench.compare(
+        "revision",
+        SAMPLES,
+        |_| async { p.revision(&k).await.map(drop).expect("revision") },
+        |_| async {
+            raw.get_secret(&name, None)
+                .await
+                .expect("get")
+                .into_model()
+                .map(drop)
+                .expect("model")
+        },
+    );
+    bench.revision_beside_retrieve(p.as_ref(), &k, SAMPLES);
     // `exists` is one GET of the latest version, however many versions the secret has
     // (the overwrites above left SAMPLES + 1 of them).
     let get = |secret: &str| {
@@ -140,6 +157,41 @@ fn main() -> anyhow::Result<()> {
         |_| async { assert!(p.exists(&fresh).await.expect("exists")) },
         |_| get(&fresh_name),
     );
+    // The alternative revision could use: the versions listed (no values), 25 to a page;
+    // measured beside a GET of the latest version, for one version and for the many the
+    // overwrites above left (the README's choice of a GET).
+    let list_versions = |secret: &str| {
+        let secret = secret.to_string();
+        let raw = &raw;
+        async move {
+            let options = SecretClientListSecretPropertiesVersionsOptions {
+                maxresults: Some(25),
+                ..Default::default()
+            };
+            let pager = raw
+                .list_secret_properties_versions(&secret, Some(options))
+                .expect("pager");
+            let versions: Vec<_> = pager.try_collect().await.expect("versions");
+            assert!(!versions.is_empty());
+        }
+    };
+    let versions_1 = bench.interleaved(SAMPLES, |_| list_versions(&fresh_name), |_| get(&fresh_name));
+    let versions_many = bench.interleaved(SAMPLES / 10, |_| list_versions(&name), |_| get(&name));
+    {
+        let mut figures = bench.figures();
+        figures.add_latency("azure_raw_list_versions_1_version", &versions_1.ours);
+        figures.add(
+            "azure_raw_list_versions_1_version_p50_ratio_to_get",
+            versions_1.p50_ratio(),
+            "x",
+        );
+        figures.add_latency("azure_raw_list_versions_many", &versions_many.ours);
+        figures.add(
+            "azure_raw_list_versions_many_p50_ratio_to_get",
+            versions_many.p50_ratio(),
+            "x",
+        );
+    }
     bench.record("exists_301_versions", &exists_many);
     bench.record("list_100", &list);
 

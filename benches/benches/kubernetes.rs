@@ -100,6 +100,14 @@ fn main() -> anyhow::Result<()> {
         |_| async { p.retrieve(&k).await.map(drop).expect("retrieve") },
         |_| async { raw.get(&name).await.map(drop).expect("get") },
     );
+    // revision: one metadata-only get, never the data.
+    bench.compare(
+        "revision",
+        SAMPLES,
+        |_| async { p.revision(&k).await.map(drop).expect("revision") },
+        |_| async { raw.get_metadata(&name).await.map(drop).expect("get_metadata") },
+    );
+    bench.revision_beside_retrieve(p.as_ref(), &k, SAMPLES);
     bench.compare(
         "exists",
         SAMPLES,

@@ -74,6 +74,16 @@ fn main() -> anyhow::Result<()> {
         |_| async { p.retrieve(&k).await.map(drop).expect("retrieve") },
         |_| read_data(),
     );
+    // revision: one GET metadata/…, never the value.
+    bench.compare(
+        "revision",
+        SAMPLES,
+        |_| async { p.revision(&k).await.map(drop).expect("revision") },
+        |_| async {
+            kv2::read_metadata(&raw, MOUNT, &path).await.expect("metadata");
+        },
+    );
+    bench.revision_beside_retrieve(p.as_ref(), &k, SAMPLES);
     bench.compare(
         "exists",
         SAMPLES,

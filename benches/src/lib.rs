@@ -166,6 +166,10 @@ impl Figures {
     }
 }
 
+/// The name of the figure line every remote backend's bench prints:
+/// `revision p50 ÷ retrieve p50: X` (see [`Bench::revision_beside_retrieve`]).
+pub const REVISION_RATIO: &str = "revision p50 ÷ retrieve p50";
+
 /// A duration in microseconds.
 pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -309,6 +313,22 @@ impl Bench {
         self.figures.borrow_mut()
     }
 
+    /// Runs `p.revision(id)` and `p.retrieve(id)` alternately `n` times each, then adds
+    /// the line `revision p50 ÷ retrieve p50: X` (what a cache's revalidation costs
+    /// against a read; [`REVISION_RATIO`]).
+    pub fn revision_beside_retrieve(&self, p: &dyn StorageProvider, id: &CredentialId, n: usize) -> Pair {
+        let pair = self.interleaved(
+            n,
+            |_| async { p.revision(id).await.map(drop).expect("revision") },
+            |_| async { p.retrieve(id).await.map(drop).expect("retrieve") },
+        );
+        self.figures
+            .borrow_mut()
+            .0
+            .push(format!("{REVISION_RATIO}: {:.3}", pair.p50_ratio()));
+        pair
+    }
+
     /// Stores `count` credentials `listed_000`, `listed_001`, … for the `list` comparison.
     pub fn store_listed(&self, p: &dyn StorageProvider, count: usize) -> Result<(), nebula_credential::StorageError> {
         self.rt.block_on(async {
@@ -429,6 +449,23 @@ mod tests {
                 "mem_op_p50_ratio_provider_to_raw"
             ]
         );
+    }
+
+    #[test]
+    fn revision_beside_retrieve_prints_the_ratio_line() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let bench = Bench::with("mem", rt, Criterion::default());
+        let p = nebula_credential::MemoryProvider::new();
+        let id: CredentialId = "k".parse().unwrap();
+        bench
+            .block_on(p.store(&id, &sealed(16), &CredentialMetadata::new()))
+            .unwrap();
+        let pair = bench.revision_beside_retrieve(&p, &id, 5);
+        assert_eq!((pair.ours.0.len(), pair.raw.0.len()), (5, 5));
+        let figures = bench.figures();
+        let last = figures.lines().last().unwrap();
+        assert!(last.starts_with("revision p50 ÷ retrieve p50: "), "{last}");
+        assert!(last.rsplit(' ').next().unwrap().parse::<f64>().is_ok(), "{last}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `faults` (feature `toxiproxy`): the Toxiproxy client and the network fault matrix;
 //! - [`cleanup`], [`unique`], [`emulator_var`] and the log capture ([`captured_logs`]);
 //! - `restart`: servers that keep state, which the restart tests kill -9 and start again.
+//! - [`watch`]: the scenario of another writer rotating a credential a cached store watches.
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ mod logs;
 pub mod restart;
 #[cfg(feature = "vault")]
 pub mod vault;
+pub mod watch;
 
 pub use logs::{Captured, captured_logs};
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use nebula_credential::aws::{AwsSecretsManagerConfig, DeleteMode};
-use nebula_credential::{CredentialFilter, CredentialId, StorageError, StorageProvider};
+use nebula_credential::{CredentialFilter, CredentialId, StorageConfig, StorageError, StorageProvider};
 use nebula_credential_core::conformance::{data, id, meta, tagged};
 use nebula_credential_core::{BoxError, Precondition};
 use nebula_credential_tests::aws::{self, FOREIGN_VALUE, client as aws_client, config, provider};
@@ -951,4 +951,91 @@ async fn concurrent_deletes_of_one_id_all_succeed() {
             .send()
             .await;
     }
+}
+
+/// `revision` is one `DescribeSecret` and never reads the value (no `GetSecretValue`, so no
+/// `kms:Decrypt` on AWS), counted at the SDK client: it reports the version id `retrieve`
+/// reports, follows every store, and answers what `retrieve` answers for a foreign secret
+/// (`Conflict`), a secret scheduled for deletion, our tombstone restored by hand and a
+/// missing one (`NotFound`).
+#[tokio::test]
+async fn revision_is_one_describe_secret_never_the_value() {
+    let ns = unique("revision");
+    let (p, calls) = counted(AwsSecretsManagerConfig {
+        delete_mode: DeleteMode::Soft,
+        recovery_window_days: 7,
+        ..config(&ns)
+    });
+    let ops = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let name = |k: &CredentialId| format!("nebula-test/{ns}/{k}");
+    let k = id("revised");
+    let mut seen = Vec::new();
+    for fill in 1..=3u8 {
+        let written = p.store(&k, &data(fill), &meta()).await.unwrap();
+        calls.take();
+        let revision = p.revision(&k).await.unwrap();
+        assert_eq!(calls.take(), ops(&["DescribeSecret"]), "round {fill}");
+        assert_eq!(revision, written);
+        assert_eq!(p.retrieve(&k).await.unwrap().revision, revision);
+        assert_eq!(calls.take(), ops(&["GetSecretValue"]));
+        assert!(!seen.contains(&revision), "a new revision per store");
+        seen.push(revision);
+    }
+
+    // Another tool puts a value into a secret of ours: its version is the revision, still
+    // one DescribeSecret (ours by the marker). On a secret created and never overwritten
+    // by us: moto mishandles a plain put after a stage move (see FACTS).
+    let raw = aws_client();
+    let by_hand = id("by_hand");
+    p.store(&by_hand, &data(9), &meta()).await.unwrap();
+    let put = raw
+        .put_secret_value()
+        .secret_id(name(&by_hand))
+        .secret_string("set by hand")
+        .send()
+        .await
+        .unwrap();
+    calls.take();
+    assert_eq!(p.revision(&by_hand).await.unwrap().as_str(), put.version_id().unwrap());
+    assert_eq!(calls.take(), ops(&["DescribeSecret"]));
+
+    // Deleted with a recovery window, then restored by hand: the tombstone is current.
+    p.delete(&k).await.unwrap();
+    calls.take();
+    assert!(p.revision(&k).await.unwrap_err().is_not_found());
+    raw.restore_secret().secret_id(name(&k)).send().await.unwrap();
+    assert!(p.revision(&k).await.unwrap_err().is_not_found());
+    assert!(p.revision(&id("never_stored")).await.unwrap_err().is_not_found());
+    assert_eq!(calls.take(), ops(&["DescribeSecret"; 3]));
+
+    // A foreign secret under our name: no marker, so `Conflict`, as `retrieve` answers.
+    let planted = id("planted");
+    raw.create_secret()
+        .name(name(&planted))
+        .secret_string(FOREIGN_VALUE)
+        .send()
+        .await
+        .unwrap();
+    calls.take();
+    let err = p.revision(&planted).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert_eq!(calls.take(), ops(&["DescribeSecret"]));
+    assert!(p.retrieve(&planted).await.unwrap_err().is_conflict());
+    for k in [k, by_hand, planted] {
+        force_delete(&name(&k)).await;
+    }
+}
+
+/// Another writer (a second provider over the same prefix) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch");
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Aws(config(&ns)), &id("rotated")).await;
+    println!(
+        "aws: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
 }

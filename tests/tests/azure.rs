@@ -1416,3 +1416,100 @@ async fn a_delete_that_meets_a_concurrent_delete_before_its_tombstone_succeeds()
     outcome.expect("the secret is deleted, as asked");
     assert!(!p.exists(&k).await.unwrap());
 }
+
+/// `revision` is one GET of the latest version, as `retrieve` (Key Vault has no call for
+/// the latest version's properties alone: listing versions costs a page per 25 versions
+/// and cannot order versions created in the same second; see the crate README), counted in
+/// the emulator's request log: it reports the version id `retrieve` reports, follows every
+/// store (ours and another tool's), and answers what `retrieve` answers for a foreign
+/// secret (`Conflict`) and a deleted or missing one (`NotFound`).
+#[tokio::test]
+async fn revision_is_one_get_of_the_latest_version_and_matches_retrieve() {
+    let vault = own_vault("rev");
+    let ns = "rev";
+    let p = in_vault(ns, &vault, DeleteMode::Soft).await;
+    let c = raw(Some(&vault));
+    let k = id("Revised");
+    let name = name_in(ns, &k);
+    let log_tail = |log: Vec<(String, String, u16)>, n: usize| -> Vec<(String, String, u16)> {
+        log[log.len().saturating_sub(n)..].to_vec()
+    };
+    let mut seen = Vec::new();
+    for fill in 1..=3u8 {
+        let written = p.store(&k, &data(fill), &meta()).await.unwrap();
+        let before = requests(&vault).await.len();
+        let revision = p.revision(&k).await.unwrap();
+        let log = requests(&vault).await;
+        assert_eq!(log.len(), before + 1, "one request: {:?}", log_tail(log, 3));
+        let (method, path, status) = log.last().unwrap();
+        assert_eq!((method.as_str(), *status), ("GET", 200));
+        assert!(
+            path.trim_end_matches('/')
+                .eq_ignore_ascii_case(&format!("/secrets/{name}")),
+            "the latest version: {path}"
+        );
+        assert_eq!(revision, written);
+        assert_eq!(p.retrieve(&k).await.unwrap().revision, revision);
+        assert!(!seen.contains(&revision));
+        seen.push(revision);
+    }
+    // Another tool sets a new version (keeping our tags): a new revision, as retrieve sees.
+    let tags = c.get_secret(&name, None).await.unwrap().into_model().unwrap().tags;
+    let params = SetSecretParameters {
+        value: Some("set by hand".into()),
+        content_type: Some(CONTENT_TYPE.into()),
+        tags,
+        ..SetSecretParameters::default()
+    };
+    let set = c
+        .set_secret(&name, params.try_into().unwrap(), None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    let revision = p.revision(&k).await.unwrap();
+    assert!(set.id.unwrap().ends_with(&format!("/{}", revision.as_str())));
+    // Deleted, then recovered by Azure: the tombstone reads as absent.
+    p.store(&k, &data(4), &meta()).await.unwrap();
+    p.delete(&k).await.unwrap();
+    assert!(p.revision(&k).await.unwrap_err().is_not_found());
+    let mut recovered = false;
+    for _ in 0..100 {
+        if c.recover_deleted_secret(&name, None).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "Azure's recover succeeded");
+    live_value(&vault, &name).await;
+    assert!(p.revision(&k).await.unwrap_err().is_not_found());
+    assert!(p.retrieve(&k).await.unwrap_err().is_not_found());
+    assert!(p.revision(&id("Never_Stored")).await.unwrap_err().is_not_found());
+    // A foreign secret under our name.
+    let planted = id("Planted");
+    let params = SetSecretParameters {
+        value: Some(FOREIGN_VALUE.into()),
+        ..SetSecretParameters::default()
+    };
+    c.set_secret(&name_in(ns, &planted), params.try_into().unwrap(), None)
+        .await
+        .unwrap();
+    let err = p.revision(&planted).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(p.retrieve(&planted).await.unwrap_err().is_conflict());
+}
+
+/// Another writer (a second provider over the same prefix) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch").replace('_', "-");
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Azure(config(&ns)), &id("Rotated")).await;
+    println!(
+        "azure: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
+}

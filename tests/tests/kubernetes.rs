@@ -1088,3 +1088,152 @@ async fn a_store_into_a_terminating_namespace_says_so() {
     let err = p.check().await.unwrap_err();
     assert!(err.to_string().contains("is being deleted"), "{err}");
 }
+
+/// Every request a kube client sends, as `METHOD path`, with ` (metadata)` when it asks for
+/// `PartialObjectMetadata` only (no data in the answer).
+#[derive(Clone, Default)]
+struct Recorded(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Recorded {
+    /// The requests since the last call, in order.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A kube client service that records each request in [`Recorded`], then sends it.
+struct Recording<S> {
+    inner: S,
+    log: Recorded,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Recording<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let metadata_only = request
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("as=PartialObjectMetadata"));
+        self.log.0.lock().unwrap().push(format!(
+            "{} {}{}",
+            request.method(),
+            request.uri().path(),
+            if metadata_only { " (metadata)" } else { "" }
+        ));
+        self.inner.call(request)
+    }
+}
+
+/// The provider of `c` over a kube client that records every request it sends.
+async fn recorded(c: KubernetesSecretsConfig) -> (KubernetesSecretsProvider, Recorded) {
+    let log = Recorded::default();
+    let kube_config = KubernetesSecretsProvider::client_config(&c).await.unwrap();
+    let namespace = c.namespace.clone().unwrap();
+    let layer_log = log.clone();
+    let client = kube::client::ClientBuilder::try_from(kube_config)
+        .unwrap()
+        .with_layer(&tower::layer::layer_fn(move |inner| Recording {
+            inner,
+            log: layer_log.clone(),
+        }))
+        .build();
+    let p = KubernetesSecretsProvider::with_client(client, &namespace, c).unwrap();
+    (p, log)
+}
+
+/// `revision` is one metadata-only GET (`PartialObjectMetadata`: the data never comes
+/// back), recorded at the kube client: it reports the `resourceVersion` `retrieve` reports,
+/// follows every store and another client's update, and answers what `retrieve` answers for
+/// a foreign Secret (`Conflict`), one being deleted and a missing one (`NotFound`).
+#[tokio::test]
+async fn revision_is_one_metadata_only_get_never_the_data() {
+    let ns = unique("revision");
+    ensure_namespace(&ns).await;
+    let (p, log) = recorded(config(&ns)).await;
+    let k = id("revised");
+    let name = secret_name(PREFIX, &k);
+    let path = format!("/api/v1/namespaces/{ns}/secrets/{name}");
+    let mut seen = Vec::new();
+    for fill in 1..=3u8 {
+        let written = p.store(&k, &data(fill), &meta()).await.unwrap();
+        log.take();
+        let revision = p.revision(&k).await.unwrap();
+        assert_eq!(log.take(), [format!("GET {path} (metadata)")], "round {fill}");
+        assert_eq!(revision, written);
+        assert_eq!(p.retrieve(&k).await.unwrap().revision, revision);
+        assert_eq!(log.take(), [format!("GET {path}")]);
+        assert!(!seen.contains(&revision));
+        seen.push(revision);
+    }
+    // Another client adds a label: a new resourceVersion, which retrieve reports too.
+    let api = secrets(&ns).await;
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"labels": {"team": "ops"}}})),
+    )
+    .await
+    .unwrap();
+    let after = p.revision(&k).await.unwrap();
+    assert!(!seen.contains(&after));
+    assert_eq!(p.retrieve(&k).await.unwrap().revision, after);
+    // Held by another tool's finalizer while being deleted: absent, as for retrieve.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": ["example.com/hold"]}})),
+    )
+    .await
+    .unwrap();
+    p.delete(&k).await.unwrap();
+    log.take();
+    assert!(p.revision(&k).await.unwrap_err().is_not_found());
+    assert_eq!(log.take(), [format!("GET {path} (metadata)")]);
+    assert!(p.retrieve(&k).await.unwrap_err().is_not_found());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert!(p.revision(&id("never_stored")).await.unwrap_err().is_not_found());
+    // A foreign Secret under our name.
+    let planted = id("planted");
+    api.create(&PostParams::default(), &foreign_secret(&secret_name(PREFIX, &planted)))
+        .await
+        .unwrap();
+    let err = p.revision(&planted).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(p.retrieve(&planted).await.unwrap_err().is_conflict());
+    api.delete(&secret_name(PREFIX, &planted), &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+/// Another writer (a second provider in the same namespace) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch");
+    ensure_namespace(&ns).await;
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Kubernetes(config(&ns)), &id("rotated"))
+            .await;
+    println!(
+        "kubernetes: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
+}

@@ -35,3 +35,22 @@ async fn one_line_switches_memory_to_local_and_data_survives_reopening() {
     let reopened = CredentialStore::new(open(&local).await.unwrap(), Keyring::new(key));
     assert_eq!(reopened.get(&id).await.unwrap().expose_secret(), b"persisted");
 }
+
+/// Another writer (a second `open()` of the same directory, as another process would)
+/// rotates a credential a cached store serves: the watch fires within `poll_ms` plus
+/// jitter, `refresh(seen)` and the end of `fresh_ms` each bring the new value, and a
+/// delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config: StorageConfig = toml::from_str(&format!(
+        "provider = \"local\"\nbase_path = {:?}\n",
+        tmp.path().display().to_string()
+    ))
+    .unwrap();
+    let watched = nebula_credential_tests::watch::another_writer_rotates(config, &"rotated".parse().unwrap()).await;
+    println!(
+        "local: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
+}

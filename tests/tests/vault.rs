@@ -1930,3 +1930,148 @@ async fn an_unmarked_first_version_holding_our_record_is_ours() {
     assert_eq!(p.retrieve(&k).await.unwrap().data, data(2));
     cleanup(p.as_ref()).await;
 }
+
+/// The request heads `seen` since the last call, as `METHOD api` (`data`, `metadata`, or
+/// the path for anything else).
+fn kv_requests(seen: &Seen) -> Vec<String> {
+    std::mem::take(&mut *seen.lock().unwrap())
+        .iter()
+        .map(|h| {
+            let mut words = h.split_whitespace();
+            let method = words.next().unwrap_or_default();
+            let path = words.next().unwrap_or_default();
+            let api = if path.contains("/secret/metadata/") {
+                "metadata"
+            } else if path.contains("/secret/data/") {
+                "data"
+            } else {
+                path
+            };
+            format!("{method} {api}")
+        })
+        .collect()
+}
+
+/// `revision` is one `GET metadata/…` and never reads the value, counted at a proxy: it
+/// reports what `retrieve` reports (`current_version` with its `created_time`), follows
+/// every store, and is `NotFound` for a soft-deleted or destroyed current version and a
+/// missing entry, `Conflict` for a foreign one.
+#[tokio::test]
+async fn revision_is_one_metadata_read_never_the_value() {
+    let (address, seen) = counting_proxy();
+    let ns = unique("revision");
+    let p = VaultProvider::new(VaultConfig {
+        endpoint: address,
+        delete_mode: DeleteMode::Soft,
+        ..config(&ns)
+    })
+    .await
+    .unwrap();
+    p.shutdown().await;
+    let k = id("Revised");
+    let mut seen_revisions = Vec::new();
+    for fill in 1..=3u8 {
+        let written = p.store(&k, &data(fill), &meta()).await.unwrap();
+        kv_requests(&seen);
+        let revision = p.revision(&k).await.unwrap();
+        assert_eq!(kv_requests(&seen), ["GET metadata"], "round {fill}");
+        assert_eq!(revision, written);
+        assert_eq!(p.retrieve(&k).await.unwrap().revision, revision);
+        assert_eq!(kv_requests(&seen), ["GET data"]);
+        assert!(!seen_revisions.contains(&revision));
+        seen_revisions.push(revision);
+    }
+    // Destroyed by an operator: gone, from the metadata alone.
+    let path = foreign_path(&ns, &k);
+    let current = kv2::read_metadata(&raw(), "secret", &path)
+        .await
+        .unwrap()
+        .current_version;
+    kv2::destroy_versions(&raw(), "secret", &path, vec![current])
+        .await
+        .unwrap();
+    kv_requests(&seen);
+    assert!(p.revision(&k).await.unwrap_err().is_not_found());
+    assert_eq!(kv_requests(&seen), ["GET metadata"]);
+    assert!(p.retrieve(&k).await.unwrap_err().is_not_found());
+    // Stored again, then soft-deleted: not found (a `deletion_time` this close to our clock
+    // is settled by Vault, whose data read answers 404 without a value).
+    p.store(&k, &data(4), &meta()).await.unwrap();
+    p.delete(&k).await.unwrap();
+    kv_requests(&seen);
+    assert!(p.revision(&k).await.unwrap_err().is_not_found());
+    assert_eq!(kv_requests(&seen).first().map(String::as_str), Some("GET metadata"));
+    assert!(p.revision(&id("Never_Stored")).await.unwrap_err().is_not_found());
+    assert_eq!(kv_requests(&seen), ["GET metadata"]);
+    // A foreign entry under our name.
+    let planted = id("Planted");
+    kv2::set(&raw(), "secret", &foreign_path(&ns, &planted), &foreign_value())
+        .await
+        .unwrap();
+    let err = p.revision(&planted).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(p.retrieve(&planted).await.unwrap_err().is_conflict());
+    for k in [k, planted] {
+        kv2::delete_metadata(&raw(), "secret", &foreign_path(&ns, &k))
+            .await
+            .unwrap();
+    }
+}
+
+/// A token that may read values but not metadata (the usual application policy, `read`
+/// on `data/…` alone) still gets `revision`, from `GET data/…`: the refusal of `GET
+/// metadata/…` is logged once, and later calls go to `data/…` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revision_with_a_token_that_may_not_read_metadata_reads_the_value() {
+    let captured = captured_logs();
+    let ns = unique("rev-data-only");
+    let pfx = prefix(&ns);
+    let policy = format!("data-only-{}", ns.replace('/', "-"));
+    vaultrs::sys::policy::set(
+        &raw(),
+        &policy,
+        &format!("path \"secret/data/{pfx}/*\" {{ capabilities = [\"read\"] }}\n"),
+    )
+    .await
+    .unwrap();
+    let mut req = CreateTokenRequest::builder();
+    req.policies(vec![policy.clone(), "default".into()]).ttl("1h");
+    let token = vaultrs::token::new(&raw(), Some(&mut req)).await.unwrap().client_token;
+    let writer = provider(config(&ns)).await;
+    let (address, seen) = counting_proxy();
+    let reader = VaultProvider::new(vault::with_token(&ns, address, token))
+        .await
+        .unwrap();
+    reader.shutdown().await;
+    let k = id("Read_Only");
+    let written = writer.store(&k, &data(1), &meta()).await.unwrap();
+    assert_eq!(reader.revision(&k).await.unwrap(), written);
+    assert_eq!(reader.retrieve(&k).await.unwrap().revision, written);
+    kv_requests(&seen);
+    let next = writer.store(&k, &data(2), &meta()).await.unwrap();
+    assert_eq!(reader.revision(&k).await.unwrap(), next);
+    assert_eq!(kv_requests(&seen), ["GET data"], "no second try of metadata/");
+    writer.delete(&k).await.unwrap();
+    assert!(reader.revision(&k).await.unwrap_err().is_not_found());
+    let text = captured.text();
+    assert_eq!(
+        text.matches("may not read metadata/").count(),
+        1,
+        "one warning:\n{text}"
+    );
+    cleanup(writer.as_ref()).await;
+}
+
+/// Another writer (a second provider over the same prefix) rotates a credential a cached
+/// store serves: the watch fires within `poll_ms` plus jitter, `refresh(seen)` and the end
+/// of `fresh_ms` each bring the new value, and a delete is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_another_writer_rotate_and_delete() {
+    let ns = unique("watch");
+    let watched =
+        nebula_credential_tests::watch::another_writer_rotates(StorageConfig::Vault(config(&ns)), &id("Rotated")).await;
+    println!(
+        "vault: watch fired {:?} after the rotation (poll {:?})",
+        watched.fired_after, watched.poll
+    );
+}

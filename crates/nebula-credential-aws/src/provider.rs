@@ -601,6 +601,24 @@ impl StorageProvider for AwsSecretsManagerProvider {
         Err(StorageError::unavailable(PROVIDER, Operation::Retrieve, Some(id)))
     }
 
+    /// One `DescribeSecret`, never the value (no `GetSecretValue`, so no `kms:Decrypt`
+    /// either): the version holding `AWSCURRENT` is the version id `retrieve` reports.
+    /// `NotFound` for a missing secret, one scheduled for deletion, one whose current
+    /// version is our tombstone, or one without a current version; `Conflict` for a
+    /// secret without our marker, as `retrieve` answers for a value it cannot prove ours.
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        let name = self.secret_name(id);
+        match self.ours(id, &name, Operation::Revision).await? {
+            Some(State {
+                current: Some(version),
+                deleted: false,
+                tombstoned: false,
+                ..
+            }) => Ok(Revision::new(version)),
+            _ => Err(StorageError::not_found(PROVIDER, id)),
+        }
+    }
+
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
         let c = |action| ctx(Operation::Delete, Some(id), action);

@@ -734,3 +734,37 @@ async fn a_failed_write_shows_no_part_of_the_record_in_its_error() {
         );
     }
 }
+
+/// `revision` maps `DescribeSecret`'s answers as every operation does: denial names the
+/// action to grant, throttling is retryable, a secret without a current version (created
+/// without a value) is absent; it never calls `GetSecretValue` (no rule for it here).
+#[tokio::test]
+async fn revision_maps_describe_secret_answers_and_never_reads_the_value() {
+    let p = provider_over(mocked(&[&mock!(Client::describe_secret).then_output(ours)]));
+    assert_eq!(p.revision(&key()).await.unwrap().as_str(), "v1");
+
+    let rule = mock!(Client::describe_secret).then_http_response(error_response(400, "AccessDeniedException"));
+    let err = p_over(&rule).revision(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("secretsmanager:DescribeSecret"), "{err}");
+
+    let rule = mock!(Client::describe_secret).then_http_response(error_response(400, "ThrottlingException"));
+    let err = p_over(&rule).revision(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert!(err.is_retryable());
+
+    let rule = mock!(Client::describe_secret).then_http_response(error_response(400, "ResourceNotFoundException"));
+    assert!(p_over(&rule).revision(&key()).await.unwrap_err().is_not_found());
+
+    let no_version = || DescribeSecretOutput::builder().name(NAME).tags(marker()).build();
+    let rule = mock!(Client::describe_secret).then_output(no_version);
+    assert!(p_over(&rule).revision(&key()).await.unwrap_err().is_not_found());
+
+    let foreign = || described(vec![Tag::builder().key("CostCenter").value("42").build()]);
+    let rule = mock!(Client::describe_secret).then_output(foreign);
+    assert!(p_over(&rule).revision(&key()).await.unwrap_err().is_conflict());
+}
+
+fn p_over(rule: &aws_smithy_mocks::Rule) -> AwsSecretsManagerProvider {
+    provider_over(mocked(&[rule]))
+}

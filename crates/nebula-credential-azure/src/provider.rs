@@ -13,7 +13,7 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 use azure_security_keyvault_secrets::models::{
-    SecretAttributes, SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions,
+    Secret, SecretAttributes, SecretClientListSecretPropertiesOptions, SecretClientListSecretPropertiesVersionsOptions,
     SecretProperties, SetSecretParameters,
 };
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
@@ -630,6 +630,12 @@ impl StorageProvider for AzureKeyVaultProvider {
         self.contact(self.retrieve_now(id)).await
     }
 
+    /// One GET of the latest version, as `retrieve` (see the crate docs for why no
+    /// cheaper call answers it), without decoding the record.
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        self.contact(self.revision_now(id)).await
+    }
+
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         self.contact(self.delete_now(id)).await
     }
@@ -651,28 +657,44 @@ impl StorageProvider for AzureKeyVaultProvider {
 
 /// The operations, run by the trait methods through [`AzureKeyVaultProvider::contact`].
 impl AzureKeyVaultProvider {
-    async fn retrieve_now(&self, id: &CredentialId) -> Result<Stored, StorageError> {
-        let name = self.secret_name(id);
-        let c = self.ctx(Operation::Retrieve, Some(id), Access::Read, GET);
-        let secret = match self.client.get_secret(&name, None).await.and_then(|r| r.into_model()) {
+    /// The latest version of `id`'s secret, as `retrieve` reads it (one GET: Key Vault has
+    /// no call for the latest version's properties alone), checked to be ours and `id`'s:
+    /// `NotFound` for no secret, a deleted one, or a tombstone (also a disabled one a
+    /// delete left behind), `Conflict` for a foreign one.
+    async fn latest(&self, id: &CredentialId, name: &str, operation: Operation) -> Result<Secret, StorageError> {
+        let secret = match self.client.get_secret(name, None).await.and_then(|r| r.into_model()) {
             Ok(secret) => secret,
             Err(e) => {
                 let e = AzError::from(e);
                 // A disabled version a delete made a tombstone of (then recovered) is absent.
                 if e.kind == Kind::Disabled
-                    && let Ok(Some(v)) = self.newest_listed(&name).await
+                    && let Ok(Some(v)) = self.newest_listed(name).await
                     && is_tombstone(v.content_type.as_deref())
                     && holds(id, &v.tags)
                 {
                     return Err(StorageError::not_found(PROVIDER, id));
                 }
-                return Err(e.into_storage(c));
+                return Err(e.into_storage(self.ctx(operation, Some(id), Access::Read, GET)));
             }
         };
-        self.ensure_ours(id, &name, &tag_map(secret.tags))?;
+        self.ensure_ours(id, name, &tag_map(secret.tags.clone()))?;
         if is_tombstone(secret.content_type.as_deref()) {
             return Err(StorageError::not_found(PROVIDER, id));
         }
+        Ok(secret)
+    }
+
+    /// The version id of [`Self::latest`]: what `retrieve` reports, without decoding the
+    /// record (the value comes with the GET and is dropped).
+    async fn revision_now(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        let name = self.secret_name(id);
+        let secret = self.latest(id, &name, Operation::Revision).await?;
+        Ok(Revision::new(last_segment(secret.id.as_deref().unwrap_or_default())))
+    }
+
+    async fn retrieve_now(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        let name = self.secret_name(id);
+        let secret = self.latest(id, &name, Operation::Retrieve).await?;
         let Some(value) = secret.value else {
             return Err(StorageError::corrupted(
                 PROVIDER,

@@ -594,6 +594,32 @@ impl StorageProvider for KubernetesSecretsProvider {
         })
     }
 
+    /// One metadata-only GET (`PartialObjectMetadata`: labels, annotations and
+    /// `resourceVersion`, never the data): the `resourceVersion` `retrieve` reports.
+    /// `NotFound` for no Secret or one being deleted; `Conflict` for one without our
+    /// managed-by label or id annotation. The Secret's `type` is not in the metadata view:
+    /// a Secret of another type that carries our label and annotation (a copy, a forgery)
+    /// passes here, and `retrieve` refuses it; a type never changes, and a Secret put in
+    /// place of ours has another `resourceVersion`, so a cache revalidating with
+    /// `revision` reads it anew and meets that refusal.
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        let name = self.secret_name(id);
+        let meta = self
+            .api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(|e| KubeError::from(e).into_storage(self.ctx(Operation::Revision, Some(id), "get")))?;
+        match meta {
+            Some(m) if !is_dying(&m.metadata) => {
+                self.ensure_ours(id, &name, &m.metadata)?;
+                Ok(Revision::new(
+                    m.metadata.resource_version.as_deref().unwrap_or_default(),
+                ))
+            }
+            _ => Err(StorageError::not_found(PROVIDER, id)),
+        }
+    }
+
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         let name = self.secret_name(id);
         for round in 0..MAX_ROUNDS {

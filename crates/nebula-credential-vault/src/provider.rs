@@ -100,6 +100,9 @@ pub struct VaultProvider {
     patch_refused: std::sync::atomic::AtomicBool,
     /// Set once the warning that the mount cannot be confirmed was logged.
     mount_unconfirmable_warned: std::sync::atomic::AtomicBool,
+    /// Set when a `GET metadata/…` of `revision` was refused by policy (a token that may
+    /// read values only, e.g. `read` on `data/…` alone): `revision` then reads the value.
+    metadata_denied: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -175,6 +178,7 @@ impl VaultProvider {
             repair_denied: std::sync::atomic::AtomicBool::new(false),
             patch_refused: std::sync::atomic::AtomicBool::new(false),
             mount_unconfirmable_warned: std::sync::atomic::AtomicBool::new(false),
+            metadata_denied: std::sync::atomic::AtomicBool::new(false),
             stop,
             task: Mutex::new(Some(task)),
         })
@@ -465,6 +469,48 @@ impl VaultProvider {
                 path: &self.api_path("data", path),
                 capability: "read",
             })),
+        }
+    }
+
+    /// The current version of `id`'s entry (value and metadata in one `GET data/…`) and
+    /// its tags, checked to be ours and `id`'s: `NotFound` when there is no readable
+    /// version, `Conflict` for an entry without our marker (after the pauses an entry of
+    /// ours in the making gets, see [`being_marked`]).
+    async fn read_ours(
+        &self,
+        id: &CredentialId,
+        path: &str,
+        operation: Operation,
+    ) -> Result<(ReadSecretResponse, Tags), StorageError> {
+        let location = format!("{}/{path}", self.config.mount_path);
+        let mut pauses = UNMARKED_PAUSES.iter();
+        loop {
+            let Some(read) = self.read_current(id, path, operation).await? else {
+                return Err(StorageError::not_found(PROVIDER, id));
+            };
+            let tags = from_vault(read.metadata.custom_metadata.clone());
+            match ensure_holds(id, &location, &tags) {
+                Ok(()) => return Ok((read, tags)),
+                // A create of ours not marked yet: its value tells.
+                Err(_) if being_marked(read.metadata.version, &tags) && self.is_record_of(id, path, &read) => {
+                    return Ok((read, tags));
+                }
+                Err(e) => match pauses.next() {
+                    Some(pause) if being_marked(read.metadata.version, &tags) => tokio::time::sleep(*pause).await,
+                    _ => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// The revision of `id` from the metadata alone (`GET metadata/…`): `current_version`
+    /// with that version's `created_time`, as `retrieve` reports it from `GET data/…`.
+    /// `NotFound` for no entry, a metadata-only entry, or a current version soft-deleted
+    /// (`deletion_time` passed) or destroyed; `Conflict` for an entry without our marker.
+    async fn revision_from_metadata(&self, id: &CredentialId, path: &str) -> Result<Revision, StorageError> {
+        match self.ours(id, path, Operation::Revision).await? {
+            Some(state) if state.live => Ok(state.revision),
+            _ => Err(StorageError::not_found(PROVIDER, id)),
         }
     }
 
@@ -801,24 +847,7 @@ impl StorageProvider for VaultProvider {
         self.ensure_mount().await?;
         let path = self.secret_name(id);
         let location = format!("{}/{path}", self.config.mount_path);
-        let mut pauses = UNMARKED_PAUSES.iter();
-        let (read, tags) = loop {
-            let Some(read) = self.read_current(id, &path, Operation::Retrieve).await? else {
-                return Err(StorageError::not_found(PROVIDER, id));
-            };
-            let tags = from_vault(read.metadata.custom_metadata.clone());
-            match ensure_holds(id, &location, &tags) {
-                Ok(()) => break (read, tags),
-                // A create of ours not marked yet: its value tells.
-                Err(_) if being_marked(read.metadata.version, &tags) && self.is_record_of(id, &path, &read) => {
-                    break (read, tags);
-                }
-                Err(e) => match pauses.next() {
-                    Some(pause) if being_marked(read.metadata.version, &tags) => tokio::time::sleep(*pause).await,
-                    _ => return Err(e),
-                },
-            }
-        };
+        let (read, tags) = self.read_ours(id, &path, Operation::Retrieve).await?;
         let bytes = serde_json::to_vec(&read.data).map_err(|e| {
             StorageError::backend(PROVIDER, Operation::Retrieve, Some(id), "cannot re-encode the entry").with_source(e)
         })?;
@@ -832,6 +861,33 @@ impl StorageProvider for VaultProvider {
             metadata: record.metadata,
             revision: read_revision,
         })
+    }
+
+    /// One `GET metadata/…`, never the value (see `revision_from_metadata`). A token
+    /// whose policy refuses `read` on `metadata/…` but allows it on `data/…` (the usual
+    /// read-only application policy) gets the revision from a `GET data/…` instead: the
+    /// first refusal is logged once, and later calls go to `data/…` at once.
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        use std::sync::atomic::Ordering;
+        self.ensure_mount().await?;
+        let path = self.secret_name(id);
+        if !self.metadata_denied.load(Ordering::Relaxed) {
+            match self.revision_from_metadata(id, &path).await {
+                Err(StorageError::PermissionDenied { .. }) => {
+                    if !self.metadata_denied.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            provider = PROVIDER,
+                            path = %self.api_path("metadata", &path),
+                            "the token may not read metadata/: revision (a cache's revalidation) now reads the value \
+                             from data/ instead; grant `read` on metadata/ so it never fetches the value"
+                        );
+                    }
+                }
+                other => return other,
+            }
+        }
+        let (read, _) = self.read_ours(id, &path, Operation::Revision).await?;
+        Ok(revision(read.metadata.version, &read.metadata.created_time))
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
