@@ -1,13 +1,16 @@
 //! `cargo bench --bench cache`: the `[cache]` layer. A cached `CredentialStore::get` of a
 //! 1 KiB credential (decryption included) beside the same get through `open()`'s full
-//! stack over the in-memory backend without a cache, interleaved in the same run; then
+//! stack over the in-memory backend without a cache, and over the local backend without a
+//! cache, each pair interleaved in the same run; then
 //! the backend calls made by 1,000 concurrent reads of a cold id (single flight) and by
 //! 1,000 concurrent reads of a stale entry (one revalidation).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nebula_credential::cache::{CacheConfig, Cached};
+use nebula_credential::local::LocalStorageConfig;
 use nebula_credential::{
     CredentialId, CredentialStore, EncryptionKey, Keyring, StorageConfig, StorageMetrics, Tags,
     open_store_with_metrics, open_with_metrics,
@@ -32,6 +35,22 @@ async fn store(cache: Option<CacheConfig>) -> anyhow::Result<(Arc<CredentialStor
     let keyring = Keyring::new(EncryptionKey::generate());
     let store = open_store_with_metrics(&config, keyring, metrics.clone()).await?;
     Ok((Arc::new(store), metrics))
+}
+
+/// A store over the local backend (full layer stack, no cache) in a fresh directory.
+async fn local_store() -> anyhow::Result<CredentialStore> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-cache-local");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let config = StorageConfig::Local(LocalStorageConfig::new(&dir));
+    Ok(open_store_with_metrics(
+        &config,
+        Keyring::new(EncryptionKey::generate()),
+        Arc::new(StorageMetrics::new()),
+    )
+    .await?)
 }
 
 /// The full stack over memory (metered: its counters count backend calls), a plain store
@@ -70,7 +89,8 @@ fn main() -> anyhow::Result<()> {
         ..CacheConfig::default()
     })))?;
     let (uncached, _) = bench.block_on(store(None))?;
-    for s in [&cached, &uncached] {
+    let local = bench.block_on(local_store())?;
+    for s in [cached.as_ref(), uncached.as_ref(), &local] {
         bench.block_on(s.put(&key, &value, Tags::new()))?;
     }
     bench.group("cache", |group, rt| {
@@ -88,6 +108,15 @@ fn main() -> anyhow::Result<()> {
         },
         |_| async {
             uncached.get(&key).await.expect("get");
+        },
+    );
+    let against_local = bench.interleaved(
+        SAMPLES,
+        |_| async {
+            cached.get(&key).await.expect("get");
+        },
+        |_| async {
+            local.get(&key).await.expect("get");
         },
     );
     let ns = |d: Duration| d.as_nanos() as f64;
@@ -125,7 +154,14 @@ fn main() -> anyhow::Result<()> {
     bench
         .figures()
         .add("uncached memory get 1KiB p50", ns(pair.raw.p50()), "ns");
+    bench
+        .figures()
+        .add("uncached local get 1KiB p50", ns(against_local.raw.p50()), "ns");
     bench.finish();
+    println!(
+        "uncached local get p50 ÷ cache hit get p50: {:.1}",
+        ns(against_local.raw.p50()) / ns(against_local.ours.p50())
+    );
     println!("cold misses {CONCURRENT} concurrent backend calls: {cold_calls}");
     println!("stale reads {CONCURRENT} concurrent revalidations: {revalidations}");
     Ok(())
