@@ -136,6 +136,18 @@ const COVERAGE_FLAGS: &[&str] = &[
     "-Cllvm-args=-sanitizer-coverage-trace-compares",
 ];
 
+/// Starts the harness's lock file (its own workspace, not committed) from the workspace's
+/// `Cargo.lock`, so the library is fuzzed with exactly the dependency versions it is tested
+/// and shipped with, and only what the harness adds (`libfuzzer-sys`) is resolved anew. A
+/// lock file of its own would fall out of step with every dependency change.
+fn seed_harness_lock() -> Result<()> {
+    let root = workspace_root();
+    let from = root.join("Cargo.lock");
+    let to = root.join("fuzz").join("libfuzzer").join("Cargo.lock");
+    std::fs::copy(&from, &to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
 /// Builds the harness into `target/fuzz/` and returns the binary.
 fn build_harness() -> Result<PathBuf> {
     let triple = host_triple()?;
@@ -143,15 +155,17 @@ fn build_harness() -> Result<PathBuf> {
     let manifest = workspace_root().join("fuzz").join("libfuzzer").join("Cargo.toml");
     eprintln!("\n==> fuzz: building the libFuzzer harness for {triple} (target/fuzz)");
     let started = Instant::now();
+    seed_harness_lock()?;
     let mut cmd = cargo();
-    cmd.args(["build", "--release", "--locked", "--target", &triple, "--manifest-path"])
+    cmd.args(["build", "--release", "--target", &triple, "--manifest-path"])
         .arg(&manifest)
         .env("CARGO_TARGET_DIR", &dir)
         .env("RUSTFLAGS", COVERAGE_FLAGS.join(" "))
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTC_WRAPPER")
         .current_dir(workspace_root());
-    run_cargo(&mut cmd).context("cannot build the fuzz harness (it needs a C++ compiler for libFuzzer)")?;
+    run_cargo(&mut cmd)
+        .context("cannot build the fuzz harness (see cargo's error above; libFuzzer also needs a C++ compiler)")?;
     eprintln!("<== fuzz harness built in {:.1?}", started.elapsed());
     Ok(dir.join(triple).join("release").join("nebula-credential-fuzz"))
 }
