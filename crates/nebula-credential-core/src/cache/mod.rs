@@ -109,7 +109,23 @@ struct Flight {
 struct IdState {
     writes: u32,
     last_write: u64,
+    /// Two writes of the id ran at once since it was last idle: the order they landed
+    /// in is unknown, so none of them may fill the entry.
+    overlapped: bool,
     flight: Option<Flight>,
+}
+
+impl IdState {
+    /// Whether a read that started at `start_epoch` may still fill the entry.
+    fn fill_allowed(&self, start_epoch: u64) -> bool {
+        self.writes == 0 && self.last_write <= start_epoch
+    }
+
+    /// Whether the write of `epoch` may still fill the entry: it is the latest, and no
+    /// other write of the id ran beside it.
+    fn write_allowed(&self, epoch: u64) -> bool {
+        self.last_write == epoch && !self.overlapped
+    }
 }
 
 type Control = Mutex<HashMap<CredentialId, IdState>>;
@@ -343,9 +359,9 @@ impl<P: StorageProvider + 'static> Shared<P> {
         };
         let install = {
             let map = lock(&self.control);
-            map.get(id)
-                .is_none_or(|st| st.writes == 0 && st.last_write <= start_epoch)
+            map.get(id).is_none_or(|st| st.fill_allowed(start_epoch))
         };
+        let still = |this: &Self| lock(&this.control).get(id).is_none_or(|st| st.fill_allowed(start_epoch));
         let outcome = match result {
             Ok(stored) => {
                 let slot = Arc::new(Slot::Present {
@@ -354,7 +370,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
                     epoch: start_epoch,
                 });
                 if install {
-                    self.put(id, slot.clone()).await;
+                    self.install(id, slot.clone(), still).await;
                 }
                 Ok(slot)
             }
@@ -365,7 +381,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
                             at: Instant::now(),
                             epoch: start_epoch,
                         };
-                        self.put(id, Arc::new(missing)).await;
+                        self.install(id, Arc::new(missing), still).await;
                     }
                     // Transient: keep the entry, it may be served until max_stale_ms.
                     kind if kind.is_transient() => {}
@@ -383,6 +399,18 @@ impl<P: StorageProvider + 'static> Shared<P> {
         }
         tidy(&mut map, id);
         outcome
+    }
+
+    /// Installs `slot` (unless the entry holds a newer write), then takes it out again
+    /// if `still` says a write began meanwhile: a write that began after the decision to
+    /// install and dropped the entry (a delete, or overlapping writes) must not find the
+    /// older answer installed behind it.
+    async fn install(&self, id: &CredentialId, slot: Arc<Slot>, still: impl Fn(&Self) -> bool) {
+        let epoch = slot.epoch();
+        self.put(id, slot).await;
+        if !still(self) {
+            self.remove_up_to(id, epoch).await;
+        }
     }
 
     /// Installs `slot` unless the entry holds a newer write.
@@ -554,6 +582,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
         let mut map = lock(&self.control);
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         let st = map.entry(id.clone()).or_default();
+        st.overlapped |= st.writes > 0;
         st.writes += 1;
         st.last_write = epoch;
         WriteGuard {
@@ -564,11 +593,15 @@ impl<P: StorageProvider + 'static> Shared<P> {
     }
 
     /// Applies a finished write to the entry: `written` is the record now stored
-    /// (`None` after a delete); an error drops the entry (the state is unknown).
+    /// (`None` after a delete); an error drops the entry (the state is unknown), and so
+    /// does a write that overlapped another of the same id (which landed last is unknown).
     async fn finish_write(&self, guard: &WriteGuard, written: Result<Option<Stored>, ()>) {
-        let newest = lock(&self.control)
-            .get(&guard.id)
-            .is_some_and(|st| st.last_write == guard.epoch);
+        let allowed = |this: &Self| {
+            lock(&this.control)
+                .get(&guard.id)
+                .is_some_and(|st| st.write_allowed(guard.epoch))
+        };
+        let newest = allowed(self);
         match written {
             Ok(Some(stored)) if newest => {
                 let slot = Slot::Present {
@@ -576,17 +609,19 @@ impl<P: StorageProvider + 'static> Shared<P> {
                     at: Instant::now(),
                     epoch: guard.epoch,
                 };
-                self.put(&guard.id, Arc::new(slot)).await;
+                self.install(&guard.id, Arc::new(slot), allowed).await;
             }
             Ok(None) if newest && self.config.not_found_ms > 0 => {
                 let slot = Slot::Missing {
                     at: Instant::now(),
                     epoch: guard.epoch,
                 };
-                self.put(&guard.id, Arc::new(slot)).await;
+                self.install(&guard.id, Arc::new(slot), allowed).await;
             }
-            Ok(Some(_)) => {}
-            _ => self.remove_up_to(&guard.id, guard.epoch).await,
+            _ if newest => self.remove_up_to(&guard.id, guard.epoch).await,
+            // Another write of the id ran beside this one: whichever entry it left may
+            // not be what the backend holds now.
+            _ => self.entries.invalidate(&guard.id).await,
         }
     }
 }
@@ -603,6 +638,9 @@ impl Drop for WriteGuard {
         let mut map = lock(&self.control);
         if let Some(st) = map.get_mut(&self.id) {
             st.writes = st.writes.saturating_sub(1);
+            if st.writes == 0 {
+                st.overlapped = false;
+            }
         }
         tidy(&mut map, &self.id);
     }
