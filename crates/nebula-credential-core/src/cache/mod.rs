@@ -37,8 +37,11 @@
 //! # Refresh after a rejected credential
 //! When the service a credential protects rejects it (rotated elsewhere), call
 //! [`CredentialStore::refresh`](crate::CredentialStore::refresh) with the revision you
-//! were served: it refetches only if the cache still holds that revision, so 100 callers
-//! reporting the same stale credential cause one fetch, and all get the new revision.
+//! were served: it refetches unless the cache already moved past that revision (it
+//! replaced it, or an earlier refresh reported it), so 100 callers reporting the same
+//! stale credential cause one fetch, and all get the new revision. A revision the cache
+//! never held (read elsewhere, or through a watch) may be newer than the cached one: it
+//! is refetched.
 //!
 //! # Background work
 //! Revalidations run as tokio tasks (so call the cache inside a tokio runtime); they are
@@ -364,11 +367,11 @@ impl<P: StorageProvider + 'static> Shared<P> {
         let still = |this: &Self| lock(&this.control).get(id).is_none_or(|st| st.fill_allowed(start_epoch));
         let outcome = match result {
             Ok(stored) => {
-                let slot = Arc::new(Slot::Present {
-                    stored,
-                    at: Instant::now(),
-                    epoch: start_epoch,
-                });
+                let previous = match known {
+                    Some(known) => Some(known),
+                    None => self.entries.get(id).await,
+                };
+                let slot = Arc::new(Slot::present(stored, Instant::now(), start_epoch, previous.as_deref()));
                 if install {
                     self.install(id, slot.clone(), still).await;
                 }
@@ -528,7 +531,11 @@ impl<P: StorageProvider + 'static> Shared<P> {
                 && let Some((slot, _)) = self.usable(id).await
                 && let Some(stored) = slot.stored()
                 && stored.revision != *seen
+                && slot.supersedes(seen)
             {
+                // The cache moved past `seen` (a revision it held, or one a refresh
+                // reported): nothing to fetch. A revision it never held may be newer
+                // than its own, so that one is fetched.
                 return Ok(stored.revision.clone());
             }
             let last = round + 1 == ROUNDS;
@@ -548,6 +555,9 @@ impl<P: StorageProvider + 'static> Shared<P> {
             match result {
                 Ok(slot) => {
                     let revision = slot.stored().map(|s| s.revision.clone());
+                    if let Some(seen) = seen {
+                        slot.note_superseded(seen);
+                    }
                     if let Some(revision) = revision
                         && (started || last || seen != Some(&revision))
                     {
@@ -595,7 +605,12 @@ impl<P: StorageProvider + 'static> Shared<P> {
     /// Applies a finished write to the entry: `written` is the record now stored
     /// (`None` after a delete); an error drops the entry (the state is unknown), and so
     /// does a write that overlapped another of the same id (which landed last is unknown).
-    async fn finish_write(&self, guard: &WriteGuard, written: Result<Option<Stored>, ()>) {
+    async fn finish_write(
+        &self,
+        guard: &WriteGuard,
+        previous: Option<Arc<Slot>>,
+        written: Result<Option<Stored>, ()>,
+    ) {
         let allowed = |this: &Self| {
             lock(&this.control)
                 .get(&guard.id)
@@ -604,11 +619,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
         let newest = allowed(self);
         match written {
             Ok(Some(stored)) if newest => {
-                let slot = Slot::Present {
-                    stored,
-                    at: Instant::now(),
-                    epoch: guard.epoch,
-                };
+                let slot = Slot::present(stored, Instant::now(), guard.epoch, previous.as_deref());
                 self.install(&guard.id, Arc::new(slot), allowed).await;
             }
             Ok(None) if newest && self.config.not_found_ms > 0 => {
@@ -688,7 +699,7 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
     ) -> Result<Revision, StorageError> {
         let shared = &self.shared;
         let guard = shared.begin_write(id);
-        shared.entries.invalidate(id).await;
+        let previous = shared.entries.remove(id).await;
         let result = shared.inner.store_if(id, data, metadata, precondition).await;
         let written = match &result {
             Ok(revision) => Ok(Some(Stored {
@@ -698,7 +709,7 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
             })),
             Err(_) => Err(()),
         };
-        shared.finish_write(&guard, written).await;
+        shared.finish_write(&guard, previous, written).await;
         result
     }
 
@@ -722,10 +733,10 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         let shared = &self.shared;
         let guard = shared.begin_write(id);
-        shared.entries.invalidate(id).await;
+        let previous = shared.entries.remove(id).await;
         let result = shared.inner.delete(id).await;
         shared
-            .finish_write(&guard, result.as_ref().map(|_| None).map_err(|_| ()))
+            .finish_write(&guard, previous, result.as_ref().map(|_| None).map_err(|_| ()))
             .await;
         result
     }
