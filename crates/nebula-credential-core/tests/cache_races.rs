@@ -215,3 +215,37 @@ async fn the_largest_settings_build_a_working_cache() {
     let most: CacheConfig = toml::from_str(&format!("max_entries = {}", u64::MAX)).unwrap();
     most.validate().unwrap();
 }
+
+/// A refresh that finds a revalidation in flight, started before the rotation the caller
+/// saw, must not take that older answer for the new one, nor remember the caller's
+/// revision as superseded by it.
+#[tokio::test(start_paused = true)]
+async fn refresh_does_not_accept_an_answer_older_than_the_callers_revision() {
+    let counting = Counting::new();
+    let cached = Cached::new(counting.clone(), config()).unwrap();
+    let store = Arc::new(CredentialStore::with_cache(cached, keyring()));
+    let plain = CredentialStore::new(Arc::new(counting.memory.clone()), keyring());
+    let id = id("db_password");
+    plain.put(&id, b"v1", Tags::new()).await.unwrap();
+    let (_, _, r1) = store.get_with_revision(&id).await.unwrap();
+    tokio::time::advance(FRESH + Duration::from_secs(1)).await;
+    // The stale read starts a revalidation that reads v1's state, then is slow to answer.
+    counting.delay_reads(Duration::from_millis(100));
+    store.get(&id).await.unwrap();
+    tokio::task::yield_now().await;
+    plain.put(&id, b"v2", Tags::new()).await.unwrap();
+    let r2 = counting.memory.retrieve(&id).await.unwrap().revision;
+    let retrieves = counting.retrieves();
+    let refreshes: Vec<_> = (0..10)
+        .map(|_| {
+            let (store, id, r2) = (store.clone(), id.clone(), r2.clone());
+            tokio::spawn(async move { store.refresh(&id, Some(&r2)).await })
+        })
+        .collect();
+    for refresh in refreshes {
+        let now = refresh.await.unwrap().unwrap();
+        assert_ne!(now, r1, "an answer read before the caller's revision existed");
+    }
+    assert_eq!(counting.retrieves() - retrieves, 1, "ten refreshes, one fetch");
+    assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v2");
+}

@@ -526,6 +526,9 @@ impl<P: StorageProvider + 'static> Shared<P> {
 
     async fn refresh(self: &Arc<Self>, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError> {
         const ROUNDS: usize = 3;
+        // Flights numbered from here on started after the caller saw `seen` rejected:
+        // their answers are at least that recent. Older ones may predate `seen`.
+        let since = self.flights.load(Ordering::SeqCst);
         for round in 0..ROUNDS {
             if let Some(seen) = seen
                 && let Some((slot, _)) = self.usable(id).await
@@ -539,14 +542,15 @@ impl<P: StorageProvider + 'static> Shared<P> {
                 return Ok(stored.revision.clone());
             }
             let last = round + 1 == ROUNDS;
-            let (done, started) = if last {
+            let (done, started, recent) = {
                 let mut map = lock(&self.control);
                 match map.get(id).and_then(|st| st.flight.as_ref()) {
-                    Some(f) => (f.done.clone(), false),
-                    None => (self.start_flight(&mut map, id, FlightKind::Fetch, None), true),
+                    // Join a fetch (any flight, in the last round)...
+                    Some(f) if last || f.kind == FlightKind::Fetch => (f.done.clone(), false, f.number >= since),
+                    // ...or wait for a flight of another kind and decide again.
+                    Some(f) => (f.done.clone(), false, false),
+                    None => (self.start_flight(&mut map, id, FlightKind::Fetch, None), true, true),
                 }
-            } else {
-                self.join_or_start(id, FlightKind::Fetch, None, &[FlightKind::Fetch])
             };
             if started {
                 self.event(CacheEvent::Refresh);
@@ -554,14 +558,17 @@ impl<P: StorageProvider + 'static> Shared<P> {
             let result = self.wait(id, done).await;
             match result {
                 Ok(slot) => {
-                    let revision = slot.stored().map(|s| s.revision.clone());
-                    if let Some(seen) = seen {
-                        slot.note_superseded(seen);
-                    }
-                    if let Some(revision) = revision
-                        && (started || last || seen != Some(&revision))
-                    {
-                        return Ok(revision);
+                    if let Some(revision) = slot.stored().map(|s| s.revision.clone()) {
+                        let Some(seen) = seen else {
+                            return Ok(revision);
+                        };
+                        let moved_on = revision != *seen && (recent || slot.supersedes(seen));
+                        if recent && revision != *seen {
+                            slot.note_superseded(seen);
+                        }
+                        if started || last || moved_on {
+                            return Ok(revision);
+                        }
                     }
                 }
                 Err(e) if started || last => return Err(e),
