@@ -232,7 +232,8 @@ async fn refresh_does_not_accept_an_answer_older_than_the_callers_revision() {
     // The stale read starts a revalidation that reads v1's state, then is slow to answer.
     counting.delay_reads(Duration::from_millis(100));
     store.get(&id).await.unwrap();
-    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(counting.revisions(), 1, "the revalidation read v1's revision");
     plain.put(&id, b"v2", Tags::new()).await.unwrap();
     let r2 = counting.memory.retrieve(&id).await.unwrap().revision;
     let retrieves = counting.retrieves();
@@ -248,4 +249,29 @@ async fn refresh_does_not_accept_an_answer_older_than_the_callers_revision() {
     }
     assert_eq!(counting.retrieves() - retrieves, 1, "ten refreshes, one fetch");
     assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v2");
+}
+
+/// The rejected credential is still the backend's (the rejection had another cause, or
+/// the rotation has not landed): 100 concurrent refreshes still make one fetch, and all
+/// learn that the backend holds the revision they saw.
+#[tokio::test(start_paused = true)]
+async fn a_hundred_refreshes_of_a_revision_still_current_make_one_fetch() {
+    let counting = Counting::new();
+    let cached = Cached::new(counting.clone(), config()).unwrap();
+    let store = Arc::new(CredentialStore::with_cache(cached, keyring()));
+    let id = id("db_password");
+    store.put(&id, b"v1", Tags::new()).await.unwrap();
+    let (_, _, seen) = store.get_with_revision(&id).await.unwrap();
+    counting.delay_reads(Duration::from_millis(50));
+    let retrieves = counting.retrieves();
+    let refreshes: Vec<_> = (0..100)
+        .map(|_| {
+            let (store, id, seen) = (store.clone(), id.clone(), seen.clone());
+            tokio::spawn(async move { store.refresh(&id, Some(&seen)).await })
+        })
+        .collect();
+    for refresh in refreshes {
+        assert_eq!(refresh.await.unwrap().unwrap(), seen);
+    }
+    assert_eq!(counting.retrieves() - retrieves, 1);
 }

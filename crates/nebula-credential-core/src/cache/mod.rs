@@ -102,6 +102,8 @@ enum FlightKind {
 #[derive(Debug)]
 struct Flight {
     number: u64,
+    /// When it started.
+    started: Instant,
     kind: FlightKind,
     done: channel::Receiver<Option<Outcome>>,
     task: AbortHandle,
@@ -323,6 +325,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
         });
         map.entry(id.clone()).or_default().flight = Some(Flight {
             number,
+            started: Instant::now(),
             kind,
             done: rx.clone(),
             task: task.abort_handle(),
@@ -529,9 +532,20 @@ impl<P: StorageProvider + 'static> Shared<P> {
         // Flights numbered from here on started after the caller saw `seen` rejected:
         // their answers are at least that recent. Older ones may predate `seen`.
         let since = self.flights.load(Ordering::SeqCst);
+        // When the cache got `seen`, if it holds it: flights started since then answer
+        // for a backend at least as recent as `seen` too.
+        let mut held_since = None;
         for round in 0..ROUNDS {
+            let entry = self.usable(id).await;
             if let Some(seen) = seen
-                && let Some((slot, _)) = self.usable(id).await
+                && let Some((slot, _)) = &entry
+                && let Some(stored) = slot.stored()
+                && stored.revision == *seen
+            {
+                held_since = held_since.or(Some(slot.at()));
+            }
+            if let Some(seen) = seen
+                && let Some((slot, _)) = entry
                 && let Some(stored) = slot.stored()
                 && stored.revision != *seen
                 && slot.supersedes(seen)
@@ -546,7 +560,10 @@ impl<P: StorageProvider + 'static> Shared<P> {
                 let mut map = lock(&self.control);
                 match map.get(id).and_then(|st| st.flight.as_ref()) {
                     // Join a fetch (any flight, in the last round)...
-                    Some(f) if last || f.kind == FlightKind::Fetch => (f.done.clone(), false, f.number >= since),
+                    Some(f) if last || f.kind == FlightKind::Fetch => {
+                        let recent = f.number >= since || held_since.is_some_and(|at| f.started >= at);
+                        (f.done.clone(), false, recent)
+                    }
                     // ...or wait for a flight of another kind and decide again.
                     Some(f) => (f.done.clone(), false, false),
                     None => (self.start_flight(&mut map, id, FlightKind::Fetch, None), true, true),
@@ -566,7 +583,9 @@ impl<P: StorageProvider + 'static> Shared<P> {
                         if recent && revision != *seen {
                             slot.note_superseded(seen);
                         }
-                        if started || last || moved_on {
+                        // A flight that started after this call answers for the
+                        // backend as it is now, even when that is still `seen`.
+                        if started || last || recent || moved_on {
                             return Ok(revision);
                         }
                     }
