@@ -180,7 +180,10 @@ async fn without_locking_revisions_still_change_on_every_store_and_after_a_delet
     let mut seen = HashSet::new();
     for round in 0..100 {
         let written = p.store(&k, &data(7), &meta()).await.unwrap();
-        assert!(seen.insert(written.clone()), "revision {written} repeated in round {round}");
+        assert!(
+            seen.insert(written.clone()),
+            "revision {written} repeated in round {round}"
+        );
         if round % 3 == 0 {
             p.delete(&k).await.unwrap();
         }
@@ -195,7 +198,10 @@ async fn without_locking_revisions_still_change_on_every_store_and_after_a_delet
         .unwrap();
     let before = p.revision(&k).await.unwrap();
     let after = p.store(&k, &data(7), &meta()).await.unwrap();
-    assert!(modified(&p, "unlocked") > ahead, "stamped before the version it replaced");
+    assert!(
+        modified(&p, "unlocked") > ahead,
+        "stamped before the version it replaced"
+    );
     assert_ne!(after, before);
     assert_eq!(p.revision(&k).await.unwrap(), after);
 }
@@ -214,7 +220,10 @@ async fn an_in_place_rewrite_of_the_same_size_by_another_tool_changes_the_revisi
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes).unwrap();
         let now = p.revision(&k).await.unwrap();
-        assert_ne!(now, written, "round {round}: an outside rewrite hid behind the old revision");
+        assert_ne!(
+            now, written,
+            "round {round}: an outside rewrite hid behind the old revision"
+        );
         assert_eq!(p.retrieve(&k).await.unwrap().revision, now);
         let stale = p
             .store_if(&k, &data(2), &meta(), &Precondition::Revision(written))

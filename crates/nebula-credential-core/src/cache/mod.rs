@@ -367,7 +367,11 @@ impl<P: StorageProvider + 'static> Shared<P> {
             let map = lock(&self.control);
             map.get(id).is_none_or(|st| st.fill_allowed(start_epoch))
         };
-        let still = |this: &Self| lock(&this.control).get(id).is_none_or(|st| st.fill_allowed(start_epoch));
+        let still = |this: &Self| {
+            lock(&this.control)
+                .get(id)
+                .is_none_or(|st| st.fill_allowed(start_epoch))
+        };
         let outcome = match result {
             Ok(stored) => {
                 let previous = match known {
@@ -631,12 +635,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
     /// Applies a finished write to the entry: `written` is the record now stored
     /// (`None` after a delete); an error drops the entry (the state is unknown), and so
     /// does a write that overlapped another of the same id (which landed last is unknown).
-    async fn finish_write(
-        &self,
-        guard: &WriteGuard,
-        previous: Option<Arc<Slot>>,
-        written: Result<Option<Stored>, ()>,
-    ) {
+    async fn finish_write(&self, guard: &WriteGuard, previous: Option<Arc<Slot>>, written: Result<Option<Stored>, ()>) {
         let allowed = |this: &Self| {
             lock(&this.control)
                 .get(&guard.id)

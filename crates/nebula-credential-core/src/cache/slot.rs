@@ -82,9 +82,7 @@ impl Slot {
 
     /// Remembers that this record is newer than `revision` (a refresh reported it).
     pub(crate) fn note_superseded(&self, revision: &Revision) {
-        if let Slot::Present {
-            stored, superseded, ..
-        } = self
+        if let Slot::Present { stored, superseded, .. } = self
             && stored.revision != *revision
         {
             let mut list = superseded.lock().unwrap_or_else(PoisonError::into_inner);
