@@ -275,3 +275,22 @@ async fn a_hundred_refreshes_of_a_revision_still_current_make_one_fetch() {
     }
     assert_eq!(counting.retrieves() - retrieves, 1);
 }
+
+/// A put through the cache while its entry is an older version than the backend's
+/// (another process rotated within `fresh_ms`): the conditional write conflicts, the
+/// conflict drops the entry, and the retried put lands on the current version.
+#[tokio::test(start_paused = true)]
+async fn a_put_over_a_cached_version_another_writer_replaced_lands() {
+    let counting = Counting::new();
+    let cached = Cached::new(counting.clone(), config()).unwrap();
+    let store = CredentialStore::with_cache(cached, keyring());
+    let plain = CredentialStore::new(Arc::new(counting.memory.clone()), keyring());
+    let id = id("token");
+    plain.put(&id, b"v1", Tags::new()).await.unwrap();
+    store.get(&id).await.unwrap();
+    plain.put(&id, b"v2", Tags::new()).await.unwrap();
+    let metadata = store.put(&id, b"v3", Tags::new()).await.unwrap();
+    assert_eq!(metadata.version, 3, "versioned after the other writer's");
+    assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v3");
+    assert_eq!(plain.get(&id).await.unwrap().expose_secret(), b"v3");
+}
