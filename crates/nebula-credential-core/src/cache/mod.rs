@@ -363,6 +363,12 @@ impl<P: StorageProvider + 'static> Shared<P> {
             },
             _ => self.inner.retrieve(id).await,
         };
+        // What the entry held before (its revisions are superseded by a changed answer).
+        let previous = match (&result, known) {
+            (Ok(_), Some(known)) => Some(known),
+            (Ok(_), None) => self.entries.get(id).await,
+            (Err(_), _) => None,
+        };
         let install = {
             let map = lock(&self.control);
             map.get(id).is_none_or(|st| st.fill_allowed(start_epoch))
@@ -374,10 +380,6 @@ impl<P: StorageProvider + 'static> Shared<P> {
         };
         let outcome = match result {
             Ok(stored) => {
-                let previous = match known {
-                    Some(known) => Some(known),
-                    None => self.entries.get(id).await,
-                };
                 let slot = Arc::new(Slot::present(stored, Instant::now(), start_epoch, previous.as_deref()));
                 if install {
                     self.install(id, slot.clone(), still).await;
