@@ -248,3 +248,50 @@ async fn reads_on_a_current_thread_runtime_agree_with_writes() {
         assert_eq!(b.unwrap(), written);
     }
 }
+
+/// A FIFO where a credential file belongs (left by a tool, or planted): opening it for
+/// reading would wait for a writer forever — on the calling thread when reads run inline,
+/// where no timeout can stop it. Reads refuse it at once instead.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_in_place_of_a_credential_file_never_hangs_a_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let p = runtime.block_on(open(&dir));
+    let k = id("fifo");
+    // A first read decides whether reads may run inline (they may, on a local disk).
+    runtime.block_on(p.store(&id("warm"), &data(1), &meta())).unwrap();
+    runtime.block_on(p.retrieve(&id("warm"))).unwrap();
+    let fifo = p.file_path(&k);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let (p, k) = (p.clone(), k.clone());
+        std::thread::spawn(move || {
+            let answer = runtime.block_on(async {
+                // A listing that reads metadata (a tag filter) skips it.
+                let filter = nebula_credential_core::CredentialFilter::new().tag("env", "prod");
+                let listed = p.list(&filter).await;
+                (p.retrieve(&k).await.map(|s| s.revision), listed)
+            });
+            tx.send(answer).unwrap();
+        })
+    };
+    // A generous bound that only a hang exceeds.
+    let answer = rx.recv_timeout(Duration::from_secs(60));
+    if answer.is_err() {
+        // Release the stuck reader before failing.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+    }
+    reader.join().unwrap();
+    let (read, listed) = answer.expect("the read hung on the FIFO");
+    let e = read.unwrap_err();
+    assert!(!e.is_not_found(), "{e}");
+    assert_eq!(listed.unwrap(), Vec::<nebula_credential_core::CredentialId>::new());
+}
