@@ -247,7 +247,7 @@ impl CredentialStore {
     }
 
     /// For a caller whose credential was just rejected by the service it protects
-    /// (rotated elsewhere): refetches `id` only if the cache still holds `seen` (the
+    /// (rotated elsewhere): refetches `id` unless the cache already moved past `seen` (the
     /// revision the caller was served, from [`get_with_revision`](Self::get_with_revision)),
     /// or always when `seen` is `None`, and returns the revision now held. So 100 callers
     /// reporting the same stale credential cause one fetch, and all then

@@ -283,9 +283,24 @@ pub(crate) fn set_modified_at_least(file: &File, least: SystemTime) -> io::Resul
 /// The bytes of the file at `path` and the stamp of the version read. The stamp is
 /// taken (`fstat`) before the bytes are read: a version edited in place meanwhile has a
 /// later stamp than the one returned, so the edit is never hidden behind an old revision.
+///
+/// Anything but a regular file (a FIFO, a device, a directory) is refused with
+/// `InvalidData` before a byte is read: opening a FIFO for reading would wait for a writer
+/// forever, on the calling thread when the read runs inline (Linux opens without
+/// blocking for that reason; the flag changes nothing for a regular file).
 pub(crate) fn read_stamped(path: &Path) -> io::Result<(Vec<u8>, Stamp)> {
-    let mut file = File::open(path)?;
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let mut file = options.open(path)?;
     let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
     // One more byte than the size, so the read ends without growing the buffer.
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).map_or(0, |n| n.saturating_add(1)));
     file.read_to_end(&mut bytes)?;

@@ -410,7 +410,8 @@ fn matches_metadata(
     };
     let load = || {
         let path = entry.path();
-        let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+        // Never a plain read: a FIFO in the directory would hold the listing forever.
+        let (bytes, _) = read_stamped(&path).map_err(|e| e.to_string())?;
         serde_json::from_slice::<MetadataOnly>(&bytes)
             .map(|m| m.metadata)
             .map_err(

@@ -161,3 +161,137 @@ async fn reads_agree_inline_and_on_the_pool() {
         }
     }
 }
+
+async fn open_unlocked(dir: &Path) -> LocalStorageProvider {
+    let mut config = LocalStorageConfig::new(dir);
+    config.enable_locking = false;
+    LocalStorageProvider::new(config).await.expect("open")
+}
+
+/// Without locking there is no high-water mark: a version whose time is ahead of the
+/// clock is still overwritten by one stamped after it, and identical stores in a tight
+/// loop, deletes between them, still get distinct revisions (conditional stores need
+/// locking, so only the revisions are compared).
+#[tokio::test]
+async fn without_locking_revisions_still_change_on_every_store_and_after_a_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = open_unlocked(tmp.path()).await;
+    let k = id("unlocked");
+    let mut seen = HashSet::new();
+    for round in 0..100 {
+        let written = p.store(&k, &data(7), &meta()).await.unwrap();
+        assert!(
+            seen.insert(written.clone()),
+            "revision {written} repeated in round {round}"
+        );
+        if round % 3 == 0 {
+            p.delete(&k).await.unwrap();
+        }
+    }
+    p.store(&k, &data(7), &meta()).await.unwrap();
+    let ahead = SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(p.file_path(&k))
+        .unwrap()
+        .set_modified(ahead)
+        .unwrap();
+    let before = p.revision(&k).await.unwrap();
+    let after = p.store(&k, &data(7), &meta()).await.unwrap();
+    assert!(
+        modified(&p, "unlocked") > ahead,
+        "stamped before the version it replaced"
+    );
+    assert_ne!(after, before);
+    assert_eq!(p.revision(&k).await.unwrap(), after);
+}
+
+/// Another tool rewriting the file in place with bytes of the same size (same inode, same
+/// length, the kernel's own coarse stamp): the revision changes, and a conditional store
+/// at the old one is a conflict.
+#[tokio::test]
+async fn an_in_place_rewrite_of_the_same_size_by_another_tool_changes_the_revision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = open(tmp.path()).await;
+    let k = id("edited");
+    for round in 0..50 {
+        let written = p.store(&k, &data(1), &meta()).await.unwrap();
+        let path = p.file_path(&k);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let now = p.revision(&k).await.unwrap();
+        assert_ne!(
+            now, written,
+            "round {round}: an outside rewrite hid behind the old revision"
+        );
+        assert_eq!(p.retrieve(&k).await.unwrap().revision, now);
+        let stale = p
+            .store_if(&k, &data(2), &meta(), &Precondition::Revision(written))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.kind(), ErrorKind::Conflict, "{stale}");
+    }
+}
+
+/// On a current-thread runtime no read runs inline (it would stall the only worker):
+/// answers are the same, and a read racing writes of the same id sees whole versions.
+#[tokio::test(flavor = "current_thread")]
+async fn reads_on_a_current_thread_runtime_agree_with_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Arc::new(open(tmp.path()).await);
+    let k = id("single");
+    for i in 0..50u8 {
+        let written = p.store(&k, &data(i), &meta()).await.unwrap();
+        let (a, b) = tokio::join!(p.retrieve(&k), p.revision(&k));
+        let stored = a.unwrap();
+        assert_eq!((stored.revision, stored.data), (written.clone(), data(i)));
+        assert_eq!(b.unwrap(), written);
+    }
+}
+
+/// A FIFO where a credential file belongs (left by a tool, or planted): opening it for
+/// reading would wait for a writer forever — on the calling thread when reads run inline,
+/// where no timeout can stop it. Reads refuse it at once instead.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fifo_in_place_of_a_credential_file_never_hangs_a_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let p = runtime.block_on(open(&dir));
+    let k = id("fifo");
+    // A first read decides whether reads may run inline (they may, on a local disk).
+    runtime.block_on(p.store(&id("warm"), &data(1), &meta())).unwrap();
+    runtime.block_on(p.retrieve(&id("warm"))).unwrap();
+    let fifo = p.file_path(&k);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let (p, k) = (p.clone(), k.clone());
+        std::thread::spawn(move || {
+            let answer = runtime.block_on(async {
+                // A listing that reads metadata (a tag filter) skips it.
+                let filter = nebula_credential_core::CredentialFilter::new().tag("env", "prod");
+                let listed = p.list(&filter).await;
+                (p.retrieve(&k).await.map(|s| s.revision), listed)
+            });
+            tx.send(answer).unwrap();
+        })
+    };
+    // A generous bound that only a hang exceeds.
+    let answer = rx.recv_timeout(Duration::from_secs(60));
+    if answer.is_err() {
+        // Release the stuck reader before failing.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+    }
+    reader.join().unwrap();
+    let (read, listed) = answer.expect("the read hung on the FIFO");
+    let e = read.unwrap_err();
+    assert!(!e.is_not_found(), "{e}");
+    assert_eq!(listed.unwrap(), Vec::<nebula_credential_core::CredentialId>::new());
+}

@@ -37,8 +37,11 @@
 //! # Refresh after a rejected credential
 //! When the service a credential protects rejects it (rotated elsewhere), call
 //! [`CredentialStore::refresh`](crate::CredentialStore::refresh) with the revision you
-//! were served: it refetches only if the cache still holds that revision, so 100 callers
-//! reporting the same stale credential cause one fetch, and all get the new revision.
+//! were served: it refetches unless the cache already moved past that revision (it
+//! replaced it, or an earlier refresh reported it), so 100 callers reporting the same
+//! stale credential cause one fetch, and all get the new revision. A revision the cache
+//! never held (read elsewhere, or through a watch) may be newer than the cached one: it
+//! is refetched.
 //!
 //! # Background work
 //! Revalidations run as tokio tasks (so call the cache inside a tokio runtime); they are
@@ -99,6 +102,8 @@ enum FlightKind {
 #[derive(Debug)]
 struct Flight {
     number: u64,
+    /// When it started.
+    started: Instant,
     kind: FlightKind,
     done: channel::Receiver<Option<Outcome>>,
     task: AbortHandle,
@@ -109,7 +114,23 @@ struct Flight {
 struct IdState {
     writes: u32,
     last_write: u64,
+    /// Two writes of the id ran at once since it was last idle: the order they landed
+    /// in is unknown, so none of them may fill the entry.
+    overlapped: bool,
     flight: Option<Flight>,
+}
+
+impl IdState {
+    /// Whether a read that started at `start_epoch` may still fill the entry.
+    fn fill_allowed(&self, start_epoch: u64) -> bool {
+        self.writes == 0 && self.last_write <= start_epoch
+    }
+
+    /// Whether the write of `epoch` may still fill the entry: it is the latest, and no
+    /// other write of the id ran beside it.
+    fn write_allowed(&self, epoch: u64) -> bool {
+        self.last_write == epoch && !self.overlapped
+    }
 }
 
 type Control = Mutex<HashMap<CredentialId, IdState>>;
@@ -304,6 +325,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
         });
         map.entry(id.clone()).or_default().flight = Some(Flight {
             number,
+            started: Instant::now(),
             kind,
             done: rx.clone(),
             task: task.abort_handle(),
@@ -341,20 +363,26 @@ impl<P: StorageProvider + 'static> Shared<P> {
             },
             _ => self.inner.retrieve(id).await,
         };
+        // What the entry held before (its revisions are superseded by a changed answer).
+        let previous = match (&result, known) {
+            (Ok(_), Some(known)) => Some(known),
+            (Ok(_), None) => self.entries.get(id).await,
+            (Err(_), _) => None,
+        };
         let install = {
             let map = lock(&self.control);
-            map.get(id)
-                .is_none_or(|st| st.writes == 0 && st.last_write <= start_epoch)
+            map.get(id).is_none_or(|st| st.fill_allowed(start_epoch))
+        };
+        let still = |this: &Self| {
+            lock(&this.control)
+                .get(id)
+                .is_none_or(|st| st.fill_allowed(start_epoch))
         };
         let outcome = match result {
             Ok(stored) => {
-                let slot = Arc::new(Slot::Present {
-                    stored,
-                    at: Instant::now(),
-                    epoch: start_epoch,
-                });
+                let slot = Arc::new(Slot::present(stored, Instant::now(), start_epoch, previous.as_deref()));
                 if install {
-                    self.put(id, slot.clone()).await;
+                    self.install(id, slot.clone(), still).await;
                 }
                 Ok(slot)
             }
@@ -365,7 +393,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
                             at: Instant::now(),
                             epoch: start_epoch,
                         };
-                        self.put(id, Arc::new(missing)).await;
+                        self.install(id, Arc::new(missing), still).await;
                     }
                     // Transient: keep the entry, it may be served until max_stale_ms.
                     kind if kind.is_transient() => {}
@@ -383,6 +411,18 @@ impl<P: StorageProvider + 'static> Shared<P> {
         }
         tidy(&mut map, id);
         outcome
+    }
+
+    /// Installs `slot` (unless the entry holds a newer write), then takes it out again
+    /// if `still` says a write began meanwhile: a write that began after the decision to
+    /// install and dropped the entry (a delete, or overlapping writes) must not find the
+    /// older answer installed behind it.
+    async fn install(&self, id: &CredentialId, slot: Arc<Slot>, still: impl Fn(&Self) -> bool) {
+        let epoch = slot.epoch();
+        self.put(id, slot).await;
+        if !still(self) {
+            self.remove_up_to(id, epoch).await;
+        }
     }
 
     /// Installs `slot` unless the entry holds a newer write.
@@ -495,23 +535,45 @@ impl<P: StorageProvider + 'static> Shared<P> {
 
     async fn refresh(self: &Arc<Self>, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError> {
         const ROUNDS: usize = 3;
+        // Flights numbered from here on started after the caller saw `seen` rejected:
+        // their answers are at least that recent. Older ones may predate `seen`.
+        let since = self.flights.load(Ordering::SeqCst);
+        // When the cache got `seen`, if it holds it: flights started since then answer
+        // for a backend at least as recent as `seen` too.
+        let mut held_since = None;
         for round in 0..ROUNDS {
+            let entry = self.usable(id).await;
             if let Some(seen) = seen
-                && let Some((slot, _)) = self.usable(id).await
+                && let Some((slot, _)) = &entry
+                && let Some(stored) = slot.stored()
+                && stored.revision == *seen
+            {
+                held_since = held_since.or(Some(slot.at()));
+            }
+            if let Some(seen) = seen
+                && let Some((slot, _)) = entry
                 && let Some(stored) = slot.stored()
                 && stored.revision != *seen
+                && slot.supersedes(seen)
             {
+                // The cache moved past `seen` (a revision it held, or one a refresh
+                // reported): nothing to fetch. A revision it never held may be newer
+                // than its own, so that one is fetched.
                 return Ok(stored.revision.clone());
             }
             let last = round + 1 == ROUNDS;
-            let (done, started) = if last {
+            let (done, started, recent) = {
                 let mut map = lock(&self.control);
                 match map.get(id).and_then(|st| st.flight.as_ref()) {
-                    Some(f) => (f.done.clone(), false),
-                    None => (self.start_flight(&mut map, id, FlightKind::Fetch, None), true),
+                    // Join a fetch (any flight, in the last round)...
+                    Some(f) if last || f.kind == FlightKind::Fetch => {
+                        let recent = f.number >= since || held_since.is_some_and(|at| f.started >= at);
+                        (f.done.clone(), false, recent)
+                    }
+                    // ...or wait for a flight of another kind and decide again.
+                    Some(f) => (f.done.clone(), false, false),
+                    None => (self.start_flight(&mut map, id, FlightKind::Fetch, None), true, true),
                 }
-            } else {
-                self.join_or_start(id, FlightKind::Fetch, None, &[FlightKind::Fetch])
             };
             if started {
                 self.event(CacheEvent::Refresh);
@@ -519,11 +581,19 @@ impl<P: StorageProvider + 'static> Shared<P> {
             let result = self.wait(id, done).await;
             match result {
                 Ok(slot) => {
-                    let revision = slot.stored().map(|s| s.revision.clone());
-                    if let Some(revision) = revision
-                        && (started || last || seen != Some(&revision))
-                    {
-                        return Ok(revision);
+                    if let Some(revision) = slot.stored().map(|s| s.revision.clone()) {
+                        let Some(seen) = seen else {
+                            return Ok(revision);
+                        };
+                        let moved_on = revision != *seen && (recent || slot.supersedes(seen));
+                        if recent && revision != *seen {
+                            slot.note_superseded(seen);
+                        }
+                        // A flight that started after this call answers for the
+                        // backend as it is now, even when that is still `seen`.
+                        if started || last || recent || moved_on {
+                            return Ok(revision);
+                        }
                     }
                 }
                 Err(e) if started || last => return Err(e),
@@ -554,6 +624,7 @@ impl<P: StorageProvider + 'static> Shared<P> {
         let mut map = lock(&self.control);
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         let st = map.entry(id.clone()).or_default();
+        st.overlapped |= st.writes > 0;
         st.writes += 1;
         st.last_write = epoch;
         WriteGuard {
@@ -564,29 +635,31 @@ impl<P: StorageProvider + 'static> Shared<P> {
     }
 
     /// Applies a finished write to the entry: `written` is the record now stored
-    /// (`None` after a delete); an error drops the entry (the state is unknown).
-    async fn finish_write(&self, guard: &WriteGuard, written: Result<Option<Stored>, ()>) {
-        let newest = lock(&self.control)
-            .get(&guard.id)
-            .is_some_and(|st| st.last_write == guard.epoch);
+    /// (`None` after a delete); an error drops the entry (the state is unknown), and so
+    /// does a write that overlapped another of the same id (which landed last is unknown).
+    async fn finish_write(&self, guard: &WriteGuard, previous: Option<Arc<Slot>>, written: Result<Option<Stored>, ()>) {
+        let allowed = |this: &Self| {
+            lock(&this.control)
+                .get(&guard.id)
+                .is_some_and(|st| st.write_allowed(guard.epoch))
+        };
+        let newest = allowed(self);
         match written {
             Ok(Some(stored)) if newest => {
-                let slot = Slot::Present {
-                    stored,
-                    at: Instant::now(),
-                    epoch: guard.epoch,
-                };
-                self.put(&guard.id, Arc::new(slot)).await;
+                let slot = Slot::present(stored, Instant::now(), guard.epoch, previous.as_deref());
+                self.install(&guard.id, Arc::new(slot), allowed).await;
             }
             Ok(None) if newest && self.config.not_found_ms > 0 => {
                 let slot = Slot::Missing {
                     at: Instant::now(),
                     epoch: guard.epoch,
                 };
-                self.put(&guard.id, Arc::new(slot)).await;
+                self.install(&guard.id, Arc::new(slot), allowed).await;
             }
-            Ok(Some(_)) => {}
-            _ => self.remove_up_to(&guard.id, guard.epoch).await,
+            _ if newest => self.remove_up_to(&guard.id, guard.epoch).await,
+            // Another write of the id ran beside this one: whichever entry it left may
+            // not be what the backend holds now.
+            _ => self.entries.invalidate(&guard.id).await,
         }
     }
 }
@@ -603,6 +676,9 @@ impl Drop for WriteGuard {
         let mut map = lock(&self.control);
         if let Some(st) = map.get_mut(&self.id) {
             st.writes = st.writes.saturating_sub(1);
+            if st.writes == 0 {
+                st.overlapped = false;
+            }
         }
         tidy(&mut map, &self.id);
     }
@@ -650,7 +726,7 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
     ) -> Result<Revision, StorageError> {
         let shared = &self.shared;
         let guard = shared.begin_write(id);
-        shared.entries.invalidate(id).await;
+        let previous = shared.entries.remove(id).await;
         let result = shared.inner.store_if(id, data, metadata, precondition).await;
         let written = match &result {
             Ok(revision) => Ok(Some(Stored {
@@ -660,7 +736,7 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
             })),
             Err(_) => Err(()),
         };
-        shared.finish_write(&guard, written).await;
+        shared.finish_write(&guard, previous, written).await;
         result
     }
 
@@ -684,10 +760,10 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
         let shared = &self.shared;
         let guard = shared.begin_write(id);
-        shared.entries.invalidate(id).await;
+        let previous = shared.entries.remove(id).await;
         let result = shared.inner.delete(id).await;
         shared
-            .finish_write(&guard, result.as_ref().map(|_| None).map_err(|_| ()))
+            .finish_write(&guard, previous, result.as_ref().map(|_| None).map_err(|_| ()))
             .await;
         result
     }
