@@ -16,6 +16,7 @@ mod mask;
 mod migrate_cmd;
 mod prompt;
 mod run;
+mod summary;
 mod transfer;
 
 use cli::{Cli, Command, ConfigAction, Global};

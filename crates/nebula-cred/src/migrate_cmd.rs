@@ -9,6 +9,7 @@ use nebula_credential::migrate::{MigrateOptions, MigrationOutcome, MigrationRepo
 use crate::cli::{Global, MigrateArgs};
 use crate::commands::{emit, migrate_filter};
 use crate::exit::CliError;
+use crate::summary::Summary;
 use crate::{config, context};
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
@@ -134,55 +135,39 @@ pub(crate) async fn run(global: &Global, args: &MigrateArgs, out: &mut dyn Write
 
 /// The summary: counts, then the credentials that need attention, with reasons.
 fn summary(r: &MigrationReport, from: &str, to: &str) -> String {
-    let prefix = if r.dry_run {
-        "dry run, nothing written; the counts say what would happen: "
-    } else {
-        ""
-    };
-    let mut text = format!(
-        "{prefix}migrate {from} -> {to}: {} credential(s) selected\n",
-        r.selected
+    let mut s = Summary::new(
+        r.dry_run,
+        format_args!("migrate {from} -> {to}: {} credential(s) selected", r.selected),
     );
-    let mut row = |label: &str, n: usize, note: &str| {
-        text.push_str(&format!("  {label:<18} {n:>6}{note}\n"));
-    };
-    row("copied", r.copied.len(), "");
-    row("overwritten", r.overwritten.len(), "");
-    row(
+    s.row("copied", r.copied.len(), "");
+    s.row("overwritten", r.overwritten.len(), "");
+    s.row(
         "already present",
         r.already_present.len(),
         "  (identical on the target; not written again)",
     );
-    row(
+    s.row(
         "not overwritten",
         r.not_overwritten.len(),
         "  (different on the target; --overwrite replaces them)",
     );
-    row(
+    s.row(
         "deleted meanwhile",
         r.vanished.len(),
         "  (gone from the source after listing)",
     );
-    row("failed", r.failed.len(), "");
+    s.row("failed", r.failed.len(), "");
     if !r.dry_run {
-        row("verified", r.verified, "  (read back byte-identical)");
+        s.row("verified", r.verified, "  (read back byte-identical)");
     }
-    if !r.not_overwritten.is_empty() {
-        text.push_str("not overwritten:\n");
-        for id in &r.not_overwritten {
-            text.push_str(&format!("  {id}\n"));
-        }
-    }
-    if !r.failed.is_empty() {
-        text.push_str("failed:\n");
-        for (id, why) in &r.failed {
-            text.push_str(&format!("  {id}: {why} [{}]\n", why.kind()));
-        }
-    }
+    s.ids("not overwritten", &r.not_overwritten);
+    s.failures(
+        r.failed
+            .iter()
+            .map(|(id, why)| (id.to_string(), why.to_string(), why.kind().to_string())),
+    );
     if r.unconditional {
-        text.push_str(&format!(
-            "note: {to} cannot store conditionally here, so a writer creating the same ids meanwhile may have been overwritten\n"
-        ));
+        s.unconditional(to);
     }
-    text
+    s.finish()
 }

@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 use crate::commands::emit;
 use crate::exit::CliError;
 use crate::run::{Binding, check_bindings, env_name};
+use crate::summary::Summary;
 
 /// Largest file `import` reads (a guard against a wrong path such as a disk image).
 const MAX_IMPORT_BYTES: u64 = 256 * 1024 * 1024;
@@ -631,46 +632,33 @@ fn check_records(records: &mut [Incoming], extra: &[(String, String)], shown: &s
 
 /// The summary, in the shape of `migrate`'s: counts, then what needs attention.
 fn summary(r: &ImportReport, from: &str, to: &str, dry_run: bool) -> String {
-    let prefix = if dry_run {
-        "dry run, nothing written; the counts say what would happen: "
-    } else {
-        ""
-    };
-    let mut text = format!("{prefix}import {from} -> {to}: {} credential(s) in the file\n", r.total);
-    let mut row = |label: &str, n: usize, note: &str| {
-        text.push_str(&format!("  {label:<18} {n:>6}{note}\n"));
-    };
-    row("imported", r.imported.len(), "");
-    row("overwritten", r.overwritten.len(), "");
-    row(
+    let mut s = Summary::new(
+        dry_run,
+        format_args!("import {from} -> {to}: {} credential(s) in the file", r.total),
+    );
+    s.row("imported", r.imported.len(), "");
+    s.row("overwritten", r.overwritten.len(), "");
+    s.row(
         "already present",
         r.already_present.len(),
         "  (identical in the store; not written again)",
     );
-    row(
+    s.row(
         "not overwritten",
         r.not_overwritten.len(),
         "  (different in the store; --overwrite replaces them)",
     );
-    row("failed", r.failed.len(), "");
-    if !r.not_overwritten.is_empty() {
-        text.push_str("not overwritten:\n");
-        for id in &r.not_overwritten {
-            text.push_str(&format!("  {id}\n"));
-        }
-    }
-    if !r.failed.is_empty() {
-        text.push_str("failed:\n");
-        for (id, why, kind) in &r.failed {
-            text.push_str(&format!("  {id}: {why} [{kind}]\n"));
-        }
-    }
+    s.row("failed", r.failed.len(), "");
+    s.ids("not overwritten", &r.not_overwritten);
+    s.failures(
+        r.failed
+            .iter()
+            .map(|(id, why, kind)| (id.to_string(), why.to_string(), kind.to_string())),
+    );
     if r.unconditional {
-        text.push_str(&format!(
-            "note: {to} cannot store conditionally here, so a writer creating the same ids meanwhile may have been overwritten\n"
-        ));
+        s.unconditional(to);
     }
-    text
+    s.finish()
 }
 
 /// The dotenv dialect `export` writes and `import` reads.
