@@ -503,6 +503,29 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Panics unless the workload saw the outage and survived it: some calls failed, all
+    /// `ids` hold acknowledged writes (`acknowledged` of them), none was `lost`, every read
+    /// is explained by the ledger, every failure is classified and reports its retries.
+    pub fn assert_survived<L: std::fmt::Debug>(&self, acknowledged: usize, ids: usize, lost: &[L]) {
+        assert!(self.failed > 0, "the outage went unseen: {self:?}");
+        assert_eq!(acknowledged, ids, "every id has acknowledged writes");
+        assert!(lost.is_empty(), "acknowledged writes lost: {lost:#?}");
+        assert!(
+            self.wrong_reads.is_empty(),
+            "reads the ledger cannot explain: {:#?}",
+            self.wrong_reads
+        );
+        assert!(
+            self.misclassified.is_empty(),
+            "misclassified failures: {:#?}",
+            self.misclassified
+        );
+        assert_eq!(
+            self.retried, self.failed,
+            "every failure reports the Retry layer's attempts"
+        );
+    }
+
     fn failure(&mut self, what: &str, e: &StorageError) {
         self.failed += 1;
         *self.kinds.entry(e.kind().as_str()).or_default() += 1;

@@ -128,23 +128,7 @@ async fn restart_of_openbao_killed_mid_workload_comes_back_with_every_acknowledg
         tally.kinds
     );
 
-    assert!(tally.failed > 0, "the outage went unseen: {tally:?}");
-    assert_eq!(acknowledged, ids.len(), "every id has acknowledged writes");
-    assert!(lost.is_empty(), "acknowledged writes lost: {lost:#?}");
-    assert!(
-        tally.wrong_reads.is_empty(),
-        "reads the ledger cannot explain: {:#?}",
-        tally.wrong_reads
-    );
-    assert!(
-        tally.misclassified.is_empty(),
-        "misclassified failures: {:#?}",
-        tally.misclassified
-    );
-    assert_eq!(
-        tally.retried, tally.failed,
-        "every failure reports the Retry layer's attempts"
-    );
+    tally.assert_survived(acknowledged, ids.len(), &lost);
     assert!(
         idle_to.renewals >= idle_from.renewals + 2,
         "the renewal task does not renew after the restart: {idle_from:?} -> {idle_to:?}"
