@@ -278,8 +278,10 @@ fn a_ctrl_c_typed_at_the_terminal_reaches_the_child_once() {
         select(undef, undef, undef, 0.05) while $n == 0;
         select(undef, undef, undef, 0.05) for 1 .. 10;
         open(my $f, ">", $ARGV[0]) or die; print $f "$n\n";"#;
+    // `exec`: the shell must not stay in the terminal's foreground group, where the
+    // Ctrl-C would end it (and with it the session) before nebula-cred reports.
     let line = format!(
-        "{BIN} --config {} --key-file {} run --id api_key -- perl -e '{child}' {}",
+        "exec {BIN} --config {} --key-file {} run --id api_key -- perl -e '{child}' {}",
         f.config.display(),
         f.key.display(),
         mark.display()

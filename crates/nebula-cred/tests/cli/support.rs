@@ -163,8 +163,11 @@ pub(crate) fn on_terminal_answering(line: &str, answers: &[(&str, &str)]) -> Out
     for var in VARS {
         command.env_remove(var);
     }
+    // `script` runs the line with `$SHELL -c`: pin it, so the line meets the same shell
+    // (dash, which does not exec a lone command) wherever the tests run.
     let mut child = command
         .args(["-qec", line, "/dev/null"])
+        .env("SHELL", "/bin/sh")
         .env("XDG_CONFIG_HOME", NO_CONFIG_HOME)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
