@@ -68,7 +68,7 @@ use tokio::time::Instant;
 
 pub use config::CacheConfig;
 pub(crate) use watch::Watchers;
-pub use watch::{Change, CredentialWatch};
+pub use watch::{Change, CredentialWatch, PollFailure, WatchEvent, WatchHealth};
 
 /// The pollers' source of state, for [`CredentialStore`](crate::CredentialStore).
 pub(crate) mod watch_source {
