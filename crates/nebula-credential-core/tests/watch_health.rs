@@ -262,3 +262,47 @@ async fn throttled_polls_back_off_and_recover_their_period() {
     let polls = reads(&backend) - before;
     assert!((9..=12).contains(&polls), "{polls} polls in 10.5 periods once answered");
 }
+
+/// With no failure at all, `next_event` is a change feed; mixed with `changed`, each
+/// change is reported once, by whichever asked first.
+async fn changes_as_events(cached: bool) {
+    let backend = Counting::new();
+    let (store, other) = stores(&backend, cached);
+    let id = id("token");
+    other.put(&id, b"v1", Tags::new()).await.unwrap();
+    let mut watch = store.watch(&id).await.unwrap();
+    other.put(&id, b"v2", Tags::new()).await.unwrap();
+    let WatchEvent::Changed(change) = next(&mut watch).await else {
+        panic!("expected Changed")
+    };
+    assert_eq!(version(&change), 2);
+    other.put(&id, b"v3", Tags::new()).await.unwrap();
+    let change = tokio::time::timeout(ONE_POLL, watch.changed()).await.unwrap().unwrap();
+    assert_eq!(version(&change), 3);
+    quiet(&mut watch, Duration::from_secs(3)).await;
+
+    // A recovery that brings a change: `Recovered` from next_event, the change from changed().
+    backend.fail_reads(Some(Failure::Unavailable));
+    assert!(matches!(next(&mut watch).await, WatchEvent::Failing(_)));
+    other.put(&id, b"v4", Tags::new()).await.unwrap();
+    backend.fail_reads(None);
+    assert!(matches!(next(&mut watch).await, WatchEvent::Recovered(_)));
+    let change = tokio::time::timeout(Duration::ZERO, watch.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(version(&change), 4);
+    quiet(&mut watch, Duration::from_secs(3)).await;
+    other.delete(&id).await.unwrap();
+    assert_eq!(next(&mut watch).await, WatchEvent::Changed(Change::Deleted));
+}
+
+#[tokio::test(start_paused = true)]
+async fn next_event_reports_each_change_once_alongside_changed() {
+    changes_as_events(true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn next_event_reports_each_change_once_without_a_cache() {
+    changes_as_events(false).await;
+}

@@ -101,6 +101,9 @@ pub struct CredentialWatch {
     /// The health transition [`next_event`](Self::next_event) reported last (a new watch
     /// starts from "healthy", so a failure in progress is its first event).
     seen_health: HealthKey,
+    /// A change that woke [`next_event`](Self::next_event) (which marked it seen in the
+    /// channel) and is not reported yet.
+    change_pending: bool,
 }
 
 impl CredentialWatch {
@@ -108,7 +111,7 @@ impl CredentialWatch {
     /// (see [`health`](Self::health)); it fails only when the store was dropped (nothing
     /// polls any more).
     pub async fn changed(&mut self) -> Result<Change, StorageError> {
-        if self.receiver.changed().await.is_err() {
+        if !std::mem::take(&mut self.change_pending) && self.receiver.changed().await.is_err() {
             return Err(self.dropped());
         }
         Ok(self.receiver.borrow_and_update().clone())
@@ -126,23 +129,29 @@ impl CredentialWatch {
             if let Some(event) = self.pending() {
                 return Ok(event);
             }
+            // Either wakes on a notification, and marks it seen: a change is kept in
+            // `change_pending` until reported.
             let woken = {
                 let mut state = pin!(self.receiver.changed());
                 let mut health = pin!(self.health.changed());
                 poll_fn(|cx| match health.as_mut().poll(cx) {
-                    Poll::Ready(result) => Poll::Ready(result),
-                    Poll::Pending => state.as_mut().poll(cx),
+                    Poll::Ready(result) => Poll::Ready(result.map(|()| false)),
+                    Poll::Pending => state.as_mut().poll(cx).map(|result| result.map(|()| true)),
                 })
                 .await
             };
-            if woken.is_err() {
-                return Err(self.dropped());
+            match woken {
+                Ok(changed) => self.change_pending |= changed,
+                Err(_) => return Err(self.dropped()),
             }
         }
     }
 
     /// The event not yet reported, if any: a recovery, then a change, then a failure.
     fn pending(&mut self) -> Option<WatchEvent> {
+        // The state first: the poller publishes a poll's health before its state, so the
+        // health read next holds the recovery that came with a change seen here.
+        let state_changed = self.change_pending || self.receiver.borrow().has_changed();
         let health = self.health.borrow_and_update().clone();
         let key = health.key();
         if key.is_none() && self.seen_health.is_some() {
@@ -151,11 +160,9 @@ impl CredentialWatch {
                 return Some(WatchEvent::Recovered(ended.clone()));
             }
         }
-        {
-            let state = self.receiver.borrow_and_update();
-            if state.has_changed() {
-                return Some(WatchEvent::Changed(state.clone()));
-            }
+        if state_changed {
+            self.change_pending = false;
+            return Some(WatchEvent::Changed(self.receiver.borrow_and_update().clone()));
         }
         if key != self.seen_health {
             self.seen_health = key;
@@ -277,6 +284,7 @@ impl Watchers {
             receiver,
             health,
             seen_health: None,
+            change_pending: false,
         };
         if let Some(receivers) = self.subscribe(id) {
             return Ok(subscribe(receivers));
