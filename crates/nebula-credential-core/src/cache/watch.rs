@@ -124,6 +124,9 @@ impl CredentialWatch {
     /// subscriber slower than the poller sees changes (and failures that came and went)
     /// merged. When one poll both recovers and finds a change, `Recovered` comes first,
     /// then `Changed`. A watch created while polls fail reports `Failing` first.
+    ///
+    /// Cancel safe: dropping the future before it is ready loses no event, so it can sit
+    /// in a `tokio::select!` loop or under a timeout.
     pub async fn next_event(&mut self) -> Result<WatchEvent, StorageError> {
         loop {
             if let Some(event) = self.pending() {
