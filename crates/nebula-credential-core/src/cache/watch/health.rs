@@ -44,8 +44,9 @@ impl WatchHealth {
 /// A run of consecutive failed polls of one watched credential (an outage, throttling,
 /// revoked access, …).
 ///
-/// `failures`, `last`, `message` and [`duration`](Self::duration) keep growing while the
-/// run lasts (read them again with [`CredentialWatch::health`](super::CredentialWatch::health));
+/// A copy: the poller updates `failures`, `last`, `message` and
+/// [`duration`](Self::duration) on each failed poll of the run (read them again with
+/// [`CredentialWatch::health`](super::CredentialWatch::health));
 /// a new [`WatchEvent::Failing`] is reported only when the run starts and when the
 /// error changes kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
