@@ -267,7 +267,8 @@ impl CredentialStore {
     /// [`Change`](crate::cache::Change) each time the credential changes or is deleted.
     /// One poller per id asks the backend for the revision every `poll_ms` (±10 %),
     /// however many watches exist; it stops when the last watch is dropped, or when this
-    /// store is. Fails when the first read of the current state fails.
+    /// store is. Fails when the first read of the current state fails (joining a running
+    /// poller reads nothing); later failed polls never end a watch: see [`CredentialWatch`].
     pub async fn watch(&self, id: &CredentialId) -> Result<CredentialWatch, StorageError> {
         let source = match &self.cache {
             Some(cache) => Source::Cache(cache.clone()),

@@ -9,9 +9,10 @@ use std::time::Duration;
 use metrics::{
     Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
-use nebula_credential_core::cache::{CacheConfig, Cached};
+use nebula_credential_core::cache::{CacheConfig, Cached, WatchEvent};
 use nebula_credential_core::{
-    CredentialStore, EncryptionKey, Keyring, MemoryProvider, RetryPolicy, StorageMetrics, Tags, Timeouts, layers,
+    CredentialStore, EncryptionKey, Keyring, MemoryProvider, Operation, RetryPolicy, StorageError, StorageMetrics,
+    Tags, Timeouts, layers,
 };
 
 #[derive(Default)]
@@ -152,4 +153,46 @@ fn operations_and_cache_events_reach_the_recorder_with_their_labels() {
     assert_eq!(cache("stale_served"), 1);
     assert_eq!(cache("revalidation_unchanged"), 1);
     assert_eq!(cache("miss"), 2, "put's read and the missing get");
+}
+
+#[test]
+fn failed_watch_polls_are_counted_by_kind() {
+    let capture = Capture::default();
+    metrics::with_local_recorder(&capture, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let memory = MemoryProvider::new();
+                let store = CredentialStore::new(Arc::new(memory.clone()), Keyring::new(EncryptionKey::generate()))
+                    .with_watch_poll(Duration::from_secs(1));
+                let id = "token".parse().unwrap();
+                store.put(&id, b"v1", Tags::new()).await.unwrap();
+                let mut watch = store.watch(&id).await.unwrap();
+                for _ in 0..2 {
+                    memory.fail_next_with(StorageError::unavailable("memory", Operation::Revision, Some(&id)));
+                }
+                memory.fail_next_with(StorageError::throttled("memory", Operation::Revision, Some(&id)));
+                let mut events = Vec::new();
+                while events.len() < 3 {
+                    let event = tokio::time::timeout(Duration::from_secs(5), watch.next_event()).await;
+                    events.push(event.unwrap().unwrap());
+                }
+                assert!(
+                    matches!(
+                        &events[..],
+                        [WatchEvent::Failing(_), WatchEvent::Failing(_), WatchEvent::Recovered(_)]
+                    ),
+                    "{events:#?}"
+                );
+            });
+    });
+    let failures = |kind: &str| {
+        capture.count(&format!(
+            "nebula_credential_watch_poll_failures_total{{kind={kind},provider=memory}}"
+        ))
+    };
+    assert_eq!((failures("unavailable"), failures("throttled")), (2, 1));
 }

@@ -57,6 +57,6 @@ pub mod prelude {
         CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, EncryptionKey, Keyring, StorageConfig,
         StorageError, StorageMetrics, StorageProvider, Tags, open, open_store, open_with_metrics,
     };
-    pub use nebula_credential_core::cache::{CacheConfig, Change, CredentialWatch};
+    pub use nebula_credential_core::cache::{CacheConfig, Change, CredentialWatch, WatchEvent, WatchHealth};
     pub use nebula_credential_core::secrecy::{ExposeSecret, SecretString};
 }

@@ -43,6 +43,13 @@
 //! never held (read elsewhere, or through a watch) may be newer than the cached one: it
 //! is refetched.
 //!
+//! # Watch
+//! [`CredentialStore::watch`](crate::CredentialStore::watch) polls through the cache every
+//! [`poll_ms`](CacheConfig::poll_ms), one poller per id. A failed poll never ends a watch:
+//! [`CredentialWatch::health`] and [`CredentialWatch::next_event`] say when polls fail
+//! (error kind, since when, how many in a row) and when they answer again; see
+//! [`CredentialWatch`].
+//!
 //! # Background work
 //! Revalidations run as tokio tasks (so call the cache inside a tokio runtime); they are
 //! aborted when the last handle of the cache is dropped, and each backend call in them
@@ -68,7 +75,7 @@ use tokio::time::Instant;
 
 pub use config::CacheConfig;
 pub(crate) use watch::Watchers;
-pub use watch::{Change, CredentialWatch};
+pub use watch::{Change, CredentialWatch, PollFailure, WatchEvent, WatchHealth};
 
 /// The pollers' source of state, for [`CredentialStore`](crate::CredentialStore).
 pub(crate) mod watch_source {

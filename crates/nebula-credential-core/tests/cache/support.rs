@@ -17,6 +17,7 @@ use nebula_credential_core::{
 pub enum Failure {
     Unavailable,
     PermissionDenied,
+    Throttled,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +89,7 @@ impl Counting {
                 Some(id),
                 "grant read access",
             )),
+            Some(Failure::Throttled) => Err(StorageError::throttled("counting", op, Some(id))),
             None => answer,
         }
     }
