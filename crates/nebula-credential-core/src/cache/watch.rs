@@ -43,12 +43,13 @@ pub enum Change {
 ///
 /// One poller per id asks the backend for the [`Revision`] every `poll_ms` (±10 %
 /// jitter), however many watches of that id exist; it stops when the last one is
-/// dropped.
+/// dropped (even while a poll is waiting for the backend).
 ///
 /// # When polls fail
 /// A failed poll never ends a watch: the poller keeps polling at its period (while the
 /// backend throttles, it backs off: the pause doubles with each throttled poll in a row,
-/// up to 8 × `poll_ms`, and is at least the backend's `Retry-After`), so
+/// up to 8 × `poll_ms`, and is at least the backend's `Retry-After`, honoured up to one
+/// day), so
 /// [`changed`](Self::changed) goes on waiting through an outage and reports the changes
 /// made meanwhile once polls answer again. To tell "nothing changed" from "cannot see":
 /// - [`health`](Self::health) says now whether the latest poll failed, and if so the
@@ -343,9 +344,10 @@ impl Watchers {
     }
 }
 
-/// `period` ±10 %.
+/// `period` ±10 %, saturating at [`Duration::MAX`] (`period × 1.1` overflows for a huge
+/// period, and a panic would leave the poller's watches deaf).
 fn jittered(period: Duration) -> Duration {
-    period.mul_f64(rand::random_range(0.9..=1.1))
+    Duration::try_from_secs_f64(period.as_secs_f64() * rand::random_range(0.9..=1.1)).unwrap_or(Duration::MAX)
 }
 
 /// Where a poller publishes what it finds.
@@ -376,7 +378,21 @@ async fn poll(
             break;
         }
         let current = sender.borrow().clone();
-        match source.state(&id, &current).await {
+        // The last watch may go while a poll hangs (an outage without a timeout): stop
+        // then too, rather than hold the backend until it answers.
+        let polled = {
+            let mut state = pin!(source.state(&id, &current));
+            let mut closed = pin!(sender.closed());
+            poll_fn(|cx| match closed.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => state.as_mut().poll(cx).map(Some),
+            })
+            .await
+        };
+        let Some(polled) = polled else {
+            break;
+        };
+        match polled {
             Ok(next) => {
                 // The recovery first: subscribers then see the change it brought.
                 health::answered(&health, &id, provider);
