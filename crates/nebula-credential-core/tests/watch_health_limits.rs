@@ -8,11 +8,14 @@ mod support;
 mod watching;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nebula_credential_core::cache::{WatchEvent, WatchHealth};
 use nebula_credential_core::{
-    CredentialStore, ErrorKind, Keyring, MemoryProvider, Operation, StorageError, StorageProvider, Tags,
+    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, EncryptedData, ErrorKind,
+    Keyring, MemoryProvider, Operation, Precondition, Revision, StorageError, StorageProvider, Stored, Tags,
+    async_trait,
 };
 use support::{Counting, id};
 use watching::{ONE_POLL, key, next, reads, stores};
@@ -126,4 +129,79 @@ async fn a_poll_failure_never_carries_the_errors_source() {
     assert!(!shown.contains(SECRET), "{shown}");
     assert!(shown.contains("'db_password'"), "{shown}");
     assert_eq!(memory.provider_name(), "memory");
+}
+
+/// Memory whose `revision` panics while `panics` is set (a provider bug).
+#[derive(Debug, Clone, Default)]
+struct Panicky {
+    memory: MemoryProvider,
+    panics: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl StorageProvider for Panicky {
+    fn provider_name(&self) -> &'static str {
+        "panicky"
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.memory.capabilities()
+    }
+    async fn store_if(
+        &self,
+        id: &CredentialId,
+        data: &EncryptedData,
+        metadata: &CredentialMetadata,
+        precondition: &Precondition,
+    ) -> Result<Revision, StorageError> {
+        self.memory.store_if(id, data, metadata, precondition).await
+    }
+    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
+        self.memory.retrieve(id).await
+    }
+    async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
+        self.memory.delete(id).await
+    }
+    async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
+        self.memory.list(filter).await
+    }
+    async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
+        self.memory.exists(id).await
+    }
+    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
+        assert!(
+            !self.panics.load(Ordering::SeqCst),
+            "a provider bug (expected by this test)"
+        );
+        self.memory.revision(id).await
+    }
+}
+
+/// A provider that panics in a poll (a bug): the watch says so, as a failed poll of kind
+/// `Backend`, and polling goes on, rather than the poller dying and leaving its watches
+/// deaf while `health()` says healthy.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_poll_is_reported_as_a_failure_and_polling_goes_on() {
+    let backend = Panicky::default();
+    let store =
+        CredentialStore::new(Arc::new(backend.clone()), Keyring::new(key())).with_watch_poll(Duration::from_secs(1));
+    let id = id("db_password");
+    store.put(&id, b"v1", Tags::new()).await.unwrap();
+    let mut watch = store.watch(&id).await.unwrap();
+    backend.panics.store(true, Ordering::SeqCst);
+    let WatchEvent::Failing(failure) = next(&mut watch).await else {
+        panic!("expected Failing")
+    };
+    assert_eq!(failure.kind, ErrorKind::Backend);
+    assert!(failure.message.contains("panicked"), "{failure}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        watch.health().failure().is_some_and(|f| f.failures >= 5),
+        "{:?}",
+        watch.health()
+    );
+
+    backend.panics.store(false, Ordering::SeqCst);
+    assert!(matches!(next(&mut watch).await, WatchEvent::Recovered(_)));
+    store.put(&id, b"v2", Tags::new()).await.unwrap();
+    assert!(matches!(next(&mut watch).await, WatchEvent::Changed(_)));
 }

@@ -5,6 +5,7 @@ mod health;
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::Poll;
@@ -60,8 +61,10 @@ pub enum Change {
 /// Revoked access (`PermissionDenied`, `AuthenticationFailed`) is reported the same way
 /// ([`PollFailure::is_access_denied`]) and does not end the watch either: access is often
 /// restored (a policy fixed, a token renewed) and the watch then carries on by itself; a
-/// subscriber that prefers to stop decides so from the event. Only the store being
-/// dropped ends a watch (every method then fails).
+/// subscriber that prefers to stop decides so from the event. A provider that panics
+/// in a poll (a bug) is reported the same way, as a failure of kind
+/// [`Backend`](crate::ErrorKind::Backend). Only the store being dropped ends a watch
+/// (every method then fails).
 ///
 /// The log says the same once per transition: a warning when polls start failing and
 /// when the error changes kind, an info line when they answer again (repeated failures
@@ -350,6 +353,16 @@ fn jittered(period: Duration) -> Duration {
     Duration::try_from_secs_f64(period.as_secs_f64() * rand::random_range(0.9..=1.1)).unwrap_or(Duration::MAX)
 }
 
+/// The failure of a poll whose provider panicked (the panic itself went to the panic hook).
+fn panicked(provider: &'static str, id: &CredentialId) -> StorageError {
+    StorageError::backend(
+        provider,
+        Operation::Revision,
+        Some(id),
+        "the provider panicked during this poll (a bug: see the panic message); polling goes on, report it to the provider's maintainers",
+    )
+}
+
 /// Where a poller publishes what it finds.
 struct Publish {
     state: channel::Sender<Change>,
@@ -379,13 +392,17 @@ async fn poll(
         }
         let current = sender.borrow().clone();
         // The last watch may go while a poll hangs (an outage without a timeout): stop
-        // then too, rather than hold the backend until it answers.
+        // then too, rather than hold the backend until it answers. A provider that
+        // panics fails this poll (the poller would die, its watches deaf and "healthy").
         let polled = {
             let mut state = pin!(source.state(&id, &current));
             let mut closed = pin!(sender.closed());
             poll_fn(|cx| match closed.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(None),
-                Poll::Pending => state.as_mut().poll(cx).map(Some),
+                Poll::Pending => match catch_unwind(AssertUnwindSafe(|| state.as_mut().poll(cx))) {
+                    Ok(polled) => polled.map(Some),
+                    Err(_) => Poll::Ready(Some(Err(panicked(provider, &id)))),
+                },
             })
             .await
         };
