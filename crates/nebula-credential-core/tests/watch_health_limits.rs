@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nebula_credential_core::cache::{WatchEvent, WatchHealth};
+use secrecy::ExposeSecret;
+
+use nebula_credential_core::cache::{CacheConfig, Cached, WatchEvent, WatchHealth};
 use nebula_credential_core::{
     Capabilities, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, EncryptedData, ErrorKind,
-    Keyring, MemoryProvider, Operation, Precondition, Revision, StorageError, StorageProvider, Stored, Tags,
-    async_trait,
+    Keyring, MemoryProvider, Operation, Precondition, Revision, StorageError, StorageMetrics, StorageProvider, Stored,
+    Tags, async_trait,
 };
 use support::{Counting, id};
 use watching::{ONE_POLL, key, next, reads, stores};
@@ -178,12 +180,20 @@ impl StorageProvider for Panicky {
 
 /// A provider that panics in a poll (a bug): the watch says so, as a failed poll of kind
 /// `Backend`, and polling goes on, rather than the poller dying and leaving its watches
-/// deaf while `health()` says healthy.
-#[tokio::test(start_paused = true)]
-async fn a_panicking_poll_is_reported_as_a_failure_and_polling_goes_on() {
+/// deaf while `health()` says healthy; once the provider answers again, so does the
+/// watch (through a cache too: the panicked read must not stay in flight for ever).
+async fn panicking_poll(cached: bool) {
     let backend = Panicky::default();
-    let store =
-        CredentialStore::new(Arc::new(backend.clone()), Keyring::new(key())).with_watch_poll(Duration::from_secs(1));
+    let store = if cached {
+        let config = CacheConfig {
+            poll_ms: 1_000,
+            ..CacheConfig::default()
+        };
+        let cache = Cached::with_metrics(backend.clone(), config, Arc::new(StorageMetrics::new())).unwrap();
+        CredentialStore::with_cache(cache, Keyring::new(key()))
+    } else {
+        CredentialStore::new(Arc::new(backend.clone()), Keyring::new(key())).with_watch_poll(Duration::from_secs(1))
+    };
     let id = id("db_password");
     store.put(&id, b"v1", Tags::new()).await.unwrap();
     let mut watch = store.watch(&id).await.unwrap();
@@ -204,4 +214,15 @@ async fn a_panicking_poll_is_reported_as_a_failure_and_polling_goes_on() {
     assert!(matches!(next(&mut watch).await, WatchEvent::Recovered(_)));
     store.put(&id, b"v2", Tags::new()).await.unwrap();
     assert!(matches!(next(&mut watch).await, WatchEvent::Changed(_)));
+    assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_poll_is_reported_as_a_failure_and_polling_goes_on() {
+    panicking_poll(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_read_through_the_cache_is_reported_and_the_watch_recovers() {
+    panicking_poll(true).await;
 }
