@@ -53,6 +53,27 @@ async fn the_last_watch_dropped_while_a_poll_hangs_stops_the_poller() {
     );
 }
 
+/// The last watch dropped while the poller waits out a long `Retry-After`: it stops at
+/// once, not when the wait ends.
+#[tokio::test(start_paused = true)]
+async fn the_last_watch_dropped_during_a_throttle_back_off_stops_the_poller() {
+    let memory = MemoryProvider::new();
+    let store =
+        CredentialStore::new(Arc::new(memory.clone()), Keyring::new(key())).with_watch_poll(Duration::from_secs(1));
+    let id = id("db_password");
+    store.put(&id, b"v1", Tags::new()).await.unwrap();
+    let unwatched = Arc::strong_count(store.provider());
+    let mut watch = store.watch(&id).await.unwrap();
+    memory.fail_next_with(
+        StorageError::throttled("memory", Operation::Revision, Some(&id))
+            .with_retry_after(Some(Duration::from_secs(3600))),
+    );
+    assert!(matches!(next(&mut watch).await, WatchEvent::Failing(_)));
+    drop(watch);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!((store.watched(), Arc::strong_count(store.provider())), (0, unwatched));
+}
+
 /// A poll period too large for `period × 1.1` (`with_watch_poll` takes any duration,
 /// e.g. `Duration::MAX` for "hardly ever"): every poller lives on (none panics on its
 /// jitter, which would leave its watches silently deaf while `watched()` still counts
