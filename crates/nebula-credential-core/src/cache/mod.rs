@@ -153,6 +153,46 @@ fn tidy(map: &mut HashMap<CredentialId, IdState>, id: &CredentialId) {
     }
 }
 
+/// Where a flight's outcome goes; ends a flight whose backend call panicked (a provider
+/// bug): forgets it, so the next read of the id starts another instead of joining a dead
+/// one for ever, and gives its waiters an error saying so.
+struct Landing {
+    control: Arc<Control>,
+    id: CredentialId,
+    number: u64,
+    done: channel::Sender<Option<Outcome>>,
+    provider: &'static str,
+    kind: FlightKind,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        {
+            let mut map = lock(&self.control);
+            if let Some(st) = map.get_mut(&self.id)
+                && st.flight.as_ref().is_some_and(|f| f.number == self.number)
+            {
+                st.flight = None;
+            }
+            tidy(&mut map, &self.id);
+        }
+        let operation = match self.kind {
+            FlightKind::Fetch => Operation::Retrieve,
+            FlightKind::Revalidate => Operation::Revision,
+        };
+        let error = StorageError::backend(
+            self.provider,
+            operation,
+            Some(&self.id),
+            "the provider panicked during this read (a bug: see the panic message); read again, and report it to the provider's maintainers",
+        );
+        self.done.send_replace(Some(Err(Arc::new(error))));
+    }
+}
+
 /// Aborts the background tasks when the last handle of the cache goes.
 #[derive(Debug)]
 struct Guard {
@@ -326,9 +366,17 @@ impl<P: StorageProvider + 'static> Shared<P> {
         let number = self.flights.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         let flight_id = id.clone();
+        let landing = Landing {
+            control: self.control.clone(),
+            id: id.clone(),
+            number,
+            done: tx,
+            provider: self.provider,
+            kind,
+        };
         let task = tokio::spawn(async move {
             let outcome = this.fly(&flight_id, kind, known, start_epoch, number).await;
-            tx.send_replace(Some(outcome));
+            landing.done.send_replace(Some(outcome));
         });
         map.entry(id.clone()).or_default().flight = Some(Flight {
             number,

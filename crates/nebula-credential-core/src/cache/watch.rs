@@ -5,6 +5,7 @@ mod health;
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::Poll;
@@ -43,12 +44,13 @@ pub enum Change {
 ///
 /// One poller per id asks the backend for the [`Revision`] every `poll_ms` (±10 %
 /// jitter), however many watches of that id exist; it stops when the last one is
-/// dropped.
+/// dropped (even while a poll is waiting for the backend).
 ///
 /// # When polls fail
 /// A failed poll never ends a watch: the poller keeps polling at its period (while the
 /// backend throttles, it backs off: the pause doubles with each throttled poll in a row,
-/// up to 8 × `poll_ms`, and is at least the backend's `Retry-After`), so
+/// up to 8 × `poll_ms`, and is at least the backend's `Retry-After`, honoured up to one
+/// day), so
 /// [`changed`](Self::changed) goes on waiting through an outage and reports the changes
 /// made meanwhile once polls answer again. To tell "nothing changed" from "cannot see":
 /// - [`health`](Self::health) says now whether the latest poll failed, and if so the
@@ -59,8 +61,10 @@ pub enum Change {
 /// Revoked access (`PermissionDenied`, `AuthenticationFailed`) is reported the same way
 /// ([`PollFailure::is_access_denied`]) and does not end the watch either: access is often
 /// restored (a policy fixed, a token renewed) and the watch then carries on by itself; a
-/// subscriber that prefers to stop decides so from the event. Only the store being
-/// dropped ends a watch (every method then fails).
+/// subscriber that prefers to stop decides so from the event. A provider that panics
+/// in a poll (a bug) is reported the same way, as a failure of kind
+/// [`Backend`](crate::ErrorKind::Backend). Only the store being dropped ends a watch
+/// (every method then fails).
 ///
 /// The log says the same once per transition: a warning when polls start failing and
 /// when the error changes kind, an info line when they answer again (repeated failures
@@ -343,9 +347,20 @@ impl Watchers {
     }
 }
 
-/// `period` ±10 %.
+/// `period` ±10 %, saturating at [`Duration::MAX`] (`period × 1.1` overflows for a huge
+/// period, and a panic would leave the poller's watches deaf).
 fn jittered(period: Duration) -> Duration {
-    period.mul_f64(rand::random_range(0.9..=1.1))
+    Duration::try_from_secs_f64(period.as_secs_f64() * rand::random_range(0.9..=1.1)).unwrap_or(Duration::MAX)
+}
+
+/// The failure of a poll whose provider panicked (the panic itself went to the panic hook).
+fn panicked(provider: &'static str, id: &CredentialId) -> StorageError {
+    StorageError::backend(
+        provider,
+        Operation::Revision,
+        Some(id),
+        "the provider panicked during this poll (a bug: see the panic message); polling goes on, report it to the provider's maintainers",
+    )
 }
 
 /// Where a poller publishes what it finds.
@@ -376,7 +391,25 @@ async fn poll(
             break;
         }
         let current = sender.borrow().clone();
-        match source.state(&id, &current).await {
+        // The last watch may go while a poll hangs (an outage without a timeout): stop
+        // then too, rather than hold the backend until it answers. A provider that
+        // panics fails this poll (the poller would die, its watches deaf and "healthy").
+        let polled = {
+            let mut state = pin!(source.state(&id, &current));
+            let mut closed = pin!(sender.closed());
+            poll_fn(|cx| match closed.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => match catch_unwind(AssertUnwindSafe(|| state.as_mut().poll(cx))) {
+                    Ok(polled) => polled.map(Some),
+                    Err(_) => Poll::Ready(Some(Err(panicked(provider, &id)))),
+                },
+            })
+            .await
+        };
+        let Some(polled) = polled else {
+            break;
+        };
+        match polled {
             Ok(next) => {
                 // The recovery first: subscribers then see the change it brought.
                 health::answered(&health, &id, provider);

@@ -163,6 +163,11 @@ enum Transition {
 /// polls (so up to 8 × the poll period).
 const MAX_THROTTLE_DOUBLINGS: u32 = 3;
 
+/// The longest `Retry-After` a poller honours (one day, the longest period
+/// [`CacheConfig`](crate::cache::CacheConfig) accepts): a bogus or hostile header must
+/// not leave a watch blind for years.
+const MAX_RETRY_AFTER: Duration = Duration::from_millis(crate::cache::CacheConfig::MAX_AGE_MS);
+
 impl HealthState {
     pub(super) fn health(&self) -> &WatchHealth {
         &self.health
@@ -180,14 +185,14 @@ impl HealthState {
     /// How long the poller waits before its next poll, `base` being the jittered poll
     /// period: `base` itself, except while the backend throttles, when the pause doubles
     /// with each throttled poll in a row (up to 8 × `base`) and is at least the
-    /// `Retry-After` the backend sent.
+    /// `Retry-After` the backend sent (up to [`MAX_RETRY_AFTER`]).
     pub(super) fn pause(&self, base: Duration) -> Duration {
         if self.throttled == 0 {
             return base;
         }
         let doublings = (self.throttled - 1).min(MAX_THROTTLE_DOUBLINGS);
         base.saturating_mul(1 << doublings)
-            .max(self.retry_after.unwrap_or_default())
+            .max(self.retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
     }
 
     fn fail(&mut self, error: &StorageError) -> Transition {
@@ -370,6 +375,12 @@ mod tests {
             state.pause(base),
             Duration::from_secs(60),
             "the backend's Retry-After wins"
+        );
+        state.fail(&throttled(Some(Duration::MAX)));
+        assert_eq!(
+            state.pause(base),
+            MAX_RETRY_AFTER,
+            "a Retry-After past a day waits a day"
         );
         state.recover();
         assert_eq!(state.pause(base), base);
