@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nebula_credential_core::Tags;
+use nebula_credential_core::{ErrorKind, Tags};
 use support::{Counting, Failure, id};
 use watching::{next, quiet, stores};
 
@@ -61,6 +61,15 @@ async fn logs_warn_once_per_transition_and_say_when_polls_answer_again() {
     next(&mut watch).await;
     quiet(&mut watch, Duration::from_secs(30)).await;
     assert_eq!(captured.lines("WARN").len(), 1, "30 failed polls, one warning");
+    // An outage that turns into throttling is the same outage: no event, no warning.
+    backend.fail_reads(Some(Failure::Throttled));
+    quiet(&mut watch, Duration::from_secs(60)).await;
+    assert_eq!(captured.lines("WARN").len(), 1, "throttled polls within the outage");
+    assert_eq!(watch.health().failure().map(|f| f.kind), Some(ErrorKind::Throttled));
+    // Back to unavailable (which ends the throttling back-off): still the same outage.
+    backend.fail_reads(Some(Failure::Unavailable));
+    quiet(&mut watch, Duration::from_secs(30)).await;
+    assert_eq!(captured.lines("WARN").len(), 1, "unavailable again within the outage");
     backend.fail_reads(Some(Failure::PermissionDenied));
     next(&mut watch).await;
     quiet(&mut watch, Duration::from_secs(30)).await;

@@ -56,7 +56,8 @@ pub enum Change {
 /// - [`health`](Self::health) says now whether the latest poll failed, and if so the
 ///   [`PollFailure`]: its error kind and message, since when, how many polls in a row;
 /// - [`next_event`](Self::next_event) waits for whichever comes first: a change, polls
-///   starting to fail (or failing with another kind), or polls answering again.
+///   starting to fail (or failing with another class of error: see [`PollFailure`]), or
+///   polls answering again.
 ///
 /// Revoked access (`PermissionDenied`, `AuthenticationFailed`) is reported the same way
 /// ([`PollFailure::is_access_denied`]) and does not end the watch either: access is often
@@ -67,9 +68,14 @@ pub enum Change {
 /// (every method then fails).
 ///
 /// The log says the same once per transition: a warning when polls start failing and
-/// when the error changes kind, an info line when they answer again (repeated failures
+/// when the error changes class, an info line when they answer again (repeated failures
 /// are at debug level only). With feature `metrics`, each failed poll counts in
-/// `nebula_credential_watch_poll_failures_total{provider, kind}`.
+/// `nebula_credential_watch_poll_failures_total{provider, kind}`. A poll is a read through
+/// the whole stack below the store, so with the [`Retry`](crate::layers::Retry) layer (as
+/// `nebula_credential::open` builds the stack) a failed poll is first retried by that
+/// policy, and that layer and [`Traced`](crate::layers::Traced) log each attempt as they
+/// do for any read; during a long outage, filter their targets
+/// (`nebula_credential_core::layers`) or lower `max_attempts` if that is too loud.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -48,7 +48,9 @@ impl WatchHealth {
 /// [`duration`](Self::duration) on each failed poll of the run (read them again with
 /// [`CredentialWatch::health`](super::CredentialWatch::health));
 /// a new [`WatchEvent::Failing`] is reported only when the run starts and when the
-/// error changes kind.
+/// error changes class: outage-like kinds (`Timeout`, `Unavailable`, `Throttled`, which
+/// a network outage alternates between) are one class, revoked access
+/// (`PermissionDenied`, `AuthenticationFailed`) another, and any other kind its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PollFailure {
@@ -122,7 +124,8 @@ pub enum WatchEvent {
     /// The credential changed or was deleted: its new state (what
     /// [`changed`](super::CredentialWatch::changed) returns).
     Changed(Change),
-    /// Polls started failing, or now fail with another kind of error. Changes made from
+    /// Polls started failing, or now fail with another class of error (see
+    /// [`PollFailure`]: an outage turning into revoked access, say). Changes made from
     /// now on are not seen until [`Recovered`](Self::Recovered).
     Failing(PollFailure),
     /// Polls answer again. Holds the run of failures that ended, as of its last failed
@@ -146,16 +149,39 @@ pub(super) struct HealthState {
 }
 
 /// What a subscriber compares to notice a transition: `None` while healthy, else the run
-/// and the kind of its latest error.
-pub(super) type HealthKey = Option<(u64, ErrorKind)>;
+/// and the class of its latest error.
+pub(super) type HealthKey = Option<(u64, FailureClass)>;
+
+/// What a failure is reported by: kinds a subscriber (or an operator reading the log)
+/// would act on the same way are one class, so an outage that alternates between
+/// `Timeout` and `Unavailable` is one transition, not one per poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FailureClass {
+    /// `Timeout`, `Unavailable`, `Throttled`: the backend cannot answer now.
+    Outage,
+    /// `PermissionDenied`, `AuthenticationFailed`: access was revoked.
+    AccessDenied,
+    /// Any other kind, each its own class.
+    Other(ErrorKind),
+}
+
+impl FailureClass {
+    fn of(kind: ErrorKind) -> Self {
+        match kind {
+            k if k.is_transient() => FailureClass::Outage,
+            ErrorKind::PermissionDenied | ErrorKind::AuthenticationFailed => FailureClass::AccessDenied,
+            k => FailureClass::Other(k),
+        }
+    }
+}
 
 /// What a failed poll changed.
 enum Transition {
     /// The first failure after a success.
     Started,
-    /// Failing already, now with another kind (the previous one).
+    /// Failing already, now with another class of error (the previous kind).
     KindChanged(ErrorKind),
-    /// Failing already, with the same kind.
+    /// Failing already, with the same class of error.
     Repeated,
 }
 
@@ -174,7 +200,7 @@ impl HealthState {
     }
 
     pub(super) fn key(&self) -> HealthKey {
-        self.health.failure().map(|f| (self.run, f.kind))
+        self.health.failure().map(|f| (self.run, FailureClass::of(f.kind)))
     }
 
     /// The run that ended last (for [`WatchEvent::Recovered`]).
@@ -209,7 +235,7 @@ impl HealthState {
                 f.message = error.to_string();
                 let previous = f.kind;
                 f.kind = error.kind();
-                if previous == f.kind {
+                if FailureClass::of(previous) == FailureClass::of(f.kind) {
                     Transition::Repeated
                 } else {
                     Transition::KindChanged(previous)
@@ -234,8 +260,8 @@ impl HealthState {
     }
 }
 
-/// Records a failed poll of `id`: subscribers hear of it when a run starts or the kind
-/// changes (the counters grow in place otherwise); the log warns at those two moments
+/// Records a failed poll of `id`: subscribers hear of it when a run starts or the error
+/// changes class (the counters grow in place otherwise); the log warns at those two moments
 /// only, so a long outage does not flood it.
 pub(super) fn failed(
     health: &channel::Sender<HealthState>,
@@ -266,7 +292,7 @@ pub(super) fn failed(
             previous_kind = previous.as_str(),
             failures,
             error = %e,
-            "watch poll still failing, now with another kind of error; polling goes on"
+            "watch poll still failing, now with another class of error; polling goes on"
         ),
         Transition::Repeated => tracing::debug!(
             credential_id = id.as_str(),
@@ -319,30 +345,46 @@ mod tests {
         StorageError::unavailable("memory", Operation::Revision, None)
     }
 
+    fn denied() -> StorageError {
+        StorageError::permission_denied("memory", Operation::Revision, None, "the token lost read access")
+    }
+
     fn throttled(after: Option<Duration>) -> StorageError {
         StorageError::throttled("memory", Operation::Revision, None).with_retry_after(after)
     }
 
     #[test]
-    fn a_run_counts_failures_and_keys_on_run_and_kind() {
+    fn a_run_counts_failures_and_keys_on_run_and_class() {
         let mut state = HealthState::default();
         assert_eq!(state.key(), None);
         assert!(matches!(state.fail(&unavailable()), Transition::Started));
         assert!(matches!(state.fail(&unavailable()), Transition::Repeated));
-        assert_eq!(state.key(), Some((1, ErrorKind::Unavailable)));
-        assert!(matches!(
-            state.fail(&throttled(None)),
-            Transition::KindChanged(ErrorKind::Unavailable)
-        ));
+        assert_eq!(state.key(), Some((1, FailureClass::Outage)));
+        // An outage alternating between outage-like kinds is one transition…
+        assert!(matches!(state.fail(&throttled(None)), Transition::Repeated));
         let f = state.health().failure().unwrap();
-        assert_eq!((f.failures, f.kind), (3, ErrorKind::Throttled));
+        assert_eq!(
+            (f.failures, f.kind),
+            (3, ErrorKind::Throttled),
+            "the latest kind is kept"
+        );
+        // …revoked access is another.
+        assert!(matches!(
+            state.fail(&denied()),
+            Transition::KindChanged(ErrorKind::Throttled)
+        ));
+        assert_eq!(state.key(), Some((1, FailureClass::AccessDenied)));
+        assert!(matches!(
+            state.fail(&unavailable()),
+            Transition::KindChanged(ErrorKind::PermissionDenied)
+        ));
         let ended = state.recover().unwrap();
-        assert_eq!(ended.failures, 3);
+        assert_eq!(ended.failures, 5);
         assert_eq!(state.ended(), Some(&ended));
         assert_eq!(state.key(), None);
         assert!(state.recover().is_none(), "recovering twice reports once");
         state.fail(&unavailable());
-        assert_eq!(state.key(), Some((2, ErrorKind::Unavailable)), "a new run");
+        assert_eq!(state.key(), Some((2, FailureClass::Outage)), "a new run");
     }
 
     #[test]
