@@ -1,9 +1,12 @@
 //! `CredentialStore` over the in-memory backend: exact versions under concurrency,
 //! timestamps, key rotation beside live writers, and redaction.
 
-use std::io::Write;
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::sync::{Arc, Mutex};
 
+use logs::Captured;
 use nebula_credential_core::secrecy::ExposeSecret;
 use nebula_credential_core::{
     CredentialFilter, CredentialId, CredentialStore, EncryptionKey, ErrorKind, Keyring, MemoryProvider, Operation,
@@ -300,30 +303,10 @@ async fn one_unreadable_record_is_reported_and_the_rest_are_rotated() {
     assert!(!report.is_complete());
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn no_secret_reaches_debug_display_or_logs() {
     const CANARY: &str = "CANARY-b6f0c1e2-do-not-print";
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install(tracing::Level::TRACE);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -360,7 +343,7 @@ fn no_secret_reaches_debug_display_or_logs() {
         shown.push(format!("{err} {err:?}"));
         (shown, key_b64)
     });
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("retrying after a transient error"),
         "logs were captured:\n{logs}"

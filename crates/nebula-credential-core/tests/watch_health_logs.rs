@@ -2,55 +2,34 @@
 //! recovery, never a secret. Alone in its test binary: a subscriber set for one thread
 //! misses events when other tests hit the same callsites at once.
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "cache/support.rs"]
 mod support;
 #[path = "cache/watching.rs"]
 mod watching;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use logs::Captured;
 use nebula_credential_core::{ErrorKind, Tags};
 use support::{Counting, Failure, id};
 use watching::{next, quiet, stores};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Lines of the watch's health logs at `level`.
-    fn lines(&self, level: &str) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(level) && l.contains("watch poll"))
-            .map(str::to_owned)
-            .collect()
-    }
+/// Lines of the watch's health logs at `level`.
+fn lines(captured: &Captured, level: &str) -> Vec<String> {
+    captured
+        .text()
+        .lines()
+        .filter(|l| l.contains(level) && l.contains("watch poll"))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
 async fn logs_warn_once_per_transition_and_say_when_polls_answer_again() {
     const CANARY: &[u8] = b"CANARY-5d1e-never-logged";
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install(tracing::Level::INFO);
 
     let backend = Counting::new();
     let (store, other) = stores(&backend, true);
@@ -60,20 +39,20 @@ async fn logs_warn_once_per_transition_and_say_when_polls_answer_again() {
     backend.fail_reads(Some(Failure::Unavailable));
     next(&mut watch).await;
     quiet(&mut watch, Duration::from_secs(30)).await;
-    assert_eq!(captured.lines("WARN").len(), 1, "30 failed polls, one warning");
+    assert_eq!(lines(&captured, "WARN").len(), 1, "30 failed polls, one warning");
     // An outage that turns into throttling is the same outage: no event, no warning.
     backend.fail_reads(Some(Failure::Throttled));
     quiet(&mut watch, Duration::from_secs(60)).await;
-    assert_eq!(captured.lines("WARN").len(), 1, "throttled polls within the outage");
+    assert_eq!(lines(&captured, "WARN").len(), 1, "throttled polls within the outage");
     assert_eq!(watch.health().failure().map(|f| f.kind), Some(ErrorKind::Throttled));
     // Back to unavailable (which ends the throttling back-off): still the same outage.
     backend.fail_reads(Some(Failure::Unavailable));
     quiet(&mut watch, Duration::from_secs(30)).await;
-    assert_eq!(captured.lines("WARN").len(), 1, "unavailable again within the outage");
+    assert_eq!(lines(&captured, "WARN").len(), 1, "unavailable again within the outage");
     backend.fail_reads(Some(Failure::PermissionDenied));
     next(&mut watch).await;
     quiet(&mut watch, Duration::from_secs(30)).await;
-    let warnings = captured.lines("WARN");
+    let warnings = lines(&captured, "WARN");
     assert_eq!(warnings.len(), 2, "one more for the new kind: {warnings:#?}");
     assert!(warnings[0].contains("error.kind=\"unavailable\""), "{}", warnings[0]);
     assert!(
@@ -82,12 +61,12 @@ async fn logs_warn_once_per_transition_and_say_when_polls_answer_again() {
         warnings[1]
     );
     assert!(warnings[1].contains("previous_kind=\"unavailable\""), "{}", warnings[1]);
-    assert!(captured.lines("INFO").is_empty());
+    assert!(lines(&captured, "INFO").is_empty());
     backend.fail_reads(None);
     next(&mut watch).await;
-    let info = captured.lines("INFO");
+    let info = lines(&captured, "INFO");
     assert_eq!(info.len(), 1, "{info:#?}");
     assert!(info[0].contains("answers again") && info[0].contains("credential_id=\"db_password\""));
-    let everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let everything = captured.text();
     assert!(!everything.contains(std::str::from_utf8(CANARY).unwrap()));
 }
