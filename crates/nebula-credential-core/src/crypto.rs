@@ -3,16 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::inout::InOutBuf;
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::data::{EncryptedData, NONCE_LEN};
-use crate::id::CredentialId;
+use crate::id::{CredentialId, MAX_ID_LEN};
 
 /// Length of an AES-256 key in bytes.
 pub const KEY_LEN: usize = 32;
@@ -26,13 +28,37 @@ fn argon2() -> argon2::Argon2<'static> {
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
-/// Associated data: binds a ciphertext to its credential id and format.
-fn associated_data(id: &CredentialId) -> Vec<u8> {
-    let mut aad = b"nebula-credential/v1/".to_vec();
-    aad.extend_from_slice(id.as_str().as_bytes());
-    aad
+/// Length of the GCM authentication tag that ends every ciphertext, in bytes.
+const TAG_LEN: usize = 16;
+
+/// Prefix of the associated data, before the credential id.
+const AAD_PREFIX: &[u8] = b"nebula-credential/v1/";
+
+/// Associated data: binds a ciphertext to its credential id and format. Built on the
+/// stack (an id is at most [`MAX_ID_LEN`] ASCII characters), no allocation per call.
+struct AssociatedData {
+    bytes: [u8; AAD_PREFIX.len() + MAX_ID_LEN],
+    len: usize,
 }
 
+impl AssociatedData {
+    fn new(id: &CredentialId) -> Self {
+        let id = id.as_str().as_bytes();
+        // `CredentialId` guarantees at most MAX_ID_LEN ASCII bytes.
+        let len = AAD_PREFIX.len() + id.len();
+        let mut bytes = [0u8; AAD_PREFIX.len() + MAX_ID_LEN];
+        bytes[..AAD_PREFIX.len()].copy_from_slice(AAD_PREFIX);
+        bytes[AAD_PREFIX.len()..len].copy_from_slice(id);
+        AssociatedData { bytes, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The expanded key (AES round keys and GHASH key powers) of `bytes`; zeroized when
+/// dropped (aes-gcm's `zeroize` feature).
 fn cipher(bytes: &[u8; KEY_LEN]) -> Aes256Gcm {
     // A 32-byte slice is always a valid AES-256 key.
     Aes256Gcm::new_from_slice(bytes).expect("32-byte key")
@@ -42,6 +68,9 @@ fn cipher(bytes: &[u8; KEY_LEN]) -> Aes256Gcm {
 ///
 /// The id defaults to a key check value (the first 8 bytes of an AES-GCM tag over
 /// nothing, in hex): stable for the same key, useless for recovering it.
+///
+/// The key schedule is expanded once, when the key is made, and shared by its clones;
+/// it is zeroized with the key when the last clone is dropped.
 ///
 /// ```
 /// use nebula_credential_core::EncryptionKey;
@@ -53,6 +82,8 @@ fn cipher(bytes: &[u8; KEY_LEN]) -> Aes256Gcm {
 pub struct EncryptionKey {
     id: String,
     bytes: Zeroizing<[u8; KEY_LEN]>,
+    /// `bytes` expanded once for AES-256-GCM (not per operation); zeroized on drop.
+    cipher: Arc<Aes256Gcm>,
 }
 
 impl EncryptionKey {
@@ -111,7 +142,8 @@ impl EncryptionKey {
     }
 
     fn from_array(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
-        let check = cipher(&bytes)
+        let cipher = cipher(&bytes);
+        let check = cipher
             .encrypt(
                 &Nonce::from([0u8; NONCE_LEN]),
                 Payload {
@@ -121,7 +153,11 @@ impl EncryptionKey {
             )
             .expect("encrypting nothing cannot fail");
         let id = check[..8].iter().map(|b| format!("{b:02x}")).collect();
-        EncryptionKey { id, bytes }
+        EncryptionKey {
+            id,
+            bytes,
+            cipher: Arc::new(cipher),
+        }
     }
 
     /// Names the key explicitly (1..=64 characters of `[A-Za-z0-9._-]`).
@@ -155,13 +191,14 @@ impl EncryptionKey {
     pub fn encrypt(&self, id: &CredentialId, plaintext: &[u8]) -> Result<EncryptedData, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce);
-        let aad = associated_data(id);
-        let ciphertext = cipher(&self.bytes)
+        let aad = AssociatedData::new(id);
+        let ciphertext = self
+            .cipher
             .encrypt(
                 &Nonce::from(nonce),
                 Payload {
                     msg: plaintext,
-                    aad: &aad,
+                    aad: aad.as_bytes(),
                 },
             )
             .map_err(|_| CryptoError::EncryptionFailed { id: id.clone() })?;
@@ -176,6 +213,49 @@ impl EncryptionKey {
     /// Decrypts `data` sealed for credential `id`; fails on any tampering, a wrong key,
     /// or data sealed for another id.
     pub fn decrypt(&self, id: &CredentialId, data: &EncryptedData) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.check_version(id, data)?;
+        let aad = AssociatedData::new(id);
+        self.cipher
+            .decrypt(
+                &Nonce::from(data.nonce),
+                Payload {
+                    msg: &data.ciphertext,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| self.decryption_failed(id))
+    }
+
+    /// Like [`decrypt`](Self::decrypt), straight into the returned secret: the plaintext
+    /// is written once, into a buffer of exactly its length, so no other copy of it is
+    /// ever made (nor left in freed memory by a reallocation). Nothing is decrypted
+    /// before the tag is verified.
+    pub fn decrypt_secret(&self, id: &CredentialId, data: &EncryptedData) -> Result<SecretSlice<u8>, CryptoError> {
+        self.check_version(id, data)?;
+        let Some(len) = data.ciphertext.len().checked_sub(TAG_LEN) else {
+            return Err(self.decryption_failed(id));
+        };
+        let (sealed, tag) = data.ciphertext.split_at(len);
+        let tag = <&Tag>::try_from(tag).map_err(|_| self.decryption_failed(id))?;
+        // Exactly `len` bytes, never reallocated, so the plaintext lives only here: the
+        // sealed bytes are copied in and decrypted in place once the tag is verified (a
+        // failed check leaves only ciphertext behind). Copying is cheaper than
+        // zero-filling here: glibc serves `calloc` outside its per-thread cache.
+        let mut plain: Box<[u8]> = Box::from(sealed);
+        let aad = AssociatedData::new(id);
+        self.cipher
+            .decrypt_inout_detached(
+                &Nonce::from(data.nonce),
+                aad.as_bytes(),
+                InOutBuf::from(&mut plain[..]),
+                tag,
+            )
+            .map_err(|_| self.decryption_failed(id))?;
+        Ok(SecretSlice::new(plain))
+    }
+
+    fn check_version(&self, id: &CredentialId, data: &EncryptedData) -> Result<(), CryptoError> {
         if data.version != EncryptedData::CURRENT_VERSION {
             return Err(CryptoError::UnsupportedVersion {
                 id: id.clone(),
@@ -183,20 +263,14 @@ impl EncryptionKey {
                 supported: EncryptedData::CURRENT_VERSION,
             });
         }
-        let aad = associated_data(id);
-        cipher(&self.bytes)
-            .decrypt(
-                &Nonce::from(data.nonce),
-                Payload {
-                    msg: &data.ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::DecryptionFailed {
-                id: id.clone(),
-                key_id: self.id.clone(),
-            })
+        Ok(())
+    }
+
+    fn decryption_failed(&self, id: &CredentialId) -> CryptoError {
+        CryptoError::DecryptionFailed {
+            id: id.clone(),
+            key_id: self.id.clone(),
+        }
     }
 }
 
@@ -268,15 +342,24 @@ impl Keyring {
 
     /// Decrypts with whichever key sealed `data`.
     pub fn decrypt(&self, id: &CredentialId, data: &EncryptedData) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let key = if data.key_id == self.current.key_id() {
-            &self.current
-        } else {
-            self.older.get(&data.key_id).ok_or_else(|| CryptoError::UnknownKey {
-                id: id.clone(),
-                key_id: data.key_id.clone(),
-            })?
-        };
-        key.decrypt(id, data)
+        self.key_for(id, data)?.decrypt(id, data)
+    }
+
+    /// Decrypts with whichever key sealed `data`, straight into the returned secret (see
+    /// [`EncryptionKey::decrypt_secret`]).
+    pub fn decrypt_secret(&self, id: &CredentialId, data: &EncryptedData) -> Result<SecretSlice<u8>, CryptoError> {
+        self.key_for(id, data)?.decrypt_secret(id, data)
+    }
+
+    /// The key that sealed `data`.
+    fn key_for(&self, id: &CredentialId, data: &EncryptedData) -> Result<&EncryptionKey, CryptoError> {
+        if data.key_id == self.current.key_id() {
+            return Ok(&self.current);
+        }
+        self.older.get(&data.key_id).ok_or_else(|| CryptoError::UnknownKey {
+            id: id.clone(),
+            key_id: data.key_id.clone(),
+        })
     }
 }
 
@@ -371,6 +454,138 @@ mod tests {
         assert_eq!(&key.decrypt(&id("a"), &data).unwrap()[..], b"hunter2");
         let empty = key.encrypt(&id("a"), b"").unwrap();
         assert!(key.decrypt(&id("a"), &empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn decrypt_secret_matches_decrypt_at_every_length() {
+        let old = EncryptionKey::generate();
+        let mut ring = Keyring::new(old.clone());
+        ring.rotate_to(EncryptionKey::generate());
+        for len in [0, 1, 15, 16, 17, 31, 64, 1024, 4099] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+            let data = old.encrypt(&id("a"), &plain).unwrap();
+            assert_eq!(old.decrypt_secret(&id("a"), &data).unwrap().expose_secret(), &plain[..]);
+            assert_eq!(
+                ring.decrypt_secret(&id("a"), &data).unwrap().expose_secret(),
+                &plain[..]
+            );
+            assert_eq!(&old.decrypt(&id("a"), &data).unwrap()[..], &plain[..]);
+        }
+    }
+
+    #[test]
+    fn decrypt_secret_refuses_whatever_decrypt_refuses() {
+        let key = EncryptionKey::generate();
+        let a = id("a");
+        let data = key.encrypt(&a, b"some secret").unwrap();
+        let refused = |bad: &EncryptedData| {
+            let secret = key.decrypt_secret(&a, bad).map(|s| s.expose_secret().to_vec());
+            assert!(
+                matches!(secret, Err(CryptoError::DecryptionFailed { .. })),
+                "{secret:?}"
+            );
+            assert!(key.decrypt(&a, bad).is_err());
+        };
+        // Every bit of the ciphertext and of the tag.
+        for i in 0..data.ciphertext.len() {
+            for bit in 0..8 {
+                let mut bad = data.clone();
+                bad.ciphertext[i] ^= 1 << bit;
+                refused(&bad);
+            }
+        }
+        let mut bad = data.clone();
+        bad.nonce[11] ^= 0x01;
+        refused(&bad);
+        // Truncated (down to shorter than a tag, without panicking) or extended.
+        for len in 0..data.ciphertext.len() {
+            let mut bad = data.clone();
+            bad.ciphertext.truncate(len);
+            refused(&bad);
+        }
+        let mut bad = data.clone();
+        bad.ciphertext.push(0);
+        refused(&bad);
+        // Sealed for another id, or under another key.
+        assert!(matches!(
+            key.decrypt_secret(&id("b"), &data),
+            Err(CryptoError::DecryptionFailed { .. })
+        ));
+        let other = EncryptionKey::generate().encrypt(&a, b"some secret").unwrap();
+        refused(&EncryptedData {
+            key_id: key.key_id().into(),
+            ..other
+        });
+        // A newer format, and a key the keyring does not hold.
+        let newer = EncryptedData {
+            version: 2,
+            ..data.clone()
+        };
+        assert!(matches!(
+            key.decrypt_secret(&a, &newer),
+            Err(CryptoError::UnsupportedVersion { found: 2, .. })
+        ));
+        assert!(matches!(
+            Keyring::new(EncryptionKey::generate()).decrypt_secret(&a, &data),
+            Err(CryptoError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn the_key_schedule_is_expanded_once_shared_by_clones_and_zeroized_on_drop() {
+        // Compile-time: the expanded key wipes itself (aes-gcm's `zeroize` feature).
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let key = EncryptionKey::generate();
+        zeroized_on_drop(&*key.cipher);
+        let clone = key.clone();
+        assert!(Arc::ptr_eq(&key.cipher, &clone.cipher), "clones share one schedule");
+        drop(key);
+        let data = clone.encrypt(&id("a"), b"x").unwrap();
+        assert_eq!(clone.decrypt_secret(&id("a"), &data).unwrap().expose_secret(), b"x");
+        // The same bytes expand to the same schedule: another process reads what this one sealed.
+        let again = EncryptionKey::from_base64(&clone.to_base64()).unwrap();
+        assert_eq!(again.decrypt_secret(&id("a"), &data).unwrap().expose_secret(), b"x");
+    }
+
+    #[test]
+    fn the_associated_data_holds_the_longest_id() {
+        let longest = id(&"x".repeat(MAX_ID_LEN));
+        let aad = AssociatedData::new(&longest);
+        assert_eq!(aad.as_bytes(), [AAD_PREFIX, longest.as_str().as_bytes()].concat());
+        let key = EncryptionKey::generate();
+        let data = key.encrypt(&longest, b"v").unwrap();
+        assert_eq!(key.decrypt_secret(&longest, &data).unwrap().expose_secret(), b"v");
+        assert!(key.decrypt_secret(&id(&"x".repeat(MAX_ID_LEN - 1)), &data).is_err());
+    }
+
+    /// A ciphertext sealed by the per-operation cipher this library used before the
+    /// schedule was cached still decrypts (the format did not change).
+    #[test]
+    fn records_sealed_with_a_fresh_cipher_still_decrypt() {
+        let key = EncryptionKey::from_bytes(&[0x42; KEY_LEN]).unwrap();
+        let mut aad = b"nebula-credential/v1/".to_vec();
+        aad.extend_from_slice(b"db_password");
+        let nonce = [9u8; NONCE_LEN];
+        let ciphertext = cipher(&[0x42; KEY_LEN])
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: b"hunter2",
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        let data = EncryptedData {
+            version: 1,
+            key_id: key.key_id().into(),
+            nonce,
+            ciphertext,
+        };
+        assert_eq!(
+            key.decrypt_secret(&id("db_password"), &data).unwrap().expose_secret(),
+            b"hunter2"
+        );
+        assert_eq!(&key.decrypt(&id("db_password"), &data).unwrap()[..], b"hunter2");
     }
 
     #[test]

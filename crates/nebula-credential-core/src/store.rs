@@ -7,8 +7,9 @@ use std::time::Duration;
 use secrecy::SecretSlice;
 
 use crate::cache::watch_source::Source;
-use crate::cache::{CacheConfig, CacheControl, Cached, CredentialWatch, Watchers};
+use crate::cache::{CacheConfig, CacheControl, Cached, CachedRecord, CredentialWatch, Watchers};
 use crate::crypto::{EncryptionKey, Keyring};
+use crate::data::EncryptedData;
 use crate::error::{ErrorKind, StorageError};
 use crate::filter::CredentialFilter;
 use crate::id::CredentialId;
@@ -216,9 +217,12 @@ impl CredentialStore {
         ))
     }
 
-    /// The decrypted value of `id`.
+    /// The decrypted value of `id`. It is decrypted straight into the returned secret,
+    /// the only copy of the plaintext (zeroized when dropped); through a cache, from the
+    /// entry's ciphertext, its tag verified on every read.
     pub async fn get(&self, id: &CredentialId) -> Result<SecretSlice<u8>, StorageError> {
-        Ok(self.get_with_metadata(id).await?.0)
+        let record = self.read(id).await?;
+        self.decrypt(id, &record.stored().data)
     }
 
     /// The decrypted value of `id` and its metadata.
@@ -226,8 +230,9 @@ impl CredentialStore {
         &self,
         id: &CredentialId,
     ) -> Result<(SecretSlice<u8>, CredentialMetadata), StorageError> {
-        let (secret, metadata, _) = self.get_with_revision(id).await?;
-        Ok((secret, metadata))
+        let record = self.read(id).await?;
+        let secret = self.decrypt(id, &record.stored().data)?;
+        Ok((secret, record.into_metadata_and_revision().0))
     }
 
     /// The decrypted value of `id`, its metadata and the [`Revision`] it was read at: keep
@@ -236,14 +241,26 @@ impl CredentialStore {
         &self,
         id: &CredentialId,
     ) -> Result<(SecretSlice<u8>, CredentialMetadata, Revision), StorageError> {
-        let Stored {
-            data,
-            metadata,
-            revision,
-        } = self.provider.retrieve(id).await?;
-        let plain = self.keyring().decrypt(id, &data)?;
-        let secret = SecretSlice::new(Box::<[u8]>::from(plain.as_slice()));
+        let record = self.read(id).await?;
+        let secret = self.decrypt(id, &record.stored().data)?;
+        let (metadata, revision) = record.into_metadata_and_revision();
         Ok((secret, metadata, revision))
+    }
+
+    /// The record of `id`: shared with the cache's entry when there is a cache (the
+    /// ciphertext is not copied), else as the provider returns it.
+    async fn read(&self, id: &CredentialId) -> Result<Record, StorageError> {
+        Ok(match &self.cache {
+            Some(cache) => Record::Cached(cache.read(id).await?),
+            None => Record::Owned(self.provider.retrieve(id).await?),
+        })
+    }
+
+    /// Decrypts `data` of `id` straight into the returned secret (the only copy of the
+    /// plaintext), with the keyring as it is now.
+    fn decrypt(&self, id: &CredentialId, data: &EncryptedData) -> Result<SecretSlice<u8>, StorageError> {
+        let keyring = self.keyring.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(keyring.decrypt_secret(id, data)?)
     }
 
     /// For a caller whose credential was just rejected by the service it protects
@@ -375,6 +392,34 @@ impl CredentialStore {
             id,
             format!("rotation lost the race to concurrent writers {MAX_WRITE_ATTEMPTS} times; run rotate_keys again"),
         ))
+    }
+}
+
+/// A record read for a `get`.
+enum Record {
+    /// Shared with the cache's entry.
+    Cached(CachedRecord),
+    /// Returned by the provider.
+    Owned(Stored),
+}
+
+impl Record {
+    fn stored(&self) -> &Stored {
+        match self {
+            Record::Cached(record) => record.stored(),
+            Record::Owned(stored) => stored,
+        }
+    }
+
+    /// The metadata and revision (copied out of a cached record, moved out of another).
+    fn into_metadata_and_revision(self) -> (CredentialMetadata, Revision) {
+        match self {
+            Record::Cached(record) => {
+                let stored = record.stored();
+                (stored.metadata.clone(), stored.revision.clone())
+            }
+            Record::Owned(stored) => (stored.metadata, stored.revision),
+        }
     }
 }
 

@@ -497,3 +497,78 @@ async fn background_revalidations_do_not_outlive_the_cache() {
         "the revalidation was aborted with the last handle of the cache"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tampered_record_is_refused_on_every_read_hits_included() {
+    let backend = Counting::new();
+    let (store, other, _) = stores(&backend, config());
+    let id = id("token");
+    let moved = support::id("other_token");
+    other.put(&id, b"hunter2", Tags::new()).await.unwrap();
+    other.put(&moved, b"swordfish", Tags::new()).await.unwrap();
+    // One bit of the ciphertext flipped behind the library's back.
+    let mut stored = backend.memory.retrieve(&id).await.unwrap();
+    stored.data.ciphertext[0] ^= 1;
+    backend.memory.store(&id, &stored.data, &stored.metadata).await.unwrap();
+    // Another credential's record copied under `moved`'s id... and `moved`'s under `id`'s.
+    let original = backend.memory.retrieve(&moved).await.unwrap();
+    backend
+        .memory
+        .store(&moved, &stored.data, &original.metadata)
+        .await
+        .unwrap();
+    for round in 0..3 {
+        for target in [&id, &moved] {
+            let e = store.get(target).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Crypto, "round {round}: {e}");
+            assert_eq!(
+                store.get_with_metadata(target).await.unwrap_err().kind(),
+                ErrorKind::Crypto
+            );
+            assert_eq!(
+                store.get_with_revision(target).await.unwrap_err().kind(),
+                ErrorKind::Crypto
+            );
+        }
+    }
+    assert_eq!(
+        backend.retrieves(),
+        2,
+        "one fetch per id: every later read was a hit, and each was verified again"
+    );
+    // Repaired behind the cache: once the entry is refetched the value decrypts.
+    other.put(&id, b"hunter3", Tags::new()).await.unwrap();
+    assert_eq!(
+        store.refresh(&id, None).await.unwrap(),
+        backend.memory.revision(&id).await.unwrap()
+    );
+    let (secret, metadata, _) = store.get_with_revision(&id).await.unwrap();
+    assert_eq!(secret.expose_secret(), b"hunter3");
+    assert_eq!(metadata.version, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cached_reads_return_what_uncached_reads_return() {
+    let backend = Counting::new();
+    let (store, other, _) = stores(&backend, config());
+    for (i, len) in [0usize, 1, 16, 17, 1024, 10_000].into_iter().enumerate() {
+        let id = support::id(&format!("value_{i}"));
+        let value: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
+        let mut tags = Tags::new();
+        tags.insert("team".into(), "infra".into());
+        other.put(&id, &value, tags).await.unwrap();
+        for _ in 0..2 {
+            let (cached, cached_meta, cached_rev) = store.get_with_revision(&id).await.unwrap();
+            let (plain, plain_meta, plain_rev) = other.get_with_revision(&id).await.unwrap();
+            assert_eq!(cached.expose_secret(), &value[..]);
+            assert_eq!(plain.expose_secret(), &value[..]);
+            assert_eq!((cached_meta, cached_rev), (plain_meta, plain_rev));
+            assert_eq!(store.get(&id).await.unwrap().expose_secret(), &value[..]);
+            assert_eq!(
+                store.get_with_metadata(&id).await.unwrap().0.expose_secret(),
+                &value[..]
+            );
+        }
+    }
+    assert_eq!(backend.retrieves(), 6, "one fetch per id, then hits");
+}

@@ -5,7 +5,9 @@
 //! # What is cached
 //! What [`retrieve`](StorageProvider::retrieve) returns: ciphertext, metadata and
 //! revision. Never plaintext: [`CredentialStore`](crate::CredentialStore) decrypts on every
-//! read. Entries are zeroized when dropped, and at most
+//! read, reading the ciphertext in the entry itself (a hit copies nothing out of the cache)
+//! and verifying its tag each time, straight into the value it returns. Entries are
+//! zeroized when dropped (by the cache and by the last read still holding one), and at most
 //! [`max_entries`](CacheConfig::max_entries) are held (least recently used go first).
 //!
 //! # Two ages
@@ -323,6 +325,13 @@ impl<P: StorageProvider + 'static> Cached<P> {
     /// Forgets every entry (the next reads ask the backend).
     pub fn clear(&self) {
         self.shared.entries.invalidate_all();
+    }
+
+    /// The record of `id` as [`retrieve`](StorageProvider::retrieve) answers it (same
+    /// hit, stale and miss rules), shared with the entry instead of copied.
+    async fn read(&self, id: &CredentialId) -> Result<CachedRecord, StorageError> {
+        let slot = self.shared.retrieve(id).await?;
+        CachedRecord::new(slot).ok_or_else(|| StorageError::not_found(self.shared.provider, id))
     }
 
     /// Refetches `id` if the cache still holds `seen` (or always, when `seen` is `None`)
@@ -805,11 +814,7 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
     }
 
     async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
-        let slot = self.shared.retrieve(id).await?;
-        match slot.stored() {
-            Some(stored) => Ok(stored.clone()),
-            None => Err(StorageError::not_found(self.shared.provider, id)),
-        }
+        Ok(self.read(id).await?.stored().clone())
     }
 
     async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
@@ -862,10 +867,30 @@ impl<P: StorageProvider + 'static> StorageProvider for Cached<P> {
     }
 }
 
+/// A record held by the cache, shared with its entry rather than copied out of it
+/// (ciphertext, metadata and revision; never plaintext). The entry's bytes are zeroized
+/// when the last holder (the cache or a reader) drops it.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedRecord(Arc<Slot>);
+
+impl CachedRecord {
+    /// The record of a present slot; `None` for a remembered `NotFound`.
+    fn new(slot: Arc<Slot>) -> Option<Self> {
+        slot.stored().is_some().then_some(CachedRecord(slot))
+    }
+
+    /// The record.
+    pub(crate) fn stored(&self) -> &Stored {
+        self.0.stored().expect("a CachedRecord holds a present slot")
+    }
+}
+
 /// What [`CredentialStore`](crate::CredentialStore) needs from a cache, whatever its
 /// provider type.
 #[async_trait]
 pub(crate) trait CacheControl: Send + Sync {
+    /// What [`retrieve`](StorageProvider::retrieve) answers, without copying the record.
+    async fn read(&self, id: &CredentialId) -> Result<CachedRecord, StorageError>;
     async fn refresh(&self, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError>;
     /// The current revision and metadata of `id` (`None`: deleted), asking the backend.
     async fn poll(&self, id: &CredentialId) -> Result<Option<(Revision, CredentialMetadata)>, StorageError>;
@@ -873,11 +898,68 @@ pub(crate) trait CacheControl: Send + Sync {
 
 #[async_trait]
 impl<P: StorageProvider + 'static> CacheControl for Cached<P> {
+    async fn read(&self, id: &CredentialId) -> Result<CachedRecord, StorageError> {
+        Cached::read(self, id).await
+    }
+
     async fn refresh(&self, id: &CredentialId, seen: Option<&Revision>) -> Result<Revision, StorageError> {
         Shared::refresh(&self.shared, id, seen).await
     }
 
     async fn poll(&self, id: &CredentialId) -> Result<Option<(Revision, CredentialMetadata)>, StorageError> {
         Shared::poll(&self.shared, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::{CredentialStore, EncryptionKey, Keyring, MemoryProvider, Tags};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hit_shares_the_entry_and_a_get_holds_it_no_longer_than_the_call() {
+        let cached = Cached::new(MemoryProvider::new(), CacheConfig::default()).unwrap();
+        let store = CredentialStore::with_cache(cached.clone(), Keyring::new(EncryptionKey::generate()));
+        let id: CredentialId = "token".parse().unwrap();
+        store.put(&id, b"v1", Tags::new()).await.unwrap();
+        let entry = cached.shared.entries.get(&id).await.expect("own write cached");
+        let record = cached.read(&id).await.unwrap();
+        assert!(Arc::ptr_eq(&record.0, &entry), "a hit copies nothing out of the entry");
+        let held = Arc::strong_count(&entry);
+        drop(record);
+        assert_eq!(Arc::strong_count(&entry), held - 1);
+        assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v1");
+        assert_eq!(store.get_with_metadata(&id).await.unwrap().0.expose_secret(), b"v1");
+        assert_eq!(
+            Arc::strong_count(&entry),
+            held - 1,
+            "the entry (and its ciphertext) is held by the cache alone once a get returns"
+        );
+        // Overwritten while a reader holds the old record: the reader keeps a whole,
+        // consistent record; the entry moves on.
+        let old = cached.read(&id).await.unwrap();
+        store.put(&id, b"v2", Tags::new()).await.unwrap();
+        assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v2");
+        assert_eq!(old.stored().metadata.version, 1);
+        assert!(!Arc::ptr_eq(&old.0, &cached.shared.entries.get(&id).await.unwrap()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_remembered_not_found_reads_as_not_found() {
+        let config = CacheConfig {
+            not_found_ms: 60_000,
+            ..CacheConfig::default()
+        };
+        let cached = Cached::new(MemoryProvider::new(), config).unwrap();
+        let id: CredentialId = "gone".parse().unwrap();
+        for _ in 0..2 {
+            assert!(cached.read(&id).await.unwrap_err().is_not_found());
+        }
+        assert!(matches!(
+            cached.shared.entries.get(&id).await.as_deref(),
+            Some(Slot::Missing { .. })
+        ));
     }
 }
