@@ -110,7 +110,7 @@ async fn gets_on_many_threads_race_rotation_and_writes_and_always_decrypt() {
                 assert!(text.starts_with("value-") && text.len() == 12, "{text:?}");
                 n += 1;
                 reads.fetch_add(1, Ordering::Relaxed);
-                if n % 16 == 0 {
+                if n.is_multiple_of(16) {
                     tokio::task::yield_now().await;
                 }
             }
