@@ -244,14 +244,18 @@ impl EncryptionKey {
         // zero-filling here: glibc serves `calloc` outside its per-thread cache.
         let mut plain: Box<[u8]> = Box::from(sealed);
         let aad = AssociatedData::new(id);
-        self.cipher
-            .decrypt_inout_detached(
-                &Nonce::from(data.nonce),
-                aad.as_bytes(),
-                InOutBuf::from(&mut plain[..]),
-                tag,
-            )
-            .map_err(|_| self.decryption_failed(id))?;
+        let verified = self.cipher.decrypt_inout_detached(
+            &Nonce::from(data.nonce),
+            aad.as_bytes(),
+            InOutBuf::from(&mut plain[..]),
+            tag,
+        );
+        if verified.is_err() {
+            // `AeadInOut` leaves the buffer unspecified on failure (aes-gcm 0.11 checks
+            // the tag first today, and plans to interleave): wipe it either way.
+            plain.zeroize();
+            return Err(self.decryption_failed(id));
+        }
         Ok(SecretSlice::new(plain))
     }
 
@@ -545,6 +549,31 @@ mod tests {
         // The same bytes expand to the same schedule: another process reads what this one sealed.
         let again = EncryptionKey::from_base64(&clone.to_base64()).unwrap();
         assert_eq!(again.decrypt_secret(&id("a"), &data).unwrap().expose_secret(), b"x");
+    }
+
+    /// `decrypt_secret` relies on the tag being checked before any byte is decrypted in
+    /// place (and wipes the buffer on failure anyway): pinned here, so an aes-gcm that
+    /// decrypts first is noticed.
+    #[test]
+    fn a_failed_in_place_decryption_leaves_the_ciphertext_untouched() {
+        let key = EncryptionKey::generate();
+        let data = key.encrypt(&id("a"), b"some secret value").unwrap();
+        let (sealed, tag) = data.ciphertext.split_at(data.ciphertext.len() - TAG_LEN);
+        let mut bad_tag = Tag::try_from(tag).unwrap();
+        bad_tag[0] ^= 1;
+        let mut buffer = sealed.to_vec();
+        let aad = AssociatedData::new(&id("a"));
+        assert!(
+            key.cipher
+                .decrypt_inout_detached(
+                    &Nonce::from(data.nonce),
+                    aad.as_bytes(),
+                    InOutBuf::from(&mut buffer[..]),
+                    &bad_tag,
+                )
+                .is_err()
+        );
+        assert_eq!(buffer, sealed, "nothing decrypted before the tag check");
     }
 
     #[test]
