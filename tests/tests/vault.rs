@@ -359,7 +359,7 @@ async fn key_rotation_rewrites_every_credential_with_cas() {
             .await
             .unwrap();
     }
-    store.add_current_key(EncryptionKey::generate());
+    store.add_current_key(EncryptionKey::generate()).unwrap();
     let report = store.rotate_keys().await.unwrap();
     assert_eq!((report.re_encrypted, report.failed.len()), (5, 0), "{report:?}");
     for i in 0..5 {

@@ -727,7 +727,9 @@ pub(crate) async fn rotate(
     }
     let mut ring = Keyring::new(current);
     for path in &args.old_key_file {
-        ring = ring.with_old_key(key::key_file(path)?);
+        ring = ring
+            .with_old_key(key::key_file(path)?)
+            .map_err(|e| CliError::Usage(format!("the old key file {}: {e}", path.display())))?;
     }
     if !provider.capabilities().conditional_store {
         eprintln!(
@@ -738,7 +740,7 @@ pub(crate) async fn rotate(
     }
     let store = CredentialStore::new(provider, ring);
     if !finishing {
-        store.add_current_key(new);
+        store.add_current_key(new)?;
     }
     let report = store.rotate_keys().await?;
     let mut text = format!(

@@ -181,6 +181,15 @@ impl EncryptionKey {
         &self.id
     }
 
+    /// Whether both hold the same key material (compared in constant time).
+    fn same_material(&self, other: &EncryptionKey) -> bool {
+        self.bytes
+            .iter()
+            .zip(other.bytes.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
     /// The key as base64, for saving a generated key; [`from_base64`](Self::from_base64)
     /// reads it back. Zeroized on drop, never printed.
     pub fn to_base64(&self) -> SecretString {
@@ -310,20 +319,43 @@ impl Keyring {
         }
     }
 
-    /// Adds an older key that may still be needed for decryption.
-    pub fn with_old_key(mut self, key: EncryptionKey) -> Self {
+    /// Adds an older key that may still be needed for decryption. Adding a key already
+    /// held changes nothing; a different key under an id already held is refused (records
+    /// name their key by id only, so one of the two could never decrypt again).
+    pub fn with_old_key(mut self, key: EncryptionKey) -> Result<Self, CryptoError> {
+        self.check_id_free(&key)?;
         if key.key_id() != self.current.key_id() {
             self.older.insert(key.key_id().to_string(), key);
         }
-        self
+        Ok(self)
     }
 
     /// Makes `key` current; the previous current key stays available for decryption.
-    pub fn rotate_to(&mut self, key: EncryptionKey) {
+    /// Refused, leaving the keyring as it was, when another key is held under `key`'s id.
+    pub fn rotate_to(&mut self, key: EncryptionKey) -> Result<(), CryptoError> {
+        self.check_id_free(&key)?;
         let previous = std::mem::replace(&mut self.current, key);
         self.older.remove(self.current.key_id());
         if previous.key_id() != self.current.key_id() {
             self.older.insert(previous.key_id().to_string(), previous);
+        }
+        Ok(())
+    }
+
+    /// `Ok` unless a key other than `key` is held under `key`'s id.
+    fn check_id_free(&self, key: &EncryptionKey) -> Result<(), CryptoError> {
+        let held = std::iter::once(&self.current)
+            .chain(self.older.values())
+            .find(|k| k.key_id() == key.key_id());
+        match held {
+            Some(held) if !held.same_material(key) => Err(CryptoError::InvalidKey {
+                reason: format!(
+                    "the keyring already holds another key with id '{}'; give the new key an id of its own \
+                     (EncryptionKey::with_id), or leave the id out so it is derived from the key",
+                    key.key_id()
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -464,7 +496,7 @@ mod tests {
     fn decrypt_secret_matches_decrypt_at_every_length() {
         let old = EncryptionKey::generate();
         let mut ring = Keyring::new(old.clone());
-        ring.rotate_to(EncryptionKey::generate());
+        ring.rotate_to(EncryptionKey::generate()).unwrap();
         for len in [0, 1, 15, 16, 17, 31, 64, 1024, 4099] {
             let plain: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
             let data = old.encrypt(&id("a"), &plain).unwrap();
@@ -666,7 +698,7 @@ mod tests {
         let sealed = ring.encrypt(&id("a"), b"v1").unwrap();
         assert_eq!(sealed.key_id, old.key_id());
         let new = EncryptionKey::generate();
-        ring.rotate_to(new.clone());
+        ring.rotate_to(new.clone()).unwrap();
         assert_eq!(ring.current().key_id(), new.key_id());
         assert_eq!(&ring.decrypt(&id("a"), &sealed).unwrap()[..], b"v1");
         assert_eq!(ring.encrypt(&id("a"), b"v2").unwrap().key_id, new.key_id());
@@ -676,6 +708,33 @@ mod tests {
             lonely.decrypt(&id("a"), &sealed),
             Err(CryptoError::UnknownKey { .. })
         ));
+    }
+
+    #[test]
+    fn a_different_key_under_an_id_already_held_is_refused_and_nothing_is_lost() {
+        let old = EncryptionKey::generate().with_id("prod").unwrap();
+        let twin = EncryptionKey::generate().with_id("prod").unwrap();
+        let mut ring = Keyring::new(old.clone());
+        let sealed = ring.encrypt(&id("a"), b"v1").unwrap();
+        let refused = ring.rotate_to(twin.clone()).unwrap_err();
+        assert!(matches!(refused, CryptoError::InvalidKey { .. }), "{refused}");
+        assert!(refused.to_string().contains("'prod'") && refused.to_string().contains("with_id"));
+        assert_eq!(ring.key_ids(), ["prod"], "the keyring is unchanged");
+        assert_eq!(&ring.decrypt(&id("a"), &sealed).unwrap()[..], b"v1");
+        assert!(Keyring::new(old.clone()).with_old_key(twin.clone()).is_err());
+        let other = EncryptionKey::generate();
+        assert!(
+            Keyring::new(other)
+                .with_old_key(old.clone())
+                .unwrap()
+                .with_old_key(twin)
+                .is_err()
+        );
+        // The same key again changes nothing.
+        ring.rotate_to(old.clone()).unwrap();
+        let ring = ring.with_old_key(old).unwrap();
+        assert_eq!(ring.key_ids(), ["prod"]);
+        assert_eq!(&ring.decrypt(&id("a"), &sealed).unwrap()[..], b"v1");
     }
 
     #[test]

@@ -126,12 +126,15 @@ impl CredentialStore {
     }
 
     /// Makes `key` the current key; earlier keys keep decrypting. Follow with
-    /// [`rotate_keys`](Self::rotate_keys) to re-encrypt what is stored.
-    pub fn add_current_key(&self, key: EncryptionKey) {
+    /// [`rotate_keys`](Self::rotate_keys) to re-encrypt what is stored. Refused (the
+    /// keyring unchanged) when another key is held under `key`'s id: see
+    /// [`Keyring::rotate_to`].
+    pub fn add_current_key(&self, key: EncryptionKey) -> Result<(), StorageError> {
         let mut guard = self.keyring.write().unwrap_or_else(PoisonError::into_inner);
         let mut ring = Keyring::clone(&guard);
-        ring.rotate_to(key);
+        ring.rotate_to(key)?;
         *guard = Arc::new(ring);
+        Ok(())
     }
 
     /// Encrypts and stores `secret` under `id` with `tags` (validated first).

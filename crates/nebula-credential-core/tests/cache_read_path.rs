@@ -128,7 +128,7 @@ async fn gets_on_many_threads_race_rotation_and_writes_and_always_decrypt() {
         })
     };
     for _ in 0..10 {
-        store.add_current_key(EncryptionKey::generate());
+        store.add_current_key(EncryptionKey::generate()).unwrap();
         let report = store.rotate_keys().await.unwrap();
         assert!(report.is_complete(), "{report:?}");
         cache.clear();
@@ -233,8 +233,8 @@ fn debug_never_shows_key_material() {
     let bytes = [0x5a_u8; 32];
     let key = EncryptionKey::from_bytes(&bytes).unwrap();
     let named = key.clone().with_id("named").unwrap();
-    let mut ring = Keyring::new(named.clone()).with_old_key(key.clone());
-    ring.rotate_to(EncryptionKey::generate());
+    let mut ring = Keyring::new(named.clone()).with_old_key(key.clone()).unwrap();
+    ring.rotate_to(EncryptionKey::generate()).unwrap();
     let plain = CredentialStore::new(Arc::new(MemoryProvider::new()), ring.clone());
     let cached = CredentialStore::with_cache(
         Cached::new(MemoryProvider::new(), CacheConfig::default()).unwrap(),

@@ -75,7 +75,7 @@ async fn rotate_keys_re_encrypts_everything_under_the_new_key() {
     }
     let before = mock.retrieve(&id("c3")).await.unwrap().metadata;
     let new = EncryptionKey::generate();
-    store.add_current_key(new.clone());
+    store.add_current_key(new.clone()).unwrap();
     assert_eq!(store.current_key_id(), new.key_id());
     // The old key id still decrypts before any rotation.
     assert_eq!(store.get(&id("c0")).await.unwrap().expose_secret(), b"value-0");
@@ -247,8 +247,11 @@ async fn rotate_while(
         before_store: Mutex::new(Some(paused_tx)),
         resume: tokio::sync::Mutex::new(Some(resume_rx)),
     };
-    let rotating = CredentialStore::new(Arc::new(interleaved), Keyring::new(old).with_old_key(new.clone()));
-    rotating.add_current_key(new.clone());
+    let rotating = CredentialStore::new(
+        Arc::new(interleaved),
+        Keyring::new(old).with_old_key(new.clone()).unwrap(),
+    );
+    rotating.add_current_key(new.clone()).unwrap();
     let live = CredentialStore::new(Arc::new(mock.clone()), Keyring::new(new));
     let rotation = tokio::spawn(async move { rotating.rotate_keys().await });
     paused_rx.await.unwrap();
@@ -296,7 +299,7 @@ async fn one_unreadable_record_is_reported_and_the_rest_are_rotated() {
     // `b` was written under a key this keyring never had.
     let stranger = CredentialStore::new(Arc::new(mock.clone()), Keyring::new(EncryptionKey::generate()));
     stranger.put(&id("b"), b"b", tags(&[])).await.unwrap();
-    store.add_current_key(EncryptionKey::generate());
+    store.add_current_key(EncryptionKey::generate()).unwrap();
     let report = store.rotate_keys().await.unwrap();
     assert_eq!(report.re_encrypted, 2);
     assert_eq!(report.failed, vec![(id("b"), ErrorKind::Crypto)]);

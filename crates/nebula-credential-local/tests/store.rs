@@ -62,7 +62,7 @@ async fn rotate_keys_beside_concurrent_puts_keeps_every_put() {
     }
     for round in 0..5 {
         let new = EncryptionKey::generate();
-        rotating.add_current_key(new.clone());
+        rotating.add_current_key(new.clone()).unwrap();
         // Another process: it already writes with the new key.
         let writer = Arc::new(store_in(tmp.path(), new).await);
         let rotation = {

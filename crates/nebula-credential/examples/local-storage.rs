@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
 
     let next = EncryptionKey::generate();
     println!("rotating to key {}", next.key_id());
-    store.add_current_key(next);
+    store.add_current_key(next)?;
     let report = store.rotate_keys().await?;
     println!(
         "rotation: {} re-encrypted, {} already current",

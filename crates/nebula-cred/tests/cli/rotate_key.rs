@@ -107,7 +107,10 @@ fn rotate_key_never_undoes_a_write_made_while_it_runs() {
         .unwrap();
     // An application already on the new key rewrites every third credential meanwhile,
     // from the last one down, so its writes cross the rotation's ascending pass.
-    let live = CredentialStore::new(provider(&f.config()), Keyring::new(new.clone()).with_old_key(old));
+    let live = CredentialStore::new(
+        provider(&f.config()),
+        Keyring::new(new.clone()).with_old_key(old).unwrap(),
+    );
     block_on(async {
         for id in ids.iter().step_by(3).rev() {
             live.put(id, b"rewritten", Tags::new()).await.unwrap();
