@@ -262,8 +262,9 @@ impl CredentialStore {
     /// Decrypts `data` of `id` straight into the returned secret (the only copy of the
     /// plaintext), with the keyring as it is now.
     fn decrypt(&self, id: &CredentialId, data: &EncryptedData) -> Result<SecretSlice<u8>, StorageError> {
-        let keyring = self.keyring.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(keyring.decrypt_secret(id, data)?)
+        // A copy of the keyring's handle, so no lock is held while decrypting: a large
+        // value never holds up `add_current_key`, nor other readers queued behind it.
+        Ok(self.keyring().decrypt_secret(id, data)?)
     }
 
     /// For a caller whose credential was just rejected by the service it protects
