@@ -14,10 +14,10 @@ use secrecy::ExposeSecret;
 
 use nebula_credential_core::cache::{CacheConfig, Cached};
 use nebula_credential_core::{
-    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, EncryptedData, EncryptionKey,
-    ErrorKind, Keyring, MemoryProvider, Precondition, Revision, StorageError, StorageProvider, Stored, Tags,
-    async_trait,
+    CredentialId, CredentialMetadata, CredentialStore, EncryptedData, EncryptionKey, ErrorKind, Keyring,
+    MemoryProvider, StorageProvider, Tags,
 };
+use support::{Counting, Failure};
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -152,64 +152,19 @@ async fn gets_on_many_threads_race_rotation_and_writes_and_always_decrypt() {
     }
 }
 
-/// Memory whose `retrieve` panics while `panics` is set (a provider bug).
-#[derive(Debug, Clone, Default)]
-struct PanickyRetrieve {
-    memory: MemoryProvider,
-    panics: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl StorageProvider for PanickyRetrieve {
-    fn provider_name(&self) -> &'static str {
-        "panicky"
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.memory.capabilities()
-    }
-    async fn store_if(
-        &self,
-        id: &CredentialId,
-        data: &EncryptedData,
-        metadata: &CredentialMetadata,
-        precondition: &Precondition,
-    ) -> Result<Revision, StorageError> {
-        self.memory.store_if(id, data, metadata, precondition).await
-    }
-    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
-        assert!(
-            !self.panics.load(Ordering::SeqCst),
-            "a provider bug (expected by this test)"
-        );
-        self.memory.retrieve(id).await
-    }
-    async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
-        self.memory.delete(id).await
-    }
-    async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
-        self.memory.list(filter).await
-    }
-    async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
-        self.memory.exists(id).await
-    }
-    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
-        self.memory.revision(id).await
-    }
-}
-
 /// A provider panicking under a cold `get` through the cache: every waiting get gets a
 /// `Backend` error saying so (no hang, no panic in the caller), and once the provider
 /// answers again the next get reads again and decrypts.
 #[tokio::test(start_paused = true)]
 async fn a_provider_panic_under_a_cached_get_is_an_error_and_the_next_get_reads_again() {
-    let backend = PanickyRetrieve::default();
+    let backend = Counting::new();
     let key = EncryptionKey::generate();
     let cache = Cached::new(backend.clone(), CacheConfig::default()).unwrap();
     let store = CredentialStore::with_cache(cache.clone(), Keyring::new(key.clone()));
     let writer = CredentialStore::new(Arc::new(backend.memory.clone()), Keyring::new(key));
     let id: CredentialId = "db_password".parse().unwrap();
     writer.put(&id, b"v1", Tags::new()).await.unwrap();
-    backend.panics.store(true, Ordering::SeqCst);
+    backend.fail_reads(Some(Failure::Panic));
     let (a, b, c) = tokio::join!(
         store.get(&id),
         store.get_with_metadata(&id),
@@ -219,10 +174,10 @@ async fn a_provider_panic_under_a_cached_get_is_an_error_and_the_next_get_reads_
         assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
         assert!(e.to_string().contains("panicked"), "{e}");
     }
-    backend.panics.store(false, Ordering::SeqCst);
+    backend.fail_reads(None);
     assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v1");
     // Then a hit, with the provider broken again: the entry is served.
-    backend.panics.store(true, Ordering::SeqCst);
+    backend.fail_reads(Some(Failure::Panic));
     assert_eq!(store.get(&id).await.unwrap().expose_secret(), b"v1");
 }
 
@@ -263,7 +218,7 @@ fn debug_never_shows_key_material() {
 /// for it but never replaces the entry.
 #[tokio::test(start_paused = true)]
 async fn an_own_write_beats_a_slower_cold_read_on_every_get() {
-    let backend = support::Counting::new();
+    let backend = Counting::new();
     let key = EncryptionKey::generate();
     let cache = Cached::new(backend.clone(), CacheConfig::default()).unwrap();
     let store = Arc::new(CredentialStore::with_cache(cache, Keyring::new(key.clone())));

@@ -8,18 +8,15 @@ mod support;
 mod watching;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
 use nebula_credential_core::cache::{CacheConfig, Cached, WatchEvent, WatchHealth};
 use nebula_credential_core::{
-    Capabilities, CredentialFilter, CredentialId, CredentialMetadata, CredentialStore, EncryptedData, ErrorKind,
-    Keyring, MemoryProvider, Operation, Precondition, Revision, StorageError, StorageMetrics, StorageProvider, Stored,
-    Tags, async_trait,
+    CredentialStore, ErrorKind, Keyring, MemoryProvider, Operation, StorageError, StorageMetrics, StorageProvider, Tags,
 };
-use support::{Counting, id};
+use support::{Counting, Failure, id};
 use watching::{ONE_POLL, key, next, reads, stores};
 
 /// A backend that stops answering (a hung connection, no timeout layer): dropping the
@@ -154,57 +151,12 @@ async fn a_poll_failure_never_carries_the_errors_source() {
     assert_eq!(memory.provider_name(), "memory");
 }
 
-/// Memory whose `revision` panics while `panics` is set (a provider bug).
-#[derive(Debug, Clone, Default)]
-struct Panicky {
-    memory: MemoryProvider,
-    panics: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl StorageProvider for Panicky {
-    fn provider_name(&self) -> &'static str {
-        "panicky"
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.memory.capabilities()
-    }
-    async fn store_if(
-        &self,
-        id: &CredentialId,
-        data: &EncryptedData,
-        metadata: &CredentialMetadata,
-        precondition: &Precondition,
-    ) -> Result<Revision, StorageError> {
-        self.memory.store_if(id, data, metadata, precondition).await
-    }
-    async fn retrieve(&self, id: &CredentialId) -> Result<Stored, StorageError> {
-        self.memory.retrieve(id).await
-    }
-    async fn delete(&self, id: &CredentialId) -> Result<(), StorageError> {
-        self.memory.delete(id).await
-    }
-    async fn list(&self, filter: &CredentialFilter) -> Result<Vec<CredentialId>, StorageError> {
-        self.memory.list(filter).await
-    }
-    async fn exists(&self, id: &CredentialId) -> Result<bool, StorageError> {
-        self.memory.exists(id).await
-    }
-    async fn revision(&self, id: &CredentialId) -> Result<Revision, StorageError> {
-        assert!(
-            !self.panics.load(Ordering::SeqCst),
-            "a provider bug (expected by this test)"
-        );
-        self.memory.revision(id).await
-    }
-}
-
 /// A provider that panics in a poll (a bug): the watch says so, as a failed poll of kind
 /// `Backend`, and polling goes on, rather than the poller dying and leaving its watches
 /// deaf while `health()` says healthy; once the provider answers again, so does the
 /// watch (through a cache too: the panicked read must not stay in flight for ever).
 async fn panicking_poll(cached: bool) {
-    let backend = Panicky::default();
+    let backend = Counting::new();
     let store = if cached {
         let config = CacheConfig {
             poll_ms: 1_000,
@@ -218,7 +170,7 @@ async fn panicking_poll(cached: bool) {
     let id = id("db_password");
     store.put(&id, b"v1", Tags::new()).await.unwrap();
     let mut watch = store.watch(&id).await.unwrap();
-    backend.panics.store(true, Ordering::SeqCst);
+    backend.fail_reads(Some(Failure::Panic));
     let WatchEvent::Failing(failure) = next(&mut watch).await else {
         panic!("expected Failing")
     };
@@ -231,7 +183,7 @@ async fn panicking_poll(cached: bool) {
         watch.health()
     );
 
-    backend.panics.store(false, Ordering::SeqCst);
+    backend.fail_reads(None);
     assert!(matches!(next(&mut watch).await, WatchEvent::Recovered(_)));
     store.put(&id, b"v2", Tags::new()).await.unwrap();
     assert!(matches!(next(&mut watch).await, WatchEvent::Changed(_)));

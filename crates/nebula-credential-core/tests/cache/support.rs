@@ -18,6 +18,8 @@ pub enum Failure {
     Unavailable,
     PermissionDenied,
     Throttled,
+    /// The read panics (a provider bug).
+    Panic,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +92,7 @@ impl Counting {
                 "grant read access",
             )),
             Some(Failure::Throttled) => Err(StorageError::throttled("counting", op, Some(id))),
+            Some(Failure::Panic) => panic!("a provider bug (expected by this test)"),
             None => answer,
         }
     }
