@@ -350,8 +350,9 @@ impl Keyring {
         match held {
             Some(held) if !held.same_material(key) => Err(CryptoError::InvalidKey {
                 reason: format!(
-                    "the keyring already holds another key with id '{}'; give the new key an id of its own \
-                     (EncryptionKey::with_id), or leave the id out so it is derived from the key",
+                    "the keyring already holds another key with id '{}', and records name their key by id \
+                     only; a key that has sealed nothing yet can take an id of its own (EncryptionKey::with_id, \
+                     or no id, derived from the key); a key whose records name that id must keep it",
                     key.key_id()
                 ),
             }),
@@ -445,7 +446,8 @@ pub enum CryptoError {
         /// The newest format supported.
         supported: u8,
     },
-    /// Key material is malformed (wrong length, bad base64, weak salt).
+    /// Key material is malformed (wrong length, bad base64, weak salt), or a keyring
+    /// already holds another key under the key's id.
     #[error("invalid encryption key: {reason}")]
     InvalidKey {
         /// What is wrong (never the key itself).

@@ -357,3 +357,85 @@ fn no_secret_reaches_debug_display_or_logs() {
         assert!(!text.contains(&key_b64), "key leaked: {text}");
     }
 }
+
+#[tokio::test]
+async fn add_current_key_refuses_a_different_key_under_a_held_id_and_the_store_reads_and_rotates_as_before() {
+    let mock = MemoryProvider::new();
+    let bytes = [0x3c_u8; 32];
+    let prod = EncryptionKey::from_bytes(&bytes).unwrap().with_id("prod").unwrap();
+    let old = EncryptionKey::generate();
+    let store = CredentialStore::new(
+        Arc::new(mock.clone()),
+        Keyring::new(old.clone()).with_old_key(prod.clone()).unwrap(),
+    );
+    store.put(&id("a"), b"under-old", tags(&[])).await.unwrap();
+    // A record sealed by the older "prod" key.
+    CredentialStore::new(Arc::new(mock.clone()), Keyring::new(prod.clone()))
+        .put(&id("b"), b"under-prod", tags(&[]))
+        .await
+        .unwrap();
+
+    let twin = EncryptionKey::from_bytes(&[0x3d_u8; 32])
+        .unwrap()
+        .with_id("prod")
+        .unwrap();
+    let refused = store.add_current_key(twin).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Crypto, "{refused}");
+    let shown = format!("{refused} {refused:?}");
+    assert!(shown.contains("'prod'"), "{shown}");
+    for secret in [&bytes[..], &[0x3d_u8; 32][..]] {
+        let b64 = EncryptionKey::from_bytes(secret).unwrap().to_base64();
+        assert!(!shown.contains(b64.expose_secret()), "no key material: {shown}");
+    }
+    assert!(
+        !shown.contains("3c, 3c") && !shown.contains("3d, 3d") && !shown.contains("60, 60"),
+        "{shown}"
+    );
+
+    // Nothing changed: same current key, both records read, a rotation still finds both keys.
+    assert_eq!(store.current_key_id(), old.key_id());
+    assert_eq!(store.get(&id("a")).await.unwrap().expose_secret(), b"under-old");
+    assert_eq!(store.get(&id("b")).await.unwrap().expose_secret(), b"under-prod");
+
+    // The current key listed again as old, and "prod" made current again: no-ops, nothing lost.
+    store.add_current_key(old.clone()).unwrap();
+    let report = store.rotate_keys().await.unwrap();
+    assert_eq!(
+        (report.re_encrypted, report.already_current, report.failed.len()),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    store.add_current_key(prod.clone()).unwrap();
+    store.add_current_key(prod.clone()).unwrap();
+    let report = store.rotate_keys().await.unwrap();
+    assert_eq!(
+        (report.re_encrypted, report.already_current, report.failed.len()),
+        (2, 0, 0),
+        "{report:?}"
+    );
+    for (k, v) in [("a", &b"under-old"[..]), ("b", &b"under-prod"[..])] {
+        let raw = mock.retrieve(&id(k)).await.unwrap().data;
+        assert_eq!(raw.key_id, "prod");
+        assert_eq!(&prod.decrypt(&id(k), &raw).unwrap()[..], v);
+    }
+}
+
+#[test]
+fn a_refused_old_key_names_the_id_and_never_the_key_in_debug_or_display() {
+    let held = EncryptionKey::from_bytes(&[0x11_u8; 32])
+        .unwrap()
+        .with_id("k1")
+        .unwrap();
+    let other = EncryptionKey::from_bytes(&[0x22_u8; 32])
+        .unwrap()
+        .with_id("k1")
+        .unwrap();
+    let other_b64 = other.to_base64().expose_secret().to_string();
+    let e = Keyring::new(held).with_old_key(other).unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("'k1'"), "{shown}");
+    assert!(
+        !shown.contains(&other_b64) && !shown.contains("34, 34") && !shown.contains("17, 17"),
+        "{shown}"
+    );
+}

@@ -151,6 +151,9 @@ async fn revoked_access(cached: bool) {
         .expect("dropping the store ends changed()")
         .unwrap();
     assert!(events.next_event().await.is_err(), "and next_event()");
+    // The rest keep their last values (what the CredentialWatch docs say).
+    assert!(events.health().is_healthy(), "{:?}", events.health());
+    assert_eq!(version(&events.current()), 2);
 }
 
 #[tokio::test(start_paused = true)]

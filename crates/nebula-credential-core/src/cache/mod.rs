@@ -5,9 +5,10 @@
 //! # What is cached
 //! What [`retrieve`](StorageProvider::retrieve) returns: ciphertext, metadata and
 //! revision. Never plaintext: [`CredentialStore`](crate::CredentialStore) decrypts on every
-//! read, reading the ciphertext in the entry itself (a hit copies nothing out of the cache)
-//! and verifying its tag each time, straight into the value it returns. Entries are
-//! zeroized when dropped (by the cache and by the last read still holding one), and at most
+//! read, from the entry itself (a hit clones no record out of the cache: the ciphertext
+//! is copied once, into the value it returns, and decrypted there once its tag is
+//! verified). Entries are zeroized when dropped (by the cache and by the last read still
+//! holding one), and at most
 //! [`max_entries`](CacheConfig::max_entries) are held (least recently used go first).
 //!
 //! # Two ages

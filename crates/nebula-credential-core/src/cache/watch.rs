@@ -65,7 +65,8 @@ pub enum Change {
 /// subscriber that prefers to stop decides so from the event. A provider that panics
 /// in a poll (a bug) is reported the same way, as a failure of kind
 /// [`Backend`](crate::ErrorKind::Backend). Only the store being dropped ends a watch
-/// (every method then fails).
+/// ([`changed`](Self::changed) and [`next_event`](Self::next_event) then fail;
+/// [`health`](Self::health) and [`current`](Self::current) keep their last values).
 ///
 /// The log says the same once per transition: a warning when polls start failing and
 /// when the error changes class, an info line when they answer again (repeated failures
@@ -75,7 +76,7 @@ pub enum Change {
 /// `nebula_credential::open` builds the stack) a failed poll is first retried by that
 /// policy, and that layer and [`Traced`](crate::layers::Traced) log each attempt as they
 /// do for any read; during a long outage, filter their targets
-/// (`nebula_credential_core::layers`) or lower `max_attempts` if that is too loud.
+/// (`nebula_credential_core::layers`) or lower `max_retries` if that is too loud.
 ///
 /// ```
 /// use std::sync::Arc;

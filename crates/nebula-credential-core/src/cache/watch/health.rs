@@ -44,7 +44,7 @@ impl WatchHealth {
 /// A run of consecutive failed polls of one watched credential (an outage, throttling,
 /// revoked access, …).
 ///
-/// A copy: the poller updates `failures`, `last`, `message` and
+/// A copy: the poller updates `kind`, `failures`, `last`, `message` and
 /// [`duration`](Self::duration) on each failed poll of the run (read them again with
 /// [`CredentialWatch::health`](super::CredentialWatch::health));
 /// a new [`WatchEvent::Failing`] is reported only when the run starts and when the
@@ -84,7 +84,9 @@ impl PollFailure {
     }
 
     /// Time from the first failed poll of the run to the latest (zero after one; the
-    /// outage lasted up to one poll period longer, as nobody looked in between).
+    /// outage may have begun up to one pause before the first and lasted up to one pause
+    /// past the latest, as nobody looked in between: a pause is the poll period, longer
+    /// while throttled).
     pub fn duration(&self) -> Duration {
         self.latest.saturating_duration_since(self.started)
     }
