@@ -9,10 +9,30 @@ use std::time::Duration;
 
 use nebula_credential_core::cache::{CacheConfig, Cached, Change};
 use nebula_credential_core::{
-    CredentialMetadata, CredentialStore, EncryptionKey, ErrorKind, Keyring, StorageMetrics, StorageProvider, Tags,
+    CredentialId, CredentialMetadata, CredentialStore, EncryptionKey, ErrorKind, Keyring, StorageError, StorageMetrics,
+    StorageProvider, Tags,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretSlice};
 use support::{Counting, Failure, id};
+
+/// `n` concurrent `get`s of `id`, each in its own task, and their answers.
+async fn concurrent_gets(
+    store: &Arc<CredentialStore>,
+    id: &CredentialId,
+    n: usize,
+) -> Vec<Result<SecretSlice<u8>, StorageError>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.get(&id).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(n);
+    for task in tasks {
+        answers.push(task.await.expect("a get never panics"));
+    }
+    answers
+}
 
 const FRESH: Duration = Duration::from_secs(30);
 const MAX_STALE: Duration = Duration::from_secs(300);
@@ -58,14 +78,8 @@ async fn a_thousand_concurrent_cold_reads_make_one_backend_call() {
     other.put(&id, b"hunter2", Tags::new()).await.unwrap();
     backend.delay_reads(Duration::from_millis(50));
     let store = Arc::new(store);
-    let reads: Vec<_> = (0..1_000)
-        .map(|_| {
-            let (store, id) = (store.clone(), id.clone());
-            tokio::spawn(async move { store.get(&id).await })
-        })
-        .collect();
-    for read in reads {
-        assert_eq!(read.await.unwrap().unwrap().expose_secret(), b"hunter2");
+    for read in concurrent_gets(&store, &id, 1_000).await {
+        assert_eq!(read.unwrap().expose_secret(), b"hunter2");
     }
     assert_eq!(backend.retrieves(), 1, "1,000 cold reads, one backend call");
     let stats = cached.metrics().snapshot().cache;
@@ -82,14 +96,8 @@ async fn a_cold_miss_that_fails_gives_every_waiter_the_error_and_caches_nothing(
     backend.fail_reads(Some(Failure::Unavailable));
     backend.delay_reads(Duration::from_millis(10));
     let store = Arc::new(store);
-    let reads: Vec<_> = (0..100)
-        .map(|_| {
-            let (store, id) = (store.clone(), id.clone());
-            tokio::spawn(async move { store.get(&id).await })
-        })
-        .collect();
-    for read in reads {
-        assert_eq!(read.await.unwrap().unwrap_err().kind(), ErrorKind::Unavailable);
+    for read in concurrent_gets(&store, &id, 100).await {
+        assert_eq!(read.unwrap_err().kind(), ErrorKind::Unavailable);
     }
     assert_eq!(backend.retrieves(), 1);
     backend.fail_reads(None);
@@ -108,14 +116,8 @@ async fn stale_reads_start_one_revalidation_and_fetch_nothing_when_unchanged() {
     tokio::time::advance(FRESH + Duration::from_secs(1)).await;
     backend.delay_reads(Duration::from_millis(50));
     let store = Arc::new(store);
-    let reads: Vec<_> = (0..1_000)
-        .map(|_| {
-            let (store, id) = (store.clone(), id.clone());
-            tokio::spawn(async move { store.get(&id).await })
-        })
-        .collect();
-    for read in reads {
-        assert_eq!(read.await.unwrap().unwrap().expose_secret(), b"hunter2");
+    for read in concurrent_gets(&store, &id, 1_000).await {
+        assert_eq!(read.unwrap().expose_secret(), b"hunter2");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     settle().await;
